@@ -1,0 +1,93 @@
+//! `raftkv node` flags: a public interface (scripts and other hosts use them).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// One member of the cluster as given by `--cluster id=host:port,...`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerAddr {
+    pub id: u64,
+    pub peer_addr: SocketAddr,
+}
+
+/// The whole membership, as given by `--cluster`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterSpec(pub Vec<PeerAddr>);
+
+/// Parses `1=127.0.0.1:7101,2=127.0.0.1:7102`.
+pub fn parse_cluster(text: &str) -> Result<ClusterSpec, String> {
+    let mut peers = Vec::new();
+    for item in text.split(',').filter(|s| !s.trim().is_empty()) {
+        let (id, addr) = item
+            .split_once('=')
+            .ok_or_else(|| format!("cluster member '{item}' is not of the form id=host:port"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("cluster member '{item}': id '{id}' is not a positive integer"))?;
+        if id == 0 {
+            return Err(format!("cluster member '{item}': id 0 is reserved"));
+        }
+        let peer_addr: SocketAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("cluster member '{item}': '{addr}' is not an ip:port address"))?;
+        if peers.iter().any(|p: &PeerAddr| p.id == id) {
+            return Err(format!("cluster member id {id} appears twice"));
+        }
+        peers.push(PeerAddr { id, peer_addr });
+    }
+    if peers.is_empty() {
+        return Err("--cluster lists no members".into());
+    }
+    Ok(ClusterSpec(peers))
+}
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct NodeOptions {
+    /// This node's id (1..).
+    #[arg(long)]
+    pub id: u64,
+    /// Address the Redis-protocol server listens on.
+    #[arg(long)]
+    pub client: SocketAddr,
+    /// Address the peer (Raft) listener binds.
+    #[arg(long)]
+    pub peer: SocketAddr,
+    /// Every member: id=peer_host:port,... (including this node).
+    #[arg(long, value_parser = parse_cluster)]
+    pub cluster: ClusterSpec,
+    /// This node's data directory (WAL, hard state, snapshots).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Where node-<id>.log is written.
+    #[arg(long, default_value = "logs")]
+    pub log_dir: PathBuf,
+    /// Cluster identity checked in the peer handshake.
+    #[arg(long, default_value = "raftkv")]
+    pub cluster_id: String,
+    /// Driver tick interval in milliseconds.
+    #[arg(long, default_value_t = 10)]
+    pub tick_interval_ms: u64,
+    /// Leader heartbeat every this many ticks.
+    #[arg(long, default_value_t = 3)]
+    pub heartbeat_ticks: u64,
+    /// Election timeout lower bound in ticks (randomized up to the max).
+    #[arg(long, default_value_t = 15)]
+    pub election_ticks_min: u64,
+    /// Election timeout upper bound in ticks (exclusive).
+    #[arg(long, default_value_t = 30)]
+    pub election_ticks_max: u64,
+    /// Compact the log once this many entries are applied past the last snapshot.
+    #[arg(long, default_value_t = 10_000)]
+    pub snapshot_entries_threshold: u64,
+    /// Largest bulk string a client may send, in bytes.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub bulk_bytes_max: usize,
+    /// Largest number of arguments in one client request.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub arguments_max: usize,
+    /// Largest number of simultaneous client connections.
+    #[arg(long, default_value_t = 10_000)]
+    pub connections_max: usize,
+}

@@ -1,0 +1,1 @@
+//! transport (being written).

@@ -1,0 +1,126 @@
+//! Wire types exchanged between Raft peers and between the core and its driver.
+//!
+//! Everything here is plain data with serde derives: the node crate frames it
+//! with postcard on TCP, the simulator passes it by value.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// A node's identity in the cluster. `0` means "no node" (no vote, no leader).
+pub type NodeId = u64;
+/// A Raft term.
+pub type Term = u64;
+/// A log index. Index 0 is the empty prefix; the first real entry is index 1.
+pub type Index = u64;
+
+/// The "no node" id used for an absent vote or an unknown leader.
+pub const NO_NODE: NodeId = 0;
+
+/// What an entry carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryKind {
+    /// The empty entry a new leader appends at the start of its term so that
+    /// earlier-term entries commit promptly (Raft §5.4.2, §8).
+    Noop,
+    /// An opaque client command (for raftkv: an encoded `kv::Command`).
+    Normal,
+}
+
+/// One log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub index: Index,
+    pub term: Term,
+    pub kind: EntryKind,
+    pub data: Bytes,
+}
+
+/// What a snapshot covers: everything up to and including `index`, whose
+/// entry had `term`. `voters` is the membership at that point.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    pub index: Index,
+    pub term: Term,
+    pub voters: Vec<NodeId>,
+}
+
+/// A state-machine snapshot: metadata plus the opaque state bytes
+/// (for raftkv: `kv::KvStore::snapshot()` output).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub meta: SnapshotMeta,
+    pub data: Bytes,
+}
+
+/// The outcome of an AppendEntries request on the follower.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppendOutcome {
+    /// The follower's log now matches the leader's through `match_index`, the
+    /// last index *this request* verified (prev_index + entries carried).
+    Accepted { match_index: Index },
+    /// The follower has no entry matching (`prev_index`, prev_term).
+    /// The hint lets the leader skip a whole conflicting term at once:
+    /// `hint_term` is the follower's term at `hint_index` (0 when the
+    /// follower's log is shorter than `prev_index`; `hint_index` is then the
+    /// follower's last index), and `hint_index` is the first index the
+    /// follower has of `hint_term`.
+    Rejected {
+        prev_index: Index,
+        hint_index: Index,
+        hint_term: Term,
+    },
+}
+
+/// The body of a peer message. The envelope (`Message`) carries from, to and term.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// Pre-vote request (Raft thesis §9.6). `Message::term` is the term the
+    /// candidate *would* campaign in; nobody changes term or vote on it.
+    PreVote { last_index: Index, last_term: Term },
+    PreVoteReply { granted: bool },
+    /// Vote request. `leadership_transfer` is set when the campaign follows a
+    /// TimeoutNow, so voters skip the leader-lease check (thesis §3.10).
+    Vote {
+        last_index: Index,
+        last_term: Term,
+        leadership_transfer: bool,
+    },
+    VoteReply { granted: bool },
+    /// AppendEntries carrying entries (or probing with none).
+    Append {
+        prev_index: Index,
+        prev_term: Term,
+        entries: Vec<Entry>,
+        commit: Index,
+    },
+    AppendReply { outcome: AppendOutcome },
+    /// Leader heartbeat. `commit` is already capped at the follower's known
+    /// match index. `read_round` confirms leadership for ReadIndex batches.
+    Heartbeat { commit: Index, read_round: u64 },
+    HeartbeatReply { read_round: u64 },
+    /// One chunk of an InstallSnapshot transfer.
+    Snapshot {
+        meta: SnapshotMeta,
+        offset: u64,
+        chunk: Bytes,
+        done: bool,
+    },
+    /// `next_offset` is the byte the follower expects next; `done` once the
+    /// snapshot was received whole (or the follower already had its index).
+    SnapshotReply {
+        index: Index,
+        next_offset: u64,
+        done: bool,
+    },
+    /// Leadership transfer: start an election now, skipping pre-vote.
+    TimeoutNow,
+}
+
+/// A message between peers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub term: Term,
+    pub body: Body,
+}

@@ -1,0 +1,123 @@
+//! Configuration of one Raft node, with `validate()`.
+
+use crate::message::NodeId;
+
+/// Planted consensus bugs, compiled only with the test-only `planted-bugs`
+/// feature so the simulator can prove it catches each of them.
+#[cfg(feature = "planted-bugs")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// Grant a vote even after voting for someone else in this term.
+    VoteTwice,
+    /// Commit a previous-term entry by counting replicas.
+    CommitPreviousTerm,
+    /// Append entries without checking (prev_index, prev_term).
+    SkipLogMatching,
+    /// Answer ReadIndex immediately without confirming leadership.
+    ReadWithoutQuorum,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub id: NodeId,
+    /// Every voter, including `id`. 3 by default, 5 works; any size >= 1.
+    pub voters: Vec<NodeId>,
+    /// Leader sends a heartbeat every this many ticks.
+    pub heartbeat_ticks: u64,
+    /// Election timeout is drawn anew, uniformly in
+    /// `election_ticks_min..election_ticks_max`, each time the timer resets.
+    pub election_ticks_min: u64,
+    pub election_ticks_max: u64,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+    /// Bound on AppendEntries in flight per follower (pipelining).
+    pub inflight_appends_max: usize,
+    /// Bound on entries in one AppendEntries.
+    pub entries_per_append_max: usize,
+    /// Bound on entry payload bytes in one AppendEntries (at least one entry is always sent).
+    pub bytes_per_append_max: usize,
+    /// Bound on one InstallSnapshot chunk.
+    pub snapshot_chunk_bytes_max: usize,
+    /// Bound on proposals appended but not yet committed (back-pressure).
+    pub uncommitted_entries_max: usize,
+    #[cfg(feature = "planted-bugs")]
+    pub planted_bug: Option<PlantedBug>,
+}
+
+impl Config {
+    /// Defaults for a node `id` in a cluster of `voters`.
+    pub fn new(id: NodeId, voters: Vec<NodeId>) -> Self {
+        Config {
+            id,
+            voters,
+            heartbeat_ticks: 1,
+            election_ticks_min: 10,
+            election_ticks_max: 20,
+            pre_vote: true,
+            check_quorum: true,
+            inflight_appends_max: 64,
+            entries_per_append_max: 1024,
+            bytes_per_append_max: 1 << 20,
+            snapshot_chunk_bytes_max: 1 << 20,
+            uncommitted_entries_max: 100_000,
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
+        }
+    }
+
+    /// Checks the configuration is usable; says what is wrong otherwise.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.id == crate::message::NO_NODE {
+            return Err(ConfigError("node id 0 is reserved for \"no node\"".into()));
+        }
+        if !self.voters.contains(&self.id) {
+            return Err(ConfigError(format!("node id {} is not among the voters {:?}", self.id, self.voters)));
+        }
+        let mut sorted = self.voters.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() != self.voters.len() {
+            return Err(ConfigError(format!("voters {:?} contain a duplicate", self.voters)));
+        }
+        if sorted.contains(&crate::message::NO_NODE) {
+            return Err(ConfigError("voter id 0 is reserved for \"no node\"".into()));
+        }
+        if self.heartbeat_ticks == 0 {
+            return Err(ConfigError("heartbeat_ticks must be at least 1".into()));
+        }
+        if self.election_ticks_min < 2 * self.heartbeat_ticks + 1 {
+            return Err(ConfigError(format!(
+                "election_ticks_min ({}) must exceed twice heartbeat_ticks ({})",
+                self.election_ticks_min, self.heartbeat_ticks
+            )));
+        }
+        if self.election_ticks_max <= self.election_ticks_min {
+            return Err(ConfigError(format!(
+                "election_ticks_max ({}) must exceed election_ticks_min ({})",
+                self.election_ticks_max, self.election_ticks_min
+            )));
+        }
+        if self.inflight_appends_max == 0 || self.entries_per_append_max == 0 {
+            return Err(ConfigError("inflight_appends_max and entries_per_append_max must be at least 1".into()));
+        }
+        if self.bytes_per_append_max == 0 || self.snapshot_chunk_bytes_max == 0 {
+            return Err(ConfigError("bytes_per_append_max and snapshot_chunk_bytes_max must be at least 1".into()));
+        }
+        if self.uncommitted_entries_max == 0 {
+            return Err(ConfigError("uncommitted_entries_max must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A configuration problem, in words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid raft config: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
