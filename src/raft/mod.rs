@@ -10,7 +10,8 @@
 //! 2. send `ready.messages` (safe before persisting);
 //! 3. durably persist `ready.snapshot`, `ready.hard_state`, `ready.entries`
 //!    (entries[0].index may be <= the last persisted index: truncate the
-//!    durable log from there first);
+//!    durable log from there first; a `ready.snapshot` replaces the whole
+//!    durable log: drop every entry, then append `ready.entries`);
 //! 4. only then send `ready.persisted_messages` (votes, append acks);
 //! 5. restore the state machine from `ready.snapshot`, apply
 //!    `ready.committed_entries` in order, answer `ready.read_states` once
@@ -18,7 +19,13 @@
 //! 6. `node.advance(ready.ack())` (take `ack()` before moving fields out).
 
 mod config;
+mod log;
+mod progress;
+mod quorum;
 mod raw_node;
+mod read_only;
+#[cfg(test)]
+mod tests;
 
 pub use config::{Config, ConfigError};
 #[cfg(feature = "planted-bugs")]

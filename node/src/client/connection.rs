@@ -1,0 +1,215 @@
+//! One RESP2 connection to one node: send requests, read reply frames.
+//!
+//! Error replies (`-ERR ...`, `-MOVED ...`) are ordinary `Frame::Error`
+//! values at this level; `ClusterClient` decides what they mean.
+
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::ClientError;
+use crate::resp::{Frame, Limits};
+
+/// Bytes reserved in the read buffer before each socket read.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A connected RESP client socket.
+pub struct Connection {
+    addr: String,
+    stream: TcpStream,
+    read_buffer: BytesMut,
+    /// Longest a single socket read or write may wait for progress.
+    io_timeout: Duration,
+    /// Bounds on reply frames (a reply over them is a protocol error).
+    limits: Limits,
+}
+
+impl Connection {
+    /// Connects to `addr` ("host:port"), waiting at most `timeout`. The same
+    /// `timeout` then bounds every later wait for socket progress (see
+    /// `set_io_timeout`).
+    pub async fn connect(addr: &str, timeout: Duration) -> Result<Connection, ClientError> {
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => {
+                return Err(ClientError::Connect {
+                    addr: addr.to_string(),
+                    source,
+                })
+            }
+            Err(_) => {
+                return Err(ClientError::ConnectTimeout {
+                    addr: addr.to_string(),
+                    timeout_ms: timeout.as_millis() as u64,
+                })
+            }
+        };
+        stream.set_nodelay(true).map_err(|source| ClientError::Io {
+            addr: addr.to_string(),
+            source,
+        })?;
+        Ok(Connection {
+            addr: addr.to_string(),
+            stream,
+            read_buffer: BytesMut::with_capacity(READ_CHUNK_BYTES),
+            io_timeout: timeout,
+            limits: Limits::default(),
+        })
+    }
+
+    /// The address this connection was opened to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Sets how long one socket read or write may wait for progress before
+    /// the request fails with `ClientError::Timeout`.
+    pub fn set_io_timeout(&mut self, timeout: Duration) {
+        self.io_timeout = timeout;
+    }
+
+    /// Sends one request (an array of bulk strings) and reads its reply.
+    pub async fn request(&mut self, args: &[&[u8]]) -> Result<Frame, ClientError> {
+        let mut encoded = BytesMut::new();
+        encode_request(&mut encoded, args.iter().copied());
+        let (reader, writer) = self.stream.split();
+        write_all(writer, &self.addr, self.io_timeout, encoded.freeze()).await?;
+        read_frame(
+            reader,
+            &mut self.read_buffer,
+            &self.limits,
+            &self.addr,
+            self.io_timeout,
+        )
+        .await
+    }
+
+    /// Sends every request, then reads one reply per request, in order.
+    /// Writing and reading run together, so a pipeline larger than the
+    /// socket buffers cannot deadlock against a server that stops reading
+    /// until its replies drain.
+    pub async fn pipeline(&mut self, requests: &[Vec<Bytes>]) -> Result<Vec<Frame>, ClientError> {
+        let mut encoded = BytesMut::new();
+        for request in requests {
+            encode_request(&mut encoded, request.iter().map(|arg| &arg[..]));
+        }
+        let Connection {
+            addr,
+            stream,
+            read_buffer,
+            io_timeout,
+            limits,
+        } = self;
+        let (mut reader, writer) = stream.split();
+        let write = write_all(writer, addr, *io_timeout, encoded.freeze());
+        let read = async {
+            let mut replies = Vec::with_capacity(requests.len());
+            for _ in 0..requests.len() {
+                replies
+                    .push(read_frame(&mut reader, read_buffer, limits, addr, *io_timeout).await?);
+            }
+            Ok(replies)
+        };
+        let ((), replies) = tokio::try_join!(write, read)?;
+        Ok(replies)
+    }
+
+    /// True when the server has closed this connection (or sent bytes
+    /// nobody asked for), so it must not be reused. Never waits.
+    pub fn is_closed_by_peer(&self) -> bool {
+        if !self.read_buffer.is_empty() {
+            return true;
+        }
+        let mut probe = [0u8; 1];
+        match self.stream.try_read(&mut probe) {
+            Ok(_) => true, // 0 = closed; more = an unsolicited reply
+            Err(error) => error.kind() != std::io::ErrorKind::WouldBlock,
+        }
+    }
+}
+
+/// Appends `*n\r\n` and one `$len\r\narg\r\n` per argument: a request as
+/// every Redis server reads it.
+pub(crate) fn encode_request<'a>(
+    buffer: &mut BytesMut,
+    args: impl ExactSizeIterator<Item = &'a [u8]>,
+) {
+    put_header(buffer, b'*', args.len());
+    for arg in args {
+        put_header(buffer, b'$', arg.len());
+        buffer.put_slice(arg);
+        buffer.put_slice(b"\r\n");
+    }
+}
+
+fn put_header(buffer: &mut BytesMut, kind: u8, length: usize) {
+    buffer.put_u8(kind);
+    buffer.put_slice(length.to_string().as_bytes());
+    buffer.put_slice(b"\r\n");
+}
+
+async fn write_all(
+    mut writer: impl AsyncWrite + Unpin,
+    addr: &str,
+    io_timeout: Duration,
+    mut bytes: Bytes,
+) -> Result<(), ClientError> {
+    while !bytes.is_empty() {
+        let written = tokio::time::timeout(io_timeout, writer.write(&bytes))
+            .await
+            .map_err(|_| timeout_error(addr, io_timeout))?
+            .map_err(|source| io_error(addr, source))?;
+        if written == 0 {
+            return Err(ClientError::Closed {
+                addr: addr.to_string(),
+            });
+        }
+        bytes.advance(written);
+    }
+    Ok(())
+}
+
+/// Reads until one whole frame is buffered, then takes it off the buffer.
+async fn read_frame(
+    mut reader: impl AsyncRead + Unpin,
+    buffer: &mut BytesMut,
+    limits: &Limits,
+    addr: &str,
+    io_timeout: Duration,
+) -> Result<Frame, ClientError> {
+    loop {
+        let decoded = Frame::decode(buffer, limits).map_err(|source| ClientError::Protocol {
+            addr: addr.to_string(),
+            source,
+        })?;
+        if let Some(frame) = decoded {
+            return Ok(frame);
+        }
+        buffer.reserve(READ_CHUNK_BYTES);
+        let read = tokio::time::timeout(io_timeout, reader.read_buf(buffer))
+            .await
+            .map_err(|_| timeout_error(addr, io_timeout))?
+            .map_err(|source| io_error(addr, source))?;
+        if read == 0 {
+            return Err(ClientError::Closed {
+                addr: addr.to_string(),
+            });
+        }
+    }
+}
+
+fn timeout_error(addr: &str, io_timeout: Duration) -> ClientError {
+    ClientError::Timeout {
+        addr: addr.to_string(),
+        timeout_ms: io_timeout.as_millis() as u64,
+    }
+}
+
+fn io_error(addr: &str, source: std::io::Error) -> ClientError {
+    ClientError::Io {
+        addr: addr.to_string(),
+        source,
+    }
+}

@@ -1,0 +1,35 @@
+//! KEYS pattern: every key matching the glob, in key order. Like Redis, it
+//! walks the whole keyspace; SCAN is the incremental alternative.
+
+use bytes::Bytes;
+
+use super::{read_store, Args, CommandError, Context, Execution, Spec};
+use crate::resp::backend::Backend;
+use crate::resp::glob::glob_match;
+use crate::resp::Frame;
+
+pub(crate) const SPEC: Spec = Spec { name: "keys", arity: 2, flags: &["readonly"], first_key: 0, last_key: 0, key_step: 0 };
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Keys {
+    pub pattern: Bytes,
+}
+
+impl Keys {
+    pub(crate) fn from_args(args: &mut Args) -> Result<Keys, CommandError> {
+        Ok(Keys { pattern: args.next_bytes()? })
+    }
+
+    pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
+        read_store(context, move |store| {
+            let match_all = &self.pattern[..] == b"*";
+            Frame::Array(
+                store
+                    .iter()
+                    .filter(|(key, _)| match_all || glob_match(&self.pattern, key))
+                    .map(|(key, _)| Frame::Bulk(key.clone()))
+                    .collect(),
+            )
+        })
+    }
+}

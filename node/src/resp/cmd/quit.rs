@@ -1,0 +1,22 @@
+//! QUIT: replies `+OK` and closes the connection once earlier replies are sent.
+
+use super::{Args, CommandError, Execution, Spec};
+use crate::resp::Frame;
+
+pub(crate) const SPEC: Spec =
+    Spec { name: "quit", arity: -1, flags: &["fast", "stale"], first_key: 0, last_key: 0, key_step: 0 };
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Quit;
+
+impl Quit {
+    /// Redis ignores QUIT's arguments; so do we.
+    pub(crate) fn from_args(args: &mut Args) -> Result<Quit, CommandError> {
+        args.take_rest();
+        Ok(Quit)
+    }
+
+    pub(crate) fn execute(self) -> Execution {
+        Execution::Quit(Frame::ok())
+    }
+}

@@ -1,0 +1,122 @@
+//! The accept loop: one task per connection, at most `connections_max` at
+//! once, and a graceful stop when the shutdown future completes.
+
+use std::future::Future;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use super::backend::Backend;
+use super::connection;
+use super::scan_cursors::ScanCursors;
+use super::Limits;
+
+/// First wait after a failed accept (out of file descriptors, ...); doubled
+/// on each further failure up to the max.
+const ACCEPT_BACKOFF_MS_MIN: u64 = 10;
+const ACCEPT_BACKOFF_MS_MAX: u64 = 1_000;
+
+/// What every connection of one server shares.
+pub(crate) struct ServerState<B> {
+    pub backend: B,
+    pub limits: Limits,
+    pub scan_cursors: Arc<Mutex<ScanCursors>>,
+    /// The port clients connect to (INFO `tcp_port`).
+    pub local_port: u16,
+    next_client_id: AtomicU64,
+    connections: Arc<Semaphore>,
+}
+
+impl<B> ServerState<B> {
+    pub(crate) fn new(backend: B, limits: Limits, local_port: u16) -> ServerState<B> {
+        let connections = Arc::new(Semaphore::new(limits.connections_max));
+        ServerState {
+            backend,
+            limits,
+            scan_cursors: Arc::new(Mutex::new(ScanCursors::default())),
+            local_port,
+            next_client_id: AtomicU64::new(1),
+            connections,
+        }
+    }
+
+    pub(crate) fn next_client_id(&self) -> u64 {
+        self.next_client_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn connected_clients(&self) -> usize {
+        self.limits.connections_max - self.connections.available_permits()
+    }
+}
+
+/// Serves the Redis protocol on `listener` until `shutdown` completes, then
+/// stops accepting, lets every connection finish the requests it has in
+/// flight and send their replies, and returns once all connections closed.
+pub async fn serve<B: Backend>(
+    listener: TcpListener,
+    node: B,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let state = Arc::new(ServerState::new(node, limits, listener.local_addr()?.port()));
+    let stop_connections = CancellationToken::new();
+    let connections = TaskTracker::new();
+    let mut backoff_ms = ACCEPT_BACKOFF_MS_MIN;
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((socket, peer)) => {
+                backoff_ms = ACCEPT_BACKOFF_MS_MIN;
+                match state.connections.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let state = state.clone();
+                        let stop = stop_connections.clone();
+                        connections.spawn(async move {
+                            connection::run(socket, peer, state, stop).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => refuse_over_limit(socket, state.limits.connections_max),
+                }
+            }
+            Err(error) => {
+                warn!(event = "client_accept_failed", %error, retry_ms = backoff_ms);
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tokio::time::sleep(Duration::from_millis(backoff_ms)) => {}
+                }
+                backoff_ms = (backoff_ms * 2).min(ACCEPT_BACKOFF_MS_MAX);
+            }
+        }
+    }
+    // Free the port first, so a restarted node can bind it at once.
+    drop(listener);
+    stop_connections.cancel();
+    connections.close();
+    connections.wait().await;
+    debug!(event = "client_server_stopped");
+    Ok(())
+}
+
+/// Tells a client over `connections_max` why, and closes. The socket is
+/// fresh, so the short write lands in its empty send buffer without
+/// blocking the accept loop.
+fn refuse_over_limit(socket: TcpStream, connections_max: usize) {
+    debug!(event = "client_refused", reason = "connections_max", connections_max);
+    if let Ok(mut socket) = socket.into_std() {
+        let _ = socket.write_all(b"-ERR max number of clients reached\r\n");
+        let _ = socket.shutdown(std::net::Shutdown::Write);
+    }
+}

@@ -1,0 +1,8 @@
+//! Tests of the RESP server that need no running node: frames, glob,
+//! command decoding, and raw RESP against a server backed by a fake node.
+
+mod commands;
+mod fake;
+mod frame;
+mod glob;
+mod server;

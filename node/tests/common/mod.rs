@@ -1,0 +1,195 @@
+//! Multi-process test harness: a cluster of real `raftkv-node` processes on
+//! free loopback ports and temporary data dirs. Every wait has a deadline;
+//! every child is killed when the harness is dropped (and dies with the test
+//! process through PR_SET_DEATHSIG).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use raftkv_node::client::ClusterClient;
+
+/// How long any single condition may take before the test fails.
+pub const WAIT_DEADLINE: Duration = Duration::from_secs(30);
+/// Interval between two polls of a condition.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().unwrap().port()
+}
+
+pub struct NodeProcess {
+    pub id: u64,
+    pub client_addr: String,
+    pub peer_addr: String,
+    pub data_dir: PathBuf,
+    pub child: Option<Child>,
+}
+
+pub struct Cluster {
+    pub nodes: Vec<NodeProcess>,
+    pub dir: tempfile::TempDir,
+    pub log_dir: PathBuf,
+    cluster_flag: String,
+    pub extra_args: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes and waits for a leader.
+    pub fn start(n: u64) -> Cluster {
+        let cluster = Cluster::new(n, Vec::new());
+        for id in 1..=n {
+            cluster.spawn(id);
+        }
+        cluster
+    }
+
+    pub fn new(n: u64, extra_args: Vec<String>) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log_dir = dir.path().join("logs");
+        std::fs::create_dir_all(&log_dir).unwrap();
+        let mut nodes = Vec::new();
+        for id in 1..=n {
+            nodes.push(NodeProcess {
+                id,
+                client_addr: format!("127.0.0.1:{}", free_port()),
+                peer_addr: format!("127.0.0.1:{}", free_port()),
+                data_dir: dir.path().join(format!("node-{id}")),
+                child: None,
+            });
+        }
+        let cluster_flag =
+            nodes.iter().map(|n| format!("{}={}", n.id, n.peer_addr)).collect::<Vec<_>>().join(",");
+        let mut cluster = Cluster { nodes, dir, log_dir, cluster_flag, extra_args };
+        cluster.nodes.iter_mut().for_each(|_| {});
+        cluster
+    }
+
+    pub fn node(&self, id: u64) -> &NodeProcess {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    fn node_mut(&mut self, id: u64) -> &mut NodeProcess {
+        &mut self.nodes[(id - 1) as usize]
+    }
+
+    pub fn command(&self, id: u64) -> Command {
+        let node = self.node(id);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_raftkv-node"));
+        command
+            .arg("--id")
+            .arg(id.to_string())
+            .arg("--client")
+            .arg(&node.client_addr)
+            .arg("--peer")
+            .arg(&node.peer_addr)
+            .arg("--cluster")
+            .arg(&self.cluster_flag)
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .arg("--log-dir")
+            .arg(&self.log_dir)
+            .args(&self.extra_args);
+        command
+    }
+
+    /// Spawns node `id` (stdout/stderr to files in the log dir).
+    pub fn spawn(&self, id: u64) -> Child {
+        let out = std::fs::File::create(self.log_dir.join(format!("node-{id}.out"))).unwrap();
+        let err = out.try_clone().unwrap();
+        let mut command = self.command(id);
+        command.stdout(Stdio::from(out)).stderr(Stdio::from(err));
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        command.spawn().expect("spawn raftkv-node")
+    }
+
+    pub fn start_node(&mut self, id: u64) {
+        let child = self.spawn(id);
+        self.node_mut(id).child = Some(child);
+    }
+
+    pub fn start_all(&mut self) {
+        for id in 1..=self.nodes.len() as u64 {
+            self.start_node(id);
+        }
+    }
+
+    /// kill -9 node `id` and reap it.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut child) = self.node_mut(id).child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn is_running(&self, id: u64) -> bool {
+        self.node(id).child.is_some()
+    }
+
+    pub fn client_addrs(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.client_addr.clone()).collect()
+    }
+
+    pub fn live_ids(&self) -> Vec<u64> {
+        self.nodes.iter().filter(|n| n.child.is_some()).map(|n| n.id).collect()
+    }
+
+    pub fn client(&self) -> ClusterClient {
+        ClusterClient::new(self.client_addrs(), Duration::from_secs(10))
+    }
+
+    pub fn log_path(&self, id: u64) -> PathBuf {
+        self.log_dir.join(format!("node-{id}.log"))
+    }
+
+    pub fn stderr_text(&self, id: u64) -> String {
+        std::fs::read_to_string(self.log_dir.join(format!("node-{id}.out"))).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// Polls `condition` until it returns Some or the deadline passes.
+pub async fn wait_for<T, F, Fut>(what: &str, mut condition: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT_DEADLINE;
+    loop {
+        if let Some(value) = condition().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {WAIT_DEADLINE:?} waiting for {what}");
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Lines of a node's JSON log whose `fields.event` equals `event`.
+pub fn log_events(path: &Path, event: &str) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|v| v["fields"]["event"] == event)
+        .collect()
+}
+
+pub type Status = BTreeMap<String, String>;

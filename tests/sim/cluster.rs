@@ -1,0 +1,1500 @@
+//! The simulated cluster: N real `RawNode`s, the network, clients and every
+//! fault, all driven in ticks by one seeded RNG, with the safety invariants
+//! checked after each handled Ready and liveness checked after healing.
+//!
+//! A run has three phases. Fault phase: clients write and read while the
+//! network drops, delays, duplicates and partitions, nodes crash (also in
+//! the middle of handling a Ready), stall, drift and compact. Healing: all
+//! faults stop and every node restarts; a leader must appear within
+//! `LIVENESS_TICKS_MAX`. Draining: clients stop and every node must reach
+//! the same applied index and digest within `CONVERGENCE_TICKS_MAX`. Then the
+//! client history is checked for linearizability.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use raftkv::kv::{Command, KvStore};
+use raftkv::message::{
+    Body, Entry, EntryKind, Index, Message, NodeId, Snapshot, SnapshotMeta, Term, NO_NODE,
+};
+use raftkv::raft::{
+    Config, Event, PlantedBug, ProposeError, RawNode, ReadState, Ready, Rng, Role, Status,
+};
+
+use super::checks::{hex, SafetyChecker};
+use super::faults::{FaultProfile, Regime};
+use super::history::{History, HistoryStats, OpId, Proposal};
+use super::linearizability::{check_history, OpKind, Value, NIL};
+use super::net::{chance, Network, NetworkFaults, NetworkStats};
+use super::node::DurableStore;
+
+/// After healing, a stable leader (every node in its term, following it)
+/// must exist within this many ticks: ten worst-case election timeouts.
+pub const LIVENESS_TICKS_MAX: u64 = 10 * ELECTION_TICKS_MAX;
+/// After clients stop, every node must reach the leader's last index with
+/// the same digest within this many ticks (catching up may need a
+/// snapshot transfer in small chunks).
+pub const CONVERGENCE_TICKS_MAX: u64 = 600;
+/// Clients keep working this long with the healed cluster before draining.
+pub const HEALED_CLIENT_TICKS: u64 = 60;
+/// A client gives up on an operation after this many ticks.
+pub const CLIENT_TIMEOUT_TICKS: u64 = 50;
+/// Bound on Ready rounds handled for one node in one visit.
+pub const READY_ROUNDS_PER_VISIT_MAX: usize = 16;
+
+pub const ELECTION_TICKS_MIN: u64 = 10;
+pub const ELECTION_TICKS_MAX: u64 = 20;
+const _: () = assert!(CLIENT_TIMEOUT_TICKS > 2 * ELECTION_TICKS_MAX);
+
+/// What to run.
+#[derive(Clone, Copy, Debug)]
+pub struct SimOptions {
+    pub cluster_size: usize,
+    pub seed: u64,
+    pub planted_bug: Option<PlantedBug>,
+    /// Print every event, message and role change, per tick.
+    pub trace: bool,
+}
+
+/// Which kind of check failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// A Raft safety invariant (election, log matching, completeness,
+    /// state machine safety, durability of acknowledged writes).
+    Safety,
+    /// The core broke the Ready contract or refused a valid call.
+    Contract,
+    /// The client history is not linearizable.
+    Linearizability,
+    /// No leader, or no convergence, within the bound after healing.
+    Liveness,
+    /// The core panicked.
+    Panic,
+}
+
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub tick: u64,
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?} failure at tick {}: {}",
+            self.kind, self.tick, self.message
+        )
+    }
+}
+
+/// What a passing run did, so a run that checked nothing is visible.
+#[derive(Clone, Debug, Default)]
+pub struct SimReport {
+    pub ticks: u64,
+    pub history: HistoryStats,
+    /// Operations that entered the linearizability search.
+    pub ops_checked: u64,
+    pub network: NetworkStats,
+    pub crashes: u64,
+    pub leaders: u64,
+    pub snapshots_installed: u64,
+    pub compactions: u64,
+    pub final_applied_index: Index,
+    pub ticks_to_leader_after_heal: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Faults,
+    Healing,
+    Draining,
+}
+
+/// A node process that is up: the core and its state machine.
+struct Running {
+    raw: RawNode,
+    kv: KvStore,
+    applied: Index,
+    /// Writes proposed here, awaiting apply: index -> (term, op, data).
+    proposed: BTreeMap<Index, (Term, OpId, Bytes)>,
+    /// Reads handed to `read_index`, awaiting their ReadState: context -> op.
+    reads_requested: HashMap<u64, OpId>,
+    /// Reads that became safe, awaiting applied >= their index.
+    reads_ready: Vec<ReadState>,
+    role: Role,
+    term: Term,
+}
+
+struct SimNode {
+    id: NodeId,
+    config: Config,
+    durable: DurableStore,
+    running: Option<Running>,
+    restart_at_tick: Option<u64>,
+    /// Stalled (no ticks, no input handled) until this tick.
+    paused_until_tick: u64,
+    /// Chance this node's clock advances on a simulated tick.
+    tick_probability: f64,
+}
+
+struct Client {
+    /// The operation in progress and the tick the client gives up on it.
+    op: Option<(OpId, u64)>,
+    leader_hint: NodeId,
+}
+
+/// Where a crash hits while a Ready is being handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CrashPoint {
+    /// Right after `ready()`: nothing sent, nothing persisted.
+    BeforeSend,
+    /// Messages sent, nothing persisted.
+    BeforePersist,
+    /// The write was torn: the hard state made it to disk, then maybe the
+    /// snapshot, then a prefix of the entries.
+    TornPersist,
+    /// Persisted, but the messages that depend on it were not sent.
+    BeforePersistedSend,
+    /// Applied, but `advance` never called.
+    BeforeAdvance,
+}
+
+enum ReadyOutcome {
+    Alive,
+    Crashed(CrashPoint),
+}
+
+macro_rules! trace {
+    ($sim:expr, $($arg:tt)*) => {
+        if $sim.options.trace {
+            println!("[t={:>5}] {}", $sim.now_tick, format!($($arg)*));
+        }
+    };
+}
+
+pub struct Sim {
+    options: SimOptions,
+    rng: Rng,
+    now_tick: u64,
+    phase: Phase,
+    profile: FaultProfile,
+    nodes: Vec<SimNode>,
+    net: Network,
+    clients: Vec<Client>,
+    history: History,
+    checker: SafetyChecker,
+    report: SimReport,
+}
+
+/// Runs one seed to the end; `Err` names the broken check.
+pub fn run(options: SimOptions) -> Result<SimReport, Failure> {
+    let mut sim = Sim::new(options)?;
+    sim.run_to_end()?;
+    Ok(sim.report)
+}
+
+fn key_bytes(key: u64) -> Bytes {
+    Bytes::from(format!("k{key}"))
+}
+
+impl Sim {
+    fn new(options: SimOptions) -> Result<Self, Failure> {
+        let mut rng = Rng::new(options.seed);
+        let profile = FaultProfile::draw(&mut rng);
+        let voters: Vec<NodeId> = (1..=options.cluster_size as NodeId).collect();
+        let base = draw_config(&mut rng, &options, &profile, voters.clone());
+        let mut nodes = Vec::new();
+        for &id in &voters {
+            let config = Config { id, ..base.clone() };
+            nodes.push(SimNode {
+                id,
+                config,
+                durable: DurableStore::default(),
+                running: None,
+                restart_at_tick: None,
+                paused_until_tick: 0,
+                tick_probability: 1.0,
+            });
+        }
+        let clients = (0..profile.clients)
+            .map(|_| Client {
+                op: None,
+                leader_hint: NO_NODE,
+            })
+            .collect();
+        let mut sim = Sim {
+            options,
+            rng,
+            now_tick: 0,
+            phase: Phase::Faults,
+            net: Network::new(options.cluster_size, profile.network),
+            profile,
+            nodes,
+            clients,
+            history: History::default(),
+            checker: SafetyChecker::default(),
+            report: SimReport::default(),
+        };
+        trace!(
+            sim,
+            "seed {} cluster of {} profile {:?}",
+            options.seed,
+            options.cluster_size,
+            sim.profile
+        );
+        trace!(sim, "config {:?}", base);
+        for i in 0..sim.nodes.len() {
+            sim.start(i)?;
+        }
+        Ok(sim)
+    }
+
+    fn failure(&self, kind: FailureKind, message: impl Into<String>) -> Failure {
+        let mut message = message.into();
+        message.push_str(&format!(
+            "\nprofile: {:?}\nconfig: {:?}\ncluster:\n{}",
+            self.profile,
+            self.nodes[0].config,
+            self.describe_cluster()
+        ));
+        Failure {
+            kind,
+            tick: self.now_tick,
+            message,
+        }
+    }
+
+    fn run_to_end(&mut self) -> Result<(), Failure> {
+        while self.now_tick < self.profile.fault_phase_ticks {
+            self.step_tick(true)?;
+        }
+        self.heal()?;
+        let healed_at = self.now_tick;
+        while self.stable_leader().is_none() {
+            if self.now_tick - healed_at > LIVENESS_TICKS_MAX {
+                return Err(self.failure(
+                    FailureKind::Liveness,
+                    format!("no stable leader within {LIVENESS_TICKS_MAX} ticks after healing"),
+                ));
+            }
+            self.step_tick(true)?;
+        }
+        self.report.ticks_to_leader_after_heal = self.now_tick - healed_at;
+        for _ in 0..HEALED_CLIENT_TICKS {
+            self.step_tick(true)?;
+        }
+        self.phase = Phase::Draining;
+        let draining_at = self.now_tick;
+        while !self.converged() {
+            if self.now_tick - draining_at > CONVERGENCE_TICKS_MAX {
+                return Err(self.failure(
+                    FailureKind::Liveness,
+                    format!(
+                        "nodes did not converge on one applied index and digest within {CONVERGENCE_TICKS_MAX} ticks \
+                         after clients stopped"
+                    ),
+                ));
+            }
+            self.step_tick(false)?;
+        }
+        self.final_checks()
+    }
+
+    /// One simulated tick: faults, restarts, deliveries, clocks, clients,
+    /// then every node's Ready.
+    fn step_tick(&mut self, clients_active: bool) -> Result<(), Failure> {
+        self.now_tick += 1;
+        self.report.ticks = self.now_tick;
+        if self.phase == Phase::Faults {
+            self.inject_faults()?;
+        }
+        for i in 0..self.nodes.len() {
+            if self.nodes[i]
+                .restart_at_tick
+                .is_some_and(|t| t <= self.now_tick)
+            {
+                self.start(i)?;
+            }
+        }
+        self.deliver_messages()?;
+        for i in 0..self.nodes.len() {
+            let node = &mut self.nodes[i];
+            if node.paused_until_tick > self.now_tick {
+                continue;
+            }
+            let tick_probability = node.tick_probability;
+            if node.running.is_some() && chance(&mut self.rng, tick_probability) {
+                self.nodes[i].running.as_mut().expect("running").raw.tick();
+            }
+        }
+        if clients_active {
+            self.run_clients()?;
+        }
+        self.expire_client_ops();
+        for i in self.shuffled_nodes() {
+            self.process_ready(i)?;
+        }
+        Ok(())
+    }
+
+    fn shuffled_nodes(&mut self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.nodes.len()).collect();
+        for i in (1..order.len()).rev() {
+            let j = self.rng.range(0, i as u64 + 1) as usize;
+            order.swap(i, j);
+        }
+        order
+    }
+
+    // ---- nodes: start, crash, Ready ----
+
+    fn start(&mut self, i: usize) -> Result<(), Failure> {
+        let seed = self.rng.next_u64();
+        let node = &self.nodes[i];
+        let initial = node.durable.initial_state();
+        let (kv, applied) = match &node.durable.snapshot {
+            None => (KvStore::new(), 0),
+            Some(snapshot) => {
+                let kv = KvStore::restore(&snapshot.data).map_err(|e| {
+                    self.failure(
+                        FailureKind::Safety,
+                        format!(
+                            "node {} cannot restore its own durable snapshot: {e:?}",
+                            node.id
+                        ),
+                    )
+                })?;
+                self.checker
+                    .observe_snapshot_restored(node.id, snapshot, kv.digest())
+                    .map_err(|v| self.failure(FailureKind::Safety, v))?;
+                (kv, snapshot.meta.index)
+            }
+        };
+        let raw = RawNode::new(node.config.clone(), initial, seed).map_err(|e| {
+            self.failure(
+                FailureKind::Contract,
+                format!(
+                    "node {} refused to start from its durable state: {e}",
+                    node.id
+                ),
+            )
+        })?;
+        let status = raw.status();
+        trace!(
+            self,
+            "n{} START term={} vote={} commit={} snapshot={} durable_last={}",
+            node.id,
+            status.term,
+            status.vote,
+            status.commit_index,
+            node.durable.snapshot_index(),
+            node.durable.last_index()
+        );
+        let node = &mut self.nodes[i];
+        node.running = Some(Running {
+            raw,
+            kv,
+            applied,
+            proposed: BTreeMap::new(),
+            reads_requested: HashMap::new(),
+            reads_ready: Vec::new(),
+            role: status.role,
+            term: status.term,
+        });
+        node.restart_at_tick = None;
+        Ok(())
+    }
+
+    /// The process dies: everything not durable is gone.
+    fn crash(&mut self, i: usize, running: Running, point: Option<CrashPoint>) {
+        self.report.crashes += 1;
+        let node = &mut self.nodes[i];
+        node.paused_until_tick = 0;
+        if self.phase == Phase::Faults {
+            node.restart_at_tick =
+                Some(self.now_tick + self.rng.range(1, self.profile.restart_ticks_max + 1));
+        } else {
+            node.restart_at_tick = Some(self.now_tick + 1);
+        }
+        trace!(
+            self,
+            "n{} CRASH {} (durable: term={} vote={} last={} snapshot={})",
+            self.nodes[i].id,
+            point.map_or("between steps".to_string(), |p| format!("{p:?}")),
+            self.nodes[i].durable.hard_state.term,
+            self.nodes[i].durable.hard_state.vote,
+            self.nodes[i].durable.last_index(),
+            self.nodes[i].durable.snapshot_index()
+        );
+        // Reads never change state: a lost read simply failed.
+        let reads = running
+            .reads_requested
+            .values()
+            .copied()
+            .chain(running.reads_ready.iter().map(|r| r.context));
+        for op in reads.collect::<Vec<_>>() {
+            if self.history.get(op).open {
+                self.history.fail(op);
+            }
+            self.release_client(op);
+        }
+        // A write whose proposer died has an unknown outcome: the client
+        // hears a connection error; the history keeps it open.
+        for (_, op, _) in running.proposed.values() {
+            self.release_client(*op);
+        }
+    }
+
+    fn process_ready(&mut self, i: usize) -> Result<(), Failure> {
+        for _ in 0..READY_ROUNDS_PER_VISIT_MAX {
+            let node = &self.nodes[i];
+            if node.paused_until_tick > self.now_tick {
+                return Ok(());
+            }
+            match &node.running {
+                Some(running) if running.raw.has_ready() => {}
+                _ => return Ok(()),
+            }
+            let mut running = self.nodes[i].running.take().expect("running");
+            match self.handle_ready(i, &mut running)? {
+                ReadyOutcome::Alive => self.nodes[i].running = Some(running),
+                ReadyOutcome::Crashed(point) => {
+                    self.crash(i, running, Some(point));
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn draw_crash_point(&mut self) -> Option<CrashPoint> {
+        if self.phase != Phase::Faults
+            || !chance(&mut self.rng, self.profile.crash_in_ready_probability)
+        {
+            return None;
+        }
+        Some(match self.rng.range(0, 5) {
+            0 => CrashPoint::BeforeSend,
+            1 => CrashPoint::BeforePersist,
+            2 => CrashPoint::TornPersist,
+            3 => CrashPoint::BeforePersistedSend,
+            _ => CrashPoint::BeforeAdvance,
+        })
+    }
+
+    /// Handles one Ready exactly as the contract in `raftkv::raft` says,
+    /// checking the invariants on what the node now holds.
+    fn handle_ready(&mut self, i: usize, running: &mut Running) -> Result<ReadyOutcome, Failure> {
+        let id = self.nodes[i].id;
+        let mut ready = running.raw.ready();
+        let ack = ready.ack();
+        let status = running.raw.status();
+        self.trace_ready(id, &ready, &status, running);
+        self.check_ready(i, &ready, &status)?;
+
+        let crash_point = self.draw_crash_point();
+        if crash_point == Some(CrashPoint::BeforeSend) {
+            return Ok(ReadyOutcome::Crashed(CrashPoint::BeforeSend));
+        }
+        for message in std::mem::take(&mut ready.messages) {
+            self.send(id, message)?;
+        }
+        if crash_point == Some(CrashPoint::BeforePersist) {
+            return Ok(ReadyOutcome::Crashed(CrashPoint::BeforePersist));
+        }
+        self.persist(i, &ready, crash_point)
+            .map_err(|e| self.failure(FailureKind::Contract, format!("node {id}: {e}")))?;
+        if matches!(
+            crash_point,
+            Some(CrashPoint::TornPersist) | Some(CrashPoint::BeforePersistedSend)
+        ) {
+            return Ok(ReadyOutcome::Crashed(crash_point.expect("some")));
+        }
+        for message in std::mem::take(&mut ready.persisted_messages) {
+            self.send(id, message)?;
+        }
+        self.apply(id, running, &ready, status.term)?;
+        if crash_point == Some(CrashPoint::BeforeAdvance) {
+            return Ok(ReadyOutcome::Crashed(CrashPoint::BeforeAdvance));
+        }
+        running.raw.advance(ack);
+        self.maybe_compact(i, running)?;
+        Ok(ReadyOutcome::Alive)
+    }
+
+    /// The invariants that depend on what the node holds in memory now: its
+    /// durable log with this Ready laid over it.
+    fn check_ready(&mut self, i: usize, ready: &Ready, status: &Status) -> Result<(), Failure> {
+        let node = &self.nodes[i];
+        let id = node.id;
+        if let Some(hard_state) = ready.hard_state {
+            let durable = node.durable.hard_state;
+            if hard_state.term < durable.term {
+                return Err(self.failure(
+                    FailureKind::Contract,
+                    format!(
+                        "node {id}: hard state term went back from {} to {}",
+                        durable.term, hard_state.term
+                    ),
+                ));
+            }
+            if hard_state.term == durable.term
+                && durable.vote != NO_NODE
+                && hard_state.vote != durable.vote
+            {
+                return Err(self.failure(
+                    FailureKind::Safety,
+                    format!(
+                        "election safety: node {id} voted for {} and then for {} in term {}",
+                        durable.vote, hard_state.vote, durable.term
+                    ),
+                ));
+            }
+        }
+        if let (Some(snapshot), Some(running)) = (&ready.snapshot, &self.nodes[i].running) {
+            if snapshot.meta.index <= running.applied {
+                return Err(self.failure(
+                    FailureKind::Contract,
+                    format!(
+                        "node {id}: Ready carries a snapshot at index {}, not newer than applied {}",
+                        snapshot.meta.index, running.applied
+                    ),
+                ));
+            }
+        }
+        let view = node.durable.view(ready.snapshot.as_ref(), &ready.entries);
+        if let Some(first) = ready.entries.first() {
+            let below = node.durable.view(ready.snapshot.as_ref(), &[]);
+            let Some(prev_term) = below.term_at(first.index - 1) else {
+                return Err(self.failure(
+                    FailureKind::Safety,
+                    format!(
+                        "log contiguity: node {id} holds index {} without index {} (last {}, snapshot {})",
+                        first.index,
+                        first.index - 1,
+                        below.last_index(),
+                        below.snapshot_index()
+                    ),
+                ));
+            };
+            self.checker
+                .observe_written(id, prev_term, &ready.entries)
+                .map_err(|v| self.failure(FailureKind::Safety, v))?;
+        }
+        let mut leader_terms: Vec<Term> = ready
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::BecameLeader { term } => Some(*term),
+                _ => None,
+            })
+            .collect();
+        for &term in &leader_terms {
+            self.checker
+                .check_leader_completeness(id, term, &view)
+                .map_err(|v| self.failure(FailureKind::Safety, v))?;
+        }
+        if status.role == Role::Leader {
+            leader_terms.push(status.term);
+        }
+        for term in leader_terms {
+            self.checker
+                .observe_leader(term, id)
+                .map_err(|v| self.failure(FailureKind::Safety, v))?;
+        }
+        self.report.leaders = self.checker.leader_count() as u64;
+        Ok(())
+    }
+
+    fn send(&mut self, from: NodeId, message: Message) -> Result<(), Failure> {
+        let size = self.nodes.len() as NodeId;
+        if message.from != from || message.to == from || !(1..=size).contains(&message.to) {
+            return Err(self.failure(
+                FailureKind::Contract,
+                format!(
+                    "node {from} emitted a misaddressed message: {}",
+                    describe_message(&message)
+                ),
+            ));
+        }
+        self.net.send(&mut self.rng, self.now_tick, message);
+        Ok(())
+    }
+
+    /// Step 3 of the contract: hard state (an atomic file), then snapshot,
+    /// then entries (appended to the log). A torn write stops part-way:
+    /// the hard state made it, the snapshot maybe, a prefix of the entries.
+    fn persist(
+        &mut self,
+        i: usize,
+        ready: &Ready,
+        crash_point: Option<CrashPoint>,
+    ) -> Result<(), String> {
+        let torn = crash_point == Some(CrashPoint::TornPersist);
+        let snapshot_survives = !torn || chance(&mut self.rng, 0.5);
+        let keep = if torn {
+            self.rng.range(0, ready.entries.len() as u64 + 1) as usize
+        } else {
+            ready.entries.len()
+        };
+        let durable = &mut self.nodes[i].durable;
+        if let Some(hard_state) = ready.hard_state {
+            durable.hard_state = hard_state;
+        }
+        if let Some(snapshot) = &ready.snapshot {
+            if !snapshot_survives {
+                return Ok(());
+            }
+            durable.persist_snapshot(snapshot.clone())?;
+        }
+        durable.persist_entries(&ready.entries, keep)
+    }
+
+    /// Step 5: restore the snapshot, apply committed entries in order,
+    /// answer reads that became safe, fail dropped reads.
+    fn apply(
+        &mut self,
+        id: NodeId,
+        running: &mut Running,
+        ready: &Ready,
+        node_term: Term,
+    ) -> Result<(), Failure> {
+        if let Some(snapshot) = &ready.snapshot {
+            let kv = KvStore::restore(&snapshot.data).map_err(|e| {
+                self.failure(
+                    FailureKind::Safety,
+                    format!(
+                        "node {id}: snapshot at index {} does not restore: {e:?}",
+                        snapshot.meta.index
+                    ),
+                )
+            })?;
+            self.checker
+                .observe_snapshot_restored(id, snapshot, kv.digest())
+                .map_err(|v| self.failure(FailureKind::Safety, v))?;
+            running.kv = kv;
+            running.applied = snapshot.meta.index;
+            self.report.snapshots_installed += 1;
+            // Writes proposed here and covered by the snapshot: the applied
+            // record says whether each one made it.
+            let covered: Vec<Index> = running
+                .proposed
+                .range(..=snapshot.meta.index)
+                .map(|(i, _)| *i)
+                .collect();
+            for index in covered {
+                let (term, op, data) = running.proposed.remove(&index).expect("listed");
+                let record = self
+                    .checker
+                    .applied(index)
+                    .expect("covered by a restored snapshot");
+                let (record_term, record_data) = (record.term, record.data.clone());
+                self.resolve_write(id, op, index, term, &data, record_term, &record_data)?;
+            }
+        }
+        for entry in &ready.committed_entries {
+            if entry.index != running.applied + 1 {
+                return Err(self.failure(
+                    FailureKind::Safety,
+                    format!(
+                        "node {id}: committed entry {} handed out after applied index {} (skipped or applied twice)",
+                        entry.index, running.applied
+                    ),
+                ));
+            }
+            self.apply_entry(id, running, entry)?;
+            let now = self.history.now();
+            self.checker
+                .observe_applied(id, entry, running.kv.digest(), node_term, now)
+                .map_err(|v| self.failure(FailureKind::Safety, v))?;
+            running.applied = entry.index;
+            if let Some((term, op, data)) = running.proposed.remove(&entry.index) {
+                self.resolve_write(id, op, entry.index, term, &data, entry.term, &entry.data)?;
+            }
+        }
+        for read in &ready.read_states {
+            match running.reads_requested.remove(&read.context) {
+                Some(_) => running.reads_ready.push(*read),
+                None => {
+                    return Err(self.failure(
+                        FailureKind::Contract,
+                        format!(
+                            "node {id}: ReadState for context {} that was never requested here",
+                            read.context
+                        ),
+                    ))
+                }
+            }
+        }
+        let (serve, wait): (Vec<ReadState>, Vec<ReadState>) = running
+            .reads_ready
+            .drain(..)
+            .partition(|r| r.index <= running.applied);
+        running.reads_ready = wait;
+        for read in serve {
+            let op = read.context;
+            if !self.history.get(op).open {
+                continue;
+            }
+            let key = self.history.get(op).key;
+            let value = match running.kv.get(&key_bytes(key)) {
+                None => NIL,
+                Some(bytes) => parse_value(bytes).ok_or_else(|| {
+                    self.failure(
+                        FailureKind::Safety,
+                        format!("node {id}: key k{key} holds a value no client wrote"),
+                    )
+                })?,
+            };
+            trace!(
+                self,
+                "n{id} READ op={op} k{key} -> {value} (read index {} applied {})",
+                read.index,
+                running.applied
+            );
+            self.history.complete_read(op, value);
+            self.release_client(op);
+        }
+        for &context in &ready.dropped_reads {
+            if running.reads_requested.remove(&context).is_none() {
+                return Err(self.failure(
+                    FailureKind::Contract,
+                    format!("node {id}: dropped read {context} that was never requested here"),
+                ));
+            }
+            if self.history.get(context).open {
+                self.history.fail(context);
+            }
+            self.release_client(context);
+        }
+        Ok(())
+    }
+
+    fn apply_entry(
+        &mut self,
+        id: NodeId,
+        running: &mut Running,
+        entry: &Entry,
+    ) -> Result<(), Failure> {
+        match entry.kind {
+            EntryKind::Noop => Ok(()),
+            EntryKind::Normal => {
+                let command = Command::decode(&entry.data).map_err(|e| {
+                    self.failure(
+                        FailureKind::Safety,
+                        format!(
+                            "node {id}: entry {} term {} is not a command: {e:?}",
+                            entry.index, entry.term
+                        ),
+                    )
+                })?;
+                running.kv.apply(&command);
+                Ok(())
+            }
+        }
+    }
+
+    /// A write proposed at (index, term) meets what was applied at index.
+    #[allow(clippy::too_many_arguments)]
+    fn resolve_write(
+        &mut self,
+        id: NodeId,
+        op: OpId,
+        index: Index,
+        term: Term,
+        data: &Bytes,
+        applied_term: Term,
+        applied_data: &Bytes,
+    ) -> Result<(), Failure> {
+        if !self.history.get(op).open {
+            return Ok(());
+        }
+        if applied_term == term {
+            if applied_data != data {
+                return Err(self.failure(
+                    FailureKind::Safety,
+                    format!("node {id}: index {index} term {term} was proposed with one payload and applied with another"),
+                ));
+            }
+            trace!(self, "n{id} WRITE op={op} ok at {index}/{term}");
+            self.history.complete_write(op);
+        } else {
+            trace!(
+                self,
+                "n{id} WRITE op={op} failed: {index}/{term} applied with term {applied_term}"
+            );
+            self.history.fail(op);
+        }
+        self.release_client(op);
+        Ok(())
+    }
+
+    /// After applying, the node may compact its log into a snapshot of its
+    /// state; the snapshot becomes its durable snapshot.
+    fn maybe_compact(&mut self, i: usize, running: &mut Running) -> Result<(), Failure> {
+        let node = &self.nodes[i];
+        if running.applied <= node.durable.snapshot_index()
+            || !chance(&mut self.rng, self.profile.compact_probability)
+        {
+            return Ok(());
+        }
+        let index = running.applied;
+        let term = self.checker.applied(index).expect("applied here").term;
+        let data = running.kv.snapshot();
+        running.raw.compact(index, data.clone()).map_err(|e| {
+            self.failure(
+                FailureKind::Contract,
+                format!(
+                    "node {} refused to compact at its applied index: {e}",
+                    self.nodes[i].id
+                ),
+            )
+        })?;
+        trace!(self, "n{} COMPACT through {index}/{term}", self.nodes[i].id);
+        let node = &mut self.nodes[i];
+        node.durable.persist_compaction(Snapshot {
+            meta: SnapshotMeta {
+                index,
+                term,
+                voters: node.config.voters.clone(),
+            },
+            data,
+        });
+        self.report.compactions += 1;
+        Ok(())
+    }
+
+    // ---- network ----
+
+    fn deliver_messages(&mut self) -> Result<(), Failure> {
+        while let Some(message) = self.net.pop_due(self.now_tick) {
+            let i = (message.to - 1) as usize;
+            let node = &self.nodes[i];
+            if node.running.is_none() {
+                continue;
+            }
+            if node.paused_until_tick > self.now_tick {
+                let until = node.paused_until_tick;
+                self.net.hold_until(&mut self.rng, until, message);
+                continue;
+            }
+            trace!(self, "deliver {}", describe_message(&message));
+            let description = self.options.trace.then(|| describe_message(&message));
+            let running = self.nodes[i].running.as_mut().expect("running");
+            if let Err(e) = running.raw.step(message) {
+                return Err(self.failure(
+                    FailureKind::Contract,
+                    format!(
+                        "node {} rejected a cluster message: {e} ({description:?})",
+                        i + 1
+                    ),
+                ));
+            }
+            if chance(&mut self.rng, 0.3) {
+                self.process_ready(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    // ---- faults ----
+
+    fn inject_faults(&mut self) -> Result<(), Failure> {
+        if chance(&mut self.rng, self.profile.partition_change_probability) {
+            self.change_partition();
+        }
+        if chance(&mut self.rng, self.profile.crash_probability) {
+            if let Some(i) = self.pick_fault_target() {
+                let running = self.nodes[i].running.take().expect("target is running");
+                self.crash(i, running, None);
+            }
+        }
+        if chance(&mut self.rng, self.profile.pause_probability) {
+            if let Some(i) = self.pick_fault_target() {
+                let ticks = self.rng.range(1, self.profile.pause_ticks_max + 1);
+                self.nodes[i].paused_until_tick = self.now_tick + ticks;
+                trace!(self, "n{} PAUSE for {ticks} ticks", i + 1);
+            }
+        }
+        if self.profile.clock_skew && chance(&mut self.rng, 0.01) {
+            let i = self.rng.range(0, self.nodes.len() as u64) as usize;
+            let p = if chance(&mut self.rng, 0.3) {
+                1.0
+            } else {
+                0.4 + 0.6 * (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+            };
+            self.nodes[i].tick_probability = p;
+            trace!(self, "n{} CLOCK runs at {:.2}", i + 1, p);
+        }
+        if chance(&mut self.rng, self.profile.transfer_probability) {
+            if let Some(leader) = self.current_leader() {
+                let to = self.rng.range(1, self.nodes.len() as u64 + 1);
+                let running = self.nodes[leader].running.as_mut().expect("leader runs");
+                let result = running.raw.transfer_leadership(to);
+                trace!(self, "n{} TRANSFER to n{to}: {result:?}", leader + 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// A running node: the leader with the profile's probability.
+    fn pick_fault_target(&mut self) -> Option<usize> {
+        if chance(&mut self.rng, self.profile.target_leader_probability) {
+            if let Some(leader) = self.current_leader() {
+                return Some(leader);
+            }
+        }
+        let up: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].running.is_some())
+            .collect();
+        if up.is_empty() {
+            return None;
+        }
+        Some(up[self.rng.range(0, up.len() as u64) as usize])
+    }
+
+    /// The running leader of the highest term, if any.
+    fn current_leader(&self) -> Option<usize> {
+        (0..self.nodes.len())
+            .filter_map(|i| {
+                let status = self.nodes[i].running.as_ref()?.raw.status();
+                (status.role == Role::Leader).then_some((status.term, i))
+            })
+            .max()
+            .map(|(_, i)| i)
+    }
+
+    fn change_partition(&mut self) {
+        let size = self.nodes.len() as NodeId;
+        let all: Vec<NodeId> = (1..=size).collect();
+        self.net.heal();
+        match self.rng.range(0, 8) {
+            0 | 1 => {}
+            2 => {
+                // Symmetric split into two random sides.
+                let mut shuffled = all.clone();
+                for i in (1..shuffled.len()).rev() {
+                    let j = self.rng.range(0, i as u64 + 1) as usize;
+                    shuffled.swap(i, j);
+                }
+                let side_len = self.rng.range(1, size) as usize;
+                self.net.split(&shuffled[..side_len]);
+            }
+            3 => {
+                // The leader alone, both ways.
+                if let Some(leader) = self.current_leader() {
+                    self.net.split(&[leader as NodeId + 1]);
+                }
+            }
+            4 => {
+                // The leader hears nobody but is still heard.
+                if let Some(leader) = self.current_leader() {
+                    let leader = leader as NodeId + 1;
+                    for &other in &all {
+                        self.net.block(other, leader);
+                    }
+                }
+            }
+            5 => {
+                // Nobody hears the leader but it hears everyone.
+                if let Some(leader) = self.current_leader() {
+                    let leader = leader as NodeId + 1;
+                    for &other in &all {
+                        self.net.block(leader, other);
+                    }
+                }
+            }
+            6 => {
+                // Random one-way links.
+                for &from in &all {
+                    for &to in &all {
+                        if chance(&mut self.rng, 0.3) {
+                            self.net.block(from, to);
+                        }
+                    }
+                }
+            }
+            _ => {
+                // A bridge: two sides that only one node connects.
+                let bridge = self.rng.range(1, size + 1);
+                let others: Vec<NodeId> = all.iter().copied().filter(|&n| n != bridge).collect();
+                let (left, right) = others.split_at(others.len() / 2);
+                for &a in left {
+                    for &b in right {
+                        self.net.block(a, b);
+                        self.net.block(b, a);
+                    }
+                }
+            }
+        }
+        trace!(self, "PARTITION {}", self.net.describe_partition());
+    }
+
+    fn heal(&mut self) -> Result<(), Failure> {
+        self.phase = Phase::Healing;
+        self.net.heal();
+        self.net.faults = NetworkFaults::healed();
+        for node in &mut self.nodes {
+            node.paused_until_tick = 0;
+            node.tick_probability = 1.0;
+        }
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].running.is_none() {
+                self.start(i)?;
+            }
+        }
+        trace!(self, "HEAL: network healed, every node up, clocks in step");
+        Ok(())
+    }
+
+    // ---- clients ----
+
+    fn run_clients(&mut self) -> Result<(), Failure> {
+        for c in 0..self.clients.len() {
+            if self.clients[c].op.is_some()
+                || !chance(&mut self.rng, self.profile.client_op_probability)
+            {
+                continue;
+            }
+            let hint = self.clients[c].leader_hint;
+            let target = if hint != NO_NODE && chance(&mut self.rng, 0.85) {
+                hint
+            } else {
+                self.rng.range(1, self.nodes.len() as u64 + 1)
+            };
+            let i = (target - 1) as usize;
+            if self.nodes[i].running.is_none() || self.nodes[i].paused_until_tick > self.now_tick {
+                // Connection refused or no answer: never invoked.
+                self.clients[c].leader_hint = NO_NODE;
+                continue;
+            }
+            let key = self.rng.range(0, self.profile.keys);
+            if chance(&mut self.rng, self.profile.read_probability) {
+                self.client_read(c, i, key);
+            } else {
+                self.client_write(c, i, key);
+            }
+        }
+        Ok(())
+    }
+
+    fn client_read(&mut self, c: usize, i: usize, key: u64) {
+        let op = self.history.invoke_read(c as u64, key);
+        let running = self.nodes[i].running.as_mut().expect("running");
+        let result = running.raw.read_index(op);
+        trace!(
+            self,
+            "client {c} READ op={op} k{key} at n{}: {result:?}",
+            i + 1
+        );
+        let running = self.nodes[i].running.as_mut().expect("running");
+        match result {
+            Ok(()) => {
+                running.reads_requested.insert(op, op);
+                self.clients[c].op = Some((op, self.now_tick + CLIENT_TIMEOUT_TICKS));
+            }
+            Err(error) => {
+                self.history.fail(op);
+                self.redirect_client(c, error);
+            }
+        }
+    }
+
+    fn client_write(&mut self, c: usize, i: usize, key: u64) {
+        let (op, value) = self.history.invoke_write(c as u64, key);
+        let data = Command::Set {
+            key: key_bytes(key),
+            value: Bytes::from(value.to_string()),
+        }
+        .encode();
+        let running = self.nodes[i].running.as_mut().expect("running");
+        let result = running.raw.propose(data.clone());
+        trace!(
+            self,
+            "client {c} WRITE op={op} k{key}={value} at n{}: {result:?}",
+            i + 1
+        );
+        let running = self.nodes[i].running.as_mut().expect("running");
+        match result {
+            Ok((term, index)) => {
+                // A proposal at an index this node proposed before replaces
+                // it; the older one stays open until the log decides it.
+                running.proposed.insert(index, (term, op, data));
+                self.history.set_proposal(
+                    op,
+                    Proposal {
+                        node: i as NodeId + 1,
+                        term,
+                        index,
+                    },
+                );
+                self.clients[c].op = Some((op, self.now_tick + CLIENT_TIMEOUT_TICKS));
+            }
+            Err(error) => {
+                self.history.fail(op);
+                self.redirect_client(c, error);
+            }
+        }
+    }
+
+    fn redirect_client(&mut self, c: usize, error: ProposeError) {
+        self.clients[c].leader_hint = match error {
+            ProposeError::NotLeader { leader } => leader,
+            _ => NO_NODE,
+        };
+    }
+
+    /// The client is free again once its operation ended (or was abandoned).
+    fn release_client(&mut self, op: OpId) {
+        let client = self.history.get(op).client as usize;
+        if self.clients[client].op.is_some_and(|(o, _)| o == op) {
+            self.clients[client].op = None;
+        }
+    }
+
+    /// Clients give up: an abandoned read failed; an abandoned write stays
+    /// open (unknown) until the log decides it.
+    fn expire_client_ops(&mut self) {
+        for c in 0..self.clients.len() {
+            let Some((op, deadline)) = self.clients[c].op else {
+                continue;
+            };
+            if deadline > self.now_tick {
+                continue;
+            }
+            self.clients[c].op = None;
+            self.clients[c].leader_hint = NO_NODE;
+            if matches!(self.history.get(op).kind, OpKind::Read(_)) && self.history.get(op).open {
+                self.history.fail(op);
+            }
+            trace!(self, "client {c} TIMEOUT op={op}");
+        }
+    }
+
+    // ---- end of run ----
+
+    /// A leader that every node follows, in its term.
+    fn stable_leader(&self) -> Option<(usize, Status)> {
+        let statuses: Vec<Status> = self
+            .nodes
+            .iter()
+            .map(|n| n.running.as_ref().map(|r| r.raw.status()))
+            .collect::<Option<Vec<_>>>()?;
+        let leader = statuses.iter().position(|s| s.role == Role::Leader)?;
+        let (term, id) = (statuses[leader].term, statuses[leader].id);
+        statuses
+            .iter()
+            .all(|s| s.term == term && s.leader_id == id)
+            .then(|| (leader, statuses[leader].clone()))
+    }
+
+    fn converged(&self) -> bool {
+        let Some((_, leader)) = self.stable_leader() else {
+            return false;
+        };
+        if self.clients.iter().any(|c| c.op.is_some()) {
+            return false;
+        }
+        let last = leader.last_index;
+        let mut digest = None;
+        for node in &self.nodes {
+            let running = node.running.as_ref().expect("stable leader means all up");
+            let status = running.raw.status();
+            if running.applied != last || status.commit_index != last || status.last_index != last {
+                return false;
+            }
+            let node_digest = running.kv.digest();
+            if *digest.get_or_insert(node_digest) != node_digest {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// After convergence: decide open writes from the log, check every
+    /// acknowledged write is durable, then check linearizability.
+    fn final_checks(&mut self) -> Result<(), Failure> {
+        let final_index = self.nodes[0].running.as_ref().expect("converged").applied;
+        self.report.final_applied_index = final_index;
+        if self.checker.applied_len() != final_index {
+            return Err(self.failure(
+                FailureKind::Safety,
+                format!(
+                    "state machine safety: nodes converged at index {final_index} but index {} was applied before",
+                    self.checker.applied_len()
+                ),
+            ));
+        }
+        // Every log must now be the same log.
+        for a in 0..self.nodes.len() {
+            for b in a + 1..self.nodes.len() {
+                let (x, y) = (&self.nodes[a].durable, &self.nodes[b].durable);
+                for entry in &x.entries {
+                    if let Some(term) = y.term_at(entry.index) {
+                        if term != entry.term {
+                            return Err(self.failure(
+                                FailureKind::Safety,
+                                format!(
+                                    "log matching: after convergence node {} has term {} at index {}, node {} term {term}",
+                                    a + 1,
+                                    entry.term,
+                                    entry.index,
+                                    b + 1
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        // Open writes: the converged log decides them. An index beyond it
+        // holds nothing and never will (every log ends there).
+        for (op, proposal) in self.history.open_writes() {
+            let Some(proposal) = proposal else {
+                continue;
+            };
+            match self.checker.applied(proposal.index) {
+                Some(record) if record.term == proposal.term => {
+                    let value = self.history.get(op).kind;
+                    if entry_value(&record.data).map(OpKind::Write) != Some(value) {
+                        return Err(self.failure(
+                            FailureKind::Safety,
+                            format!(
+                                "index {} term {} was proposed for op {op} but holds another payload",
+                                proposal.index, proposal.term
+                            ),
+                        ));
+                    }
+                    let at = record.first_applied_at;
+                    self.history.complete_write_at(op, at);
+                }
+                _ => self.history.fail(op),
+            }
+        }
+        // No acknowledged write lost.
+        for (op, record) in self.history.ok_writes() {
+            let proposal = record.proposal.expect("an ok write was proposed");
+            let applied = self.checker.applied(proposal.index);
+            let held = applied.is_some_and(|a| {
+                a.term == proposal.term
+                    && entry_value(&a.data).map(OpKind::Write) == Some(record.kind)
+            });
+            if !held || proposal.index > final_index {
+                return Err(self.failure(
+                    FailureKind::Safety,
+                    format!(
+                        "acknowledged write op {op} at index {} term {} is not in the final state",
+                        proposal.index, proposal.term
+                    ),
+                ));
+            }
+        }
+        self.report.history = self.history.stats();
+        let operations = self.history.operations();
+        match check_history(&operations) {
+            Ok(stats) => {
+                self.report.ops_checked = stats.operations;
+                self.report.network = self.net.stats;
+                trace!(
+                    self,
+                    "END applied={final_index} digest={} history={:?} checked={} leaders={}",
+                    hex(&self.nodes[0].running.as_ref().expect("up").kv.digest()),
+                    self.report.history,
+                    stats.operations,
+                    self.report.leaders
+                );
+                Ok(())
+            }
+            Err(error) => Err(self.failure(FailureKind::Linearizability, error.to_string())),
+        }
+    }
+
+    // ---- trace ----
+
+    fn trace_ready(&self, id: NodeId, ready: &Ready, status: &Status, running: &mut Running) {
+        if (status.role, status.term) != (running.role, running.term) {
+            trace!(
+                self,
+                "n{id} ROLE {}@{} -> {}@{} (leader n{})",
+                running.role.as_str(),
+                running.term,
+                status.role.as_str(),
+                status.term,
+                status.leader_id
+            );
+            running.role = status.role;
+            running.term = status.term;
+        }
+        if !self.options.trace {
+            return;
+        }
+        for event in &ready.events {
+            trace!(self, "n{id} EVENT {event:?}");
+        }
+        if let Some(hard_state) = ready.hard_state {
+            trace!(self, "n{id} hard state {hard_state:?}");
+        }
+        if let Some(snapshot) = &ready.snapshot {
+            trace!(
+                self,
+                "n{id} snapshot {}/{} ({} bytes)",
+                snapshot.meta.index,
+                snapshot.meta.term,
+                snapshot.data.len()
+            );
+        }
+        if let (Some(first), Some(last)) = (ready.entries.first(), ready.entries.last()) {
+            trace!(
+                self,
+                "n{id} persist entries {}/{}..{}/{}",
+                first.index,
+                first.term,
+                last.index,
+                last.term
+            );
+        }
+        if let (Some(first), Some(last)) = (
+            ready.committed_entries.first(),
+            ready.committed_entries.last(),
+        ) {
+            trace!(self, "n{id} apply {}..{}", first.index, last.index);
+        }
+        for message in ready.messages.iter().chain(&ready.persisted_messages) {
+            trace!(self, "n{id} send {}", describe_message(message));
+        }
+    }
+
+    fn describe_cluster(&self) -> String {
+        let mut lines = Vec::new();
+        for node in &self.nodes {
+            let durable = &node.durable;
+            let state =
+                match &node.running {
+                    None => "down".to_string(),
+                    Some(running) => {
+                        let s = running.raw.status();
+                        format!(
+                        "{} term={} vote={} leader={} commit={} applied={} first={} last={}/{}{}",
+                        s.role.as_str(),
+                        s.term,
+                        s.vote,
+                        s.leader_id,
+                        s.commit_index,
+                        running.applied,
+                        s.first_index,
+                        s.last_index,
+                        s.last_term,
+                        if node.paused_until_tick > self.now_tick { " paused" } else { "" }
+                    )
+                    }
+                };
+            lines.push(format!(
+                "  n{}: {state}; durable term={} vote={} snapshot={} last={}",
+                node.id,
+                durable.hard_state.term,
+                durable.hard_state.vote,
+                durable.snapshot_index(),
+                durable.last_index()
+            ));
+        }
+        lines.push(format!("  network: {}", self.net.describe_partition()));
+        lines.join("\n")
+    }
+}
+
+/// The same configuration for every node of a run, varied between runs so
+/// batching, pipelining and chunking limits are all exercised.
+fn draw_config(
+    rng: &mut Rng,
+    options: &SimOptions,
+    profile: &FaultProfile,
+    voters: Vec<NodeId>,
+) -> Config {
+    let mut config = Config::new(voters[0], voters);
+    let mut pick = |choices: &[usize]| choices[rng.range(0, choices.len() as u64) as usize];
+    config.heartbeat_ticks = pick(&[1, 2]) as u64;
+    config.election_ticks_min = ELECTION_TICKS_MIN;
+    config.election_ticks_max = ELECTION_TICKS_MAX;
+    config.inflight_appends_max = pick(&[1, 4, 64]);
+    config.entries_per_append_max = pick(&[1, 3, 64]);
+    config.bytes_per_append_max = pick(&[64, 1 << 20]);
+    config.snapshot_chunk_bytes_max = pick(&[16, 256, 1 << 20]);
+    config.uncommitted_entries_max = pick(&[16, 10_000]);
+    if profile.regime == Regime::LeaderChurn {
+        // One entry per append: followers acknowledge earlier-term entries
+        // separately from the new leader's no-op.
+        config.entries_per_append_max = 1;
+    }
+    config.pre_vote = rng.range(0, 5) != 0;
+    config.check_quorum = rng.range(0, 5) != 0;
+    config.planted_bug = options.planted_bug;
+    config
+}
+
+/// The written value a Set entry carries.
+fn entry_value(data: &Bytes) -> Option<Value> {
+    match Command::decode(data).ok()? {
+        Command::Set { value, .. } => parse_value(&value),
+        _ => None,
+    }
+}
+
+fn parse_value(bytes: &[u8]) -> Option<Value> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+pub fn describe_message(message: &Message) -> String {
+    let body = match &message.body {
+        Body::PreVote {
+            last_index,
+            last_term,
+        } => format!("PreVote(last={last_index}/{last_term})"),
+        Body::PreVoteReply { granted } => format!("PreVoteReply(granted={granted})"),
+        Body::Vote {
+            last_index,
+            last_term,
+            leadership_transfer,
+        } => format!("Vote(last={last_index}/{last_term}, transfer={leadership_transfer})"),
+        Body::VoteReply { granted } => format!("VoteReply(granted={granted})"),
+        Body::Append {
+            prev_index,
+            prev_term,
+            entries,
+            commit,
+        } => match (entries.first(), entries.last()) {
+            (Some(first), Some(last)) => format!(
+                "Append(prev={prev_index}/{prev_term}, entries={}/{}..{}/{}, commit={commit})",
+                first.index, first.term, last.index, last.term
+            ),
+            _ => format!("Append(prev={prev_index}/{prev_term}, no entries, commit={commit})"),
+        },
+        Body::AppendReply { outcome } => format!("AppendReply({outcome:?})"),
+        Body::Heartbeat { commit, read_round } => {
+            format!("Heartbeat(commit={commit}, round={read_round})")
+        }
+        Body::HeartbeatReply { read_round } => format!("HeartbeatReply(round={read_round})"),
+        Body::Snapshot {
+            meta,
+            offset,
+            chunk,
+            done,
+        } => format!(
+            "Snapshot({}/{}, offset={offset}, {} bytes, done={done})",
+            meta.index,
+            meta.term,
+            chunk.len()
+        ),
+        Body::SnapshotReply {
+            index,
+            next_offset,
+            done,
+        } => format!("SnapshotReply({index}, next_offset={next_offset}, done={done})"),
+        Body::TimeoutNow => "TimeoutNow".to_string(),
+    };
+    format!(
+        "n{}->n{} t{} {body}",
+        message.from, message.to, message.term
+    )
+}

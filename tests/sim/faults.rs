@@ -1,0 +1,159 @@
+//! The fault mix of one simulated run, drawn from the seed (swarm testing:
+//! each run enables a random subset of faults at random intensities, so
+//! some runs are calm enough to make progress and others are hostile).
+
+use raftkv::raft::Rng;
+
+use super::net::{chance, NetworkFaults};
+
+/// The broad shape of a run's faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Regime {
+    /// A random subset of every fault at random intensities.
+    Swarm,
+    /// Leaders crash, stall and get cut off again and again, shortly after
+    /// they were elected, with small append batches: the histories of
+    /// Raft's Figure 8, where entries of earlier terms sit on some nodes
+    /// while several leaders come and go.
+    LeaderChurn,
+}
+
+/// Everything that varies between runs, apart from the cluster size.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultProfile {
+    pub regime: Regime,
+    /// Ticks of the fault phase; afterwards the cluster is healed.
+    pub fault_phase_ticks: u64,
+    pub network: NetworkFaults,
+    /// Per tick: the partition changes (new one, or healed).
+    pub partition_change_probability: f64,
+    /// Per tick: a running node crashes.
+    pub crash_probability: f64,
+    /// Per handled Ready: the node crashes part-way through it.
+    pub crash_in_ready_probability: f64,
+    /// A crashed node restarts after 1..=this many ticks.
+    pub restart_ticks_max: u64,
+    /// Per tick: a running node stalls (no ticks, no input) for a while.
+    pub pause_probability: f64,
+    pub pause_ticks_max: u64,
+    /// Nodes' clocks drift: some tick only on a fraction of simulated ticks.
+    pub clock_skew: bool,
+    /// Per handled Ready: the node compacts its log into a snapshot.
+    pub compact_probability: f64,
+    /// Per tick: the leader is asked to hand leadership to another node.
+    pub transfer_probability: f64,
+    /// Chance a crash, stall or partition picks the leader rather than any node.
+    pub target_leader_probability: f64,
+    /// Per tick and idle client: the client starts an operation.
+    pub client_op_probability: f64,
+    pub read_probability: f64,
+    pub clients: usize,
+    /// Keys are k0..k<keys>; few keys make many operations collide.
+    pub keys: u64,
+}
+
+/// Fault phase length: long enough for several leader changes, short
+/// enough that 1,000 runs per cluster size take a few minutes.
+pub const FAULT_PHASE_TICKS_MIN: u64 = 600;
+pub const FAULT_PHASE_TICKS_MAX: u64 = 1_200;
+/// Share of runs in the leader-churn regime.
+pub const LEADER_CHURN_PROBABILITY: f64 = 0.3;
+
+fn uniform(rng: &mut Rng, lo: f64, hi: f64) -> f64 {
+    lo + (hi - lo) * (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl FaultProfile {
+    pub fn draw(rng: &mut Rng) -> Self {
+        if chance(rng, LEADER_CHURN_PROBABILITY) {
+            Self::draw_leader_churn(rng)
+        } else {
+            Self::draw_swarm(rng)
+        }
+    }
+
+    fn draw_swarm(rng: &mut Rng) -> Self {
+        // Each fault is on in most runs and off in some.
+        let mut on = |p: f64| chance(rng, p);
+        let drops = on(0.6);
+        let duplicates = on(0.4);
+        let spikes = on(0.5);
+        let partitions = on(0.75);
+        let crashes = on(0.6);
+        let crashes_in_ready = on(0.5);
+        let pauses = on(0.4);
+        let clock_skew = on(0.4);
+        let compaction = on(0.7);
+        let transfers = on(0.3);
+        let mut when =
+            |enabled: bool, lo: f64, hi: f64| if enabled { uniform(rng, lo, hi) } else { 0.0 };
+        let drop_probability = when(drops, 0.01, 0.2);
+        let duplicate_probability = when(duplicates, 0.01, 0.1);
+        let spike_probability = when(spikes, 0.002, 0.03);
+        let partition_change_probability = when(partitions, 0.005, 0.04);
+        let crash_probability = when(crashes, 0.002, 0.015);
+        let crash_in_ready_probability = when(crashes_in_ready, 0.0005, 0.005);
+        let pause_probability = when(pauses, 0.002, 0.01);
+        let compact_probability = when(compaction, 0.005, 0.1);
+        let transfer_probability = when(transfers, 0.002, 0.01);
+        let target_leader_probability = when(true, 0.2, 0.8);
+        let client_op_probability = when(true, 0.1, 0.6);
+        let read_probability = when(true, 0.2, 0.6);
+        let delay_ticks_max = rng.range(1, 6);
+        FaultProfile {
+            regime: Regime::Swarm,
+            fault_phase_ticks: rng.range(FAULT_PHASE_TICKS_MIN, FAULT_PHASE_TICKS_MAX + 1),
+            network: NetworkFaults {
+                drop_probability,
+                duplicate_probability,
+                delay_ticks_min: 1,
+                delay_ticks_max,
+                spike_probability,
+                spike_delay_ticks_max: if spikes { rng.range(20, 120) } else { 0 },
+            },
+            partition_change_probability,
+            crash_probability,
+            crash_in_ready_probability,
+            restart_ticks_max: rng.range(5, 80),
+            pause_probability,
+            pause_ticks_max: rng.range(10, 60),
+            clock_skew,
+            compact_probability,
+            transfer_probability,
+            target_leader_probability,
+            client_op_probability,
+            read_probability,
+            clients: rng.range(2, 7) as usize,
+            keys: rng.range(1, 6),
+        }
+    }
+
+    fn draw_leader_churn(rng: &mut Rng) -> Self {
+        FaultProfile {
+            regime: Regime::LeaderChurn,
+            fault_phase_ticks: rng.range(FAULT_PHASE_TICKS_MIN, FAULT_PHASE_TICKS_MAX + 1),
+            network: NetworkFaults {
+                drop_probability: uniform(rng, 0.05, 0.25),
+                duplicate_probability: uniform(rng, 0.0, 0.05),
+                delay_ticks_min: 1,
+                delay_ticks_max: rng.range(1, 4),
+                spike_probability: uniform(rng, 0.0, 0.01),
+                spike_delay_ticks_max: rng.range(20, 60),
+            },
+            partition_change_probability: uniform(rng, 0.02, 0.06),
+            crash_probability: uniform(rng, 0.02, 0.05),
+            crash_in_ready_probability: uniform(rng, 0.001, 0.01),
+            restart_ticks_max: rng.range(5, 30),
+            pause_probability: uniform(rng, 0.0, 0.01),
+            pause_ticks_max: rng.range(10, 40),
+            clock_skew: chance(rng, 0.3),
+            compact_probability: uniform(rng, 0.0, 0.05),
+            transfer_probability: uniform(rng, 0.0, 0.005),
+            target_leader_probability: uniform(rng, 0.8, 1.0),
+            client_op_probability: uniform(rng, 0.4, 0.8),
+            read_probability: uniform(rng, 0.1, 0.4),
+            clients: rng.range(3, 7) as usize,
+            keys: rng.range(1, 4),
+        }
+    }
+}

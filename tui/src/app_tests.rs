@@ -1,0 +1,826 @@
+//! Key -> Action -> state tests for every key, refusals included, and the
+//! timeline's measured intervals. `fixtures` builds the screens the UI
+//! snapshots use, with fixed pids and times.
+
+use super::*;
+use crossterm::event::{KeyCode, KeyEvent, KeyEventState, KeyModifiers};
+
+pub(crate) mod fixtures {
+    use super::*;
+    use crate::status::Role;
+
+    /// 2024-05-01 10:00:00.000 UTC.
+    pub(crate) const T0: u64 = 1_714_557_600_000;
+    pub(crate) const DIGEST_A: &str = "9c416561b5d29b481f4aaa44c5b47c98ce71d1bd47875d1c50203a677daa568c";
+    pub(crate) const DIGEST_B: &str = "f9de357db9c61f71fae95744165a192bd493832bd09207da42c26293f1c136b4";
+
+    pub(crate) fn status(id: u64, role: Role, term: u64, leader_id: u64, applied: u64, digest: &str) -> NodeStatus {
+        NodeStatus {
+            id,
+            role,
+            term,
+            leader_id,
+            leader_client_addr: if leader_id == 0 {
+                String::new()
+            } else {
+                format!("127.0.0.1:{}", 7000 + leader_id)
+            },
+            commit_index: applied,
+            applied_index: applied,
+            first_index: 1,
+            last_index: applied,
+            snapshot_index: 0,
+            keys: applied.saturating_sub(7),
+            digest: digest.to_string(),
+            leader_contact_ms: if leader_id == id { 0 } else { 14 + id },
+            pid: 4100 + id as u32,
+            uptime_ms: 60_000,
+        }
+    }
+
+    pub(crate) fn poll(app: &mut App, at_ms: u64, status: NodeStatus) -> Vec<Effect> {
+        let id = status.id;
+        app.update(
+            Action::Status(StatusReport {
+                id,
+                at_ms,
+                result: Ok(status),
+            }),
+            at_ms,
+        )
+    }
+
+    pub(crate) fn poll_failed(app: &mut App, at_ms: u64, id: u64, error: &str) {
+        app.update(
+            Action::Status(StatusReport {
+                id,
+                at_ms,
+                result: Err(error.to_string()),
+            }),
+            at_ms,
+        );
+    }
+
+    /// Every answering node answers again at `at_ms`, unchanged.
+    pub(crate) fn refresh(app: &mut App, at_ms: u64) {
+        let statuses: Vec<NodeStatus> = app
+            .nodes
+            .iter()
+            .filter(|n| n.process.is_alive())
+            .filter_map(|n| n.status.clone())
+            .collect();
+        for status in statuses {
+            poll(app, at_ms, status);
+        }
+    }
+
+    pub(crate) fn process(app: &mut App, at_ms: u64, id: u64, event: ProcessEvent) -> Vec<Effect> {
+        app.update(Action::Process(ProcessReport { id, at_ms, event }), at_ms)
+    }
+
+    pub(crate) fn exited(app: &mut App, at_ms: u64, id: u64, exit: ExitKind) -> Vec<Effect> {
+        process(app, at_ms, id, ProcessEvent::Exited { exit })
+    }
+
+    pub(crate) fn log_event(app: &mut App, at_ms: u64, id: u64, event: &str, fields: &[(&str, &str)]) {
+        let line = LogLine {
+            id,
+            at_ms,
+            source: LogSource::Events,
+            level: "INFO".into(),
+            event: Some(event.into()),
+            fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            text: String::new(),
+        };
+        app.update(Action::NodeLog(line), at_ms);
+    }
+
+    pub(crate) fn key(app: &mut App, at_ms: u64, code: KeyCode) -> Vec<Effect> {
+        let action = action_for_key(KeyEvent::new(code, KeyModifiers::NONE)).expect("a mapped key");
+        app.update(action, at_ms)
+    }
+
+    pub(crate) fn config(n: u64) -> Vec<NodeConfig> {
+        (1..=n)
+            .map(|id| NodeConfig {
+                id,
+                client_addr: format!("127.0.0.1:{}", 7000 + id),
+            })
+            .collect()
+    }
+
+    /// Three supervised nodes started (pids 4101-4103), none polled yet.
+    pub(crate) fn started() -> App {
+        let mut app = App::new(
+            Mode::Supervised,
+            config(3),
+            T0,
+            vec!["new cluster, data in data".into()],
+        );
+        let effects = app.start_all();
+        assert_eq!(effects.len(), 3);
+        for id in 1..=3 {
+            process(&mut app, T0 + 20 + id, id, ProcessEvent::Started { pid: 4100 + id as u32 });
+        }
+        app
+    }
+
+    /// Node 2 leads term 2; everyone at index 107 with 100 keys written here.
+    pub(crate) fn healthy() -> App {
+        let mut app = started();
+        log_event(&mut app, T0 + 180, 1, "recovery", &[("entries", "0"), ("snapshot_index", "0")]);
+        log_event(&mut app, T0 + 412, 2, "became_leader", &[("term", "2")]);
+        let at = T0 + 600;
+        poll(&mut app, at, status(1, Role::Follower, 2, 2, 7, DIGEST_B));
+        poll(&mut app, at, status(2, Role::Leader, 2, 2, 7, DIGEST_B));
+        poll(&mut app, at, status(3, Role::Follower, 2, 2, 7, DIGEST_B));
+        refresh(&mut app, T0 + 1_950);
+        key(&mut app, T0 + 2_000, KeyCode::Char('w'));
+        key(&mut app, T0 + 2_001, KeyCode::Char('w'));
+        app.update(
+            Action::Write(WriteReport::Acked {
+                seqs: vec![1..51],
+                at_ms: T0 + 2_030,
+            }),
+            T0 + 2_030,
+        );
+        finish_bulk(&mut app, T0 + 2_031, 50, 29);
+        app.update(
+            Action::Write(WriteReport::Acked {
+                seqs: vec![51..101],
+                at_ms: T0 + 3_020,
+            }),
+            T0 + 3_020,
+        );
+        finish_bulk(&mut app, T0 + 3_021, 50, 21);
+        let at = T0 + 3_200;
+        poll(&mut app, at, status(1, Role::Follower, 2, 2, 107, DIGEST_A));
+        poll(&mut app, at, status(2, Role::Leader, 2, 2, 107, DIGEST_A));
+        poll(&mut app, at, status(3, Role::Follower, 2, 2, 107, DIGEST_A));
+        app.nodes[1].log_tail.push_back(LogLine {
+            id: 2,
+            at_ms: T0 + 412,
+            source: LogSource::Output,
+            level: String::new(),
+            event: None,
+            fields: Vec::new(),
+            text: "--- starting node 2 at 10:00:00.021 UTC ---".into(),
+        });
+        app.update(Action::Tick, T0 + 3_300);
+        app
+    }
+
+    pub(crate) fn finish_bulk(app: &mut App, at_ms: u64, count: u64, elapsed_ms: u64) -> Vec<Effect> {
+        app.update(
+            Action::Write(WriteReport::BulkFinished(BulkWriteResult {
+                requested: count,
+                acked: count,
+                failed: 0,
+                outcome_unknown: 0,
+                via: Some("127.0.0.1:7002".into()),
+                elapsed_ms,
+                first_error: None,
+            })),
+            at_ms,
+        )
+    }
+
+    /// `healthy`, then k: node 2 killed; followers noticed, no leader yet.
+    pub(crate) fn leader_killed() -> App {
+        let mut app = healthy();
+        refresh(&mut app, T0 + 9_990);
+        let effects = key(&mut app, T0 + 10_000, KeyCode::Char('k'));
+        assert_eq!(effects, vec![Effect::Kill { id: 2 }]);
+        exited(&mut app, T0 + 10_003, 2, ExitKind::Signal(libc::SIGKILL));
+        log_event(&mut app, T0 + 10_181, 1, "leader_lost", &[("silence_ms", "180"), ("term", "2")]);
+        log_event(&mut app, T0 + 10_190, 3, "leader_lost", &[("silence_ms", "188"), ("term", "2")]);
+        let at = T0 + 10_200;
+        let mut one = status(1, Role::Follower, 2, 2, 107, DIGEST_A);
+        one.leader_contact_ms = 196;
+        let mut three = status(3, Role::Follower, 2, 2, 107, DIGEST_A);
+        three.leader_contact_ms = 197;
+        poll(&mut app, at, one);
+        poll(&mut app, at, three);
+        app
+    }
+
+    /// `leader_killed`, then an election: node 3 precandidate, node 1 candidate of term 3.
+    pub(crate) fn election() -> App {
+        let mut app = leader_killed();
+        log_event(&mut app, T0 + 10_300, 1, "election_timeout", &[("silence_ms", "297"), ("term", "2")]);
+        log_event(&mut app, T0 + 10_301, 1, "became_candidate", &[("term", "3")]);
+        let at = T0 + 10_350;
+        poll(&mut app, at, status(1, Role::Candidate, 3, 0, 107, DIGEST_A));
+        poll(&mut app, at, status(3, Role::PreCandidate, 2, 0, 107, DIGEST_A));
+        app
+    }
+
+    /// `election`, node 1 wins term 3; then r restarts the old leader (node 2).
+    pub(crate) fn restarting() -> App {
+        let mut app = election();
+        log_event(&mut app, T0 + 10_412, 1, "became_leader", &[("term", "3")]);
+        let at = T0 + 10_500;
+        poll(&mut app, at, status(1, Role::Leader, 3, 1, 108, DIGEST_A));
+        poll(&mut app, at, status(3, Role::Follower, 3, 1, 108, DIGEST_A));
+        assert_eq!(app.nodes[app.selected].config.id, 2);
+        let effects = key(&mut app, T0 + 11_000, KeyCode::Char('r'));
+        assert_eq!(
+            effects,
+            vec![Effect::Start {
+                id: 2,
+                wipe_data: false
+            }]
+        );
+        app.update(Action::Tick, T0 + 11_001);
+        app
+    }
+
+    /// Nodes 1 and 3 at the same applied index with different digests.
+    pub(crate) fn diverged() -> App {
+        let mut app = healthy();
+        let at = T0 + 5_000;
+        poll(&mut app, at, status(1, Role::Follower, 2, 2, 120, DIGEST_A));
+        poll(&mut app, at, status(2, Role::Leader, 2, 2, 121, DIGEST_A));
+        poll(&mut app, at, status(3, Role::Follower, 2, 2, 120, DIGEST_B));
+        app
+    }
+}
+
+use fixtures::*;
+
+fn press(code: KeyCode) -> Option<Action> {
+    action_for_key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn flash_text(app: &App) -> String {
+    app.visible_flash().map(|f| f.text.clone()).unwrap_or_default()
+}
+
+fn timeline_text(app: &App) -> Vec<String> {
+    app.timeline.iter().map(|e| e.text.clone()).collect()
+}
+
+#[test]
+fn every_key_maps_to_its_action() {
+    let table = [
+        (KeyCode::Char('q'), Action::Quit),
+        (KeyCode::Char('?'), Action::ToggleHelp),
+        (KeyCode::Esc, Action::CloseHelp),
+        (KeyCode::Left, Action::SelectPrevious),
+        (KeyCode::Right, Action::SelectNext),
+        (KeyCode::Char('1'), Action::Select(1)),
+        (KeyCode::Char('9'), Action::Select(9)),
+        (KeyCode::Char('k'), Action::KillLeader),
+        (KeyCode::Char('x'), Action::KillSelected),
+        (KeyCode::Char('s'), Action::StopSelected),
+        (KeyCode::Char('r'), Action::RestartSelected),
+        (KeyCode::Char('R'), Action::WipeAndRestartSelected),
+        (KeyCode::Char('w'), Action::BulkWrite),
+        (KeyCode::Char('W'), Action::ToggleWriteLoad),
+        (KeyCode::Char('+'), Action::BulkWriteCountUp),
+        (KeyCode::Char('-'), Action::BulkWriteCountDown),
+        (KeyCode::Char('v'), Action::Verify),
+        (KeyCode::Char('d'), Action::RunGate),
+        (KeyCode::Char('e'), Action::ExportEvidence),
+        (KeyCode::Char('z'), Action::UnknownKey("z".into())),
+    ];
+    for (code, action) in table {
+        assert_eq!(press(code), Some(action), "{code:?}");
+    }
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert_eq!(action_for_key(ctrl_c), Some(Action::Quit));
+    let release = KeyEvent {
+        code: KeyCode::Char('k'),
+        modifiers: KeyModifiers::NONE,
+        kind: KeyEventKind::Release,
+        state: KeyEventState::NONE,
+    };
+    assert_eq!(action_for_key(release), None);
+}
+
+#[test]
+fn unknown_keys_say_they_did_nothing() {
+    let mut app = healthy();
+    key(&mut app, T0 + 4_000, KeyCode::Char('z'));
+    assert_eq!(flash_text(&app), "key 'z' does nothing; press ? for the list of keys");
+}
+
+#[test]
+fn quit_stops_nodes_gracefully_then_exits_when_all_are_down() {
+    let mut app = healthy();
+    let effects = key(&mut app, T0 + 4_000, KeyCode::Char('q'));
+    assert_eq!(effects, vec![Effect::StopAll]);
+    assert!(!app.should_exit);
+    assert!(app.nodes.iter().all(|n| matches!(n.process, ProcessState::Stopping { graceful: true, .. })));
+    // Process keys are refused while quitting.
+    assert!(key(&mut app, T0 + 4_001, KeyCode::Char('k')).is_empty());
+    assert!(flash_text(&app).starts_with("quitting"));
+    for id in 1..=3 {
+        assert!(exited(&mut app, T0 + 4_100, id, ExitKind::Code(0)).is_empty());
+    }
+    assert!(app.should_exit);
+}
+
+#[test]
+fn quit_twice_exits_at_once_and_the_deadline_exits_too() {
+    let mut app = healthy();
+    key(&mut app, T0 + 4_000, KeyCode::Char('q'));
+    key(&mut app, T0 + 4_100, KeyCode::Char('q'));
+    assert!(app.should_exit);
+
+    let mut app = healthy();
+    key(&mut app, T0 + 4_000, KeyCode::Char('q'));
+    app.update(Action::Tick, T0 + 4_000 + QUIT_DEADLINE_MS + 1);
+    assert!(app.should_exit);
+}
+
+#[test]
+fn quit_stops_the_write_load_and_attached_quits_at_once() {
+    let mut app = App::new(Mode::Attached, config(3), T0, Vec::new());
+    key(&mut app, T0 + 1, KeyCode::Char('W'));
+    let effects = key(&mut app, T0 + 2, KeyCode::Char('q'));
+    assert_eq!(effects, vec![Effect::SetWriteLoad { on: false }]);
+    assert!(app.should_exit);
+}
+
+#[test]
+fn help_toggles_and_any_other_key_closes_it_and_acts() {
+    let mut app = healthy();
+    key(&mut app, T0 + 4_000, KeyCode::Char('?'));
+    assert!(app.help_open);
+    key(&mut app, T0 + 4_001, KeyCode::Char('?'));
+    assert!(!app.help_open);
+    key(&mut app, T0 + 4_002, KeyCode::Char('?'));
+    assert!(key(&mut app, T0 + 4_003, KeyCode::Esc).is_empty());
+    assert!(!app.help_open);
+    key(&mut app, T0 + 4_004, KeyCode::Char('?'));
+    key(&mut app, T0 + 4_005, KeyCode::Char('3'));
+    assert!(!app.help_open);
+    assert_eq!(app.selected, 2);
+}
+
+#[test]
+fn selection_moves_wraps_and_refuses_missing_nodes() {
+    let mut app = healthy();
+    assert_eq!(app.selected, 0);
+    key(&mut app, T0 + 4_000, KeyCode::Left);
+    assert_eq!(app.selected, 2);
+    key(&mut app, T0 + 4_001, KeyCode::Right);
+    assert_eq!(app.selected, 0);
+    key(&mut app, T0 + 4_002, KeyCode::Char('2'));
+    assert_eq!(app.selected, 1);
+    key(&mut app, T0 + 4_003, KeyCode::Char('7'));
+    assert_eq!(app.selected, 1);
+    assert_eq!(flash_text(&app), "there is no node 7: this cluster has 3 nodes");
+}
+
+#[test]
+fn k_kills_the_leader_and_selects_it() {
+    let mut app = healthy();
+    let effects = key(&mut app, T0 + 4_000, KeyCode::Char('k'));
+    assert_eq!(effects, vec![Effect::Kill { id: 2 }]);
+    assert_eq!(app.selected, 1);
+    assert_eq!(
+        app.nodes[1].process,
+        ProcessState::Stopping {
+            pid: 4102,
+            graceful: false
+        }
+    );
+    assert_eq!(flash_text(&app), "kill -9 node 2, leader of term 2 (pid 4102)");
+    assert_eq!(app.leader_kill.as_ref().map(|k| (k.node, k.at_ms)), Some((2, T0 + 4_000)));
+}
+
+#[test]
+fn k_without_a_leader_is_refused_with_the_reason() {
+    let mut app = leader_killed();
+    assert!(key(&mut app, T0 + 10_250, KeyCode::Char('k')).is_empty());
+    assert!(flash_text(&app).starts_with("no leader to kill"));
+    let mut fresh = started();
+    assert!(key(&mut fresh, T0 + 100, KeyCode::Char('k')).is_empty());
+    assert!(flash_text(&fresh).starts_with("no leader to kill"));
+}
+
+#[test]
+fn process_keys_are_refused_when_attached() {
+    let mut app = App::new(Mode::Attached, config(3), T0, Vec::new());
+    for (i, leader) in [false, true, false].into_iter().enumerate() {
+        let role = if leader { crate::status::Role::Leader } else { crate::status::Role::Follower };
+        poll(&mut app, T0 + 10, status(i as u64 + 1, role, 2, 2, 7, DIGEST_A));
+    }
+    for code in ['k', 'x', 's', 'r', 'R'] {
+        assert!(key(&mut app, T0 + 20, KeyCode::Char(code)).is_empty(), "{code}");
+        assert_eq!(flash_text(&app), ATTACHED_REFUSAL, "{code}");
+    }
+    // Writes and verification still work when attached.
+    assert_eq!(key(&mut app, T0 + 30, KeyCode::Char('w')), vec![Effect::BulkWrite { count: 50 }]);
+}
+
+#[test]
+fn x_kills_the_selected_node_and_refuses_a_dead_one() {
+    let mut app = healthy();
+    key(&mut app, T0 + 4_000, KeyCode::Char('3'));
+    assert_eq!(key(&mut app, T0 + 4_001, KeyCode::Char('x')), vec![Effect::Kill { id: 3 }]);
+    assert!(app.leader_kill.is_none(), "a follower kill is not a leader kill");
+    exited(&mut app, T0 + 4_010, 3, ExitKind::Signal(9));
+    assert!(key(&mut app, T0 + 4_020, KeyCode::Char('x')).is_empty());
+    assert_eq!(
+        flash_text(&app),
+        "node 3 is not running (killed by SIGKILL); press r to restart it"
+    );
+    // x on the leader times the failover like k does.
+    key(&mut app, T0 + 4_030, KeyCode::Char('2'));
+    assert_eq!(key(&mut app, T0 + 4_031, KeyCode::Char('x')), vec![Effect::Kill { id: 2 }]);
+    assert!(app.leader_kill.is_some());
+}
+
+#[test]
+fn s_stops_gracefully_and_says_the_leader_hands_over() {
+    let mut app = healthy();
+    key(&mut app, T0 + 4_000, KeyCode::Char('2'));
+    assert_eq!(key(&mut app, T0 + 4_001, KeyCode::Char('s')), vec![Effect::Stop { id: 2 }]);
+    assert!(flash_text(&app).contains("hands leadership over first"));
+    assert!(key(&mut app, T0 + 4_002, KeyCode::Char('s')).is_empty());
+    assert_eq!(flash_text(&app), "node 2 is already stopping");
+    exited(&mut app, T0 + 4_100, 2, ExitKind::Code(0));
+    assert!(timeline_text(&app).contains(&"node 2 exited with code 0 (pid 4102)".to_string()));
+    assert!(key(&mut app, T0 + 4_200, KeyCode::Char('s')).is_empty());
+    assert!(flash_text(&app).starts_with("node 2 is not running (exited with code 0)"));
+}
+
+#[test]
+fn r_restarts_a_dead_node_and_refuses_while_it_restarts() {
+    let mut app = leader_killed();
+    assert_eq!(
+        key(&mut app, T0 + 11_000, KeyCode::Char('r')),
+        vec![Effect::Start {
+            id: 2,
+            wipe_data: false
+        }]
+    );
+    assert!(app.nodes[1].is_restarting());
+    assert!(key(&mut app, T0 + 11_001, KeyCode::Char('r')).is_empty());
+    assert_eq!(flash_text(&app), "node 2 is already restarting");
+    process(&mut app, T0 + 11_010, 2, ProcessEvent::Started { pid: 5102 });
+    assert_eq!(app.nodes[1].process, ProcessState::Running { pid: 5102 });
+}
+
+#[test]
+fn r_on_a_running_node_restarts_every_down_node_first() {
+    let mut app = leader_killed();
+    key(&mut app, T0 + 11_000, KeyCode::Char('1'));
+    assert_eq!(
+        key(&mut app, T0 + 11_001, KeyCode::Char('r')),
+        vec![Effect::Start {
+            id: 2,
+            wipe_data: false
+        }]
+    );
+}
+
+#[test]
+fn r_on_a_running_node_with_none_down_stops_then_starts_it() {
+    let mut app = healthy();
+    key(&mut app, T0 + 4_000, KeyCode::Char('3'));
+    assert_eq!(key(&mut app, T0 + 4_001, KeyCode::Char('r')), vec![Effect::Stop { id: 3 }]);
+    assert_eq!(app.nodes[2].restart_pending, Some(false));
+    let effects = exited(&mut app, T0 + 4_200, 3, ExitKind::Code(0));
+    assert_eq!(
+        effects,
+        vec![Effect::Start {
+            id: 3,
+            wipe_data: false
+        }]
+    );
+}
+
+#[test]
+fn r_while_a_node_is_stopping_queues_the_restart() {
+    let mut app = healthy();
+    key(&mut app, T0 + 4_000, KeyCode::Char('3'));
+    key(&mut app, T0 + 4_001, KeyCode::Char('x'));
+    assert!(key(&mut app, T0 + 4_002, KeyCode::Char('r')).is_empty());
+    assert_eq!(flash_text(&app), "node 3 restarts once it has stopped");
+    assert_eq!(
+        exited(&mut app, T0 + 4_010, 3, ExitKind::Signal(9)),
+        vec![Effect::Start {
+            id: 3,
+            wipe_data: false
+        }]
+    );
+}
+
+#[test]
+fn capital_r_wipes_and_restarts_running_or_dead_nodes() {
+    let mut app = healthy();
+    key(&mut app, T0 + 4_000, KeyCode::Char('1'));
+    assert_eq!(key(&mut app, T0 + 4_001, KeyCode::Char('R')), vec![Effect::Stop { id: 1 }]);
+    assert_eq!(app.nodes[0].restart_pending, Some(true));
+    assert!(key(&mut app, T0 + 4_002, KeyCode::Char('R')).is_empty());
+    assert_eq!(flash_text(&app), "node 1 is already restarting");
+    assert_eq!(
+        exited(&mut app, T0 + 4_100, 1, ExitKind::Code(0)),
+        vec![Effect::Start {
+            id: 1,
+            wipe_data: true
+        }]
+    );
+    let mut dead = leader_killed();
+    assert_eq!(
+        key(&mut dead, T0 + 11_000, KeyCode::Char('R')),
+        vec![Effect::Start {
+            id: 2,
+            wipe_data: true
+        }]
+    );
+}
+
+#[test]
+fn w_writes_through_the_leader_queues_behind_a_running_write_and_refuses_without_leader() {
+    let mut app = healthy();
+    assert_eq!(key(&mut app, T0 + 4_000, KeyCode::Char('w')), vec![Effect::BulkWrite { count: 50 }]);
+    assert!(key(&mut app, T0 + 4_001, KeyCode::Char('w')).is_empty());
+    assert_eq!(app.bulk_queue.len(), 1);
+    assert!(flash_text(&app).contains("queued"));
+    let effects = finish_bulk(&mut app, T0 + 4_050, 50, 40);
+    assert_eq!(effects, vec![Effect::BulkWrite { count: 50 }]);
+    assert!(app.bulk_queue.is_empty());
+    for _ in 0..BULK_WRITES_QUEUED_MAX {
+        key(&mut app, T0 + 4_060, KeyCode::Char('w'));
+    }
+    assert!(key(&mut app, T0 + 4_061, KeyCode::Char('w')).is_empty());
+    assert!(flash_text(&app).contains("already waiting"));
+
+    let mut leaderless = leader_killed();
+    assert!(key(&mut leaderless, T0 + 10_300, KeyCode::Char('w')).is_empty());
+    assert!(flash_text(&leaderless).starts_with("no leader to write 50 keys through"));
+}
+
+#[test]
+fn bulk_results_name_the_node_and_the_time_or_the_failure() {
+    let app = healthy();
+    assert!(timeline_text(&app).contains(&"wrote 50 keys via node 2 in 29 ms".to_string()));
+    assert_eq!(app.acked.count(), 100);
+
+    let mut app = healthy();
+    key(&mut app, T0 + 4_000, KeyCode::Char('w'));
+    app.update(
+        Action::Write(WriteReport::BulkFinished(BulkWriteResult {
+            requested: 50,
+            acked: 47,
+            failed: 2,
+            outcome_unknown: 1,
+            via: None,
+            elapsed_ms: 5_100,
+            first_error: Some("CLUSTERDOWN no leader".into()),
+        })),
+        T0 + 9_100,
+    );
+    assert_eq!(
+        flash_text(&app),
+        "wrote 47 of 50 keys in 5.1 s; 2 not applied; 1 outcome unknown (CLUSTERDOWN no leader)"
+    );
+    assert_eq!(app.outcome_unknown_writes, 1);
+}
+
+#[test]
+fn plus_and_minus_step_the_batch_size_within_bounds() {
+    let mut app = healthy();
+    key(&mut app, T0 + 4_000, KeyCode::Char('+'));
+    assert_eq!(app.bulk_write_count, 100);
+    assert_eq!(flash_text(&app), "w now writes 100 keys");
+    for _ in 0..10 {
+        key(&mut app, T0 + 4_001, KeyCode::Char('+'));
+    }
+    assert_eq!(app.bulk_write_count, 10_000);
+    assert!(flash_text(&app).starts_with("bulk write size stays 10000"));
+    for _ in 0..10 {
+        key(&mut app, T0 + 4_002, KeyCode::Char('-'));
+    }
+    assert_eq!(app.bulk_write_count, 10);
+    assert_eq!(key(&mut app, T0 + 4_003, KeyCode::Char('w')), vec![Effect::BulkWrite { count: 10 }]);
+}
+
+#[test]
+fn capital_w_toggles_the_load_and_a_stopped_load_turns_off() {
+    let mut app = healthy();
+    assert_eq!(key(&mut app, T0 + 4_000, KeyCode::Char('W')), vec![Effect::SetWriteLoad { on: true }]);
+    assert!(app.load_on);
+    assert_eq!(key(&mut app, T0 + 4_001, KeyCode::Char('W')), vec![Effect::SetWriteLoad { on: false }]);
+    assert!(!app.load_on);
+    key(&mut app, T0 + 4_002, KeyCode::Char('W'));
+    app.update(
+        Action::Write(WriteReport::LoadStopped {
+            outcome_unknown: 2,
+            error: Some("no write succeeded for 30 s".into()),
+        }),
+        T0 + 40_000,
+    );
+    assert!(!app.load_on);
+    assert_eq!(app.outcome_unknown_writes, 2);
+    assert!(flash_text(&app).contains("no write succeeded"));
+}
+
+#[test]
+fn acked_writes_feed_the_per_second_rate() {
+    let mut app = healthy();
+    for (second, count) in [(5u64, 300u64), (6, 900), (7, 10)] {
+        app.update(
+            Action::Write(WriteReport::Acked {
+                seqs: vec![1_000 * second..1_000 * second + count],
+                at_ms: T0 + second * 1_000 + 500,
+            }),
+            T0 + second * 1_000 + 500,
+        );
+    }
+    app.update(Action::Tick, T0 + 8_100);
+    assert_eq!(app.write_rate.last_complete_second(), 10);
+    assert_eq!(app.write_rate.peak(), 900);
+    assert_eq!(app.acked.count(), 100 + 1_210);
+}
+
+#[test]
+fn v_verifies_written_keys_and_refuses_when_nothing_or_busy() {
+    let mut fresh = started();
+    assert!(key(&mut fresh, T0 + 100, KeyCode::Char('v')).is_empty());
+    assert!(flash_text(&fresh).starts_with("nothing to verify"));
+
+    let mut app = healthy();
+    let effects = key(&mut app, T0 + 4_000, KeyCode::Char('v'));
+    assert_eq!(
+        effects,
+        vec![Effect::Verify {
+            nodes: config(3).into_iter().map(|c| (c.id, c.client_addr)).collect(),
+            ranges: vec![1..101],
+        }]
+    );
+    assert!(key(&mut app, T0 + 4_001, KeyCode::Char('v')).is_empty());
+    assert_eq!(flash_text(&app), "a verification is already running");
+    let check = |id, result| NodeVerification { id, result };
+    app.update(
+        Action::VerifyFinished(VerifyResult {
+            keys: 100,
+            nodes: vec![
+                check(1, Ok(KeyCheck::default())),
+                check(
+                    2,
+                    Ok(KeyCheck {
+                        missing: 1,
+                        wrong: 0,
+                        examples: vec!["dash:1:000007 missing".into()],
+                    }),
+                ),
+                check(3, Err("connection refused".into())),
+            ],
+            elapsed_ms: 45,
+        }),
+        T0 + 4_100,
+    );
+    assert!(!app.verify_running);
+    assert_eq!(
+        flash_text(&app),
+        "verify 100 keys: node 2: 1 missing, 0 wrong (dash:1:000007 missing); node 3: not checked, connection refused"
+    );
+    key(&mut app, T0 + 4_200, KeyCode::Char('v'));
+    app.update(
+        Action::VerifyFinished(VerifyResult {
+            keys: 100,
+            nodes: (1..=3).map(|id| check(id, Ok(KeyCheck::default()))).collect(),
+            elapsed_ms: 45,
+        }),
+        T0 + 4_300,
+    );
+    assert_eq!(flash_text(&app), "verified 100 keys on 3 nodes in 45 ms: every value matches");
+}
+
+#[test]
+fn d_and_e_say_they_are_not_built_yet() {
+    let mut app = healthy();
+    assert!(key(&mut app, T0 + 4_000, KeyCode::Char('d')).is_empty());
+    assert_eq!(flash_text(&app), "quality gate: not built yet");
+    assert!(key(&mut app, T0 + 4_001, KeyCode::Char('e')).is_empty());
+    assert_eq!(flash_text(&app), "evidence export: not built yet");
+}
+
+#[test]
+fn failover_is_timed_from_the_kill() {
+    let mut app = election();
+    log_event(&mut app, T0 + 10_412, 1, "became_leader", &[("term", "3")]);
+    let timeline = timeline_text(&app);
+    assert!(timeline.contains(&"node 1 lost the leader after 180 ms of silence, term 2 (181 ms after node 2 was killed)".to_string()), "{timeline:#?}");
+    assert!(timeline.contains(&"node 1 election timeout after 297 ms of silence, term 2".to_string()), "{timeline:#?}");
+    assert!(timeline.contains(&"node 1 leader of term 3, 412 ms after node 2 was killed".to_string()), "{timeline:#?}");
+    assert_eq!(app.elections_seen, 2);
+    assert!(app.leader_kill.is_none());
+    // The poll that sees the same leader later does not announce it twice.
+    poll(&mut app, T0 + 10_500, status(1, crate::status::Role::Leader, 3, 1, 108, DIGEST_A));
+    assert_eq!(app.timeline.iter().filter(|e| e.text.contains("leader of term 3")).count(), 1);
+}
+
+#[test]
+fn a_restarted_node_reports_its_catch_up_time() {
+    let mut app = restarting();
+    process(&mut app, T0 + 11_020, 2, ProcessEvent::Started { pid: 5102 });
+    refresh(&mut app, T0 + 11_390);
+    poll(&mut app, T0 + 11_400, status(2, crate::status::Role::Follower, 3, 1, 90, DIGEST_B));
+    assert!(app.nodes[1].restarted_at_ms.is_some());
+    refresh(&mut app, T0 + 12_240);
+    poll(&mut app, T0 + 12_250, status(2, crate::status::Role::Follower, 3, 1, 108, DIGEST_A));
+    assert!(timeline_text(&app).contains(&"node 2 caught up to index 108, 1.2 s after restart".to_string()));
+    assert!(app.nodes[1].restarted_at_ms.is_none());
+}
+
+#[test]
+fn convergence_states_follow_the_polls() {
+    let app = healthy();
+    assert_eq!(
+        app.convergence(),
+        Convergence::Converged {
+            index: 107,
+            digest: DIGEST_A.into(),
+            nodes_up: 3,
+            nodes_total: 3
+        }
+    );
+    assert!(timeline_text(&app).contains(&"CONVERGED at index 107: digest 9c4165…".to_string()));
+    assert_eq!(leader_killed().convergence(), Convergence::NoLeader);
+    let app = diverged();
+    assert_eq!(
+        app.convergence(),
+        Convergence::Diverged {
+            index: 120,
+            first: 1,
+            second: 3
+        }
+    );
+    assert!(timeline_text(&app).contains(&"DIVERGED at index 120: node 1 and node 3 have different digests".to_string()));
+    let mut syncing = healthy();
+    poll(&mut syncing, T0 + 4_000, status(3, crate::status::Role::Follower, 2, 2, 100, DIGEST_B));
+    assert_eq!(syncing.convergence(), Convergence::Syncing { lag: 7 });
+    assert_eq!(syncing.lag_of(2), Some(7));
+}
+
+#[test]
+fn a_silent_node_is_not_trusted_and_a_stale_status_expires() {
+    let mut app = healthy();
+    poll_failed(&mut app, T0 + 3_400, 3, "no answer within 400 ms");
+    assert!(app.nodes[2].live_status(app.now_ms).is_none());
+    assert!(matches!(app.convergence(), Convergence::Converged { nodes_up: 2, .. }));
+    app.update(Action::Tick, T0 + 3_200 + STATUS_STALE_MS + 1);
+    assert_eq!(app.convergence(), Convergence::NoLeader);
+}
+
+#[test]
+fn node_output_lines_reach_the_timeline_a_bounded_number_of_times() {
+    let mut app = started();
+    for i in 0..(OUTPUT_LINES_IN_TIMELINE_MAX + 3) {
+        app.update(
+            Action::NodeLog(LogLine {
+                id: 1,
+                at_ms: T0 + 100,
+                source: LogSource::Output,
+                level: String::new(),
+                event: None,
+                fields: Vec::new(),
+                text: format!("line {i}"),
+            }),
+            T0 + 100,
+        );
+    }
+    let shown = app.timeline.iter().filter(|e| e.text.starts_with("node 1 output")).count();
+    assert_eq!(shown, OUTPUT_LINES_IN_TIMELINE_MAX as usize);
+    assert_eq!(app.nodes[0].log_tail.len(), OUTPUT_LINES_IN_TIMELINE_MAX as usize + 3);
+}
+
+#[test]
+fn spawn_failures_and_unexpected_exits_are_reported() {
+    let mut app = started();
+    exited(&mut app, T0 + 50, 1, ExitKind::Code(1));
+    assert!(timeline_text(&app).contains(&"node 1 unexpectedly exited with code 1 (pid 4101)".to_string()));
+    key(&mut app, T0 + 60, KeyCode::Char('r'));
+    process(&mut app, T0 + 61, 1, ProcessEvent::SpawnFailed { error: "no such file".into() });
+    assert_eq!(flash_text(&app), "node 1 could not start: no such file");
+    assert!(app.nodes[0].is_down());
+}
+
+#[test]
+fn acked_ranges_merge() {
+    let mut acked = AckedKeys::default();
+    acked.insert(5..10);
+    acked.insert(1..3);
+    acked.insert(3..5);
+    acked.insert(20..21);
+    acked.insert(8..12);
+    acked.insert(4..4);
+    assert_eq!(acked.ranges(), &[1..12, 20..21]);
+    assert_eq!(acked.count(), 12);
+}
+
+#[test]
+fn the_timeline_is_bounded() {
+    let mut app = started();
+    for i in 0..(TIMELINE_EVENTS_MAX as u64 + 10) {
+        log_event(&mut app, T0 + i, 1, "stepped_down", &[("term", "1")]);
+    }
+    assert_eq!(app.timeline.len(), TIMELINE_EVENTS_MAX);
+}

@@ -1,0 +1,349 @@
+//! `raftkv bench`: closed-loop load against a cluster (one it starts, or one
+//! it attaches to), leader-failover trials and follower catch-up, with
+//! hdrhistogram latencies and a human or JSON report.
+//!
+//! The load generator (`load`) is written against a small `Target`/`Session`
+//! pair of traits; raftkv's pipelined RESP session is one implementation, and
+//! another store (etcd, behind a cargo feature) can be a second one driven by
+//! exactly the same clients, key space and values.
+
+mod catchup;
+mod failover;
+mod load;
+mod local;
+mod report;
+mod resp_target;
+mod rng;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cluster::parse_addr_list;
+
+use self::load::{LoadSpec, ProgressStyle, Workload};
+use self::local::LocalCluster;
+use self::report::{BenchReport, Machine};
+use self::resp_target::RaftkvTarget;
+
+/// Most concurrent client connections one run opens.
+pub const CLIENTS_MAX: usize = 1024;
+/// Most requests one connection keeps in flight.
+pub const PIPELINE_MAX: usize = 1024;
+/// Largest value written (a node refuses bulk strings above 16 MiB by default).
+pub const VALUE_SIZE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Most failover trials one run does.
+pub const FAILOVER_TRIALS_MAX: u32 = 1000;
+/// Most entries written behind a stopped follower in `--catchup`.
+pub const CATCHUP_ENTRIES_MAX: u64 = 100_000_000;
+/// Ops of a throughput run when no mode is chosen and `--ops` is not given.
+pub const OPS_DEFAULT: u64 = 100_000;
+
+/// Which store the load runs against. Only raftkv is built in; the generator
+/// is generic so another backend can be added behind a cargo feature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetKind {
+    Raftkv,
+}
+
+/// `raftkv bench` flags.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Run against a running cluster at these client addresses (host:port,...)
+    /// instead of starting one. Failover and catch-up trials need a cluster
+    /// the bench started itself.
+    #[arg(long, value_name = "ADDRS", conflicts_with_all = ["nodes", "base_port", "data_dir", "fresh"])]
+    pub attach: Option<String>,
+    /// The store to load.
+    #[arg(long, value_enum, default_value_t = TargetKind::Raftkv)]
+    pub target: TargetKind,
+    /// Nodes of the cluster the bench starts (1-9).
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u64,
+    /// Node i of the started cluster listens for clients on base+i and for peers on base+100+i.
+    #[arg(long, default_value_t = 7000)]
+    pub base_port: u16,
+    /// Data dir of the started cluster (default: a new temporary directory,
+    /// deleted at the end). It must not hold node data unless --fresh is given.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// With --data-dir: delete the node data dirs found there first.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Where the started nodes write node-<id>.log and node-<id>.out.
+    #[arg(long, default_value = "logs")]
+    pub log_dir: PathBuf,
+    /// Concurrent client connections.
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Requests each connection keeps in flight (1 = one at a time).
+    #[arg(long, default_value_t = 1)]
+    pub pipeline: usize,
+    /// Operations of the throughput run (default 100000; runs when no
+    /// --failover/--catchup is given, or when --ops is given with them).
+    #[arg(long)]
+    pub ops: Option<u64>,
+    /// Bytes of every written value.
+    #[arg(long, default_value_t = 100)]
+    pub value_size: usize,
+    /// Fraction of operations that are linearizable GETs (0.0-1.0); the rest are SETs.
+    #[arg(long, default_value_t = 0.0)]
+    pub read_ratio: f64,
+    /// Keys are bench:0000000000 .. bench:<keyspace-1>, picked uniformly.
+    #[arg(long, default_value_t = 100_000)]
+    pub keyspace: u64,
+    /// Seed of the key and read/write choices (same seed, same sequence per client).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// One request may wait this long for its reply before it counts as a timeout.
+    #[arg(long, default_value_t = 5_000)]
+    pub request_timeout_ms: u64,
+    /// Give up when no operation has succeeded for this long.
+    #[arg(long, default_value_t = 30_000)]
+    pub stall_timeout_ms: u64,
+    /// Leader failover trials: kill -9 the leader under write load, time the
+    /// first acknowledged write, restart it, wait for convergence.
+    #[arg(long, value_name = "TRIALS")]
+    pub failover: Option<u32>,
+    /// Write clients running during each failover trial.
+    #[arg(long, default_value_t = 4)]
+    pub failover_clients: usize,
+    /// Follower catch-up: stop a follower, write this many entries, restart
+    /// it, time until it has converged with the leader.
+    #[arg(long, value_name = "ENTRIES")]
+    pub catchup: Option<u64>,
+    /// Print the final report as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What this run does, decided from the flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Plan {
+    throughput_ops: Option<u64>,
+    failover_trials: Option<u32>,
+    catchup_entries: Option<u64>,
+}
+
+impl BenchArgs {
+    /// Checks every bound and combination; the error says which flag and why.
+    fn plan(&self) -> Result<Plan, String> {
+        if self.clients == 0 || self.clients > CLIENTS_MAX {
+            return Err(format!("--clients {}: use 1 to {CLIENTS_MAX}", self.clients));
+        }
+        if self.pipeline == 0 || self.pipeline > PIPELINE_MAX {
+            return Err(format!("--pipeline {}: use 1 to {PIPELINE_MAX}", self.pipeline));
+        }
+        if self.value_size > VALUE_SIZE_BYTES_MAX {
+            return Err(format!(
+                "--value-size {}: at most {VALUE_SIZE_BYTES_MAX} bytes (a node's bulk string limit)",
+                self.value_size
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.read_ratio) {
+            return Err(format!("--read-ratio {}: use a fraction from 0.0 to 1.0", self.read_ratio));
+        }
+        if self.keyspace == 0 {
+            return Err("--keyspace 0: the key space needs at least one key".into());
+        }
+        if self.ops == Some(0) {
+            return Err("--ops 0: give at least one operation".into());
+        }
+        if self.request_timeout_ms == 0 || self.stall_timeout_ms == 0 {
+            return Err("--request-timeout-ms and --stall-timeout-ms must be above 0".into());
+        }
+        if let Some(trials) = self.failover {
+            if trials == 0 || trials > FAILOVER_TRIALS_MAX {
+                return Err(format!("--failover {trials}: use 1 to {FAILOVER_TRIALS_MAX} trials"));
+            }
+            if self.failover_clients == 0 || self.failover_clients > CLIENTS_MAX {
+                return Err(format!(
+                    "--failover-clients {}: use 1 to {CLIENTS_MAX}",
+                    self.failover_clients
+                ));
+            }
+        }
+        if let Some(entries) = self.catchup {
+            if entries == 0 || entries > CATCHUP_ENTRIES_MAX {
+                return Err(format!("--catchup {entries}: use 1 to {CATCHUP_ENTRIES_MAX} entries"));
+            }
+        }
+        let kills = self.failover.is_some() || self.catchup.is_some();
+        if kills && self.attach.is_some() {
+            return Err("--failover and --catchup kill -9 a node and restart it, which the bench can \
+                        only do to nodes it started itself; drop --attach (the bench then starts a \
+                        fresh cluster, see --nodes and --base-port)"
+                .into());
+        }
+        if kills && self.nodes < 3 {
+            return Err(format!(
+                "--nodes {}: failover and catch-up need at least 3 nodes, so a majority survives one kill",
+                self.nodes
+            ));
+        }
+        let throughput_ops = match (self.ops, kills) {
+            (Some(ops), _) => Some(ops),
+            (None, false) => Some(OPS_DEFAULT),
+            (None, true) => None,
+        };
+        Ok(Plan {
+            throughput_ops,
+            failover_trials: self.failover,
+            catchup_entries: self.catchup,
+        })
+    }
+
+    fn workload(&self, read_ratio: f64) -> Workload {
+        Workload::new(self.keyspace, read_ratio, self.value_size, self.seed)
+    }
+
+    fn load_spec(&self, ops: Option<u64>, progress: ProgressStyle) -> LoadSpec {
+        LoadSpec {
+            clients: self.clients,
+            pipeline: self.pipeline,
+            ops,
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            stall_timeout: Duration::from_millis(self.stall_timeout_ms),
+            progress,
+        }
+    }
+}
+
+/// Runs the benchmark the flags describe and prints its report. Must run on
+/// the thread that lives as long as the process (the main thread, e.g. inside
+/// `Runtime::block_on`): the nodes it starts are tied to that thread.
+pub async fn run(args: BenchArgs) -> Result<(), String> {
+    let plan = args.plan()?;
+    let machine = Machine::detect();
+    match &args.attach {
+        Some(list) => {
+            let addrs = parse_addr_list(list)?;
+            let report = run_plan(&args, plan, &machine, addrs.clone(), None).await?;
+            report.print(&args, &machine, &format!("attached to {}", addrs.join(",")));
+            Ok(())
+        }
+        None => {
+            let mut cluster = LocalCluster::start(&args)?;
+            let description = cluster.description();
+            let outcome = tokio::select! {
+                outcome = async {
+                    cluster.wait_ready().await?;
+                    let addrs = cluster.client_addrs();
+                    run_plan(&args, plan, &machine, addrs, Some(&mut cluster)).await
+                } => outcome,
+                interrupted = tokio::signal::ctrl_c() => Err(match interrupted {
+                    Ok(()) => "interrupted (Ctrl-C); stopping the nodes".to_string(),
+                    Err(e) => format!("cannot listen for Ctrl-C: {e}"),
+                }),
+            };
+            let shutdown = cluster.shutdown().await;
+            let report = outcome?;
+            shutdown?;
+            report.print(&args, &machine, &description);
+            Ok(())
+        }
+    }
+}
+
+/// Runs the chosen measurements in order: throughput, failover, catch-up.
+async fn run_plan(
+    args: &BenchArgs,
+    plan: Plan,
+    machine: &Machine,
+    addrs: Vec<String>,
+    mut cluster: Option<&mut LocalCluster>,
+) -> Result<BenchReport, String> {
+    let mut report = BenchReport::new(machine.clone());
+    let progress = if args.json {
+        ProgressStyle::Quiet
+    } else {
+        ProgressStyle::live("load")
+    };
+    if let Some(ops) = plan.throughput_ops {
+        let target = Arc::new(RaftkvTarget::new(addrs.clone(), Duration::from_millis(args.request_timeout_ms)));
+        let spec = args.load_spec(Some(ops), progress.clone());
+        let result = load::run_load(target, spec, Arc::new(args.workload(args.read_ratio))).await?;
+        report.throughput = Some(result);
+    }
+    if let Some(trials) = plan.failover_trials {
+        let cluster = cluster
+            .as_deref_mut()
+            .ok_or("--failover needs a cluster the bench started")?;
+        report.failover = Some(failover::run_trials(cluster, args, trials).await?);
+    }
+    if let Some(entries) = plan.catchup_entries {
+        let cluster = cluster
+            .as_deref_mut()
+            .ok_or("--catchup needs a cluster the bench started")?;
+        report.catchup = Some(catchup::run(cluster, args, entries).await?);
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    fn parse(line: &str) -> Result<BenchArgs, String> {
+        Cli::try_parse_from(std::iter::once("bench").chain(line.split_whitespace()))
+            .map(|cli| cli.bench)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_run_a_throughput_test_only() {
+        let plan = parse("").unwrap().plan().unwrap();
+        assert_eq!(
+            plan,
+            Plan {
+                throughput_ops: Some(OPS_DEFAULT),
+                failover_trials: None,
+                catchup_entries: None
+            }
+        );
+        let plan = parse("--failover 3 --catchup 100").unwrap().plan().unwrap();
+        assert_eq!(plan.throughput_ops, None);
+        assert_eq!(plan.failover_trials, Some(3));
+        let plan = parse("--failover 3 --ops 50").unwrap().plan().unwrap();
+        assert_eq!(plan.throughput_ops, Some(50));
+    }
+
+    #[test]
+    fn killing_modes_refuse_attach_and_say_why() {
+        let error = parse("--attach 127.0.0.1:7001 --failover 2")
+            .unwrap()
+            .plan()
+            .unwrap_err();
+        assert!(error.contains("nodes it started itself"), "{error}");
+        let error = parse("--attach 127.0.0.1:7001 --catchup 10").unwrap().plan().unwrap_err();
+        assert!(error.contains("drop --attach"), "{error}");
+        assert!(parse("--nodes 1 --failover 1").unwrap().plan().unwrap_err().contains("at least 3"));
+        // Cluster-shape flags make no sense with --attach.
+        assert!(parse("--attach 127.0.0.1:7001 --nodes 5").is_err());
+    }
+
+    #[test]
+    fn bounds_are_checked_with_the_flag_named() {
+        for (line, flag) in [
+            ("--clients 0", "--clients"),
+            ("--clients 5000", "--clients"),
+            ("--pipeline 0", "--pipeline"),
+            ("--read-ratio 1.5", "--read-ratio"),
+            ("--keyspace 0", "--keyspace"),
+            ("--ops 0", "--ops"),
+            ("--value-size 999999999", "--value-size"),
+            ("--failover 0", "--failover"),
+            ("--catchup 0", "--catchup"),
+        ] {
+            let error = parse(line).unwrap().plan().unwrap_err();
+            assert!(error.starts_with(flag), "{line}: {error}");
+        }
+    }
+}

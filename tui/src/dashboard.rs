@@ -1,0 +1,467 @@
+//! The dashboard runtime: prepares the cluster, owns the terminal (restored
+//! on every exit path), runs the event loop, and carries out the app's
+//! effects with the supervisor and background jobs.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::time::Duration;
+
+use crossterm::event::{Event, EventStream};
+use futures::{Stream, StreamExt};
+use ratatui::backend::Backend;
+use ratatui::Terminal;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::{action_for_key, Action, App, Effect, Mode, NodeConfig, VerifyResult, WriteReport};
+use crate::clock;
+use crate::cluster::{node_log_path, node_output_path, parse_addr_list, ClusterArgs, ClusterLayout};
+use crate::jobs::{self, KeySpace};
+use crate::poll::{self, LogLine, StatusReport};
+use crate::supervisor::{NodeProgram, ProcessEvent, ProcessReport, Supervisor, STOP_GRACE_MS_DEFAULT};
+
+/// Capacity of each report channel into the event loop.
+pub const REPORTS_QUEUE_MAX: usize = 1024;
+/// Reports handled between two frames at most, so a flood cannot starve drawing.
+pub const REPORTS_PER_FRAME_MAX: usize = 512;
+/// The screen is redrawn at least this often (clock, sparkline).
+pub const TICK_INTERVAL_MS: u64 = 250;
+/// After the loop ends, nodes still alive get this long to exit after SIGKILL.
+const EXIT_KILL_WAIT_MS: u64 = 2_000;
+
+/// `--attach host:port,...`
+#[derive(Clone, Debug)]
+pub struct AddrList(pub Vec<String>);
+
+pub fn parse_addr_list_arg(text: &str) -> Result<AddrList, String> {
+    parse_addr_list(text).map(AddrList)
+}
+
+/// `raftkv tui` flags (also accepted by a bare `raftkv`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct TuiArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Show an existing cluster (client addresses) instead of starting one;
+    /// kill and restart keys are disabled.
+    #[arg(long, value_parser = parse_addr_list_arg, value_name = "ADDR,...")]
+    pub attach: Option<AddrList>,
+}
+
+/// Report channels from the background work into the event loop.
+struct Channels {
+    status: mpsc::Receiver<StatusReport>,
+    process: mpsc::Receiver<ProcessReport>,
+    log: mpsc::Receiver<LogLine>,
+    write: mpsc::Receiver<WriteReport>,
+    verify: mpsc::Receiver<VerifyResult>,
+}
+
+/// Carries out effects: the supervisor (supervised mode) and the jobs.
+struct Workers {
+    supervisor: Option<Supervisor>,
+    addrs: Vec<String>,
+    keys: KeySpace,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    load_stop: Option<CancellationToken>,
+    write_tx: mpsc::Sender<WriteReport>,
+    verify_tx: mpsc::Sender<VerifyResult>,
+}
+
+impl Workers {
+    /// Does `effect`; returns what the app must hear at once (spawn results).
+    fn execute(&mut self, effect: Effect) -> Vec<Action> {
+        match effect {
+            Effect::Kill { id } | Effect::Stop { id } => {
+                let Some(supervisor) = &self.supervisor else {
+                    return Vec::new();
+                };
+                let result = if matches!(effect, Effect::Kill { .. }) {
+                    supervisor.kill(id)
+                } else {
+                    supervisor.stop(id)
+                };
+                if let Err(error) = result {
+                    // The exit report is already on its way.
+                    tracing::warn!(event = "signal_not_sent", node = id, %error);
+                }
+                Vec::new()
+            }
+            Effect::Start { id, wipe_data } => {
+                let Some(supervisor) = &mut self.supervisor else {
+                    return Vec::new();
+                };
+                let event = match supervisor.start(id, wipe_data) {
+                    Ok(pid) => ProcessEvent::Started { pid },
+                    Err(error) => ProcessEvent::SpawnFailed { error },
+                };
+                vec![Action::Process(ProcessReport {
+                    id,
+                    at_ms: clock::now_ms(),
+                    event,
+                })]
+            }
+            Effect::BulkWrite { count } => {
+                jobs::spawn_bulk_write(
+                    self.addrs.clone(),
+                    self.keys.clone(),
+                    count,
+                    self.write_tx.clone(),
+                    self.cancel.clone(),
+                    &self.tracker,
+                );
+                Vec::new()
+            }
+            Effect::SetWriteLoad { on: true } => {
+                if self.load_stop.is_none() {
+                    let stop = self.cancel.child_token();
+                    jobs::spawn_write_load(
+                        self.addrs.clone(),
+                        self.keys.clone(),
+                        self.write_tx.clone(),
+                        stop.clone(),
+                        &self.tracker,
+                    );
+                    self.load_stop = Some(stop);
+                }
+                Vec::new()
+            }
+            Effect::SetWriteLoad { on: false } => {
+                if let Some(stop) = self.load_stop.take() {
+                    stop.cancel();
+                }
+                Vec::new()
+            }
+            Effect::Verify { nodes, ranges } => {
+                jobs::spawn_verify(
+                    nodes,
+                    ranges,
+                    self.keys.clone(),
+                    self.verify_tx.clone(),
+                    self.cancel.clone(),
+                    &self.tracker,
+                );
+                Vec::new()
+            }
+            Effect::StopAll => {
+                if let Some(supervisor) = &self.supervisor {
+                    supervisor.stop_all();
+                }
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Sets up `<log-dir>/tui.log`; the guard flushes it when dropped.
+fn init_logging(log_dir: &Path) -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
+    std::fs::create_dir_all(log_dir).map_err(|e| format!("cannot create log dir {}: {e}", log_dir.display()))?;
+    let (writer, guard) = tracing_appender::non_blocking(tracing_appender::rolling::never(log_dir, "tui.log"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RAFTKV_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(writer)
+        .with_env_filter(filter)
+        .try_init()
+        .map_err(|e| format!("cannot set up logging: {e}"))?;
+    Ok(guard)
+}
+
+/// What the dashboard will show, decided before the terminal is taken over
+/// (so every setup error prints plainly).
+struct Plan {
+    mode: Mode,
+    layout: Option<ClusterLayout>,
+    nodes: Vec<NodeConfig>,
+    notes: Vec<String>,
+}
+
+fn plan(args: &TuiArgs) -> Result<Plan, String> {
+    if let Some(AddrList(addrs)) = &args.attach {
+        let nodes = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| NodeConfig {
+                id: i as u64 + 1,
+                client_addr: addr.clone(),
+            })
+            .collect();
+        return Ok(Plan {
+            mode: Mode::Attached,
+            layout: None,
+            nodes,
+            notes: vec![format!("attached to {}", addrs.join(", "))],
+        });
+    }
+    let layout = ClusterLayout::new(&args.cluster)?;
+    layout.create_dirs()?;
+    layout.check_ports_free()?;
+    let data = layout.data_dir.display();
+    let note = if args.cluster.fresh {
+        let wiped = layout.wipe_all_data()?;
+        format!(
+            "--fresh: deleted {} node data dirs under {data}; the cluster starts empty",
+            wiped.len()
+        )
+    } else if layout.has_existing_data() {
+        format!("reusing the data in {data} (start with --fresh for an empty cluster)")
+    } else {
+        format!("new cluster, data in {data}")
+    };
+    let nodes = layout
+        .ids()
+        .map(|id| NodeConfig {
+            id,
+            client_addr: layout.client_addr(id).to_string(),
+        })
+        .collect();
+    Ok(Plan {
+        mode: Mode::Supervised,
+        layout: Some(layout),
+        nodes,
+        notes: vec![note],
+    })
+}
+
+/// `raftkv tui`: runs the dashboard until the user quits.
+pub fn run(args: TuiArgs) -> Result<(), String> {
+    let log_dir = args.cluster.log_dir.clone();
+    let _log_guard = init_logging(&log_dir)?;
+    let plan = plan(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let result = runtime.block_on(async move {
+        // Installs a panic hook that restores the terminal before the panic message prints.
+        let mut terminal = ratatui::try_init().map_err(|e| format!("cannot take over the terminal: {e}"))?;
+        let result = run_with_terminal(&mut terminal, plan, &log_dir).await;
+        ratatui::restore();
+        result
+    });
+    // Tasks still running (pollers, jobs) are dropped with the runtime; any
+    // child left is killed on drop and by its parent-death signal.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    if result.is_ok() {
+        println!("raftkv: dashboard closed; logs in {}", args.cluster.log_dir.display());
+    }
+    result
+}
+
+async fn run_with_terminal<B: Backend>(terminal: &mut Terminal<B>, plan: Plan, log_dir: &Path) -> Result<(), String> {
+    let (status_tx, status_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
+    let (process_tx, process_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
+    let (log_tx, log_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
+    let (write_tx, write_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
+    let (verify_tx, verify_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
+    let mut channels = Channels {
+        status: status_rx,
+        process: process_rx,
+        log: log_rx,
+        write: write_rx,
+        verify: verify_rx,
+    };
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let now_ms = clock::now_ms();
+    let addrs: Vec<String> = plan.nodes.iter().map(|n| n.client_addr.clone()).collect();
+
+    // Tail the logs before any node starts, so no event of this run is missed.
+    let files = plan
+        .nodes
+        .iter()
+        .map(|n| (n.id, node_log_path(log_dir, n.id), node_output_path(log_dir, n.id)))
+        .collect();
+    poll::spawn_log_tailer(files, log_tx, cancel.clone(), &tracker);
+    poll::spawn_status_pollers(
+        plan.nodes.iter().map(|n| (n.id, n.client_addr.clone())).collect(),
+        status_tx,
+        cancel.clone(),
+        &tracker,
+    );
+    let supervisor = match plan.layout {
+        Some(layout) => Some(Supervisor::new(
+            layout,
+            NodeProgram::current_exe()?,
+            process_tx,
+            STOP_GRACE_MS_DEFAULT,
+        )),
+        None => None,
+    };
+    let mut workers = Workers {
+        supervisor,
+        addrs,
+        keys: KeySpace::new(now_ms),
+        cancel: cancel.clone(),
+        tracker: tracker.clone(),
+        load_stop: None,
+        write_tx,
+        verify_tx,
+    };
+    let mut app = App::new(plan.mode, plan.nodes, now_ms, plan.notes);
+    let start = app.start_all();
+    let mut pending: VecDeque<Action> = start.into_iter().flat_map(|e| workers.execute(e)).collect();
+    while let Some(action) = pending.pop_front() {
+        dispatch(&mut app, &mut workers, action, &mut pending);
+    }
+
+    let result = event_loop(terminal, &mut app, &mut workers, &mut channels, EventStream::new()).await;
+
+    cancel.cancel();
+    tracker.close();
+    if let Some(supervisor) = &workers.supervisor {
+        // Leaving without a graceful stop (q twice, deadline, error): kill what is left.
+        if !supervisor.running_ids().is_empty() {
+            for id in supervisor.running_ids() {
+                let _ = supervisor.kill(id);
+            }
+            supervisor.wait_all_exited(Duration::from_millis(EXIT_KILL_WAIT_MS)).await;
+        }
+    }
+    result
+}
+
+/// Applies `action`, carries out its effects, and queues their immediate results.
+fn dispatch(app: &mut App, workers: &mut Workers, action: Action, pending: &mut VecDeque<Action>) {
+    let effects = app.update(action, clock::now_ms());
+    for effect in effects {
+        pending.extend(workers.execute(effect));
+    }
+}
+
+/// The loop: draw, wait for input or a report, apply it (and whatever else is
+/// already queued, up to a bound), repeat until the app says exit.
+async fn event_loop<B: Backend>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    workers: &mut Workers,
+    channels: &mut Channels,
+    mut events: impl Stream<Item = std::io::Result<Event>> + Unpin,
+) -> Result<(), String> {
+    let mut tick = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+    let mut pending = VecDeque::new();
+    loop {
+        terminal
+            .draw(|frame| frame.render_widget(&*app, frame.area()))
+            .map_err(|e| format!("cannot draw: {e}"))?;
+        if app.should_exit {
+            return Ok(());
+        }
+        let first = tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(Event::Key(key))) => action_for_key(key),
+                Some(Ok(_)) => None, // resize and the like: redraw
+                Some(Err(error)) => return Err(format!("cannot read the terminal: {error}")),
+                None => Some(Action::Quit),
+            },
+            Some(report) = channels.status.recv() => Some(Action::Status(report)),
+            Some(report) = channels.process.recv() => Some(Action::Process(report)),
+            Some(line) = channels.log.recv() => Some(Action::NodeLog(line)),
+            Some(report) = channels.write.recv() => Some(Action::Write(report)),
+            Some(result) = channels.verify.recv() => Some(Action::VerifyFinished(result)),
+            _ = tick.tick() => Some(Action::Tick),
+            _ = terminate.recv() => Some(Action::Quit),
+            _ = hangup.recv() => Some(Action::Quit),
+            _ = interrupt.recv() => Some(Action::Quit),
+        };
+        pending.extend(first);
+        drain_reports(channels, &mut pending);
+        while let Some(action) = pending.pop_front() {
+            dispatch(app, workers, action, &mut pending);
+        }
+    }
+}
+
+/// Queues reports that are already waiting (bounded), so one frame shows them all.
+fn drain_reports(channels: &mut Channels, pending: &mut VecDeque<Action>) {
+    for _ in 0..REPORTS_PER_FRAME_MAX {
+        let next = channels
+            .process
+            .try_recv()
+            .map(Action::Process)
+            .or_else(|_| channels.status.try_recv().map(Action::Status))
+            .or_else(|_| channels.log.try_recv().map(Action::NodeLog))
+            .or_else(|_| channels.write.try_recv().map(Action::Write))
+            .or_else(|_| channels.verify.try_recv().map(Action::VerifyFinished));
+        match next {
+            Ok(action) => pending.push_back(action),
+            Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossterm::event::{KeyCode, KeyEvent};
+    use ratatui::backend::TestBackend;
+
+    /// The loop on a test backend: attached to an address nobody listens on,
+    /// `?` opens help, `q` quits; the screen says there is no leader.
+    #[tokio::test]
+    async fn event_loop_draws_and_quits_on_q() {
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = dead.local_addr().unwrap().to_string();
+        drop(dead);
+        let (status_tx, status_rx) = mpsc::channel(16);
+        let (_process_tx, process_rx) = mpsc::channel(16);
+        let (_log_tx, log_rx) = mpsc::channel(16);
+        let (write_tx, write_rx) = mpsc::channel(16);
+        let (verify_tx, verify_rx) = mpsc::channel(16);
+        let mut channels = Channels {
+            status: status_rx,
+            process: process_rx,
+            log: log_rx,
+            write: write_rx,
+            verify: verify_rx,
+        };
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        poll::spawn_status_pollers(vec![(1, addr.clone())], status_tx, cancel.clone(), &tracker);
+        let mut workers = Workers {
+            supervisor: None,
+            addrs: vec![addr.clone()],
+            keys: KeySpace::new(0),
+            cancel: cancel.clone(),
+            tracker: tracker.clone(),
+            load_stop: None,
+            write_tx,
+            verify_tx,
+        };
+        let nodes = vec![NodeConfig {
+            id: 1,
+            client_addr: addr,
+        }];
+        let mut app = App::new(Mode::Attached, nodes, clock::now_ms(), Vec::new());
+        let keys = futures::stream::iter(['x', '?', 'q'])
+            .then(|c| async move {
+                // Give the poller time to report between keys.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Ok(Event::Key(KeyEvent::from(KeyCode::Char(c))))
+            })
+            .chain(futures::stream::pending());
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        let run = event_loop(&mut terminal, &mut app, &mut workers, &mut channels, Box::pin(keys));
+        tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("q ends the loop")
+            .unwrap();
+        cancel.cancel();
+        assert!(app.should_exit);
+        let screen = terminal.backend().to_string();
+        assert!(screen.contains("NO LEADER"), "{screen}");
+        assert!(screen.contains("no answer"), "{screen}");
+        // `x` in attach mode was refused with a reason (help was open when q came).
+        assert!(app.nodes[0].poll_error.is_some());
+        assert!(app.help_open);
+    }
+}

@@ -1,0 +1,386 @@
+//! Background jobs the dashboard starts: bulk writes and the continuous
+//! write load through the leader, and verification of every written key on
+//! every node through READONLY local reads. They report through bounded
+//! channels and stop when cancelled.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use raftkv_node::client::{ClientError, ClusterClient, Connection, NODE_QUERY_TIMEOUT_MS};
+use raftkv_node::resp::Frame;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::{BulkWriteResult, KeyCheck, NodeVerification, VerifyResult, WriteReport, VERIFY_EXAMPLES_MAX};
+use crate::clock;
+use crate::status::NodeStatus;
+
+/// One write may retry (elections, redirects) for this long before it fails.
+pub const WRITE_DEADLINE_MS: u64 = 5_000;
+/// Clients writing one bulk batch side by side (each keeps its own connection).
+pub const BULK_WRITERS_MAX: u64 = 8;
+/// Clients of the continuous write load.
+pub const LOAD_WRITERS: usize = 4;
+/// Acknowledged keys are reported at least this often (sparkline resolution).
+pub const ACK_FLUSH_INTERVAL_MS: u64 = 100;
+/// The continuous load gives up when no write succeeded for this long.
+pub const LOAD_FAILING_MS_MAX: u64 = 30_000;
+/// GETs sent per pipeline while verifying.
+pub const VERIFY_PIPELINE_MAX: usize = 256;
+/// A node gets this long to apply everything committed before it is checked.
+pub const VERIFY_CATCH_UP_MS: u64 = 5_000;
+/// How often a lagging node's applied index is re-read while verifying.
+const VERIFY_CATCH_UP_POLL_MS: u64 = 50;
+
+/// Names and values of the keys this dashboard writes. Keys carry a session
+/// tag, so a second dashboard run on the same data adds keys instead of
+/// silently overwriting the first run's.
+#[derive(Clone, Debug)]
+pub struct KeySpace {
+    session: String,
+    next_seq: Arc<AtomicU64>,
+}
+
+impl KeySpace {
+    pub fn new(started_at_ms: u64) -> KeySpace {
+        KeySpace {
+            session: format!("{:x}", started_at_ms / 1000),
+            next_seq: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    pub fn key(&self, seq: u64) -> String {
+        format!("dash:{}:{seq:06}", self.session)
+    }
+
+    pub fn value(&self, seq: u64) -> String {
+        format!("value-{seq}-{}", self.session)
+    }
+
+    /// Reserves `count` fresh sequence numbers.
+    fn allocate(&self, count: u64) -> Range<u64> {
+        let start = self.next_seq.fetch_add(count, Ordering::Relaxed);
+        start..start + count
+    }
+}
+
+/// Acknowledged sequence numbers waiting to be reported.
+struct AckBuffer {
+    seqs: Vec<Range<u64>>,
+    flushed_at: Instant,
+}
+
+impl AckBuffer {
+    fn new() -> AckBuffer {
+        AckBuffer {
+            seqs: Vec::new(),
+            flushed_at: Instant::now(),
+        }
+    }
+
+    fn push(&mut self, seq: u64) {
+        match self.seqs.last_mut() {
+            Some(last) if last.end == seq => last.end += 1,
+            _ => self.seqs.push(seq..seq + 1),
+        }
+    }
+
+    /// Sends when due (or `force`); false when the dashboard is gone.
+    async fn flush(&mut self, reports: &mpsc::Sender<WriteReport>, force: bool) -> bool {
+        let due = self.flushed_at.elapsed() >= Duration::from_millis(ACK_FLUSH_INTERVAL_MS);
+        if self.seqs.is_empty() || !(due || force) {
+            return true;
+        }
+        self.flushed_at = Instant::now();
+        let report = WriteReport::Acked {
+            seqs: std::mem::take(&mut self.seqs),
+            at_ms: clock::now_ms(),
+        };
+        reports.send(report).await.is_ok()
+    }
+}
+
+/// What one writer did.
+#[derive(Default)]
+struct WriterTally {
+    acked: u64,
+    failed: u64,
+    outcome_unknown: u64,
+    first_error: Option<String>,
+    via: Option<String>,
+}
+
+impl WriterTally {
+    fn record_error(&mut self, error: &ClientError) {
+        if error.is_outcome_unknown() {
+            self.outcome_unknown += 1;
+        } else {
+            self.failed += 1;
+        }
+        self.first_error.get_or_insert_with(|| error.to_string());
+    }
+}
+
+fn write_client(addrs: &[String]) -> ClusterClient {
+    ClusterClient::new(addrs.to_vec(), Duration::from_millis(WRITE_DEADLINE_MS))
+}
+
+/// Writes `count` new keys through the leader, then reports `BulkFinished`.
+pub fn spawn_bulk_write(
+    addrs: Vec<String>,
+    keys: KeySpace,
+    count: u64,
+    reports: mpsc::Sender<WriteReport>,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) {
+    tracker.spawn(async move {
+        let started = Instant::now();
+        let seqs = keys.allocate(count);
+        let writers = BULK_WRITERS_MAX.min(count.max(1));
+        let shares = (0..writers).map(|writer| {
+            let share: Vec<u64> = seqs.clone().filter(|seq| seq % writers == writer).collect();
+            write_share(write_client(&addrs), keys.clone(), share, reports.clone(), cancel.clone())
+        });
+        let tallies = futures::future::join_all(shares).await;
+        let mut result = BulkWriteResult {
+            requested: count,
+            acked: 0,
+            failed: 0,
+            outcome_unknown: 0,
+            via: None,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+            first_error: None,
+        };
+        for tally in tallies {
+            result.acked += tally.acked;
+            result.failed += tally.failed;
+            result.outcome_unknown += tally.outcome_unknown;
+            result.first_error = result.first_error.or(tally.first_error);
+            result.via = result.via.or(tally.via);
+        }
+        result.failed += count - result.acked - result.failed - result.outcome_unknown;
+        let _ = reports.send(WriteReport::BulkFinished(result)).await;
+    });
+}
+
+async fn write_share(
+    mut client: ClusterClient,
+    keys: KeySpace,
+    share: Vec<u64>,
+    reports: mpsc::Sender<WriteReport>,
+    cancel: CancellationToken,
+) -> WriterTally {
+    let mut tally = WriterTally::default();
+    let mut acks = AckBuffer::new();
+    for seq in share {
+        let result = tokio::select! {
+            () = cancel.cancelled() => break,
+            result = client.set(keys.key(seq), keys.value(seq)) => result,
+        };
+        match result {
+            Ok(()) => {
+                tally.acked += 1;
+                acks.push(seq);
+            }
+            Err(error) => tally.record_error(&error),
+        }
+        if !acks.flush(&reports, false).await {
+            break;
+        }
+    }
+    acks.flush(&reports, true).await;
+    tally.via = client.leader_hint().map(str::to_string);
+    tally
+}
+
+/// Writes new keys through the leader until `stop` (or `cancel`) fires,
+/// then reports `LoadStopped`.
+pub fn spawn_write_load(
+    addrs: Vec<String>,
+    keys: KeySpace,
+    reports: mpsc::Sender<WriteReport>,
+    stop: CancellationToken,
+    tracker: &TaskTracker,
+) {
+    tracker.spawn(async move {
+        let writers = (0..LOAD_WRITERS).map(|_| load_writer(write_client(&addrs), keys.clone(), reports.clone(), stop.clone()));
+        let tallies = futures::future::join_all(writers).await;
+        let outcome_unknown = tallies.iter().map(|t| t.outcome_unknown).sum();
+        let error = tallies.into_iter().find_map(|t| t.first_error);
+        let _ = reports.send(WriteReport::LoadStopped { outcome_unknown, error }).await;
+    });
+}
+
+/// One load writer; `first_error` is set only when it gave up.
+async fn load_writer(
+    mut client: ClusterClient,
+    keys: KeySpace,
+    reports: mpsc::Sender<WriteReport>,
+    stop: CancellationToken,
+) -> WriterTally {
+    let mut tally = WriterTally::default();
+    let mut acks = AckBuffer::new();
+    let mut last_success = Instant::now();
+    loop {
+        let seq = keys.allocate(1).start;
+        let result = tokio::select! {
+            () = stop.cancelled() => break,
+            result = client.set(keys.key(seq), keys.value(seq)) => result,
+        };
+        match result {
+            Ok(()) => {
+                acks.push(seq);
+                last_success = Instant::now();
+            }
+            Err(error) => {
+                if error.is_outcome_unknown() {
+                    tally.outcome_unknown += 1;
+                }
+                if last_success.elapsed() >= Duration::from_millis(LOAD_FAILING_MS_MAX) {
+                    tally.first_error = Some(format!(
+                        "no write succeeded for {} s; last error: {error}",
+                        LOAD_FAILING_MS_MAX / 1000
+                    ));
+                    break;
+                }
+            }
+        }
+        if !acks.flush(&reports, false).await {
+            break;
+        }
+    }
+    acks.flush(&reports, true).await;
+    tally
+}
+
+/// Reads every acknowledged key back from every node and reports `VerifyResult`.
+pub fn spawn_verify(
+    nodes: Vec<(u64, String)>,
+    ranges: Vec<Range<u64>>,
+    keys: KeySpace,
+    reports: mpsc::Sender<VerifyResult>,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) {
+    tracker.spawn(async move {
+        let started = Instant::now();
+        let key_count = ranges.iter().map(|r| r.end - r.start).sum();
+        // Everything committed now must be applied on a node before it is judged.
+        let statuses = futures::future::join_all(nodes.iter().map(|(_, addr)| node_status(addr))).await;
+        let target = statuses
+            .iter()
+            .filter_map(|s| s.as_ref().ok())
+            .map(|s| s.commit_index)
+            .max()
+            .unwrap_or(0);
+        let checks = nodes.iter().map(|(id, addr)| {
+            let (keys, ranges) = (keys.clone(), ranges.clone());
+            async move {
+                NodeVerification {
+                    id: *id,
+                    result: verify_node(addr, target, &ranges, &keys).await,
+                }
+            }
+        });
+        let nodes = tokio::select! {
+            () = cancel.cancelled() => return,
+            nodes = futures::future::join_all(checks) => nodes,
+        };
+        let result = VerifyResult {
+            keys: key_count,
+            nodes,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        };
+        let _ = reports.send(result).await;
+    });
+}
+
+async fn node_status(addr: &str) -> Result<NodeStatus, String> {
+    let fields = ClusterClient::status(addr).await.map_err(|e| e.to_string())?;
+    NodeStatus::from_fields(&fields)
+}
+
+/// Waits (bounded) until the node at `addr` has applied `target`.
+pub async fn wait_applied(addr: &str, target: u64, patience: Duration) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        let error = match node_status(addr).await {
+            Ok(status) if status.applied_index >= target => return Ok(()),
+            Ok(status) => format!("applied index {} is still below {target}", status.applied_index),
+            Err(error) => error,
+        };
+        if started.elapsed() >= patience {
+            return Err(format!("after {} s: {error}", patience.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(VERIFY_CATCH_UP_POLL_MS)).await;
+    }
+}
+
+async fn verify_node(addr: &str, target: u64, ranges: &[Range<u64>], keys: &KeySpace) -> Result<KeyCheck, String> {
+    wait_applied(addr, target, Duration::from_millis(VERIFY_CATCH_UP_MS)).await?;
+    let mut connection = Connection::connect(addr, Duration::from_millis(NODE_QUERY_TIMEOUT_MS))
+        .await
+        .map_err(|e| e.to_string())?;
+    match connection.request(&[b"READONLY"]).await.map_err(|e| e.to_string())? {
+        Frame::Error(message) => return Err(format!("READONLY refused: {message}")),
+        _ => {}
+    }
+    let mut check = KeyCheck::default();
+    let seqs: Vec<u64> = ranges.iter().flat_map(|r| r.clone()).collect();
+    for chunk in seqs.chunks(VERIFY_PIPELINE_MAX) {
+        let requests: Vec<Vec<Bytes>> = chunk
+            .iter()
+            .map(|seq| vec![Bytes::from_static(b"GET"), Bytes::from(keys.key(*seq))])
+            .collect();
+        let replies = connection.pipeline(&requests).await.map_err(|e| e.to_string())?;
+        for (seq, reply) in chunk.iter().zip(replies) {
+            let expected = keys.value(*seq);
+            let problem = match reply {
+                Frame::Bulk(value) if value == expected.as_bytes() => continue,
+                Frame::Null => {
+                    check.missing += 1;
+                    "missing"
+                }
+                Frame::Error(message) => return Err(format!("GET {} failed: {message}", keys.key(*seq))),
+                _ => {
+                    check.wrong += 1;
+                    "wrong value"
+                }
+            };
+            if check.examples.len() < VERIFY_EXAMPLES_MAX {
+                check.examples.push(format!("{} {problem}", keys.key(*seq)));
+            }
+        }
+    }
+    Ok(check)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_unique_per_session_and_values_follow_from_the_key() {
+        let keys = KeySpace::new(1_714_557_600_123);
+        assert_eq!(keys.key(7), "dash:663212a0:000007");
+        assert_eq!(keys.value(7), "value-7-663212a0");
+        assert_eq!(keys.allocate(50), 1..51);
+        assert_eq!(keys.allocate(1), 51..52);
+        let other_run = KeySpace::new(1_714_557_700_000);
+        assert_ne!(keys.key(1), other_run.key(1));
+    }
+
+    #[test]
+    fn acks_coalesce_into_ranges() {
+        let mut acks = AckBuffer::new();
+        for seq in [1, 2, 3, 7, 8, 4] {
+            acks.push(seq);
+        }
+        assert_eq!(acks.seqs, vec![1..4, 7..9, 4..5]);
+    }
+}

@@ -1,0 +1,250 @@
+//! A node's RAFT.STATUS, typed, and fetching it with a deadline.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use raftkv_node::client::Connection;
+use raftkv_node::resp::Frame;
+
+/// A node's role as RAFT.STATUS names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    Leader,
+    Follower,
+    Candidate,
+    PreCandidate,
+    Other(String),
+}
+
+impl Role {
+    pub fn parse(text: &str) -> Role {
+        match text {
+            "leader" => Role::Leader,
+            "follower" => Role::Follower,
+            "candidate" => Role::Candidate,
+            "precandidate" => Role::PreCandidate,
+            other => Role::Other(other.to_string()),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+            Role::Candidate => "candidate",
+            Role::PreCandidate => "precandidate",
+            Role::Other(other) => other,
+        }
+    }
+}
+
+/// The RAFT.STATUS fields the dashboard and `raftkv kv` use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub id: u64,
+    pub role: Role,
+    pub term: u64,
+    /// 0 when no leader is known.
+    pub leader_id: u64,
+    pub leader_client_addr: String,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub first_index: u64,
+    pub last_index: u64,
+    pub snapshot_index: u64,
+    pub keys: u64,
+    pub digest: String,
+    pub leader_contact_ms: u64,
+    pub pid: u32,
+    pub uptime_ms: u64,
+}
+
+impl NodeStatus {
+    /// From RAFT.STATUS field/value pairs; names the first missing or bad field.
+    pub fn from_fields(fields: &BTreeMap<String, String>) -> Result<NodeStatus, String> {
+        let text = |name: &str| {
+            fields
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("RAFT.STATUS has no '{name}' field"))
+        };
+        let number = |name: &str| -> Result<u64, String> {
+            let value = text(name)?;
+            value
+                .parse()
+                .map_err(|_| format!("RAFT.STATUS field '{name}' is '{value}', not a number"))
+        };
+        Ok(NodeStatus {
+            id: number("id")?,
+            role: Role::parse(&text("role")?),
+            term: number("term")?,
+            leader_id: number("leader_id")?,
+            leader_client_addr: fields.get("leader_client_addr").cloned().unwrap_or_default(),
+            commit_index: number("commit_index")?,
+            applied_index: number("applied_index")?,
+            first_index: number("first_index").unwrap_or(0),
+            last_index: number("last_index")?,
+            snapshot_index: number("snapshot_index").unwrap_or(0),
+            keys: number("keys")?,
+            digest: text("digest")?,
+            leader_contact_ms: number("leader_contact_ms").unwrap_or(0),
+            pid: u32::try_from(number("pid").unwrap_or(0)).unwrap_or(0),
+            uptime_ms: number("uptime_ms").unwrap_or(0),
+        })
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+}
+
+/// Asks one node for RAFT.STATUS over a connection it keeps open between
+/// polls (and reopens after any failure).
+pub struct StatusFetcher {
+    addr: String,
+    connection: Option<Connection>,
+}
+
+impl StatusFetcher {
+    pub fn new(addr: String) -> StatusFetcher {
+        StatusFetcher {
+            addr,
+            connection: None,
+        }
+    }
+
+    /// RAFT.STATUS fields, or why not, within `deadline` (connecting included).
+    pub async fn fetch_fields(&mut self, deadline: Duration) -> Result<BTreeMap<String, String>, String> {
+        let result = tokio::time::timeout(deadline, self.request(deadline)).await;
+        let result = result.unwrap_or_else(|_| Err(format!("no answer within {} ms", deadline.as_millis())));
+        if result.is_err() {
+            // The connection may hold a late reply: never reuse it.
+            self.connection = None;
+        }
+        result
+    }
+
+    /// The typed status, within `deadline`.
+    pub async fn fetch(&mut self, deadline: Duration) -> Result<NodeStatus, String> {
+        NodeStatus::from_fields(&self.fetch_fields(deadline).await?)
+    }
+
+    async fn request(&mut self, deadline: Duration) -> Result<BTreeMap<String, String>, String> {
+        let connection = match &mut self.connection {
+            Some(connection) if !connection.is_closed_by_peer() => connection,
+            _ => {
+                let connection = Connection::connect(&self.addr, deadline)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.connection.insert(connection)
+            }
+        };
+        let reply = connection
+            .request(&[b"RAFT.STATUS"])
+            .await
+            .map_err(|e| e.to_string())?;
+        fields_from_frame(reply).map_err(|e| format!("{}: {e}", self.addr))
+    }
+}
+
+/// RAFT.STATUS replies as a RESP3 map or a RESP2 flat field/value array.
+pub fn fields_from_frame(frame: Frame) -> Result<BTreeMap<String, String>, String> {
+    let pairs: Vec<(Frame, Frame)> = match frame {
+        Frame::Map(pairs) => pairs,
+        Frame::Array(items) if items.len() % 2 == 0 => {
+            let mut items = items.into_iter();
+            let mut pairs = Vec::new();
+            while let (Some(key), Some(value)) = (items.next(), items.next()) {
+                pairs.push((key, value));
+            }
+            pairs
+        }
+        Frame::Error(message) => return Err(format!("RAFT.STATUS failed: {message}")),
+        other => return Err(format!("RAFT.STATUS answered {other:?}, not a field/value map")),
+    };
+    pairs
+        .into_iter()
+        .map(|(key, value)| Ok((frame_text(key)?, frame_text(value)?)))
+        .collect()
+}
+
+/// A scalar reply frame as text.
+pub fn frame_text(frame: Frame) -> Result<String, String> {
+    match frame {
+        Frame::Simple(text) | Frame::BigNumber(text) => Ok(text),
+        Frame::Bulk(bytes) | Frame::Verbatim { text: bytes, .. } => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Frame::Integer(number) => Ok(number.to_string()),
+        Frame::Double(number) => Ok(number.to_string()),
+        Frame::Boolean(value) => Ok(value.to_string()),
+        Frame::Null => Ok(String::new()),
+        other => Err(format!("expected a scalar, got {other:?}")),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn status_fields_parse_and_missing_ones_are_named() {
+        let map = fields(&[
+            ("id", "2"),
+            ("role", "leader"),
+            ("term", "4"),
+            ("leader_id", "2"),
+            ("leader_client_addr", "127.0.0.1:7002"),
+            ("commit_index", "107"),
+            ("applied_index", "107"),
+            ("first_index", "1"),
+            ("last_index", "107"),
+            ("snapshot_index", "0"),
+            ("keys", "100"),
+            ("digest", "9c41"),
+            ("leader_contact_ms", "0"),
+            ("match_index_1", "107"),
+            ("pid", "4242"),
+            ("uptime_ms", "1000"),
+        ]);
+        let status = NodeStatus::from_fields(&map).unwrap();
+        assert!(status.is_leader());
+        assert_eq!(status.applied_index, 107);
+        assert_eq!(status.pid, 4242);
+
+        let mut broken = map.clone();
+        broken.remove("term");
+        assert_eq!(
+            NodeStatus::from_fields(&broken).unwrap_err(),
+            "RAFT.STATUS has no 'term' field"
+        );
+        broken.insert("term".into(), "x".into());
+        assert!(NodeStatus::from_fields(&broken).unwrap_err().contains("not a number"));
+        assert_eq!(Role::parse("precandidate"), Role::PreCandidate);
+        assert_eq!(Role::parse("learner").name(), "learner");
+    }
+
+    #[test]
+    fn status_replies_are_read_from_resp2_and_resp3_shapes() {
+        let flat = Frame::Array(vec![
+            Frame::bulk("id"),
+            Frame::bulk("2"),
+            Frame::Simple("term".into()),
+            Frame::Integer(4),
+        ]);
+        let map = fields_from_frame(flat).unwrap();
+        assert_eq!(map["id"], "2");
+        assert_eq!(map["term"], "4");
+        let resp3 = Frame::Map(vec![(Frame::bulk("role"), Frame::bulk("leader"))]);
+        assert_eq!(fields_from_frame(resp3).unwrap()["role"], "leader");
+        assert!(fields_from_frame(Frame::Error("ERR unknown command".into()))
+            .unwrap_err()
+            .contains("unknown command"));
+        assert!(fields_from_frame(Frame::Array(vec![Frame::bulk("odd")])).is_err());
+    }
+}

@@ -1,0 +1,481 @@
+//! Rendering: the dashboard as a pure function of `App` (`impl Widget for &App`).
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Cell, Clear, Paragraph, Row, Sparkline, Table, Widget, Wrap};
+
+use crate::app::{App, Convergence, Mode, NodeView, ProcessState, Tone};
+use crate::clock::{format_duration_ms, format_time_of_day};
+use crate::poll::LogSource;
+use crate::status::Role;
+use crate::supervisor::{signal_name, ExitKind};
+
+/// At this width and wider the table gets a pid column and long labels, and
+/// the timeline and log sit side by side.
+const WIDE_COLUMNS_MIN: u16 = 110;
+
+/// Every key, for the help overlay.
+pub const KEY_HELP: [(&str, &str); 17] = [
+    ("k", "kill -9 the leader"),
+    ("← →  1-9", "select a node"),
+    ("x", "kill -9 the selected node"),
+    ("s", "stop the selected node gracefully (a leader hands over first)"),
+    ("r", "restart the selected node (or every node that is down)"),
+    ("R", "wipe the selected node's data and restart it (snapshot catch-up)"),
+    ("w", "write a batch of keys through the leader"),
+    ("+ -", "change the batch size of w"),
+    ("W", "continuous write load on/off"),
+    ("v", "verify every key written here, on every node"),
+    ("d", "run the quality-gate scenario"),
+    ("e", "export the evidence bundle"),
+    ("?", "this help (Esc or ? closes it)"),
+    ("q", "quit: stops the nodes gracefully (q twice: at once)"),
+    ("", ""),
+    ("times", "wall clock, UTC; intervals are measured"),
+    ("lag", "entries the node has yet to apply to reach the leader's commit"),
+];
+
+impl Widget for &App {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let table_height = self.nodes.len() as u16 + 3;
+        let [header, table, rate, body, message, footer] = Layout::vertical([
+            Constraint::Length(2),
+            Constraint::Length(table_height),
+            Constraint::Length(1),
+            Constraint::Min(4),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        render_header(self, header, buf);
+        render_nodes(self, table, buf);
+        render_write_rate(self, rate, buf);
+        let [timeline, log] = if area.width >= WIDE_COLUMNS_MIN {
+            Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)]).areas(body)
+        } else {
+            Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body)
+        };
+        render_timeline(self, timeline, buf);
+        render_log(self, log, buf);
+        render_message(self, message, buf);
+        render_footer(self, footer, buf);
+        if self.help_open {
+            render_help(self, area, buf);
+        }
+    }
+}
+
+fn tone_style(tone: Tone) -> Style {
+    match tone {
+        Tone::Info => Style::new(),
+        Tone::Good => Style::new().fg(Color::Green),
+        Tone::Warn => Style::new().fg(Color::Yellow),
+        Tone::Bad => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        Tone::Action => Style::new().fg(Color::Cyan),
+    }
+}
+
+fn short_digest(digest: &str, chars: usize) -> String {
+    digest.chars().take(chars).collect()
+}
+
+fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
+    let mut first = vec![Span::styled(" raftkv ", Style::new().fg(Color::Black).bg(Color::Cyan).bold()), Span::raw(" ")];
+    match app.leader() {
+        Some((row, status)) => {
+            first.push(Span::styled(
+                format!("leader node {}", app.nodes[row].config.id),
+                Style::new().fg(Color::Green).bold(),
+            ));
+            first.push(Span::raw(format!(" · term {} ", status.term)));
+        }
+        None => first.push(Span::styled("no leader ", Style::new().fg(Color::Red).bold())),
+    }
+    first.push(Span::raw(" "));
+    let (badge, badge_style, detail) = match app.convergence() {
+        Convergence::Converged {
+            index,
+            digest,
+            nodes_up,
+            nodes_total,
+        } => {
+            let of = if nodes_up < nodes_total {
+                format!(" · {nodes_up} of {nodes_total} up")
+            } else {
+                String::new()
+            };
+            (
+                " CONVERGED ",
+                Style::new().fg(Color::Black).bg(Color::Green).bold(),
+                format!(" index {index} · digest {}…{of}", short_digest(&digest, 8)),
+            )
+        }
+        Convergence::Syncing { lag } => (
+            " SYNCING ",
+            Style::new().fg(Color::Black).bg(Color::Yellow).bold(),
+            format!(" lag {lag} entries"),
+        ),
+        Convergence::Diverged { index, first, second } => (
+            " DIVERGED ",
+            Style::new().fg(Color::White).bg(Color::Red).bold(),
+            format!(" node {first} ≠ node {second} at index {index}"),
+        ),
+        Convergence::NoLeader => (
+            " NO LEADER ",
+            Style::new().fg(Color::White).bg(Color::Red).bold(),
+            " election in progress or no quorum".to_string(),
+        ),
+    };
+    first.push(Span::styled(badge, badge_style));
+    first.push(Span::raw(detail));
+
+    let mut second = vec![Span::raw(format!(
+        " keys written {} · elections {} · up {}",
+        app.acked.count(),
+        app.elections_seen,
+        format_duration_ms(app.now_ms.saturating_sub(app.started_at_ms))
+    ))];
+    if app.outcome_unknown_writes > 0 {
+        second.push(Span::styled(
+            format!(" · {} writes of unknown outcome", app.outcome_unknown_writes),
+            Style::new().fg(Color::Yellow),
+        ));
+    }
+    let mode = match app.mode {
+        Mode::Supervised => format!(" · {} nodes supervised", app.nodes.len()),
+        Mode::Attached => format!(" · attached to {} nodes", app.nodes.len()),
+    };
+    second.push(Span::styled(mode, Style::new().fg(Color::DarkGray)));
+    Paragraph::new(vec![Line::from(first), Line::from(second)]).render(area, buf);
+}
+
+/// The process column, short or long.
+fn process_label(node: &NodeView, wide: bool) -> String {
+    if node.is_restarting() {
+        return "restarting".into();
+    }
+    match &node.process {
+        ProcessState::NotStarted => "not started".into(),
+        ProcessState::Starting => "starting".into(),
+        ProcessState::Running { .. } => "running".into(),
+        ProcessState::Stopping { graceful: true, .. } => "stopping".into(),
+        ProcessState::Stopping { graceful: false, .. } => "killing".into(),
+        ProcessState::Dead { exit } => match (exit, wide) {
+            (ExitKind::Signal(signal), true) => format!("✖ killed {}", signal_name(*signal)),
+            (ExitKind::Signal(signal), false) => format!("✖ killed -{signal}"),
+            (ExitKind::Code(code), true) => format!("✖ exited code {code}"),
+            (ExitKind::Code(code), false) => format!("✖ exit {code}"),
+        },
+        ProcessState::SpawnFailed { .. } => "✖ spawn failed".into(),
+        ProcessState::External => "attached".into(),
+    }
+}
+
+fn role_label(role: &Role, wide: bool) -> String {
+    match role {
+        Role::Leader => "★ LEADER".into(),
+        Role::PreCandidate if !wide => "precand.".into(),
+        other => other.name().to_string(),
+    }
+}
+
+fn contact_label(ms: u64) -> String {
+    if ms < 10_000 {
+        format!("{ms}ms")
+    } else {
+        format_duration_ms(ms).replace(' ', "")
+    }
+}
+
+fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
+    let wide = area.width >= WIDE_COLUMNS_MIN;
+    let leader_row = app.leader().map(|(row, _)| row);
+    let digest_chars = if wide { 12 } else { 8 };
+    let mut header = vec!["  ID"];
+    if wide {
+        header.push("PID");
+    }
+    header.extend(["PROCESS", "ROLE", "TERM", "COMMIT", "APPLIED", "KEYS", "DIGEST", "CONTACT", "LAG"]);
+    let rows = app.nodes.iter().enumerate().map(|(row, node)| {
+        let selected = row == app.selected;
+        let marker = if selected { "▶" } else { " " };
+        let live = node.live_status(app.now_ms);
+        let shown = live.or(node.status.as_ref());
+        let number = |value: Option<u64>| value.map_or("—".to_string(), |v| v.to_string());
+        let role = match (live, node.process.is_alive()) {
+            (Some(status), _) => role_label(&status.role, wide),
+            (None, true) => "no answer".into(),
+            (None, false) => "down".into(),
+        };
+        let contact = match live {
+            Some(status) if status.is_leader() => "—".into(),
+            Some(status) => contact_label(status.leader_contact_ms),
+            None => "—".into(),
+        };
+        let lag = app.lag_of(row).map_or("—".to_string(), |l| l.to_string());
+        let pid = node
+            .process
+            .pid()
+            .or_else(|| live.map(|s| s.pid).filter(|p| *p != 0))
+            .map_or("—".to_string(), |p| p.to_string());
+        let mut cells: Vec<Cell> = vec![Cell::from(format!("{marker} {}", node.config.id))];
+        if wide {
+            cells.push(Cell::from(pid));
+        }
+        cells.extend([
+            Cell::from(process_label(node, wide)),
+            Cell::from(role),
+            Cell::from(number(shown.map(|s| s.term))),
+            Cell::from(number(shown.map(|s| s.commit_index))),
+            Cell::from(number(shown.map(|s| s.applied_index))),
+            Cell::from(number(shown.map(|s| s.keys))),
+            Cell::from(shown.map_or("—".to_string(), |s| short_digest(&s.digest, digest_chars))),
+            Cell::from(contact),
+            Cell::from(lag),
+        ]);
+        let style = if Some(row) == leader_row {
+            Style::new().fg(Color::Black).bg(Color::Green).bold()
+        } else if node.is_restarting() || node.process == ProcessState::Starting {
+            Style::new().fg(Color::Yellow)
+        } else if !node.process.is_alive() {
+            Style::new().fg(Color::Red).add_modifier(Modifier::DIM)
+        } else if live.is_none() {
+            Style::new().fg(Color::Magenta)
+        } else {
+            Style::new()
+        };
+        let style = if selected { style.add_modifier(Modifier::BOLD) } else { style };
+        Row::new(cells).style(style)
+    });
+    let mut widths = vec![Constraint::Length(4)];
+    if wide {
+        widths.push(Constraint::Length(8));
+    }
+    widths.extend([
+        Constraint::Length(if wide { 18 } else { 11 }),
+        Constraint::Length(if wide { 12 } else { 9 }),
+        Constraint::Length(5),
+        Constraint::Length(if wide { 8 } else { 6 }),
+        Constraint::Length(if wide { 8 } else { 6 }),
+        Constraint::Length(6),
+        Constraint::Length(digest_chars as u16),
+        Constraint::Length(7),
+        Constraint::Length(6),
+    ]);
+    let title = match app.mode {
+        Mode::Supervised => " Nodes ",
+        Mode::Attached => " Nodes (attached) ",
+    };
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(Style::new().fg(Color::DarkGray).bold()))
+        .column_spacing(1)
+        .block(Block::bordered().border_type(BorderType::Rounded).title(title));
+    Widget::render(table, area, buf);
+}
+
+fn render_write_rate(app: &App, area: Rect, buf: &mut Buffer) {
+    let label = " writes/s ";
+    let load = if app.load_on { "load ON" } else { "load off" };
+    let stats = format!(
+        " {}/s · peak {} · {load} · w={} ",
+        app.write_rate.last_complete_second(),
+        app.write_rate.peak(),
+        app.bulk_write_count
+    );
+    let [label_area, spark_area, stats_area] = Layout::horizontal([
+        Constraint::Length(label.len() as u16),
+        Constraint::Min(1),
+        Constraint::Length(stats.chars().count() as u16),
+    ])
+    .areas(area);
+    Paragraph::new(label).style(Style::new().fg(Color::DarkGray)).render(label_area, buf);
+    let buckets = app.write_rate.buckets();
+    let shown = (spark_area.width as usize).min(buckets.len());
+    let data: Vec<u64> = buckets.iter().skip(buckets.len() - shown).copied().collect();
+    Sparkline::default()
+        .data(&data)
+        .max(app.write_rate.peak().max(1))
+        .style(Style::new().fg(Color::Cyan))
+        .render(spark_area, buf);
+    let stats_style = if app.load_on {
+        Style::new().fg(Color::Cyan).bold()
+    } else {
+        Style::new().fg(Color::DarkGray)
+    };
+    Paragraph::new(stats).style(stats_style).render(stats_area, buf);
+}
+
+/// The newest lines that fit `height` rows of `width` columns when wrapped.
+fn newest_that_fit<'a>(lines: impl DoubleEndedIterator<Item = Line<'a>>, width: u16, height: u16) -> Vec<Line<'a>> {
+    let width = usize::from(width.max(1));
+    let mut used = 0usize;
+    let mut kept = Vec::new();
+    for line in lines.rev() {
+        let rows = line.width().max(1).div_ceil(width);
+        if used + rows > usize::from(height) {
+            break;
+        }
+        used += rows;
+        kept.push(line);
+    }
+    kept.reverse();
+    kept
+}
+
+fn render_timeline(app: &App, area: Rect, buf: &mut Buffer) {
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .title(" Events (UTC) ");
+    let inner = block.inner(area);
+    let lines = app.timeline.iter().map(|event| {
+        Line::from(vec![
+            Span::styled(format!("{} ", format_time_of_day(event.at_ms)), Style::new().fg(Color::DarkGray)),
+            Span::styled(event.text.clone(), tone_style(event.tone)),
+        ])
+    });
+    let lines = newest_that_fit(lines, inner.width, inner.height);
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .block(block)
+        .render(area, buf);
+}
+
+fn render_log(app: &App, area: Rect, buf: &mut Buffer) {
+    let Some(node) = app.selected_node() else {
+        return;
+    };
+    let title = format!(" Log · node {} ", node.config.id);
+    let block = Block::bordered().border_type(BorderType::Rounded).title(title);
+    let inner = block.inner(area);
+    let mut lines: Vec<Line> = node
+        .log_tail
+        .iter()
+        .rev()
+        .take(usize::from(inner.height))
+        .rev()
+        .map(|line| {
+            let (tag, tag_style) = match (line.source, line.level.as_str()) {
+                (LogSource::Output, _) => ("out  ".to_string(), Style::new().fg(Color::Magenta)),
+                (_, "ERROR") => ("ERROR".to_string(), Style::new().fg(Color::Red).bold()),
+                (_, "WARN") => ("WARN ".to_string(), Style::new().fg(Color::Yellow)),
+                (_, level) => (format!("{level:<5}"), Style::new().fg(Color::DarkGray)),
+            };
+            Line::from(vec![
+                Span::styled(format!("{} ", format_time_of_day(line.at_ms)), Style::new().fg(Color::DarkGray)),
+                Span::styled(tag, tag_style),
+                Span::raw(" "),
+                Span::raw(line.summary()),
+            ])
+        })
+        .collect();
+    if lines.is_empty() {
+        let hint = match app.mode {
+            Mode::Supervised => "no log lines from this node yet",
+            Mode::Attached => "no log lines (attached: node logs are read from --log-dir if present)",
+        };
+        lines.push(Line::styled(hint, Style::new().fg(Color::DarkGray)));
+    }
+    Paragraph::new(lines).block(block).render(area, buf);
+}
+
+/// What to try next, for someone who has read nothing but the screen.
+fn hint(app: &App) -> String {
+    if app.quitting_since_ms.is_some() {
+        return "stopping the nodes… (q again to quit at once)".into();
+    }
+    if app.mode == Mode::Supervised {
+        if let Some(node) = app.nodes.iter().find(|n| n.is_down()) {
+            return format!(
+                "node {} is down: select it ({}) and press r to restart it",
+                node.config.id, node.config.id
+            );
+        }
+    }
+    if app.leader().is_none() {
+        return "waiting for a leader…".into();
+    }
+    if app.acked.count() == 0 {
+        return format!("w writes {} keys through the leader · k kills the leader · ? help", app.bulk_write_count);
+    }
+    match app.mode {
+        Mode::Supervised => "k kills the leader · v verifies every key on every node · ? help".into(),
+        Mode::Attached => "w writes keys · v verifies them on every node · ? help".into(),
+    }
+}
+
+fn render_message(app: &App, area: Rect, buf: &mut Buffer) {
+    let line = match app.visible_flash() {
+        Some(flash) => Line::from(vec![Span::raw(" "), Span::styled(flash.text.clone(), tone_style(flash.tone))]),
+        None => Line::styled(format!(" {}", hint(app)), Style::new().fg(Color::DarkGray)),
+    };
+    Paragraph::new(line).render(area, buf);
+}
+
+fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
+    let write = format!("write {}", app.bulk_write_count);
+    let keys: Vec<(&str, &str)> = vec![
+        ("k", "kill leader"),
+        ("x", "kill"),
+        ("s", "stop"),
+        ("r", "restart"),
+        ("w", &write),
+        ("W", "load"),
+        ("v", "verify"),
+        ("d", "gate"),
+        ("e", "export"),
+        ("R", "wipe"),
+        ("?", "help"),
+        ("q", "quit"),
+    ];
+    // `?` and `q` always show; the others while they fit.
+    let cost = |(key, label): &(&str, &str)| key.len() + label.len() + 3;
+    let mut budget = usize::from(area.width).saturating_sub(cost(&keys[10]) + cost(&keys[11]));
+    let mut spans = Vec::new();
+    for (i, entry) in keys.iter().enumerate() {
+        let fits = cost(entry) <= budget;
+        if i >= 10 || fits {
+            if i < 10 {
+                budget -= cost(entry);
+            }
+            spans.push(Span::styled(format!(" {} ", entry.0), Style::new().fg(Color::Black).bg(Color::Gray).bold()));
+            spans.push(Span::raw(format!("{} ", entry.1)));
+        }
+    }
+    Paragraph::new(Line::from(spans)).render(area, buf);
+}
+
+fn render_help(app: &App, area: Rect, buf: &mut Buffer) {
+    let height = (KEY_HELP.len() as u16 + 4).min(area.height);
+    let width = 76.min(area.width);
+    let popup = area.centered(Constraint::Length(width), Constraint::Length(height));
+    Clear.render(popup, buf);
+    let mut lines: Vec<Line> = KEY_HELP
+        .iter()
+        .map(|(key, what)| {
+            Line::from(vec![
+                Span::styled(format!(" {key:<9}"), Style::new().fg(Color::Cyan).bold()),
+                Span::raw(*what),
+            ])
+        })
+        .collect();
+    lines.push(Line::raw(""));
+    let note = match app.mode {
+        Mode::Supervised => " The dashboard started these nodes; q stops them.",
+        Mode::Attached => " Attached: kill, stop and restart are disabled (not our processes).",
+    };
+    lines.push(Line::styled(note, Style::new().fg(Color::DarkGray)));
+    Paragraph::new(lines)
+        .block(
+            Block::bordered()
+                .border_type(BorderType::Double)
+                .title(" Keys ")
+                .style(Style::new().fg(Color::White).bg(Color::Black)),
+        )
+        .render(popup, buf);
+}
+
+#[cfg(test)]
+#[path = "ui_tests.rs"]
+mod tests;

@@ -1,0 +1,89 @@
+//! Snapshots of the key screens, drawn into a `TestBackend`. The app states
+//! come from `app::tests::fixtures` with fixed pids and times, so the
+//! snapshots are stable; the filters still hide pids, ports and clock times
+//! in case a fixture changes them.
+
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+use crate::app::tests::fixtures;
+use crate::app::App;
+
+fn draw(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|frame| frame.render_widget(app, frame.area()))
+        .unwrap();
+    terminal.backend().to_string()
+}
+
+macro_rules! assert_screen {
+    ($name:expr, $screen:expr) => {
+        insta::with_settings!({
+            filters => vec![
+                (r"\b\d{2}:\d{2}:\d{2}\.\d{3}\b", "[time]"),
+                (r"pid \d+", "pid [pid]"),
+                (r"127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
+            ],
+        }, {
+            insta::assert_snapshot!($name, $screen);
+        });
+    };
+}
+
+#[test]
+fn healthy_cluster() {
+    assert_screen!("healthy", draw(&fixtures::healthy(), 120, 32));
+}
+
+#[test]
+fn healthy_cluster_at_80x24() {
+    assert_screen!("healthy_80x24", draw(&fixtures::healthy(), 80, 24));
+}
+
+#[test]
+fn leader_killed() {
+    assert_screen!("leader_killed", draw(&fixtures::leader_killed(), 120, 32));
+}
+
+#[test]
+fn election_in_progress() {
+    assert_screen!("election", draw(&fixtures::election(), 100, 30));
+}
+
+#[test]
+fn node_restarting() {
+    assert_screen!("restarting", draw(&fixtures::restarting(), 100, 30));
+}
+
+#[test]
+fn diverged() {
+    assert_screen!("diverged", draw(&fixtures::diverged(), 100, 30));
+}
+
+#[test]
+fn help_overlay_at_80x24() {
+    let mut app = fixtures::healthy();
+    fixtures::key(&mut app, fixtures::T0 + 3_400, crossterm::event::KeyCode::Char('?'));
+    assert_screen!("help_80x24", draw(&app, 80, 24));
+}
+
+/// Every screen fits a small terminal without panicking, down to absurd sizes.
+#[test]
+fn tiny_terminals_do_not_panic() {
+    let app = fixtures::restarting();
+    for (width, height) in [(80, 24), (40, 10), (10, 5), (1, 1), (0, 0), (200, 60)] {
+        let screen = draw(&app, width, height);
+        assert_eq!(screen.lines().count(), usize::from(height));
+    }
+}
+
+/// The table columns fit 80 columns: the LAG column (the last) is visible.
+#[test]
+fn all_columns_fit_80_wide() {
+    let screen = draw(&fixtures::healthy(), 80, 24);
+    let header = screen.lines().find(|l| l.contains("PROCESS")).unwrap();
+    assert!(header.contains("LAG"), "{header}");
+    let leader_row = screen.lines().find(|l| l.contains("LEADER")).unwrap();
+    assert!(leader_row.contains("9c416561"), "{leader_row}");
+}
