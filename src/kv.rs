@@ -27,7 +27,9 @@ pub enum Reply {
 impl Command {
     /// Serializes for the log.
     pub fn encode(&self) -> Bytes {
-        Bytes::from(postcard::to_allocvec(self).expect("serializing a command into memory cannot fail"))
+        Bytes::from(
+            postcard::to_allocvec(self).expect("serializing a command into memory cannot fail"),
+        )
     }
 
     /// Parses log bytes; an error means the entry is not a raftkv command.
@@ -204,7 +206,10 @@ impl KvStore {
     fn incr(&mut self, key: &Bytes) -> Reply {
         let current = match self.map.get(key) {
             None => 0,
-            Some(value) => match std::str::from_utf8(value).ok().and_then(|s| s.parse::<i64>().ok()) {
+            Some(value) => match std::str::from_utf8(value)
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+            {
                 Some(n) => n,
                 None => return Reply::Error("ERR value is not an integer or out of range".into()),
             },
@@ -264,15 +269,21 @@ impl KvStore {
         let image = SnapshotImage {
             count: self.len(),
             acc: self.acc.to_be_bytes(),
-            pairs: self.map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            pairs: self
+                .map
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         };
-        Bytes::from(postcard::to_allocvec(&image).expect("serializing a snapshot into memory cannot fail"))
+        Bytes::from(
+            postcard::to_allocvec(&image).expect("serializing a snapshot into memory cannot fail"),
+        )
     }
 
     /// Rebuilds a store from `snapshot()` output, verifying acc and count.
     pub fn restore(bytes: &[u8]) -> Result<KvStore, DecodeError> {
-        let image: SnapshotImage =
-            postcard::from_bytes(bytes).map_err(|e| DecodeError(format!("not a raftkv snapshot: {e}")))?;
+        let image: SnapshotImage = postcard::from_bytes(bytes)
+            .map_err(|e| DecodeError(format!("not a raftkv snapshot: {e}")))?;
         let mut store = KvStore::new();
         for (key, value) in image.pairs {
             store.insert(key, value);
@@ -294,7 +305,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn set(key: &str, value: &str) -> Command {
-        Command::Set { key: Bytes::from(key.to_string()), value: Bytes::from(value.to_string()) }
+        Command::Set {
+            key: Bytes::from(key.to_string()),
+            value: Bytes::from(value.to_string()),
+        }
     }
 
     fn full_scan_digest(store: &KvStore) -> String {
@@ -305,16 +319,28 @@ mod tests {
     #[test]
     fn digest_matches_design_test_vectors() {
         let mut store = KvStore::new();
-        assert_eq!(store.digest_hex(), "9ee758fbc40fa99db071432ef003a18c7a85d601caf11ff37d96f2a3654bc03f");
+        assert_eq!(
+            store.digest_hex(),
+            "9ee758fbc40fa99db071432ef003a18c7a85d601caf11ff37d96f2a3654bc03f"
+        );
         store.apply(&set("a", "1"));
-        assert_eq!(store.digest_hex(), "6d0b4047a7dc5f32e16617d3fd9b30bcbd3da269601f1bfb74344fc777b4372e");
+        assert_eq!(
+            store.digest_hex(),
+            "6d0b4047a7dc5f32e16617d3fd9b30bcbd3da269601f1bfb74344fc777b4372e"
+        );
         store.apply(&set("b", "2"));
-        assert_eq!(store.digest_hex(), "9c416561b5d29b481f4aaa44c5b47c98ce71d1bd47875d1c50203a677daa568c");
+        assert_eq!(
+            store.digest_hex(),
+            "9c416561b5d29b481f4aaa44c5b47c98ce71d1bd47875d1c50203a677daa568c"
+        );
         let mut hundred = KvStore::new();
         for i in 1..=100 {
             hundred.apply(&set(&format!("key:{i:04}"), &format!("value-{i}")));
         }
-        assert_eq!(hundred.digest_hex(), "f9de357db9c61f71fae95744165a192bd493832bd09207da42c26293f1c136b4");
+        assert_eq!(
+            hundred.digest_hex(),
+            "f9de357db9c61f71fae95744165a192bd493832bd09207da42c26293f1c136b4"
+        );
     }
 
     #[test]
@@ -323,7 +349,12 @@ mod tests {
         store.apply(&set("a", "1"));
         let before = store.digest_hex();
         store.apply(&set("b", "2"));
-        assert_eq!(store.apply(&Command::Del { keys: vec![Bytes::from("b"), Bytes::from("zz")] }), Reply::Integer(1));
+        assert_eq!(
+            store.apply(&Command::Del {
+                keys: vec![Bytes::from("b"), Bytes::from("zz")]
+            }),
+            Reply::Integer(1)
+        );
         assert_eq!(store.digest_hex(), before);
     }
 
@@ -331,8 +362,14 @@ mod tests {
     fn incr_follows_redis_semantics() {
         let mut store = KvStore::new();
         let key = Bytes::from("n");
-        assert_eq!(store.apply(&Command::Incr { key: key.clone() }), Reply::Integer(1));
-        assert_eq!(store.apply(&Command::Incr { key: key.clone() }), Reply::Integer(2));
+        assert_eq!(
+            store.apply(&Command::Incr { key: key.clone() }),
+            Reply::Integer(1)
+        );
+        assert_eq!(
+            store.apply(&Command::Incr { key: key.clone() }),
+            Reply::Integer(2)
+        );
         assert_eq!(store.get(b"n").unwrap(), &Bytes::from("2"));
         store.apply(&set("n", "abc"));
         assert_eq!(
@@ -353,9 +390,15 @@ mod tests {
             store.apply(&set(key, key));
         }
         let first = store.scan(None, 2);
-        assert_eq!(first.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), vec!["a", "b"]);
+        assert_eq!(
+            first.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+            vec!["a", "b"]
+        );
         let rest = store.scan(Some(b"b"), 10);
-        assert_eq!(rest.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), vec!["c", "d"]);
+        assert_eq!(
+            rest.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+            vec!["c", "d"]
+        );
     }
 
     #[test]
@@ -371,18 +414,22 @@ mod tests {
 
     #[test]
     fn command_encoding_round_trips() {
-        let command = Command::MSet { pairs: vec![(Bytes::from("k"), Bytes::from("v"))] };
+        let command = Command::MSet {
+            pairs: vec![(Bytes::from("k"), Bytes::from("v"))],
+        };
         assert_eq!(Command::decode(&command.encode()).unwrap(), command);
         assert!(Command::decode(b"\xff\xff\xff\xff\xff").is_err());
     }
 
     fn arb_command() -> impl Strategy<Value = Command> {
-        let key = prop::sample::select(vec!["a", "b", "c", "d", "e", "n"]).prop_map(|k| Bytes::from(k.to_string()));
+        let key = prop::sample::select(vec!["a", "b", "c", "d", "e", "n"])
+            .prop_map(|k| Bytes::from(k.to_string()));
         let value = prop::collection::vec(any::<u8>(), 0..8).prop_map(Bytes::from);
         prop_oneof![
             (key.clone(), value.clone()).prop_map(|(key, value)| Command::Set { key, value }),
             prop::collection::vec(key.clone(), 1..3).prop_map(|keys| Command::Del { keys }),
-            prop::collection::vec((key.clone(), value), 1..3).prop_map(|pairs| Command::MSet { pairs }),
+            prop::collection::vec((key.clone(), value), 1..3)
+                .prop_map(|pairs| Command::MSet { pairs }),
             key.prop_map(|key| Command::Incr { key }),
         ]
     }

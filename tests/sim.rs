@@ -6,7 +6,8 @@
 //! per cluster size. Environment:
 //! - `RAFTKV_SIM_SEEDS=N` runs N seeds per cluster size;
 //! - `RAFTKV_SIM_SEED=S` replays seed S with a per-tick trace (add
-//!   `-- --nocapture` to see it, and a test name to pick the cluster size).
+//!   `-- --nocapture` to see it, and a test name to pick the cluster size;
+//!   planted-bug tests take `RAFTKV_SIM_CLUSTER_SIZE` to override theirs).
 //!
 //! Each planted bug (feature `planted-bugs`) has a test asserting the
 //! simulator catches it within `PLANTED_BUG_SEEDS_MAX` seeds.
@@ -254,7 +255,8 @@ fn planted_bug_cluster_size(seed: u64) -> usize {
 /// failure within the seed budget.
 fn catch_planted_bug(test: &str, bug: PlantedBug) {
     if let Some(seed) = env_u64("RAFTKV_SIM_SEED") {
-        let _ = replay(test, planted_bug_cluster_size(seed), Some(bug), seed);
+        let cluster_size = env_u64("RAFTKV_SIM_CLUSTER_SIZE").map_or(planted_bug_cluster_size(seed), |n| n as usize);
+        let _ = replay(test, cluster_size, Some(bug), seed);
         return;
     }
     let started = Instant::now();

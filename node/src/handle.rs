@@ -67,15 +67,24 @@ impl NodeStatus {
             ("role".to_string(), self.role.to_string()),
             ("term".to_string(), self.term.to_string()),
             ("leader_id".to_string(), self.leader_id.to_string()),
-            ("leader_client_addr".to_string(), self.leader_client_addr.clone()),
+            (
+                "leader_client_addr".to_string(),
+                self.leader_client_addr.clone(),
+            ),
             ("commit_index".to_string(), self.commit_index.to_string()),
             ("applied_index".to_string(), self.applied_index.to_string()),
             ("first_index".to_string(), self.first_index.to_string()),
             ("last_index".to_string(), self.last_index.to_string()),
-            ("snapshot_index".to_string(), self.snapshot_index.to_string()),
+            (
+                "snapshot_index".to_string(),
+                self.snapshot_index.to_string(),
+            ),
             ("keys".to_string(), self.keys.to_string()),
             ("digest".to_string(), self.digest.clone()),
-            ("leader_contact_ms".to_string(), self.leader_contact_ms.to_string()),
+            (
+                "leader_contact_ms".to_string(),
+                self.leader_contact_ms.to_string(),
+            ),
         ];
         for (peer, index) in &self.match_index {
             out.push((format!("match_index_{peer}"), index.to_string()));
@@ -100,7 +109,10 @@ impl NodeHandle {
     }
 
     /// Runs `read` against the state machine at a linearizable point (ReadIndex).
-    pub async fn linearizable_read<R>(&self, read: impl FnOnce(&KvStore) -> R) -> Result<R, ReadError> {
+    pub async fn linearizable_read<R>(
+        &self,
+        read: impl FnOnce(&KvStore) -> R,
+    ) -> Result<R, ReadError> {
         crate::driver::read_barrier(&self.inner).await?;
         Ok(read(&self.inner.store.read()))
     }

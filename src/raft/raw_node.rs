@@ -118,17 +118,19 @@ impl RawNode {
                 config.id
             ))
         })?;
-        if log.last_term() > hard_state.term {
-            return Err(ConfigError(format!(
-                "persisted log reaches term {} beyond the persisted current term {}",
-                log.last_term(),
-                hard_state.term
-            )));
-        }
+        // A crash between writing a Ready's entries and its hard state
+        // leaves entries of a term the hard state never reached. Nothing
+        // depending on that Ready was sent, and no vote was cast in that
+        // term durably, so the node resumes in that term without a vote.
+        let (term, vote) = if log.last_term() > hard_state.term {
+            (log.last_term(), NO_NODE)
+        } else {
+            (hard_state.term, hard_state.vote)
+        };
         let mut node = RawNode {
             rng: Rng::new(seed),
-            term: hard_state.term,
-            vote: hard_state.vote,
+            term,
+            vote,
             role: Role::Follower,
             leader_id: NO_NODE,
             log,

@@ -152,8 +152,8 @@ enum CrashPoint {
     BeforeSend,
     /// Messages sent, nothing persisted.
     BeforePersist,
-    /// The write was torn: the hard state made it to disk, then maybe the
-    /// snapshot, then a prefix of the entries.
+    /// The write was torn: maybe the snapshot and a prefix of the entries
+    /// made it to disk, the hard state (written last) did not.
     TornPersist,
     /// Persisted, but the messages that depend on it were not sent.
     BeforePersistedSend,
@@ -186,6 +186,8 @@ pub struct Sim {
     history: History,
     checker: SafetyChecker,
     report: SimReport,
+    /// Faults scheduled for new leaders: (tick, node index, term).
+    new_leader_faults: Vec<(u64, usize, Term)>,
 }
 
 /// Runs one seed to the end; `Err` names the broken check.
@@ -236,6 +238,7 @@ impl Sim {
             history: History::default(),
             checker: SafetyChecker::default(),
             report: SimReport::default(),
+            new_leader_faults: Vec::new(),
         };
         trace!(
             sim,
@@ -521,6 +524,20 @@ impl Sim {
         }
         running.raw.advance(ack);
         self.maybe_compact(i, running)?;
+        if self.phase == Phase::Faults
+            && status.role == Role::Leader
+            && !ready.committed_entries.is_empty()
+            && chance(&mut self.rng, self.profile.leader_commit_strike_probability)
+        {
+            // Appends already in flight to the others are lost.
+            self.net.heal();
+            self.net.split(&[id]);
+            trace!(
+                self,
+                "n{id} STRUCK after committing: PARTITION {}",
+                self.net.describe_partition()
+            );
+        }
         Ok(ReadyOutcome::Alive)
     }
 
@@ -595,6 +612,15 @@ impl Sim {
             self.checker
                 .check_leader_completeness(id, term, &view)
                 .map_err(|v| self.failure(FailureKind::Safety, v))?;
+            if self.phase == Phase::Faults
+                && chance(&mut self.rng, self.profile.new_leader_fault_probability)
+            {
+                let delay_ticks = self
+                    .rng
+                    .range(0, self.profile.new_leader_fault_ticks_max + 1);
+                self.new_leader_faults
+                    .push((self.now_tick + delay_ticks, i, term));
+            }
         }
         if status.role == Role::Leader {
             leader_terms.push(status.term);
@@ -623,9 +649,11 @@ impl Sim {
         Ok(())
     }
 
-    /// Step 3 of the contract: hard state (an atomic file), then snapshot,
-    /// then entries (appended to the log). A torn write stops part-way:
-    /// the hard state made it, the snapshot maybe, a prefix of the entries.
+    /// Step 3 of the contract, in the only order a crash can tear safely:
+    /// snapshot, then entries (appended to the log), then the hard state
+    /// (whose commit index must never reach entries not yet on disk). A
+    /// torn write stops part-way: maybe the snapshot, a prefix of the
+    /// entries, never the hard state.
     fn persist(
         &mut self,
         i: usize,
@@ -640,16 +668,19 @@ impl Sim {
             ready.entries.len()
         };
         let durable = &mut self.nodes[i].durable;
-        if let Some(hard_state) = ready.hard_state {
-            durable.hard_state = hard_state;
-        }
         if let Some(snapshot) = &ready.snapshot {
             if !snapshot_survives {
                 return Ok(());
             }
             durable.persist_snapshot(snapshot.clone())?;
         }
-        durable.persist_entries(&ready.entries, keep)
+        durable.persist_entries(&ready.entries, keep)?;
+        if !torn {
+            if let Some(hard_state) = ready.hard_state {
+                durable.hard_state = hard_state;
+            }
+        }
+        Ok(())
     }
 
     /// Step 5: restore the snapshot, apply committed entries in order,
@@ -902,6 +933,7 @@ impl Sim {
     // ---- faults ----
 
     fn inject_faults(&mut self) -> Result<(), Failure> {
+        self.strike_new_leaders();
         if chance(&mut self.rng, self.profile.partition_change_probability) {
             self.change_partition();
         }
@@ -937,6 +969,58 @@ impl Sim {
             }
         }
         Ok(())
+    }
+
+    /// Strikes leaders scheduled when they were elected, if they still lead
+    /// in that term: cut off alone (ending any other partition, so an
+    /// earlier leader may rejoin), crashed, or stalled.
+    fn strike_new_leaders(&mut self) {
+        let now = self.now_tick;
+        let (due, later): (Vec<_>, Vec<_>) = self
+            .new_leader_faults
+            .drain(..)
+            .partition(|&(at, _, _)| at <= now);
+        self.new_leader_faults = later;
+        for (_, i, term) in due {
+            let still_leading = self.nodes[i]
+                .running
+                .as_ref()
+                .map(|r| r.raw.status())
+                .is_some_and(|s| s.role == Role::Leader && s.term == term);
+            if !still_leading {
+                continue;
+            }
+            match self.rng.range(0, 10) {
+                0..=5 => {
+                    self.net.heal();
+                    self.net.split(&[i as NodeId + 1]);
+                    trace!(
+                        self,
+                        "n{} STRUCK as new leader of term {term}: PARTITION {}",
+                        i + 1,
+                        self.net.describe_partition()
+                    );
+                }
+                6..=8 => {
+                    trace!(
+                        self,
+                        "n{} STRUCK as new leader of term {term}: crash",
+                        i + 1
+                    );
+                    let running = self.nodes[i].running.take().expect("leading");
+                    self.crash(i, running, None);
+                }
+                _ => {
+                    let ticks = self.rng.range(1, self.profile.pause_ticks_max + 1);
+                    self.nodes[i].paused_until_tick = now + ticks;
+                    trace!(
+                        self,
+                        "n{} STRUCK as new leader of term {term}: PAUSE for {ticks} ticks",
+                        i + 1
+                    );
+                }
+            }
+        }
     }
 
     /// A running node: the leader with the profile's probability.

@@ -44,6 +44,13 @@ pub struct FaultProfile {
     pub transfer_probability: f64,
     /// Chance a crash, stall or partition picks the leader rather than any node.
     pub target_leader_probability: f64,
+    /// Chance a newly elected leader is struck (cut off, crashed or
+    /// stalled) within `new_leader_fault_ticks_max` ticks of its election.
+    pub new_leader_fault_probability: f64,
+    pub new_leader_fault_ticks_max: u64,
+    /// Chance a leader is cut off right after it applies newly committed
+    /// entries, so its next appends are lost in flight.
+    pub leader_commit_strike_probability: f64,
     /// Per tick and idle client: the client starts an operation.
     pub client_op_probability: f64,
     pub read_probability: f64,
@@ -85,6 +92,7 @@ impl FaultProfile {
         let clock_skew = on(0.4);
         let compaction = on(0.7);
         let transfers = on(0.3);
+        let new_leader_faults = on(0.3);
         let mut when =
             |enabled: bool, lo: f64, hi: f64| if enabled { uniform(rng, lo, hi) } else { 0.0 };
         let drop_probability = when(drops, 0.01, 0.2);
@@ -97,6 +105,8 @@ impl FaultProfile {
         let compact_probability = when(compaction, 0.005, 0.1);
         let transfer_probability = when(transfers, 0.002, 0.01);
         let target_leader_probability = when(true, 0.2, 0.8);
+        let new_leader_fault_probability = when(new_leader_faults, 0.05, 0.3);
+        let leader_commit_strike_probability = when(new_leader_faults, 0.01, 0.1);
         let client_op_probability = when(true, 0.1, 0.6);
         let read_probability = when(true, 0.2, 0.6);
         let delay_ticks_max = rng.range(1, 6);
@@ -121,6 +131,9 @@ impl FaultProfile {
             compact_probability,
             transfer_probability,
             target_leader_probability,
+            new_leader_fault_probability,
+            new_leader_fault_ticks_max: rng.range(1, 10),
+            leader_commit_strike_probability,
             client_op_probability,
             read_probability,
             clients: rng.range(2, 7) as usize,
@@ -150,6 +163,9 @@ impl FaultProfile {
             compact_probability: uniform(rng, 0.0, 0.05),
             transfer_probability: uniform(rng, 0.0, 0.005),
             target_leader_probability: uniform(rng, 0.8, 1.0),
+            new_leader_fault_probability: uniform(rng, 0.3, 0.8),
+            new_leader_fault_ticks_max: rng.range(1, 25),
+            leader_commit_strike_probability: uniform(rng, 0.05, 0.3),
             client_op_probability: uniform(rng, 0.4, 0.8),
             read_probability: uniform(rng, 0.1, 0.4),
             clients: rng.range(3, 7) as usize,

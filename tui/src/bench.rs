@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use crate::cluster::parse_addr_list;
 
-use self::load::{LoadSpec, ProgressStyle, Workload};
+use self::load::{LoadSpec, ProgressStyle, Workload, KEYSPACE_MAX};
 use self::local::LocalCluster;
 use self::report::{BenchReport, Machine};
 use self::resp_target::RaftkvTarget;
@@ -143,8 +143,8 @@ impl BenchArgs {
         if !(0.0..=1.0).contains(&self.read_ratio) {
             return Err(format!("--read-ratio {}: use a fraction from 0.0 to 1.0", self.read_ratio));
         }
-        if self.keyspace == 0 {
-            return Err("--keyspace 0: the key space needs at least one key".into());
+        if self.keyspace == 0 || self.keyspace > KEYSPACE_MAX {
+            return Err(format!("--keyspace {}: use 1 to {KEYSPACE_MAX} keys", self.keyspace));
         }
         if self.ops == Some(0) {
             return Err("--ops 0: give at least one operation".into());
@@ -202,7 +202,6 @@ impl BenchArgs {
             clients: self.clients,
             pipeline: self.pipeline,
             ops,
-            request_timeout: Duration::from_millis(self.request_timeout_ms),
             stall_timeout: Duration::from_millis(self.stall_timeout_ms),
             progress,
         }
@@ -219,15 +218,14 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         Some(list) => {
             let addrs = parse_addr_list(list)?;
             let report = run_plan(&args, plan, &machine, addrs.clone(), None).await?;
-            report.print(&args, &machine, &format!("attached to {}", addrs.join(",")));
-            Ok(())
+            report.print(&args, &format!("attached to {}", addrs.join(",")))
         }
         None => {
-            let mut cluster = LocalCluster::start(&args)?;
+            let mut cluster = LocalCluster::prepare(&args)?;
             let description = cluster.description();
             let outcome = tokio::select! {
                 outcome = async {
-                    cluster.wait_ready().await?;
+                    cluster.start_and_wait_ready().await?;
                     let addrs = cluster.client_addrs();
                     run_plan(&args, plan, &machine, addrs, Some(&mut cluster)).await
                 } => outcome,
@@ -239,8 +237,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             let shutdown = cluster.shutdown().await;
             let report = outcome?;
             shutdown?;
-            report.print(&args, &machine, &description);
-            Ok(())
+            report.print(&args, &description)
         }
     }
 }

@@ -4,7 +4,10 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "raftkv-node", about = "One raftkv replica (same flags as `raftkv node`)")]
+#[command(
+    name = "raftkv-node",
+    about = "One raftkv replica (same flags as `raftkv node`)"
+)]
 struct Cli {
     #[command(flatten)]
     options: raftkv_node::options::NodeOptions,

@@ -222,26 +222,28 @@ impl ClusterClient {
     }
 
     async fn attempt(&mut self, target: &str, args: &[&[u8]], timeout: Duration) -> Attempt {
-        let reusable = self
+        // Taken out for the request and put back only after a whole reply:
+        // if this future is dropped half-way (the caller's select! or
+        // timeout), the connection goes with it and no late reply can be
+        // read as the answer to a later request.
+        let cached = self
             .connection
-            .as_ref()
-            .is_some_and(|c| c.addr() == target && !c.is_closed_by_peer());
-        if !reusable {
-            self.connection = None;
-            match Connection::connect(target, timeout).await {
-                Ok(connection) => self.connection = Some(connection),
+            .take()
+            .filter(|c| c.addr() == target && c.is_reusable());
+        let mut connection = match cached {
+            Some(connection) => connection,
+            None => match Connection::connect(target, timeout).await {
+                Ok(connection) => connection,
                 Err(error) => return Attempt::NotSent(error),
-            }
-        }
-        let connection = self.connection.as_mut().expect("connection opened above");
+            },
+        };
         connection.set_io_timeout(timeout);
         match connection.request(args).await {
-            Ok(frame) => Attempt::Reply(frame),
-            Err(error) => {
-                // A half-read reply leaves the stream unusable.
-                self.connection = None;
-                Attempt::MaybeSent(error)
+            Ok(frame) => {
+                self.connection = Some(connection);
+                Attempt::Reply(frame)
             }
+            Err(error) => Attempt::MaybeSent(error),
         }
     }
 

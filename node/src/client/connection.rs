@@ -24,6 +24,11 @@ pub struct Connection {
     io_timeout: Duration,
     /// Bounds on reply frames (a reply over them is a protocol error).
     limits: Limits,
+    /// Set while a request's reply is still to be read. Still set when a
+    /// request future was dropped half-way (cancelled, timed out) or failed:
+    /// its late reply would be taken for the next one's, so the connection
+    /// refuses further requests.
+    in_flight: bool,
 }
 
 impl Connection {
@@ -56,6 +61,7 @@ impl Connection {
             read_buffer: BytesMut::with_capacity(READ_CHUNK_BYTES),
             io_timeout: timeout,
             limits: Limits::default(),
+            in_flight: false,
         })
     }
 
@@ -91,6 +97,7 @@ impl Connection {
     /// socket buffers cannot deadlock against a server that stops reading
     /// until its replies drain.
     pub async fn pipeline(&mut self, requests: &[Vec<Bytes>]) -> Result<Vec<Frame>, ClientError> {
+        self.begin()?;
         let mut encoded = BytesMut::new();
         for request in requests {
             encode_request(&mut encoded, request.iter().map(|arg| &arg[..]));
@@ -101,6 +108,7 @@ impl Connection {
             read_buffer,
             io_timeout,
             limits,
+            ..
         } = self;
         let (mut reader, writer) = stream.split();
         let write = write_all(writer, addr, *io_timeout, encoded.freeze());
@@ -113,7 +121,26 @@ impl Connection {
             Ok(replies)
         };
         let ((), replies) = tokio::try_join!(write, read)?;
+        self.in_flight = false;
         Ok(replies)
+    }
+
+    /// Marks a request as started, refusing when an earlier one never finished.
+    fn begin(&mut self) -> Result<(), ClientError> {
+        if self.in_flight {
+            return Err(ClientError::Interrupted {
+                addr: self.addr.clone(),
+            });
+        }
+        self.in_flight = true;
+        Ok(())
+    }
+
+    /// True when the next request can be sent on this connection: no
+    /// earlier request was left unfinished and the server has not closed it.
+    /// Never waits.
+    pub fn is_reusable(&self) -> bool {
+        !self.in_flight && !self.is_closed_by_peer()
     }
 
     /// True when the server has closed this connection (or sent bytes

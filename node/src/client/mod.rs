@@ -83,6 +83,10 @@ pub enum ClientError {
         maybe_applied: bool,
         last: Box<ClientError>,
     },
+    /// An earlier request on this connection failed or was cancelled before
+    /// its reply was read; its reply could be mistaken for the next one's.
+    #[error("the connection to {addr} has an unfinished earlier request; open a new connection")]
+    Interrupted { addr: String },
     #[error("an empty command has no name")]
     EmptyCommand,
     #[error("the client has no node addresses")]

@@ -24,6 +24,8 @@ enum Action {
     Close,
     /// Keep the connection open and never reply (a hung node).
     Silent,
+    /// Reply after a pause (a slow node).
+    Delayed(Duration, Frame),
 }
 
 type Script = dyn Fn(&[String], usize) -> Action + Send + Sync;
@@ -121,6 +123,12 @@ async fn serve(
             }
             Action::Close => return,
             Action::Silent => std::future::pending::<()>().await,
+            Action::Delayed(pause, frame) => {
+                tokio::time::sleep(pause).await;
+                if stream.write_all(&frame.to_bytes(false)).await.is_err() {
+                    return;
+                }
+            }
         }
     }
 }
@@ -216,7 +224,48 @@ async fn connection_errors_name_the_address() {
     assert!(error.to_string().contains(&server.addr), "{error}");
 }
 
+/// Answers `GET key` with `value-key`, after 300 ms for key "slow".
+async fn slow_get_server() -> FakeServer {
+    FakeServer::start(|args, _| {
+        let value = Frame::bulk(format!("value-{}", args[1]));
+        if args[1] == "slow" {
+            Action::Delayed(Duration::from_millis(300), value)
+        } else {
+            Action::Reply(value)
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_connection_with_a_cancelled_request_refuses_the_next_one() {
+    let server = slow_get_server().await;
+    let mut connection = Connection::connect(&server.addr, DEADLINE).await.unwrap();
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(20),
+        connection.request(&[b"GET", b"slow"]),
+    )
+    .await;
+    assert!(cancelled.is_err(), "the slow reply came early");
+    assert!(!connection.is_reusable());
+    let error = connection.request(&[b"GET", b"fast"]).await.unwrap_err();
+    assert!(
+        matches!(error, ClientError::Interrupted { .. }),
+        "{error:?}"
+    );
+}
+
 // --------------------------------------------------------- ClusterClient
+
+#[tokio::test]
+async fn a_cancelled_command_never_hands_its_late_reply_to_the_next() {
+    let server = slow_get_server().await;
+    let mut client = client(&[&server.addr]);
+    let cancelled = tokio::time::timeout(Duration::from_millis(20), client.get("slow")).await;
+    assert!(cancelled.is_err(), "the slow reply came early");
+    let value = client.get("fast").await.unwrap();
+    assert_eq!(value, Some(Bytes::from_static(b"value-fast")));
+}
 
 #[tokio::test]
 async fn moved_is_followed_and_the_leader_remembered() {

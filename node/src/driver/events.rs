@@ -10,11 +10,19 @@ use tracing::info;
 /// `had_leader` says whether this node knew a leader when the event fired.
 pub(crate) fn log_event(event: &Event, tick_ms: u64, had_leader: bool) {
     match event {
-        Event::ElectionTimeout { term, ticks_since_leader_contact } => {
+        Event::ElectionTimeout {
+            term,
+            ticks_since_leader_contact,
+        } => {
             let silence_ms = ticks_since_leader_contact.map(|t| t * tick_ms);
             info!(event = "election_timeout", term, silence_ms);
             if had_leader {
-                info!(event = "leader_lost", term, silence_ms, reason = "election timeout");
+                info!(
+                    event = "leader_lost",
+                    term,
+                    silence_ms,
+                    reason = "election timeout"
+                );
             }
         }
         Event::BecamePreCandidate { term } => info!(event = "became_precandidate", term),
@@ -29,16 +37,38 @@ pub(crate) fn log_event(event: &Event, tick_ms: u64, had_leader: bool) {
             };
             info!(event = "stepped_down", term, reason)
         }
-        Event::VoteGranted { candidate, term, pre_vote } => {
+        Event::VoteGranted {
+            candidate,
+            term,
+            pre_vote,
+        } => {
             info!(event = "vote_granted", candidate, term, pre_vote)
         }
-        Event::VoteRefused { candidate, term, pre_vote, reason } => {
-            info!(event = "vote_refused", candidate, term, pre_vote, reason = *reason)
+        Event::VoteRefused {
+            candidate,
+            term,
+            pre_vote,
+            reason,
+        } => {
+            info!(
+                event = "vote_refused",
+                candidate,
+                term,
+                pre_vote,
+                reason = *reason
+            )
         }
-        Event::SnapshotSent { to, index, term, bytes } => {
+        Event::SnapshotSent {
+            to,
+            index,
+            term,
+            bytes,
+        } => {
             info!(event = "snapshot_sent", to, index, term, bytes)
         }
-        Event::SnapshotInstalled { index, term } => info!(event = "snapshot_installed", index, term),
+        Event::SnapshotInstalled { index, term } => {
+            info!(event = "snapshot_installed", index, term)
+        }
         Event::TransferStarted { to, term } => info!(event = "transfer_started", to, term),
         Event::TransferAborted { to, term } => info!(event = "transfer_aborted", to, term),
     }

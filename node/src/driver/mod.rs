@@ -60,9 +60,11 @@ pub(crate) async fn write(shared: &Shared, command: Command) -> Result<Reply, Wr
         .send(Request::Write { command, reply })
         .await
         .map_err(|_| WriteError::Refused("node is shutting down".into()))?;
-    receive
-        .await
-        .unwrap_or_else(|_| Err(WriteError::OutcomeUnknown("node stopped before the write completed".into())))
+    receive.await.unwrap_or_else(|_| {
+        Err(WriteError::OutcomeUnknown(
+            "node stopped before the write completed".into(),
+        ))
+    })
 }
 
 pub(crate) async fn read_barrier(shared: &Shared) -> Result<(), ReadError> {
@@ -72,9 +74,11 @@ pub(crate) async fn read_barrier(shared: &Shared) -> Result<(), ReadError> {
         .send(Request::Read { reply })
         .await
         .map_err(|_| ReadError::Refused("node is shutting down".into()))?;
-    receive
-        .await
-        .unwrap_or_else(|_| Err(ReadError::Refused("node stopped before the read completed".into())))
+    receive.await.unwrap_or_else(|_| {
+        Err(ReadError::Refused(
+            "node stopped before the read completed".into(),
+        ))
+    })
 }
 
 pub(crate) fn status(shared: &Shared) -> NodeStatus {
@@ -84,9 +88,15 @@ pub(crate) fn status(shared: &Shared) -> NodeStatus {
     status.leader_contact_ms = match (status.role, published.leader_contact) {
         ("leader", _) => 0,
         (_, Some(at)) => now.duration_since(at).as_millis() as u64,
-        (_, None) => published.started.map(|s| now.duration_since(s).as_millis() as u64).unwrap_or(0),
+        (_, None) => published
+            .started
+            .map(|s| now.duration_since(s).as_millis() as u64)
+            .unwrap_or(0),
     };
-    status.uptime_ms = published.started.map(|s| now.duration_since(s).as_millis() as u64).unwrap_or(0);
+    status.uptime_ms = published
+        .started
+        .map(|s| now.duration_since(s).as_millis() as u64)
+        .unwrap_or(0);
     status
 }
 
@@ -97,7 +107,12 @@ pub(crate) struct PendingWrites {
 }
 
 impl PendingWrites {
-    pub fn insert(&mut self, term: u64, index: u64, reply: oneshot::Sender<Result<Reply, WriteError>>) {
+    pub fn insert(
+        &mut self,
+        term: u64,
+        index: u64,
+        reply: oneshot::Sender<Result<Reply, WriteError>>,
+    ) {
         self.by_index.insert(index, (term, reply));
     }
 

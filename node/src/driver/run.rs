@@ -15,7 +15,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::events::log_event;
-use super::{PendingReads, PendingWrites, PublishedStatus, Request, Shared, INPUTS_PER_READY_MAX, REQUEST_QUEUE_MAX};
+use super::{
+    PendingReads, PendingWrites, PublishedStatus, Request, Shared, INPUTS_PER_READY_MAX,
+    REQUEST_QUEUE_MAX,
+};
 use crate::handle::{NodeHandle, NodeStatus, ReadError, WriteError};
 use crate::options::NodeOptions;
 use crate::storage::{Storage, StorageError};
@@ -45,7 +48,10 @@ pub async fn run_node(options: NodeOptions) -> Result<(), String> {
     result
 }
 
-fn init_logging(log_dir: &Path, id: u64) -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
+fn init_logging(
+    log_dir: &Path,
+    id: u64,
+) -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
     let appender = tracing_appender::rolling::never(log_dir, format!("node-{id}.log"));
     let (writer, guard) = tracing_appender::non_blocking(appender);
     let subscriber = tracing_subscriber::fmt()
@@ -78,7 +84,10 @@ async fn run(options: NodeOptions) -> Result<(), String> {
         .find(|p| p.id == id)
         .ok_or_else(|| format!("node {id}: --cluster does not list this node's id"))?;
     if me.peer_addr.port() != options.peer.port() {
-        warn!(event = "config_warning", message = "--peer port differs from this node's --cluster entry");
+        warn!(
+            event = "config_warning",
+            message = "--peer port differs from this node's --cluster entry"
+        );
     }
 
     let (storage, initial, summary) =
@@ -88,8 +97,12 @@ async fn run(options: NodeOptions) -> Result<(), String> {
     let mut store = KvStore::new();
     let mut applied_term = 0;
     if let Some(snapshot) = &initial.snapshot {
-        store = KvStore::restore(&snapshot.data)
-            .map_err(|e| format!("node {id}: snapshot in {} does not load: {e}", options.data_dir.display()))?;
+        store = KvStore::restore(&snapshot.data).map_err(|e| {
+            format!(
+                "node {id}: snapshot in {} does not load: {e}",
+                options.data_dir.display()
+            )
+        })?;
         applied_term = snapshot.meta.term;
     }
     let seed = seed_from_clock(id);
@@ -112,19 +125,34 @@ async fn run(options: NodeOptions) -> Result<(), String> {
         shutdown.clone(),
     )
     .await
-    .map_err(|e| format!("node {id}: cannot listen for peers on {}: {e}", options.peer))?;
+    .map_err(|e| {
+        format!(
+            "node {id}: cannot listen for peers on {}: {e}",
+            options.peer
+        )
+    })?;
 
     let (requests_tx, requests_rx) = mpsc::channel(REQUEST_QUEUE_MAX);
     let shared = Arc::new(Shared {
         store: Arc::new(RwLock::new(store)),
         requests: requests_tx,
-        status: Mutex::new(PublishedStatus { started: Some(Instant::now()), ..Default::default() }),
+        status: Mutex::new(PublishedStatus {
+            started: Some(Instant::now()),
+            ..Default::default()
+        }),
     });
-    let handle = NodeHandle { inner: shared.clone() };
+    let handle = NodeHandle {
+        inner: shared.clone(),
+    };
 
     let listener = tokio::net::TcpListener::bind(options.client)
         .await
-        .map_err(|e| format!("node {id}: cannot listen for clients on {}: {e}", options.client))?;
+        .map_err(|e| {
+            format!(
+                "node {id}: cannot listen for clients on {}: {e}",
+                options.client
+            )
+        })?;
     let limits = crate::resp::Limits {
         bulk_bytes_max: options.bulk_bytes_max,
         arguments_max: options.arguments_max,
@@ -132,9 +160,12 @@ async fn run(options: NodeOptions) -> Result<(), String> {
         ..Default::default()
     };
     let server_shutdown = shutdown.clone();
-    let server = tokio::spawn(crate::resp::serve(listener, handle.clone(), limits, async move {
-        server_shutdown.cancelled().await
-    }));
+    let server = tokio::spawn(crate::resp::serve(
+        listener,
+        handle.clone(),
+        limits,
+        async move { server_shutdown.cancelled().await },
+    ));
     info!(event = "started", id, client = %options.client, peer = %options.peer, pid = std::process::id());
 
     let stop = shutdown.clone();
@@ -289,13 +320,24 @@ impl Driver {
                 }
             }
             Inbound::PeerUp { id, client_addr } => {
-                info!(event = "peer_up", peer = id, client_addr = client_addr.as_str());
+                info!(
+                    event = "peer_up",
+                    peer = id,
+                    client_addr = client_addr.as_str()
+                );
             }
             Inbound::PeerDown { id, reason } => {
-                let silence_ms = self.leader_contact.map(|at| at.elapsed().as_millis() as u64);
+                let silence_ms = self
+                    .leader_contact
+                    .map(|at| at.elapsed().as_millis() as u64);
                 if id == self.last_leader && self.last_role != Role::Leader {
-                    info!(event = "leader_lost", leader = id, silence_ms, reason = reason.as_str(),
-                        term = self.raw.status().term);
+                    info!(
+                        event = "leader_lost",
+                        leader = id,
+                        silence_ms,
+                        reason = reason.as_str(),
+                        term = self.raw.status().term
+                    );
                 } else {
                     info!(event = "peer_down", peer = id, reason = reason.as_str());
                 }
@@ -332,9 +374,9 @@ impl Driver {
 
     fn write_refusal(&self, error: ProposeError) -> WriteError {
         match error {
-            ProposeError::NotLeader { leader } if leader != 0 => {
-                WriteError::NotLeader { leader_client_addr: self.leader_client_addr(leader) }
-            }
+            ProposeError::NotLeader { leader } if leader != 0 => WriteError::NotLeader {
+                leader_client_addr: self.leader_client_addr(leader),
+            },
             ProposeError::NotLeader { .. } => WriteError::NoLeader,
             other => WriteError::Refused(other.to_string()),
         }
@@ -342,9 +384,9 @@ impl Driver {
 
     fn read_refusal(&self, error: ProposeError) -> ReadError {
         match error {
-            ProposeError::NotLeader { leader } if leader != 0 => {
-                ReadError::NotLeader { leader_client_addr: self.leader_client_addr(leader) }
-            }
+            ProposeError::NotLeader { leader } if leader != 0 => ReadError::NotLeader {
+                leader_client_addr: self.leader_client_addr(leader),
+            },
             ProposeError::NotLeader { .. } => ReadError::NoLeader,
             other => ReadError::Refused(other.to_string()),
         }
@@ -360,19 +402,28 @@ impl Driver {
         for message in ready.messages.drain(..) {
             self.send(message);
         }
-        self.persist(&ready).map_err(|e| format!("node {}: {e}", self.id))?;
+        self.persist(&ready)
+            .map_err(|e| format!("node {}: {e}", self.id))?;
         for message in ready.persisted_messages.drain(..) {
             self.send(message);
         }
         if let Some(snapshot) = &ready.snapshot {
-            let restored = KvStore::restore(&snapshot.data)
-                .map_err(|e| format!("node {}: snapshot from the leader does not load: {e}", self.id))?;
+            let restored = KvStore::restore(&snapshot.data).map_err(|e| {
+                format!(
+                    "node {}: snapshot from the leader does not load: {e}",
+                    self.id
+                )
+            })?;
             *self.shared.store.write() = restored;
             self.applied_term = snapshot.meta.term;
         }
         self.apply(&ready);
         for read in &ready.read_states {
-            let applied = self.raw.status().applied_index.max(ack.applied.unwrap_or(0));
+            let applied = self
+                .raw
+                .status()
+                .applied_index
+                .max(ack.applied.unwrap_or(0));
             self.reads.confirmed(read.context, read.index, applied);
         }
         for context in &ready.dropped_reads {
@@ -448,7 +499,11 @@ impl Driver {
         let started = Instant::now();
         let data = self.shared.store.read().snapshot();
         let snapshot = raftkv::message::Snapshot {
-            meta: SnapshotMeta { index: applied, term: self.applied_term, voters: self.voters.clone() },
+            meta: SnapshotMeta {
+                index: applied,
+                term: self.applied_term,
+                voters: self.voters.clone(),
+            },
             data: data.clone(),
         };
         tokio::task::block_in_place(|| self.storage.save_snapshot(&snapshot, false))
@@ -456,12 +511,15 @@ impl Driver {
         if let Err(e) = self.raw.compact(applied, data) {
             warn!(event = "compact_refused", reason = %e);
         } else {
-            info!(event = "log_compacted", index = applied, bytes = snapshot.data.len(),
-                elapsed_ms = started.elapsed().as_millis() as u64);
+            info!(
+                event = "log_compacted",
+                index = applied,
+                bytes = snapshot.data.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64
+            );
         }
         Ok(())
     }
-
 
     fn send(&self, message: Message) {
         self.transport.send(message);
@@ -478,7 +536,8 @@ impl Driver {
             leader_client_addr: if status.leader_id == self.id {
                 self.client_addr.clone()
             } else {
-                self.leader_client_addr(status.leader_id).unwrap_or_default()
+                self.leader_client_addr(status.leader_id)
+                    .unwrap_or_default()
             },
             commit_index: status.commit_index,
             applied_index: status.applied_index,
@@ -495,6 +554,10 @@ impl Driver {
         drop(store);
         let mut published = self.shared.status.lock();
         published.status = next;
-        published.leader_contact = if status.role == Role::Leader { None } else { self.leader_contact };
+        published.leader_contact = if status.role == Role::Leader {
+            None
+        } else {
+            self.leader_contact
+        };
     }
 }

@@ -72,9 +72,13 @@ pub fn not_leader_frame(leader_client_addr: Option<&str>) -> Frame {
 /// The reply to a write the node did not (or may not have) applied.
 pub fn write_error_frame(error: WriteError) -> Frame {
     match error {
-        WriteError::NotLeader { leader_client_addr } => not_leader_frame(leader_client_addr.as_deref()),
+        WriteError::NotLeader { leader_client_addr } => {
+            not_leader_frame(leader_client_addr.as_deref())
+        }
         WriteError::NoLeader => not_leader_frame(None),
-        WriteError::OutcomeUnknown(reason) => Frame::error(format!("UNCERTAIN outcome unknown: {reason}")),
+        WriteError::OutcomeUnknown(reason) => {
+            Frame::error(format!("UNCERTAIN outcome unknown: {reason}"))
+        }
         WriteError::Refused(reason) => Frame::error(format!("TRYAGAIN {reason}")),
     }
 }
@@ -82,7 +86,9 @@ pub fn write_error_frame(error: WriteError) -> Frame {
 /// The reply to a linearizable read the node could not serve.
 pub fn read_error_frame(error: ReadError) -> Frame {
     match error {
-        ReadError::NotLeader { leader_client_addr } => not_leader_frame(leader_client_addr.as_deref()),
+        ReadError::NotLeader { leader_client_addr } => {
+            not_leader_frame(leader_client_addr.as_deref())
+        }
         ReadError::NoLeader => not_leader_frame(None),
         ReadError::Refused(reason) => Frame::error(format!("TRYAGAIN {reason}")),
     }

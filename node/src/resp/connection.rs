@@ -81,7 +81,10 @@ pub(crate) async fn run<B: Backend>(
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
-    let local = stream.local_addr().map(|addr| addr.to_string()).unwrap_or_default();
+    let local = stream
+        .local_addr()
+        .map(|addr| addr.to_string())
+        .unwrap_or_default();
     let session = Session::new(state.next_client_id(), peer.to_string(), local);
     let id = session.id;
     debug!(event = "client_connected", id, peer = %peer);
@@ -133,10 +136,14 @@ impl<B: Backend> Connection<B> {
             let limits = &self.state.limits;
             let frame = match Frame::decode_request(&mut self.read_buf, limits) {
                 Ok(Some(frame)) => frame,
-                Ok(None) if self.read_buf.len() > limits.frame_bytes_max + limits.line_bytes_max => {
+                Ok(None)
+                    if self.read_buf.len() > limits.frame_bytes_max + limits.line_bytes_max =>
+                {
                     // `check` refuses oversized frames from their headers, so
                     // this is a second line of defence for the buffer bound.
-                    return Ok(self.protocol_error(FrameError::FrameTooLarge { max_bytes: limits.frame_bytes_max }));
+                    return Ok(self.protocol_error(FrameError::FrameTooLarge {
+                        max_bytes: limits.frame_bytes_max,
+                    }));
                 }
                 Ok(None) => return Ok(Flow::Continue),
                 Err(error) => return Ok(self.protocol_error(error)),
@@ -146,14 +153,19 @@ impl<B: Backend> Connection<B> {
             }
             let execution = match Command::from_frame(frame) {
                 Ok(command) => {
-                    let mut context = Context { server: &self.state, session: &mut self.session };
+                    let mut context = Context {
+                        server: &self.state,
+                        session: &mut self.session,
+                    };
                     command.execute(&mut context)
                 }
                 Err(error) => Execution::Now(error.to_frame()),
             };
             let resp3 = self.session.resp3;
             match execution {
-                Execution::Now(frame) if self.in_flight.is_empty() => frame.write_to(&mut self.write_buf, resp3),
+                Execution::Now(frame) if self.in_flight.is_empty() => {
+                    frame.write_to(&mut self.write_buf, resp3)
+                }
                 Execution::Now(frame) => {
                     if !self.make_room().await? {
                         return Ok(Flow::Close);
@@ -165,13 +177,17 @@ impl<B: Backend> Connection<B> {
                     return Ok(Flow::Close);
                 }
                 Execution::Read(future) => {
-                    if !self.wait_until(|c| c.writes_in_flight == 0).await? || !self.make_room().await? {
+                    if !self.wait_until(|c| c.writes_in_flight == 0).await?
+                        || !self.make_room().await?
+                    {
                         return Ok(Flow::Close);
                     }
                     self.push(future, resp3, Kind::Read);
                 }
                 Execution::Write(future) => {
-                    if !self.wait_until(|c| c.reads_in_flight == 0).await? || !self.make_room().await? {
+                    if !self.wait_until(|c| c.reads_in_flight == 0).await?
+                        || !self.make_room().await?
+                    {
                         return Ok(Flow::Close);
                     }
                     self.push(future, resp3, Kind::Write);
@@ -187,7 +203,11 @@ impl<B: Backend> Connection<B> {
     fn protocol_error(&mut self, error: FrameError) -> Flow {
         debug!(event = "client_protocol_error", id = self.session.id, %error);
         let frame = Frame::error(format!("ERR Protocol error: {error}"));
-        self.push(futures::future::ready(frame).boxed(), self.session.resp3, Kind::Now);
+        self.push(
+            futures::future::ready(frame).boxed(),
+            self.session.resp3,
+            Kind::Now,
+        );
         Flow::Close
     }
 
@@ -195,7 +215,9 @@ impl<B: Backend> Connection<B> {
     /// away, so a write reaches the driver now, in request order, rather than
     /// whenever the queue is next polled.
     fn push(&mut self, future: BoxFuture<'static, Frame>, resp3: bool, kind: Kind) {
-        let mut future: InFlight = future.map(move |frame| Completed { frame, resp3, kind }).boxed();
+        let mut future: InFlight = future
+            .map(move |frame| Completed { frame, resp3, kind })
+            .boxed();
         let mut context = std::task::Context::from_waker(Waker::noop());
         let future = match Pin::new(&mut future).poll(&mut context) {
             Poll::Ready(done) => futures::future::ready(done).boxed(),
@@ -271,8 +293,15 @@ impl<B: Backend> Connection<B> {
                 self.emit(done);
             }
         };
-        if tokio::time::timeout(Duration::from_millis(CLOSE_DRAIN_MS_MAX), drain).await.is_err() {
-            debug!(event = "client_close_drain_timeout", id = self.session.id, in_flight = self.in_flight.len());
+        if tokio::time::timeout(Duration::from_millis(CLOSE_DRAIN_MS_MAX), drain)
+            .await
+            .is_err()
+        {
+            debug!(
+                event = "client_close_drain_timeout",
+                id = self.session.id,
+                in_flight = self.in_flight.len()
+            );
         }
         let _ = self.flush().await;
         let _ = self.stream.shutdown().await;

@@ -65,8 +65,14 @@ fn match_class(pattern: &[u8], mut index: usize, byte: u8) -> Option<usize> {
         if pattern[index] == b'\\' && index + 1 < pattern.len() {
             matched |= pattern[index + 1] == byte;
             index += 2;
-        } else if index + 2 < pattern.len() && pattern[index + 1] == b'-' && pattern[index + 2] != b']' {
-            let (low, high) = (pattern[index].min(pattern[index + 2]), pattern[index].max(pattern[index + 2]));
+        } else if index + 2 < pattern.len()
+            && pattern[index + 1] == b'-'
+            && pattern[index + 2] != b']'
+        {
+            let (low, high) = (
+                pattern[index].min(pattern[index + 2]),
+                pattern[index].max(pattern[index + 2]),
+            );
             matched |= (low..=high).contains(&byte);
             index += 3;
         } else {

@@ -30,17 +30,22 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            bulk_bytes_max: 16 * 1024 * 1024,
+            bulk_bytes_max: BULK_BYTES_MAX_DEFAULT,
             arguments_max: 1024 * 1024,
             connections_max: 10_000,
             line_bytes_max: 64 * 1024,
             nesting_depth_max: 32,
-            frame_bytes_max: 128 * 1024 * 1024,
+            frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
             pipeline_inflight_max: 128,
             write_buffer_bytes_max: 64 * 1024,
         }
     }
 }
 
-// A single maximal bulk (plus its header) must fit in one frame.
-const _: () = assert!(16 * 1024 * 1024 + 64 <= 128 * 1024 * 1024);
+/// Default of `Limits::bulk_bytes_max` (DESIGN.md: 16 MiB).
+pub const BULK_BYTES_MAX_DEFAULT: usize = 16 * 1024 * 1024;
+/// Default of `Limits::frame_bytes_max`.
+pub const FRAME_BYTES_MAX_DEFAULT: usize = 128 * 1024 * 1024;
+
+// A SET of one maximal key and one maximal value must fit in one frame.
+const _: () = assert!(2 * BULK_BYTES_MAX_DEFAULT + 64 <= FRAME_BYTES_MAX_DEFAULT);

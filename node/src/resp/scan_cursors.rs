@@ -30,7 +30,12 @@ impl Default for ScanCursors {
         // Below 2^62, so clients that parse cursors as signed 64-bit numbers
         // never overflow however many cursors follow.
         let base = RandomState::new().hash_one(std::process::id()) >> 2;
-        ScanCursors { next: base.max(1), positions: HashMap::new(), order: VecDeque::new(), key_bytes: 0 }
+        ScanCursors {
+            next: base.max(1),
+            positions: HashMap::new(),
+            order: VecDeque::new(),
+            key_bytes: 0,
+        }
     }
 }
 
@@ -43,7 +48,11 @@ impl ScanCursors {
             self.evict_oldest();
         }
         let cursor = self.next;
-        self.next = if self.next >= (1 << 63) - 1 { 1 } else { self.next + 1 };
+        self.next = if self.next >= (1 << 63) - 1 {
+            1
+        } else {
+            self.next + 1
+        };
         self.key_bytes += last_key.len();
         if let Some(replaced) = self.positions.insert(cursor, last_key) {
             self.key_bytes -= replaced.len();

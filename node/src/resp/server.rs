@@ -66,7 +66,11 @@ pub async fn serve<B: Backend>(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let state = Arc::new(ServerState::new(node, limits, listener.local_addr()?.port()));
+    let state = Arc::new(ServerState::new(
+        node,
+        limits,
+        listener.local_addr()?.port(),
+    ));
     let stop_connections = CancellationToken::new();
     let connections = TaskTracker::new();
     let mut backoff_ms = ACCEPT_BACKOFF_MS_MIN;
@@ -114,7 +118,11 @@ pub async fn serve<B: Backend>(
 /// fresh, so the short write lands in its empty send buffer without
 /// blocking the accept loop.
 fn refuse_over_limit(socket: TcpStream, connections_max: usize) {
-    debug!(event = "client_refused", reason = "connections_max", connections_max);
+    debug!(
+        event = "client_refused",
+        reason = "connections_max",
+        connections_max
+    );
     if let Ok(mut socket) = socket.into_std() {
         let _ = socket.write_all(b"-ERR max number of clients reached\r\n");
         let _ = socket.shutdown(std::net::Shutdown::Write);

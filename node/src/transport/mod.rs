@@ -21,6 +21,11 @@
 //! flushes once, and redials with capped exponential backoff when the link
 //! breaks.
 //!
+//! Readers hand messages to the driver's bounded `inbound` channel and wait
+//! when it is full (counted in `inbound_full_waits`); TCP flow control then
+//! slows the sending node, whose own bounded queue fills and drops. The
+//! driver is never blocked by the transport.
+//!
 //! Link events: `Inbound::PeerUp` when an outbound link completes its
 //! handshake, `Inbound::PeerDown` when an up link breaks, or when the first
 //! dial to a peer that was never up fails. A peer that stays down is not
@@ -63,6 +68,8 @@ pub const BATCH_MESSAGES_MAX: usize = 1_024;
 /// Most accepted connections still in their handshake at once; more are
 /// closed at once, so strangers cannot pile up tasks.
 pub const HANDSHAKES_PENDING_MAX: usize = 64;
+/// Largest `send_queue_max` accepted (messages per peer).
+pub const SEND_QUEUE_MAX_LIMIT: usize = 1 << 20;
 
 const _: () = assert!(RECONNECT_BACKOFF_INITIAL_MS > 0);
 const _: () = assert!(HELLO_BYTES_MAX < u32::MAX as usize);
@@ -433,8 +440,11 @@ fn validate(config: &TransportConfig) -> io::Result<()> {
             u32::MAX
         ));
     }
-    if config.send_queue_max == 0 {
-        return invalid("send_queue_max must be at least 1".into());
+    if config.send_queue_max == 0 || config.send_queue_max > SEND_QUEUE_MAX_LIMIT {
+        return invalid(format!(
+            "send_queue_max {} must be between 1 and {SEND_QUEUE_MAX_LIMIT}",
+            config.send_queue_max
+        ));
     }
     if config.reconnect_backoff_max_ms < RECONNECT_BACKOFF_INITIAL_MS {
         return invalid(format!(

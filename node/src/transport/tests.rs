@@ -662,6 +662,13 @@ async fn invalid_configs_are_refused_with_the_field_named() {
         ),
         (
             TransportConfig {
+                send_queue_max: usize::MAX,
+                ..base.clone()
+            },
+            "send_queue_max",
+        ),
+        (
+            TransportConfig {
                 reconnect_backoff_max_ms: 1,
                 ..base.clone()
             },

@@ -19,7 +19,11 @@ pub const WAIT_DEADLINE: Duration = Duration::from_secs(30);
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct NodeProcess {
@@ -30,7 +34,12 @@ pub struct NodeProcess {
     pub child: Option<Child>,
 }
 
+/// Process tests share 2 cores: one cluster at a time per test binary, so
+/// timing-sensitive elections are not starved by a sibling test.
+static ONE_CLUSTER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub struct Cluster {
+    _serial: std::sync::MutexGuard<'static, ()>,
     pub nodes: Vec<NodeProcess>,
     pub dir: tempfile::TempDir,
     pub log_dir: PathBuf,
@@ -41,14 +50,19 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` nodes and waits for a leader.
     pub fn start(n: u64) -> Cluster {
-        let cluster = Cluster::new(n, Vec::new());
-        for id in 1..=n {
-            cluster.spawn(id);
-        }
+        Cluster::start_with(n, Vec::new())
+    }
+
+    pub fn start_with(n: u64, extra_args: Vec<String>) -> Cluster {
+        let mut cluster = Cluster::new(n, extra_args);
+        cluster.start_all();
         cluster
     }
 
     pub fn new(n: u64, extra_args: Vec<String>) -> Cluster {
+        let serial = ONE_CLUSTER_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = tempfile::tempdir().expect("temp dir");
         let log_dir = dir.path().join("logs");
         std::fs::create_dir_all(&log_dir).unwrap();
@@ -62,11 +76,19 @@ impl Cluster {
                 child: None,
             });
         }
-        let cluster_flag =
-            nodes.iter().map(|n| format!("{}={}", n.id, n.peer_addr)).collect::<Vec<_>>().join(",");
-        let mut cluster = Cluster { nodes, dir, log_dir, cluster_flag, extra_args };
-        cluster.nodes.iter_mut().for_each(|_| {});
-        cluster
+        let cluster_flag = nodes
+            .iter()
+            .map(|n| format!("{}={}", n.id, n.peer_addr))
+            .collect::<Vec<_>>()
+            .join(",");
+        Cluster {
+            _serial: serial,
+            nodes,
+            dir,
+            log_dir,
+            cluster_flag,
+            extra_args,
+        }
     }
 
     pub fn node(&self, id: u64) -> &NodeProcess {
@@ -140,7 +162,11 @@ impl Cluster {
     }
 
     pub fn live_ids(&self) -> Vec<u64> {
-        self.nodes.iter().filter(|n| n.child.is_some()).map(|n| n.id).collect()
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.id)
+            .collect()
     }
 
     pub fn client(&self) -> ClusterClient {
@@ -178,7 +204,10 @@ where
         if let Some(value) = condition().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {WAIT_DEADLINE:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {WAIT_DEADLINE:?} waiting for {what}"
+        );
         tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
@@ -193,3 +222,62 @@ pub fn log_events(path: &Path, event: &str) -> Vec<serde_json::Value> {
 }
 
 pub type Status = BTreeMap<String, String>;
+
+/// RAFT.STATUS of every running node (a node that does not answer is absent).
+pub async fn statuses(cluster: &Cluster) -> BTreeMap<u64, Status> {
+    let mut out = BTreeMap::new();
+    for id in cluster.live_ids() {
+        if let Ok(status) = ClusterClient::status(&cluster.node(id).client_addr).await {
+            out.insert(id, status);
+        }
+    }
+    out
+}
+
+pub fn field(status: &Status, name: &str) -> u64 {
+    status.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Waits until exactly one running node says it is leader and every running
+/// node agrees on it; returns (leader id, term).
+pub async fn wait_for_leader(cluster: &Cluster) -> (u64, u64) {
+    wait_for("a single agreed leader", || async {
+        let all = statuses(cluster).await;
+        if all.len() != cluster.live_ids().len() {
+            return None;
+        }
+        let leaders: Vec<_> = all.iter().filter(|(_, s)| s["role"] == "leader").collect();
+        if leaders.len() != 1 {
+            return None;
+        }
+        let (id, status) = leaders[0];
+        let term = field(status, "term");
+        let agreed = all
+            .values()
+            .all(|s| field(s, "leader_id") == *id && field(s, "term") == term);
+        agreed.then_some((*id, term))
+    })
+    .await
+}
+
+/// Waits until every running node has the same applied index and digest;
+/// returns (applied index, digest).
+pub async fn wait_converged(cluster: &Cluster) -> (u64, String) {
+    wait_for(
+        "equal applied index and digest on every running node",
+        || async {
+            let mut seen = Vec::new();
+            for id in cluster.live_ids() {
+                let Ok(pair) = ClusterClient::digest(&cluster.node(id).client_addr).await else {
+                    return None;
+                };
+                seen.push(pair);
+            }
+            let (digest, applied) = seen.first()?.clone();
+            seen.iter()
+                .all(|(d, a)| *d == digest && *a == applied)
+                .then_some((applied, digest))
+        },
+    )
+    .await
+}

@@ -249,6 +249,9 @@ impl RawNode {
             });
             self.dropped_reads.extend(self.read_only.drop_all());
             self.progress.clear();
+            if reason != StepDownReason::Transferred {
+                self.abort_transfer();
+            }
             self.transfer = None;
             self.proposals_unsent = false;
             // The leader's election timer was not running: start it afresh.

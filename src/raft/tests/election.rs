@@ -271,11 +271,15 @@ fn config_and_initial_state_are_validated() {
         ..InitialState::default()
     };
     assert!(RawNode::new(plain_config(1, &[1, 2, 3]), gap, 1).is_err());
-    let term_behind_log = InitialState {
-        entries: vec![entry(1, 4)],
+    let vote_for_stranger = InitialState {
+        hard_state: crate::raft::HardState {
+            term: 1,
+            vote: 9,
+            commit: 0,
+        },
         ..InitialState::default()
     };
-    assert!(RawNode::new(plain_config(1, &[1, 2, 3]), term_behind_log, 1).is_err());
+    assert!(RawNode::new(plain_config(1, &[1, 2, 3]), vote_for_stranger, 1).is_err());
 }
 
 #[test]
@@ -520,4 +524,30 @@ fn stale_pre_vote_grant_from_an_earlier_round_is_not_counted() {
     node.step(message(2, 1, 4, Body::PreVoteReply { granted: true }))
         .expect("voter");
     assert_eq!(node.status().role, Role::Candidate);
+}
+
+#[test]
+fn restart_after_entries_outlived_a_torn_hard_state_resumes_in_their_term_without_a_vote() {
+    // The hard state (term 3, vote 2) was written, then a Ready with
+    // entries of term 4 was torn before its hard state reached the disk.
+    let initial = InitialState {
+        hard_state: crate::raft::HardState {
+            term: 3,
+            vote: 2,
+            commit: 1,
+        },
+        snapshot: None,
+        entries: entries_with_terms(&[1, 4]),
+    };
+    let mut node = RawNode::new(plain_config(1, &[1, 2, 3]), initial, 1).expect("restores");
+    let status = node.status();
+    assert_eq!(
+        (status.term, status.vote, status.last_term),
+        (4, NO_NODE, 4)
+    );
+    let ready = drain(&mut node);
+    assert_eq!(
+        ready.hard_state.map(|hs| (hs.term, hs.vote)),
+        Some((4, NO_NODE))
+    );
 }

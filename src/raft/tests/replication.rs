@@ -436,3 +436,99 @@ fn restart_reapplies_committed_entries_from_the_snapshot() {
     cluster.restart(1);
     assert!(cluster.run_until(100, |c| c.state_of(1) == c.state_of(leader)));
 }
+
+#[test]
+fn paper_5_3_append_overlapping_the_commit_index_checks_only_what_follows_it() {
+    let mut node = node_with_log(plain_config(2, &[1, 2, 3]), &[1, 1, 1], 1, 3);
+    // An old append from below our commit index, carrying entries past it.
+    node.step(message(
+        1,
+        2,
+        1,
+        append(1, 1, vec![entry(2, 1), entry(3, 1), entry(4, 1)], 4),
+    ))
+    .expect("voter");
+    let ready = drain(&mut node);
+    assert_eq!(
+        ready.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
+        vec![4]
+    );
+    assert_eq!(
+        reply_to(&ready, 1).body,
+        Body::AppendReply {
+            outcome: AppendOutcome::Accepted { match_index: 4 }
+        }
+    );
+    assert_eq!(node.status().commit_index, 4);
+    // Entirely below the commit index: acknowledged with the commit index.
+    node.step(message(1, 2, 1, append(0, 0, vec![entry(1, 1)], 4)))
+        .expect("voter");
+    let ready = drain(&mut node);
+    assert_eq!(
+        reply_to(&ready, 1).body,
+        Body::AppendReply {
+            outcome: AppendOutcome::Accepted { match_index: 4 }
+        }
+    );
+}
+
+#[test]
+fn paper_5_3_stale_rejection_does_not_move_next_below_match() {
+    let mut leader = leader_with_log(plain_config(1, &[1, 2, 3]), &[1, 1, 1], 1);
+    let accepted = |match_index| Body::AppendReply {
+        outcome: AppendOutcome::Accepted { match_index },
+    };
+    leader.step(message(2, 1, 2, accepted(4))).expect("voter");
+    drain(&mut leader);
+    // A delayed rejection of an early probe arrives after the match.
+    let stale = AppendOutcome::Rejected {
+        prev_index: 3,
+        hint_index: 1,
+        hint_term: 1,
+    };
+    leader
+        .step(message(2, 1, 2, Body::AppendReply { outcome: stale }))
+        .expect("voter");
+    let ready = drain(&mut leader);
+    assert!(
+        ready
+            .messages
+            .iter()
+            .all(|m| m.to != 2
+                || !matches!(m.body, Body::Append { prev_index, .. } if prev_index < 4))
+    );
+    let (term, index) = leader
+        .propose(bytes::Bytes::from_static(b"x"))
+        .expect("leader");
+    let ready = drain(&mut leader);
+    let append = ready
+        .messages
+        .iter()
+        .find(|m| m.to == 2)
+        .expect("append to the replicating peer");
+    assert!(
+        matches!(&append.body, Body::Append { prev_index: 4, entries, .. } if entries.last().map(|e| (e.term, e.index)) == Some((term, index))),
+        "{append:?}"
+    );
+}
+
+#[test]
+fn malformed_appends_are_dropped_without_panicking() {
+    let mut node = node_with_log(plain_config(2, &[1, 2, 3]), &[1], 1, 0);
+    let gap = append(0, 0, vec![entry(2, 1)], 0);
+    node.step(message(1, 2, 1, gap)).expect("voter");
+    let future_term = append(1, 1, vec![entry(2, 5)], 0);
+    node.step(message(1, 2, 1, future_term)).expect("voter");
+    let overflow = append(u64::MAX, 1, vec![entry(0, 1)], u64::MAX);
+    node.step(message(1, 2, 1, overflow)).expect("voter");
+    let huge_term = Body::Heartbeat {
+        commit: u64::MAX,
+        read_round: u64::MAX,
+    };
+    node.step(message(1, 2, u64::MAX, huge_term))
+        .expect("voter");
+    let ready = drain(&mut node);
+    assert!(ready.entries.is_empty());
+    assert_eq!(node.status().last_index, 1);
+    assert_eq!(node.status().term, 1);
+}

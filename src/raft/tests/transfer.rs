@@ -83,3 +83,21 @@ fn transfer_refuses_invalid_targets_and_non_leaders() {
         Err(ProposeError::NotLeader { leader: 1 })
     );
 }
+
+#[test]
+fn transfer_is_reported_aborted_when_the_leader_loses_its_quorum() {
+    let mut cluster = Cluster::new(3, |_| {});
+    cluster.elect(1);
+    let term = cluster.node(1).status().term;
+    cluster.isolate(1);
+    cluster.node_mut(1).transfer_leadership(2).expect("leader");
+    cluster.process(1);
+    cluster.run(2 * cluster.peer(1).config.election_ticks_min);
+    assert!(cluster
+        .events_of(1)
+        .contains(&Event::TransferAborted { to: 2, term }));
+    assert!(cluster.events_of(1).contains(&Event::SteppedDown {
+        term,
+        reason: StepDownReason::LostQuorum
+    }));
+}

@@ -8,8 +8,14 @@ use crate::resp::backend::Backend;
 use crate::resp::session::Session;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec =
-    Spec { name: "client", arity: -2, flags: &["stale", "loading"], first_key: 0, last_key: 0, key_step: 0 };
+pub(crate) const SPEC: Spec = Spec {
+    name: "client",
+    arity: -2,
+    flags: &["stale", "loading"],
+    first_key: 0,
+    last_key: 0,
+    key_step: 0,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Client {
@@ -17,7 +23,10 @@ pub(crate) enum Client {
     GetName,
     Id,
     Info,
-    SetInfo { attribute: LibraryAttribute, value: Bytes },
+    SetInfo {
+        attribute: LibraryAttribute,
+        value: Bytes,
+    },
     Help,
 }
 
@@ -87,7 +96,10 @@ impl Client {
             }
             Client::GetName => session.name.clone().map(Frame::Bulk).unwrap_or(Frame::Null),
             Client::Id => Frame::Integer(session.id as i64),
-            Client::Info => Frame::Verbatim { format: "txt".into(), text: Bytes::from(client_info_line(session)) },
+            Client::Info => Frame::Verbatim {
+                format: "txt".into(),
+                text: Bytes::from(client_info_line(session)),
+            },
             Client::SetInfo { attribute, value } => {
                 let value = (!value.is_empty()).then_some(value);
                 match attribute {
@@ -125,13 +137,20 @@ pub(crate) fn validate_name(name: &[u8]) -> Result<(), CommandError> {
     if name.iter().all(|&byte| (b'!'..=b'~').contains(&byte)) {
         Ok(())
     } else {
-        Err(CommandError::Other("ERR Client names cannot contain spaces, newlines or special characters.".into()))
+        Err(CommandError::Other(
+            "ERR Client names cannot contain spaces, newlines or special characters.".into(),
+        ))
     }
 }
 
 /// `CLIENT INFO`'s one line, in Redis's `key=value` form.
 fn client_info_line(session: &Session) -> String {
-    let text = |value: &Option<Bytes>| value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+    let text = |value: &Option<Bytes>| {
+        value
+            .as_ref()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    };
     format!(
         "id={} addr={} laddr={} name={} age={} idle=0 flags={} db=0 cmd=client|info user=default resp={} lib-name={} lib-ver={}\n",
         session.id,

@@ -8,11 +8,17 @@ use super::{spec_of, Args, CommandError, Context, Execution, Spec, SPECS};
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec =
-    Spec { name: "command", arity: -1, flags: &["stale", "loading"], first_key: 0, last_key: 0, key_step: 0 };
+pub(crate) const SPEC: Spec = Spec {
+    name: "command",
+    arity: -1,
+    flags: &["stale", "loading"],
+    first_key: 0,
+    last_key: 0,
+    key_step: 0,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum CommandCmd {
+pub(crate) enum CommandTable {
     All,
     Count,
     Info(Vec<Bytes>),
@@ -21,10 +27,10 @@ pub(crate) enum CommandCmd {
     Help,
 }
 
-impl CommandCmd {
-    pub(crate) fn from_args(args: &mut Args) -> Result<CommandCmd, CommandError> {
+impl CommandTable {
+    pub(crate) fn from_args(args: &mut Args) -> Result<CommandTable, CommandError> {
         let Some(subcommand) = args.next_optional() else {
-            return Ok(CommandCmd::All);
+            return Ok(CommandTable::All);
         };
         let upper = subcommand.to_ascii_uppercase();
         let exact = |args: &Args, name: &str| {
@@ -35,11 +41,11 @@ impl CommandCmd {
             }
         };
         match upper.as_slice() {
-            b"COUNT" => exact(args, "count").map(|_| CommandCmd::Count),
-            b"LIST" => exact(args, "list").map(|_| CommandCmd::List),
-            b"HELP" => exact(args, "help").map(|_| CommandCmd::Help),
-            b"INFO" => Ok(CommandCmd::Info(args.take_rest())),
-            b"DOCS" => Ok(CommandCmd::Docs(args.take_rest())),
+            b"COUNT" => exact(args, "count").map(|_| CommandTable::Count),
+            b"LIST" => exact(args, "list").map(|_| CommandTable::List),
+            b"HELP" => exact(args, "help").map(|_| CommandTable::Help),
+            b"INFO" => Ok(CommandTable::Info(args.take_rest())),
+            b"DOCS" => Ok(CommandTable::Docs(args.take_rest())),
             _ => Err(CommandError::UnknownSubcommand {
                 command: "COMMAND".into(),
                 subcommand: String::from_utf8_lossy(&subcommand).into_owned(),
@@ -49,17 +55,22 @@ impl CommandCmd {
 
     pub(crate) fn execute<B: Backend>(self, _context: &mut Context<'_, B>) -> Execution {
         Execution::Now(match self {
-            CommandCmd::All => Frame::Array(SPECS.iter().map(|spec| info_entry(spec)).collect()),
-            CommandCmd::Count => Frame::Integer(SPECS.len() as i64),
-            CommandCmd::Info(names) if names.is_empty() => {
+            CommandTable::All => Frame::Array(SPECS.iter().map(|spec| info_entry(spec)).collect()),
+            CommandTable::Count => Frame::Integer(SPECS.len() as i64),
+            CommandTable::Info(names) if names.is_empty() => {
                 Frame::Array(SPECS.iter().map(|spec| info_entry(spec)).collect())
             }
-            CommandCmd::Info(names) => {
-                Frame::Array(names.iter().map(|name| spec_of(name).map(info_entry).unwrap_or(Frame::Null)).collect())
+            CommandTable::Info(names) => Frame::Array(
+                names
+                    .iter()
+                    .map(|name| spec_of(name).map(info_entry).unwrap_or(Frame::Null))
+                    .collect(),
+            ),
+            CommandTable::Docs(_) => Frame::Map(Vec::new()),
+            CommandTable::List => {
+                Frame::Array(SPECS.iter().map(|spec| Frame::bulk(spec.name)).collect())
             }
-            CommandCmd::Docs(_) => Frame::Map(Vec::new()),
-            CommandCmd::List => Frame::Array(SPECS.iter().map(|spec| Frame::bulk(spec.name)).collect()),
-            CommandCmd::Help => Frame::Array(
+            CommandTable::Help => Frame::Array(
                 [
                     "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                     "(no subcommand)",
@@ -88,7 +99,12 @@ fn info_entry(spec: &Spec) -> Frame {
     Frame::Array(vec![
         Frame::bulk(spec.name),
         Frame::Integer(spec.arity),
-        Frame::Set(spec.flags.iter().map(|flag| Frame::Simple((*flag).into())).collect()),
+        Frame::Set(
+            spec.flags
+                .iter()
+                .map(|flag| Frame::Simple((*flag).into()))
+                .collect(),
+        ),
         Frame::Integer(spec.first_key),
         Frame::Integer(spec.last_key),
         Frame::Integer(spec.key_step),

@@ -4,8 +4,14 @@ use super::{read_store, Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec =
-    Spec { name: "dbsize", arity: 1, flags: &["readonly", "fast"], first_key: 0, last_key: 0, key_step: 0 };
+pub(crate) const SPEC: Spec = Spec {
+    name: "dbsize",
+    arity: 1,
+    flags: &["readonly", "fast"],
+    first_key: 0,
+    last_key: 0,
+    key_step: 0,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct DbSize;

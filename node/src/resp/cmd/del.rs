@@ -6,7 +6,14 @@ use raftkv::kv::Command as KvCommand;
 use super::{write_store, Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::Backend;
 
-pub(crate) const SPEC: Spec = Spec { name: "del", arity: -2, flags: &["write"], first_key: 1, last_key: -1, key_step: 1 };
+pub(crate) const SPEC: Spec = Spec {
+    name: "del",
+    arity: -2,
+    flags: &["write"],
+    first_key: 1,
+    last_key: -1,
+    key_step: 1,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Del {

@@ -7,8 +7,14 @@ use super::{read_store, Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec =
-    Spec { name: "exists", arity: -2, flags: &["readonly", "fast"], first_key: 1, last_key: -1, key_step: 1 };
+pub(crate) const SPEC: Spec = Spec {
+    name: "exists",
+    arity: -2,
+    flags: &["readonly", "fast"],
+    first_key: 1,
+    last_key: -1,
+    key_step: 1,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Exists {
@@ -26,7 +32,12 @@ impl Exists {
 
     pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
         read_store(context, move |store| {
-            Frame::Integer(self.keys.iter().filter(|key| store.get(key).is_some()).count() as i64)
+            Frame::Integer(
+                self.keys
+                    .iter()
+                    .filter(|key| store.get(key).is_some())
+                    .count() as i64,
+            )
         })
     }
 }

@@ -7,8 +7,14 @@ use super::{read_store, Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec =
-    Spec { name: "get", arity: 2, flags: &["readonly", "fast"], first_key: 1, last_key: 1, key_step: 1 };
+pub(crate) const SPEC: Spec = Spec {
+    name: "get",
+    arity: 2,
+    flags: &["readonly", "fast"],
+    first_key: 1,
+    last_key: 1,
+    key_step: 1,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Get {
@@ -17,10 +23,18 @@ pub(crate) struct Get {
 
 impl Get {
     pub(crate) fn from_args(args: &mut Args) -> Result<Get, CommandError> {
-        Ok(Get { key: args.next_bytes()? })
+        Ok(Get {
+            key: args.next_bytes()?,
+        })
     }
 
     pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
-        read_store(context, move |store| store.get(&self.key).cloned().map(Frame::Bulk).unwrap_or(Frame::Null))
+        read_store(context, move |store| {
+            store
+                .get(&self.key)
+                .cloned()
+                .map(Frame::Bulk)
+                .unwrap_or(Frame::Null)
+        })
     }
 }

@@ -11,8 +11,14 @@ use super::{Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec =
-    Spec { name: "hello", arity: -1, flags: &["fast", "stale", "noauth"], first_key: 0, last_key: 0, key_step: 0 };
+pub(crate) const SPEC: Spec = Spec {
+    name: "hello",
+    arity: -1,
+    flags: &["fast", "stale", "noauth"],
+    first_key: 0,
+    last_key: 0,
+    key_step: 0,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Hello {
@@ -23,12 +29,16 @@ pub(crate) struct Hello {
 
 impl Hello {
     pub(crate) fn from_args(args: &mut Args) -> Result<Hello, CommandError> {
-        let mut hello = Hello { protocol: None, name: None };
+        let mut hello = Hello {
+            protocol: None,
+            name: None,
+        };
         let Some(version) = args.next_optional() else {
             return Ok(hello);
         };
-        let version = super::args::parse_i64(&version)
-            .ok_or_else(|| CommandError::Other("ERR Protocol version is not an integer or out of range".into()))?;
+        let version = super::args::parse_i64(&version).ok_or_else(|| {
+            CommandError::Other("ERR Protocol version is not an integer or out of range".into())
+        })?;
         hello.protocol = Some(version);
         while let Some(option) = args.next_optional() {
             match option.to_ascii_uppercase().as_slice() {
@@ -66,7 +76,10 @@ impl Hello {
         let protocol = if context.session.resp3 { 3 } else { 2 };
         Execution::Now(Frame::Map(vec![
             (Frame::bulk("server"), Frame::bulk("raftkv")),
-            (Frame::bulk("version"), Frame::bulk(env!("CARGO_PKG_VERSION"))),
+            (
+                Frame::bulk("version"),
+                Frame::bulk(env!("CARGO_PKG_VERSION")),
+            ),
             (Frame::bulk("proto"), Frame::Integer(protocol)),
             (Frame::bulk("id"), Frame::Integer(context.session.id as i64)),
             (Frame::bulk("mode"), Frame::bulk("standalone")),

@@ -7,8 +7,14 @@ use raftkv::kv::Command as KvCommand;
 use super::{write_store, Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::Backend;
 
-pub(crate) const SPEC: Spec =
-    Spec { name: "incr", arity: 2, flags: &["write", "denyoom", "fast"], first_key: 1, last_key: 1, key_step: 1 };
+pub(crate) const SPEC: Spec = Spec {
+    name: "incr",
+    arity: 2,
+    flags: &["write", "denyoom", "fast"],
+    first_key: 1,
+    last_key: 1,
+    key_step: 1,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Incr {
@@ -17,7 +23,9 @@ pub(crate) struct Incr {
 
 impl Incr {
     pub(crate) fn from_args(args: &mut Args) -> Result<Incr, CommandError> {
-        Ok(Incr { key: args.next_bytes()? })
+        Ok(Incr {
+            key: args.next_bytes()?,
+        })
     }
 
     pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {

@@ -13,8 +13,14 @@ use crate::handle::NodeStatus;
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec =
-    Spec { name: "info", arity: -1, flags: &["stale", "loading"], first_key: 0, last_key: 0, key_step: 0 };
+pub(crate) const SPEC: Spec = Spec {
+    name: "info",
+    arity: -1,
+    flags: &["stale", "loading"],
+    first_key: 0,
+    last_key: 0,
+    key_step: 0,
+};
 
 /// The Redis version clients may assume for the protocol and reply shapes.
 pub(crate) const REDIS_COMPATIBLE_VERSION: &str = "7.2.4";
@@ -38,7 +44,11 @@ pub(crate) fn redis_role(raft_role: &str) -> &'static str {
 
 impl Info {
     pub(crate) fn from_args(args: &mut Args) -> Result<Info, CommandError> {
-        let sections = args.take_rest().iter().map(|s| String::from_utf8_lossy(s).to_ascii_lowercase()).collect();
+        let sections = args
+            .take_rest()
+            .iter()
+            .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+            .collect();
         Ok(Info { sections })
     }
 
@@ -47,7 +57,10 @@ impl Info {
         let status = server.backend.status();
         let wanted = |section: &str| {
             self.sections.is_empty()
-                || self.sections.iter().any(|s| s == section || s == "all" || s == "everything" || s == "default")
+                || self
+                    .sections
+                    .iter()
+                    .any(|s| s == section || s == "all" || s == "everything" || s == "default")
         };
         let mut text = String::new();
         for section in SECTIONS.iter().copied().filter(|s| wanted(s)) {
@@ -75,7 +88,10 @@ impl Info {
                 }
             }
         }
-        Execution::Now(Frame::Verbatim { format: "txt".into(), text: Bytes::from(text) })
+        Execution::Now(Frame::Verbatim {
+            format: "txt".into(),
+            text: Bytes::from(text),
+        })
     }
 }
 
@@ -86,7 +102,12 @@ fn server_section(text: &mut String, status: &NodeStatus, local_port: u16) {
     let _ = write!(text, "server_name:raftkv\r\n");
     let _ = write!(text, "raftkv_version:{}\r\n", env!("CARGO_PKG_VERSION"));
     let _ = write!(text, "redis_mode:standalone\r\n");
-    let _ = write!(text, "os:{} {}\r\n", std::env::consts::OS, std::env::consts::ARCH);
+    let _ = write!(
+        text,
+        "os:{} {}\r\n",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    );
     let _ = write!(text, "arch_bits:{}\r\n", usize::BITS);
     let _ = write!(text, "process_id:{}\r\n", std::process::id());
     let _ = write!(text, "tcp_port:{local_port}\r\n");
@@ -97,16 +118,27 @@ fn server_section(text: &mut String, status: &NodeStatus, local_port: u16) {
 fn replication_section(text: &mut String, status: &NodeStatus) {
     text.push_str("# Replication\r\n");
     let role = redis_role(status.role);
-    let _ = write!(text, "role:{}\r\n", if role == "master" { "master" } else { "slave" });
+    let _ = write!(
+        text,
+        "role:{}\r\n",
+        if role == "master" { "master" } else { "slave" }
+    );
     if role == "master" {
         let _ = write!(text, "connected_slaves:{}\r\n", status.match_index.len());
         return;
     }
     match status.leader_client_addr.rsplit_once(':') {
         Some((host, port)) => {
-            let _ = write!(text, "master_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:up\r\n");
+            let _ = write!(
+                text,
+                "master_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:up\r\n"
+            );
         }
         None => text.push_str("master_link_status:down\r\n"),
     }
-    let _ = write!(text, "master_last_io_seconds_ago:{}\r\n", status.leader_contact_ms / 1000);
+    let _ = write!(
+        text,
+        "master_last_io_seconds_ago:{}\r\n",
+        status.leader_contact_ms / 1000
+    );
 }

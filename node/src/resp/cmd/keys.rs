@@ -8,7 +8,14 @@ use crate::resp::backend::Backend;
 use crate::resp::glob::glob_match;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec { name: "keys", arity: 2, flags: &["readonly"], first_key: 0, last_key: 0, key_step: 0 };
+pub(crate) const SPEC: Spec = Spec {
+    name: "keys",
+    arity: 2,
+    flags: &["readonly"],
+    first_key: 0,
+    last_key: 0,
+    key_step: 0,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Keys {
@@ -17,7 +24,9 @@ pub(crate) struct Keys {
 
 impl Keys {
     pub(crate) fn from_args(args: &mut Args) -> Result<Keys, CommandError> {
-        Ok(Keys { pattern: args.next_bytes()? })
+        Ok(Keys {
+            pattern: args.next_bytes()?,
+        })
     }
 
     pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {

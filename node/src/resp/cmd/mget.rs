@@ -6,8 +6,14 @@ use super::{read_store, Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec =
-    Spec { name: "mget", arity: -2, flags: &["readonly", "fast"], first_key: 1, last_key: -1, key_step: 1 };
+pub(crate) const SPEC: Spec = Spec {
+    name: "mget",
+    arity: -2,
+    flags: &["readonly", "fast"],
+    first_key: 1,
+    last_key: -1,
+    key_step: 1,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct MGet {
@@ -26,7 +32,16 @@ impl MGet {
     pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
         read_store(context, move |store| {
             Frame::Array(
-                self.keys.iter().map(|key| store.get(key).cloned().map(Frame::Bulk).unwrap_or(Frame::Null)).collect(),
+                self.keys
+                    .iter()
+                    .map(|key| {
+                        store
+                            .get(key)
+                            .cloned()
+                            .map(Frame::Bulk)
+                            .unwrap_or(Frame::Null)
+                    })
+                    .collect(),
             )
         })
     }

@@ -80,7 +80,10 @@ pub(crate) const SPECS: &[&Spec] = &[
 
 /// The spec of `name` (any case).
 pub(crate) fn spec_of(name: &[u8]) -> Option<&'static Spec> {
-    SPECS.iter().copied().find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
+    SPECS
+        .iter()
+        .copied()
+        .find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// A request that is not a valid command. `Display` is the error reply
@@ -129,7 +132,10 @@ impl CommandError {
             }));
             shown.push_str("' ");
         }
-        let name: String = String::from_utf8_lossy(name).chars().take(SHOWN_BYTES_MAX).collect();
+        let name: String = String::from_utf8_lossy(name)
+            .chars()
+            .take(SHOWN_BYTES_MAX)
+            .collect();
         CommandError::Unknown { name, args: shown }
     }
 }
@@ -138,7 +144,7 @@ impl CommandError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Command {
     Client(client::Client),
-    Command(command::CommandCmd),
+    CommandTable(command::CommandTable),
     DbSize(dbsize::DbSize),
     Del(del::Del),
     Echo(echo::Echo),
@@ -164,13 +170,19 @@ impl Command {
     /// Decodes a request frame (what `Frame::parse_request` returns).
     pub(crate) fn from_frame(frame: Frame) -> Result<Command, CommandError> {
         let Frame::Array(items) = frame else {
-            return Err(CommandError::Other("ERR Protocol error: expected an array of bulk strings".into()));
+            return Err(CommandError::Other(
+                "ERR Protocol error: expected an array of bulk strings".into(),
+            ));
         };
         let mut words = Vec::with_capacity(items.len());
         for item in items {
             match item {
                 Frame::Bulk(bytes) => words.push(bytes),
-                _ => return Err(CommandError::Other("ERR Protocol error: expected an array of bulk strings".into())),
+                _ => {
+                    return Err(CommandError::Other(
+                        "ERR Protocol error: expected an array of bulk strings".into(),
+                    ))
+                }
             }
         }
         Command::from_words(words)
@@ -185,14 +197,18 @@ impl Command {
             return Err(CommandError::unknown(name, &words[1..]));
         };
         let count = words.len() as i64;
-        let arity_ok = if spec.arity >= 0 { count == spec.arity } else { count >= -spec.arity };
+        let arity_ok = if spec.arity >= 0 {
+            count == spec.arity
+        } else {
+            count >= -spec.arity
+        };
         if !arity_ok {
             return Err(CommandError::WrongArity(spec.name.to_string()));
         }
         let mut args = Args::new(spec.name, words);
         let command = match spec.name {
             "client" => Command::Client(client::Client::from_args(&mut args)?),
-            "command" => Command::Command(command::CommandCmd::from_args(&mut args)?),
+            "command" => Command::CommandTable(command::CommandTable::from_args(&mut args)?),
             "dbsize" => Command::DbSize(dbsize::DbSize::from_args(&mut args)?),
             "del" => Command::Del(del::Del::from_args(&mut args)?),
             "echo" => Command::Echo(echo::Echo::from_args(&mut args)?),
@@ -223,7 +239,7 @@ impl Command {
     pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
         match self {
             Command::Client(command) => command.execute(context),
-            Command::Command(command) => command.execute(context),
+            Command::CommandTable(command) => command.execute(context),
             Command::DbSize(command) => command.execute(context),
             Command::Del(command) => command.execute(context),
             Command::Echo(command) => command.execute(),
@@ -279,7 +295,13 @@ where
         Execution::Read(async move { backend.local_read(read) }.boxed())
     } else {
         Execution::Read(
-            async move { backend.linearizable_read(read).await.unwrap_or_else(read_error_frame) }.boxed(),
+            async move {
+                backend
+                    .linearizable_read(read)
+                    .await
+                    .unwrap_or_else(read_error_frame)
+            }
+            .boxed(),
         )
     }
 }

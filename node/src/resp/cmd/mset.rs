@@ -7,8 +7,14 @@ use raftkv::kv::Command as KvCommand;
 use super::{write_store, Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::Backend;
 
-pub(crate) const SPEC: Spec =
-    Spec { name: "mset", arity: -3, flags: &["write", "denyoom"], first_key: 1, last_key: -1, key_step: 2 };
+pub(crate) const SPEC: Spec = Spec {
+    name: "mset",
+    arity: -3,
+    flags: &["write", "denyoom"],
+    first_key: 1,
+    last_key: -1,
+    key_step: 2,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct MSet {
@@ -17,7 +23,7 @@ pub(crate) struct MSet {
 
 impl MSet {
     pub(crate) fn from_args(args: &mut Args) -> Result<MSet, CommandError> {
-        if args.remaining() == 0 || args.remaining() % 2 != 0 {
+        if args.remaining() == 0 || !args.remaining().is_multiple_of(2) {
             return Err(args.wrong_arity());
         }
         let mut pairs = Vec::with_capacity(args.remaining() / 2);

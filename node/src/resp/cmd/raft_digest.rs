@@ -8,8 +8,14 @@ use super::{Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec =
-    Spec { name: "raft.digest", arity: 1, flags: &["fast", "stale", "loading"], first_key: 0, last_key: 0, key_step: 0 };
+pub(crate) const SPEC: Spec = Spec {
+    name: "raft.digest",
+    arity: 1,
+    flags: &["fast", "stale", "loading"],
+    first_key: 0,
+    last_key: 0,
+    key_step: 0,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RaftDigest;
@@ -25,7 +31,10 @@ impl RaftDigest {
         Execution::Read(
             async move {
                 let status = backend.status();
-                Frame::Array(vec![Frame::bulk(status.digest), Frame::Integer(status.applied_index as i64)])
+                Frame::Array(vec![
+                    Frame::bulk(status.digest),
+                    Frame::Integer(status.applied_index as i64),
+                ])
             }
             .boxed(),
         )

@@ -6,8 +6,14 @@ use super::{Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec =
-    Spec { name: "raft.status", arity: 1, flags: &["fast", "stale", "loading"], first_key: 0, last_key: 0, key_step: 0 };
+pub(crate) const SPEC: Spec = Spec {
+    name: "raft.status",
+    arity: 1,
+    flags: &["fast", "stale", "loading"],
+    first_key: 0,
+    last_key: 0,
+    key_step: 0,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RaftStatus;
@@ -21,7 +27,10 @@ impl RaftStatus {
     pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
         let fields = context.server.backend.status().fields();
         Execution::Now(Frame::Map(
-            fields.into_iter().map(|(field, value)| (Frame::bulk(field), Frame::bulk(value))).collect(),
+            fields
+                .into_iter()
+                .map(|(field, value)| (Frame::bulk(field), Frame::bulk(value)))
+                .collect(),
         ))
     }
 }

@@ -5,8 +5,14 @@ use super::{Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec =
-    Spec { name: "readonly", arity: 1, flags: &["fast", "stale"], first_key: 0, last_key: 0, key_step: 0 };
+pub(crate) const SPEC: Spec = Spec {
+    name: "readonly",
+    arity: 1,
+    flags: &["fast", "stale"],
+    first_key: 0,
+    last_key: 0,
+    key_step: 0,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ReadOnly;

@@ -12,7 +12,14 @@ use crate::resp::backend::Backend;
 use crate::resp::glob::glob_match;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec { name: "scan", arity: -2, flags: &["readonly"], first_key: 0, last_key: 0, key_step: 0 };
+pub(crate) const SPEC: Spec = Spec {
+    name: "scan",
+    arity: -2,
+    flags: &["readonly"],
+    first_key: 0,
+    last_key: 0,
+    key_step: 0,
+};
 
 /// Keys walked per call when COUNT is not given.
 pub(crate) const SCAN_COUNT_DEFAULT: usize = 10;
@@ -32,7 +39,12 @@ impl Scan {
     pub(crate) fn from_args(args: &mut Args) -> Result<Scan, CommandError> {
         let cursor = args.next_bytes()?;
         let cursor = parse_cursor(&cursor).ok_or(CommandError::InvalidCursor)?;
-        let mut scan = Scan { cursor, pattern: None, count: SCAN_COUNT_DEFAULT, type_name: None };
+        let mut scan = Scan {
+            cursor,
+            pattern: None,
+            count: SCAN_COUNT_DEFAULT,
+            type_name: None,
+        };
         while let Some(option) = args.next_optional() {
             let value = args.next_optional().ok_or(CommandError::Syntax)?;
             match option.to_ascii_uppercase().as_slice() {
@@ -63,17 +75,26 @@ impl Scan {
         read_store(context, move |store| {
             let batch = store.scan(after.as_deref(), self.count);
             let next_cursor = match batch.last() {
-                Some((last_key, _)) if batch.len() == self.count => cursors.lock().insert(last_key.clone()),
+                Some((last_key, _)) if batch.len() == self.count => {
+                    cursors.lock().insert(last_key.clone())
+                }
                 _ => 0,
             };
-            let type_matches =
-                self.type_name.as_ref().is_none_or(|name| name.eq_ignore_ascii_case(b"string"));
+            let type_matches = self
+                .type_name
+                .as_ref()
+                .is_none_or(|name| name.eq_ignore_ascii_case(b"string"));
             let keys = batch
                 .into_iter()
-                .filter(|(key, _)| type_matches && self.pattern.as_ref().is_none_or(|p| glob_match(p, key)))
+                .filter(|(key, _)| {
+                    type_matches && self.pattern.as_ref().is_none_or(|p| glob_match(p, key))
+                })
                 .map(|(key, _)| Frame::Bulk(key))
                 .collect();
-            Frame::Array(vec![Frame::bulk(next_cursor.to_string()), Frame::Array(keys)])
+            Frame::Array(vec![
+                Frame::bulk(next_cursor.to_string()),
+                Frame::Array(keys),
+            ])
         })
     }
 }

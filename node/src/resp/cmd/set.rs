@@ -8,8 +8,14 @@ use raftkv::kv::Command as KvCommand;
 use super::{write_store, Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::Backend;
 
-pub(crate) const SPEC: Spec =
-    Spec { name: "set", arity: -3, flags: &["write", "denyoom"], first_key: 1, last_key: 1, key_step: 1 };
+pub(crate) const SPEC: Spec = Spec {
+    name: "set",
+    arity: -3,
+    flags: &["write", "denyoom"],
+    first_key: 1,
+    last_key: 1,
+    key_step: 1,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Set {
@@ -28,6 +34,12 @@ impl Set {
     }
 
     pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
-        write_store(context, KvCommand::Set { key: self.key, value: self.value })
+        write_store(
+            context,
+            KvCommand::Set {
+                key: self.key,
+                value: self.value,
+            },
+        )
     }
 }

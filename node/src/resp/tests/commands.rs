@@ -5,7 +5,12 @@ use bytes::Bytes;
 use crate::resp::cmd::{Command, CommandError, SPECS};
 
 fn parse(words: &[&str]) -> Result<Command, CommandError> {
-    Command::from_words(words.iter().map(|word| Bytes::copy_from_slice(word.as_bytes())).collect())
+    Command::from_words(
+        words
+            .iter()
+            .map(|word| Bytes::copy_from_slice(word.as_bytes()))
+            .collect(),
+    )
 }
 
 fn error_of(words: &[&str]) -> String {
@@ -26,7 +31,9 @@ fn every_command_rejects_too_few_arguments_with_redis_wording() {
         if required <= 1 {
             continue;
         }
-        let too_few: Vec<&str> = std::iter::once(spec.name).chain(std::iter::repeat_n("x", required - 2)).collect();
+        let too_few: Vec<&str> = std::iter::once(spec.name)
+            .chain(std::iter::repeat_n("x", required - 2))
+            .collect();
         assert_eq!(error_of(&too_few), arity_error(spec.name), "{too_few:?}");
     }
 }
@@ -34,8 +41,9 @@ fn every_command_rejects_too_few_arguments_with_redis_wording() {
 #[test]
 fn every_fixed_arity_command_rejects_extra_arguments() {
     for spec in SPECS.iter().filter(|spec| spec.arity > 0) {
-        let too_many: Vec<&str> =
-            std::iter::once(spec.name).chain(std::iter::repeat_n("x", spec.arity as usize)).collect();
+        let too_many: Vec<&str> = std::iter::once(spec.name)
+            .chain(std::iter::repeat_n("x", spec.arity as usize))
+            .collect();
         assert_eq!(error_of(&too_many), arity_error(spec.name), "{too_many:?}");
     }
 }
@@ -43,14 +51,26 @@ fn every_fixed_arity_command_rejects_extra_arguments() {
 #[test]
 fn command_names_are_case_insensitive() {
     assert!(matches!(parse(&["gEt", "k"]), Ok(Command::Get(_))));
-    assert!(matches!(parse(&["raft.STATUS"]), Ok(Command::RaftStatus(_))));
-    assert!(matches!(parse(&["Raft.Digest"]), Ok(Command::RaftDigest(_))));
+    assert!(matches!(
+        parse(&["raft.STATUS"]),
+        Ok(Command::RaftStatus(_))
+    ));
+    assert!(matches!(
+        parse(&["Raft.Digest"]),
+        Ok(Command::RaftDigest(_))
+    ));
 }
 
 #[test]
 fn unknown_command_names_itself_and_its_first_arguments() {
-    assert_eq!(error_of(&["foo"]), "ERR unknown command 'foo', with args beginning with: ");
-    assert_eq!(error_of(&["FOO", "a", "b c"]), "ERR unknown command 'FOO', with args beginning with: 'a' 'b c' ");
+    assert_eq!(
+        error_of(&["foo"]),
+        "ERR unknown command 'foo', with args beginning with: "
+    );
+    assert_eq!(
+        error_of(&["FOO", "a", "b c"]),
+        "ERR unknown command 'FOO', with args beginning with: 'a' 'b c' "
+    );
     let long = "x".repeat(500);
     let message = error_of(&["foo", &long, "next"]);
     assert!(message.len() < 300, "arguments are cut short: {message}");
@@ -77,7 +97,14 @@ fn mset_needs_pairs() {
 #[test]
 fn set_options_are_refused_as_syntax_errors() {
     assert!(matches!(parse(&["set", "k", "v"]), Ok(Command::Set(_))));
-    for option in [&["EX", "10"][..], &["PX", "10"], &["NX"], &["XX"], &["KEEPTTL"], &["GET"]] {
+    for option in [
+        &["EX", "10"][..],
+        &["PX", "10"],
+        &["NX"],
+        &["XX"],
+        &["KEEPTTL"],
+        &["GET"],
+    ] {
         let mut words = vec!["set", "k", "v"];
         words.extend_from_slice(option);
         assert_eq!(error_of(&words), "ERR syntax error", "{words:?}");
@@ -96,9 +123,18 @@ fn ping_takes_zero_or_one_argument() {
 fn hello_parses_version_auth_and_setname() {
     assert!(parse(&["hello"]).is_ok());
     assert!(parse(&["hello", "3", "AUTH", "default", "secret", "SETNAME", "me"]).is_ok());
-    assert_eq!(error_of(&["hello", "three"]), "ERR Protocol version is not an integer or out of range");
-    assert_eq!(error_of(&["hello", "3", "BOGUS"]), "ERR Syntax error in HELLO option 'BOGUS'");
-    assert_eq!(error_of(&["hello", "3", "AUTH", "user"]), "ERR Syntax error in HELLO option 'AUTH'");
+    assert_eq!(
+        error_of(&["hello", "three"]),
+        "ERR Protocol version is not an integer or out of range"
+    );
+    assert_eq!(
+        error_of(&["hello", "3", "BOGUS"]),
+        "ERR Syntax error in HELLO option 'BOGUS'"
+    );
+    assert_eq!(
+        error_of(&["hello", "3", "AUTH", "user"]),
+        "ERR Syntax error in HELLO option 'AUTH'"
+    );
     // The version is checked when run (NOPROTO), not when parsed.
     assert!(parse(&["hello", "4"]).is_ok());
 }
@@ -110,14 +146,26 @@ fn client_subcommands_have_their_own_arity_and_wording() {
     assert!(parse(&["client", "id"]).is_ok());
     assert!(parse(&["client", "info"]).is_ok());
     assert!(parse(&["client", "setinfo", "lib-name", "redis-py"]).is_ok());
-    assert_eq!(error_of(&["client", "setname"]), arity_error("client|setname"));
-    assert_eq!(error_of(&["client", "getname", "x"]), arity_error("client|getname"));
-    assert_eq!(error_of(&["client", "bogus"]), "ERR unknown subcommand 'bogus'. Try CLIENT HELP.");
+    assert_eq!(
+        error_of(&["client", "setname"]),
+        arity_error("client|setname")
+    );
+    assert_eq!(
+        error_of(&["client", "getname", "x"]),
+        arity_error("client|getname")
+    );
+    assert_eq!(
+        error_of(&["client", "bogus"]),
+        "ERR unknown subcommand 'bogus'. Try CLIENT HELP."
+    );
     assert_eq!(
         error_of(&["client", "setname", "has space"]),
         "ERR Client names cannot contain spaces, newlines or special characters."
     );
-    assert_eq!(error_of(&["client", "setinfo", "color", "red"]), "ERR Unrecognized option 'color'");
+    assert_eq!(
+        error_of(&["client", "setinfo", "color", "red"]),
+        "ERR Unrecognized option 'color'"
+    );
     assert_eq!(error_of(&["client"]), arity_error("client"));
 }
 
@@ -128,8 +176,14 @@ fn command_subcommands() {
     assert!(parse(&["command", "DOCS", "get", "set"]).is_ok());
     assert!(parse(&["command", "count"]).is_ok());
     assert!(parse(&["command", "info", "get"]).is_ok());
-    assert_eq!(error_of(&["command", "count", "x"]), arity_error("command|count"));
-    assert_eq!(error_of(&["command", "nope"]), "ERR unknown subcommand 'nope'. Try COMMAND HELP.");
+    assert_eq!(
+        error_of(&["command", "count", "x"]),
+        arity_error("command|count")
+    );
+    assert_eq!(
+        error_of(&["command", "nope"]),
+        "ERR unknown subcommand 'nope'. Try COMMAND HELP."
+    );
 }
 
 #[test]
@@ -140,7 +194,10 @@ fn scan_options_and_cursor() {
     assert_eq!(error_of(&["scan", "-1"]), "ERR invalid cursor");
     assert_eq!(error_of(&["scan", "0", "COUNT"]), "ERR syntax error");
     assert_eq!(error_of(&["scan", "0", "COUNT", "0"]), "ERR syntax error");
-    assert_eq!(error_of(&["scan", "0", "COUNT", "ten"]), "ERR value is not an integer or out of range");
+    assert_eq!(
+        error_of(&["scan", "0", "COUNT", "ten"]),
+        "ERR value is not an integer or out of range"
+    );
     assert_eq!(error_of(&["scan", "0", "LIMIT", "5"]), "ERR syntax error");
     assert_eq!(error_of(&["scan"]), arity_error("scan"));
 }
@@ -158,22 +215,46 @@ fn error_replies_that_raftkv_adds_have_fixed_wording() {
     use crate::handle::{ReadError, WriteError};
     use crate::resp::backend::{read_error_frame, write_error_frame};
     use crate::resp::Frame;
-    let moved = WriteError::NotLeader { leader_client_addr: Some("127.0.0.1:7001".into()) };
-    assert_eq!(write_error_frame(moved), Frame::error("MOVED 0 127.0.0.1:7001"));
+    let moved = WriteError::NotLeader {
+        leader_client_addr: Some("127.0.0.1:7001".into()),
+    };
     assert_eq!(
-        write_error_frame(WriteError::NotLeader { leader_client_addr: None }),
+        write_error_frame(moved),
+        Frame::error("MOVED 0 127.0.0.1:7001")
+    );
+    assert_eq!(
+        write_error_frame(WriteError::NotLeader {
+            leader_client_addr: None
+        }),
         Frame::error("CLUSTERDOWN no leader")
     );
-    assert_eq!(write_error_frame(WriteError::NoLeader), Frame::error("CLUSTERDOWN no leader"));
+    assert_eq!(
+        write_error_frame(WriteError::NoLeader),
+        Frame::error("CLUSTERDOWN no leader")
+    );
     assert_eq!(
         write_error_frame(WriteError::OutcomeUnknown("leadership lost".into())),
         Frame::error("UNCERTAIN outcome unknown: leadership lost")
     );
-    assert_eq!(write_error_frame(WriteError::Refused("overloaded".into())), Frame::error("TRYAGAIN overloaded"));
-    let read_moved = ReadError::NotLeader { leader_client_addr: Some("127.0.0.1:7002".into()) };
-    assert_eq!(read_error_frame(read_moved), Frame::error("MOVED 0 127.0.0.1:7002"));
-    assert_eq!(read_error_frame(ReadError::NoLeader), Frame::error("CLUSTERDOWN no leader"));
-    assert_eq!(read_error_frame(ReadError::Refused("busy".into())), Frame::error("TRYAGAIN busy"));
+    assert_eq!(
+        write_error_frame(WriteError::Refused("overloaded".into())),
+        Frame::error("TRYAGAIN overloaded")
+    );
+    let read_moved = ReadError::NotLeader {
+        leader_client_addr: Some("127.0.0.1:7002".into()),
+    };
+    assert_eq!(
+        read_error_frame(read_moved),
+        Frame::error("MOVED 0 127.0.0.1:7002")
+    );
+    assert_eq!(
+        read_error_frame(ReadError::NoLeader),
+        Frame::error("CLUSTERDOWN no leader")
+    );
+    assert_eq!(
+        read_error_frame(ReadError::Refused("busy".into())),
+        Frame::error("TRYAGAIN busy")
+    );
 }
 
 #[test]
@@ -200,7 +281,11 @@ fn scan_cursor_table_is_bounded_and_never_hands_out_zero() {
         assert_ne!(cursors.insert(Bytes::from(format!("key:{index}"))), 0);
     }
     assert_eq!(cursors.len(), SCAN_CURSORS_MAX);
-    assert_eq!(cursors.get(first), None, "the oldest cursor is forgotten first");
+    assert_eq!(
+        cursors.get(first),
+        None,
+        "the oldest cursor is forgotten first"
+    );
     // Large keys are bounded by total bytes.
     let big = Bytes::from(vec![b'k'; SCAN_CURSOR_BYTES_MAX / 4]);
     for _ in 0..10 {

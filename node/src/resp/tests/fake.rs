@@ -22,7 +22,9 @@ use crate::resp::{serve, Backend, Frame, Limits};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Role {
     Leader,
-    Follower { leader_client_addr: Option<String> },
+    Follower {
+        leader_client_addr: Option<String>,
+    },
     Candidate,
     /// Writes are appended but leadership is lost before commit.
     LosingLeadership,
@@ -67,9 +69,13 @@ impl Backend for FakeNode {
                 tokio::time::sleep(Duration::from_millis((started * 7) % 5)).await;
                 Ok(reply)
             }
-            Role::Follower { leader_client_addr } => Err(WriteError::NotLeader { leader_client_addr }),
+            Role::Follower { leader_client_addr } => {
+                Err(WriteError::NotLeader { leader_client_addr })
+            }
             Role::Candidate => Err(WriteError::NoLeader),
-            Role::LosingLeadership => Err(WriteError::OutcomeUnknown("leadership lost before commit".into())),
+            Role::LosingLeadership => Err(WriteError::OutcomeUnknown(
+                "leadership lost before commit".into(),
+            )),
             Role::Overloaded => Err(WriteError::Refused("too many requests queued".into())),
         }
     }
@@ -85,7 +91,9 @@ impl Backend for FakeNode {
                 tokio::task::yield_now().await;
                 Ok(read(&self.store.read()))
             }
-            Role::Follower { leader_client_addr } => Err(ReadError::NotLeader { leader_client_addr }),
+            Role::Follower { leader_client_addr } => {
+                Err(ReadError::NotLeader { leader_client_addr })
+            }
             Role::Candidate => Err(ReadError::NoLeader),
             Role::Overloaded => Err(ReadError::Refused("too many requests queued".into())),
         }
@@ -103,7 +111,11 @@ impl Backend for FakeNode {
             role: if leader { "leader" } else { "follower" },
             term: 4,
             leader_id: if leader { 1 } else { 2 },
-            leader_client_addr: if leader { "127.0.0.1:7001".into() } else { "127.0.0.1:7002".into() },
+            leader_client_addr: if leader {
+                "127.0.0.1:7001".into()
+            } else {
+                "127.0.0.1:7002".into()
+            },
             commit_index: self.applied_index.load(Ordering::SeqCst),
             applied_index: self.applied_index.load(Ordering::SeqCst),
             first_index: 1,
@@ -112,7 +124,11 @@ impl Backend for FakeNode {
             keys: store.len(),
             digest: store.digest_hex(),
             leader_contact_ms: 0,
-            match_index: if leader { vec![(2, 7), (3, 9)] } else { Vec::new() },
+            match_index: if leader {
+                vec![(2, 7), (3, 9)]
+            } else {
+                Vec::new()
+            },
             pid: std::process::id(),
             uptime_ms: 1234,
         }
@@ -130,17 +146,27 @@ pub(crate) struct TestServer {
 impl TestServer {
     pub(crate) async fn start(limits: Limits) -> TestServer {
         let node = FakeNode::new();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, node.clone(), limits, async move {
             let _ = stopped.await;
         }));
-        TestServer { addr, node, stop: Some(stop), task: Some(task) }
+        TestServer {
+            addr,
+            node,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     pub(crate) async fn connect(&self) -> Client {
-        Client { stream: TcpStream::connect(self.addr).await.expect("connect"), buf: BytesMut::new() }
+        Client {
+            stream: TcpStream::connect(self.addr).await.expect("connect"),
+            buf: BytesMut::new(),
+        }
     }
 
     /// Stops the server and waits (with a deadline) for `serve` to return.
@@ -181,27 +207,43 @@ impl Client {
 
     /// Sends one command as an array of bulk strings.
     pub(crate) async fn send_command(&mut self, words: &[&[u8]]) {
-        let request = Frame::Array(words.iter().map(|word| Frame::bulk(word.to_vec())).collect());
+        let request = Frame::Array(
+            words
+                .iter()
+                .map(|word| Frame::bulk(word.to_vec()))
+                .collect(),
+        );
         self.send(&request.to_bytes(false)).await;
     }
 
     pub(crate) async fn call(&mut self, words: &[&str]) -> Frame {
         let words: Vec<&[u8]> = words.iter().map(|word| word.as_bytes()).collect();
         self.send_command(&words).await;
-        self.read_frame().await.expect("a reply before the connection closed")
+        self.read_frame()
+            .await
+            .expect("a reply before the connection closed")
     }
 
     /// The next reply, or `None` once the server closed the connection.
     pub(crate) async fn read_frame(&mut self) -> Option<Frame> {
-        let limits = Limits { arguments_max: usize::MAX, ..Limits::default() };
+        let limits = Limits {
+            arguments_max: usize::MAX,
+            ..Limits::default()
+        };
         let deadline = Duration::from_millis(REPLY_WAIT_MS_MAX);
         tokio::time::timeout(deadline, async {
             loop {
-                if let Some(frame) = Frame::decode(&mut self.buf, &limits).expect("a well-formed reply") {
+                if let Some(frame) =
+                    Frame::decode(&mut self.buf, &limits).expect("a well-formed reply")
+                {
                     return Some(frame);
                 }
                 if self.stream.read_buf(&mut self.buf).await.expect("read") == 0 {
-                    assert!(self.buf.is_empty(), "connection closed inside a reply: {:?}", self.buf);
+                    assert!(
+                        self.buf.is_empty(),
+                        "connection closed inside a reply: {:?}",
+                        self.buf
+                    );
                     return None;
                 }
             }

@@ -171,7 +171,7 @@ fn every_split_point_of_a_request_pipeline_is_incomplete_not_an_error() {
     let limits = Limits::default();
     let pipeline: &[u8] = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\nPING\r\n*1\r\n$4\r\nPING\r\nECHO \"a b\"\r\n*0\r\n";
     let ends = [33, 39, 53, 65, 69];
-    let expected_frames = vec![
+    let expected_frames = [
         request(&["SET", "key", "value"]),
         request(&["PING"]),
         request(&["PING"]),
@@ -273,7 +273,7 @@ fn line_without_terminator_is_refused_once_longer_than_the_limit() {
         Frame::check_request(&mut Cursor::new(&short[..]), &limits),
         Err(FrameError::Incomplete)
     );
-    let long = vec![b'a'; 40];
+    let long = [b'a'; 40];
     assert_eq!(
         Frame::check_request(&mut Cursor::new(&long[..]), &limits),
         Err(FrameError::LineTooLong { max_bytes: 16 })

@@ -35,12 +35,18 @@ fn classes_ranges_negation_and_escapes() {
     assert!(matches("h[^e]llo", "hallo"));
     assert!(!matches("h[^e]llo", "hello"));
     assert!(matches("h[a-b]llo", "hbllo"));
-    assert!(matches("h[b-a]llo", "hallo"), "a reversed range is swapped, as in Redis");
+    assert!(
+        matches("h[b-a]llo", "hallo"),
+        "a reversed range is swapped, as in Redis"
+    );
     assert!(!matches("h[a-b]llo", "hcllo"));
     assert!(matches("key\\*", "key*"));
     assert!(!matches("key\\*", "key1"));
     assert!(matches("[\\]]", "]"));
-    assert!(matches("a[bc", "ab"), "an unterminated class runs to the end of the pattern");
+    assert!(
+        matches("a[bc", "ab"),
+        "an unterminated class runs to the end of the pattern"
+    );
 }
 
 #[test]
