@@ -76,8 +76,13 @@ pub enum AppendOutcome {
 pub enum Body {
     /// Pre-vote request (Raft thesis §9.6). `Message::term` is the term the
     /// candidate *would* campaign in; nobody changes term or vote on it.
-    PreVote { last_index: Index, last_term: Term },
-    PreVoteReply { granted: bool },
+    PreVote {
+        last_index: Index,
+        last_term: Term,
+    },
+    PreVoteReply {
+        granted: bool,
+    },
     /// Vote request. `leadership_transfer` is set when the campaign follows a
     /// TimeoutNow, so voters skip the leader-lease check (thesis §3.10).
     Vote {
@@ -85,7 +90,9 @@ pub enum Body {
         last_term: Term,
         leadership_transfer: bool,
     },
-    VoteReply { granted: bool },
+    VoteReply {
+        granted: bool,
+    },
     /// AppendEntries carrying entries (or probing with none).
     Append {
         prev_index: Index,
@@ -93,11 +100,18 @@ pub enum Body {
         entries: Vec<Entry>,
         commit: Index,
     },
-    AppendReply { outcome: AppendOutcome },
+    AppendReply {
+        outcome: AppendOutcome,
+    },
     /// Leader heartbeat. `commit` is already capped at the follower's known
     /// match index. `read_round` confirms leadership for ReadIndex batches.
-    Heartbeat { commit: Index, read_round: u64 },
-    HeartbeatReply { read_round: u64 },
+    Heartbeat {
+        commit: Index,
+        read_round: u64,
+    },
+    HeartbeatReply {
+        read_round: u64,
+    },
     /// One chunk of an InstallSnapshot transfer.
     Snapshot {
         meta: SnapshotMeta,

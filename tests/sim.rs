@@ -36,6 +36,16 @@ use cluster::{Failure, FailureKind, SimOptions, SimReport};
 use history::HistoryStats;
 use raftkv::raft::PlantedBug;
 
+/// Prints a summary line straight to stderr, past the test harness's
+/// output capture, so every run shows how much it checked.
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }};
+}
+
 /// Seeds per cluster size when `RAFTKV_SIM_SEEDS` is not set.
 const DEFAULT_SEEDS: u64 = 1_000;
 /// A run must acknowledge at least this many operations on average, so a
@@ -206,7 +216,7 @@ fn simulate_cluster(test: &str, cluster_size: usize) {
         );
     }
     let h = &totals.history;
-    println!(
+    report!(
         "{test}: {} seeds passed in {:.1}s ({} ticks, {} messages delivered, {} leaders, {} crashes, \
          {} compactions, {} snapshots installed, slowest leader after healing {} ticks); \
          operations: {} writes ok, {} failed, {} unknown; {} reads ok, {} failed; {} checked for linearizability",
@@ -241,10 +251,10 @@ fn simulate_cluster(test: &str, cluster_size: usize) {
 /// Planted-bug seeds run in blocks that alternate between cluster sizes, so
 /// both are exercised and a seed alone says which size it ran.
 const PLANTED_BUG_BLOCK_SEEDS: u64 = 50;
-const _: () = assert!(PLANTED_BUG_SEEDS_MAX % PLANTED_BUG_BLOCK_SEEDS == 0);
+const _: () = assert!(PLANTED_BUG_SEEDS_MAX.is_multiple_of(PLANTED_BUG_BLOCK_SEEDS));
 
 fn planted_bug_cluster_size(seed: u64) -> usize {
-    if (seed / PLANTED_BUG_BLOCK_SEEDS) % 2 == 0 {
+    if (seed / PLANTED_BUG_BLOCK_SEEDS).is_multiple_of(2) {
         5
     } else {
         3
@@ -255,7 +265,8 @@ fn planted_bug_cluster_size(seed: u64) -> usize {
 /// failure within the seed budget.
 fn catch_planted_bug(test: &str, bug: PlantedBug) {
     if let Some(seed) = env_u64("RAFTKV_SIM_SEED") {
-        let cluster_size = env_u64("RAFTKV_SIM_CLUSTER_SIZE").map_or(planted_bug_cluster_size(seed), |n| n as usize);
+        let cluster_size = env_u64("RAFTKV_SIM_CLUSTER_SIZE")
+            .map_or(planted_bug_cluster_size(seed), |n| n as usize);
         let _ = replay(test, cluster_size, Some(bug), seed);
         return;
     }
@@ -267,7 +278,7 @@ fn catch_planted_bug(test: &str, bug: PlantedBug) {
         let (totals, failure) = run_parallel(cluster_size, Some(bug), seeds);
         tried += totals.seeds;
         if let Some((seed, failure)) = failure {
-            println!(
+            report!(
                 "{test}: {bug:?} caught by seed {seed} (cluster of {cluster_size}) after about {} seeds in {:.1}s: {:?}: {}",
                 tried + 1,
                 started.elapsed().as_secs_f64(),

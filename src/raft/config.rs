@@ -71,13 +71,19 @@ impl Config {
             return Err(ConfigError("node id 0 is reserved for \"no node\"".into()));
         }
         if !self.voters.contains(&self.id) {
-            return Err(ConfigError(format!("node id {} is not among the voters {:?}", self.id, self.voters)));
+            return Err(ConfigError(format!(
+                "node id {} is not among the voters {:?}",
+                self.id, self.voters
+            )));
         }
         let mut sorted = self.voters.clone();
         sorted.sort_unstable();
         sorted.dedup();
         if sorted.len() != self.voters.len() {
-            return Err(ConfigError(format!("voters {:?} contain a duplicate", self.voters)));
+            return Err(ConfigError(format!(
+                "voters {:?} contain a duplicate",
+                self.voters
+            )));
         }
         if sorted.contains(&crate::message::NO_NODE) {
             return Err(ConfigError("voter id 0 is reserved for \"no node\"".into()));
@@ -98,13 +104,19 @@ impl Config {
             )));
         }
         if self.inflight_appends_max == 0 || self.entries_per_append_max == 0 {
-            return Err(ConfigError("inflight_appends_max and entries_per_append_max must be at least 1".into()));
+            return Err(ConfigError(
+                "inflight_appends_max and entries_per_append_max must be at least 1".into(),
+            ));
         }
         if self.bytes_per_append_max == 0 || self.snapshot_chunk_bytes_max == 0 {
-            return Err(ConfigError("bytes_per_append_max and snapshot_chunk_bytes_max must be at least 1".into()));
+            return Err(ConfigError(
+                "bytes_per_append_max and snapshot_chunk_bytes_max must be at least 1".into(),
+            ));
         }
         if self.uncommitted_entries_max == 0 {
-            return Err(ConfigError("uncommitted_entries_max must be at least 1".into()));
+            return Err(ConfigError(
+                "uncommitted_entries_max must be at least 1".into(),
+            ));
         }
         Ok(())
     }

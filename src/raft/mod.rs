@@ -27,9 +27,9 @@ mod read_only;
 #[cfg(test)]
 mod tests;
 
-pub use config::{Config, ConfigError};
 #[cfg(feature = "planted-bugs")]
 pub use config::PlantedBug;
+pub use config::{Config, ConfigError};
 pub use raw_node::RawNode;
 
 use crate::message::{Entry, Index, Message, NodeId, Snapshot, Term};
@@ -104,19 +104,54 @@ pub enum Event {
         term: Term,
         ticks_since_leader_contact: Option<u64>,
     },
-    BecamePreCandidate { term: Term },
-    BecameCandidate { term: Term },
-    BecameLeader { term: Term },
-    BecameFollower { term: Term, leader: NodeId },
-    SteppedDown { term: Term, reason: StepDownReason },
+    BecamePreCandidate {
+        term: Term,
+    },
+    BecameCandidate {
+        term: Term,
+    },
+    BecameLeader {
+        term: Term,
+    },
+    BecameFollower {
+        term: Term,
+        leader: NodeId,
+    },
+    SteppedDown {
+        term: Term,
+        reason: StepDownReason,
+    },
     /// This node granted or refused a (pre-)vote to `candidate`.
-    VoteGranted { candidate: NodeId, term: Term, pre_vote: bool },
-    VoteRefused { candidate: NodeId, term: Term, pre_vote: bool, reason: &'static str },
+    VoteGranted {
+        candidate: NodeId,
+        term: Term,
+        pre_vote: bool,
+    },
+    VoteRefused {
+        candidate: NodeId,
+        term: Term,
+        pre_vote: bool,
+        reason: &'static str,
+    },
     /// This node started or finished sending a snapshot to `to`.
-    SnapshotSent { to: NodeId, index: Index, term: Term, bytes: u64 },
-    SnapshotInstalled { index: Index, term: Term },
-    TransferStarted { to: NodeId, term: Term },
-    TransferAborted { to: NodeId, term: Term },
+    SnapshotSent {
+        to: NodeId,
+        index: Index,
+        term: Term,
+        bytes: u64,
+    },
+    SnapshotInstalled {
+        index: Index,
+        term: Term,
+    },
+    TransferStarted {
+        to: NodeId,
+        term: Term,
+    },
+    TransferAborted {
+        to: NodeId,
+        term: Term,
+    },
 }
 
 /// Everything the caller must do, in the order of the module docs.
@@ -223,7 +258,10 @@ impl std::fmt::Display for StepError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StepError::UnknownPeer { from, to } => {
-                write!(f, "message from {from} to {to} does not belong to this node's cluster")
+                write!(
+                    f,
+                    "message from {from} to {to} does not belong to this node's cluster"
+                )
             }
         }
     }
@@ -235,13 +273,21 @@ impl std::error::Error for StepError {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CompactError {
     /// Index not applied yet, or already compacted, or beyond the log.
-    OutOfRange { index: Index, first_index: Index, applied: Index },
+    OutOfRange {
+        index: Index,
+        first_index: Index,
+        applied: Index,
+    },
 }
 
 impl std::fmt::Display for CompactError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CompactError::OutOfRange { index, first_index, applied } => write!(
+            CompactError::OutOfRange {
+                index,
+                first_index,
+                applied,
+            } => write!(
                 f,
                 "cannot compact to {index}: first index {first_index}, applied {applied}"
             ),

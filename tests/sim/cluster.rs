@@ -125,6 +125,8 @@ struct Running {
     reads_ready: Vec<ReadState>,
     role: Role,
     term: Term,
+    /// The commit index last seen: it never falls within one incarnation.
+    commit_index: Index,
 }
 
 struct SimNode {
@@ -143,7 +145,12 @@ struct Client {
     /// The operation in progress and the tick the client gives up on it.
     op: Option<(OpId, u64)>,
     leader_hint: NodeId,
+    /// After a refusal with no leader to try, the client waits until here.
+    idle_until_tick: u64,
 }
+
+/// A client told there is no leader waits up to this long before retrying.
+const CLIENT_BACKOFF_TICKS_MAX: u64 = 8;
 
 /// Where a crash hits while a Ready is being handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,6 +231,7 @@ impl Sim {
             .map(|_| Client {
                 op: None,
                 leader_hint: NO_NODE,
+                idle_until_tick: 0,
             })
             .collect();
         let mut sim = Sim {
@@ -405,6 +413,7 @@ impl Sim {
             reads_ready: Vec::new(),
             role: status.role,
             term: status.term,
+            commit_index: status.commit_index,
         });
         node.restart_at_tick = None;
         Ok(())
@@ -494,6 +503,16 @@ impl Sim {
         let mut ready = running.raw.ready();
         let ack = ready.ack();
         let status = running.raw.status();
+        if status.term < running.term || status.commit_index < running.commit_index {
+            return Err(self.failure(
+                FailureKind::Contract,
+                format!(
+                    "node {id}: term or commit index went back (term {} -> {}, commit {} -> {})",
+                    running.term, status.term, running.commit_index, status.commit_index
+                ),
+            ));
+        }
+        running.commit_index = status.commit_index;
         self.trace_ready(id, &ready, &status, running);
         self.check_ready(i, &ready, &status)?;
 
@@ -1138,6 +1157,7 @@ impl Sim {
     fn run_clients(&mut self) -> Result<(), Failure> {
         for c in 0..self.clients.len() {
             if self.clients[c].op.is_some()
+                || self.clients[c].idle_until_tick > self.now_tick
                 || !chance(&mut self.rng, self.profile.client_op_probability)
             {
                 continue;
@@ -1228,6 +1248,10 @@ impl Sim {
             ProposeError::NotLeader { leader } => leader,
             _ => NO_NODE,
         };
+        if self.clients[c].leader_hint == NO_NODE {
+            self.clients[c].idle_until_tick =
+                self.now_tick + self.rng.range(1, CLIENT_BACKOFF_TICKS_MAX + 1);
+        }
     }
 
     /// The client is free again once its operation ended (or was abandoned).

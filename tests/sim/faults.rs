@@ -61,8 +61,8 @@ pub struct FaultProfile {
 
 /// Fault phase length: long enough for several leader changes, short
 /// enough that 1,000 runs per cluster size take a few minutes.
-pub const FAULT_PHASE_TICKS_MIN: u64 = 600;
-pub const FAULT_PHASE_TICKS_MAX: u64 = 1_200;
+pub const FAULT_PHASE_TICKS_MIN: u64 = 1_000;
+pub const FAULT_PHASE_TICKS_MAX: u64 = 2_400;
 /// Share of runs in the leader-churn regime.
 pub const LEADER_CHURN_PROBABILITY: f64 = 0.3;
 

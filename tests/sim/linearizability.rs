@@ -605,8 +605,11 @@ fn unlift(events: &mut [Event], call: usize) {
 mod tests {
     use super::*;
 
-    /// Builds operations from (client, key, kind, invoke, complete, outcome).
-    fn history(rows: &[(u64, u64, OpKind, u64, Option<u64>, Outcome)]) -> Vec<Operation> {
+    /// (client, key, kind, invoke, complete, outcome)
+    type Row = (u64, u64, OpKind, u64, Option<u64>, Outcome);
+
+    /// Builds operations from rows.
+    fn history(rows: &[Row]) -> Vec<Operation> {
         rows.iter()
             .enumerate()
             .map(

@@ -60,11 +60,20 @@ pub enum ProcessState {
     NotStarted,
     /// Spawn requested, pid not known yet.
     Starting,
-    Running { pid: u32 },
+    Running {
+        pid: u32,
+    },
     /// A signal was sent; the exit has not been seen yet.
-    Stopping { pid: u32, graceful: bool },
-    Dead { exit: ExitKind },
-    SpawnFailed { error: String },
+    Stopping {
+        pid: u32,
+        graceful: bool,
+    },
+    Dead {
+        exit: ExitKind,
+    },
+    SpawnFailed {
+        error: String,
+    },
     /// Not ours (`--attach`): alive as far as it answers.
     External,
 }
@@ -168,9 +177,15 @@ pub struct TimelineEvent {
 pub enum Convergence {
     NoLeader,
     /// Two nodes at the same applied index disagree on the digest: a safety bug.
-    Diverged { index: u64, first: u64, second: u64 },
+    Diverged {
+        index: u64,
+        first: u64,
+        second: u64,
+    },
     /// Nodes are still applying; `lag` entries between the furthest and the last.
-    Syncing { lag: u64 },
+    Syncing {
+        lag: u64,
+    },
     /// Every answering node has the same applied index and digest.
     Converged {
         index: u64,
@@ -289,7 +304,10 @@ pub struct BulkWriteResult {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WriteReport {
     /// These key sequence numbers were acknowledged.
-    Acked { seqs: Vec<Range<u64>>, at_ms: u64 },
+    Acked {
+        seqs: Vec<Range<u64>>,
+        at_ms: u64,
+    },
     BulkFinished(BulkWriteResult),
     /// The continuous load ended (switched off, or it could not go on).
     LoadStopped {
@@ -360,12 +378,23 @@ pub enum Action {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
     /// kill -9.
-    Kill { id: u64 },
+    Kill {
+        id: u64,
+    },
     /// SIGTERM, SIGKILL after the grace period.
-    Stop { id: u64 },
-    Start { id: u64, wipe_data: bool },
-    BulkWrite { count: u64 },
-    SetWriteLoad { on: bool },
+    Stop {
+        id: u64,
+    },
+    Start {
+        id: u64,
+        wipe_data: bool,
+    },
+    BulkWrite {
+        count: u64,
+    },
+    SetWriteLoad {
+        on: bool,
+    },
     Verify {
         nodes: Vec<(u64, String)>,
         ranges: Vec<Range<u64>>,
@@ -581,7 +610,9 @@ impl App {
             Action::RunGate => self.run_gate(),
             Action::ExportEvidence => self.export_evidence(),
             Action::UnknownKey(key) => {
-                self.refuse(format!("key '{key}' does nothing; press ? for the list of keys"));
+                self.refuse(format!(
+                    "key '{key}' does nothing; press ? for the list of keys"
+                ));
                 Vec::new()
             }
             Action::Tick => self.tick(),
@@ -649,7 +680,10 @@ impl App {
         let max = live.iter().map(|(_, s)| s.applied_index).max().unwrap_or(0);
         let min = live.iter().map(|(_, s)| s.applied_index).min().unwrap_or(0);
         if max == min {
-            let digest = live.first().map(|(_, s)| s.digest.clone()).unwrap_or_default();
+            let digest = live
+                .first()
+                .map(|(_, s)| s.digest.clone())
+                .unwrap_or_default();
             Convergence::Converged {
                 index: max,
                 digest,
@@ -734,7 +768,10 @@ impl App {
         for node in &mut self.nodes {
             node.restart_pending = None;
             if let ProcessState::Running { pid } = node.process {
-                node.process = ProcessState::Stopping { pid, graceful: true };
+                node.process = ProcessState::Stopping {
+                    pid,
+                    graceful: true,
+                };
             }
         }
         self.tell(
@@ -751,7 +788,8 @@ impl App {
         }
         let Some((row, leader)) = self.leader() else {
             self.refuse(
-                "no leader to kill: none is elected right now (election running or no quorum)".into(),
+                "no leader to kill: none is elected right now (election running or no quorum)"
+                    .into(),
             );
             return Vec::new();
         };
@@ -865,14 +903,20 @@ impl App {
         }
         if let ProcessState::Stopping { .. } = self.nodes[row].process {
             self.nodes[row].restart_pending = Some(false);
-            self.tell(Tone::Action, format!("node {id} restarts once it has stopped"));
+            self.tell(
+                Tone::Action,
+                format!("node {id} restarts once it has stopped"),
+            );
             return Vec::new();
         }
         let down: Vec<usize> = (0..self.nodes.len())
             .filter(|r| self.nodes[*r].is_down())
             .collect();
         if !down.is_empty() {
-            return down.into_iter().flat_map(|r| self.start_row(r, false)).collect();
+            return down
+                .into_iter()
+                .flat_map(|r| self.start_row(r, false))
+                .collect();
         }
         self.restart_running_row(row, false)
     }
@@ -971,7 +1015,10 @@ impl App {
             return Vec::new();
         }
         self.bulk_in_flight = Some(count);
-        self.record(Tone::Action, format!("write {count} keys through the leader"));
+        self.record(
+            Tone::Action,
+            format!("write {count} keys through the leader"),
+        );
         vec![Effect::BulkWrite { count }]
     }
 
@@ -1013,7 +1060,10 @@ impl App {
             return Vec::new();
         }
         self.load_on = true;
-        self.tell(Tone::Action, "continuous write load: on (W again to stop)".into());
+        self.tell(
+            Tone::Action,
+            "continuous write load: on (W again to stop)".into(),
+        );
         vec![Effect::SetWriteLoad { on: true }]
     }
 
@@ -1024,7 +1074,9 @@ impl App {
         }
         let keys = self.acked.count();
         if keys == 0 {
-            self.refuse("nothing to verify: this dashboard has not written any key yet (press w)".into());
+            self.refuse(
+                "nothing to verify: this dashboard has not written any key yet (press w)".into(),
+            );
             return Vec::new();
         }
         self.verify_running = true;
@@ -1113,7 +1165,11 @@ impl App {
         let node = &mut self.nodes[row];
         let id = node.config.id;
         let expected = matches!(node.process, ProcessState::Stopping { .. });
-        let pid = node.process.pid().map(|p| format!(" (pid {p})")).unwrap_or_default();
+        let pid = node
+            .process
+            .pid()
+            .map(|p| format!(" (pid {p})"))
+            .unwrap_or_default();
         node.process = ProcessState::Dead { exit };
         node.restarted_at_ms = None;
         let tone = if expected { Tone::Warn } else { Tone::Bad };
@@ -1144,9 +1200,16 @@ impl App {
         }
         if line.source == LogSource::Output {
             let is_marker = line.text.starts_with("--- ");
-            if !is_marker && !line.text.trim().is_empty() && node.output_lines_shown < OUTPUT_LINES_IN_TIMELINE_MAX {
+            if !is_marker
+                && !line.text.trim().is_empty()
+                && node.output_lines_shown < OUTPUT_LINES_IN_TIMELINE_MAX
+            {
                 node.output_lines_shown += 1;
-                self.record_at(line.at_ms, Tone::Warn, format!("node {id} output: {}", line.text));
+                self.record_at(
+                    line.at_ms,
+                    Tone::Warn,
+                    format!("node {id} output: {}", line.text),
+                );
             }
             return;
         }
@@ -1180,7 +1243,11 @@ impl App {
                 }
             }
             "stepped_down" => {
-                self.record_at(line.at_ms, Tone::Warn, format!("node {id} stepped down{term_text}"));
+                self.record_at(
+                    line.at_ms,
+                    Tone::Warn,
+                    format!("node {id} stepped down{term_text}"),
+                );
             }
             "snapshot_sent" | "snapshot_installed" | "recovery" => {
                 let (tone, what) = match event {
@@ -1247,8 +1314,12 @@ impl App {
         }
         let convergence = self.convergence();
         let announce = match &convergence {
-            Convergence::Diverged { .. } => !matches!(self.last_convergence, Some(Convergence::Diverged { .. })),
-            Convergence::Converged { index, nodes_up, .. } => {
+            Convergence::Diverged { .. } => {
+                !matches!(self.last_convergence, Some(Convergence::Diverged { .. }))
+            }
+            Convergence::Converged {
+                index, nodes_up, ..
+            } => {
                 let new_state = self.announced_converged != Some((*index, *nodes_up));
                 let settled = self.writes_idle() && self.all_alive_answer();
                 if new_state && settled {
@@ -1260,7 +1331,11 @@ impl App {
         };
         if announce {
             let text = match &convergence {
-                Convergence::Diverged { index, first, second } => {
+                Convergence::Diverged {
+                    index,
+                    first,
+                    second,
+                } => {
                     format!("DIVERGED at index {index}: node {first} and node {second} have different digests")
                 }
                 Convergence::Converged {
@@ -1317,14 +1392,21 @@ impl App {
                 continue;
             };
             if status.leader_id == leader_id && status.applied_index >= leader_commit {
-                caught_up.push((node.config.id, status.applied_index, now_ms - restarted_at_ms));
+                caught_up.push((
+                    node.config.id,
+                    status.applied_index,
+                    now_ms - restarted_at_ms,
+                ));
                 node.restarted_at_ms = None;
             }
         }
         for (id, index, ms) in caught_up {
             self.record(
                 Tone::Good,
-                format!("node {id} caught up to index {index}, {} after restart", format_duration_ms(ms)),
+                format!(
+                    "node {id} caught up to index {index}, {} after restart",
+                    format_duration_ms(ms)
+                ),
             );
         }
     }
@@ -1347,7 +1429,9 @@ impl App {
                 self.load_on = false;
                 self.outcome_unknown_writes += outcome_unknown;
                 match error {
-                    Some(error) => self.tell(Tone::Bad, format!("continuous write load stopped: {error}")),
+                    Some(error) => {
+                        self.tell(Tone::Bad, format!("continuous write load stopped: {error}"))
+                    }
                     None => self.record(Tone::Info, "continuous write load: off".into()),
                 }
                 Vec::new()
@@ -1359,7 +1443,11 @@ impl App {
         let Some(addr) = via else {
             return String::new();
         };
-        let by_row = self.nodes.iter().find(|n| &n.config.client_addr == addr).map(|n| n.config.id);
+        let by_row = self
+            .nodes
+            .iter()
+            .find(|n| &n.config.client_addr == addr)
+            .map(|n| n.config.id);
         match by_row {
             Some(id) => format!(" via node {id}"),
             None => format!(" via {addr}"),
@@ -1372,7 +1460,10 @@ impl App {
         let via = self.via_text(&result.via);
         let took = format_duration_ms(result.elapsed_ms);
         if result.acked == result.requested {
-            self.tell(Tone::Good, format!("wrote {} keys{via} in {took}", result.acked));
+            self.tell(
+                Tone::Good,
+                format!("wrote {} keys{via} in {took}", result.acked),
+            );
         } else {
             let mut text = format!(
                 "wrote {} of {} keys{via} in {took}",
@@ -1392,7 +1483,10 @@ impl App {
         match self.bulk_queue.pop_front() {
             Some(count) => {
                 self.bulk_in_flight = Some(count);
-                self.record(Tone::Action, format!("write {count} keys through the leader (queued)"));
+                self.record(
+                    Tone::Action,
+                    format!("write {count} keys through the leader (queued)"),
+                );
                 vec![Effect::BulkWrite { count }]
             }
             None => {

@@ -11,10 +11,19 @@ pub(crate) mod fixtures {
 
     /// 2024-05-01 10:00:00.000 UTC.
     pub(crate) const T0: u64 = 1_714_557_600_000;
-    pub(crate) const DIGEST_A: &str = "9c416561b5d29b481f4aaa44c5b47c98ce71d1bd47875d1c50203a677daa568c";
-    pub(crate) const DIGEST_B: &str = "f9de357db9c61f71fae95744165a192bd493832bd09207da42c26293f1c136b4";
+    pub(crate) const DIGEST_A: &str =
+        "9c416561b5d29b481f4aaa44c5b47c98ce71d1bd47875d1c50203a677daa568c";
+    pub(crate) const DIGEST_B: &str =
+        "f9de357db9c61f71fae95744165a192bd493832bd09207da42c26293f1c136b4";
 
-    pub(crate) fn status(id: u64, role: Role, term: u64, leader_id: u64, applied: u64, digest: &str) -> NodeStatus {
+    pub(crate) fn status(
+        id: u64,
+        role: Role,
+        term: u64,
+        leader_id: u64,
+        applied: u64,
+        digest: &str,
+    ) -> NodeStatus {
         NodeStatus {
             id,
             role,
@@ -82,14 +91,23 @@ pub(crate) mod fixtures {
         process(app, at_ms, id, ProcessEvent::Exited { exit })
     }
 
-    pub(crate) fn log_event(app: &mut App, at_ms: u64, id: u64, event: &str, fields: &[(&str, &str)]) {
+    pub(crate) fn log_event(
+        app: &mut App,
+        at_ms: u64,
+        id: u64,
+        event: &str,
+        fields: &[(&str, &str)],
+    ) {
         let line = LogLine {
             id,
             at_ms,
             source: LogSource::Events,
             level: "INFO".into(),
             event: Some(event.into()),
-            fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            fields: fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             text: String::new(),
         };
         app.update(Action::NodeLog(line), at_ms);
@@ -120,7 +138,14 @@ pub(crate) mod fixtures {
         let effects = app.start_all();
         assert_eq!(effects.len(), 3);
         for id in 1..=3 {
-            process(&mut app, T0 + 20 + id, id, ProcessEvent::Started { pid: 4100 + id as u32 });
+            process(
+                &mut app,
+                T0 + 20 + id,
+                id,
+                ProcessEvent::Started {
+                    pid: 4100 + id as u32,
+                },
+            );
         }
         app
     }
@@ -128,7 +153,13 @@ pub(crate) mod fixtures {
     /// Node 2 leads term 2; everyone at index 107 with 100 keys written here.
     pub(crate) fn healthy() -> App {
         let mut app = started();
-        log_event(&mut app, T0 + 180, 1, "recovery", &[("entries", "0"), ("snapshot_index", "0")]);
+        log_event(
+            &mut app,
+            T0 + 180,
+            1,
+            "recovery",
+            &[("entries", "0"), ("snapshot_index", "0")],
+        );
         log_event(&mut app, T0 + 412, 2, "became_leader", &[("term", "2")]);
         let at = T0 + 600;
         poll(&mut app, at, status(1, Role::Follower, 2, 2, 7, DIGEST_B));
@@ -170,7 +201,12 @@ pub(crate) mod fixtures {
         app
     }
 
-    pub(crate) fn finish_bulk(app: &mut App, at_ms: u64, count: u64, elapsed_ms: u64) -> Vec<Effect> {
+    pub(crate) fn finish_bulk(
+        app: &mut App,
+        at_ms: u64,
+        count: u64,
+        elapsed_ms: u64,
+    ) -> Vec<Effect> {
         app.update(
             Action::Write(WriteReport::BulkFinished(BulkWriteResult {
                 requested: count,
@@ -192,8 +228,20 @@ pub(crate) mod fixtures {
         let effects = key(&mut app, T0 + 10_000, KeyCode::Char('k'));
         assert_eq!(effects, vec![Effect::Kill { id: 2 }]);
         exited(&mut app, T0 + 10_003, 2, ExitKind::Signal(libc::SIGKILL));
-        log_event(&mut app, T0 + 10_181, 1, "leader_lost", &[("silence_ms", "180"), ("term", "2")]);
-        log_event(&mut app, T0 + 10_190, 3, "leader_lost", &[("silence_ms", "188"), ("term", "2")]);
+        log_event(
+            &mut app,
+            T0 + 10_181,
+            1,
+            "leader_lost",
+            &[("silence_ms", "180"), ("term", "2")],
+        );
+        log_event(
+            &mut app,
+            T0 + 10_190,
+            3,
+            "leader_lost",
+            &[("silence_ms", "188"), ("term", "2")],
+        );
         let at = T0 + 10_200;
         let mut one = status(1, Role::Follower, 2, 2, 107, DIGEST_A);
         one.leader_contact_ms = 196;
@@ -207,11 +255,31 @@ pub(crate) mod fixtures {
     /// `leader_killed`, then an election: node 3 precandidate, node 1 candidate of term 3.
     pub(crate) fn election() -> App {
         let mut app = leader_killed();
-        log_event(&mut app, T0 + 10_300, 1, "election_timeout", &[("silence_ms", "297"), ("term", "2")]);
-        log_event(&mut app, T0 + 10_301, 1, "became_candidate", &[("term", "3")]);
+        log_event(
+            &mut app,
+            T0 + 10_300,
+            1,
+            "election_timeout",
+            &[("silence_ms", "297"), ("term", "2")],
+        );
+        log_event(
+            &mut app,
+            T0 + 10_301,
+            1,
+            "became_candidate",
+            &[("term", "3")],
+        );
         let at = T0 + 10_350;
-        poll(&mut app, at, status(1, Role::Candidate, 3, 0, 107, DIGEST_A));
-        poll(&mut app, at, status(3, Role::PreCandidate, 2, 0, 107, DIGEST_A));
+        poll(
+            &mut app,
+            at,
+            status(1, Role::Candidate, 3, 0, 107, DIGEST_A),
+        );
+        poll(
+            &mut app,
+            at,
+            status(3, Role::PreCandidate, 2, 0, 107, DIGEST_A),
+        );
         app
     }
 
@@ -253,7 +321,9 @@ fn press(code: KeyCode) -> Option<Action> {
 }
 
 fn flash_text(app: &App) -> String {
-    app.visible_flash().map(|f| f.text.clone()).unwrap_or_default()
+    app.visible_flash()
+        .map(|f| f.text.clone())
+        .unwrap_or_default()
 }
 
 fn timeline_text(app: &App) -> Vec<String> {
@@ -302,7 +372,10 @@ fn every_key_maps_to_its_action() {
 fn unknown_keys_say_they_did_nothing() {
     let mut app = healthy();
     key(&mut app, T0 + 4_000, KeyCode::Char('z'));
-    assert_eq!(flash_text(&app), "key 'z' does nothing; press ? for the list of keys");
+    assert_eq!(
+        flash_text(&app),
+        "key 'z' does nothing; press ? for the list of keys"
+    );
 }
 
 #[test]
@@ -311,7 +384,10 @@ fn quit_stops_nodes_gracefully_then_exits_when_all_are_down() {
     let effects = key(&mut app, T0 + 4_000, KeyCode::Char('q'));
     assert_eq!(effects, vec![Effect::StopAll]);
     assert!(!app.should_exit);
-    assert!(app.nodes.iter().all(|n| matches!(n.process, ProcessState::Stopping { graceful: true, .. })));
+    assert!(app
+        .nodes
+        .iter()
+        .all(|n| matches!(n.process, ProcessState::Stopping { graceful: true, .. })));
     // Process keys are refused while quitting.
     assert!(key(&mut app, T0 + 4_001, KeyCode::Char('k')).is_empty());
     assert!(flash_text(&app).starts_with("quitting"));
@@ -371,7 +447,10 @@ fn selection_moves_wraps_and_refuses_missing_nodes() {
     assert_eq!(app.selected, 1);
     key(&mut app, T0 + 4_003, KeyCode::Char('7'));
     assert_eq!(app.selected, 1);
-    assert_eq!(flash_text(&app), "there is no node 7: this cluster has 3 nodes");
+    assert_eq!(
+        flash_text(&app),
+        "there is no node 7: this cluster has 3 nodes"
+    );
 }
 
 #[test]
@@ -387,8 +466,14 @@ fn k_kills_the_leader_and_selects_it() {
             graceful: false
         }
     );
-    assert_eq!(flash_text(&app), "kill -9 node 2, leader of term 2 (pid 4102)");
-    assert_eq!(app.leader_kill.as_ref().map(|k| (k.node, k.at_ms)), Some((2, T0 + 4_000)));
+    assert_eq!(
+        flash_text(&app),
+        "kill -9 node 2, leader of term 2 (pid 4102)"
+    );
+    assert_eq!(
+        app.leader_kill.as_ref().map(|k| (k.node, k.at_ms)),
+        Some((2, T0 + 4_000))
+    );
 }
 
 #[test]
@@ -405,23 +490,43 @@ fn k_without_a_leader_is_refused_with_the_reason() {
 fn process_keys_are_refused_when_attached() {
     let mut app = App::new(Mode::Attached, config(3), T0, Vec::new());
     for (i, leader) in [false, true, false].into_iter().enumerate() {
-        let role = if leader { crate::status::Role::Leader } else { crate::status::Role::Follower };
-        poll(&mut app, T0 + 10, status(i as u64 + 1, role, 2, 2, 7, DIGEST_A));
+        let role = if leader {
+            crate::status::Role::Leader
+        } else {
+            crate::status::Role::Follower
+        };
+        poll(
+            &mut app,
+            T0 + 10,
+            status(i as u64 + 1, role, 2, 2, 7, DIGEST_A),
+        );
     }
     for code in ['k', 'x', 's', 'r', 'R'] {
-        assert!(key(&mut app, T0 + 20, KeyCode::Char(code)).is_empty(), "{code}");
+        assert!(
+            key(&mut app, T0 + 20, KeyCode::Char(code)).is_empty(),
+            "{code}"
+        );
         assert_eq!(flash_text(&app), ATTACHED_REFUSAL, "{code}");
     }
     // Writes and verification still work when attached.
-    assert_eq!(key(&mut app, T0 + 30, KeyCode::Char('w')), vec![Effect::BulkWrite { count: 50 }]);
+    assert_eq!(
+        key(&mut app, T0 + 30, KeyCode::Char('w')),
+        vec![Effect::BulkWrite { count: 50 }]
+    );
 }
 
 #[test]
 fn x_kills_the_selected_node_and_refuses_a_dead_one() {
     let mut app = healthy();
     key(&mut app, T0 + 4_000, KeyCode::Char('3'));
-    assert_eq!(key(&mut app, T0 + 4_001, KeyCode::Char('x')), vec![Effect::Kill { id: 3 }]);
-    assert!(app.leader_kill.is_none(), "a follower kill is not a leader kill");
+    assert_eq!(
+        key(&mut app, T0 + 4_001, KeyCode::Char('x')),
+        vec![Effect::Kill { id: 3 }]
+    );
+    assert!(
+        app.leader_kill.is_none(),
+        "a follower kill is not a leader kill"
+    );
     exited(&mut app, T0 + 4_010, 3, ExitKind::Signal(9));
     assert!(key(&mut app, T0 + 4_020, KeyCode::Char('x')).is_empty());
     assert_eq!(
@@ -430,7 +535,10 @@ fn x_kills_the_selected_node_and_refuses_a_dead_one() {
     );
     // x on the leader times the failover like k does.
     key(&mut app, T0 + 4_030, KeyCode::Char('2'));
-    assert_eq!(key(&mut app, T0 + 4_031, KeyCode::Char('x')), vec![Effect::Kill { id: 2 }]);
+    assert_eq!(
+        key(&mut app, T0 + 4_031, KeyCode::Char('x')),
+        vec![Effect::Kill { id: 2 }]
+    );
     assert!(app.leader_kill.is_some());
 }
 
@@ -438,7 +546,10 @@ fn x_kills_the_selected_node_and_refuses_a_dead_one() {
 fn s_stops_gracefully_and_says_the_leader_hands_over() {
     let mut app = healthy();
     key(&mut app, T0 + 4_000, KeyCode::Char('2'));
-    assert_eq!(key(&mut app, T0 + 4_001, KeyCode::Char('s')), vec![Effect::Stop { id: 2 }]);
+    assert_eq!(
+        key(&mut app, T0 + 4_001, KeyCode::Char('s')),
+        vec![Effect::Stop { id: 2 }]
+    );
     assert!(flash_text(&app).contains("hands leadership over first"));
     assert!(key(&mut app, T0 + 4_002, KeyCode::Char('s')).is_empty());
     assert_eq!(flash_text(&app), "node 2 is already stopping");
@@ -461,7 +572,12 @@ fn r_restarts_a_dead_node_and_refuses_while_it_restarts() {
     assert!(app.nodes[1].is_restarting());
     assert!(key(&mut app, T0 + 11_001, KeyCode::Char('r')).is_empty());
     assert_eq!(flash_text(&app), "node 2 is already restarting");
-    process(&mut app, T0 + 11_010, 2, ProcessEvent::Started { pid: 5102 });
+    process(
+        &mut app,
+        T0 + 11_010,
+        2,
+        ProcessEvent::Started { pid: 5102 },
+    );
     assert_eq!(app.nodes[1].process, ProcessState::Running { pid: 5102 });
 }
 
@@ -482,7 +598,10 @@ fn r_on_a_running_node_restarts_every_down_node_first() {
 fn r_on_a_running_node_with_none_down_stops_then_starts_it() {
     let mut app = healthy();
     key(&mut app, T0 + 4_000, KeyCode::Char('3'));
-    assert_eq!(key(&mut app, T0 + 4_001, KeyCode::Char('r')), vec![Effect::Stop { id: 3 }]);
+    assert_eq!(
+        key(&mut app, T0 + 4_001, KeyCode::Char('r')),
+        vec![Effect::Stop { id: 3 }]
+    );
     assert_eq!(app.nodes[2].restart_pending, Some(false));
     let effects = exited(&mut app, T0 + 4_200, 3, ExitKind::Code(0));
     assert_eq!(
@@ -514,7 +633,10 @@ fn r_while_a_node_is_stopping_queues_the_restart() {
 fn capital_r_wipes_and_restarts_running_or_dead_nodes() {
     let mut app = healthy();
     key(&mut app, T0 + 4_000, KeyCode::Char('1'));
-    assert_eq!(key(&mut app, T0 + 4_001, KeyCode::Char('R')), vec![Effect::Stop { id: 1 }]);
+    assert_eq!(
+        key(&mut app, T0 + 4_001, KeyCode::Char('R')),
+        vec![Effect::Stop { id: 1 }]
+    );
     assert_eq!(app.nodes[0].restart_pending, Some(true));
     assert!(key(&mut app, T0 + 4_002, KeyCode::Char('R')).is_empty());
     assert_eq!(flash_text(&app), "node 1 is already restarting");
@@ -538,7 +660,10 @@ fn capital_r_wipes_and_restarts_running_or_dead_nodes() {
 #[test]
 fn w_writes_through_the_leader_queues_behind_a_running_write_and_refuses_without_leader() {
     let mut app = healthy();
-    assert_eq!(key(&mut app, T0 + 4_000, KeyCode::Char('w')), vec![Effect::BulkWrite { count: 50 }]);
+    assert_eq!(
+        key(&mut app, T0 + 4_000, KeyCode::Char('w')),
+        vec![Effect::BulkWrite { count: 50 }]
+    );
     assert!(key(&mut app, T0 + 4_001, KeyCode::Char('w')).is_empty());
     assert_eq!(app.bulk_queue.len(), 1);
     assert!(flash_text(&app).contains("queued"));
@@ -598,15 +723,24 @@ fn plus_and_minus_step_the_batch_size_within_bounds() {
         key(&mut app, T0 + 4_002, KeyCode::Char('-'));
     }
     assert_eq!(app.bulk_write_count, 10);
-    assert_eq!(key(&mut app, T0 + 4_003, KeyCode::Char('w')), vec![Effect::BulkWrite { count: 10 }]);
+    assert_eq!(
+        key(&mut app, T0 + 4_003, KeyCode::Char('w')),
+        vec![Effect::BulkWrite { count: 10 }]
+    );
 }
 
 #[test]
 fn capital_w_toggles_the_load_and_a_stopped_load_turns_off() {
     let mut app = healthy();
-    assert_eq!(key(&mut app, T0 + 4_000, KeyCode::Char('W')), vec![Effect::SetWriteLoad { on: true }]);
+    assert_eq!(
+        key(&mut app, T0 + 4_000, KeyCode::Char('W')),
+        vec![Effect::SetWriteLoad { on: true }]
+    );
     assert!(app.load_on);
-    assert_eq!(key(&mut app, T0 + 4_001, KeyCode::Char('W')), vec![Effect::SetWriteLoad { on: false }]);
+    assert_eq!(
+        key(&mut app, T0 + 4_001, KeyCode::Char('W')),
+        vec![Effect::SetWriteLoad { on: false }]
+    );
     assert!(!app.load_on);
     key(&mut app, T0 + 4_002, KeyCode::Char('W'));
     app.update(
@@ -650,7 +784,10 @@ fn v_verifies_written_keys_and_refuses_when_nothing_or_busy() {
     assert_eq!(
         effects,
         vec![Effect::Verify {
-            nodes: config(3).into_iter().map(|c| (c.id, c.client_addr)).collect(),
+            nodes: config(3)
+                .into_iter()
+                .map(|c| (c.id, c.client_addr))
+                .collect(),
             ranges: vec![1..101],
         }]
     );
@@ -685,12 +822,17 @@ fn v_verifies_written_keys_and_refuses_when_nothing_or_busy() {
     app.update(
         Action::VerifyFinished(VerifyResult {
             keys: 100,
-            nodes: (1..=3).map(|id| check(id, Ok(KeyCheck::default()))).collect(),
+            nodes: (1..=3)
+                .map(|id| check(id, Ok(KeyCheck::default())))
+                .collect(),
             elapsed_ms: 45,
         }),
         T0 + 4_300,
     );
-    assert_eq!(flash_text(&app), "verified 100 keys on 3 nodes in 45 ms: every value matches");
+    assert_eq!(
+        flash_text(&app),
+        "verified 100 keys on 3 nodes in 45 ms: every value matches"
+    );
 }
 
 #[test]
@@ -708,25 +850,55 @@ fn failover_is_timed_from_the_kill() {
     log_event(&mut app, T0 + 10_412, 1, "became_leader", &[("term", "3")]);
     let timeline = timeline_text(&app);
     assert!(timeline.contains(&"node 1 lost the leader after 180 ms of silence, term 2 (181 ms after node 2 was killed)".to_string()), "{timeline:#?}");
-    assert!(timeline.contains(&"node 1 election timeout after 297 ms of silence, term 2".to_string()), "{timeline:#?}");
-    assert!(timeline.contains(&"node 1 leader of term 3, 412 ms after node 2 was killed".to_string()), "{timeline:#?}");
+    assert!(
+        timeline.contains(&"node 1 election timeout after 297 ms of silence, term 2".to_string()),
+        "{timeline:#?}"
+    );
+    assert!(
+        timeline.contains(&"node 1 leader of term 3, 412 ms after node 2 was killed".to_string()),
+        "{timeline:#?}"
+    );
     assert_eq!(app.elections_seen, 2);
     assert!(app.leader_kill.is_none());
     // The poll that sees the same leader later does not announce it twice.
-    poll(&mut app, T0 + 10_500, status(1, crate::status::Role::Leader, 3, 1, 108, DIGEST_A));
-    assert_eq!(app.timeline.iter().filter(|e| e.text.contains("leader of term 3")).count(), 1);
+    poll(
+        &mut app,
+        T0 + 10_500,
+        status(1, crate::status::Role::Leader, 3, 1, 108, DIGEST_A),
+    );
+    assert_eq!(
+        app.timeline
+            .iter()
+            .filter(|e| e.text.contains("leader of term 3"))
+            .count(),
+        1
+    );
 }
 
 #[test]
 fn a_restarted_node_reports_its_catch_up_time() {
     let mut app = restarting();
-    process(&mut app, T0 + 11_020, 2, ProcessEvent::Started { pid: 5102 });
+    process(
+        &mut app,
+        T0 + 11_020,
+        2,
+        ProcessEvent::Started { pid: 5102 },
+    );
     refresh(&mut app, T0 + 11_390);
-    poll(&mut app, T0 + 11_400, status(2, crate::status::Role::Follower, 3, 1, 90, DIGEST_B));
+    poll(
+        &mut app,
+        T0 + 11_400,
+        status(2, crate::status::Role::Follower, 3, 1, 90, DIGEST_B),
+    );
     assert!(app.nodes[1].restarted_at_ms.is_some());
     refresh(&mut app, T0 + 12_240);
-    poll(&mut app, T0 + 12_250, status(2, crate::status::Role::Follower, 3, 1, 108, DIGEST_A));
-    assert!(timeline_text(&app).contains(&"node 2 caught up to index 108, 1.2 s after restart".to_string()));
+    poll(
+        &mut app,
+        T0 + 12_250,
+        status(2, crate::status::Role::Follower, 3, 1, 108, DIGEST_A),
+    );
+    assert!(timeline_text(&app)
+        .contains(&"node 2 caught up to index 108, 1.2 s after restart".to_string()));
     assert!(app.nodes[1].restarted_at_ms.is_none());
 }
 
@@ -753,9 +925,14 @@ fn convergence_states_follow_the_polls() {
             second: 3
         }
     );
-    assert!(timeline_text(&app).contains(&"DIVERGED at index 120: node 1 and node 3 have different digests".to_string()));
+    assert!(timeline_text(&app)
+        .contains(&"DIVERGED at index 120: node 1 and node 3 have different digests".to_string()));
     let mut syncing = healthy();
-    poll(&mut syncing, T0 + 4_000, status(3, crate::status::Role::Follower, 2, 2, 100, DIGEST_B));
+    poll(
+        &mut syncing,
+        T0 + 4_000,
+        status(3, crate::status::Role::Follower, 2, 2, 100, DIGEST_B),
+    );
     assert_eq!(syncing.convergence(), Convergence::Syncing { lag: 7 });
     assert_eq!(syncing.lag_of(2), Some(7));
 }
@@ -765,7 +942,10 @@ fn a_silent_node_is_not_trusted_and_a_stale_status_expires() {
     let mut app = healthy();
     poll_failed(&mut app, T0 + 3_400, 3, "no answer within 400 ms");
     assert!(app.nodes[2].live_status(app.now_ms).is_none());
-    assert!(matches!(app.convergence(), Convergence::Converged { nodes_up: 2, .. }));
+    assert!(matches!(
+        app.convergence(),
+        Convergence::Converged { nodes_up: 2, .. }
+    ));
     app.update(Action::Tick, T0 + 3_200 + STATUS_STALE_MS + 1);
     assert_eq!(app.convergence(), Convergence::NoLeader);
 }
@@ -787,18 +967,33 @@ fn node_output_lines_reach_the_timeline_a_bounded_number_of_times() {
             T0 + 100,
         );
     }
-    let shown = app.timeline.iter().filter(|e| e.text.starts_with("node 1 output")).count();
+    let shown = app
+        .timeline
+        .iter()
+        .filter(|e| e.text.starts_with("node 1 output"))
+        .count();
     assert_eq!(shown, OUTPUT_LINES_IN_TIMELINE_MAX as usize);
-    assert_eq!(app.nodes[0].log_tail.len(), OUTPUT_LINES_IN_TIMELINE_MAX as usize + 3);
+    assert_eq!(
+        app.nodes[0].log_tail.len(),
+        OUTPUT_LINES_IN_TIMELINE_MAX as usize + 3
+    );
 }
 
 #[test]
 fn spawn_failures_and_unexpected_exits_are_reported() {
     let mut app = started();
     exited(&mut app, T0 + 50, 1, ExitKind::Code(1));
-    assert!(timeline_text(&app).contains(&"node 1 unexpectedly exited with code 1 (pid 4101)".to_string()));
+    assert!(timeline_text(&app)
+        .contains(&"node 1 unexpectedly exited with code 1 (pid 4101)".to_string()));
     key(&mut app, T0 + 60, KeyCode::Char('r'));
-    process(&mut app, T0 + 61, 1, ProcessEvent::SpawnFailed { error: "no such file".into() });
+    process(
+        &mut app,
+        T0 + 61,
+        1,
+        ProcessEvent::SpawnFailed {
+            error: "no such file".into(),
+        },
+    );
     assert_eq!(flash_text(&app), "node 1 could not start: no such file");
     assert!(app.nodes[0].is_down());
 }

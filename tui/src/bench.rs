@@ -129,10 +129,16 @@ impl BenchArgs {
     /// Checks every bound and combination; the error says which flag and why.
     fn plan(&self) -> Result<Plan, String> {
         if self.clients == 0 || self.clients > CLIENTS_MAX {
-            return Err(format!("--clients {}: use 1 to {CLIENTS_MAX}", self.clients));
+            return Err(format!(
+                "--clients {}: use 1 to {CLIENTS_MAX}",
+                self.clients
+            ));
         }
         if self.pipeline == 0 || self.pipeline > PIPELINE_MAX {
-            return Err(format!("--pipeline {}: use 1 to {PIPELINE_MAX}", self.pipeline));
+            return Err(format!(
+                "--pipeline {}: use 1 to {PIPELINE_MAX}",
+                self.pipeline
+            ));
         }
         if self.value_size > VALUE_SIZE_BYTES_MAX {
             return Err(format!(
@@ -141,10 +147,16 @@ impl BenchArgs {
             ));
         }
         if !(0.0..=1.0).contains(&self.read_ratio) {
-            return Err(format!("--read-ratio {}: use a fraction from 0.0 to 1.0", self.read_ratio));
+            return Err(format!(
+                "--read-ratio {}: use a fraction from 0.0 to 1.0",
+                self.read_ratio
+            ));
         }
         if self.keyspace == 0 || self.keyspace > KEYSPACE_MAX {
-            return Err(format!("--keyspace {}: use 1 to {KEYSPACE_MAX} keys", self.keyspace));
+            return Err(format!(
+                "--keyspace {}: use 1 to {KEYSPACE_MAX} keys",
+                self.keyspace
+            ));
         }
         if self.ops == Some(0) {
             return Err("--ops 0: give at least one operation".into());
@@ -154,7 +166,9 @@ impl BenchArgs {
         }
         if let Some(trials) = self.failover {
             if trials == 0 || trials > FAILOVER_TRIALS_MAX {
-                return Err(format!("--failover {trials}: use 1 to {FAILOVER_TRIALS_MAX} trials"));
+                return Err(format!(
+                    "--failover {trials}: use 1 to {FAILOVER_TRIALS_MAX} trials"
+                ));
             }
             if self.failover_clients == 0 || self.failover_clients > CLIENTS_MAX {
                 return Err(format!(
@@ -165,15 +179,19 @@ impl BenchArgs {
         }
         if let Some(entries) = self.catchup {
             if entries == 0 || entries > CATCHUP_ENTRIES_MAX {
-                return Err(format!("--catchup {entries}: use 1 to {CATCHUP_ENTRIES_MAX} entries"));
+                return Err(format!(
+                    "--catchup {entries}: use 1 to {CATCHUP_ENTRIES_MAX} entries"
+                ));
             }
         }
         let kills = self.failover.is_some() || self.catchup.is_some();
         if kills && self.attach.is_some() {
-            return Err("--failover and --catchup kill -9 a node and restart it, which the bench can \
+            return Err(
+                "--failover and --catchup kill -9 a node and restart it, which the bench can \
                         only do to nodes it started itself; drop --attach (the bench then starts a \
                         fresh cluster, see --nodes and --base-port)"
-                .into());
+                    .into(),
+            );
         }
         if kills && self.nodes < 3 {
             return Err(format!(
@@ -251,14 +269,17 @@ async fn run_plan(
     mut cluster: Option<&mut LocalCluster>,
 ) -> Result<BenchReport, String> {
     let mut report = BenchReport::new(machine.clone());
-    let progress = if args.json {
-        ProgressStyle::Quiet
-    } else {
-        ProgressStyle::live("load")
-    };
     if let Some(ops) = plan.throughput_ops {
-        let target = Arc::new(RaftkvTarget::new(addrs.clone(), Duration::from_millis(args.request_timeout_ms)));
-        let spec = args.load_spec(Some(ops), progress.clone());
+        let progress = if args.json {
+            ProgressStyle::Quiet
+        } else {
+            ProgressStyle::live("load")
+        };
+        let target = Arc::new(RaftkvTarget::new(
+            addrs,
+            Duration::from_millis(args.request_timeout_ms),
+        ));
+        let spec = args.load_spec(Some(ops), progress);
         let result = load::run_load(target, spec, Arc::new(args.workload(args.read_ratio))).await?;
         report.throughput = Some(result);
     }
@@ -269,9 +290,7 @@ async fn run_plan(
         report.failover = Some(failover::run_trials(cluster, args, trials).await?);
     }
     if let Some(entries) = plan.catchup_entries {
-        let cluster = cluster
-            .as_deref_mut()
-            .ok_or("--catchup needs a cluster the bench started")?;
+        let cluster = cluster.ok_or("--catchup needs a cluster the bench started")?;
         report.catchup = Some(catchup::run(cluster, args, entries).await?);
     }
     Ok(report)
@@ -319,9 +338,16 @@ mod tests {
             .plan()
             .unwrap_err();
         assert!(error.contains("nodes it started itself"), "{error}");
-        let error = parse("--attach 127.0.0.1:7001 --catchup 10").unwrap().plan().unwrap_err();
+        let error = parse("--attach 127.0.0.1:7001 --catchup 10")
+            .unwrap()
+            .plan()
+            .unwrap_err();
         assert!(error.contains("drop --attach"), "{error}");
-        assert!(parse("--nodes 1 --failover 1").unwrap().plan().unwrap_err().contains("at least 3"));
+        assert!(parse("--nodes 1 --failover 1")
+            .unwrap()
+            .plan()
+            .unwrap_err()
+            .contains("at least 3"));
         // Cluster-shape flags make no sense with --attach.
         assert!(parse("--attach 127.0.0.1:7001 --nodes 5").is_err());
     }

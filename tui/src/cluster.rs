@@ -82,10 +82,7 @@ impl ClusterLayout {
     }
 
     pub fn peer_addr(&self, id: u64) -> SocketAddr {
-        SocketAddr::from((
-            [127, 0, 0, 1],
-            self.port(u64::from(PEER_PORT_OFFSET) + id),
-        ))
+        SocketAddr::from(([127, 0, 0, 1], self.port(u64::from(PEER_PORT_OFFSET) + id)))
     }
 
     /// `1=127.0.0.1:7101,2=127.0.0.1:7102,...`
@@ -126,7 +123,9 @@ impl ClusterLayout {
 
     /// Client addresses in id order.
     pub fn client_addrs(&self) -> Vec<String> {
-        self.ids().map(|id| self.client_addr(id).to_string()).collect()
+        self.ids()
+            .map(|id| self.client_addr(id).to_string())
+            .collect()
     }
 
     /// Fails with the first port another process holds, so the user hears about

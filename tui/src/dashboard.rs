@@ -15,12 +15,18 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::{action_for_key, Action, App, Effect, Mode, NodeConfig, VerifyResult, WriteReport};
+use crate::app::{
+    action_for_key, Action, App, Effect, Mode, NodeConfig, VerifyResult, WriteReport,
+};
 use crate::clock;
-use crate::cluster::{node_log_path, node_output_path, parse_addr_list, ClusterArgs, ClusterLayout};
+use crate::cluster::{
+    node_log_path, node_output_path, parse_addr_list, ClusterArgs, ClusterLayout,
+};
 use crate::jobs::{self, KeySpace};
 use crate::poll::{self, LogLine, StatusReport};
-use crate::supervisor::{NodeProgram, ProcessEvent, ProcessReport, Supervisor, STOP_GRACE_MS_DEFAULT};
+use crate::supervisor::{
+    NodeProgram, ProcessEvent, ProcessReport, Supervisor, STOP_GRACE_MS_DEFAULT,
+};
 
 /// Capacity of each report channel into the event loop.
 pub const REPORTS_QUEUE_MAX: usize = 1024;
@@ -158,8 +164,10 @@ impl Workers {
 
 /// Sets up `<log-dir>/tui.log`; the guard flushes it when dropped.
 fn init_logging(log_dir: &Path) -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
-    std::fs::create_dir_all(log_dir).map_err(|e| format!("cannot create log dir {}: {e}", log_dir.display()))?;
-    let (writer, guard) = tracing_appender::non_blocking(tracing_appender::rolling::never(log_dir, "tui.log"));
+    std::fs::create_dir_all(log_dir)
+        .map_err(|e| format!("cannot create log dir {}: {e}", log_dir.display()))?;
+    let (writer, guard) =
+        tracing_appender::non_blocking(tracing_appender::rolling::never(log_dir, "tui.log"));
     let filter = tracing_subscriber::EnvFilter::try_from_env("RAFTKV_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -239,7 +247,8 @@ pub fn run(args: TuiArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let result = runtime.block_on(async move {
         // Installs a panic hook that restores the terminal before the panic message prints.
-        let mut terminal = ratatui::try_init().map_err(|e| format!("cannot take over the terminal: {e}"))?;
+        let mut terminal =
+            ratatui::try_init().map_err(|e| format!("cannot take over the terminal: {e}"))?;
         let result = run_with_terminal(&mut terminal, plan, &log_dir).await;
         ratatui::restore();
         result
@@ -248,12 +257,19 @@ pub fn run(args: TuiArgs) -> Result<(), String> {
     // child left is killed on drop and by its parent-death signal.
     runtime.shutdown_timeout(Duration::from_millis(500));
     if result.is_ok() {
-        println!("raftkv: dashboard closed; logs in {}", args.cluster.log_dir.display());
+        println!(
+            "raftkv: dashboard closed; logs in {}",
+            args.cluster.log_dir.display()
+        );
     }
     result
 }
 
-async fn run_with_terminal<B: Backend>(terminal: &mut Terminal<B>, plan: Plan, log_dir: &Path) -> Result<(), String> {
+async fn run_with_terminal<B: Backend>(
+    terminal: &mut Terminal<B>,
+    plan: Plan,
+    log_dir: &Path,
+) -> Result<(), String> {
     let (status_tx, status_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
     let (process_tx, process_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
     let (log_tx, log_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
@@ -275,11 +291,20 @@ async fn run_with_terminal<B: Backend>(terminal: &mut Terminal<B>, plan: Plan, l
     let files = plan
         .nodes
         .iter()
-        .map(|n| (n.id, node_log_path(log_dir, n.id), node_output_path(log_dir, n.id)))
+        .map(|n| {
+            (
+                n.id,
+                node_log_path(log_dir, n.id),
+                node_output_path(log_dir, n.id),
+            )
+        })
         .collect();
     poll::spawn_log_tailer(files, log_tx, cancel.clone(), &tracker);
     poll::spawn_status_pollers(
-        plan.nodes.iter().map(|n| (n.id, n.client_addr.clone())).collect(),
+        plan.nodes
+            .iter()
+            .map(|n| (n.id, n.client_addr.clone()))
+            .collect(),
         status_tx,
         cancel.clone(),
         &tracker,
@@ -305,12 +330,20 @@ async fn run_with_terminal<B: Backend>(terminal: &mut Terminal<B>, plan: Plan, l
     };
     let mut app = App::new(plan.mode, plan.nodes, now_ms, plan.notes);
     let start = app.start_all();
-    let mut pending: VecDeque<Action> = start.into_iter().flat_map(|e| workers.execute(e)).collect();
+    let mut pending: VecDeque<Action> =
+        start.into_iter().flat_map(|e| workers.execute(e)).collect();
     while let Some(action) = pending.pop_front() {
         dispatch(&mut app, &mut workers, action, &mut pending);
     }
 
-    let result = event_loop(terminal, &mut app, &mut workers, &mut channels, EventStream::new()).await;
+    let result = event_loop(
+        terminal,
+        &mut app,
+        &mut workers,
+        &mut channels,
+        EventStream::new(),
+    )
+    .await;
 
     cancel.cancel();
     tracker.close();
@@ -320,7 +353,9 @@ async fn run_with_terminal<B: Backend>(terminal: &mut Terminal<B>, plan: Plan, l
             for id in supervisor.running_ids() {
                 let _ = supervisor.kill(id);
             }
-            supervisor.wait_all_exited(Duration::from_millis(EXIT_KILL_WAIT_MS)).await;
+            supervisor
+                .wait_all_exited(Duration::from_millis(EXIT_KILL_WAIT_MS))
+                .await;
         }
     }
     result
@@ -345,9 +380,12 @@ async fn event_loop<B: Backend>(
 ) -> Result<(), String> {
     let mut tick = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-    let mut hangup = signal(SignalKind::hangup()).map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut hangup =
+        signal(SignalKind::hangup()).map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
     let mut pending = VecDeque::new();
     loop {
         terminal
@@ -406,7 +444,8 @@ mod tests {
     use ratatui::backend::TestBackend;
 
     /// The loop on a test backend: attached to an address nobody listens on,
-    /// `?` opens help, `q` quits; the screen says there is no leader.
+    /// `?` opens and closes help, `x` is refused, `q` quits; the screen says
+    /// there is no leader and why `x` did nothing.
     #[tokio::test]
     async fn event_loop_draws_and_quits_on_q() {
         let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -442,7 +481,7 @@ mod tests {
             client_addr: addr,
         }];
         let mut app = App::new(Mode::Attached, nodes, clock::now_ms(), Vec::new());
-        let keys = futures::stream::iter(['x', '?', 'q'])
+        let keys = futures::stream::iter(['?', '?', 'x', 'q'])
             .then(|c| async move {
                 // Give the poller time to report between keys.
                 tokio::time::sleep(Duration::from_millis(300)).await;
@@ -450,7 +489,13 @@ mod tests {
             })
             .chain(futures::stream::pending());
         let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
-        let run = event_loop(&mut terminal, &mut app, &mut workers, &mut channels, Box::pin(keys));
+        let run = event_loop(
+            &mut terminal,
+            &mut app,
+            &mut workers,
+            &mut channels,
+            Box::pin(keys),
+        );
         tokio::time::timeout(Duration::from_secs(10), run)
             .await
             .expect("q ends the loop")
@@ -460,8 +505,11 @@ mod tests {
         let screen = terminal.backend().to_string();
         assert!(screen.contains("NO LEADER"), "{screen}");
         assert!(screen.contains("no answer"), "{screen}");
-        // `x` in attach mode was refused with a reason (help was open when q came).
+        assert!(
+            screen.contains(" attached to a cluster this dashboard did not start"),
+            "{screen}"
+        );
         assert!(app.nodes[0].poll_error.is_some());
-        assert!(app.help_open);
+        assert!(!app.help_open);
     }
 }

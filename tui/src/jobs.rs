@@ -15,7 +15,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::{BulkWriteResult, KeyCheck, NodeVerification, VerifyResult, WriteReport, VERIFY_EXAMPLES_MAX};
+use crate::app::{
+    BulkWriteResult, KeyCheck, NodeVerification, VerifyResult, WriteReport, VERIFY_EXAMPLES_MAX,
+};
 use crate::clock;
 use crate::status::NodeStatus;
 
@@ -144,7 +146,13 @@ pub fn spawn_bulk_write(
         let writers = BULK_WRITERS_MAX.min(count.max(1));
         let shares = (0..writers).map(|writer| {
             let share: Vec<u64> = seqs.clone().filter(|seq| seq % writers == writer).collect();
-            write_share(write_client(&addrs), keys.clone(), share, reports.clone(), cancel.clone())
+            write_share(
+                write_client(&addrs),
+                keys.clone(),
+                share,
+                reports.clone(),
+                cancel.clone(),
+            )
         });
         let tallies = futures::future::join_all(shares).await;
         let mut result = BulkWriteResult {
@@ -208,11 +216,23 @@ pub fn spawn_write_load(
     tracker: &TaskTracker,
 ) {
     tracker.spawn(async move {
-        let writers = (0..LOAD_WRITERS).map(|_| load_writer(write_client(&addrs), keys.clone(), reports.clone(), stop.clone()));
+        let writers = (0..LOAD_WRITERS).map(|_| {
+            load_writer(
+                write_client(&addrs),
+                keys.clone(),
+                reports.clone(),
+                stop.clone(),
+            )
+        });
         let tallies = futures::future::join_all(writers).await;
         let outcome_unknown = tallies.iter().map(|t| t.outcome_unknown).sum();
         let error = tallies.into_iter().find_map(|t| t.first_error);
-        let _ = reports.send(WriteReport::LoadStopped { outcome_unknown, error }).await;
+        let _ = reports
+            .send(WriteReport::LoadStopped {
+                outcome_unknown,
+                error,
+            })
+            .await;
     });
 }
 
@@ -271,7 +291,8 @@ pub fn spawn_verify(
         let started = Instant::now();
         let key_count = ranges.iter().map(|r| r.end - r.start).sum();
         // Everything committed now must be applied on a node before it is judged.
-        let statuses = futures::future::join_all(nodes.iter().map(|(_, addr)| node_status(addr))).await;
+        let statuses =
+            futures::future::join_all(nodes.iter().map(|(_, addr)| node_status(addr))).await;
         let target = statuses
             .iter()
             .filter_map(|s| s.as_ref().ok())
@@ -301,7 +322,9 @@ pub fn spawn_verify(
 }
 
 async fn node_status(addr: &str) -> Result<NodeStatus, String> {
-    let fields = ClusterClient::status(addr).await.map_err(|e| e.to_string())?;
+    let fields = ClusterClient::status(addr)
+        .await
+        .map_err(|e| e.to_string())?;
     NodeStatus::from_fields(&fields)
 }
 
@@ -311,7 +334,10 @@ pub async fn wait_applied(addr: &str, target: u64, patience: Duration) -> Result
     loop {
         let error = match node_status(addr).await {
             Ok(status) if status.applied_index >= target => return Ok(()),
-            Ok(status) => format!("applied index {} is still below {target}", status.applied_index),
+            Ok(status) => format!(
+                "applied index {} is still below {target}",
+                status.applied_index
+            ),
             Err(error) => error,
         };
         if started.elapsed() >= patience {
@@ -321,12 +347,21 @@ pub async fn wait_applied(addr: &str, target: u64, patience: Duration) -> Result
     }
 }
 
-async fn verify_node(addr: &str, target: u64, ranges: &[Range<u64>], keys: &KeySpace) -> Result<KeyCheck, String> {
+async fn verify_node(
+    addr: &str,
+    target: u64,
+    ranges: &[Range<u64>],
+    keys: &KeySpace,
+) -> Result<KeyCheck, String> {
     wait_applied(addr, target, Duration::from_millis(VERIFY_CATCH_UP_MS)).await?;
     let mut connection = Connection::connect(addr, Duration::from_millis(NODE_QUERY_TIMEOUT_MS))
         .await
         .map_err(|e| e.to_string())?;
-    match connection.request(&[b"READONLY"]).await.map_err(|e| e.to_string())? {
+    match connection
+        .request(&[b"READONLY"])
+        .await
+        .map_err(|e| e.to_string())?
+    {
         Frame::Error(message) => return Err(format!("READONLY refused: {message}")),
         _ => {}
     }
@@ -337,7 +372,10 @@ async fn verify_node(addr: &str, target: u64, ranges: &[Range<u64>], keys: &KeyS
             .iter()
             .map(|seq| vec![Bytes::from_static(b"GET"), Bytes::from(keys.key(*seq))])
             .collect();
-        let replies = connection.pipeline(&requests).await.map_err(|e| e.to_string())?;
+        let replies = connection
+            .pipeline(&requests)
+            .await
+            .map_err(|e| e.to_string())?;
         for (seq, reply) in chunk.iter().zip(replies) {
             let expected = keys.value(*seq);
             let problem = match reply {
@@ -346,7 +384,9 @@ async fn verify_node(addr: &str, target: u64, ranges: &[Range<u64>], keys: &KeyS
                     check.missing += 1;
                     "missing"
                 }
-                Frame::Error(message) => return Err(format!("GET {} failed: {message}", keys.key(*seq))),
+                Frame::Error(message) => {
+                    return Err(format!("GET {} failed: {message}", keys.key(*seq)))
+                }
                 _ => {
                     check.wrong += 1;
                     "wrong value"

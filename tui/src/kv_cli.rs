@@ -96,7 +96,9 @@ async fn execute(args: KvArgs) -> Result<(), String> {
 
 async fn statuses(addrs: &[String]) -> Vec<Result<NodeStatus, String>> {
     futures::future::join_all(addrs.iter().map(|addr| async move {
-        let fields = ClusterClient::status(addr).await.map_err(|e| e.to_string())?;
+        let fields = ClusterClient::status(addr)
+            .await
+            .map_err(|e| e.to_string())?;
         NodeStatus::from_fields(&fields)
     }))
     .await
@@ -105,7 +107,8 @@ async fn statuses(addrs: &[String]) -> Vec<Result<NodeStatus, String>> {
 /// Formats the status table (a pure function, for tests).
 pub fn status_table(addrs: &[String], statuses: &[Result<NodeStatus, String>]) -> String {
     let mut rows = vec![[
-        "ID", "ADDRESS", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED", "KEYS", "DIGEST", "CONTACT", "UPTIME",
+        "ID", "ADDRESS", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED", "KEYS", "DIGEST",
+        "CONTACT", "UPTIME",
     ]
     .map(str::to_string)
     .to_vec()];
@@ -168,7 +171,8 @@ async fn print_status(addrs: &[String]) -> Result<(), String> {
 }
 
 async fn print_digests(addrs: &[String]) -> Result<(), String> {
-    let digests = futures::future::join_all(addrs.iter().map(|addr| ClusterClient::digest(addr))).await;
+    let digests =
+        futures::future::join_all(addrs.iter().map(|addr| ClusterClient::digest(addr))).await;
     let mut failed = 0;
     for (addr, digest) in addrs.iter().zip(digests) {
         match digest {
@@ -203,7 +207,11 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
 
 async fn dump(addr: &str, check: bool) -> Result<(), String> {
     let before = if check {
-        Some(ClusterClient::digest(addr).await.map_err(|e| e.to_string())?)
+        Some(
+            ClusterClient::digest(addr)
+                .await
+                .map_err(|e| e.to_string())?,
+        )
     } else {
         None
     };
@@ -214,7 +222,9 @@ async fn dump(addr: &str, check: bool) -> Result<(), String> {
     let Some((node_digest, applied_before)) = before else {
         return Ok(());
     };
-    let (_, applied_after) = ClusterClient::digest(addr).await.map_err(|e| e.to_string())?;
+    let (_, applied_after) = ClusterClient::digest(addr)
+        .await
+        .map_err(|e| e.to_string())?;
     if applied_after != applied_before {
         return Err(format!(
             "{addr} applied entries {applied_before}..{applied_after} during the dump; run again on an idle cluster"
@@ -239,7 +249,11 @@ async fn dump(addr: &str, check: bool) -> Result<(), String> {
 pub fn converged(statuses: &[Result<NodeStatus, String>]) -> Result<String, String> {
     let mut live = Vec::new();
     for status in statuses {
-        live.push(status.as_ref().map_err(|e| format!("a node does not answer: {e}"))?);
+        live.push(
+            status
+                .as_ref()
+                .map_err(|e| format!("a node does not answer: {e}"))?,
+        );
     }
     let leaders: Vec<&&NodeStatus> = live.iter().filter(|s| s.is_leader()).collect();
     let top_term = live.iter().map(|s| s.term).max().unwrap_or(0);
@@ -274,11 +288,17 @@ async fn wait_converged(addrs: &[String], timeout_ms: u64) -> Result<(), String>
     loop {
         match converged(&statuses(addrs).await) {
             Ok(summary) => {
-                println!("{summary} (after {})", format_duration_ms(started.elapsed().as_millis() as u64));
+                println!(
+                    "{summary} (after {})",
+                    format_duration_ms(started.elapsed().as_millis() as u64)
+                );
                 return Ok(());
             }
             Err(why) if started.elapsed() >= Duration::from_millis(timeout_ms) => {
-                return Err(format!("not converged after {}: {why}", format_duration_ms(timeout_ms)));
+                return Err(format!(
+                    "not converged after {}: {why}",
+                    format_duration_ms(timeout_ms)
+                ));
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(CONVERGE_POLL_INTERVAL_MS)).await,
         }
@@ -316,18 +336,25 @@ mod tests {
             Ok(status(1, Role::Follower, 4, 107, "abc")),
             Ok(status(2, Role::Leader, 4, 107, "abc")),
         ];
-        assert!(converged(&ok).unwrap().contains("2 nodes at applied index 107"));
+        assert!(converged(&ok)
+            .unwrap()
+            .contains("2 nodes at applied index 107"));
         let behind = vec![
             Ok(status(1, Role::Follower, 4, 100, "old")),
             Ok(status(2, Role::Leader, 4, 107, "abc")),
         ];
-        assert!(converged(&behind).unwrap_err().contains("applied index 100"));
+        assert!(converged(&behind)
+            .unwrap_err()
+            .contains("applied index 100"));
         let stale_leader = vec![
             Ok(status(1, Role::Candidate, 5, 107, "abc")),
             Ok(status(2, Role::Leader, 4, 107, "abc")),
         ];
         assert!(converged(&stale_leader).unwrap_err().contains("no leader"));
-        let down = vec![Ok(status(2, Role::Leader, 4, 107, "abc")), Err("refused".into())];
+        let down = vec![
+            Ok(status(2, Role::Leader, 4, 107, "abc")),
+            Err("refused".into()),
+        ];
         assert!(converged(&down).unwrap_err().contains("refused"));
     }
 
@@ -336,7 +363,10 @@ mod tests {
         let addrs = vec!["127.0.0.1:7001".to_string(), "127.0.0.1:7002".to_string()];
         let table = status_table(
             &addrs,
-            &[Ok(status(1, Role::Leader, 4, 107, "9c416561b5d29b481f4a")), Err("connection refused".into())],
+            &[
+                Ok(status(1, Role::Leader, 4, 107, "9c416561b5d29b481f4a")),
+                Err("connection refused".into()),
+            ],
         );
         insta::assert_snapshot!(table, @r"
         ID  ADDRESS         ROLE         TERM  LEADER  COMMIT  APPLIED  KEYS  DIGEST            CONTACT  UPTIME
@@ -349,6 +379,9 @@ mod tests {
     #[test]
     fn dump_escapes_make_one_line_per_pair() {
         assert_eq!(escape_bytes(b"plain value-1"), "plain value-1");
-        assert_eq!(escape_bytes(b"a\tb\nc\\d\x00\xff"), "a\\tb\\nc\\\\d\\x00\\xff");
+        assert_eq!(
+            escape_bytes(b"a\tb\nc\\d\x00\xff"),
+            "a\\tb\\nc\\\\d\\x00\\xff"
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! supervisor re-executes this binary as `raftkv node ...`); `kv` is a client.
 
 mod app;
+mod bench;
 mod clock;
 mod cluster;
 mod dashboard;
@@ -54,21 +55,14 @@ enum Command {
     Node(NodeArgs),
     /// A client for a running cluster: get, set, del, status, digest, dump, wait-converged.
     Kv(kv_cli::KvArgs),
-    /// Load and failover benchmarks.
-    Bench(BenchArgs),
+    /// Load, failover and catch-up benchmarks.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
 struct NodeArgs {
     #[command(flatten)]
     options: raftkv_node::options::NodeOptions,
-}
-
-#[derive(Debug, clap::Args)]
-struct BenchArgs {
-    /// Benchmark options.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    args: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -87,10 +81,7 @@ fn main() -> ExitCode {
         Some(Command::Demo(args)) => demo(args),
         Some(Command::Node(args)) => report("raftkv node", run_node(args.options)),
         Some(Command::Kv(args)) => report("raftkv kv", kv_cli::run(args)),
-        Some(Command::Bench(_)) => {
-            eprintln!("raftkv bench: not built yet");
-            ExitCode::from(2)
-        }
+        Some(Command::Bench(args)) => report("raftkv bench", run_bench(args)),
     }
 }
 
@@ -106,6 +97,16 @@ fn run_node(options: raftkv_node::options::NodeOptions) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(raftkv_node::driver::run_node(options))
+}
+
+/// `block_on` keeps the benchmark (which may start nodes through the
+/// supervisor) on the main thread, which the children's parent-death signal is tied to.
+fn run_bench(args: bench::BenchArgs) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(bench::run(args))
 }
 
 fn report(what: &str, result: Result<(), String>) -> ExitCode {

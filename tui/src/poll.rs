@@ -26,7 +26,10 @@ pub const LOG_READ_BYTES_MAX: usize = 256 * 1024;
 /// A line longer than this is cut (a log line is normally a few hundred bytes).
 pub const LOG_LINE_BYTES_MAX: usize = 4096;
 
-const _: () = assert!(STATUS_POLL_INTERVAL_MS <= 200, "the dashboard polls at >= 5 Hz");
+const _: () = assert!(
+    STATUS_POLL_INTERVAL_MS <= 200,
+    "the dashboard polls at >= 5 Hz"
+);
 
 /// One status poll of one node.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,7 +53,8 @@ pub fn spawn_status_pollers(
         let cancel = cancel.clone();
         tracker.spawn(async move {
             let mut fetcher = StatusFetcher::new(addr);
-            let mut interval = tokio::time::interval(Duration::from_millis(STATUS_POLL_INTERVAL_MS));
+            let mut interval =
+                tokio::time::interval(Duration::from_millis(STATUS_POLL_INTERVAL_MS));
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
@@ -138,7 +142,8 @@ pub fn parse_event_line(id: u64, line: &str, read_at_ms: u64) -> LogLine {
         fields: Vec::new(),
         text: line.to_string(),
     };
-    let Ok(serde_json::Value::Object(object)) = serde_json::from_str::<serde_json::Value>(line) else {
+    let Ok(serde_json::Value::Object(object)) = serde_json::from_str::<serde_json::Value>(line)
+    else {
         return plain();
     };
     let at_ms = object
@@ -223,7 +228,11 @@ impl FileTail {
             let mut line: Vec<u8> = self.partial.drain(..=newline).collect();
             line.pop();
             line.truncate(LOG_LINE_BYTES_MAX);
-            lines.push(String::from_utf8_lossy(&line).trim_end_matches('\r').to_string());
+            lines.push(
+                String::from_utf8_lossy(&line)
+                    .trim_end_matches('\r')
+                    .to_string(),
+            );
         }
         if self.partial.len() > LOG_LINE_BYTES_MAX {
             // A line without end: keep the reader bounded by emitting its start.
@@ -254,7 +263,10 @@ pub fn spawn_log_tailer(
             }
             let now_ms = clock::now_ms();
             for (id, events, output) in &mut tails {
-                let event_lines = events.read_new_lines().into_iter().map(|line| parse_event_line(*id, &line, now_ms));
+                let event_lines = events
+                    .read_new_lines()
+                    .into_iter()
+                    .map(|line| parse_event_line(*id, &line, now_ms));
                 let output_lines = output.read_new_lines().into_iter().map(|line| LogLine {
                     id: *id,
                     at_ms: now_ms,
@@ -288,7 +300,10 @@ mod tests {
         assert_eq!(parsed.event.as_deref(), Some("leader_lost"));
         assert_eq!(parsed.field_u64("silence_ms"), Some(312));
         assert_eq!(parsed.field("reason"), Some("timeout"));
-        assert_eq!(parsed.summary(), "leader_lost reason=timeout silence_ms=312 term=4");
+        assert_eq!(
+            parsed.summary(),
+            "leader_lost reason=timeout silence_ms=312 term=4"
+        );
 
         let message = r#"{"timestamp":"bad","level":"WARN","fields":{"message":"disk slow"}}"#;
         let parsed = parse_event_line(1, message, 99);
@@ -308,7 +323,10 @@ mod tests {
         std::fs::write(&path, "old line\n").unwrap();
         let mut tail = FileTail::from_end(path.clone());
         assert!(tail.read_new_lines().is_empty());
-        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         write!(file, "first\nsecond\nhalf").unwrap();
         assert_eq!(tail.read_new_lines(), vec!["first", "second"]);
         write!(file, " done\n").unwrap();

@@ -1069,7 +1069,8 @@ impl Gate {
         let mut found: BTreeMap<u64, evidence::Detection> = BTreeMap::new();
         let mut problems: BTreeMap<u64, String> = BTreeMap::new();
         loop {
-            for node in survivors.iter().filter(|n| !found.contains_key(&n.id)) {
+            let pending: Vec<&GateNode> = survivors.iter().filter(|n| !found.contains_key(&n.id)).collect();
+            for node in pending {
                 match read_event_lines(node) {
                     Ok(lines) => match find_detection(&lines, killed.at_ms) {
                         Some((line_number, line)) => {
@@ -1337,7 +1338,7 @@ impl Gate {
             format!("wait until node {id}'s applied index reaches the leader's commit index {target}"),
         );
         let deadline = restarted + Duration::from_millis(CATCH_UP_DEADLINE_MS);
-        let mut last = String::from("no answer yet");
+        let mut last;
         loop {
             match self.status(id).await {
                 Ok(status) if status.applied_index >= target => {

@@ -79,7 +79,10 @@ impl NodeStatus {
             role: Role::parse(&text("role")?),
             term: number("term")?,
             leader_id: number("leader_id")?,
-            leader_client_addr: fields.get("leader_client_addr").cloned().unwrap_or_default(),
+            leader_client_addr: fields
+                .get("leader_client_addr")
+                .cloned()
+                .unwrap_or_default(),
             commit_index: number("commit_index")?,
             applied_index: number("applied_index")?,
             first_index: number("first_index").unwrap_or(0),
@@ -114,9 +117,13 @@ impl StatusFetcher {
     }
 
     /// RAFT.STATUS fields, or why not, within `deadline` (connecting included).
-    pub async fn fetch_fields(&mut self, deadline: Duration) -> Result<BTreeMap<String, String>, String> {
+    pub async fn fetch_fields(
+        &mut self,
+        deadline: Duration,
+    ) -> Result<BTreeMap<String, String>, String> {
         let result = tokio::time::timeout(deadline, self.request(deadline)).await;
-        let result = result.unwrap_or_else(|_| Err(format!("no answer within {} ms", deadline.as_millis())));
+        let result =
+            result.unwrap_or_else(|_| Err(format!("no answer within {} ms", deadline.as_millis())));
         if result.is_err() {
             // The connection may hold a late reply: never reuse it.
             self.connection = None;
@@ -160,7 +167,11 @@ pub fn fields_from_frame(frame: Frame) -> Result<BTreeMap<String, String>, Strin
             pairs
         }
         Frame::Error(message) => return Err(format!("RAFT.STATUS failed: {message}")),
-        other => return Err(format!("RAFT.STATUS answered {other:?}, not a field/value map")),
+        other => {
+            return Err(format!(
+                "RAFT.STATUS answered {other:?}, not a field/value map"
+            ))
+        }
     };
     pairs
         .into_iter()
@@ -172,7 +183,9 @@ pub fn fields_from_frame(frame: Frame) -> Result<BTreeMap<String, String>, Strin
 pub fn frame_text(frame: Frame) -> Result<String, String> {
     match frame {
         Frame::Simple(text) | Frame::BigNumber(text) => Ok(text),
-        Frame::Bulk(bytes) | Frame::Verbatim { text: bytes, .. } => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Frame::Bulk(bytes) | Frame::Verbatim { text: bytes, .. } => {
+            Ok(String::from_utf8_lossy(&bytes).into_owned())
+        }
         Frame::Integer(number) => Ok(number.to_string()),
         Frame::Double(number) => Ok(number.to_string()),
         Frame::Boolean(value) => Ok(value.to_string()),
@@ -224,7 +237,9 @@ pub(crate) mod tests {
             "RAFT.STATUS has no 'term' field"
         );
         broken.insert("term".into(), "x".into());
-        assert!(NodeStatus::from_fields(&broken).unwrap_err().contains("not a number"));
+        assert!(NodeStatus::from_fields(&broken)
+            .unwrap_err()
+            .contains("not a number"));
         assert_eq!(Role::parse("precandidate"), Role::PreCandidate);
         assert_eq!(Role::parse("learner").name(), "learner");
     }
@@ -242,9 +257,11 @@ pub(crate) mod tests {
         assert_eq!(map["term"], "4");
         let resp3 = Frame::Map(vec![(Frame::bulk("role"), Frame::bulk("leader"))]);
         assert_eq!(fields_from_frame(resp3).unwrap()["role"], "leader");
-        assert!(fields_from_frame(Frame::Error("ERR unknown command".into()))
-            .unwrap_err()
-            .contains("unknown command"));
+        assert!(
+            fields_from_frame(Frame::Error("ERR unknown command".into()))
+                .unwrap_err()
+                .contains("unknown command")
+        );
         assert!(fields_from_frame(Frame::Array(vec![Frame::bulk("odd")])).is_err());
     }
 }

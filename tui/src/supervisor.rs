@@ -110,7 +110,9 @@ impl NodeProgram {
 enum Control {
     Signal(i32),
     /// SIGTERM now, SIGKILL if still alive after `grace_ms`.
-    Stop { grace_ms: u64 },
+    Stop {
+        grace_ms: u64,
+    },
 }
 
 struct ChildHandle {
@@ -179,7 +181,11 @@ impl Supervisor {
             output,
             "--- starting node {id} at {} UTC{} ---",
             clock::format_time_of_day(clock::now_ms()),
-            if wipe_data { " with an empty data dir" } else { "" }
+            if wipe_data {
+                " with an empty data dir"
+            } else {
+                ""
+            }
         );
         let stderr = output
             .try_clone()
@@ -205,7 +211,13 @@ impl Supervisor {
             .id()
             .ok_or_else(|| format!("node {id}: exited before its pid could be read"))?;
         let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE_MAX);
-        tokio::spawn(watch_child(id, child, pid, control_rx, self.reports.clone()));
+        tokio::spawn(watch_child(
+            id,
+            child,
+            pid,
+            control_rx,
+            self.reports.clone(),
+        ));
         self.children.insert(
             id,
             ChildHandle {
@@ -258,11 +270,8 @@ impl Supervisor {
 
     /// Waits until every child has exited or `deadline` passes; then kills what is left.
     pub async fn wait_all_exited(&self, deadline: Duration) -> bool {
-        let all_closed = futures::future::join_all(
-            self.children
-                .values()
-                .map(|child| child.control.closed()),
-        );
+        let all_closed =
+            futures::future::join_all(self.children.values().map(|child| child.control.closed()));
         if tokio::time::timeout(deadline, all_closed).await.is_ok() {
             return true;
         }
@@ -380,7 +389,10 @@ mod tests {
 
     /// A stand-in node: a shell that ignores the node arguments. `trap` makes it
     /// exit with code 0 on SIGTERM, or ignore SIGTERM, as the test needs.
-    fn supervisor(script: &str, grace_ms: u64) -> (Supervisor, mpsc::Receiver<ProcessReport>, tempfile::TempDir) {
+    fn supervisor(
+        script: &str,
+        grace_ms: u64,
+    ) -> (Supervisor, mpsc::Receiver<ProcessReport>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let layout = ClusterLayout::new(&ClusterArgs {
             nodes: 2,
@@ -399,6 +411,23 @@ mod tests {
         (Supervisor::new(layout, program, tx, grace_ms), rx, dir)
     }
 
+    /// Waits until the stand-in has printed `ready` (its traps are set) `count` times.
+    async fn wait_ready(sup: &Supervisor, id: u64, count: usize) {
+        let path = sup.layout().node_output_path(id);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let output = std::fs::read_to_string(&path).unwrap_or_default();
+            if output.matches("ready").count() >= count {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "node {id} never got ready: {output}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     async fn next_report(rx: &mut mpsc::Receiver<ProcessReport>) -> ProcessReport {
         tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await
@@ -408,8 +437,9 @@ mod tests {
 
     #[tokio::test]
     async fn kill_reports_sigkill_and_restart_gets_a_new_pid() {
-        let (mut sup, mut rx, _dir) = supervisor("echo up; exec sleep 30", 5_000);
+        let (mut sup, mut rx, _dir) = supervisor("echo ready; exec sleep 30", 5_000);
         let first = sup.start(1, false).unwrap();
+        wait_ready(&sup, 1, 1).await;
         assert_eq!(sup.pid(1), Some(first));
         assert!(sup.start(1, false).unwrap_err().contains("still running"));
         sup.kill(1).unwrap();
@@ -429,13 +459,17 @@ mod tests {
         next_report(&mut rx).await;
         let output = std::fs::read_to_string(sup.layout().node_output_path(1)).unwrap();
         assert_eq!(output.matches("--- starting node 1").count(), 2, "{output}");
-        assert!(output.contains("up"), "{output}");
+        assert!(output.contains("ready"), "{output}");
     }
 
     #[tokio::test]
     async fn graceful_stop_sends_sigterm_then_escalates() {
-        let (mut sup, mut rx, _dir) = supervisor("trap 'exit 0' TERM; while :; do sleep 0.05; done", 5_000);
+        let (mut sup, mut rx, _dir) = supervisor(
+            "trap 'exit 0' TERM; echo ready; while :; do sleep 0.05; done",
+            5_000,
+        );
         sup.start(1, false).unwrap();
+        wait_ready(&sup, 1, 1).await;
         sup.stop(1).unwrap();
         assert_eq!(
             next_report(&mut rx).await.event,
@@ -444,8 +478,12 @@ mod tests {
             }
         );
 
-        let (mut stubborn, mut rx, _dir) = supervisor("trap '' TERM; while :; do sleep 0.05; done", 200);
+        let (mut stubborn, mut rx, _dir) = supervisor(
+            "trap '' TERM; echo ready; while :; do sleep 0.05; done",
+            200,
+        );
         stubborn.start(2, false).unwrap();
+        wait_ready(&stubborn, 2, 1).await;
         stubborn.stop(2).unwrap();
         assert_eq!(
             next_report(&mut rx).await.event,
@@ -457,7 +495,8 @@ mod tests {
 
     #[tokio::test]
     async fn stop_all_waits_for_every_child() {
-        let (mut sup, mut rx, _dir) = supervisor("trap 'exit 0' TERM; while :; do sleep 0.05; done", 5_000);
+        let (mut sup, mut rx, _dir) =
+            supervisor("trap 'exit 0' TERM; while :; do sleep 0.05; done", 5_000);
         sup.start(1, false).unwrap();
         sup.start(2, false).unwrap();
         assert_eq!(sup.running_ids(), vec![1, 2]);

@@ -4,7 +4,9 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Cell, Clear, Paragraph, Row, Sparkline, Table, Widget, Wrap};
+use ratatui::widgets::{
+    Block, BorderType, Cell, Clear, Paragraph, Row, Sparkline, Table, Widget, Wrap,
+};
 
 use crate::app::{App, Convergence, Mode, NodeView, ProcessState, Tone};
 use crate::clock::{format_duration_ms, format_time_of_day};
@@ -21,9 +23,18 @@ pub const KEY_HELP: [(&str, &str); 17] = [
     ("k", "kill -9 the leader"),
     ("← →  1-9", "select a node"),
     ("x", "kill -9 the selected node"),
-    ("s", "stop the selected node gracefully (a leader hands over first)"),
-    ("r", "restart the selected node (or every node that is down)"),
-    ("R", "wipe the selected node's data and restart it (snapshot catch-up)"),
+    (
+        "s",
+        "stop the selected node gracefully (a leader hands over first)",
+    ),
+    (
+        "r",
+        "restart the selected node (or every node that is down)",
+    ),
+    (
+        "R",
+        "wipe the selected node's data, restart it (snapshot catch-up)",
+    ),
     ("w", "write a batch of keys through the leader"),
     ("+ -", "change the batch size of w"),
     ("W", "continuous write load on/off"),
@@ -34,7 +45,10 @@ pub const KEY_HELP: [(&str, &str); 17] = [
     ("q", "quit: stops the nodes gracefully (q twice: at once)"),
     ("", ""),
     ("times", "wall clock, UTC; intervals are measured"),
-    ("lag", "entries the node has yet to apply to reach the leader's commit"),
+    (
+        "lag",
+        "entries the node has yet to apply to reach the leader's commit",
+    ),
 ];
 
 impl Widget for &App {
@@ -82,7 +96,13 @@ fn short_digest(digest: &str, chars: usize) -> String {
 }
 
 fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
-    let mut first = vec![Span::styled(" raftkv ", Style::new().fg(Color::Black).bg(Color::Cyan).bold()), Span::raw(" ")];
+    let mut first = vec![
+        Span::styled(
+            " raftkv ",
+            Style::new().fg(Color::Black).bg(Color::Cyan).bold(),
+        ),
+        Span::raw(" "),
+    ];
     match app.leader() {
         Some((row, status)) => {
             first.push(Span::styled(
@@ -91,7 +111,10 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
             ));
             first.push(Span::raw(format!(" · term {} ", status.term)));
         }
-        None => first.push(Span::styled("no leader ", Style::new().fg(Color::Red).bold())),
+        None => first.push(Span::styled(
+            "no leader ",
+            Style::new().fg(Color::Red).bold(),
+        )),
     }
     first.push(Span::raw(" "));
     let (badge, badge_style, detail) = match app.convergence() {
@@ -117,7 +140,11 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
             Style::new().fg(Color::Black).bg(Color::Yellow).bold(),
             format!(" lag {lag} entries"),
         ),
-        Convergence::Diverged { index, first, second } => (
+        Convergence::Diverged {
+            index,
+            first,
+            second,
+        } => (
             " DIVERGED ",
             Style::new().fg(Color::White).bg(Color::Red).bold(),
             format!(" node {first} ≠ node {second} at index {index}"),
@@ -139,7 +166,10 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
     ))];
     if app.outcome_unknown_writes > 0 {
         second.push(Span::styled(
-            format!(" · {} writes of unknown outcome", app.outcome_unknown_writes),
+            format!(
+                " · {} writes of unknown outcome",
+                app.outcome_unknown_writes
+            ),
             Style::new().fg(Color::Yellow),
         ));
     }
@@ -161,7 +191,9 @@ fn process_label(node: &NodeView, wide: bool) -> String {
         ProcessState::Starting => "starting".into(),
         ProcessState::Running { .. } => "running".into(),
         ProcessState::Stopping { graceful: true, .. } => "stopping".into(),
-        ProcessState::Stopping { graceful: false, .. } => "killing".into(),
+        ProcessState::Stopping {
+            graceful: false, ..
+        } => "killing".into(),
         ProcessState::Dead { exit } => match (exit, wide) {
             (ExitKind::Signal(signal), true) => format!("✖ killed {}", signal_name(*signal)),
             (ExitKind::Signal(signal), false) => format!("✖ killed -{signal}"),
@@ -197,7 +229,9 @@ fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
     if wide {
         header.push("PID");
     }
-    header.extend(["PROCESS", "ROLE", "TERM", "COMMIT", "APPLIED", "KEYS", "DIGEST", "CONTACT", "LAG"]);
+    header.extend([
+        "PROCESS", "ROLE", "TERM", "COMMIT", "APPLIED", "KEYS", "DIGEST", "CONTACT", "LAG",
+    ]);
     let rows = app.nodes.iter().enumerate().map(|(row, node)| {
         let selected = row == app.selected;
         let marker = if selected { "▶" } else { " " };
@@ -206,6 +240,7 @@ fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
         let number = |value: Option<u64>| value.map_or("—".to_string(), |v| v.to_string());
         let role = match (live, node.process.is_alive()) {
             (Some(status), _) => role_label(&status.role, wide),
+            _ if node.is_restarting() => "—".into(),
             (None, true) => "no answer".into(),
             (None, false) => "down".into(),
         };
@@ -246,7 +281,11 @@ fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
         } else {
             Style::new()
         };
-        let style = if selected { style.add_modifier(Modifier::BOLD) } else { style };
+        let style = if selected {
+            style.add_modifier(Modifier::BOLD)
+        } else {
+            style
+        };
         Row::new(cells).style(style)
     });
     let mut widths = vec![Constraint::Length(4)];
@@ -258,7 +297,7 @@ fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
         Constraint::Length(if wide { 12 } else { 9 }),
         Constraint::Length(5),
         Constraint::Length(if wide { 8 } else { 6 }),
-        Constraint::Length(if wide { 8 } else { 6 }),
+        Constraint::Length(if wide { 8 } else { 7 }),
         Constraint::Length(6),
         Constraint::Length(digest_chars as u16),
         Constraint::Length(7),
@@ -271,7 +310,11 @@ fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
     let table = Table::new(rows, widths)
         .header(Row::new(header).style(Style::new().fg(Color::DarkGray).bold()))
         .column_spacing(1)
-        .block(Block::bordered().border_type(BorderType::Rounded).title(title));
+        .block(
+            Block::bordered()
+                .border_type(BorderType::Rounded)
+                .title(title),
+        );
     Widget::render(table, area, buf);
 }
 
@@ -290,10 +333,16 @@ fn render_write_rate(app: &App, area: Rect, buf: &mut Buffer) {
         Constraint::Length(stats.chars().count() as u16),
     ])
     .areas(area);
-    Paragraph::new(label).style(Style::new().fg(Color::DarkGray)).render(label_area, buf);
+    Paragraph::new(label)
+        .style(Style::new().fg(Color::DarkGray))
+        .render(label_area, buf);
     let buckets = app.write_rate.buckets();
     let shown = (spark_area.width as usize).min(buckets.len());
-    let data: Vec<u64> = buckets.iter().skip(buckets.len() - shown).copied().collect();
+    let data: Vec<u64> = buckets
+        .iter()
+        .skip(buckets.len() - shown)
+        .copied()
+        .collect();
     Sparkline::default()
         .data(&data)
         .max(app.write_rate.peak().max(1))
@@ -304,11 +353,17 @@ fn render_write_rate(app: &App, area: Rect, buf: &mut Buffer) {
     } else {
         Style::new().fg(Color::DarkGray)
     };
-    Paragraph::new(stats).style(stats_style).render(stats_area, buf);
+    Paragraph::new(stats)
+        .style(stats_style)
+        .render(stats_area, buf);
 }
 
 /// The newest lines that fit `height` rows of `width` columns when wrapped.
-fn newest_that_fit<'a>(lines: impl DoubleEndedIterator<Item = Line<'a>>, width: u16, height: u16) -> Vec<Line<'a>> {
+fn newest_that_fit<'a>(
+    lines: impl DoubleEndedIterator<Item = Line<'a>>,
+    width: u16,
+    height: u16,
+) -> Vec<Line<'a>> {
     let width = usize::from(width.max(1));
     let mut used = 0usize;
     let mut kept = Vec::new();
@@ -331,7 +386,10 @@ fn render_timeline(app: &App, area: Rect, buf: &mut Buffer) {
     let inner = block.inner(area);
     let lines = app.timeline.iter().map(|event| {
         Line::from(vec![
-            Span::styled(format!("{} ", format_time_of_day(event.at_ms)), Style::new().fg(Color::DarkGray)),
+            Span::styled(
+                format!("{} ", format_time_of_day(event.at_ms)),
+                Style::new().fg(Color::DarkGray),
+            ),
             Span::styled(event.text.clone(), tone_style(event.tone)),
         ])
     });
@@ -347,7 +405,9 @@ fn render_log(app: &App, area: Rect, buf: &mut Buffer) {
         return;
     };
     let title = format!(" Log · node {} ", node.config.id);
-    let block = Block::bordered().border_type(BorderType::Rounded).title(title);
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .title(title);
     let inner = block.inner(area);
     let mut lines: Vec<Line> = node
         .log_tail
@@ -363,7 +423,10 @@ fn render_log(app: &App, area: Rect, buf: &mut Buffer) {
                 (_, level) => (format!("{level:<5}"), Style::new().fg(Color::DarkGray)),
             };
             Line::from(vec![
-                Span::styled(format!("{} ", format_time_of_day(line.at_ms)), Style::new().fg(Color::DarkGray)),
+                Span::styled(
+                    format!("{} ", format_time_of_day(line.at_ms)),
+                    Style::new().fg(Color::DarkGray),
+                ),
                 Span::styled(tag, tag_style),
                 Span::raw(" "),
                 Span::raw(line.summary()),
@@ -373,7 +436,9 @@ fn render_log(app: &App, area: Rect, buf: &mut Buffer) {
     if lines.is_empty() {
         let hint = match app.mode {
             Mode::Supervised => "no log lines from this node yet",
-            Mode::Attached => "no log lines (attached: node logs are read from --log-dir if present)",
+            Mode::Attached => {
+                "no log lines (attached: node logs are read from --log-dir if present)"
+            }
         };
         lines.push(Line::styled(hint, Style::new().fg(Color::DarkGray)));
     }
@@ -397,17 +462,25 @@ fn hint(app: &App) -> String {
         return "waiting for a leader…".into();
     }
     if app.acked.count() == 0 {
-        return format!("w writes {} keys through the leader · k kills the leader · ? help", app.bulk_write_count);
+        return format!(
+            "w writes {} keys through the leader · k kills the leader · ? help",
+            app.bulk_write_count
+        );
     }
     match app.mode {
-        Mode::Supervised => "k kills the leader · v verifies every key on every node · ? help".into(),
+        Mode::Supervised => {
+            "k kills the leader · v verifies every key on every node · ? help".into()
+        }
         Mode::Attached => "w writes keys · v verifies them on every node · ? help".into(),
     }
 }
 
 fn render_message(app: &App, area: Rect, buf: &mut Buffer) {
     let line = match app.visible_flash() {
-        Some(flash) => Line::from(vec![Span::raw(" "), Span::styled(flash.text.clone(), tone_style(flash.tone))]),
+        Some(flash) => Line::from(vec![
+            Span::raw(" "),
+            Span::styled(flash.text.clone(), tone_style(flash.tone)),
+        ]),
         None => Line::styled(format!(" {}", hint(app)), Style::new().fg(Color::DarkGray)),
     };
     Paragraph::new(line).render(area, buf);
@@ -439,7 +512,10 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
             if i < 10 {
                 budget -= cost(entry);
             }
-            spans.push(Span::styled(format!(" {} ", entry.0), Style::new().fg(Color::Black).bg(Color::Gray).bold()));
+            spans.push(Span::styled(
+                format!(" {} ", entry.0),
+                Style::new().fg(Color::Black).bg(Color::Gray).bold(),
+            ));
             spans.push(Span::raw(format!("{} ", entry.1)));
         }
     }

@@ -75,9 +75,12 @@ async fn supervise(layout: ClusterLayout) -> Result<(), String> {
     );
     println!("Ctrl-C stops the nodes gracefully.");
 
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
-    let mut hangup = signal(SignalKind::hangup()).map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+    let mut hangup =
+        signal(SignalKind::hangup()).map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
     let first_leader = wait_for_leader(&addrs);
     tokio::pin!(first_leader);
     let mut leader_reported = false;
@@ -131,7 +134,10 @@ async fn wait_for_leader(addrs: &[String]) -> Option<NodeStatus> {
     let mut fetchers: Vec<StatusFetcher> = addrs.iter().cloned().map(StatusFetcher::new).collect();
     while started.elapsed() < Duration::from_millis(FIRST_LEADER_WAIT_MS) {
         for fetcher in &mut fetchers {
-            if let Ok(status) = fetcher.fetch(Duration::from_millis(STATUS_DEADLINE_MS)).await {
+            if let Ok(status) = fetcher
+                .fetch(Duration::from_millis(STATUS_DEADLINE_MS))
+                .await
+            {
                 if status.is_leader() {
                     return Some(status);
                 }

@@ -50,7 +50,9 @@ const READ_ONLY_COMMANDS: &[&str] = &[
 ];
 
 /// A client for a whole cluster. Not `Clone`: it keeps one connection and
-/// the leader it last saw; make one per task.
+/// the leader it last saw; make one per task. Cancel-safe: a command future
+/// dropped half-way (in a `select!` or a timeout) takes its connection with
+/// it, so the next command never reads the abandoned reply.
 pub struct ClusterClient {
     addrs: Vec<String>,
     leader_hint: Option<String>,

@@ -78,18 +78,21 @@ impl Connection {
 
     /// Sends one request (an array of bulk strings) and reads its reply.
     pub async fn request(&mut self, args: &[&[u8]]) -> Result<Frame, ClientError> {
+        self.begin()?;
         let mut encoded = BytesMut::new();
         encode_request(&mut encoded, args.iter().copied());
         let (reader, writer) = self.stream.split();
         write_all(writer, &self.addr, self.io_timeout, encoded.freeze()).await?;
-        read_frame(
+        let reply = read_frame(
             reader,
             &mut self.read_buffer,
             &self.limits,
             &self.addr,
             self.io_timeout,
         )
-        .await
+        .await?;
+        self.in_flight = false;
+        Ok(reply)
     }
 
     /// Sends every request, then reads one reply per request, in order.

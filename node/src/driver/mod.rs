@@ -148,10 +148,6 @@ impl PendingWrites {
             )));
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.by_index.len()
-    }
 }
 
 /// Reads waiting for leadership confirmation, then for the apply index.

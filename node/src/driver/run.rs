@@ -32,6 +32,10 @@ pub const PEER_FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
 pub const PEER_SEND_QUEUE_MAX: usize = 16_384;
 /// Longest wait between reconnect attempts to a peer, in milliseconds.
 pub const PEER_RECONNECT_BACKOFF_MAX_MS: u64 = 250;
+/// Largest encoded write command, in bytes: it must fit one WAL record and
+/// one peer frame with room to spare.
+pub const COMMAND_BYTES_MAX: usize = 32 * 1024 * 1024;
+const _: () = assert!(COMMAND_BYTES_MAX < PEER_FRAME_BYTES_MAX);
 /// How long a graceful stop waits for leadership to move, in milliseconds.
 pub const TRANSFER_WAIT_MS: u64 = 1_000;
 
@@ -347,12 +351,17 @@ impl Driver {
 
     fn handle_request(&mut self, request: Request) {
         match request {
-            Request::Write { command, reply } => match self.raw.propose(command.encode()) {
-                Ok((term, index)) => self.writes.insert(term, index, reply),
-                Err(e) => {
-                    let _ = reply.send(Err(self.write_refusal(e)));
+            Request::Write { command, reply } => {
+                let encoded = command.encode();
+                if encoded.len() > COMMAND_BYTES_MAX {
+                    let _ = reply.send(Err(WriteError::Refused(format!(
+                        "command of {} bytes exceeds the {COMMAND_BYTES_MAX}-byte limit for one write; not applied",
+                        encoded.len()
+                    ))));
+                    return;
                 }
-            },
+                self.propose(encoded, reply)
+            }
             Request::Read { reply } => {
                 let context = self.reads.register(reply);
                 if let Err(e) = self.raw.read_index(context) {
@@ -360,6 +369,19 @@ impl Driver {
                         let _ = reply.send(Err(self.read_refusal(e)));
                     }
                 }
+            }
+        }
+    }
+
+    fn propose(
+        &mut self,
+        encoded: bytes::Bytes,
+        reply: tokio::sync::oneshot::Sender<Result<Reply, WriteError>>,
+    ) {
+        match self.raw.propose(encoded) {
+            Ok((term, index)) => self.writes.insert(term, index, reply),
+            Err(e) => {
+                let _ = reply.send(Err(self.write_refusal(e)));
             }
         }
     }
@@ -445,12 +467,14 @@ impl Driver {
             let matches = self.storage.entry_term(snapshot.meta.index) == Some(snapshot.meta.term);
             self.storage.save_snapshot(snapshot, !matches)?;
         }
-        if let Some(hard_state) = &ready.hard_state {
-            self.storage.set_hard_state(hard_state)?;
-            dirty = true;
-        }
+        // Entries before the hard state: a crash that tears this batch must
+        // never leave a commit index durable without the entries it covers.
         if !ready.entries.is_empty() {
             self.storage.append(&ready.entries)?;
+            dirty = true;
+        }
+        if let Some(hard_state) = &ready.hard_state {
+            self.storage.set_hard_state(hard_state)?;
             dirty = true;
         }
         if dirty {

@@ -32,8 +32,12 @@ use super::server::ServerState;
 use super::session::Session;
 use super::{Frame, FrameError};
 
-/// Bytes asked of the socket per read.
-const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Initial size of a connection's read and write buffers; they grow (by
+/// doubling) only while a large request or reply needs it.
+const BUFFER_BYTES_INITIAL: usize = 4 * 1024;
+/// An empty buffer that grew beyond this is given back, so one large request
+/// does not pin memory for the rest of a long-lived connection.
+const BUFFER_BYTES_RETAINED_MAX: usize = 1024 * 1024;
 /// After shutdown or end of input, how long requests already in flight may
 /// take to finish before the connection is closed without their replies.
 const CLOSE_DRAIN_MS_MAX: u64 = 5_000;
@@ -90,8 +94,8 @@ pub(crate) async fn run<B: Backend>(
     debug!(event = "client_connected", id, peer = %peer);
     let mut connection = Connection {
         stream,
-        read_buf: BytesMut::with_capacity(READ_CHUNK_BYTES),
-        write_buf: BytesMut::with_capacity(READ_CHUNK_BYTES),
+        read_buf: BytesMut::with_capacity(BUFFER_BYTES_INITIAL),
+        write_buf: BytesMut::with_capacity(BUFFER_BYTES_INITIAL),
         in_flight: FuturesOrdered::new(),
         reads_in_flight: 0,
         writes_in_flight: 0,
@@ -115,9 +119,7 @@ impl<B: Backend> Connection<B> {
             }
             self.collect_ready();
             self.flush().await?;
-            if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK_BYTES / 2 {
-                self.read_buf.reserve(READ_CHUNK_BYTES);
-            }
+            self.prepare_read_buffer();
             tokio::select! {
                 _ = self.shutdown.cancelled() => return Ok(()),
                 Some(done) = self.in_flight.next(), if !self.in_flight.is_empty() => self.emit(done),
@@ -148,8 +150,16 @@ impl<B: Backend> Connection<B> {
                 Ok(None) => return Ok(Flow::Continue),
                 Err(error) => return Ok(self.protocol_error(error)),
             };
-            if matches!(&frame, Frame::Array(words) if words.is_empty()) {
-                continue; // Redis ignores empty requests (`*0`, blank inline lines).
+            match &frame {
+                // Redis ignores empty requests (`*0`, blank inline lines).
+                Frame::Array(words) if words.is_empty() => continue,
+                Frame::Array(words) if is_http(&words[0]) => {
+                    // As Redis does: an HTTP request sent to this port (a
+                    // cross-protocol attack from a browser) is cut off unanswered.
+                    debug!(event = "client_http_request_refused", id = self.session.id);
+                    return Ok(Flow::Close);
+                }
+                _ => {}
             }
             let execution = match Command::from_frame(frame) {
                 Ok(command) => {
@@ -282,7 +292,24 @@ impl<B: Backend> Connection<B> {
         if !self.write_buf.is_empty() {
             self.stream.write_all_buf(&mut self.write_buf).await?;
         }
+        if self.write_buf.capacity() > BUFFER_BYTES_RETAINED_MAX {
+            self.write_buf = BytesMut::with_capacity(BUFFER_BYTES_INITIAL);
+        }
         Ok(())
+    }
+
+    /// Makes room for the next read: a shrunk buffer when idle after a large
+    /// request, otherwise at least `BUFFER_BYTES_INITIAL` free bytes, doubling
+    /// while a large frame arrives. The total stays bounded by `check`, which
+    /// refuses frames over the limits from their headers.
+    fn prepare_read_buffer(&mut self) {
+        if self.read_buf.is_empty() && self.read_buf.capacity() > BUFFER_BYTES_RETAINED_MAX {
+            self.read_buf = BytesMut::with_capacity(BUFFER_BYTES_INITIAL);
+        }
+        if self.read_buf.capacity() - self.read_buf.len() < BUFFER_BYTES_INITIAL / 4 {
+            self.read_buf
+                .reserve(self.read_buf.len().max(BUFFER_BYTES_INITIAL));
+        }
     }
 
     /// Finishes what is in flight (within `CLOSE_DRAIN_MS_MAX`), sends the
@@ -306,4 +333,9 @@ impl<B: Backend> Connection<B> {
         let _ = self.flush().await;
         let _ = self.stream.shutdown().await;
     }
+}
+
+/// The first word of an HTTP request line or header, which Redis treats as an attack.
+fn is_http(first_word: &Frame) -> bool {
+    matches!(first_word, Frame::Bulk(word) if word.eq_ignore_ascii_case(b"POST") || word.eq_ignore_ascii_case(b"Host:"))
 }

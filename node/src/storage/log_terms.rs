@@ -99,10 +99,16 @@ mod tests {
         for (index, term) in [(1, 1), (2, 1), (3, 2), (4, 2), (5, 2)] {
             log.push(index, term);
         }
-        assert_eq!(terms(&log, 0..=6), vec![Some(0), Some(1), Some(1), Some(2), Some(2), Some(2), None]);
+        assert_eq!(
+            terms(&log, 0..=6),
+            vec![Some(0), Some(1), Some(1), Some(2), Some(2), Some(2), None]
+        );
         log.push(4, 3);
         assert_eq!(log.last_index(), 4);
-        assert_eq!(terms(&log, 1..=5), vec![Some(1), Some(1), Some(2), Some(3), None]);
+        assert_eq!(
+            terms(&log, 1..=5),
+            vec![Some(1), Some(1), Some(2), Some(3), None]
+        );
         log.push(2, 3);
         assert_eq!(terms(&log, 1..=3), vec![Some(1), Some(3), None]);
         assert_eq!(log.runs, vec![(1, 1), (2, 3)]);
@@ -115,12 +121,18 @@ mod tests {
             log.push(index, if index <= 6 { 1 } else { 2 });
         }
         log.compact(4, 1, false);
-        assert_eq!(terms(&log, 3..=8), vec![None, Some(1), Some(1), Some(1), Some(2), Some(2)]);
+        assert_eq!(
+            terms(&log, 3..=8),
+            vec![None, Some(1), Some(1), Some(1), Some(2), Some(2)]
+        );
         log.compact(6, 1, false);
         assert_eq!(log.runs, vec![(7, 2)]);
         assert_eq!(terms(&log, 6..=7), vec![Some(1), Some(2)]);
         log.compact(12, 5, false);
-        assert_eq!((log.last_index(), log.term(12), log.term(11)), (12, Some(5), None));
+        assert_eq!(
+            (log.last_index(), log.term(12), log.term(11)),
+            (12, Some(5), None)
+        );
         log.push(13, 5);
         log.compact(13, 5, true);
         assert_eq!((log.last_index(), log.runs.len()), (13, 0));

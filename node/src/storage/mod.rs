@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! DATA/node-<id>/
-//!   LOCK                          exclusively locked while a process uses the dir
+//!   LOCK                          locked (flock) while a process uses the dir:
+//!                                 a second process opening it is refused
 //!   snapshot-<index>-<term>.snap  the newest snapshot (older ones are deleted)
 //!   wal/00000001.wal ...          WAL segments, numbered consecutively
 //! ```
@@ -38,7 +39,7 @@
 //!   (group commit). What `sync` returned `Ok` for survives a crash (given a
 //!   disk that honours fsync). Nothing may be acknowledged before that.
 //! - Unsynced records may or may not survive a crash: buffers past
-//!   [`wal::PENDING_BYTES_MAX`] and segment rotation write (not sync) early.
+//!   [`PENDING_BYTES_MAX`] and segment rotation write (not sync) early.
 //!   Recovery then returns a prefix of them, which is harmless for Raft (they
 //!   were never acknowledged).
 //! - [`Storage::save_snapshot`] returns once the snapshot and its WAL record
@@ -59,19 +60,31 @@
 //!   acknowledged, because the batch's fsync had not returned.
 //! - Damage anywhere else (an earlier segment, or followed by a later batch's
 //!   `BatchStart`) is corruption: `open` fails with [`StorageError::Corrupt`]
-//!   naming the file and byte offset, and leaves every file untouched.
+//!   naming the file and byte offset, and leaves the WAL and snapshot files
+//!   untouched (it only creates `LOCK` and an absent `wal/`).
+//! - A checksum-valid record that contradicts the log (an entry inside a
+//!   snapshot recorded before it) is corruption too. Entries that do not
+//!   follow the log restart it: this happens legitimately when a conflict
+//!   truncation reaches into segments already deleted, and the log must
+//!   then still follow the chosen snapshot without a gap, or `open` fails.
 //! - A snapshot file that fails validation is skipped in favour of an older
 //!   valid one only if the WAL still holds every entry after that one;
 //!   otherwise `open` fails naming the bad file.
 //!
-//! Known limit: damage confined to the last sync batch of the last segment
-//! cannot be told apart from a torn write, so a bit flip there after its
-//! fsync loses the rest of that batch (as in etcd and RocksDB). Replicas
-//! restore those entries, but a lone node would lose acknowledged writes.
+//! # Known limits
+//!
+//! - Damage confined to the last sync batch of the last segment cannot be
+//!   told apart from a torn write, so a bit flip there after its fsync loses
+//!   the rest of that batch (as in etcd and RocksDB). Replicas restore those
+//!   entries, but a lone node would lose acknowledged writes.
+//! - Segments are not preallocated: every `fdatasync` also commits the file's
+//!   new size. Throughput therefore depends on how many entries the caller
+//!   gathers per `sync`.
+//! - Snapshots are written and read whole, in memory.
 
 mod log_terms;
-mod recovery;
 mod record;
+mod recovery;
 mod snapshot;
 mod wal;
 
@@ -123,10 +136,17 @@ impl Default for StorageOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("node data: I/O error on {}: {source}", .path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The files are damaged in a way recovery must not guess about.
     #[error("{}", corrupt_message(.file, *.offset, .what))]
-    Corrupt { file: PathBuf, offset: u64, what: String },
+    Corrupt {
+        file: PathBuf,
+        offset: u64,
+        what: String,
+    },
     #[error(
         "node data: {} is in use by another process (its LOCK file is held); stop that node first",
         .dir.display()
@@ -288,7 +308,8 @@ impl Storage {
             return Err(StorageError::Corrupt {
                 file: wal_dir,
                 offset: 0,
-                what: "the WAL is missing but a snapshot exists, so the term and vote are lost".into(),
+                what: "the WAL is missing but a snapshot exists, so the term and vote are lost"
+                    .into(),
             });
         }
         let aligned = recovery::align_with_snapshot(dir, &listing.snapshots, &mut replay)?;
@@ -302,7 +323,12 @@ impl Storage {
             fs::remove_file(temporary).map_err(io_error(temporary))?;
         }
         let segment_count = segments.len();
-        let mut wal = Wal::open(&wal_dir, segments, replay.hard_state, options.segment_bytes_max)?;
+        let mut wal = Wal::open(
+            &wal_dir,
+            segments,
+            replay.hard_state,
+            options.segment_bytes_max,
+        )?;
         if let Some((index, term, discard_log)) = aligned.marker_to_complete {
             // A crash came between saving the snapshot file and logging it.
             wal.push_snapshot_marker(index, term, discard_log)?;
@@ -314,7 +340,11 @@ impl Storage {
             .map(|s| (s.meta.index, s.meta.term))
             .unwrap_or((0, 0));
         // The WAL now names the chosen snapshot; older files are not needed.
-        for older in listing.snapshots.iter().filter(|s| s.index < snapshot_index) {
+        for older in listing
+            .snapshots
+            .iter()
+            .filter(|s| s.index < snapshot_index)
+        {
             remove_quietly(&older.path);
         }
 
@@ -323,7 +353,12 @@ impl Storage {
             .iter()
             .map(|(path, invalid)| {
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
-                tracing::warn!(event = "snapshot_skipped", file = %path.display(), offset = invalid.offset, reason = %invalid.what);
+                tracing::warn!(
+                    event = "snapshot_skipped",
+                    file = %path.display(),
+                    offset = invalid.offset,
+                    reason = %invalid.what
+                );
                 format!("{name}: {} at byte {}", invalid.what, invalid.offset)
             })
             .collect();
@@ -396,7 +431,10 @@ impl Storage {
         }
         for pair in entries.windows(2) {
             if pair[1].index != pair[0].index + 1 {
-                return refuse(format!("entry {} follows entry {}", pair[1].index, pair[0].index));
+                return refuse(format!(
+                    "entry {} follows entry {}",
+                    pair[1].index, pair[0].index
+                ));
             }
         }
         for entry in entries {
@@ -432,7 +470,11 @@ impl Storage {
     /// entries and segments wholly covered by it. With `discard_log` (a
     /// snapshot from the leader that does not match the log) the whole log is
     /// dropped. The hard state is kept. Also syncs anything buffered.
-    pub fn save_snapshot(&mut self, snapshot: &Snapshot, discard_log: bool) -> Result<(), StorageError> {
+    pub fn save_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        discard_log: bool,
+    ) -> Result<(), StorageError> {
         self.check_usable()?;
         let (index, term) = (snapshot.meta.index, snapshot.meta.term);
         let (stored_index, stored_term) = self.log.snapshot();
@@ -457,7 +499,11 @@ impl Storage {
         Ok(())
     }
 
-    fn write_snapshot_durably(&mut self, snapshot: &Snapshot, discard_log: bool) -> Result<(), StorageError> {
+    fn write_snapshot_durably(
+        &mut self,
+        snapshot: &Snapshot,
+        discard_log: bool,
+    ) -> Result<(), StorageError> {
         snapshot::write(&self.dir, snapshot)?;
         // A fresh segment starting with the hard state, then the marker: all
         // older segments become deletable once the snapshot covers them.
@@ -477,16 +523,20 @@ impl Storage {
         match snapshot::list(&self.dir) {
             Ok(listing) => {
                 for file in listing.snapshots {
-                    if file.path.file_name().is_some_and(|name| name != current.as_str()) {
+                    if file
+                        .path
+                        .file_name()
+                        .is_some_and(|name| name != current.as_str())
+                    {
                         remove_quietly(&file.path);
                     }
                 }
             }
             Err(error) => tracing::warn!(event = "storage_cleanup_failed", %error),
         }
-        let deleted = self
-            .wal
-            .delete_oldest_segments_while(|segment| discard_log || segment.max_entry_index <= covered_index);
+        let deleted = self.wal.delete_oldest_segments_while(|segment| {
+            discard_log || segment.max_entry_index <= covered_index
+        });
         if let Err(error) = deleted {
             tracing::warn!(event = "storage_cleanup_failed", %error);
         }
@@ -553,13 +603,18 @@ fn lock_dir(dir: &Path) -> Result<File, StorageError> {
         .map_err(io_error(&path))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(StorageError::Locked { dir: dir.to_path_buf() }),
+        Err(fs::TryLockError::WouldBlock) => Err(StorageError::Locked {
+            dir: dir.to_path_buf(),
+        }),
         Err(fs::TryLockError::Error(source)) => Err(StorageError::Io { path, source }),
     }
 }
 
 fn truncate_file(path: &Path, length_bytes: u64) -> Result<(), StorageError> {
-    let file = OpenOptions::new().write(true).open(path).map_err(io_error(path))?;
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_error(path))?;
     file.set_len(length_bytes).map_err(io_error(path))?;
     file.sync_all().map_err(io_error(path))
 }

@@ -106,13 +106,20 @@ pub(super) fn encode_record(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum BadRecord {
     /// Fewer than `RECORD_HEADER_BYTES` bytes remain.
-    HeaderCut { remaining_bytes: usize },
+    HeaderCut {
+        remaining_bytes: usize,
+    },
     /// A length of zero (no record has an empty payload).
     LengthZero,
     /// A length above `RECORD_BYTES_MAX`.
-    LengthTooLarge { length_bytes: u32 },
+    LengthTooLarge {
+        length_bytes: u32,
+    },
     /// The record would run past the end of the file.
-    PastEnd { length_bytes: u32, remaining_bytes: usize },
+    PastEnd {
+        length_bytes: u32,
+        remaining_bytes: usize,
+    },
     ChecksumMismatch,
 }
 
@@ -145,14 +152,19 @@ pub(super) enum Framed<'a> {
     /// The offset is exactly the end of the buffer.
     End,
     /// A record whose checksum matches; the next record starts at `end`.
-    Valid { payload: &'a [u8], end: usize },
+    Valid {
+        payload: &'a [u8],
+        end: usize,
+    },
     Bad(BadRecord),
 }
 
 /// The record length stored at `offset`, if a header fits there.
 fn length_at(bytes: &[u8], offset: usize) -> Option<u32> {
     let header = bytes.get(offset..offset + RECORD_HEADER_BYTES)?;
-    Some(u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")))
+    Some(u32::from_le_bytes(
+        header[0..4].try_into().expect("4 bytes"),
+    ))
 }
 
 /// Checks the framing at `offset` without decoding the payload. Bounds are
@@ -179,7 +191,11 @@ pub(super) fn frame_at(bytes: &[u8], offset: usize) -> Framed<'_> {
             remaining_bytes,
         });
     }
-    let stored = u32::from_le_bytes(bytes[offset + 4..payload_start].try_into().expect("4 bytes"));
+    let stored = u32::from_le_bytes(
+        bytes[offset + 4..payload_start]
+            .try_into()
+            .expect("4 bytes"),
+    );
     let payload = &bytes[payload_start..end];
     if record_checksum(length_bytes.to_le_bytes(), payload) != stored {
         return Framed::Bad(BadRecord::ChecksumMismatch);
@@ -200,7 +216,10 @@ pub(super) fn plausible_length_at(bytes: &[u8], offset: usize) -> Option<usize> 
 pub(super) fn decode_record(payload: &[u8]) -> Result<Record, String> {
     match postcard::take_from_bytes::<Record>(payload) {
         Ok((record, [])) => Ok(record),
-        Ok((_, rest)) => Err(format!("record has {} unexpected trailing bytes", rest.len())),
+        Ok((_, rest)) => Err(format!(
+            "record has {} unexpected trailing bytes",
+            rest.len()
+        )),
         Err(error) => Err(format!("record does not decode: {error}")),
     }
 }
@@ -230,7 +249,10 @@ mod tests {
         let entry = entry(41, 7, b"set a 1");
         let cases = [
             (RecordRef::BatchStart, Record::BatchStart),
-            (RecordRef::HardState(&hard_state), Record::HardState(hard_state)),
+            (
+                RecordRef::HardState(&hard_state),
+                Record::HardState(hard_state),
+            ),
             (RecordRef::Entry(&entry), Record::Entry(entry.clone())),
             (
                 RecordRef::Snapshot {
@@ -273,7 +295,10 @@ mod tests {
         encode_record(&mut buffer, &RecordRef::Entry(&first)).unwrap();
         encode_record(&mut buffer, &RecordRef::BatchStart).unwrap();
         buffer[0] ^= 0x01; // length 10+ becomes a different, still fitting, length
-        assert!(matches!(frame_at(&buffer, 0), Framed::Bad(BadRecord::ChecksumMismatch)));
+        assert!(matches!(
+            frame_at(&buffer, 0),
+            Framed::Bad(BadRecord::ChecksumMismatch)
+        ));
     }
 
     #[test]
@@ -304,7 +329,10 @@ mod tests {
         };
         let mut buffer = vec![1, 2, 3];
         let error = encode_record(&mut buffer, &RecordRef::Entry(&huge)).unwrap_err();
-        assert!(matches!(error, StorageError::RecordTooLarge { .. }), "{error}");
+        assert!(
+            matches!(error, StorageError::RecordTooLarge { .. }),
+            "{error}"
+        );
         assert_eq!(buffer, vec![1, 2, 3]);
     }
 

@@ -36,7 +36,12 @@ impl Replay {
     }
 
     /// Applies one record read at `offset` of `file`.
-    pub(super) fn apply(&mut self, record: Record, file: &Path, offset: u64) -> Result<(), StorageError> {
+    pub(super) fn apply(
+        &mut self,
+        record: Record,
+        file: &Path,
+        offset: u64,
+    ) -> Result<(), StorageError> {
         match record {
             Record::BatchStart => Ok(()),
             Record::HardState(hard_state) => {
@@ -97,7 +102,8 @@ impl Replay {
 
     fn apply_snapshot_marker(&mut self, index: Index, term: Term, discard_log: bool) {
         self.compacted = Some((index, term));
-        let (Some(first), Some(last)) = (self.entries.first().map(|e| e.index), self.last_index()) else {
+        let (Some(first), Some(last)) = (self.entries.first().map(|e| e.index), self.last_index())
+        else {
             return;
         };
         if discard_log || index >= first {
@@ -156,7 +162,11 @@ pub(super) fn align_with_snapshot(
 
     if let Some((compacted_index, compacted_term)) = replay.compacted {
         if snapshot_index < compacted_index {
-            return Err(missing_snapshot_error(dir, &skipped_snapshots, compacted_index));
+            return Err(missing_snapshot_error(
+                dir,
+                &skipped_snapshots,
+                compacted_index,
+            ));
         }
         if snapshot_index == compacted_index && snapshot_term != compacted_term {
             return Err(StorageError::Corrupt {
@@ -168,9 +178,14 @@ pub(super) fn align_with_snapshot(
     }
 
     let mut discarded = false;
-    if let (Some(first), Some(last)) = (replay.entries.first().map(|e| e.index), replay.last_index()) {
+    if let (Some(first), Some(last)) =
+        (replay.entries.first().map(|e| e.index), replay.last_index())
+    {
         if first > snapshot_index + 1 {
-            let (file, offset) = replay.first_entry_at.clone().unwrap_or((dir.to_path_buf(), 0));
+            let (file, offset) = replay
+                .first_entry_at
+                .clone()
+                .unwrap_or((dir.to_path_buf(), 0));
             return Err(StorageError::Corrupt {
                 file,
                 offset,
@@ -240,12 +255,13 @@ pub(super) fn replay_wal(wal_dir: &Path) -> Result<WalReplay, StorageError> {
         let bytes = std::fs::read(path).map_err(super::io_error(path))?;
         let is_last_segment = position + 1 == listed.len();
         let mut max_entry_index = 0;
-        let scan: SegmentScan = wal::scan_segment(path, &bytes, is_last_segment, |offset, record| {
-            if let Record::Entry(entry) = &record {
-                max_entry_index = max_entry_index.max(entry.index);
-            }
-            replay.apply(record, path, offset)
-        })?;
+        let scan: SegmentScan =
+            wal::scan_segment(path, &bytes, is_last_segment, |offset, record| {
+                if let Record::Entry(entry) = &record {
+                    max_entry_index = max_entry_index.max(entry.index);
+                }
+                replay.apply(record, path, offset)
+            })?;
         if scan.valid_bytes < scan.file_bytes {
             torn_tail = Some((path.clone(), scan.valid_bytes, scan.file_bytes));
         }
@@ -290,7 +306,14 @@ mod tests {
 
     #[test]
     fn an_entry_at_or_below_the_last_index_replaces_the_log_from_there() {
-        let replay = replay(vec![entry(1, 1), entry(2, 1), entry(3, 1), entry(2, 2), entry(3, 2)]).unwrap();
+        let replay = replay(vec![
+            entry(1, 1),
+            entry(2, 1),
+            entry(3, 1),
+            entry(2, 2),
+            entry(3, 2),
+        ])
+        .unwrap();
         assert_eq!(indexes_and_terms(&replay), vec![(1, 1), (2, 2), (3, 2)]);
     }
 
@@ -298,8 +321,13 @@ mod tests {
     fn a_gap_between_entries_is_corruption_unless_a_snapshot_covers_it() {
         let mut gapped = replay(vec![entry(1, 1), entry(3, 1)]).unwrap();
         assert_eq!(indexes_and_terms(&gapped), vec![(3, 1)]);
-        let error = align_with_snapshot(Path::new("/data"), &[], &mut gapped).err().unwrap();
-        assert!(matches!(error, StorageError::Corrupt { offset: 1, .. }), "{error}");
+        let error = align_with_snapshot(Path::new("/data"), &[], &mut gapped)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(error, StorageError::Corrupt { offset: 1, .. }),
+            "{error}"
+        );
         assert!(error.to_string().contains("starts at entry 3"), "{error}");
 
         let mut covered = replay(vec![
@@ -314,8 +342,15 @@ mod tests {
         .unwrap();
         assert!(covered.entries.is_empty());
         // The snapshot file itself is missing: named as such.
-        let error = align_with_snapshot(Path::new("/data"), &[], &mut covered).err().unwrap();
-        assert!(error.to_string().contains("no snapshot file covers index 3"), "{error}");
+        let error = align_with_snapshot(Path::new("/data"), &[], &mut covered)
+            .err()
+            .unwrap();
+        assert!(
+            error
+                .to_string()
+                .contains("no snapshot file covers index 3"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -329,7 +364,8 @@ mod tests {
         assert_eq!(indexes_and_terms(&kept), vec![(3, 1)]);
         let discarded = replay(vec![entry(1, 1), entry(2, 1), entry(3, 1), marker(true)]).unwrap();
         assert!(discarded.entries.is_empty());
-        let conflicting = replay(vec![entry(1, 1), entry(2, 5), entry(3, 5), marker(false)]).unwrap();
+        let conflicting =
+            replay(vec![entry(1, 1), entry(2, 5), entry(3, 5), marker(false)]).unwrap();
         assert!(conflicting.entries.is_empty());
         // Entries written after a snapshot record lie beyond it.
         let error = replay(vec![entry(1, 1), marker(true), entry(2, 2)]).unwrap_err();

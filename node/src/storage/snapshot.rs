@@ -45,7 +45,9 @@ pub(super) fn file_name(index: Index, term: Term) -> String {
 }
 
 fn parse_file_name(name: &str) -> Option<(Index, Term)> {
-    let middle = name.strip_prefix(SNAPSHOT_PREFIX)?.strip_suffix(SNAPSHOT_SUFFIX)?;
+    let middle = name
+        .strip_prefix(SNAPSHOT_PREFIX)?
+        .strip_suffix(SNAPSHOT_SUFFIX)?;
     let (index, term) = middle.split_once('-')?;
     let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if !all_digits(index) || !all_digits(term) {
@@ -82,7 +84,7 @@ pub(super) fn list(dir: &Path) -> Result<SnapshotListing, StorageError> {
     }
     listing
         .snapshots
-        .sort_by(|a, b| (b.index, b.term).cmp(&(a.index, a.term)));
+        .sort_by_key(|file| std::cmp::Reverse((file.index, file.term)));
     Ok(listing)
 }
 
@@ -99,7 +101,8 @@ pub(super) fn write(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, StorageE
     let meta = postcard::to_allocvec(&snapshot.meta).map_err(|error| StorageError::Encode {
         what: format!("snapshot meta: {error}"),
     })?;
-    if meta.len() > SNAPSHOT_META_BYTES_MAX || snapshot.data.len() as u64 > SNAPSHOT_DATA_BYTES_MAX {
+    if meta.len() > SNAPSHOT_META_BYTES_MAX || snapshot.data.len() as u64 > SNAPSHOT_DATA_BYTES_MAX
+    {
         return Err(StorageError::SnapshotTooLarge {
             meta_bytes: meta.len(),
             data_bytes: snapshot.data.len() as u64,
@@ -120,7 +123,8 @@ pub(super) fn write(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, StorageE
     let temp_path = dir.join(format!("{name}{TEMP_SUFFIX}"));
     let mut file = File::create(&temp_path).map_err(io_error(&temp_path))?;
     file.write_all(&header).map_err(io_error(&temp_path))?;
-    file.write_all(&snapshot.data).map_err(io_error(&temp_path))?;
+    file.write_all(&snapshot.data)
+        .map_err(io_error(&temp_path))?;
     file.sync_all().map_err(io_error(&temp_path))?;
     drop(file);
     fs::rename(&temp_path, &final_path).map_err(io_error(&final_path))?;
@@ -138,10 +142,16 @@ pub(super) struct InvalidSnapshot {
 /// Reads and validates a snapshot file. `Ok(Err(..))` means the file is
 /// readable but not a valid snapshot; `Err` is an I/O failure.
 pub(super) fn read(file: &SnapshotFile) -> Result<Result<Snapshot, InvalidSnapshot>, StorageError> {
-    let file_len = fs::metadata(&file.path).map_err(io_error(&file.path))?.len();
-    let limit = SNAPSHOT_HEADER_BYTES as u64 + SNAPSHOT_META_BYTES_MAX as u64 + SNAPSHOT_DATA_BYTES_MAX;
+    let file_len = fs::metadata(&file.path)
+        .map_err(io_error(&file.path))?
+        .len();
+    let limit =
+        SNAPSHOT_HEADER_BYTES as u64 + SNAPSHOT_META_BYTES_MAX as u64 + SNAPSHOT_DATA_BYTES_MAX;
     if file_len > limit {
-        return Ok(Err(invalid(0, format!("file of {file_len} bytes exceeds the {limit}-byte snapshot limit"))));
+        return Ok(Err(invalid(
+            0,
+            format!("file of {file_len} bytes exceeds the {limit}-byte snapshot limit"),
+        )));
     }
     let bytes = fs::read(&file.path).map_err(io_error(&file.path))?;
     Ok(parse(bytes, file.index, file.term))
@@ -153,7 +163,10 @@ fn invalid(offset: u64, what: String) -> InvalidSnapshot {
 
 fn parse(bytes: Vec<u8>, index: Index, term: Term) -> Result<Snapshot, InvalidSnapshot> {
     if bytes.len() < SNAPSHOT_HEADER_BYTES {
-        return Err(invalid(0, format!("file of {} bytes is shorter than the header", bytes.len())));
+        return Err(invalid(
+            0,
+            format!("file of {} bytes is shorter than the header", bytes.len()),
+        ));
     }
     if &bytes[0..8] != SNAPSHOT_MAGIC {
         return Err(invalid(0, "bad magic (not a raftkv snapshot)".into()));
@@ -164,13 +177,19 @@ fn parse(bytes: Vec<u8>, index: Index, term: Term) -> Result<Snapshot, InvalidSn
     let meta_len = u32::from_le_bytes(meta_len_le) as u64;
     let data_len = u64::from_le_bytes(data_len_le);
     if meta_len > SNAPSHOT_META_BYTES_MAX as u64 || data_len > SNAPSHOT_DATA_BYTES_MAX {
-        return Err(invalid(8, format!("header lengths out of bounds (meta {meta_len}, data {data_len})")));
+        return Err(invalid(
+            8,
+            format!("header lengths out of bounds (meta {meta_len}, data {data_len})"),
+        ));
     }
     let expected_len = SNAPSHOT_HEADER_BYTES as u64 + meta_len + data_len;
     if expected_len != bytes.len() as u64 {
         return Err(invalid(
             8,
-            format!("header says {expected_len} bytes but the file has {}", bytes.len()),
+            format!(
+                "header says {expected_len} bytes but the file has {}",
+                bytes.len()
+            ),
         ));
     }
     let meta_end = SNAPSHOT_HEADER_BYTES + meta_len as usize;
@@ -180,8 +199,18 @@ fn parse(bytes: Vec<u8>, index: Index, term: Term) -> Result<Snapshot, InvalidSn
     }
     let meta: SnapshotMeta = match postcard::take_from_bytes(meta_bytes) {
         Ok((meta, [])) => meta,
-        Ok(_) => return Err(invalid(SNAPSHOT_HEADER_BYTES as u64, "meta has trailing bytes".into())),
-        Err(error) => return Err(invalid(SNAPSHOT_HEADER_BYTES as u64, format!("meta does not decode: {error}"))),
+        Ok(_) => {
+            return Err(invalid(
+                SNAPSHOT_HEADER_BYTES as u64,
+                "meta has trailing bytes".into(),
+            ))
+        }
+        Err(error) => {
+            return Err(invalid(
+                SNAPSHOT_HEADER_BYTES as u64,
+                format!("meta does not decode: {error}"),
+            ))
+        }
     };
     if (meta.index, meta.term) != (index, term) {
         return Err(invalid(
@@ -248,7 +277,10 @@ mod tests {
         for position in 0..good.len() {
             let mut bad = good.clone();
             bad[position] ^= 0x10;
-            assert!(parse(bad, 3, 1).is_err(), "flip at byte {position} went unnoticed");
+            assert!(
+                parse(bad, 3, 1).is_err(),
+                "flip at byte {position} went unnoticed"
+            );
         }
         assert!(parse(good[..good.len() - 1].to_vec(), 3, 1).is_err());
     }

@@ -122,7 +122,9 @@ fn expect_corrupt(dir: &Path) -> (PathBuf, u64, String, String) {
     match Storage::open(dir) {
         Err(error @ StorageError::Corrupt { .. }) => {
             let message = error.to_string();
-            let StorageError::Corrupt { file, offset, what } = error else { unreachable!() };
+            let StorageError::Corrupt { file, offset, what } = error else {
+                unreachable!()
+            };
             (file, offset, what, message)
         }
         Err(other) => panic!("expected Corrupt, got {other}"),
@@ -138,9 +140,15 @@ fn fresh_dir_opens_empty_and_creates_the_first_segment() {
     assert_eq!(initial, InitialState::default());
     assert_eq!(storage.last_index(), 0);
     assert_eq!(storage.first_index(), 1);
-    assert_eq!((summary.snapshot_index, summary.entries, summary.last_index), (0, 0, 0));
+    assert_eq!(
+        (summary.snapshot_index, summary.entries, summary.last_index),
+        (0, 0, 0)
+    );
     assert_eq!(summary.first_index, 1);
-    assert_eq!(segment_paths(&data_dir), vec![data_dir.join("wal/00000001.wal")]);
+    assert_eq!(
+        segment_paths(&data_dir),
+        vec![data_dir.join("wal/00000001.wal")]
+    );
 }
 
 #[test]
@@ -168,7 +176,14 @@ fn entries_and_hard_state_survive_reopen() {
     assert_eq!((summary.first_index, summary.last_index), (1, 5));
     assert_eq!(summary.torn_tail_bytes, 0);
     let line = summary.to_string();
-    for field in ["snapshot_index=0", "entries=5", "last_index=5", "term=2", "vote=3", "torn_tail_bytes=0"] {
+    for field in [
+        "snapshot_index=0",
+        "entries=5",
+        "last_index=5",
+        "term=2",
+        "vote=3",
+        "torn_tail_bytes=0",
+    ] {
         assert!(line.contains(field), "{line}");
     }
 }
@@ -229,11 +244,20 @@ fn invalid_appends_are_refused_without_effect() {
     let gap = storage.append(&[entry(6, 1)]).unwrap_err();
     assert!(gap.to_string().contains("gap"), "{gap}");
     let holes = storage.append(&[entry(5, 1), entry(7, 1)]).unwrap_err();
-    assert!(holes.to_string().contains("entry 7 follows entry 5"), "{holes}");
+    assert!(
+        holes.to_string().contains("entry 7 follows entry 5"),
+        "{holes}"
+    );
     let compacted = storage.append(&[entry(2, 1)]).unwrap_err();
-    assert!(compacted.to_string().contains("compacted through 2"), "{compacted}");
+    assert!(
+        compacted.to_string().contains("compacted through 2"),
+        "{compacted}"
+    );
     let older = storage.save_snapshot(&snapshot(1, 1), false).unwrap_err();
-    assert!(matches!(older, StorageError::InvalidSnapshot { .. }), "{older}");
+    assert!(
+        matches!(older, StorageError::InvalidSnapshot { .. }),
+        "{older}"
+    );
     storage.append(&[]).unwrap();
 
     // Still usable, and nothing of the refused calls was recorded.
@@ -262,7 +286,10 @@ fn snapshot_drops_covered_entries_and_survives_reopen() {
     assert_eq!(initial.entries, entries(7..=10, 1));
     assert_eq!(initial.hard_state, hard_state(1, 1, 10));
     assert_eq!((summary.snapshot_index, summary.snapshot_term), (6, 1));
-    assert_eq!((summary.first_index, summary.last_index, summary.entries), (7, 10, 4));
+    assert_eq!(
+        (summary.first_index, summary.last_index, summary.entries),
+        (7, 10, 4)
+    );
 
     // A newer snapshot replaces the older file; one covering the whole log
     // leaves an empty log whose last index is the snapshot's.
@@ -333,7 +360,11 @@ fn segments_rotate_and_covered_segments_are_deleted() {
 
     storage.save_snapshot(&snapshot(150, 7), false).unwrap();
     let after = segment_paths(dir.path());
-    assert!(after.len() < before / 2, "{} of {before} segments left", after.len());
+    assert!(
+        after.len() < before / 2,
+        "{} of {before} segments left",
+        after.len()
+    );
     assert!(!after.contains(&dir.path().join("wal/00000001.wal")));
     drop(storage);
 
@@ -401,7 +432,9 @@ fn flipped_byte_in_a_middle_record_refuses_to_start_and_changes_nothing() {
     );
     assert!(message.starts_with(&expected), "{message}");
     assert!(
-        message.ends_with("refusing to start. Move the data dir aside to rebuild this node from its peers."),
+        message.ends_with(
+            "refusing to start. Move the data dir aside to rebuild this node from its peers."
+        ),
         "{message}"
     );
     assert_eq!(all_files(dir.path()), before);
@@ -421,7 +454,10 @@ fn garbage_length_in_a_middle_record_is_corruption_and_at_the_tail_is_torn() {
     fs::write(&path, &bytes).unwrap();
     let (_, offset, what, _) = expect_corrupt(dir.path());
     assert_eq!(offset, middle as u64);
-    assert!(what.contains("exceeds the 67108864-byte record limit"), "{what}");
+    assert!(
+        what.contains("exceeds the 67108864-byte record limit"),
+        "{what}"
+    );
     assert_eq!(fs::read(&path).unwrap(), bytes);
 
     let mut bytes = good;
@@ -485,8 +521,14 @@ fn corrupt_newer_snapshot_falls_back_to_an_older_valid_one() {
     assert_eq!(initial.entries, entries(5..=10, 1));
     assert_eq!(storage.last_index(), 10);
     assert_eq!(summary.skipped_snapshots.len(), 1);
-    assert!(summary.skipped_snapshots[0].starts_with("snapshot-8-1.snap: "), "{summary}");
-    assert!(summary.to_string().contains("skipped_snapshots="), "{summary}");
+    assert!(
+        summary.skipped_snapshots[0].starts_with("snapshot-8-1.snap: "),
+        "{summary}"
+    );
+    assert!(
+        summary.to_string().contains("skipped_snapshots="),
+        "{summary}"
+    );
     assert!(bad.exists(), "a skipped snapshot is left for inspection");
 }
 
@@ -509,7 +551,10 @@ fn corrupt_snapshot_the_log_depends_on_refuses_to_start() {
     assert_eq!(offset, 20);
     assert!(what.contains("checksum mismatch"), "{what}");
     assert!(what.contains("compacted through index 6"), "{what}");
-    assert!(message.starts_with("node data: snapshot snapshot-6-1.snap is corrupt at byte 20"), "{message}");
+    assert!(
+        message.starts_with("node data: snapshot snapshot-6-1.snap is corrupt at byte 20"),
+        "{message}"
+    );
     assert_eq!(all_files(dir.path()), before);
 
     fs::remove_file(&path).unwrap();
@@ -575,12 +620,49 @@ fn a_snapshot_without_any_wal_refuses_to_start() {
 }
 
 #[test]
+fn a_failed_write_stops_the_storage_until_it_is_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _, _) = open_small(dir.path(), 256);
+    storage.append(&entries(1..=2, 1)).unwrap();
+    storage.sync().unwrap();
+    // Something occupies the next segment's name, so rotation must fail.
+    let blocker = dir.path().join("wal/00000002.wal");
+    fs::create_dir(&blocker).unwrap();
+    let mut index = 3;
+    let failure = loop {
+        match storage.append(&[entry(index, 1)]) {
+            Ok(()) => index += 1,
+            Err(error) => break error,
+        }
+        assert!(index < 100, "rotation never happened");
+    };
+    assert!(matches!(failure, StorageError::Io { .. }), "{failure}");
+    assert!(failure.to_string().contains("00000002.wal"), "{failure}");
+    let refused = storage.sync().unwrap_err();
+    assert!(matches!(refused, StorageError::Failed { .. }), "{refused}");
+    assert!(
+        refused.to_string().contains("restart the node"),
+        "{refused}"
+    );
+    assert!(storage.set_hard_state(&hard_state(9, 9, 0)).is_err());
+    drop(storage);
+
+    fs::remove_dir(&blocker).unwrap();
+    // Rotation wrote and fsynced the first segment before it failed.
+    let (_, initial, _) = open_small(dir.path(), 256);
+    assert_eq!(initial.entries, entries(1..=index - 1, 1));
+}
+
+#[test]
 fn a_data_dir_in_use_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (storage, _, _) = open(dir.path());
     let error = Storage::open(dir.path()).unwrap_err();
     assert!(matches!(error, StorageError::Locked { .. }), "{error}");
-    assert!(error.to_string().contains("in use by another process"), "{error}");
+    assert!(
+        error.to_string().contains("in use by another process"),
+        "{error}"
+    );
     drop(storage);
     open(dir.path());
 }
@@ -662,7 +744,10 @@ fn run_model(seed: u64, steps: usize) {
     // What happened so far, printed with any failure.
     let mut trace: Vec<String> = Vec::new();
     for step in 0..steps {
-        let context = format!("seed {seed} step {step}; operations so far:\n{}", trace.join("\n"));
+        let context = format!(
+            "seed {seed} step {step}; operations so far:\n{}",
+            trace.join("\n")
+        );
         match rng.range(0, 100) {
             0..=39 => {
                 let last = state.last_index();
@@ -675,7 +760,9 @@ fn run_model(seed: u64, steps: usize) {
                 let count = rng.range(1, 5);
                 let batch: Vec<Entry> = (start..start + count).map(|i| entry(i, term)).collect();
                 trace.push(format!("append {start}..{} term {term}", start + count - 1));
-                storage.append(&batch).unwrap_or_else(|e| panic!("{context}: {e}"));
+                storage
+                    .append(&batch)
+                    .unwrap_or_else(|e| panic!("{context}: {e}"));
                 for e in batch {
                     state.append(e);
                     possible.push(state.clone());
@@ -707,7 +794,9 @@ fn run_model(seed: u64, steps: usize) {
                     continue;
                 };
                 let saved = snapshot(index, snapshot_term);
-                trace.push(format!("snapshot {index} term {snapshot_term} discard {discard}"));
+                trace.push(format!(
+                    "snapshot {index} term {snapshot_term} discard {discard}"
+                ));
                 storage
                     .save_snapshot(&saved, discard)
                     .unwrap_or_else(|e| panic!("{context}: {e}"));
@@ -715,7 +804,11 @@ fn run_model(seed: u64, steps: usize) {
                 state.snapshot = Some(saved);
                 possible = vec![state.clone()];
                 if discard {
-                    assert_eq!(segment_paths(dir.path()).len(), 1, "{context}: discarded segments remain");
+                    assert_eq!(
+                        segment_paths(dir.path()).len(),
+                        1,
+                        "{context}: discarded segments remain"
+                    );
                 }
             }
             _ => {
@@ -779,5 +872,8 @@ fn measure_append_and_sync_throughput() {
     let started = std::time::Instant::now();
     let (_, initial, summary) = open(dir.path());
     assert_eq!(initial.entries.len() as u64, total);
-    println!("recovered in {} us ({summary})", started.elapsed().as_micros());
+    println!(
+        "recovered in {} us ({summary})",
+        started.elapsed().as_micros()
+    );
 }

@@ -105,7 +105,10 @@ pub(super) fn scan_segment(
                 offset = end;
             }
             Framed::Bad(bad) if !is_last_segment => {
-                return Err(corrupt(offset, format!("{bad} in a segment that is not the last")));
+                return Err(corrupt(
+                    offset,
+                    format!("{bad} in a segment that is not the last"),
+                ));
             }
             Framed::Bad(bad) => match classify_damage(bytes, offset) {
                 Damage::TornTail => break,
@@ -167,7 +170,11 @@ fn classify_damage(bytes: &[u8], damaged_offset: usize) -> Damage {
         checksum_budget_bytes -= length_bytes as u64;
         match frame_at(bytes, offset) {
             Framed::Valid { payload, end } => match decode_record(payload) {
-                Ok(Record::BatchStart) => return Damage::LaterBatch { batch_offset: offset },
+                Ok(Record::BatchStart) => {
+                    return Damage::LaterBatch {
+                        batch_offset: offset,
+                    }
+                }
                 Ok(_) => offset = end,
                 Err(_) => offset += 1,
             },
@@ -217,15 +224,26 @@ impl Wal {
         let (segments, current) = match segments.last() {
             Some(last) => {
                 let path = wal_dir.join(segment_file_name(last.number));
-                let file = OpenOptions::new().append(true).open(&path).map_err(io_error(&path))?;
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(io_error(&path))?;
                 (segments, file)
             }
             None => {
                 let file = create_segment(wal_dir, 1)?;
-                (vec![SegmentInfo { number: 1, max_entry_index: 0 }], file)
+                (
+                    vec![SegmentInfo {
+                        number: 1,
+                        max_entry_index: 0,
+                    }],
+                    file,
+                )
             }
         };
-        let path = wal_dir.join(segment_file_name(segments.last().expect("non-empty").number));
+        let path = wal_dir.join(segment_file_name(
+            segments.last().expect("non-empty").number,
+        ));
         let current_bytes = current.metadata().map_err(io_error(&path))?.len();
         Ok(Wal {
             wal_dir: wal_dir.to_path_buf(),
@@ -249,8 +267,9 @@ impl Wal {
     }
 
     fn current_path(&self) -> PathBuf {
-        self.wal_dir
-            .join(segment_file_name(self.segments.last().expect("non-empty").number))
+        self.wal_dir.join(segment_file_name(
+            self.segments.last().expect("non-empty").number,
+        ))
     }
 
     pub(super) fn push_entry(&mut self, entry: &Entry) -> Result<(), StorageError> {
@@ -303,7 +322,9 @@ impl Wal {
             return Ok(());
         }
         let path = self.current_path();
-        self.current.write_all(&self.pending).map_err(io_error(&path))?;
+        self.current
+            .write_all(&self.pending)
+            .map_err(io_error(&path))?;
         self.current_bytes += self.pending.len() as u64;
         self.pending.clear();
         Ok(())
@@ -352,7 +373,9 @@ impl Wal {
     ) -> Result<usize, StorageError> {
         let mut deleted = 0;
         while self.segments.len() > 1 && deletable(&self.segments[0]) {
-            let path = self.wal_dir.join(segment_file_name(self.segments[0].number));
+            let path = self
+                .wal_dir
+                .join(segment_file_name(self.segments[0].number));
             match fs::remove_file(&path) {
                 // Removed earlier by an attempt whose directory sync failed.
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}

@@ -149,13 +149,17 @@ impl RawNode {
             return;
         };
         progress.recent_active = true;
-        progress.ticks_since_reply = 0;
         match outcome {
             AppendOutcome::Accepted { match_index } => {
                 if match_index > last_index {
                     return;
                 }
                 let advanced = progress.update_match(match_index);
+                if advanced {
+                    // Only progress counts: a stream of stale duplicates
+                    // must not hide appends lost in flight.
+                    progress.ticks_since_reply = 0;
+                }
                 match &progress.state {
                     ReplicationState::Probe { .. } if match_index >= progress.match_index => {
                         progress.become_replicate()
@@ -197,6 +201,7 @@ impl RawNode {
                     return;
                 };
                 if progress.on_rejected(prev_index, next_guess) {
+                    progress.ticks_since_reply = 0;
                     self.send_appends(from);
                 }
             }

@@ -57,7 +57,6 @@ impl RawNode {
             return;
         };
         progress.recent_active = true;
-        progress.ticks_since_reply = 0;
         let ReplicationState::Snapshot(transfer) = &mut progress.state else {
             return;
         };
@@ -65,6 +64,7 @@ impl RawNode {
             // A reply to an earlier transfer.
             return;
         }
+        progress.ticks_since_reply = 0;
         if !done {
             transfer.next_offset = next_offset.min(transfer.snapshot.data.len() as u64);
             self.send_snapshot_chunk(from);

@@ -44,13 +44,21 @@ pub(crate) struct CatchupReport {
     pub(crate) round: CatchupRound,
 }
 
-pub(crate) async fn run(cluster: &mut LocalCluster, args: &BenchArgs, entries: u64) -> Result<CatchupReport, String> {
+pub(crate) async fn run(
+    cluster: &mut LocalCluster,
+    args: &BenchArgs,
+    entries: u64,
+) -> Result<CatchupReport, String> {
     let baseline = run_round(cluster, args, 0).await?;
     let round = run_round(cluster, args, entries).await?;
     Ok(CatchupReport { baseline, round })
 }
 
-async fn run_round(cluster: &mut LocalCluster, args: &BenchArgs, entries: u64) -> Result<CatchupRound, String> {
+async fn run_round(
+    cluster: &mut LocalCluster,
+    args: &BenchArgs,
+    entries: u64,
+) -> Result<CatchupRound, String> {
     let before = cluster.wait_converged().await?;
     let leader = before.leader;
     let follower = cluster
@@ -71,7 +79,12 @@ async fn run_round(cluster: &mut LocalCluster, args: &BenchArgs, entries: u64) -
         } else {
             ProgressStyle::live("catch-up writes")
         };
-        let result = load::run_load(target, args.load_spec(Some(entries), progress), Arc::new(args.workload(0.0))).await?;
+        let result = load::run_load(
+            target,
+            args.load_spec(Some(entries), progress),
+            Arc::new(args.workload(0.0)),
+        )
+        .await?;
         (result.tally.ok_ops(), result.ops_per_sec())
     } else {
         (0, 0.0)
@@ -80,11 +93,11 @@ async fn run_round(cluster: &mut LocalCluster, args: &BenchArgs, entries: u64) -
 
     let mut tail = FileTail::from_end(cluster.node_log_path(follower));
     let spawned_at = cluster.restart(follower)?;
-    let (first_answer_ms, converged_ms) = watch_catchup(cluster, follower, leader, spawned_at, leader_now.clone()).await?;
-    let via_snapshot = tail
-        .read_new_lines()
-        .iter()
-        .any(|line| parse_event_line(follower, line, 0).event.as_deref() == Some("snapshot_installed"));
+    let (first_answer_ms, converged_ms) =
+        watch_catchup(cluster, follower, leader, spawned_at, leader_now.clone()).await?;
+    let via_snapshot = tail.read_new_lines().iter().any(|line| {
+        parse_event_line(follower, line, 0).event.as_deref() == Some("snapshot_installed")
+    });
     cluster.wait_converged().await?;
     Ok(CatchupRound {
         follower,
@@ -114,7 +127,9 @@ async fn leader_settled(cluster: &mut LocalCluster, leader: u64) -> Result<(u64,
             return Ok((status.applied_index, status.digest));
         }
         if Instant::now() >= deadline {
-            return Err(format!("leader {leader} did not apply its committed entries in time"));
+            return Err(format!(
+                "leader {leader} did not apply its committed entries in time"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(CATCHUP_POLL_MS)).await;
     }
@@ -134,7 +149,11 @@ async fn watch_catchup(
     let mut last_seen = String::from("no answer yet");
     loop {
         cluster.check_exits()?;
-        let poll = tokio::time::timeout(Duration::from_millis(CATCHUP_STATUS_DEADLINE_MS), cluster.status(follower)).await;
+        let poll = tokio::time::timeout(
+            Duration::from_millis(CATCHUP_STATUS_DEADLINE_MS),
+            cluster.status(follower),
+        )
+        .await;
         let answered_ms = spawned_at.elapsed().as_secs_f64() * 1000.0;
         if let Ok(Ok(status)) = poll {
             first_answer_ms.get_or_insert(answered_ms);
@@ -147,7 +166,10 @@ async fn watch_catchup(
                 return Ok((first_answer_ms.unwrap_or(answered_ms), answered_ms));
             }
             last_seen = if status.applied_index == expected.0 {
-                format!("applied index {} equals the leader's but the digest differs", status.applied_index)
+                format!(
+                    "applied index {} equals the leader's but the digest differs",
+                    status.applied_index
+                )
             } else {
                 format!("applied index {} of {}", status.applied_index, expected.0)
             };

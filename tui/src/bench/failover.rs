@@ -83,7 +83,12 @@ impl Observations {
         if parsed.at_ms < kill_epoch_ms {
             return;
         }
-        if DETECTION_EVENTS.contains(&event) && self.detection.as_ref().is_none_or(|(at, _)| parsed.at_ms < *at) {
+        if DETECTION_EVENTS.contains(&event)
+            && self
+                .detection
+                .as_ref()
+                .is_none_or(|(at, _)| parsed.at_ms < *at)
+        {
             self.detection = Some((parsed.at_ms, format!("{event} on node {id}")));
         }
         if event == "became_leader" && self.leader_line.is_none() {
@@ -104,7 +109,11 @@ pub(crate) struct FailoverReport {
     pub(crate) clients: usize,
 }
 
-pub(crate) async fn run_trials(cluster: &mut LocalCluster, args: &BenchArgs, trials: u32) -> Result<FailoverReport, String> {
+pub(crate) async fn run_trials(
+    cluster: &mut LocalCluster,
+    args: &BenchArgs,
+    trials: u32,
+) -> Result<FailoverReport, String> {
     let mut done = Vec::new();
     for trial in 1..=trials {
         let result = run_trial(cluster, args, trial).await?;
@@ -119,7 +128,11 @@ pub(crate) async fn run_trials(cluster: &mut LocalCluster, args: &BenchArgs, tri
     })
 }
 
-async fn run_trial(cluster: &mut LocalCluster, args: &BenchArgs, trial: u32) -> Result<FailoverTrial, String> {
+async fn run_trial(
+    cluster: &mut LocalCluster,
+    args: &BenchArgs,
+    trial: u32,
+) -> Result<FailoverTrial, String> {
     let before = cluster.wait_converged().await?;
     let killed = before.leader;
     let watch = Arc::new(AckWatch::new());
@@ -134,7 +147,13 @@ async fn run_trial(cluster: &mut LocalCluster, args: &BenchArgs, trial: u32) -> 
         progress: ProgressStyle::Quiet,
         ..args.load_spec(None, ProgressStyle::Quiet)
     };
-    let running = load::start_load(target, spec, Arc::new(args.workload(0.0)), Some(watch.clone())).await;
+    let running = load::start_load(
+        target,
+        spec,
+        Arc::new(args.workload(0.0)),
+        Some(watch.clone()),
+    )
+    .await;
     let measured = measure_kill(cluster, &running, &watch, killed, trial).await;
     running.stop();
     let load_result = running.finish().await;
@@ -150,7 +169,10 @@ async fn run_trial(cluster: &mut LocalCluster, args: &BenchArgs, trial: u32) -> 
         old_term: before.term,
         new_leader: leader.map(|(_, id, _)| id),
         new_term: leader.map(|(_, _, term)| term).filter(|term| *term > 0),
-        detection_ms: observations.detection.as_ref().map(|(at, _)| since_kill(*at)),
+        detection_ms: observations
+            .detection
+            .as_ref()
+            .map(|(at, _)| since_kill(*at)),
         detection_event: observations.detection.map(|(_, event)| event),
         leader_ms: leader.map(|(at, _, _)| since_kill(at)),
         first_write_ms,
@@ -180,7 +202,11 @@ async fn measure_kill(
         }
         tokio::time::sleep(Duration::from_millis(OBSERVE_INTERVAL_MS)).await;
     }
-    let survivors: Vec<u64> = cluster.ids().into_iter().filter(|id| *id != killed).collect();
+    let survivors: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|id| *id != killed)
+        .collect();
     let mut tails: Vec<(u64, FileTail)> = survivors
         .iter()
         .map(|id| (*id, FileTail::from_end(cluster.node_log_path(*id))))
@@ -197,7 +223,9 @@ async fn measure_kill(
         if seen.leader_status.is_none() {
             for id in &survivors {
                 let status = cluster.status(*id);
-                let Ok(Ok(status)) = tokio::time::timeout(Duration::from_millis(TRIAL_STATUS_DEADLINE_MS), status).await
+                let Ok(Ok(status)) =
+                    tokio::time::timeout(Duration::from_millis(TRIAL_STATUS_DEADLINE_MS), status)
+                        .await
                 else {
                     continue;
                 };
@@ -222,7 +250,9 @@ async fn measure_kill(
     };
     let first_write_ms = first_write.duration_since(kill_at).as_secs_f64() * 1000.0;
     let grace_deadline = Instant::now() + Duration::from_millis(LOG_LINES_GRACE_MS);
-    while (seen.detection.is_none() || seen.leader_line.is_none()) && Instant::now() < grace_deadline {
+    while (seen.detection.is_none() || seen.leader_line.is_none())
+        && Instant::now() < grace_deadline
+    {
         tokio::time::sleep(Duration::from_millis(OBSERVE_INTERVAL_MS)).await;
         read_logs(&mut tails, &mut seen, kill_epoch_ms);
     }
@@ -259,7 +289,9 @@ mod tests {
     use super::*;
 
     fn line(timestamp: &str, event: &str, extra: &str) -> String {
-        format!(r#"{{"timestamp":"{timestamp}","level":"INFO","fields":{{"event":"{event}"{extra}}}}}"#)
+        format!(
+            r#"{{"timestamp":"{timestamp}","level":"INFO","fields":{{"event":"{event}"{extra}}}}}"#
+        )
     }
 
     #[test]
@@ -267,13 +299,40 @@ mod tests {
         let kill_ms = clock::parse_rfc3339_ms("2024-05-01T10:00:00.100Z").unwrap();
         let mut seen = Observations::default();
         // Before the kill: ignored.
-        seen.observe_line(2, &line("2024-05-01T10:00:00.050Z", "leader_lost", ""), kill_ms);
+        seen.observe_line(
+            2,
+            &line("2024-05-01T10:00:00.050Z", "leader_lost", ""),
+            kill_ms,
+        );
         assert!(seen.detection.is_none());
-        seen.observe_line(3, &line("2024-05-01T10:00:00.400Z", "election_timeout", r#","silence_ms":300"#), kill_ms);
-        seen.observe_line(2, &line("2024-05-01T10:00:00.101Z", "leader_lost", r#","silence_ms":1"#), kill_ms);
-        seen.observe_line(3, &line("2024-05-01T10:00:00.450Z", "became_leader", r#","term":5"#), kill_ms);
+        seen.observe_line(
+            3,
+            &line(
+                "2024-05-01T10:00:00.400Z",
+                "election_timeout",
+                r#","silence_ms":300"#,
+            ),
+            kill_ms,
+        );
+        seen.observe_line(
+            2,
+            &line(
+                "2024-05-01T10:00:00.101Z",
+                "leader_lost",
+                r#","silence_ms":1"#,
+            ),
+            kill_ms,
+        );
+        seen.observe_line(
+            3,
+            &line("2024-05-01T10:00:00.450Z", "became_leader", r#","term":5"#),
+            kill_ms,
+        );
         seen.observe_line(2, "not json at all", kill_ms);
-        assert_eq!(seen.detection, Some((kill_ms + 1, "leader_lost on node 2".into())));
+        assert_eq!(
+            seen.detection,
+            Some((kill_ms + 1, "leader_lost on node 2".into()))
+        );
         assert_eq!(seen.leader_seen(), Some((kill_ms + 350, 3, 5)));
         // RAFT.STATUS saw it earlier than the line's timestamp: the earlier one counts.
         seen.leader_status = Some((kill_ms + 340, 3, 5));

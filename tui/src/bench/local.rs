@@ -14,7 +14,9 @@ use super::BenchArgs;
 use crate::clock;
 use crate::cluster::{ClusterArgs, ClusterLayout};
 use crate::status::{NodeStatus, StatusFetcher};
-use crate::supervisor::{NodeProgram, ProcessEvent, ProcessReport, Supervisor, STOP_GRACE_MS_DEFAULT};
+use crate::supervisor::{
+    NodeProgram, ProcessEvent, ProcessReport, Supervisor, STOP_GRACE_MS_DEFAULT,
+};
 
 /// Process reports waiting to be read; the bench drains them at every poll.
 const PROCESS_REPORTS_MAX: usize = 64;
@@ -132,7 +134,10 @@ impl LocalCluster {
             self.supervisor.start(id, false)?;
         }
         let deadline = Instant::now() + Duration::from_millis(READY_TIMEOUT_MS);
-        let mut client = ClusterClient::new(self.client_addrs(), Duration::from_millis(READY_WRITE_DEADLINE_MS));
+        let mut client = ClusterClient::new(
+            self.client_addrs(),
+            Duration::from_millis(READY_WRITE_DEADLINE_MS),
+        );
         loop {
             self.check_exits()?;
             let error = match client.set("bench:ready", "1").await {
@@ -224,7 +229,10 @@ impl LocalCluster {
         let deadline = Instant::now() + Duration::from_millis(EXIT_TIMEOUT_MS);
         while self.supervisor.pid(id).is_some() {
             if Instant::now() >= deadline {
-                return Err(format!("node {id} was killed but did not exit within {} s", EXIT_TIMEOUT_MS / 1000));
+                return Err(format!(
+                    "node {id} was killed but did not exit within {} s",
+                    EXIT_TIMEOUT_MS / 1000
+                ));
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -254,15 +262,18 @@ impl LocalCluster {
             );
         }
         if let Some(dir) = &self.temp_data_dir {
-            std::fs::remove_dir_all(dir)
-                .map_err(|e| format!("cannot delete the bench's data dir {}: {e}", dir.display()))?;
+            std::fs::remove_dir_all(dir).map_err(|e| {
+                format!("cannot delete the bench's data dir {}: {e}", dir.display())
+            })?;
         }
         Ok(())
     }
 }
 
 /// The converged state of these statuses, or what is still different.
-pub(crate) fn convergence(statuses: &BTreeMap<u64, Result<NodeStatus, String>>) -> Result<Converged, String> {
+pub(crate) fn convergence(
+    statuses: &BTreeMap<u64, Result<NodeStatus, String>>,
+) -> Result<Converged, String> {
     let mut answered = Vec::new();
     for result in statuses.values() {
         match result {
@@ -276,7 +287,10 @@ pub(crate) fn convergence(statuses: &BTreeMap<u64, Result<NodeStatus, String>>) 
     };
     for status in &answered {
         if status.leader_id != leader.id {
-            return Err(format!("node {} follows leader {}, not {}", status.id, status.leader_id, leader.id));
+            return Err(format!(
+                "node {} follows leader {}, not {}",
+                status.id, status.leader_id, leader.id
+            ));
         }
         if status.applied_index != leader.commit_index {
             return Err(format!(
@@ -285,7 +299,10 @@ pub(crate) fn convergence(statuses: &BTreeMap<u64, Result<NodeStatus, String>>) 
             ));
         }
         if status.digest != leader.digest {
-            return Err(format!("node {} digest differs from the leader's", status.id));
+            return Err(format!(
+                "node {} digest differs from the leader's",
+                status.id
+            ));
         }
     }
     Ok(Converged {
@@ -301,7 +318,14 @@ mod tests {
     use super::*;
     use crate::status::Role;
 
-    fn status(id: u64, role: Role, leader_id: u64, commit: u64, applied: u64, digest: &str) -> NodeStatus {
+    fn status(
+        id: u64,
+        role: Role,
+        leader_id: u64,
+        commit: u64,
+        applied: u64,
+        digest: &str,
+    ) -> NodeStatus {
         NodeStatus {
             id,
             role,
@@ -327,7 +351,9 @@ mod tests {
         statuses.insert(1, Ok(status(1, Role::Leader, 1, 10, 10, "aa")));
         statuses.insert(2, Ok(status(2, Role::Follower, 1, 10, 10, "aa")));
         statuses.insert(3, Ok(status(3, Role::Follower, 1, 9, 9, "ab")));
-        assert!(convergence(&statuses).unwrap_err().contains("node 3 applied 9"));
+        assert!(convergence(&statuses)
+            .unwrap_err()
+            .contains("node 3 applied 9"));
         statuses.insert(3, Ok(status(3, Role::Follower, 1, 10, 10, "ab")));
         assert!(convergence(&statuses).unwrap_err().contains("digest"));
         statuses.insert(3, Ok(status(3, Role::Follower, 1, 10, 10, "aa")));
@@ -341,9 +367,13 @@ mod tests {
             }
         );
         statuses.insert(2, Ok(status(2, Role::Candidate, 0, 10, 10, "aa")));
-        assert!(convergence(&statuses).unwrap_err().contains("follows leader 0"));
+        assert!(convergence(&statuses)
+            .unwrap_err()
+            .contains("follows leader 0"));
         statuses.insert(2, Ok(status(2, Role::Leader, 2, 10, 10, "aa")));
-        assert!(convergence(&statuses).unwrap_err().contains("2 nodes say they lead"));
+        assert!(convergence(&statuses)
+            .unwrap_err()
+            .contains("2 nodes say they lead"));
         statuses.insert(2, Err("node 2: no answer".into()));
         assert_eq!(convergence(&statuses).unwrap_err(), "node 2: no answer");
     }

@@ -33,7 +33,11 @@ impl Machine {
         format!(
             "{} cpus ({}), {:.1} GiB memory",
             self.cpus,
-            if self.cpu_model.is_empty() { "model unknown" } else { &self.cpu_model },
+            if self.cpu_model.is_empty() {
+                "model unknown"
+            } else {
+                &self.cpu_model
+            },
             self.memory_total_gib
         )
     }
@@ -54,7 +58,11 @@ fn memory_total_gib(meminfo: &str) -> f64 {
         .lines()
         .find_map(|line| {
             let rest = line.strip_prefix("MemTotal:")?;
-            rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok()
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
         })
         .map_or(0.0, |kib| kib / (1024.0 * 1024.0))
 }
@@ -227,13 +235,21 @@ fn throughput_text(args: &BenchArgs, result: &LoadResult) -> Result<Vec<String>,
     }
     lines.push(format!("  errors     {}", errors_text(&tally.errors)));
     if !tally.connect_failures.is_empty() {
-        lines.push(format!("  reconnects failed: {}", errors_text(&tally.connect_failures)));
+        lines.push(format!(
+            "  reconnects failed: {}",
+            errors_text(&tally.connect_failures)
+        ));
     }
     Ok(lines)
 }
 
 fn counts_json(counts: &std::collections::BTreeMap<ErrorKind, u64>) -> Value {
-    Value::Object(counts.iter().map(|(kind, count)| (kind.name(), json!(count))).collect())
+    Value::Object(
+        counts
+            .iter()
+            .map(|(kind, count)| (kind.name(), json!(count)))
+            .collect(),
+    )
 }
 
 fn throughput_json(result: &LoadResult) -> Result<Value, String> {
@@ -287,7 +303,9 @@ pub(crate) fn failover_trial_line(trial: &FailoverTrial) -> String {
 
 fn spread_text(label: &str, values: &[f64]) -> String {
     match min_median_max(values) {
-        Some((min, median, max)) => format!("  {label:<22} min {min:.1}  median {median:.1}  max {max:.1} ms"),
+        Some((min, median, max)) => {
+            format!("  {label:<22} min {min:.1}  median {median:.1}  max {max:.1} ms")
+        }
         None => format!("  {label:<22} not observed"),
     }
 }
@@ -303,17 +321,28 @@ fn failover_spreads(report: &FailoverReport) -> [(&'static str, &'static str, Ve
         (
             "detection",
             "detection_ms",
-            trials.iter().filter_map(|t| t.detection_ms).map(|v| v as f64).collect(),
+            trials
+                .iter()
+                .filter_map(|t| t.detection_ms)
+                .map(|v| v as f64)
+                .collect(),
         ),
         (
             "election",
             "election_ms",
-            trials.iter().filter_map(FailoverTrial::election_ms).map(|v| v as f64).collect(),
+            trials
+                .iter()
+                .filter_map(FailoverTrial::election_ms)
+                .map(|v| v as f64)
+                .collect(),
         ),
         (
             "new leader -> write",
             "after_election_ms",
-            trials.iter().filter_map(FailoverTrial::after_election_ms).collect(),
+            trials
+                .iter()
+                .filter_map(FailoverTrial::after_election_ms)
+                .collect(),
         ),
     ]
 }
@@ -324,7 +353,12 @@ fn failover_text(report: &FailoverReport) -> Vec<String> {
         report.trials.len(),
         report.clients
     )];
-    lines.extend(report.trials.iter().map(|trial| format!("  {}", failover_trial_line(trial))));
+    lines.extend(
+        report
+            .trials
+            .iter()
+            .map(|trial| format!("  {}", failover_trial_line(trial))),
+    );
     lines.extend(
         failover_spreads(report)
             .iter()
@@ -369,7 +403,11 @@ fn catchup_round_text(round: &CatchupRound) -> String {
         round.first_answer_ms,
         round.converged_ms,
         round.behind_entries,
-        if round.via_snapshot { ", through a snapshot" } else { "" }
+        if round.via_snapshot {
+            ", through a snapshot"
+        } else {
+            ""
+        }
     )
 }
 
@@ -434,7 +472,9 @@ mod tests {
         assert_eq!(summary.p999_us, 999);
         assert_eq!(summary.max_us, 1000);
         assert!(
-            summary.row("all").starts_with("  all            0.500     0.990     0.999     1.000"),
+            summary
+                .row("all")
+                .starts_with("  all            0.500     0.990     0.999     1.000"),
             "{}",
             summary.row("all")
         );
@@ -450,6 +490,9 @@ mod tests {
             errors_text(&errors),
             "moved 3 (sent to a follower, not applied), connection_lost 1 (outcome unknown)"
         );
-        assert_eq!(counts_json(&errors), json!({"moved": 3, "connection_lost": 1}));
+        assert_eq!(
+            counts_json(&errors),
+            json!({"moved": 3, "connection_lost": 1})
+        );
     }
 }

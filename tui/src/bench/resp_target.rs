@@ -113,12 +113,18 @@ impl RespSession {
             Err(_) => {
                 return Err(OpFailure::new(
                     ErrorKind::ConnectFailed,
-                    format!("cannot connect to {addr}: no answer within {} ms", io_timeout.as_millis()),
+                    format!(
+                        "cannot connect to {addr}: no answer within {} ms",
+                        io_timeout.as_millis()
+                    ),
                 ))
             }
         };
         stream.set_nodelay(true).map_err(|error| {
-            OpFailure::new(ErrorKind::ConnectFailed, format!("{addr}: cannot set TCP_NODELAY: {error}"))
+            OpFailure::new(
+                ErrorKind::ConnectFailed,
+                format!("{addr}: cannot set TCP_NODELAY: {error}"),
+            )
         })?;
         Ok(RespSession {
             addr,
@@ -150,7 +156,8 @@ impl RespSession {
             written = writer.write(write_buffer), if !write_buffer.is_empty() => Progress::Wrote(written),
             read = reader.read_buf(read_buffer) => Progress::Read(read),
         };
-        let lost = |what: String| OpFailure::broken(ErrorKind::ConnectionLost, format!("{addr}: {what}"));
+        let lost =
+            |what: String| OpFailure::broken(ErrorKind::ConnectionLost, format!("{addr}: {what}"));
         match progress {
             Progress::Wrote(Ok(0)) | Progress::Read(Ok(0)) => Err(lost("connection closed".into())),
             Progress::Wrote(Ok(written)) => {
@@ -158,7 +165,9 @@ impl RespSession {
                 Ok(())
             }
             Progress::Read(Ok(_)) => Ok(()),
-            Progress::Wrote(Err(error)) | Progress::Read(Err(error)) => Err(lost(error.to_string())),
+            Progress::Wrote(Err(error)) | Progress::Read(Err(error)) => {
+                Err(lost(error.to_string()))
+            }
         }
     }
 }
@@ -170,7 +179,9 @@ impl Session for RespSession {
 
     fn submit(&mut self, op: &Op, workload: &Workload) {
         match op.kind {
-            OpKind::Write => encode_request(&mut self.write_buffer, &[b"SET", &op.key, workload.value()]),
+            OpKind::Write => {
+                encode_request(&mut self.write_buffer, &[b"SET", &op.key, workload.value()])
+            }
             OpKind::Read => encode_request(&mut self.write_buffer, &[b"GET", &op.key]),
         }
     }
@@ -193,7 +204,11 @@ impl Session for RespSession {
                 Err(_) => {
                     return Err(OpFailure::broken(
                         ErrorKind::Timeout,
-                        format!("{}: no reply within {} ms", self.addr, io_timeout.as_millis()),
+                        format!(
+                            "{}: no reply within {} ms",
+                            self.addr,
+                            io_timeout.as_millis()
+                        ),
                     ))
                 }
             }
@@ -270,7 +285,10 @@ mod tests {
     fn requests_are_encoded_as_arrays_of_bulk_strings() {
         let mut buffer = BytesMut::new();
         encode_request(&mut buffer, &[b"SET", b"bench:0000000001", b"abc"]);
-        assert_eq!(&buffer[..], b"*3\r\n$3\r\nSET\r\n$16\r\nbench:0000000001\r\n$3\r\nabc\r\n");
+        assert_eq!(
+            &buffer[..],
+            b"*3\r\n$3\r\nSET\r\n$16\r\nbench:0000000001\r\n$3\r\nabc\r\n"
+        );
     }
 
     #[test]
@@ -278,13 +296,16 @@ mod tests {
         assert!(judge_reply("n1", OpKind::Write, Frame::ok()).is_ok());
         assert!(judge_reply("n1", OpKind::Read, Frame::Null).is_ok());
         assert!(judge_reply("n1", OpKind::Read, Frame::bulk("v")).is_ok());
-        let moved = judge_reply("n1", OpKind::Write, Frame::error("MOVED 0 127.0.0.1:7002")).unwrap_err();
+        let moved =
+            judge_reply("n1", OpKind::Write, Frame::error("MOVED 0 127.0.0.1:7002")).unwrap_err();
         assert_eq!(moved.kind, ErrorKind::Moved);
         assert_eq!(moved.redirect.as_deref(), Some("127.0.0.1:7002"));
         assert!(!moved.session_broken);
-        let down = judge_reply("n1", OpKind::Read, Frame::error("CLUSTERDOWN no leader")).unwrap_err();
+        let down =
+            judge_reply("n1", OpKind::Read, Frame::error("CLUSTERDOWN no leader")).unwrap_err();
         assert_eq!(down.kind, ErrorKind::ClusterDown);
-        let unknown = judge_reply("n1", OpKind::Write, Frame::error("UNCERTAIN leader lost")).unwrap_err();
+        let unknown =
+            judge_reply("n1", OpKind::Write, Frame::error("UNCERTAIN leader lost")).unwrap_err();
         assert_eq!(unknown.kind, ErrorKind::Uncertain);
         let other = judge_reply("n1", OpKind::Write, Frame::error("ERR wrong")).unwrap_err();
         assert_eq!(other.kind, ErrorKind::ServerError("ERR".into()));
@@ -318,7 +339,9 @@ mod tests {
                 }
                 let mut replies = BytesMut::new();
                 for request in requests {
-                    let Frame::Array(args) = request else { panic!("not an array") };
+                    let Frame::Array(args) = request else {
+                        panic!("not an array")
+                    };
                     let reply = match &args[0] {
                         Frame::Bulk(name) if &name[..] == b"SET" => Frame::ok(),
                         _ => Frame::bulk("value"),
@@ -339,7 +362,9 @@ mod tests {
     async fn a_window_of_requests_is_answered_in_order_then_a_close_breaks_the_session() {
         let addr = batching_server(4, 8).await;
         let workload = Workload::new(10, 0.5, 8, 3);
-        let mut session = RespSession::open(addr, Duration::from_secs(5)).await.unwrap();
+        let mut session = RespSession::open(addr, Duration::from_secs(5))
+            .await
+            .unwrap();
         let mut chooser = workload.chooser(0);
         for _ in 0..2 {
             let ops: Vec<Op> = (0..4).map(|_| chooser.next_op()).collect();
@@ -361,7 +386,9 @@ mod tests {
     async fn a_silent_server_is_a_timeout_and_a_dead_port_a_connect_failure() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let mut session = RespSession::open(addr, Duration::from_millis(100)).await.unwrap();
+        let mut session = RespSession::open(addr, Duration::from_millis(100))
+            .await
+            .unwrap();
         let workload = Workload::new(10, 0.0, 1, 3);
         let op = workload.chooser(0).next_op();
         session.submit(&op, &workload);

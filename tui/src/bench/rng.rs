@@ -57,6 +57,9 @@ mod tests {
             let unit = rng.unit();
             assert!((0.0..1.0).contains(&unit));
         }
-        assert!(buckets.iter().all(|&count| (800..1200).contains(&count)), "{buckets:?}");
+        assert!(
+            buckets.iter().all(|&count| (800..1200).contains(&count)),
+            "{buckets:?}"
+        );
     }
 }

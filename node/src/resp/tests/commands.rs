@@ -293,3 +293,18 @@ fn scan_cursor_table_is_bounded_and_never_hands_out_zero() {
     }
     assert!(cursors.len() <= 4);
 }
+
+#[test]
+fn every_command_in_the_table_has_a_parser() {
+    for spec in SPECS {
+        let words: Vec<&str> = std::iter::once(spec.name)
+            .chain(std::iter::repeat_n(
+                "1",
+                spec.arity.unsigned_abs() as usize - 1,
+            ))
+            .collect();
+        if let Err(CommandError::Unknown { .. }) = parse(&words) {
+            panic!("'{}' is in the command table but has no parser", spec.name);
+        }
+    }
+}

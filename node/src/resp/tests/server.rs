@@ -633,3 +633,30 @@ async fn input_split_into_single_bytes_still_parses() {
     assert_eq!(client.read_frame().await, Some(bulk("hello")));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn http_requests_are_cut_off_unanswered() {
+    let server = TestServer::start(Limits::default()).await;
+    let mut client = server.connect().await;
+    client
+        .send(b"POST / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await;
+    assert_eq!(client.read_to_close().await, b"");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn large_values_round_trip() {
+    let server = TestServer::start(Limits::default()).await;
+    let mut client = server.connect().await;
+    let value: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    client.send_command(&[b"SET", b"big", &value]).await;
+    assert_eq!(client.read_frame().await, Some(Frame::ok()));
+    client.send_command(&[b"GET", b"big"]).await;
+    assert_eq!(
+        client.read_frame().await,
+        Some(Frame::Bulk(Bytes::from(value)))
+    );
+    assert_eq!(client.call(&["PING"]).await, Frame::Simple("PONG".into()));
+    server.stop().await;
+}

@@ -1,0 +1,177 @@
+//! Smoke test of `raftkv bench`: the real binary starts a fresh 3-node
+//! cluster on free ports in a temp dir, runs a few hundred operations,
+//! prints its report and stops the cluster.
+
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A bench run of a few hundred ops finishes well within this, even in CI.
+const RUN_TIMEOUT_MS: u64 = 120_000;
+/// Nodes the bench starts (its default).
+const NODES: u16 = 3;
+/// Peer ports sit this far above client ports.
+const PEER_PORT_OFFSET: u16 = 100;
+/// Base ports tried before giving up.
+const BASE_PORT_ATTEMPTS_MAX: u32 = 200;
+
+/// A base port whose client and peer ports are all free right now. The
+/// starting point comes from a free ephemeral port, so parallel runs spread out.
+fn free_base_port() -> u16 {
+    for attempt in 0..BASE_PORT_ATTEMPTS_MAX {
+        let seed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let base = 20_000 + (u32::from(seed) * 7 + attempt * 211) % 30_000;
+        let base = base as u16;
+        let ports = (1..=NODES).flat_map(|i| [base + i, base + PEER_PORT_OFFSET + i]);
+        let all_free = ports
+            .into_iter()
+            .all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no free block of ports found in {BASE_PORT_ATTEMPTS_MAX} attempts");
+}
+
+/// Runs the binary with `args`, killing it if it outlives the deadline.
+fn run_bench(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .arg("bench")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start raftkv bench");
+    let deadline = Instant::now() + Duration::from_millis(RUN_TIMEOUT_MS);
+    while child.try_wait().expect("poll raftkv bench").is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("collect output");
+            panic!(
+                "raftkv bench did not finish within {RUN_TIMEOUT_MS} ms\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collect output")
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn bench_runs_a_fresh_cluster_and_reports_throughput_and_latency() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let logs = dir.path().join("logs");
+    let base_port = free_base_port().to_string();
+    let output = run_bench(&[
+        "--ops",
+        "300",
+        "--clients",
+        "4",
+        "--base-port",
+        &base_port,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--log-dir",
+        logs.to_str().unwrap(),
+    ]);
+    let shown = describe(&output);
+    assert!(output.status.success(), "{shown}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let ops_line = stdout
+        .lines()
+        .find(|line| line.trim_start().starts_with("ops/s"))
+        .unwrap_or_else(|| panic!("no ops/s line\n{shown}"));
+    let rate: f64 = ops_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(rate > 0.0, "{shown}");
+    assert!(stdout.contains("300 ok"), "{shown}");
+    let header = stdout
+        .lines()
+        .find(|line| line.contains("latency ms"))
+        .unwrap_or_else(|| panic!("no latency table\n{shown}"));
+    assert!(header.contains("p50") && header.contains("p99"), "{shown}");
+    let all_row: Vec<f64> = stdout
+        .lines()
+        .find(|line| line.trim_start().starts_with("all "))
+        .unwrap_or_else(|| panic!("no latency row\n{shown}"))
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let (p50, p99) = (all_row[0], all_row[1]);
+    assert!(p50 > 0.0 && p99 >= p50, "{shown}");
+    // The nodes were stopped and their logs written where asked.
+    assert!(logs.join("node-1.log").exists(), "{shown}");
+    for id in 1..=NODES {
+        let port = base_port.parse::<u16>().unwrap() + id;
+        assert!(
+            TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} still taken\n{shown}"
+        );
+    }
+}
+
+#[test]
+fn bench_json_report_counts_every_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let base_port = free_base_port().to_string();
+    let output = run_bench(&[
+        "--ops",
+        "200",
+        "--clients",
+        "2",
+        "--pipeline",
+        "4",
+        "--read-ratio",
+        "0.5",
+        "--json",
+        "--base-port",
+        &base_port,
+        "--data-dir",
+        dir.path().join("data").to_str().unwrap(),
+        "--log-dir",
+        dir.path().join("logs").to_str().unwrap(),
+    ]);
+    let shown = describe(&output);
+    assert!(output.status.success(), "{shown}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}\n{shown}"));
+    let throughput = &report["throughput"];
+    let ok = throughput["ops_ok"].as_u64().unwrap();
+    let failed = throughput["ops_failed"].as_u64().unwrap();
+    assert_eq!(ok + failed, 200, "{shown}");
+    assert!(throughput["reads_ok"].as_u64().unwrap() > 0, "{shown}");
+    assert!(throughput["ops_per_sec"].as_f64().unwrap() > 0.0, "{shown}");
+    assert!(
+        throughput["latency"]["all"]["p99_us"].as_u64().unwrap()
+            >= throughput["latency"]["all"]["p50_us"].as_u64().unwrap()
+    );
+    assert_eq!(report["workload"]["pipeline"], 4);
+}
+
+#[test]
+fn failover_refuses_an_attached_cluster_and_says_why() {
+    let output = run_bench(&["--attach", "127.0.0.1:1", "--failover", "1"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("drop --attach"), "{}", describe(&output));
+}

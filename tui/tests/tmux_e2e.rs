@@ -1,0 +1,369 @@
+//! End to end on the real binary: the dashboard in a tmux pane drives a fresh
+//! 3-node cluster (kill the leader, see a new one, write, restart the old
+//! leader, see the digests converge, quit), and the nodes die with a
+//! dashboard killed by SIGKILL.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NODES: u16 = 3;
+const PEER_PORT_OFFSET: u16 = 100;
+const BASE_PORT_ATTEMPTS_MAX: u32 = 200;
+/// Starting three processes and electing a leader, on a loaded CI machine.
+const FIRST_LEADER_WAIT_MS: u64 = 60_000;
+/// Failover, writes, catch-up: each well under this.
+const STEP_WAIT_MS: u64 = 60_000;
+/// q stops every node gracefully (each has a few seconds) and restores the terminal.
+const QUIT_WAIT_MS: u64 = 30_000;
+const SCREEN_POLL_MS: u64 = 100;
+
+/// A base port whose client and peer ports are all free right now.
+fn free_base_port() -> u16 {
+    for attempt in 0..BASE_PORT_ATTEMPTS_MAX {
+        let seed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let base = (20_000 + (u32::from(seed) * 7 + attempt * 211) % 30_000) as u16;
+        let mut ports = (1..=NODES).flat_map(|i| [base + i, base + PEER_PORT_OFFSET + i]);
+        if ports.all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free block of ports found in {BASE_PORT_ATTEMPTS_MAX} attempts");
+}
+
+/// Pids of `raftkv node` processes whose data dir lies under `data_dir`.
+fn node_processes(data_dir: &Path) -> Vec<u32> {
+    let prefix = format!("{}/node-", data_dir.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            args.get(1).is_some_and(|a| a == "node") && args.iter().any(|a| a.starts_with(&prefix))
+        })
+        .collect()
+}
+
+/// Waits until no node process of `data_dir` is left; kills stragglers (by pid) on failure.
+fn assert_no_node_left(data_dir: &Path, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = node_processes(data_dir);
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            for pid in &left {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+            panic!("node processes still running: {left:?}");
+        }
+        std::thread::sleep(Duration::from_millis(SCREEN_POLL_MS));
+    }
+}
+
+fn log_excerpts(log_dir: &Path) -> String {
+    let mut out = String::new();
+    for name in ["tui.log", "node-1.out", "node-2.out", "node-3.out"] {
+        let text = std::fs::read_to_string(log_dir.join(name)).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(15).collect();
+        out.push_str(&format!(
+            "--- {name} (last lines, newest first)\n{}\n",
+            tail.join("\n")
+        ));
+    }
+    out
+}
+
+/// A private tmux server (its own socket) with one session; killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(width: u16, height: u16, command: &str) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("raftkv-e2e-{}", std::process::id()),
+        };
+        let status = Command::new("tmux")
+            .args([
+                "-L",
+                &tmux.socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "e2e",
+            ])
+            .args(["-x", &width.to_string(), "-y", &height.to_string(), command])
+            .status()
+            .expect("run tmux");
+        assert!(status.success(), "tmux new-session failed");
+        tmux
+    }
+
+    fn send(&self, key: &str) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "e2e", key])
+            .status()
+            .expect("tmux send-keys");
+        assert!(status.success());
+    }
+
+    fn screen(&self) -> String {
+        let output = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "e2e"])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn alternate_screen_on(&self) -> bool {
+        let output = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "display-message",
+                "-p",
+                "-t",
+                "e2e",
+                "#{alternate_on}",
+            ])
+            .output()
+            .expect("tmux display-message");
+        String::from_utf8_lossy(&output.stdout).trim() == "1"
+    }
+
+    /// Polls the screen until `done` returns a value, or fails with the screen and logs.
+    fn wait_for<T>(
+        &self,
+        what: &str,
+        within_ms: u64,
+        log_dir: &Path,
+        done: impl Fn(&str) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + Duration::from_millis(within_ms);
+        loop {
+            let screen = self.screen();
+            if let Some(value) = done(&screen) {
+                return value;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "waited {within_ms} ms for {what}; screen:\n{screen}\n{}",
+                    log_excerpts(log_dir)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(SCREEN_POLL_MS));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The leader the header names (`leader node N`).
+fn leader_on_screen(screen: &str) -> Option<u64> {
+    let header = screen.lines().next()?;
+    let rest = header.split("leader node ").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// (node id, process column text, digest) of every table row.
+fn table_rows(screen: &str) -> Vec<(u64, String, String)> {
+    screen
+        .lines()
+        .filter_map(|line| {
+            let inner = line.trim_start_matches('│').trim_start_matches('▶').trim();
+            let mut tokens = inner.split_whitespace();
+            let id: u64 = tokens.next()?.parse().ok()?;
+            let tokens: Vec<&str> = tokens.collect();
+            let digest = tokens
+                .iter()
+                .find(|t| t.len() == 12 && t.chars().all(|c| c.is_ascii_hexdigit()))?;
+            Some((id, tokens.join(" "), digest.to_string()))
+        })
+        .filter(|(id, _, _)| (1..=u64::from(NODES)).contains(id))
+        .collect()
+}
+
+fn converged_on_three_rows(screen: &str) -> Option<String> {
+    let header = screen.lines().next()?;
+    if !header.contains("CONVERGED") || header.contains("of 3 up") {
+        return None;
+    }
+    let rows = table_rows(screen);
+    let all_running = rows.iter().all(|(_, text, _)| text.contains("running"));
+    let first = rows.first()?.2.clone();
+    (rows.len() == 3 && all_running && rows.iter().all(|(_, _, d)| *d == first)).then_some(first)
+}
+
+fn tmux_available() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn dashboard_in_tmux_survives_leader_kill_and_converges() {
+    if !tmux_available() {
+        eprintln!("SKIPPED: tmux is not installed (CI installs it); this test drives the dashboard in tmux");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir: PathBuf = dir.path().join("data");
+    let log_dir: PathBuf = dir.path().join("logs");
+    let base_port = free_base_port();
+    let command = format!(
+        "'{bin}' tui --fresh --base-port {base_port} --data-dir '{data}' --log-dir '{logs}'; \
+         echo raftkv-exit-code=$?; stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\\n' ' '; \
+         echo; sleep 600",
+        bin = env!("CARGO_BIN_EXE_raftkv"),
+        data = data_dir.display(),
+        logs = log_dir.display(),
+    );
+    let tmux = Tmux::start(120, 40, &command);
+
+    let first = tmux.wait_for(
+        "a leader on screen",
+        FIRST_LEADER_WAIT_MS,
+        &log_dir,
+        leader_on_screen,
+    );
+    tmux.send("k");
+    let second = tmux.wait_for("a different leader", STEP_WAIT_MS, &log_dir, |screen| {
+        leader_on_screen(screen).filter(|leader| *leader != first)
+    });
+    assert_ne!(first, second);
+    let killed_row_dead = tmux.screen().contains("killed SIGKILL");
+    assert!(
+        killed_row_dead,
+        "the killed leader's row shows how it died:\n{}",
+        tmux.screen()
+    );
+
+    tmux.send("w");
+    tmux.wait_for("50 keys written", STEP_WAIT_MS, &log_dir, |screen| {
+        screen.contains("wrote 50 keys").then_some(())
+    });
+    // k selected the killed node, so r restarts it.
+    tmux.send("r");
+    let digest = tmux.wait_for(
+        "CONVERGED with equal digests on 3 rows",
+        STEP_WAIT_MS,
+        &log_dir,
+        converged_on_three_rows,
+    );
+    assert_eq!(digest.len(), 12);
+
+    tmux.send("q");
+    let screen = tmux.wait_for("the dashboard to exit", QUIT_WAIT_MS, &log_dir, |screen| {
+        screen
+            .contains("raftkv-exit-code=")
+            .then(|| screen.to_string())
+    });
+    assert!(screen.contains("raftkv-exit-code=0"), "{screen}");
+    assert!(
+        !tmux.alternate_screen_on(),
+        "the alternate screen was left on:\n{screen}"
+    );
+    let modes = tmux.wait_for("the terminal modes", 5_000, &log_dir, |screen| {
+        screen
+            .lines()
+            .find(|l| l.contains("icanon"))
+            .map(str::to_string)
+    });
+    assert!(
+        modes.contains("icanon") && !modes.contains("-icanon"),
+        "raw mode left on: {modes}"
+    );
+    assert!(
+        modes.split_whitespace().any(|m| m == "echo"),
+        "echo left off: {modes}"
+    );
+    assert_no_node_left(&data_dir, Duration::from_secs(10));
+}
+
+/// The parent-death signal: SIGKILL the supervisor (`raftkv up`), and every
+/// node it started dies too, so no orphan keeps a port.
+#[test]
+fn nodes_die_with_a_killed_supervisor() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let log_dir = dir.path().join("logs");
+    let base_port = free_base_port().to_string();
+    let mut up = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["up", "--fresh", "--base-port", &base_port])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--log-dir")
+        .arg(&log_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start raftkv up");
+    let stdout = BufReader::new(up.stdout.take().unwrap());
+    let mut started = 0;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if line.trim_start().starts_with("node ") && line.contains(" pid ") {
+            started += 1;
+        }
+        if line.starts_with("Ctrl-C") {
+            break;
+        }
+    }
+    assert_eq!(started, NODES, "raftkv up started {started} nodes");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node_processes(&data_dir).len() < usize::from(NODES) {
+        assert!(
+            Instant::now() < deadline,
+            "node processes not found: {}",
+            log_excerpts(&log_dir)
+        );
+        std::thread::sleep(Duration::from_millis(SCREEN_POLL_MS));
+    }
+    up.kill().unwrap();
+    up.wait().unwrap();
+    assert_no_node_left(&data_dir, Duration::from_secs(10));
+}
+
+#[test]
+fn screen_parsers_read_the_dashboard() {
+    let screen = " raftkv  leader node 3 · term 4   CONVERGED  index 107 · digest 9c416561…\n\
+        │  ID PID      PROCESS            ROLE         TERM  COMMIT   APPLIED  KEYS   DIGEST       CONTACT LAG │\n\
+        │▶ 1  4101     running            follower     4     107      107      100    9c416561b5d2 15ms    0   │\n\
+        │  2  4102     running            follower     4     107      107      100    9c416561b5d2 17ms    0   │\n\
+        │  3  4103     running            ★ LEADER     4     107      107      100    9c416561b5d2 —       0   │\n";
+    assert_eq!(leader_on_screen(screen), Some(3));
+    assert_eq!(
+        converged_on_three_rows(screen).as_deref(),
+        Some("9c416561b5d2")
+    );
+    let degraded = screen.replace("digest 9c416561…", "digest 9c416561… · 2 of 3 up");
+    assert_eq!(converged_on_three_rows(&degraded), None);
+    assert_eq!(leader_on_screen(" raftkv  no leader   NO LEADER"), None);
+}
