@@ -10,7 +10,7 @@
 //! the same applied index and digest within `CONVERGENCE_TICKS_MAX`. Then the
 //! client history is checked for linearizability.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use raftkv::kv::{Command, KvStore};
@@ -120,7 +120,7 @@ struct Running {
     /// Writes proposed here, awaiting apply: index -> (term, op, data).
     proposed: BTreeMap<Index, (Term, OpId, Bytes)>,
     /// Reads handed to `read_index`, awaiting their ReadState: context -> op.
-    reads_requested: HashMap<u64, OpId>,
+    reads_requested: BTreeMap<u64, OpId>,
     /// Reads that became safe, awaiting applied >= their index.
     reads_ready: Vec<ReadState>,
     role: Role,
@@ -409,7 +409,7 @@ impl Sim {
             kv,
             applied,
             proposed: BTreeMap::new(),
-            reads_requested: HashMap::new(),
+            reads_requested: BTreeMap::new(),
             reads_ready: Vec::new(),
             role: status.role,
             term: status.term,

@@ -281,7 +281,8 @@ fn check_register_zones(key: u64, operations: &[Operation]) -> Result<(), CheckE
         write: Option<usize>,
         reads: Vec<usize>,
     }
-    let mut clusters: HashMap<Value, Cluster> = HashMap::new();
+    // Ordered, so a violation is always reported the same way.
+    let mut clusters: std::collections::BTreeMap<Value, Cluster> = Default::default();
     clusters.insert(
         NIL,
         Cluster {

@@ -436,6 +436,62 @@ pub fn action_for_key(key: KeyEvent) -> Option<Action> {
     Some(action)
 }
 
+/// `1.2 MB`, `820 KB`, `96 B`.
+fn format_bytes(bytes: u64) -> String {
+    match bytes {
+        0..=999 => format!("{bytes} B"),
+        1_000..=999_999 => format!("{} KB", bytes / 1_000),
+        _ => format!("{}.{} MB", bytes / 1_000_000, bytes / 100_000 % 10),
+    }
+}
+
+/// Timeline text for snapshot and recovery events, from whichever fields the
+/// node logged.
+fn describe_storage_event(id: u64, event: &str, line: &LogLine) -> (Tone, String) {
+    let index = line.field("index").map(|i| format!("index {i}"));
+    match event {
+        "snapshot_sent" => {
+            let to = line
+                .field("to")
+                .map(|to| format!(" to node {to}"))
+                .unwrap_or_default();
+            let details: Vec<String> = index
+                .into_iter()
+                .chain(line.field_u64("bytes").map(format_bytes))
+                .collect();
+            (
+                Tone::Info,
+                format!("node {id} sent a snapshot{to} ({})", details.join(", ")),
+            )
+        }
+        "snapshot_installed" => {
+            let at = index.map(|i| format!(" at {i}")).unwrap_or_default();
+            (Tone::Good, format!("node {id} installed a snapshot{at}"))
+        }
+        _ => {
+            let mut parts = Vec::new();
+            if let Some(last) = line.field("last_index") {
+                parts.push(format!("log up to index {last}"));
+            }
+            if let Some(snapshot) = line.field("snapshot_index") {
+                parts.push(format!("snapshot at {snapshot}"));
+            }
+            if let Some(term) = line.field("term") {
+                parts.push(format!("term {term}"));
+            }
+            if let Some(torn) = line.field_u64("torn_tail_bytes").filter(|b| *b > 0) {
+                parts.push(format!("cut a torn tail of {torn} bytes"));
+            }
+            let details = if parts.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", parts.join(", "))
+            };
+            (Tone::Info, format!("node {id} recovered{details}"))
+        }
+    }
+}
+
 /// Why a process-control key does nothing in `--attach` mode.
 pub const ATTACHED_REFUSAL: &str =
     "attached to a cluster this dashboard did not start: it cannot kill or restart those processes";
@@ -1220,12 +1276,15 @@ impl App {
         let term_text = term.map(|t| format!(", term {t}")).unwrap_or_default();
         match event {
             "leader_lost" | "election_timeout" => {
-                let what = if event == "leader_lost" {
-                    "lost the leader"
-                } else {
-                    "election timeout"
+                let what = match (event, line.field("leader")) {
+                    ("leader_lost", Some(leader)) => format!("lost leader {leader}"),
+                    ("leader_lost", None) => "lost the leader".to_string(),
+                    _ => "election timeout".to_string(),
                 };
                 let cause = match (line.field_u64("silence_ms"), line.field("reason")) {
+                    (Some(ms), Some(reason)) if event == "leader_lost" => {
+                        format!(" ({reason}) after {ms} ms of silence")
+                    }
                     (Some(ms), _) => format!(" after {ms} ms of silence"),
                     (None, Some(reason)) => format!(" ({reason})"),
                     (None, None) => String::new(),
@@ -1250,22 +1309,8 @@ impl App {
                 );
             }
             "snapshot_sent" | "snapshot_installed" | "recovery" => {
-                let (tone, what) = match event {
-                    "snapshot_sent" => (Tone::Info, "sent a snapshot"),
-                    "snapshot_installed" => (Tone::Good, "installed a snapshot"),
-                    _ => (Tone::Info, "recovered"),
-                };
-                let details: Vec<String> = line
-                    .fields
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                let details = if details.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", details.join(" "))
-                };
-                self.record_at(line.at_ms, tone, format!("node {id} {what}{details}"));
+                let (tone, text) = describe_storage_event(id, event, &line);
+                self.record_at(line.at_ms, tone, text);
             }
             _ => {}
         }

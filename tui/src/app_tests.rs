@@ -999,6 +999,67 @@ fn spawn_failures_and_unexpected_exits_are_reported() {
 }
 
 #[test]
+fn storage_events_read_as_sentences() {
+    let mut app = started();
+    log_event(
+        &mut app,
+        T0 + 100,
+        1,
+        "recovery",
+        &[
+            ("last_index", "52"),
+            ("snapshot_index", "0"),
+            ("summary", "x=1"),
+            ("term", "2"),
+            ("torn_tail_bytes", "17"),
+        ],
+    );
+    log_event(
+        &mut app,
+        T0 + 200,
+        1,
+        "snapshot_sent",
+        &[
+            ("bytes", "1248974"),
+            ("index", "30004"),
+            ("term", "3"),
+            ("to", "3"),
+        ],
+    );
+    log_event(
+        &mut app,
+        T0 + 300,
+        3,
+        "snapshot_installed",
+        &[("index", "30004"), ("term", "3")],
+    );
+    log_event(
+        &mut app,
+        T0 + 400,
+        2,
+        "leader_lost",
+        &[
+            ("leader", "1"),
+            ("reason", "eof"),
+            ("silence_ms", "7"),
+            ("term", "1"),
+        ],
+    );
+    let timeline = timeline_text(&app);
+    for expected in [
+        "node 1 recovered: log up to index 52, snapshot at 0, term 2, cut a torn tail of 17 bytes",
+        "node 1 sent a snapshot to node 3 (index 30004, 1.2 MB)",
+        "node 3 installed a snapshot at index 30004",
+        "node 2 lost leader 1 (eof) after 7 ms of silence, term 1",
+    ] {
+        assert!(
+            timeline.contains(&expected.to_string()),
+            "{expected}: {timeline:#?}"
+        );
+    }
+}
+
+#[test]
 fn acked_ranges_merge() {
     let mut acked = AckedKeys::default();
     acked.insert(5..10);

@@ -115,7 +115,12 @@ impl TimelineEntry {
         let time = clock::format_time_of_day(self.at_ms);
         match self.kind {
             StepKind::Pass | StepKind::Fail => {
-                format!("[{}] {time} {} {}", self.step, self.kind.name().to_uppercase(), self.text)
+                format!(
+                    "[{}] {time} {} {}",
+                    self.step,
+                    self.kind.name().to_uppercase(),
+                    self.text
+                )
             }
             StepKind::Warn => format!("[{}] {time} warning: {}", self.step, self.text),
             StepKind::Step | StepKind::Info => format!("[{}] {time} {}", self.step, self.text),
@@ -408,8 +413,7 @@ pub fn log_end_offset(path: &Path) -> u64 {
 /// [`NODE_LOG_COPY_BYTES_MAX`]. The scenario cites line numbers in exactly
 /// these bytes, and the bundle copies exactly these bytes.
 pub fn read_log_portion(path: &Path, start_offset_bytes: u64) -> Result<Vec<u8>, String> {
-    let mut file =
-        File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let mut start = start_offset_bytes;
     let mut skip_partial_line = false;
     if start > 0 {
@@ -432,7 +436,10 @@ pub fn read_log_portion(path: &Path, start_offset_bytes: u64) -> Result<Vec<u8>,
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if skip_partial_line {
-        let cut = bytes.iter().position(|b| *b == b'\n').map_or(bytes.len(), |i| i + 1);
+        let cut = bytes
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(bytes.len(), |i| i + 1);
         bytes.drain(..cut);
     }
     Ok(bytes)
@@ -444,7 +451,12 @@ pub fn read_log_portion(path: &Path, start_offset_bytes: u64) -> Result<Vec<u8>,
 pub fn checklist_text(record: &GateRecord) -> String {
     let mut text = String::new();
     for (i, name) in ITEM_NAMES.iter().enumerate() {
-        let _ = writeln!(text, "{}. {name}: {}", i + 1, record.item(i + 1).verdict.word());
+        let _ = writeln!(
+            text,
+            "{}. {name}: {}",
+            i + 1,
+            record.item(i + 1).verdict.word()
+        );
     }
     let _ = writeln!(
         text,
@@ -536,7 +548,11 @@ fn numbers_table(record: &GateRecord) -> String {
             ),
             "timeline.jsonl step 8.1".into(),
         ),
-        None => ("Write throughput".into(), not_measured.clone(), String::new()),
+        None => (
+            "Write throughput".into(),
+            not_measured.clone(),
+            String::new(),
+        ),
     });
     if let Some(b) = &m.bench {
         rows.push((
@@ -551,7 +567,11 @@ fn numbers_table(record: &GateRecord) -> String {
         ));
     }
     if m.detections.is_empty() {
-        rows.push(("Leader failure detection".into(), not_measured.clone(), String::new()));
+        rows.push((
+            "Leader failure detection".into(),
+            not_measured.clone(),
+            String::new(),
+        ));
     }
     for d in &m.detections {
         rows.push((
@@ -560,7 +580,11 @@ fn numbers_table(record: &GateRecord) -> String {
                 "{} after the kill: {}{}{}",
                 format_ms(d.after_kill_ms),
                 d.event,
-                if d.reason.is_empty() { String::new() } else { format!(" ({})", d.reason) },
+                if d.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", d.reason)
+                },
                 d.silence_ms
                     .map_or(String::new(), |s| format!(", silence_ms={s}"))
             ),
@@ -596,7 +620,11 @@ fn numbers_table(record: &GateRecord) -> String {
             ),
             "timeline.jsonl step 6.2".into(),
         ),
-        None => ("Catch-up after restart".into(), not_measured.clone(), String::new()),
+        None => (
+            "Catch-up after restart".into(),
+            not_measured.clone(),
+            String::new(),
+        ),
     });
     for (label, value) in [
         ("First 50 writes (sequential)", m.first_writes_ms),
@@ -613,7 +641,11 @@ fn numbers_table(record: &GateRecord) -> String {
     ));
     let mut text = String::from("| Measure | Value | Evidence |\n|---|---|---|\n");
     for (label, value, evidence) in rows {
-        let _ = writeln!(text, "| {label} | {} | {evidence} |", value.replace('|', "/"));
+        let _ = writeln!(
+            text,
+            "| {label} | {} | {evidence} |",
+            value.replace('|', "/")
+        );
     }
     text
 }
@@ -646,7 +678,10 @@ fn next_steps(record: &GateRecord) -> String {
 /// REPORT.md: one page with the architecture, this run's numbers and next steps.
 pub fn report_markdown(record: &GateRecord) -> String {
     let mut text = String::new();
-    let _ = writeln!(text, "# raftkv Month 3 report: full cluster failover gate\n");
+    let _ = writeln!(
+        text,
+        "# raftkv Month 3 report: full cluster failover gate\n"
+    );
     let _ = writeln!(
         text,
         "Run {} by {}; {} nodes; result **{}/{} PASS**.\n",
@@ -799,7 +834,10 @@ impl Bundle {
         for node in &record.nodes {
             let name = format!("node-{}.log", node.id);
             let Some(source) = &node.event_log else {
-                notes.push(format!("{name}: not copied (node {} is not local)", node.id));
+                notes.push(format!(
+                    "{name}: not copied (node {} is not local)",
+                    node.id
+                ));
                 continue;
             };
             let copied = read_log_portion(source, node.log_start_offset_bytes)
@@ -859,9 +897,16 @@ mod tests {
     }
 
     fn passed_record() -> GateRecord {
-        let mut record = GateRecord::new(RunMode::Demo, vec![node(1), node(2), node(3)], 1_714_557_600_000);
+        let mut record = GateRecord::new(
+            RunMode::Demo,
+            vec![node(1), node(2), node(3)],
+            1_714_557_600_000,
+        );
         for n in 1..=ITEM_COUNT {
-            record.set_item(n, ItemResult::pass(format!("figure {n}"), format!("where {n}")));
+            record.set_item(
+                n,
+                ItemResult::pass(format!("figure {n}"), format!("where {n}")),
+            );
         }
         record.measurements = Measurements {
             first_writes_ms: Some(210),
@@ -965,13 +1010,23 @@ mod tests {
     #[test]
     fn report_of_a_failed_run_says_what_to_fix() {
         let mut record = passed_record();
-        record.set_item(6, ItemResult::fail("node 1 did not start: corrupt WAL", "node-1.log"));
+        record.set_item(
+            6,
+            ItemResult::fail("node 1 did not start: corrupt WAL", "node-1.log"),
+        );
         record.measurements = Measurements::default();
         let report = report_markdown(&record);
         assert!(report.contains("**7/8 PASS**"), "{report}");
-        assert!(report.contains("| 6 | All data verified on all nodes | FAIL | node 1 did not start: corrupt WAL |"));
-        assert!(report.contains("- Fix item 6 (All data verified on all nodes): node 1 did not start: corrupt WAL."));
-        assert!(report.contains("| Write throughput | not measured"), "{report}");
+        assert!(report.contains(
+            "| 6 | All data verified on all nodes | FAIL | node 1 did not start: corrupt WAL |"
+        ));
+        assert!(report.contains(
+            "- Fix item 6 (All data verified on all nodes): node 1 did not start: corrupt WAL."
+        ));
+        assert!(
+            report.contains("| Write throughput | not measured"),
+            "{report}"
+        );
     }
 
     #[test]
@@ -986,7 +1041,10 @@ mod tests {
         });
         assert_eq!(
             digests_csv(&record),
-            format!("node,checkpoint,applied_index,digest,keys\n1,after-2,53,{},50\n", "ab".repeat(32))
+            format!(
+                "node,checkpoint,applied_index,digest,keys\n1,after-2,53,{},50\n",
+                "ab".repeat(32)
+            )
         );
         record.push(TimelineEntry {
             at_ms: record.started_at_ms + 1_234,
@@ -1026,8 +1084,18 @@ mod tests {
 
     #[test]
     fn utc_formats_round_trip_through_the_parser() {
-        for ms in [0, 951_782_400_000, 1_709_164_800_000, 1_714_557_600_123, 4_102_444_799_999] {
-            assert_eq!(clock::parse_rfc3339_ms(&format_utc_ms(ms)), Some(ms), "{ms}");
+        for ms in [
+            0,
+            951_782_400_000,
+            1_709_164_800_000,
+            1_714_557_600_123,
+            4_102_444_799_999,
+        ] {
+            assert_eq!(
+                clock::parse_rfc3339_ms(&format_utc_ms(ms)),
+                Some(ms),
+                "{ms}"
+            );
         }
         assert_eq!(format_utc_ms(1_714_557_600_123), "2024-05-01T10:00:00.123Z");
         assert_eq!(bundle_dir_name(1_714_557_600_123), "2024-05-01T10-00-00Z");
@@ -1046,7 +1114,10 @@ mod tests {
         assert_eq!(read_log_portion(&path, 4).unwrap(), b"new line\n");
         assert_eq!(read_log_portion(&path, 0).unwrap(), b"old line\nnew line\n");
         // A log shorter than the offset was replaced: all of it is new.
-        assert_eq!(read_log_portion(&path, 500).unwrap(), b"old line\nnew line\n");
+        assert_eq!(
+            read_log_portion(&path, 500).unwrap(),
+            b"old line\nnew line\n"
+        );
         assert!(read_log_portion(&dir.path().join("absent.log"), 0)
             .unwrap_err()
             .contains("cannot open"));
@@ -1066,13 +1137,31 @@ mod tests {
         let bundle = export_evidence(&record, &out).unwrap();
         let second = export_evidence(&record, &out).unwrap();
         assert_ne!(bundle, second, "two exports in one second get two folders");
-        for file in ["CHECKLIST.txt", "REPORT.md", "timeline.jsonl", "digests.csv", "DEMO.md", "README.txt", "node-1.log"] {
+        for file in [
+            "CHECKLIST.txt",
+            "REPORT.md",
+            "timeline.jsonl",
+            "digests.csv",
+            "DEMO.md",
+            "README.txt",
+            "node-1.log",
+        ] {
             assert!(bundle.join(file).exists(), "{file} missing");
         }
         let checklist = std::fs::read_to_string(bundle.join("CHECKLIST.txt")).unwrap();
-        assert_eq!(checklist.matches(": FAIL\n").count(), ITEM_COUNT, "{checklist}");
-        assert_eq!(std::fs::read_to_string(bundle.join("DEMO.md")).unwrap(), plan::plan_text());
+        assert_eq!(
+            checklist.matches(": FAIL\n").count(),
+            ITEM_COUNT,
+            "{checklist}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(bundle.join("DEMO.md")).unwrap(),
+            plan::plan_text()
+        );
         let readme = std::fs::read_to_string(bundle.join("README.txt")).unwrap();
-        assert!(readme.contains("node-2.log: not copied (node 2 is not local)"), "{readme}");
+        assert!(
+            readme.contains("node-2.log: not copied (node 2 is not local)"),
+            "{readme}"
+        );
     }
 }

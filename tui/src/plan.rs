@@ -68,65 +68,80 @@ bundle is always written.
 
 ## Steps
 
-0. Start the cluster. The data dirs `<data-dir>/node-<i>` are wiped and node i
-   is started as `raftkv node --id i --client 127.0.0.1:<P+i> --peer
-   127.0.0.1:<P+100+i> --cluster 1=127.0.0.1:<P+101>,... --data-dir
-   <data-dir>/node-<i> --log-dir <log-dir>` (P = --base-port, default 7000).
-   Wait until every node answers RAFT.STATUS and all agree on one leader.
-   (The `d` key uses the running cluster and only starts nodes that are
-   down; its values carry the run's timestamp, value-1@<run>, so values
-   from an earlier run cannot pass for this one's.)
+Step numbers in brackets are the `[n.m]` of the progress lines and of
+timeline.jsonl.
 
-1. {n1}. Print this plan and save it as DEMO.md in the bundle.
+1. {n1}.
+   [1.1] Print this plan and save it as DEMO.md in the bundle.
    Expected: `1. {n1}: PASS`
 
-2. {n2}. SET {first_key} .. {half_key} to value-1 .. value-{half}
-   through the leader, then read all {half} back from every node with READONLY
-   and GET (each node answers from its own state). Checkpoint after-2:
-   digest, applied index and key count of every node (step 7).
+2. {n2}.
+   [2.1] Start every node that is not running. `raftkv demo` first wipes
+         `<data-dir>/node-<i>`, then starts node i as `raftkv node --id i
+         --client 127.0.0.1:<P+i> --peer 127.0.0.1:<P+100+i> --cluster
+         1=127.0.0.1:<P+101>,... --data-dir <data-dir>/node-<i> --log-dir
+         <log-dir>` (P = --base-port, default 7000). The `d` key uses the
+         dashboard's cluster as it is; its values carry the run's timestamp
+         (value-1@<run>) so values from an earlier run cannot pass for new ones.
+   [2.2] Wait until the nodes agree on one leader (RAFT.STATUS).
+   [2.3] SET {first_key} .. {half_key} to value-1 .. value-{half} through the leader.
+   [2.4] Read all {half} back from every node with READONLY + MGET (each node
+         answers from its own state).
+   [2.5] Checkpoint after-2: digest, applied index and key count of every
+         node (item 7).
    By hand: `redis-cli -p 7001 SET {first_key} value-1`, then
    `printf 'READONLY\nGET {first_key}\n' | redis-cli -p 7002`.
-   Expected: `2. {n2}: PASS`, {half}/{half} keys on every node.
+   Expected: `2. {n2}: PASS`, {half}/{half} keys right on every node.
 
-3. {n3}. kill -9 the leader's process. Each
-   surviving follower must log leader loss in logs/node-<id>.log: a
-   `leader_lost` line (reason "election timeout" with silence_ms, or the
-   connection error) or an `election_timeout` line, timestamped after the
-   kill. By hand: `grep leader_lost logs/node-2.log`.
-   Expected: `3. {n3}: PASS`, ms from the kill to
-   each follower's detection line.
+3. {n3}.
+   [3.1] kill -9 the leader's process.
+   [3.2] Each surviving follower must log leader loss in
+         logs/node-<id>.log, timestamped after the kill: a `leader_lost`
+         line (reason "election timeout" with silence_ms, or the connection
+         error) or an `election_timeout` line.
+   By hand: `grep leader_lost logs/node-2.log`.
+   Expected: `3. {n3}: PASS`, ms from the kill to each
+   follower's detection line.
 
-4. {n4}. Poll RAFT.STATUS on the survivors until exactly one
-   of them is leader, in a higher term than the killed leader's, and the
-   others follow it; its `became_leader` line dates the election.
+4. {n4}.
+   [4.1] Poll RAFT.STATUS on the survivors until exactly one of them is
+         leader, in a higher term than the killed leader's, and the others
+         follow it; its `became_leader` line dates the election.
    Expected: `4. {n4}: PASS`, ms from the kill to the new leader.
 
-5. {n5}. SET {next_key} .. {last_key} to value-{next} ..
-   value-{all} through the new leader, then read all {all} keys on every
-   surviving node (READONLY + GET). Checkpoint after-5 on the survivors.
+5. {n5}.
+   [5.1] SET {next_key} .. {last_key} to value-{next} .. value-{all} through the
+         new leader.
+   [5.2] Read all {all} keys on every surviving node (READONLY + MGET).
+   [5.3] Checkpoint after-5 on the survivors.
    Expected: `5. {n5}: PASS`
 
-6. {n6}. Restart the killed node with its data
-   dir, wait until its applied index reaches the leader's commit index
-   (catch-up), then read all {all} keys on every node. Checkpoint after-6 on
-   every node.
+6. {n6}.
+   [6.1] Restart the killed node with its data dir.
+   [6.2] Wait until its applied index reaches the leader's commit index
+         (catch-up).
+   [6.3] Read all {all} keys on every node (READONLY + MGET).
+   [6.4] Checkpoint after-6 on every node.
    Expected: `6. {n6}: PASS`, catch-up ms.
 
-7. {n7}. At each checkpoint (after-2, after-5,
-   after-6) every live node reports the same digest at the same applied
-   index (RAFT.STATUS); all rows are in digests.csv. In a fresh cluster
-   each checkpoint's digest must also equal the digest computed locally
-   from the pairs written so far; after-6 that is the DESIGN.md test vector
-   for {first_key}..{last_key} = value-1..value-{all}:
+7. {n7}.
+   At each checkpoint (after-2, after-5, after-6) every live node reports
+   the same digest at the same applied index (RAFT.STATUS); all rows are in
+   digests.csv. In a fresh cluster each checkpoint's digest must also equal
+   the digest computed here from the pairs written so far; after-6 that is
+   the DESIGN.md test vector for {first_key}..{last_key} = value-1..value-{all}:
    {FRESH_FINAL_DIGEST}.
    Expected: `7. {n7}: PASS`
 
-8. {n8}. Run the built-in write benchmark ({bench_sets} SETs of
-   {bench_first} .. {bench_last} from {BENCH_CLIENTS} concurrent clients through the leader),
-   then write REPORT.md with the architecture, this run's numbers
-   (throughput, p50/p99 latency, detection ms per follower, election ms,
-   catch-up ms, gate wall time) and next steps. The demo then stops the
-   cluster (SIGTERM) and writes the rest of the bundle.
+8. {n8}.
+   [8.1] The built-in write benchmark: {bench_sets} SETs of {bench_first} ..
+         {bench_last} from {BENCH_CLIENTS} concurrent clients through the leader.
+   [8.2] Write REPORT.md: the architecture, this run's numbers (throughput,
+         p50/p99 latency, detection ms per follower, election ms, catch-up
+         ms, gate wall time) and next steps.
+   [8.3] `raftkv demo` stops the cluster it started (SIGTERM); `d` leaves
+         the dashboard's cluster running.
+   [8.4] Write the rest of the bundle.
    Expected: `8. {n8}: PASS`
 
 ## The bundle
@@ -194,7 +209,7 @@ mod tests {
     fn the_plan_numbers_every_item_by_its_exact_name() {
         let plan = plan_text();
         for (i, name) in ITEM_NAMES.iter().enumerate() {
-            let step = format!("\n{}. {name}. ", i + 1);
+            let step = format!("\n{}. {name}.\n", i + 1);
             assert!(plan.contains(&step), "plan lacks step '{step}'");
             let expected = format!("`{}. {name}: PASS`", i + 1);
             assert!(plan.contains(&expected), "plan lacks '{expected}'");
@@ -206,11 +221,7 @@ mod tests {
         let pairs: Vec<(String, String)> = (1..=2 * KEYS_PER_PHASE)
             .map(|n| (key_name(n), format!("value-{n}")))
             .collect();
-        let digest = raftkv::kv::digest_of(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.as_bytes(), v.as_bytes())),
-        );
+        let digest = raftkv::kv::digest_of(pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
         assert_eq!(raftkv::kv::hex(&digest), FRESH_FINAL_DIGEST);
     }
 

@@ -17,13 +17,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock;
 use crate::cluster::{parse_addr_list, ClusterArgs, ClusterLayout};
+use crate::digest::state_digest;
 use crate::evidence::{
     self, BenchResult, Bundle, CatchUp, DigestRow, Election, GateNode, GateRecord, ItemResult,
     RunMode, StepKind, TimelineEntry, Verdict,
 };
 use crate::plan::{self, bench_key_name, key_name, ITEM_COUNT, ITEM_NAMES};
 use crate::poll::{parse_event_line, LogLine};
-use crate::digest::state_digest;
 use crate::status::{NodeStatus, Role, StatusFetcher};
 use crate::supervisor::{
     ExitKind, NodeProgram, ProcessEvent, ProcessReport, Supervisor, STOP_GRACE_MS_DEFAULT,
@@ -35,7 +35,10 @@ pub const KEYS_PER_PHASE: u64 = 50;
 pub const BENCH_SETS: u64 = 2_000;
 /// Concurrent benchmark clients, each with its own connection.
 pub const BENCH_CLIENTS: u64 = 16;
-const _: () = assert!(BENCH_SETS % BENCH_CLIENTS == 0, "every client writes the same share");
+const _: () = assert!(
+    BENCH_SETS % BENCH_CLIENTS == 0,
+    "every client writes the same share"
+);
 const _: () = assert!(2 * KEYS_PER_PHASE <= 9_999, "key names have four digits");
 const _: () = assert!(BENCH_SETS <= 9_999, "bench key names have four digits");
 
@@ -200,7 +203,9 @@ impl ProcessControl {
                     requests
                         .send(ProcessRequest { id, op, reply })
                         .await
-                        .map_err(|_| "the dashboard no longer takes process requests".to_string())?;
+                        .map_err(|_| {
+                            "the dashboard no longer takes process requests".to_string()
+                        })?;
                     answer
                         .await
                         .map_err(|_| "the dashboard dropped the process request".to_string())?
@@ -208,7 +213,9 @@ impl ProcessControl {
                 tokio::time::timeout(Duration::from_millis(PROCESS_REQUEST_DEADLINE_MS), ask)
                     .await
                     .map_err(|_| {
-                        format!("the dashboard did not answer within {PROCESS_REQUEST_DEADLINE_MS} ms")
+                        format!(
+                            "the dashboard did not answer within {PROCESS_REQUEST_DEADLINE_MS} ms"
+                        )
                     })?
             }
             ProcessControl::Attached => Err(ATTACHED.into()),
@@ -271,7 +278,11 @@ impl GateContext {
 
     /// A cluster this process may not kill (`--attach`): `nodes` are
     /// (id, client address); logs are read from `log_dir` when they are there.
-    pub fn for_attached(nodes: Vec<(u64, String)>, log_dir: Option<&Path>, out_dir: PathBuf) -> GateContext {
+    pub fn for_attached(
+        nodes: Vec<(u64, String)>,
+        log_dir: Option<&Path>,
+        out_dir: PathBuf,
+    ) -> GateContext {
         let nodes = nodes
             .into_iter()
             .map(|(id, client_addr)| {
@@ -280,8 +291,10 @@ impl GateContext {
                     id,
                     client_addr,
                     peer_addr: None,
-                    event_log: log_dir.and_then(|dir| local(crate::cluster::node_log_path(dir, id))),
-                    output_log: log_dir.and_then(|dir| local(crate::cluster::node_output_path(dir, id))),
+                    event_log: log_dir
+                        .and_then(|dir| local(crate::cluster::node_log_path(dir, id))),
+                    output_log: log_dir
+                        .and_then(|dir| local(crate::cluster::node_output_path(dir, id))),
                     log_start_offset_bytes: 0,
                 }
             })
@@ -348,7 +361,8 @@ pub fn agreed_leader(
             silent.join("; ")
         ));
     }
-    let leaders: Vec<&(u64, &NodeStatus)> = answered.iter().filter(|(_, s)| s.is_leader()).collect();
+    let leaders: Vec<&(u64, &NodeStatus)> =
+        answered.iter().filter(|(_, s)| s.is_leader()).collect();
     let (leader_id, leader) = match leaders.as_slice() {
         [] => {
             let roles: Vec<String> = answered
@@ -363,7 +377,11 @@ pub fn agreed_leader(
                 .iter()
                 .map(|(id, s)| format!("node {id} (term {})", s.term))
                 .collect();
-            return Err(format!("{} nodes claim leadership: {}", many.len(), claims.join(", ")));
+            return Err(format!(
+                "{} nodes claim leadership: {}",
+                many.len(),
+                claims.join(", ")
+            ));
         }
     };
     if leader.term <= above_term {
@@ -390,13 +408,20 @@ pub fn find_detection(lines: &[(usize, LogLine)], after_ms: u64) -> Option<(usiz
         .iter()
         .find(|(_, line)| {
             line.at_ms >= after_ms
-                && matches!(line.event.as_deref(), Some("leader_lost" | "election_timeout"))
+                && matches!(
+                    line.event.as_deref(),
+                    Some("leader_lost" | "election_timeout")
+                )
         })
         .map(|(number, line)| (*number, line))
 }
 
 /// The first `became_leader` line for `term` at or after `after_ms`.
-pub fn find_became_leader(lines: &[(usize, LogLine)], term: u64, after_ms: u64) -> Option<(usize, &LogLine)> {
+pub fn find_became_leader(
+    lines: &[(usize, LogLine)],
+    term: u64,
+    after_ms: u64,
+) -> Option<(usize, &LogLine)> {
     lines
         .iter()
         .find(|(_, line)| {
@@ -441,8 +466,16 @@ impl KeyCheck {
         let mut text = format!("{}/{total} right", self.right);
         if !self.missing.is_empty() {
             let shown: Vec<&str> = self.missing.iter().take(3).map(String::as_str).collect();
-            text.push_str(&format!("; {} missing ({}", self.missing.len(), shown.join(", ")));
-            text.push_str(if self.missing.len() > 3 { ", ...)" } else { ")" });
+            text.push_str(&format!(
+                "; {} missing ({}",
+                self.missing.len(),
+                shown.join(", ")
+            ));
+            text.push_str(if self.missing.len() > 3 {
+                ", ...)"
+            } else {
+                ")"
+            });
         }
         if let Some((key, value)) = self.wrong.first() {
             text.push_str(&format!("; {} wrong ({key} = '{value}')", self.wrong.len()));
@@ -540,7 +573,10 @@ pub async fn run_gate(
 ) -> GateOutcome {
     let started_at_ms = clock::now_ms();
     for node in &mut ctx.nodes {
-        node.log_start_offset_bytes = node.event_log.as_deref().map_or(0, evidence::log_end_offset);
+        node.log_start_offset_bytes = node
+            .event_log
+            .as_deref()
+            .map_or(0, evidence::log_end_offset);
     }
     let record = GateRecord::new(ctx.mode, ctx.nodes.clone(), started_at_ms);
     let bundle = Bundle::create(&ctx.out_dir, started_at_ms);
@@ -609,7 +645,12 @@ impl Gate {
         if self.ctx.echo {
             println!("{}", entry.progress_line());
         }
-        tracing::info!(event = "gate_step", step, kind = kind.name(), text = entry.text.as_str());
+        tracing::info!(
+            event = "gate_step",
+            step,
+            kind = kind.name(),
+            text = entry.text.as_str()
+        );
         self.record.push(entry);
         self.send_progress();
     }
@@ -644,12 +685,18 @@ impl Gate {
 
     async fn status(&mut self, id: u64) -> Result<NodeStatus, String> {
         let mut polled = self.poll(&[id]).await;
-        polled
-            .pop()
-            .map_or_else(|| Err(format!("there is no node {id}")), |(_, result)| result)
+        polled.pop().map_or_else(
+            || Err(format!("there is no node {id}")),
+            |(_, result)| result,
+        )
     }
 
-    async fn wait_for_leader(&mut self, ids: &[u64], above_term: u64, deadline_ms: u64) -> Result<Leader, String> {
+    async fn wait_for_leader(
+        &mut self,
+        ids: &[u64],
+        above_term: u64,
+        deadline_ms: u64,
+    ) -> Result<Leader, String> {
         let deadline = Instant::now() + Duration::from_millis(deadline_ms);
         loop {
             let polled = self.poll(ids).await;
@@ -664,7 +711,9 @@ impl Gate {
                 Err(problem) => problem,
             };
             if Instant::now() >= deadline {
-                return Err(format!("no agreed leader within {deadline_ms} ms: {problem}"));
+                return Err(format!(
+                    "no agreed leader within {deadline_ms} ms: {problem}"
+                ));
             }
             self.pause().await?;
         }
@@ -705,7 +754,11 @@ impl Gate {
     // ----- item 1 ---------------------------------------------------------------
 
     fn item1_plan(&mut self) {
-        self.emit("1.1", StepKind::Step, "print the plan and save it as DEMO.md in the bundle");
+        self.emit(
+            "1.1",
+            StepKind::Step,
+            "print the plan and save it as DEMO.md in the bundle",
+        );
         let plan = plan::plan_text();
         if self.ctx.echo {
             println!("{plan}");
@@ -714,11 +767,17 @@ impl Gate {
             Ok(bundle) => bundle.write_plan(),
             Err(e) => Err(e.clone()),
         };
-        let steps = plan.lines().filter(|l| l.starts_with(|c: char| c.is_ascii_digit())).count();
+        let steps = plan
+            .lines()
+            .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+            .count();
         let shown = if self.ctx.echo { "printed" } else { "shown" };
         let result = match saved {
             Ok(()) => ItemResult::pass(
-                format!("plan of {steps} numbered steps {shown} and saved ({} lines)", plan.lines().count()),
+                format!(
+                    "plan of {steps} numbered steps {shown} and saved ({} lines)",
+                    plan.lines().count()
+                ),
                 "DEMO.md; timeline.jsonl step 1.1",
             ),
             Err(e) => ItemResult::fail(format!("plan not saved: {e}"), "timeline.jsonl step 1.1"),
@@ -730,7 +789,11 @@ impl Gate {
 
     async fn start_nodes_that_are_down(&mut self) {
         if !self.ctx.processes.can_control() {
-            self.emit("2.1", StepKind::Step, "attached: using the running nodes as they are");
+            self.emit(
+                "2.1",
+                StepKind::Step,
+                "attached: using the running nodes as they are",
+            );
             return;
         }
         let mut started = Vec::new();
@@ -745,7 +808,11 @@ impl Gate {
             }
             match self.ctx.processes.request(id, ProcessOp::Start).await {
                 Ok(pid) => started.push(format!("{id} (pid {})", pid.unwrap_or(0))),
-                Err(e) => self.emit("2.1", StepKind::Warn, format!("cannot start node {id}: {e}")),
+                Err(e) => self.emit(
+                    "2.1",
+                    StepKind::Warn,
+                    format!("cannot start node {id}: {e}"),
+                ),
             }
         }
         let text = if started.is_empty() {
@@ -758,9 +825,16 @@ impl Gate {
 
     async fn item2_writes_to_leader(&mut self) -> Option<Leader> {
         self.start_nodes_that_are_down().await;
-        self.emit("2.2", StepKind::Step, "wait until the nodes agree on one leader");
+        self.emit(
+            "2.2",
+            StepKind::Step,
+            "wait until the nodes agree on one leader",
+        );
         let ids = self.all_ids();
-        let leader = match self.wait_for_leader(&ids, 0, CLUSTER_READY_DEADLINE_MS).await {
+        let leader = match self
+            .wait_for_leader(&ids, 0, CLUSTER_READY_DEADLINE_MS)
+            .await
+        {
             Ok(leader) => leader,
             Err(e) => {
                 self.verdict(2, ItemResult::fail(e, "timeline.jsonl step 2.2"));
@@ -770,7 +844,10 @@ impl Gate {
         self.emit(
             "2.2",
             StepKind::Info,
-            format!("node {} ({}) is leader in term {}", leader.id, leader.addr, leader.term),
+            format!(
+                "node {} ({}) is leader in term {}",
+                leader.id, leader.addr, leader.term
+            ),
         );
         let keys = 1..=KEYS_PER_PHASE;
         let result = match self.write_keys("2.3", &leader, keys.clone()).await {
@@ -798,7 +875,12 @@ impl Gate {
     }
 
     /// SETs the gate keys `keys` through `leader`; returns the ms it took.
-    async fn write_keys(&mut self, step: &str, leader: &Leader, keys: RangeInclusive<u64>) -> Result<u64, String> {
+    async fn write_keys(
+        &mut self,
+        step: &str,
+        leader: &Leader,
+        keys: RangeInclusive<u64>,
+    ) -> Result<u64, String> {
         let (first, last) = (*keys.start(), *keys.end());
         self.emit(
             step,
@@ -814,7 +896,10 @@ impl Gate {
             ),
         );
         let started = Instant::now();
-        let mut client = ClusterClient::new(vec![leader.addr.clone()], Duration::from_millis(REQUEST_DEADLINE_MS));
+        let mut client = ClusterClient::new(
+            vec![leader.addr.clone()],
+            Duration::from_millis(REQUEST_DEADLINE_MS),
+        );
         for n in keys {
             let write = client.set(key_name(n), self.value(n));
             let result = tokio::select! {
@@ -837,16 +922,29 @@ impl Gate {
         self.emit(
             step,
             StepKind::Info,
-            format!("{} SETs acknowledged in {} (last served by {via})", last - first + 1, evidence::format_ms(ms)),
+            format!(
+                "{} SETs acknowledged in {} (last served by {via})",
+                last - first + 1,
+                evidence::format_ms(ms)
+            ),
         );
         Ok(ms)
     }
 
     /// Reads `keys` on every node in `ids` (READONLY + MGET: each node's own
     /// state) until all are right or the deadline passes.
-    async fn verify_keys(&mut self, step: &str, ids: &[u64], keys: RangeInclusive<u64>) -> Result<String, String> {
+    async fn verify_keys(
+        &mut self,
+        step: &str,
+        ids: &[u64],
+        keys: RangeInclusive<u64>,
+    ) -> Result<String, String> {
         let total = keys.end() - keys.start() + 1;
-        let node_list = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+        let node_list = ids
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
         self.emit(
             step,
             StepKind::Step,
@@ -892,7 +990,10 @@ impl Gate {
                 return Ok(figure);
             }
             if Instant::now() >= deadline {
-                let details: Vec<String> = problems.iter().map(|(id, p)| format!("node {id}: {p}")).collect();
+                let details: Vec<String> = problems
+                    .iter()
+                    .map(|(id, p)| format!("node {id}: {p}"))
+                    .collect();
                 let text = format!(
                     "not every node had the {total} keys within {REPLICATION_DEADLINE_MS} ms: {}",
                     details.join("; ")
@@ -912,7 +1013,13 @@ impl Gate {
         self.emit(
             step,
             StepKind::Step,
-            format!("checkpoint {name}: digest and applied index of node {}", ids.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
+            format!(
+                "checkpoint {name}: digest and applied index of node {}",
+                ids.iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         );
         let result = self.checkpoint_rows(name, ids).await;
         match &result {
@@ -923,6 +1030,9 @@ impl Gate {
     }
 
     async fn checkpoint_rows(&mut self, name: &'static str, ids: &[u64]) -> Result<String, String> {
+        if ids.is_empty() {
+            return Err("no live node to compare".into());
+        }
         let deadline = Instant::now() + Duration::from_millis(CHECKPOINT_DEADLINE_MS);
         loop {
             let polled = self.poll(ids).await;
@@ -931,39 +1041,59 @@ impl Gate {
                 .filter_map(|(id, r)| r.as_ref().ok().map(|s| (*id, s.clone())))
                 .collect();
             let all_answered = answered.len() == ids.len();
-            let applied: Vec<u64> = answered.iter().map(|(_, s)| s.applied_index).collect();
-            let equal_applied = applied.windows(2).all(|w| w[0] == w[1]);
-            let expired = Instant::now() >= deadline;
-            if (all_answered && equal_applied) || expired {
-                for (id, status) in &answered {
-                    self.record.digests.push(DigestRow {
-                        node: *id,
-                        checkpoint: name.to_string(),
-                        applied_index: status.applied_index,
-                        digest: status.digest.clone(),
-                        keys: status.keys,
-                    });
-                }
-                self.send_progress();
-            }
+            let equal_applied = answered.windows(2).all(|w| w[0].1.applied_index == w[1].1.applied_index);
             if all_answered && equal_applied {
+                self.record_rows(name, &answered);
                 return self.judge_checkpoint(&answered);
             }
-            if expired {
+            // A node whose process is gone will not answer: no use waiting for it.
+            let down = self.not_running(&polled).await;
+            if !down.is_empty() || Instant::now() >= deadline {
+                self.record_rows(name, &answered);
                 let seen: Vec<String> = polled
                     .iter()
                     .map(|(id, r)| match r {
-                        Ok(s) => format!("node {id} at applied index {}", s.applied_index),
+                        Ok(s) => format!("node {id} at applied index {} (digest {})", s.applied_index, short(&s.digest)),
+                        Err(_) if down.contains(id) => format!("node {id} is not running"),
                         Err(e) => format!("node {id} does not answer ({e})"),
                     })
                     .collect();
-                return Err(format!(
-                    "applied indexes did not become equal within {CHECKPOINT_DEADLINE_MS} ms: {}",
-                    seen.join(", ")
-                ));
+                let why = if down.is_empty() {
+                    format!("applied indexes did not become equal within {CHECKPOINT_DEADLINE_MS} ms")
+                } else {
+                    "not every node is live".to_string()
+                };
+                return Err(format!("{why}: {}", seen.join(", ")));
             }
             self.pause().await?;
         }
+    }
+
+    fn record_rows(&mut self, name: &str, answered: &[(u64, NodeStatus)]) {
+        for (id, status) in answered {
+            self.record.digests.push(DigestRow {
+                node: *id,
+                checkpoint: name.to_string(),
+                applied_index: status.applied_index,
+                digest: status.digest.clone(),
+                keys: status.keys,
+            });
+        }
+        self.send_progress();
+    }
+
+    /// The nodes among those that did not answer whose process has exited.
+    async fn not_running(&mut self, polled: &[(u64, Result<NodeStatus, String>)]) -> Vec<u64> {
+        let mut down = Vec::new();
+        if !self.ctx.processes.can_control() {
+            return down;
+        }
+        for (id, result) in polled {
+            if result.is_err() && matches!(self.ctx.processes.request(*id, ProcessOp::Pid).await, Ok(None)) {
+                down.push(*id);
+            }
+        }
+        down
     }
 
     /// Equal applied index reached: digests must be equal, and in a fresh
@@ -980,7 +1110,7 @@ impl Gate {
             "{} nodes at applied index {}, digest {}, {} keys",
             answered.len(),
             first.applied_index,
-            &first.digest.get(..16).unwrap_or(&first.digest),
+            short(&first.digest),
             first.keys
         );
         if self.ctx.fresh && !self.writes_uncertain {
@@ -993,7 +1123,10 @@ impl Gate {
                     first.digest, self.acked_keys
                 ));
             }
-            figure.push_str(&format!(", = digest of the {} pairs written", self.acked_keys));
+            figure.push_str(&format!(
+                ", = digest of the {} pairs written",
+                self.acked_keys
+            ));
             if expected == plan::FRESH_FINAL_DIGEST {
                 figure.push_str(" (the DESIGN.md test vector)");
             }
@@ -1009,25 +1142,42 @@ impl Gate {
             return None;
         }
         if leader.is_none() || self.aborted() {
-            let why = if self.aborted() { ABORTED } else { "not run: there was no leader to kill (item 2)" };
+            let why = if self.aborted() {
+                ABORTED
+            } else {
+                "not run: there was no leader to kill (item 2)"
+            };
             self.verdict(3, ItemResult::fail(why, "timeline.jsonl"));
             return None;
         }
         // The leader may have changed since item 2: kill the current one.
         let ids = self.all_ids();
-        let leader = match self.wait_for_leader(&ids, 0, CLUSTER_READY_DEADLINE_MS).await {
+        let leader = match self
+            .wait_for_leader(&ids, 0, CLUSTER_READY_DEADLINE_MS)
+            .await
+        {
             Ok(leader) => leader,
             Err(e) => {
-                self.verdict(3, ItemResult::fail(format!("no leader to kill: {e}"), "timeline.jsonl step 3.1"));
+                self.verdict(
+                    3,
+                    ItemResult::fail(format!("no leader to kill: {e}"), "timeline.jsonl step 3.1"),
+                );
                 return None;
             }
         };
-        self.emit("3.1", StepKind::Step, format!("kill -9 leader node {} (term {})", leader.id, leader.term));
+        self.emit(
+            "3.1",
+            StepKind::Step,
+            format!("kill -9 leader node {} (term {})", leader.id, leader.term),
+        );
         let at_ms = clock::now_ms();
         let pid = match self.ctx.processes.request(leader.id, ProcessOp::Kill).await {
             Ok(pid) => pid.unwrap_or(0),
             Err(e) => {
-                self.verdict(3, ItemResult::fail(format!("kill -9 failed: {e}"), "timeline.jsonl step 3.1"));
+                self.verdict(
+                    3,
+                    ItemResult::fail(format!("kill -9 failed: {e}"), "timeline.jsonl step 3.1"),
+                );
                 return None;
             }
         };
@@ -1037,7 +1187,11 @@ impl Gate {
             at_ms,
         };
         match self.wait_until_exited(leader.id).await {
-            Ok(()) => self.emit("3.1", StepKind::Info, format!("node {} (pid {pid}) is dead", leader.id)),
+            Ok(()) => self.emit(
+                "3.1",
+                StepKind::Info,
+                format!("node {} (pid {pid}) is dead", leader.id),
+            ),
             Err(e) => self.emit("3.1", StepKind::Warn, e),
         }
         let result = self.wait_for_detection(killed).await;
@@ -1048,11 +1202,19 @@ impl Gate {
     async fn wait_until_exited(&mut self, id: u64) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_millis(KILL_DEADLINE_MS);
         loop {
-            if self.ctx.processes.request(id, ProcessOp::Pid).await? .is_none() {
+            if self
+                .ctx
+                .processes
+                .request(id, ProcessOp::Pid)
+                .await?
+                .is_none()
+            {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(format!("node {id} was still running {KILL_DEADLINE_MS} ms after kill -9"));
+                return Err(format!(
+                    "node {id} was still running {KILL_DEADLINE_MS} ms after kill -9"
+                ));
             }
             self.pause().await?;
         }
@@ -1064,17 +1226,29 @@ impl Gate {
             StepKind::Step,
             "wait for each survivor's leader_lost / election_timeout line after the kill",
         );
-        let survivors: Vec<GateNode> = self.ctx.nodes.iter().filter(|n| n.id != killed.id).cloned().collect();
+        let survivors: Vec<GateNode> = self
+            .ctx
+            .nodes
+            .iter()
+            .filter(|n| n.id != killed.id)
+            .cloned()
+            .collect();
         let deadline = Instant::now() + Duration::from_millis(DETECTION_DEADLINE_MS);
         let mut found: BTreeMap<u64, evidence::Detection> = BTreeMap::new();
         let mut problems: BTreeMap<u64, String> = BTreeMap::new();
         loop {
-            let pending: Vec<&GateNode> = survivors.iter().filter(|n| !found.contains_key(&n.id)).collect();
+            let pending: Vec<&GateNode> = survivors
+                .iter()
+                .filter(|n| !found.contains_key(&n.id))
+                .collect();
             for node in pending {
                 match read_event_lines(node) {
                     Ok(lines) => match find_detection(&lines, killed.at_ms) {
                         Some((line_number, line)) => {
-                            found.insert(node.id, detection_of(node.id, line_number, line, killed.at_ms));
+                            found.insert(
+                                node.id,
+                                detection_of(node.id, line_number, line, killed.at_ms),
+                            );
                         }
                         None => {
                             problems.insert(
@@ -1106,7 +1280,8 @@ impl Gate {
                     d.event,
                     evidence::format_ms(d.after_kill_ms),
                     d.reason,
-                    d.silence_ms.map_or(String::new(), |s| format!(", silence_ms={s}")),
+                    d.silence_ms
+                        .map_or(String::new(), |s| format!(", silence_ms={s}")),
                     d.node,
                     d.log_line
                 ),
@@ -1142,15 +1317,32 @@ impl Gate {
             let missing: Vec<String> = survivors
                 .iter()
                 .filter(|n| !detections.iter().any(|d| d.node == n.id))
-                .map(|n| format!("node {}: {}", n.id, problems.get(&n.id).map_or("no survivor", String::as_str)))
+                .map(|n| {
+                    format!(
+                        "node {}: {}",
+                        n.id,
+                        problems.get(&n.id).map_or("no survivor", String::as_str)
+                    )
+                })
                 .collect();
             let reason = if self.aborted() {
                 ABORTED.to_string()
             } else {
                 format!("within {DETECTION_DEADLINE_MS} ms: {}", missing.join("; "))
             };
-            let figure = if figure.is_empty() { reason } else { format!("{figure}; but {reason}") };
-            ItemResult::fail(figure, if evidence.is_empty() { "timeline.jsonl step 3.2".into() } else { evidence })
+            let figure = if figure.is_empty() {
+                reason
+            } else {
+                format!("{figure}; but {reason}")
+            };
+            ItemResult::fail(
+                figure,
+                if evidence.is_empty() {
+                    "timeline.jsonl step 3.2".into()
+                } else {
+                    evidence
+                },
+            )
         }
     }
 
@@ -1171,9 +1363,17 @@ impl Gate {
             StepKind::Step,
             format!("poll the survivors until exactly one leads in a term above {} and the others follow it", killed.term),
         );
-        let survivors: Vec<u64> = self.all_ids().into_iter().filter(|id| *id != killed.id).collect();
-        let remaining_ms = ELECTION_DEADLINE_MS.saturating_sub(clock::now_ms().saturating_sub(killed.at_ms));
-        let leader = match self.wait_for_leader(&survivors, killed.term, remaining_ms).await {
+        let survivors: Vec<u64> = self
+            .all_ids()
+            .into_iter()
+            .filter(|id| *id != killed.id)
+            .collect();
+        let remaining_ms =
+            ELECTION_DEADLINE_MS.saturating_sub(clock::now_ms().saturating_sub(killed.at_ms));
+        let leader = match self
+            .wait_for_leader(&survivors, killed.term, remaining_ms)
+            .await
+        {
             Ok(leader) => leader,
             Err(e) => {
                 self.verdict(4, ItemResult::fail(e, "timeline.jsonl step 4.1"));
@@ -1191,7 +1391,11 @@ impl Gate {
             confirmed_after_kill_ms,
             log_line,
         };
-        let followers: Vec<String> = survivors.iter().filter(|id| **id != leader.id).map(u64::to_string).collect();
+        let followers: Vec<String> = survivors
+            .iter()
+            .filter(|id| **id != leader.id)
+            .map(u64::to_string)
+            .collect();
         let figure = format!(
             "node {} leader in term {} (killed node {} led term {}), {} after the kill{}; exactly one leader, followed by node {} ({} after the kill, RAFT.STATUS)",
             leader.id,
@@ -1204,7 +1408,10 @@ impl Gate {
             evidence::format_ms(confirmed_after_kill_ms)
         );
         let evidence = match log_line {
-            Some(line) => format!("node-{}.log line {line}; timeline.jsonl step 4.1", leader.id),
+            Some(line) => format!(
+                "node-{}.log line {line}; timeline.jsonl step 4.1",
+                leader.id
+            ),
             None => "timeline.jsonl step 4.1".into(),
         };
         self.record.measurements.election = Some(election);
@@ -1213,14 +1420,19 @@ impl Gate {
     }
 
     /// ms from the kill to the new leader's `became_leader` line, and its line number.
-    async fn became_leader_line(&self, leader: &Leader, killed: Killed) -> (Option<u64>, Option<usize>) {
+    async fn became_leader_line(
+        &self,
+        leader: &Leader,
+        killed: Killed,
+    ) -> (Option<u64>, Option<usize>) {
         let Some(node) = self.ctx.nodes.iter().find(|n| n.id == leader.id) else {
             return (None, None);
         };
         let deadline = Instant::now() + Duration::from_millis(LOG_LINE_DEADLINE_MS);
         loop {
             if let Ok(lines) = read_event_lines(node) {
-                if let Some((number, line)) = find_became_leader(&lines, leader.term, killed.at_ms) {
+                if let Some((number, line)) = find_became_leader(&lines, leader.term, killed.at_ms)
+                {
                     return (Some(line.at_ms.saturating_sub(killed.at_ms)), Some(number));
                 }
             }
@@ -1232,18 +1444,36 @@ impl Gate {
 
     // ----- item 5 ---------------------------------------------------------------
 
-    async fn item5_writes_to_new_leader(&mut self, new_leader: Option<&Leader>, survivors: &[u64], killed: Option<Killed>) {
+    async fn item5_writes_to_new_leader(
+        &mut self,
+        new_leader: Option<&Leader>,
+        survivors: &[u64],
+        killed: Option<Killed>,
+    ) {
         let Some(killed) = killed else {
-            let why = if self.ctx.processes.can_control() { "not run: no leader was killed (item 3)" } else { ATTACHED };
+            let why = if self.ctx.processes.can_control() {
+                "not run: no leader was killed (item 3)"
+            } else {
+                ATTACHED
+            };
             self.verdict(5, ItemResult::fail(why, "timeline.jsonl"));
             return;
         };
         let leader = match new_leader {
             Some(leader) => leader.clone(),
-            None => match self.wait_for_leader(survivors, killed.term, ELECTION_DEADLINE_MS).await {
+            None => match self
+                .wait_for_leader(survivors, killed.term, ELECTION_DEADLINE_MS)
+                .await
+            {
                 Ok(leader) => leader,
                 Err(e) => {
-                    self.verdict(5, ItemResult::fail(format!("no new leader to write to: {e}"), "timeline.jsonl step 5.1"));
+                    self.verdict(
+                        5,
+                        ItemResult::fail(
+                            format!("no new leader to write to: {e}"),
+                            "timeline.jsonl step 5.1",
+                        ),
+                    );
                     return;
                 }
             },
@@ -1276,7 +1506,11 @@ impl Gate {
 
     async fn item6_restart_and_verify(&mut self, killed: Option<Killed>) {
         let Some(killed) = killed else {
-            let why = if self.ctx.processes.can_control() { "not run: no node was killed (item 3)" } else { ATTACHED };
+            let why = if self.ctx.processes.can_control() {
+                "not run: no node was killed (item 3)"
+            } else {
+                ATTACHED
+            };
             self.verdict(6, ItemResult::fail(why, "timeline.jsonl"));
             return;
         };
@@ -1306,8 +1540,14 @@ impl Gate {
         self.verdict(
             6,
             match result {
-                Ok(figure) => ItemResult::pass(figure, format!("timeline.jsonl steps 6.1-6.3; node-{}.log", killed.id)),
-                Err(e) => ItemResult::fail(e, format!("timeline.jsonl steps 6.1-6.3; node-{}.log", killed.id)),
+                Ok(figure) => ItemResult::pass(
+                    figure,
+                    format!("timeline.jsonl steps 6.1-6.3; node-{}.log", killed.id),
+                ),
+                Err(e) => ItemResult::fail(
+                    e,
+                    format!("timeline.jsonl steps 6.1-6.3; node-{}.log", killed.id),
+                ),
             },
         );
     }
@@ -1326,16 +1566,35 @@ impl Gate {
     }
 
     async fn restart_and_catch_up(&mut self, id: u64) -> Result<CatchUp, String> {
-        self.emit("6.1", StepKind::Step, format!("restart node {id} with its data dir"));
+        self.emit(
+            "6.1",
+            StepKind::Step,
+            format!("restart node {id} with its data dir"),
+        );
         let restarted = Instant::now();
-        let pid = self.ctx.processes.request(id, ProcessOp::Start).await?.unwrap_or(0);
-        self.emit("6.1", StepKind::Info, format!("node {id} started (pid {pid})"));
-        let others: Vec<u64> = self.all_ids().into_iter().filter(|other| *other != id).collect();
+        let pid = self
+            .ctx
+            .processes
+            .request(id, ProcessOp::Start)
+            .await?
+            .unwrap_or(0);
+        self.emit(
+            "6.1",
+            StepKind::Info,
+            format!("node {id} started (pid {pid})"),
+        );
+        let others: Vec<u64> = self
+            .all_ids()
+            .into_iter()
+            .filter(|other| *other != id)
+            .collect();
         let target = self.catch_up_target(&others).await?;
         self.emit(
             "6.2",
             StepKind::Step,
-            format!("wait until node {id}'s applied index reaches the leader's commit index {target}"),
+            format!(
+                "wait until node {id}'s applied index reaches the leader's commit index {target}"
+            ),
         );
         let deadline = restarted + Duration::from_millis(CATCH_UP_DEADLINE_MS);
         let mut last;
@@ -1346,7 +1605,11 @@ impl Gate {
                     self.emit(
                         "6.2",
                         StepKind::Info,
-                        format!("node {id} at applied index {} after {}", status.applied_index, evidence::format_ms(ms)),
+                        format!(
+                            "node {id} at applied index {} after {}",
+                            status.applied_index,
+                            evidence::format_ms(ms)
+                        ),
                     );
                     return Ok(CatchUp {
                         node: id,
@@ -1357,11 +1620,19 @@ impl Gate {
                 Ok(status) => last = format!("applied index {} of {target}", status.applied_index),
                 Err(e) => last = e,
             }
-            if self.ctx.processes.request(id, ProcessOp::Pid).await?.is_none() {
+            if self
+                .ctx
+                .processes
+                .request(id, ProcessOp::Pid)
+                .await?
+                .is_none()
+            {
                 return Err(self.why_node_died(id));
             }
             if Instant::now() >= deadline {
-                return Err(format!("node {id} did not catch up within {CATCH_UP_DEADLINE_MS} ms ({last})"));
+                return Err(format!(
+                    "node {id} did not catch up within {CATCH_UP_DEADLINE_MS} ms ({last})"
+                ));
             }
             self.pause().await?;
         }
@@ -1370,7 +1641,8 @@ impl Gate {
     /// The leader's commit index (or, without a leader, the highest applied index).
     async fn catch_up_target(&mut self, others: &[u64]) -> Result<u64, String> {
         let polled = self.poll(others).await;
-        let statuses: Vec<&NodeStatus> = polled.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
+        let statuses: Vec<&NodeStatus> =
+            polled.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
         if let Some(leader) = statuses.iter().find(|s| s.role == Role::Leader) {
             return Ok(leader.commit_index);
         }
@@ -1378,7 +1650,9 @@ impl Gate {
             .iter()
             .map(|s| s.applied_index)
             .max()
-            .ok_or_else(|| "no other node answers, so there is nothing to catch up with".to_string())
+            .ok_or_else(|| {
+                "no other node answers, so there is nothing to catch up with".to_string()
+            })
     }
 
     /// The node's own last words: its `fatal` log event, else the last line
@@ -1404,7 +1678,10 @@ impl Gate {
         let said = fatal.or_else(|| {
             let path = node?.output_log?;
             let text = std::fs::read_to_string(path).ok()?;
-            text.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string)
+            text.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(str::to_string)
         });
         match said {
             Some(said) => format!("node {id} {exit} after its restart: {said}"),
@@ -1415,21 +1692,26 @@ impl Gate {
     // ----- item 7 ---------------------------------------------------------------
 
     fn item7_digests(&mut self) {
-        let names = ["after-2", "after-5", "after-6"];
-        let mut figures = Vec::new();
-        let mut failures = Vec::new();
-        for name in names {
+        let mut lines = Vec::new();
+        let mut all_ok = true;
+        for name in ["after-2", "after-5", "after-6"] {
             match self.checkpoints.get(name) {
-                Some(Ok(figure)) => figures.push(format!("{name}: {figure}")),
-                Some(Err(e)) => failures.push(format!("{name}: {e}")),
-                None => failures.push(format!("{name}: not taken (no node was killed, item 3)")),
+                Some(Ok(figure)) => lines.push(format!("{name}: {figure}")),
+                Some(Err(e)) => {
+                    all_ok = false;
+                    lines.push(format!("{name} FAILED: {e}"));
+                }
+                None => {
+                    all_ok = false;
+                    lines.push(format!("{name} not taken: no node was killed (item 3)"));
+                }
             }
         }
         let evidence = format!("digests.csv ({} rows)", self.record.digests.len());
-        let result = if failures.is_empty() {
-            ItemResult::pass(figures.join("; "), evidence)
+        let result = if all_ok {
+            ItemResult::pass(lines.join("; "), evidence)
         } else {
-            ItemResult::fail(failures.join("; "), evidence)
+            ItemResult::fail(lines.join("; "), evidence)
         };
         self.verdict(7, result);
     }
@@ -1443,7 +1725,8 @@ impl Gate {
             self.run_bench().await
         };
         self.emit("8.2", StepKind::Step, "write REPORT.md");
-        self.record.measurements.gate_wall_ms = Some(clock::now_ms().saturating_sub(self.record.started_at_ms));
+        self.record.measurements.gate_wall_ms =
+            Some(clock::now_ms().saturating_sub(self.record.started_at_ms));
         let provisional = match &bench {
             Ok(b) => ItemResult::pass(
                 format!(
@@ -1464,14 +1747,20 @@ impl Gate {
         };
         let result = match written {
             Ok(()) => provisional,
-            Err(e) => ItemResult::fail(format!("REPORT.md not written: {e}"), "timeline.jsonl step 8.2"),
+            Err(e) => ItemResult::fail(
+                format!("REPORT.md not written: {e}"),
+                "timeline.jsonl step 8.2",
+            ),
         };
         self.verdict(8, result);
     }
 
     async fn run_bench(&mut self) -> Result<BenchResult, String> {
         let ids = self.all_ids();
-        let leader = self.wait_for_leader(&ids, 0, ELECTION_DEADLINE_MS).await.map_err(|e| format!("no leader: {e}"));
+        let leader = self
+            .wait_for_leader(&ids, 0, ELECTION_DEADLINE_MS)
+            .await
+            .map_err(|e| format!("no leader: {e}"));
         let leader = match leader {
             Ok(leader) => leader,
             Err(e) => {
@@ -1525,7 +1814,9 @@ impl Gate {
     async fn finish(mut self) -> GateOutcome {
         if let ProcessControl::Owned { supervisor, .. } = &self.ctx.processes {
             let asked = supervisor.stop_all();
-            let all_exited = supervisor.wait_all_exited(Duration::from_millis(STOP_DEADLINE_MS)).await;
+            let all_exited = supervisor
+                .wait_all_exited(Duration::from_millis(STOP_DEADLINE_MS))
+                .await;
             let text = if all_exited {
                 format!("stopped the cluster ({asked} running nodes, SIGTERM)")
             } else {
@@ -1535,7 +1826,11 @@ impl Gate {
         }
         self.record.finished_at_ms = Some(clock::now_ms());
         let passed = self.record.passed_count();
-        self.emit("8.4", StepKind::Info, format!("{passed}/{ITEM_COUNT} items PASS; writing the bundle"));
+        self.emit(
+            "8.4",
+            StepKind::Info,
+            format!("{passed}/{ITEM_COUNT} items PASS; writing the bundle"),
+        );
         let bundle = match &self.bundle {
             Ok(bundle) => bundle.write_rest(&self.record).map(|()| bundle.dir.clone()),
             Err(e) => Err(e.clone()),
@@ -1548,7 +1843,12 @@ impl Gate {
     }
 }
 
-fn detection_of(node: u64, line_number: usize, line: &LogLine, killed_at_ms: u64) -> evidence::Detection {
+fn detection_of(
+    node: u64,
+    line_number: usize,
+    line: &LogLine,
+    killed_at_ms: u64,
+) -> evidence::Detection {
     evidence::Detection {
         node,
         after_kill_ms: line.at_ms.saturating_sub(killed_at_ms),
@@ -1562,8 +1862,14 @@ fn detection_of(node: u64, line_number: usize, line: &LogLine, killed_at_ms: u64
 /// Reads `expected`'s keys from one node's own state: READONLY, then one MGET.
 async fn read_local_values(addr: &str, expected: &[(String, String)]) -> Result<KeyCheck, String> {
     let timeout = Duration::from_millis(NODE_QUERY_TIMEOUT_MS);
-    let mut connection = Connection::connect(addr, timeout).await.map_err(|e| e.to_string())?;
-    match connection.request(&[b"READONLY"]).await.map_err(|e| e.to_string())? {
+    let mut connection = Connection::connect(addr, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    match connection
+        .request(&[b"READONLY"])
+        .await
+        .map_err(|e| e.to_string())?
+    {
         Frame::Simple(ok) if ok == "OK" => {}
         other => return Err(format!("{addr} answered READONLY with {other:?}")),
     }
@@ -1579,7 +1885,12 @@ async fn read_local_values(addr: &str, expected: &[(String, String)]) -> Result<
             })
             .collect::<Result<Vec<_>, String>>()?,
         Frame::Error(message) => return Err(format!("{addr} refused MGET: {message}")),
-        other => return Err(format!("{addr} answered MGET of {} keys with {other:?}", expected.len())),
+        other => {
+            return Err(format!(
+                "{addr} answered MGET of {} keys with {other:?}",
+                expected.len()
+            ))
+        }
     };
     Ok(compare_values(expected, &values))
 }
@@ -1593,15 +1904,20 @@ async fn bench(addr: String, via_node: u64) -> Result<BenchResult, String> {
     for client_number in 0..BENCH_CLIENTS {
         let addr = addr.clone();
         tasks.spawn(async move {
-            let mut latencies = hdrhistogram::Histogram::<u64>::new_with_bounds(1, BENCH_LATENCY_US_MAX, 3)
-                .map_err(|e| format!("latency histogram: {e}"))?;
-            let mut client = ClusterClient::new(vec![addr], Duration::from_millis(REQUEST_DEADLINE_MS));
+            let mut latencies =
+                hdrhistogram::Histogram::<u64>::new_with_bounds(1, BENCH_LATENCY_US_MAX, 3)
+                    .map_err(|e| format!("latency histogram: {e}"))?;
+            let mut client =
+                ClusterClient::new(vec![addr], Duration::from_millis(REQUEST_DEADLINE_MS));
             let mut failed = 0u64;
             let mut first_error = None;
             for i in 0..per_client {
                 let n = client_number * per_client + i + 1;
                 let sent = Instant::now();
-                match client.set(bench_key_name(n), format!("bench-value-{n}")).await {
+                match client
+                    .set(bench_key_name(n), format!("bench-value-{n}"))
+                    .await
+                {
                     Ok(()) => latencies.saturating_record(sent.elapsed().as_micros() as u64),
                     Err(e) => {
                         failed += 1;
@@ -1690,7 +2006,11 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
         Ok(dir) => println!("\nevidence bundle: {}", dir.display()),
         Err(e) => eprintln!("\nraftkv demo: the evidence bundle is incomplete: {e}"),
     }
-    let mut code = if outcome.all_passed() && outcome.bundle.is_ok() { 0 } else { 1 };
+    let mut code = if outcome.all_passed() && outcome.bundle.is_ok() {
+        0
+    } else {
+        1
+    };
     if let Some(tag) = &args.git_tag {
         match create_git_tag(tag, &outcome.record) {
             Ok(listing) => {
@@ -1722,7 +2042,8 @@ async fn prepare(args: &DemoArgs) -> Result<GateContext, String> {
                 .map_or(i as u64 + 1, |s| s.id);
             nodes.push((id, addr));
         }
-        let mut ctx = GateContext::for_attached(nodes, Some(&args.cluster.log_dir), args.out.clone());
+        let mut ctx =
+            GateContext::for_attached(nodes, Some(&args.cluster.log_dir), args.out.clone());
         ctx.echo = true;
         println!(
             "raftkv demo: attached to {} nodes; it may not kill or restart them, so items 3-7 cannot run and the gate will FAIL",
@@ -1735,21 +2056,33 @@ async fn prepare(args: &DemoArgs) -> Result<GateContext, String> {
     layout.create_dirs()?;
     let wiped = layout.wipe_all_data()?;
     let (reports_tx, reports) = mpsc::channel(PROCESS_REPORTS_MAX);
-    let supervisor = Supervisor::new(layout.clone(), NodeProgram::current_exe()?, reports_tx, STOP_GRACE_MS_DEFAULT);
+    let supervisor = Supervisor::new(
+        layout.clone(),
+        NodeProgram::current_exe()?,
+        reports_tx,
+        STOP_GRACE_MS_DEFAULT,
+    );
     let clients = layout.client_addrs();
     println!(
         "raftkv demo: {} nodes, clients {}, data {}{}, logs {}",
         layout.nodes,
         clients.join(" "),
         layout.data_dir.display(),
-        if wiped.is_empty() { String::new() } else { format!(" (wiped {} old node dirs)", wiped.len()) },
+        if wiped.is_empty() {
+            String::new()
+        } else {
+            format!(" (wiped {} old node dirs)", wiped.len())
+        },
         layout.log_dir.display()
     );
     Ok(GateContext {
         mode: RunMode::Demo,
         nodes: evidence::nodes_from_layout(&layout),
         data_dir: Some(layout.data_dir.clone()),
-        processes: ProcessControl::Owned { supervisor, reports },
+        processes: ProcessControl::Owned {
+            supervisor,
+            reports,
+        },
         out_dir: args.out.clone(),
         fresh: true,
         echo: true,
@@ -1789,7 +2122,9 @@ pub fn git_tag_precheck(name: &str) -> Result<(), String> {
     }
     let exists = git(&["rev-parse", "--verify", "-q", &format!("refs/tags/{name}")])?;
     if exists.status.success() {
-        return Err(format!("the tag {name} already exists; pick another name or delete it first"));
+        return Err(format!(
+            "the tag {name} already exists; pick another name or delete it first"
+        ));
     }
     Ok(())
 }
@@ -1847,7 +2182,9 @@ mod tests {
         ];
         assert_eq!(agreed_leader(&polled, 3, 0), Ok((2, 3)));
         assert_eq!(agreed_leader(&polled, 3, 2), Ok((2, 3)));
-        assert!(agreed_leader(&polled, 3, 3).unwrap_err().contains("not above term 3"));
+        assert!(agreed_leader(&polled, 3, 3)
+            .unwrap_err()
+            .contains("not above term 3"));
     }
 
     #[test]
@@ -1856,17 +2193,23 @@ mod tests {
             (1, Ok(status(1, "leader", 2, 1))),
             (2, Ok(status(2, "leader", 3, 2))),
         ];
-        assert!(agreed_leader(&two, 3, 0).unwrap_err().contains("2 nodes claim leadership: node 1 (term 2), node 2 (term 3)"));
+        assert!(agreed_leader(&two, 3, 0)
+            .unwrap_err()
+            .contains("2 nodes claim leadership: node 1 (term 2), node 2 (term 3)"));
         let none = vec![
             (1, Ok(status(1, "candidate", 4, 0))),
             (2, Ok(status(2, "follower", 3, 0))),
         ];
-        assert!(agreed_leader(&none, 3, 0).unwrap_err().starts_with("no leader yet (node 1 candidate in term 4"));
+        assert!(agreed_leader(&none, 3, 0)
+            .unwrap_err()
+            .starts_with("no leader yet (node 1 candidate in term 4"));
         let stray = vec![
             (1, Ok(status(1, "leader", 3, 1))),
             (2, Ok(status(2, "follower", 2, 3))),
         ];
-        assert!(agreed_leader(&stray, 3, 0).unwrap_err().contains("node 2 follows node 3 in term 2"));
+        assert!(agreed_leader(&stray, 3, 0)
+            .unwrap_err()
+            .contains("node 2 follows node 3 in term 2"));
         let silent = vec![
             (1, Ok(status(1, "leader", 3, 1))),
             (2, Err("connection refused".to_string())),
@@ -1918,7 +2261,9 @@ mod tests {
 
     #[test]
     fn read_back_values_are_compared_key_by_key() {
-        let expected: Vec<(String, String)> = (1..=4).map(|n| (key_name(n), format!("value-{n}"))).collect();
+        let expected: Vec<(String, String)> = (1..=4)
+            .map(|n| (key_name(n), format!("value-{n}")))
+            .collect();
         let found = vec![
             Some(b"value-1".to_vec()),
             None,
@@ -1928,9 +2273,15 @@ mod tests {
         let check = compare_values(&expected, &found);
         assert_eq!(check.right, 2);
         assert_eq!(check.missing, vec!["key:0002"]);
-        assert_eq!(check.wrong, vec![("key:0003".to_string(), "value-9".to_string())]);
+        assert_eq!(
+            check.wrong,
+            vec![("key:0003".to_string(), "value-9".to_string())]
+        );
         assert!(!check.is_complete());
-        assert_eq!(check.describe(4), "2/4 right; 1 missing (key:0002); 1 wrong (key:0003 = 'value-9')");
+        assert_eq!(
+            check.describe(4),
+            "2/4 right; 1 missing (key:0002); 1 wrong (key:0003 = 'value-9')"
+        );
         // A short reply counts the rest as missing, never panics.
         assert_eq!(compare_values(&expected, &[]).missing.len(), 4);
     }
@@ -1949,7 +2300,9 @@ mod tests {
         assert_eq!(bytes[3], 1);
         assert_eq!(std::fs::read(wal.join("00000002.wal")).unwrap(), [0u8; 16]);
         let empty = tempfile::tempdir().unwrap();
-        assert!(corrupt_wal(empty.path()).unwrap_err().contains("cannot list"));
+        assert!(corrupt_wal(empty.path())
+            .unwrap_err()
+            .contains("cannot list"));
     }
 
     #[test]
@@ -1961,7 +2314,10 @@ mod tests {
         record.set_item(6, ItemResult::fail("corrupt", "there"));
         record.set_item(7, ItemResult::fail("not taken", "there"));
         let error = create_git_tag("v0.0.0-never", &record).unwrap_err();
-        assert_eq!(error, "not tagging: item 6, 7 failed; the tag marks a gate with all eight items PASS");
+        assert_eq!(
+            error,
+            "not tagging: item 6, 7 failed; the tag marks a gate with all eight items PASS"
+        );
     }
 
     #[test]
@@ -1980,7 +2336,8 @@ mod tests {
         assert_eq!(parsed.cluster.log_dir, defaults.cluster.log_dir);
         assert_eq!(parsed.out, defaults.out);
         assert!(!parsed.sabotage_catchup && !parsed.plan && parsed.git_tag.is_none());
-        let sabotaged = Cli::parse_from(["raftkv", "--sabotage-catchup", "--git-tag", "v0.3.0"]).demo;
+        let sabotaged =
+            Cli::parse_from(["raftkv", "--sabotage-catchup", "--git-tag", "v0.3.0"]).demo;
         assert!(sabotaged.sabotage_catchup);
         assert_eq!(sabotaged.git_tag.as_deref(), Some("v0.3.0"));
     }

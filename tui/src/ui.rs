@@ -1,7 +1,7 @@
 //! Rendering: the dashboard as a pure function of `App` (`impl Widget for &App`).
 
 use ratatui::buffer::Buffer;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{
@@ -308,6 +308,7 @@ fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
         Mode::Attached => " Nodes (attached) ",
     };
     let table = Table::new(rows, widths)
+        .flex(Flex::SpaceBetween)
         .header(Row::new(header).style(Style::new().fg(Color::DarkGray).bold()))
         .column_spacing(1)
         .block(
@@ -343,6 +344,12 @@ fn render_write_rate(app: &App, area: Rect, buf: &mut Buffer) {
         .skip(buckets.len() - shown)
         .copied()
         .collect();
+    // Newest at the right edge, like a scrolling chart.
+    let spark_area = Rect {
+        x: spark_area.right() - shown as u16,
+        width: shown as u16,
+        ..spark_area
+    };
     Sparkline::default()
         .data(&data)
         .max(app.write_rate.peak().max(1))
