@@ -2,6 +2,9 @@
 //! timeline's measured intervals. `fixtures` builds the screens the UI
 //! snapshots use, with fixed pids and times.
 
+// Key sequence numbers travel as lists of ranges; a list of one range is meant.
+#![allow(clippy::single_range_in_vec_init)]
+
 use super::*;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventState, KeyModifiers};
 

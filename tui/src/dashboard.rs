@@ -10,7 +10,7 @@ use crossterm::event::{Event, EventStream};
 use futures::{Stream, StreamExt};
 use ratatui::backend::Backend;
 use ratatui::Terminal;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -32,6 +32,8 @@ use crate::supervisor::{
 pub const REPORTS_QUEUE_MAX: usize = 1024;
 /// Reports handled between two frames at most, so a flood cannot starve drawing.
 pub const REPORTS_PER_FRAME_MAX: usize = 512;
+/// A frame that takes longer than this is logged: input must never wait on drawing.
+pub const FRAME_BUDGET_MS: u64 = 50;
 /// The screen is redrawn at least this often (clock, sparkline).
 pub const TICK_INTERVAL_MS: u64 = 250;
 /// After the loop ends, nodes still alive get this long to exit after SIGKILL.
@@ -342,6 +344,7 @@ async fn run_with_terminal<B: Backend>(
         &mut workers,
         &mut channels,
         EventStream::new(),
+        Some(QuitSignals::watch()?),
     )
     .await;
 
@@ -369,6 +372,40 @@ fn dispatch(app: &mut App, workers: &mut Workers, action: Action, pending: &mut 
     }
 }
 
+/// SIGTERM, SIGHUP (the terminal went away) and SIGINT quit like `q` does.
+struct QuitSignals {
+    terminate: Signal,
+    hangup: Signal,
+    interrupt: Signal,
+}
+
+impl QuitSignals {
+    fn watch() -> Result<QuitSignals, String> {
+        let watch = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| format!("cannot watch {name}: {e}"))
+        };
+        Ok(QuitSignals {
+            terminate: watch(SignalKind::terminate(), "SIGTERM")?,
+            hangup: watch(SignalKind::hangup(), "SIGHUP")?,
+            interrupt: watch(SignalKind::interrupt(), "SIGINT")?,
+        })
+    }
+}
+
+/// Resolves on the next quit signal; never without signals (tests).
+async fn next_quit_signal(signals: &mut Option<QuitSignals>) {
+    match signals {
+        Some(signals) => {
+            tokio::select! {
+                _ = signals.terminate.recv() => {}
+                _ = signals.hangup.recv() => {}
+                _ = signals.interrupt.recv() => {}
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// The loop: draw, wait for input or a report, apply it (and whatever else is
 /// already queued, up to a bound), repeat until the app says exit.
 async fn event_loop<B: Backend>(
@@ -377,20 +414,20 @@ async fn event_loop<B: Backend>(
     workers: &mut Workers,
     channels: &mut Channels,
     mut events: impl Stream<Item = std::io::Result<Event>> + Unpin,
+    mut quit_signals: Option<QuitSignals>,
 ) -> Result<(), String> {
     let mut tick = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut terminate =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-    let mut hangup =
-        signal(SignalKind::hangup()).map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
-    let mut interrupt =
-        signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
     let mut pending = VecDeque::new();
     loop {
+        let drawing = std::time::Instant::now();
         terminal
             .draw(|frame| frame.render_widget(&*app, frame.area()))
             .map_err(|e| format!("cannot draw: {e}"))?;
+        let frame_ms = drawing.elapsed().as_millis() as u64;
+        if frame_ms > FRAME_BUDGET_MS {
+            tracing::warn!(event = "slow_frame", frame_ms);
+        }
         if app.should_exit {
             return Ok(());
         }
@@ -407,9 +444,7 @@ async fn event_loop<B: Backend>(
             Some(report) = channels.write.recv() => Some(Action::Write(report)),
             Some(result) = channels.verify.recv() => Some(Action::VerifyFinished(result)),
             _ = tick.tick() => Some(Action::Tick),
-            _ = terminate.recv() => Some(Action::Quit),
-            _ = hangup.recv() => Some(Action::Quit),
-            _ = interrupt.recv() => Some(Action::Quit),
+            () = next_quit_signal(&mut quit_signals) => Some(Action::Quit),
         };
         pending.extend(first);
         drain_reports(channels, &mut pending);
@@ -495,6 +530,7 @@ mod tests {
             &mut workers,
             &mut channels,
             Box::pin(keys),
+            None,
         );
         tokio::time::timeout(Duration::from_secs(10), run)
             .await

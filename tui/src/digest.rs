@@ -56,7 +56,7 @@ mod tests {
         let a = ("a".to_string(), "1".to_string());
         let b = ("b".to_string(), "2".to_string());
         assert_eq!(
-            digest_of(&[a.clone()]),
+            digest_of(std::slice::from_ref(&a)),
             "6d0b4047a7dc5f32e16617d3fd9b30bcbd3da269601f1bfb74344fc777b4372e"
         );
         assert_eq!(

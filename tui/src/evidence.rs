@@ -258,6 +258,23 @@ pub fn nodes_from_layout(layout: &ClusterLayout) -> Vec<GateNode> {
         .collect()
 }
 
+/// Nodes known only by address (`--attach`); their logs are read from
+/// `log_dir` when they are there (a cluster on this machine).
+pub fn nodes_from_addrs(nodes: Vec<(u64, String)>, log_dir: Option<&Path>) -> Vec<GateNode> {
+    let local = |path: PathBuf| path.exists().then_some(path);
+    nodes
+        .into_iter()
+        .map(|(id, client_addr)| GateNode {
+            id,
+            client_addr,
+            peer_addr: None,
+            event_log: log_dir.and_then(|dir| local(crate::cluster::node_log_path(dir, id))),
+            output_log: log_dir.and_then(|dir| local(crate::cluster::node_output_path(dir, id))),
+            log_start_offset_bytes: 0,
+        })
+        .collect()
+}
+
 /// Everything one gate run established, in the order it happened.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GateRecord {
@@ -330,18 +347,6 @@ impl GateRecord {
     pub fn current_step(&self) -> Option<&TimelineEntry> {
         self.timeline.last()
     }
-
-    /// Rows of digests.csv for one checkpoint.
-    pub fn checkpoint_rows(&self, checkpoint: &str) -> Vec<&DigestRow> {
-        self.digests
-            .iter()
-            .filter(|row| row.checkpoint == checkpoint)
-            .collect()
-    }
-
-    pub fn node(&self, id: u64) -> Option<&GateNode> {
-        self.nodes.iter().find(|n| n.id == id)
-    }
 }
 
 // ----- time formats -------------------------------------------------------
@@ -394,10 +399,6 @@ pub fn format_ms(ms: u64) -> String {
 /// Microseconds as milliseconds with one decimal: `3.1 ms`.
 pub fn format_us_as_ms(us: u64) -> String {
     format!("{}.{} ms", us / 1000, us % 1000 / 100)
-}
-
-fn short_digest(digest: &str) -> &str {
-    digest.get(..12).unwrap_or(digest)
 }
 
 // ----- node logs ------------------------------------------------------------
@@ -626,12 +627,21 @@ fn numbers_table(record: &GateRecord) -> String {
             String::new(),
         ),
     });
-    for (label, value) in [
-        ("First 50 writes (sequential)", m.first_writes_ms),
-        ("Next 50 writes (sequential)", m.second_writes_ms),
+    let phase = crate::scenario::KEYS_PER_PHASE;
+    for (label, value, step) in [
+        (
+            format!("First {phase} writes (one at a time)"),
+            m.first_writes_ms,
+            "2.3",
+        ),
+        (
+            format!("Next {phase} writes (one at a time)"),
+            m.second_writes_ms,
+            "5.1",
+        ),
     ] {
         if let Some(ms) = value {
-            rows.push((label.into(), format_ms(ms), "timeline.jsonl".into()));
+            rows.push((label, format_ms(ms), format!("timeline.jsonl step {step}")));
         }
     }
     rows.push((

@@ -357,13 +357,12 @@ async fn verify_node(
     let mut connection = Connection::connect(addr, Duration::from_millis(NODE_QUERY_TIMEOUT_MS))
         .await
         .map_err(|e| e.to_string())?;
-    match connection
+    let reply = connection
         .request(&[b"READONLY"])
         .await
-        .map_err(|e| e.to_string())?
-    {
-        Frame::Error(message) => return Err(format!("READONLY refused: {message}")),
-        _ => {}
+        .map_err(|e| e.to_string())?;
+    if let Frame::Error(message) = reply {
+        return Err(format!("READONLY refused: {message}"));
     }
     let mut check = KeyCheck::default();
     let seqs: Vec<u64> = ranges.iter().flat_map(|r| r.clone()).collect();

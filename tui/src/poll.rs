@@ -329,7 +329,7 @@ mod tests {
             .unwrap();
         write!(file, "first\nsecond\nhalf").unwrap();
         assert_eq!(tail.read_new_lines(), vec!["first", "second"]);
-        write!(file, " done\n").unwrap();
+        writeln!(file, " done").unwrap();
         assert_eq!(tail.read_new_lines(), vec!["half done"]);
         std::fs::write(&path, "after truncation\n").unwrap();
         assert_eq!(tail.read_new_lines(), vec!["after truncation"]);

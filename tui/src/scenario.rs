@@ -4,30 +4,40 @@
 //!
 //! Every wait polls a condition until a deadline; a failed step records why
 //! and the later items still run where they can; the bundle is always written.
+//!
+//! This file holds the run itself (items 1, 2, 7, 8 and the checkpoints);
+//! `failover` holds items 3-6 (kill, detection, election, restart),
+//! `checks` the pure evaluation of what was observed, `write_bench` the
+//! built-in benchmark and `demo` the `raftkv demo` command.
+
+mod checks;
+mod demo;
+mod failover;
+mod write_bench;
+
+pub use demo::{run_demo, DemoArgs};
+
+use self::checks::agreed_leader;
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use raftkv_node::client::{ClusterClient, Connection, NODE_QUERY_TIMEOUT_MS};
-use raftkv_node::resp::Frame;
+use raftkv_node::client::ClusterClient;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock;
-use crate::cluster::{parse_addr_list, ClusterArgs, ClusterLayout};
+use crate::cluster::ClusterLayout;
 use crate::digest::state_digest;
 use crate::evidence::{
     self, BenchResult, Bundle, CatchUp, DigestRow, Election, GateNode, GateRecord, ItemResult,
     RunMode, StepKind, TimelineEntry, Verdict,
 };
 use crate::plan::{self, bench_key_name, key_name, ITEM_COUNT, ITEM_NAMES};
-use crate::poll::{parse_event_line, LogLine};
 use crate::status::{NodeStatus, Role, StatusFetcher};
-use crate::supervisor::{
-    ExitKind, NodeProgram, ProcessEvent, ProcessReport, Supervisor, STOP_GRACE_MS_DEFAULT,
-};
+use crate::supervisor::{ExitKind, ProcessEvent, ProcessReport, Supervisor};
 
 /// Keys written in each write phase (items 2 and 5).
 pub const KEYS_PER_PHASE: u64 = 50;
@@ -36,7 +46,7 @@ pub const BENCH_SETS: u64 = 2_000;
 /// Concurrent benchmark clients, each with its own connection.
 pub const BENCH_CLIENTS: u64 = 16;
 const _: () = assert!(
-    BENCH_SETS % BENCH_CLIENTS == 0,
+    BENCH_SETS.is_multiple_of(BENCH_CLIENTS),
     "every client writes the same share"
 );
 const _: () = assert!(2 * KEYS_PER_PHASE <= 9_999, "key names have four digits");
@@ -78,64 +88,9 @@ pub const PROCESS_REPORTS_MAX: usize = 64;
 /// is full the gate skips one, the next carries everything).
 pub const PROGRESS_QUEUE_MAX: usize = 16;
 
-/// The annotated tag message of `--git-tag`.
-pub const GIT_TAG_MESSAGE: &str = "Week 12: Month 3 demo — full cluster";
-/// Exit status when every item passed but `--git-tag` could not create the tag.
-pub const EXIT_TAG_FAILED: i32 = 3;
-/// Exit status when the demo could not start (bad flags, ports taken, ...).
-pub const EXIT_CANNOT_START: i32 = 2;
-
-const ABORTED: &str = "aborted before this step finished";
-const ATTACHED: &str =
+pub(crate) const ABORTED: &str = "aborted before this step finished";
+pub(crate) const ATTACHED: &str =
     "cannot run: attached to a cluster this demo did not start, so it may not kill or restart nodes";
-
-/// `raftkv demo` flags.
-///
-/// Exit status: 0 when all eight items pass, 1 when any fails, 2 when the
-/// demo cannot start, 3 when all pass but `--git-tag` could not tag.
-#[derive(Clone, Debug, clap::Args)]
-pub struct DemoArgs {
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-    /// Evidence bundles are written to <out>/<UTC timestamp>/.
-    #[arg(long, default_value = "logs/evidence")]
-    pub out: PathBuf,
-    /// Run against a running cluster (host:port,...) instead of starting one.
-    /// It is never killed, so items 3-7 cannot run and the gate fails.
-    #[arg(long, value_name = "ADDRS")]
-    pub attach: Option<String>,
-    /// Print the plan (docs/DEMO.md) and exit.
-    #[arg(long)]
-    pub plan: bool,
-    /// When all eight items pass, create this annotated tag in the current
-    /// git repository and list the v0.* tags.
-    #[arg(long, value_name = "NAME")]
-    pub git_tag: Option<String>,
-    /// Test only: corrupt the killed leader's WAL before restarting it, so it
-    /// refuses to start and items 6 and 7 must fail.
-    #[arg(long, hide = true)]
-    pub sabotage_catchup: bool,
-}
-
-impl Default for DemoArgs {
-    /// The defaults of `raftkv demo` with no flags.
-    fn default() -> DemoArgs {
-        DemoArgs {
-            cluster: ClusterArgs {
-                nodes: 3,
-                base_port: 7000,
-                data_dir: "data".into(),
-                log_dir: "logs".into(),
-                fresh: true,
-            },
-            out: "logs/evidence".into(),
-            attach: None,
-            plan: false,
-            git_tag: None,
-            sabotage_catchup: false,
-        }
-    }
-}
 
 // ----- process control ------------------------------------------------------
 
@@ -160,15 +115,33 @@ pub struct ProcessRequest {
 }
 
 /// Carries out one request on the dashboard's supervisor (on the thread that
-/// owns it: `Supervisor::start` must run on the main thread).
-pub fn serve_process_request(supervisor: &mut Supervisor, request: ProcessRequest) {
+/// owns it: `Supervisor::start` must run on the main thread). A start is
+/// returned as the report the dashboard would have made for its own `r`
+/// (the supervisor reports only exits), so the screen learns of it.
+pub fn serve_process_request(
+    supervisor: &mut Supervisor,
+    request: ProcessRequest,
+) -> Option<ProcessReport> {
     let result = match request.op {
         ProcessOp::Kill => supervisor.kill(request.id).map(Some),
         ProcessOp::Start => supervisor.start(request.id, false).map(Some),
         ProcessOp::Pid => Ok(supervisor.pid(request.id)),
     };
+    let report = (request.op == ProcessOp::Start).then(|| ProcessReport {
+        id: request.id,
+        at_ms: clock::now_ms(),
+        event: match &result {
+            Ok(pid) => ProcessEvent::Started {
+                pid: pid.unwrap_or(0),
+            },
+            Err(error) => ProcessEvent::SpawnFailed {
+                error: error.clone(),
+            },
+        },
+    });
     // The gate may have been aborted meanwhile; then nobody waits for this.
     let _ = request.reply.send(result);
+    report
 }
 
 /// How the gate reaches the node processes.
@@ -283,22 +256,7 @@ impl GateContext {
         log_dir: Option<&Path>,
         out_dir: PathBuf,
     ) -> GateContext {
-        let nodes = nodes
-            .into_iter()
-            .map(|(id, client_addr)| {
-                let local = |path: PathBuf| path.exists().then_some(path);
-                GateNode {
-                    id,
-                    client_addr,
-                    peer_addr: None,
-                    event_log: log_dir
-                        .and_then(|dir| local(crate::cluster::node_log_path(dir, id))),
-                    output_log: log_dir
-                        .and_then(|dir| local(crate::cluster::node_output_path(dir, id))),
-                    log_start_offset_bytes: 0,
-                }
-            })
-            .collect();
+        let nodes = evidence::nodes_from_addrs(nodes, log_dir);
         GateContext {
             mode: RunMode::Attached,
             nodes,
@@ -314,14 +272,14 @@ impl GateContext {
 
 /// Sent after every change of the record (a step began, a verdict, a
 /// checkpoint); each one is complete, so a receiver that misses some loses nothing.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct GateProgress {
     pub record: GateRecord,
     pub bundle_dir: Option<PathBuf>,
 }
 
 /// How a gate run ended.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct GateOutcome {
     pub record: GateRecord,
     /// The bundle folder, or why it could not be written (completely).
@@ -332,199 +290,6 @@ impl GateOutcome {
     pub fn all_passed(&self) -> bool {
         self.record.all_passed()
     }
-}
-
-// ----- pure evaluation helpers -------------------------------------------------
-
-/// The leader every answering node agrees on, if a majority of the
-/// `cluster_size` answered, exactly one of them leads in a term above
-/// `above_term`, and every other answering node follows it in that term.
-/// Otherwise why not, for the failure message.
-pub fn agreed_leader(
-    polled: &[(u64, Result<NodeStatus, String>)],
-    cluster_size: usize,
-    above_term: u64,
-) -> Result<(u64, u64), String> {
-    let answered: Vec<(u64, &NodeStatus)> = polled
-        .iter()
-        .filter_map(|(id, result)| result.as_ref().ok().map(|s| (*id, s)))
-        .collect();
-    let majority = cluster_size / 2 + 1;
-    if answered.len() < majority {
-        let silent: Vec<String> = polled
-            .iter()
-            .filter_map(|(id, result)| result.as_ref().err().map(|e| format!("node {id}: {e}")))
-            .collect();
-        return Err(format!(
-            "{} of {cluster_size} nodes answered RAFT.STATUS, a majority is {majority} ({})",
-            answered.len(),
-            silent.join("; ")
-        ));
-    }
-    let leaders: Vec<&(u64, &NodeStatus)> =
-        answered.iter().filter(|(_, s)| s.is_leader()).collect();
-    let (leader_id, leader) = match leaders.as_slice() {
-        [] => {
-            let roles: Vec<String> = answered
-                .iter()
-                .map(|(id, s)| format!("node {id} {} in term {}", s.role.name(), s.term))
-                .collect();
-            return Err(format!("no leader yet ({})", roles.join(", ")));
-        }
-        [one] => (one.0, one.1),
-        many => {
-            let claims: Vec<String> = many
-                .iter()
-                .map(|(id, s)| format!("node {id} (term {})", s.term))
-                .collect();
-            return Err(format!(
-                "{} nodes claim leadership: {}",
-                many.len(),
-                claims.join(", ")
-            ));
-        }
-    };
-    if leader.term <= above_term {
-        return Err(format!(
-            "node {leader_id} leads in term {}, not above term {above_term}",
-            leader.term
-        ));
-    }
-    for (id, status) in &answered {
-        if *id != leader_id && (status.leader_id != leader_id || status.term != leader.term) {
-            return Err(format!(
-                "node {id} follows node {} in term {}, not node {leader_id} in term {}",
-                status.leader_id, status.term, leader.term
-            ));
-        }
-    }
-    Ok((leader_id, leader.term))
-}
-
-/// The first line at or after `after_ms` that records losing the leader:
-/// `leader_lost`, or `election_timeout` (which fires only without leader contact).
-pub fn find_detection(lines: &[(usize, LogLine)], after_ms: u64) -> Option<(usize, &LogLine)> {
-    lines
-        .iter()
-        .find(|(_, line)| {
-            line.at_ms >= after_ms
-                && matches!(
-                    line.event.as_deref(),
-                    Some("leader_lost" | "election_timeout")
-                )
-        })
-        .map(|(number, line)| (*number, line))
-}
-
-/// The first `became_leader` line for `term` at or after `after_ms`.
-pub fn find_became_leader(
-    lines: &[(usize, LogLine)],
-    term: u64,
-    after_ms: u64,
-) -> Option<(usize, &LogLine)> {
-    lines
-        .iter()
-        .find(|(_, line)| {
-            line.at_ms >= after_ms
-                && line.event.as_deref() == Some("became_leader")
-                && line.field_u64("term") == Some(term)
-        })
-        .map(|(number, line)| (*number, line))
-}
-
-/// Numbered, parsed lines of this run's part of a node's event log.
-pub fn read_event_lines(node: &GateNode) -> Result<Vec<(usize, LogLine)>, String> {
-    let path = node
-        .event_log
-        .as_ref()
-        .ok_or_else(|| format!("node {}'s log is not on this machine", node.id))?;
-    let bytes = evidence::read_log_portion(path, node.log_start_offset_bytes)?;
-    let now_ms = clock::now_ms();
-    Ok(String::from_utf8_lossy(&bytes)
-        .lines()
-        .enumerate()
-        .map(|(i, line)| (i + 1, parse_event_line(node.id, line, now_ms)))
-        .collect())
-}
-
-/// How one node's copy of some keys compares with what was written.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeyCheck {
-    pub right: u64,
-    pub missing: Vec<String>,
-    /// (key, value found)
-    pub wrong: Vec<(String, String)>,
-}
-
-impl KeyCheck {
-    pub fn is_complete(&self) -> bool {
-        self.missing.is_empty() && self.wrong.is_empty()
-    }
-
-    /// `48/50 right; missing key:0049, key:0050`
-    pub fn describe(&self, total: u64) -> String {
-        let mut text = format!("{}/{total} right", self.right);
-        if !self.missing.is_empty() {
-            let shown: Vec<&str> = self.missing.iter().take(3).map(String::as_str).collect();
-            text.push_str(&format!(
-                "; {} missing ({}",
-                self.missing.len(),
-                shown.join(", ")
-            ));
-            text.push_str(if self.missing.len() > 3 {
-                ", ...)"
-            } else {
-                ")"
-            });
-        }
-        if let Some((key, value)) = self.wrong.first() {
-            text.push_str(&format!("; {} wrong ({key} = '{value}')", self.wrong.len()));
-        }
-        text
-    }
-}
-
-/// Compares values read back (in key order, `None` = missing) with the expected ones.
-pub fn compare_values(expected: &[(String, String)], found: &[Option<Vec<u8>>]) -> KeyCheck {
-    let mut check = KeyCheck::default();
-    for (i, (key, value)) in expected.iter().enumerate() {
-        match found.get(i).cloned().flatten() {
-            None => check.missing.push(key.clone()),
-            Some(bytes) if bytes == value.as_bytes() => check.right += 1,
-            Some(bytes) => check
-                .wrong
-                .push((key.clone(), String::from_utf8_lossy(&bytes).into_owned())),
-        }
-    }
-    check
-}
-
-/// Flips the checksum byte of the first record of the node's oldest WAL
-/// segment: the node must then refuse to start (DESIGN.md "Storage").
-pub fn corrupt_wal(node_data_dir: &Path) -> Result<String, String> {
-    let wal_dir = node_data_dir.join("wal");
-    let mut segments: Vec<PathBuf> = std::fs::read_dir(&wal_dir)
-        .map_err(|e| format!("cannot list {}: {e}", wal_dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "wal"))
-        .collect();
-    segments.sort();
-    let first = segments
-        .first()
-        .ok_or_else(|| format!("{} holds no WAL segment", wal_dir.display()))?;
-    let mut bytes =
-        std::fs::read(first).map_err(|e| format!("cannot read {}: {e}", first.display()))?;
-    // Record layout: u32 length | u32 CRC32C | payload.
-    const CHECKSUM_BYTE_OFFSET: usize = 4;
-    let byte = bytes
-        .get_mut(CHECKSUM_BYTE_OFFSET)
-        .ok_or_else(|| format!("{} is too short to corrupt", first.display()))?;
-    *byte ^= 0xFF;
-    std::fs::write(first, &bytes).map_err(|e| format!("cannot write {}: {e}", first.display()))?;
-    Ok(format!(
-        "flipped byte {CHECKSUM_BYTE_OFFSET} (the first record's checksum) of {}",
-        first.display()
-    ))
 }
 
 // ----- the run ------------------------------------------------------------------
@@ -903,7 +668,11 @@ impl Gate {
         for n in keys {
             let write = client.set(key_name(n), self.value(n));
             let result = tokio::select! {
-                () = self.cancel.cancelled() => return Err(ABORTED.into()),
+                () = self.cancel.cancelled() => {
+                    // The SET in flight may or may not have been applied.
+                    self.writes_uncertain = true;
+                    return Err(ABORTED.into());
+                }
                 result = write => result,
             };
             if let Err(e) = result {
@@ -963,7 +732,7 @@ impl Gate {
             let checks = futures::future::join_all(pending.iter().map(|id| {
                 let addr = self.addr(*id);
                 let expected = &expected;
-                async move { (*id, read_local_values(&addr, expected).await) }
+                async move { (*id, checks::read_local_values(&addr, expected).await) }
             }))
             .await;
             for (id, check) in checks {
@@ -1010,6 +779,10 @@ impl Gate {
     /// Digest, applied index and key count of every node in `ids` once their
     /// applied indexes are equal; the rows go to digests.csv.
     async fn checkpoint(&mut self, name: &'static str, step: &str, ids: &[u64]) {
+        if self.aborted() {
+            self.checkpoints.insert(name, Err(ABORTED.into()));
+            return;
+        }
         self.emit(
             step,
             StepKind::Step,
@@ -1041,7 +814,9 @@ impl Gate {
                 .filter_map(|(id, r)| r.as_ref().ok().map(|s| (*id, s.clone())))
                 .collect();
             let all_answered = answered.len() == ids.len();
-            let equal_applied = answered.windows(2).all(|w| w[0].1.applied_index == w[1].1.applied_index);
+            let equal_applied = answered
+                .windows(2)
+                .all(|w| w[0].1.applied_index == w[1].1.applied_index);
             if all_answered && equal_applied {
                 self.record_rows(name, &answered);
                 return self.judge_checkpoint(&answered);
@@ -1053,13 +828,19 @@ impl Gate {
                 let seen: Vec<String> = polled
                     .iter()
                     .map(|(id, r)| match r {
-                        Ok(s) => format!("node {id} at applied index {} (digest {})", s.applied_index, short(&s.digest)),
+                        Ok(s) => format!(
+                            "node {id} at applied index {} (digest {})",
+                            s.applied_index,
+                            checks::short(&s.digest)
+                        ),
                         Err(_) if down.contains(id) => format!("node {id} is not running"),
                         Err(e) => format!("node {id} does not answer ({e})"),
                     })
                     .collect();
                 let why = if down.is_empty() {
-                    format!("applied indexes did not become equal within {CHECKPOINT_DEADLINE_MS} ms")
+                    format!(
+                        "applied indexes did not become equal within {CHECKPOINT_DEADLINE_MS} ms"
+                    )
                 } else {
                     "not every node is live".to_string()
                 };
@@ -1089,7 +870,12 @@ impl Gate {
             return down;
         }
         for (id, result) in polled {
-            if result.is_err() && matches!(self.ctx.processes.request(*id, ProcessOp::Pid).await, Ok(None)) {
+            if result.is_err()
+                && matches!(
+                    self.ctx.processes.request(*id, ProcessOp::Pid).await,
+                    Ok(None)
+                )
+            {
                 down.push(*id);
             }
         }
@@ -1110,7 +896,7 @@ impl Gate {
             "{} nodes at applied index {}, digest {}, {} keys",
             answered.len(),
             first.applied_index,
-            short(&first.digest),
+            checks::short(&first.digest),
             first.keys
         );
         if self.ctx.fresh && !self.writes_uncertain {
@@ -1132,561 +918,6 @@ impl Gate {
             }
         }
         Ok(figure)
-    }
-
-    // ----- item 3 ---------------------------------------------------------------
-
-    async fn item3_kill_and_detect(&mut self, leader: Option<&Leader>) -> Option<Killed> {
-        if !self.ctx.processes.can_control() {
-            self.verdict(3, ItemResult::fail(ATTACHED, "timeline.jsonl"));
-            return None;
-        }
-        if leader.is_none() || self.aborted() {
-            let why = if self.aborted() {
-                ABORTED
-            } else {
-                "not run: there was no leader to kill (item 2)"
-            };
-            self.verdict(3, ItemResult::fail(why, "timeline.jsonl"));
-            return None;
-        }
-        // The leader may have changed since item 2: kill the current one.
-        let ids = self.all_ids();
-        let leader = match self
-            .wait_for_leader(&ids, 0, CLUSTER_READY_DEADLINE_MS)
-            .await
-        {
-            Ok(leader) => leader,
-            Err(e) => {
-                self.verdict(
-                    3,
-                    ItemResult::fail(format!("no leader to kill: {e}"), "timeline.jsonl step 3.1"),
-                );
-                return None;
-            }
-        };
-        self.emit(
-            "3.1",
-            StepKind::Step,
-            format!("kill -9 leader node {} (term {})", leader.id, leader.term),
-        );
-        let at_ms = clock::now_ms();
-        let pid = match self.ctx.processes.request(leader.id, ProcessOp::Kill).await {
-            Ok(pid) => pid.unwrap_or(0),
-            Err(e) => {
-                self.verdict(
-                    3,
-                    ItemResult::fail(format!("kill -9 failed: {e}"), "timeline.jsonl step 3.1"),
-                );
-                return None;
-            }
-        };
-        let killed = Killed {
-            id: leader.id,
-            term: leader.term,
-            at_ms,
-        };
-        match self.wait_until_exited(leader.id).await {
-            Ok(()) => self.emit(
-                "3.1",
-                StepKind::Info,
-                format!("node {} (pid {pid}) is dead", leader.id),
-            ),
-            Err(e) => self.emit("3.1", StepKind::Warn, e),
-        }
-        let result = self.wait_for_detection(killed).await;
-        self.verdict(3, result);
-        Some(killed)
-    }
-
-    async fn wait_until_exited(&mut self, id: u64) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_millis(KILL_DEADLINE_MS);
-        loop {
-            if self
-                .ctx
-                .processes
-                .request(id, ProcessOp::Pid)
-                .await?
-                .is_none()
-            {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "node {id} was still running {KILL_DEADLINE_MS} ms after kill -9"
-                ));
-            }
-            self.pause().await?;
-        }
-    }
-
-    async fn wait_for_detection(&mut self, killed: Killed) -> ItemResult {
-        self.emit(
-            "3.2",
-            StepKind::Step,
-            "wait for each survivor's leader_lost / election_timeout line after the kill",
-        );
-        let survivors: Vec<GateNode> = self
-            .ctx
-            .nodes
-            .iter()
-            .filter(|n| n.id != killed.id)
-            .cloned()
-            .collect();
-        let deadline = Instant::now() + Duration::from_millis(DETECTION_DEADLINE_MS);
-        let mut found: BTreeMap<u64, evidence::Detection> = BTreeMap::new();
-        let mut problems: BTreeMap<u64, String> = BTreeMap::new();
-        loop {
-            let pending: Vec<&GateNode> = survivors
-                .iter()
-                .filter(|n| !found.contains_key(&n.id))
-                .collect();
-            for node in pending {
-                match read_event_lines(node) {
-                    Ok(lines) => match find_detection(&lines, killed.at_ms) {
-                        Some((line_number, line)) => {
-                            found.insert(
-                                node.id,
-                                detection_of(node.id, line_number, line, killed.at_ms),
-                            );
-                        }
-                        None => {
-                            problems.insert(
-                                node.id,
-                                format!("no leader_lost or election_timeout line in node-{}.log after the kill", node.id),
-                            );
-                        }
-                    },
-                    Err(e) => {
-                        problems.insert(node.id, e);
-                    }
-                }
-            }
-            if found.len() == survivors.len() || Instant::now() >= deadline || self.aborted() {
-                break;
-            }
-            if self.pause().await.is_err() {
-                break;
-            }
-        }
-        let detections: Vec<evidence::Detection> = found.into_values().collect();
-        for d in &detections {
-            self.emit(
-                "3.2",
-                StepKind::Info,
-                format!(
-                    "node {}: {} {} after the kill ({}{}) at node-{}.log line {}",
-                    d.node,
-                    d.event,
-                    evidence::format_ms(d.after_kill_ms),
-                    d.reason,
-                    d.silence_ms
-                        .map_or(String::new(), |s| format!(", silence_ms={s}")),
-                    d.node,
-                    d.log_line
-                ),
-            );
-        }
-        self.record.measurements.detections = detections.clone();
-        let evidence = detections
-            .iter()
-            .map(|d| format!("node-{}.log line {}", d.node, d.log_line))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let figure = detections
-            .iter()
-            .map(|d| {
-                format!(
-                    "node {} {} {} after the kill{}",
-                    d.node,
-                    d.event,
-                    evidence::format_ms(d.after_kill_ms),
-                    match (&d.silence_ms, d.reason.as_str()) {
-                        (Some(s), "") => format!(" (silence_ms={s})"),
-                        (Some(s), reason) => format!(" ({reason}, silence_ms={s})"),
-                        (None, "") => String::new(),
-                        (None, reason) => format!(" ({reason})"),
-                    }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        if detections.len() == survivors.len() && !survivors.is_empty() {
-            ItemResult::pass(figure, evidence)
-        } else {
-            let missing: Vec<String> = survivors
-                .iter()
-                .filter(|n| !detections.iter().any(|d| d.node == n.id))
-                .map(|n| {
-                    format!(
-                        "node {}: {}",
-                        n.id,
-                        problems.get(&n.id).map_or("no survivor", String::as_str)
-                    )
-                })
-                .collect();
-            let reason = if self.aborted() {
-                ABORTED.to_string()
-            } else {
-                format!("within {DETECTION_DEADLINE_MS} ms: {}", missing.join("; "))
-            };
-            let figure = if figure.is_empty() {
-                reason
-            } else {
-                format!("{figure}; but {reason}")
-            };
-            ItemResult::fail(
-                figure,
-                if evidence.is_empty() {
-                    "timeline.jsonl step 3.2".into()
-                } else {
-                    evidence
-                },
-            )
-        }
-    }
-
-    // ----- item 4 ---------------------------------------------------------------
-
-    async fn item4_new_leader(&mut self, killed: Option<Killed>) -> Option<Leader> {
-        let Some(killed) = killed else {
-            let why = if self.ctx.processes.can_control() {
-                "not run: no leader was killed (item 3)"
-            } else {
-                ATTACHED
-            };
-            self.verdict(4, ItemResult::fail(why, "timeline.jsonl"));
-            return None;
-        };
-        self.emit(
-            "4.1",
-            StepKind::Step,
-            format!("poll the survivors until exactly one leads in a term above {} and the others follow it", killed.term),
-        );
-        let survivors: Vec<u64> = self
-            .all_ids()
-            .into_iter()
-            .filter(|id| *id != killed.id)
-            .collect();
-        let remaining_ms =
-            ELECTION_DEADLINE_MS.saturating_sub(clock::now_ms().saturating_sub(killed.at_ms));
-        let leader = match self
-            .wait_for_leader(&survivors, killed.term, remaining_ms)
-            .await
-        {
-            Ok(leader) => leader,
-            Err(e) => {
-                self.verdict(4, ItemResult::fail(e, "timeline.jsonl step 4.1"));
-                return None;
-            }
-        };
-        let confirmed_after_kill_ms = clock::now_ms().saturating_sub(killed.at_ms);
-        let (after_kill_ms, log_line) = self.became_leader_line(&leader, killed).await;
-        let election = Election {
-            node: leader.id,
-            term: leader.term,
-            old_leader: killed.id,
-            old_term: killed.term,
-            after_kill_ms: after_kill_ms.unwrap_or(confirmed_after_kill_ms),
-            confirmed_after_kill_ms,
-            log_line,
-        };
-        let followers: Vec<String> = survivors
-            .iter()
-            .filter(|id| **id != leader.id)
-            .map(u64::to_string)
-            .collect();
-        let figure = format!(
-            "node {} leader in term {} (killed node {} led term {}), {} after the kill{}; exactly one leader, followed by node {} ({} after the kill, RAFT.STATUS)",
-            leader.id,
-            leader.term,
-            killed.id,
-            killed.term,
-            evidence::format_ms(election.after_kill_ms),
-            if log_line.is_some() { " (became_leader line)" } else { " (first poll; no became_leader line found)" },
-            followers.join(", node "),
-            evidence::format_ms(confirmed_after_kill_ms)
-        );
-        let evidence = match log_line {
-            Some(line) => format!(
-                "node-{}.log line {line}; timeline.jsonl step 4.1",
-                leader.id
-            ),
-            None => "timeline.jsonl step 4.1".into(),
-        };
-        self.record.measurements.election = Some(election);
-        self.verdict(4, ItemResult::pass(figure, evidence));
-        Some(leader)
-    }
-
-    /// ms from the kill to the new leader's `became_leader` line, and its line number.
-    async fn became_leader_line(
-        &self,
-        leader: &Leader,
-        killed: Killed,
-    ) -> (Option<u64>, Option<usize>) {
-        let Some(node) = self.ctx.nodes.iter().find(|n| n.id == leader.id) else {
-            return (None, None);
-        };
-        let deadline = Instant::now() + Duration::from_millis(LOG_LINE_DEADLINE_MS);
-        loop {
-            if let Ok(lines) = read_event_lines(node) {
-                if let Some((number, line)) = find_became_leader(&lines, leader.term, killed.at_ms)
-                {
-                    return (Some(line.at_ms.saturating_sub(killed.at_ms)), Some(number));
-                }
-            }
-            if Instant::now() >= deadline || self.pause().await.is_err() {
-                return (None, None);
-            }
-        }
-    }
-
-    // ----- item 5 ---------------------------------------------------------------
-
-    async fn item5_writes_to_new_leader(
-        &mut self,
-        new_leader: Option<&Leader>,
-        survivors: &[u64],
-        killed: Option<Killed>,
-    ) {
-        let Some(killed) = killed else {
-            let why = if self.ctx.processes.can_control() {
-                "not run: no leader was killed (item 3)"
-            } else {
-                ATTACHED
-            };
-            self.verdict(5, ItemResult::fail(why, "timeline.jsonl"));
-            return;
-        };
-        let leader = match new_leader {
-            Some(leader) => leader.clone(),
-            None => match self
-                .wait_for_leader(survivors, killed.term, ELECTION_DEADLINE_MS)
-                .await
-            {
-                Ok(leader) => leader,
-                Err(e) => {
-                    self.verdict(
-                        5,
-                        ItemResult::fail(
-                            format!("no new leader to write to: {e}"),
-                            "timeline.jsonl step 5.1",
-                        ),
-                    );
-                    return;
-                }
-            },
-        };
-        let keys = KEYS_PER_PHASE + 1..=2 * KEYS_PER_PHASE;
-        let result = match self.write_keys("5.1", &leader, keys).await {
-            Ok(ms) => {
-                self.record.measurements.second_writes_ms = Some(ms);
-                self.verify_keys("5.2", survivors, 1..=2 * KEYS_PER_PHASE).await.map(|figure| {
-                    format!(
-                        "{KEYS_PER_PHASE} more keys written through new leader node {} (term {}) in {}; {figure}",
-                        leader.id,
-                        leader.term,
-                        evidence::format_ms(ms)
-                    )
-                })
-            }
-            Err(e) => Err(e),
-        };
-        self.verdict(
-            5,
-            match result {
-                Ok(figure) => ItemResult::pass(figure, "timeline.jsonl steps 5.1-5.2"),
-                Err(e) => ItemResult::fail(e, "timeline.jsonl steps 5.1-5.2"),
-            },
-        );
-    }
-
-    // ----- item 6 ---------------------------------------------------------------
-
-    async fn item6_restart_and_verify(&mut self, killed: Option<Killed>) {
-        let Some(killed) = killed else {
-            let why = if self.ctx.processes.can_control() {
-                "not run: no node was killed (item 3)"
-            } else {
-                ATTACHED
-            };
-            self.verdict(6, ItemResult::fail(why, "timeline.jsonl"));
-            return;
-        };
-        if self.aborted() {
-            self.verdict(6, ItemResult::fail(ABORTED, "timeline.jsonl"));
-            return;
-        }
-        if self.ctx.sabotage_catchup {
-            self.sabotage(killed.id);
-        }
-        let result = match self.restart_and_catch_up(killed.id).await {
-            Ok(catch_up) => {
-                let catch_up_figure = format!(
-                    "node {} restarted and caught up to applied index {} in {}",
-                    catch_up.node,
-                    catch_up.applied_index,
-                    evidence::format_ms(catch_up.ms)
-                );
-                self.record.measurements.catch_up = Some(catch_up);
-                let ids = self.all_ids();
-                self.verify_keys("6.3", &ids, 1..=2 * KEYS_PER_PHASE)
-                    .await
-                    .map(|figure| format!("{catch_up_figure}; {figure}"))
-            }
-            Err(e) => Err(e),
-        };
-        self.verdict(
-            6,
-            match result {
-                Ok(figure) => ItemResult::pass(
-                    figure,
-                    format!("timeline.jsonl steps 6.1-6.3; node-{}.log", killed.id),
-                ),
-                Err(e) => ItemResult::fail(
-                    e,
-                    format!("timeline.jsonl steps 6.1-6.3; node-{}.log", killed.id),
-                ),
-            },
-        );
-    }
-
-    fn sabotage(&mut self, id: u64) {
-        let note = match &self.ctx.data_dir {
-            Some(data_dir) => corrupt_wal(&data_dir.join(format!("node-{id}"))),
-            None => Err("the data dir is unknown".into()),
-        };
-        let text = match note {
-            Ok(done) => format!("test-only sabotage (--sabotage-catchup): node {id}: {done}"),
-            Err(e) => format!("test-only sabotage (--sabotage-catchup) of node {id} failed: {e}"),
-        };
-        self.record.notes.push(text.clone());
-        self.emit("6.1", StepKind::Warn, text);
-    }
-
-    async fn restart_and_catch_up(&mut self, id: u64) -> Result<CatchUp, String> {
-        self.emit(
-            "6.1",
-            StepKind::Step,
-            format!("restart node {id} with its data dir"),
-        );
-        let restarted = Instant::now();
-        let pid = self
-            .ctx
-            .processes
-            .request(id, ProcessOp::Start)
-            .await?
-            .unwrap_or(0);
-        self.emit(
-            "6.1",
-            StepKind::Info,
-            format!("node {id} started (pid {pid})"),
-        );
-        let others: Vec<u64> = self
-            .all_ids()
-            .into_iter()
-            .filter(|other| *other != id)
-            .collect();
-        let target = self.catch_up_target(&others).await?;
-        self.emit(
-            "6.2",
-            StepKind::Step,
-            format!(
-                "wait until node {id}'s applied index reaches the leader's commit index {target}"
-            ),
-        );
-        let deadline = restarted + Duration::from_millis(CATCH_UP_DEADLINE_MS);
-        let mut last;
-        loop {
-            match self.status(id).await {
-                Ok(status) if status.applied_index >= target => {
-                    let ms = restarted.elapsed().as_millis() as u64;
-                    self.emit(
-                        "6.2",
-                        StepKind::Info,
-                        format!(
-                            "node {id} at applied index {} after {}",
-                            status.applied_index,
-                            evidence::format_ms(ms)
-                        ),
-                    );
-                    return Ok(CatchUp {
-                        node: id,
-                        ms,
-                        applied_index: status.applied_index,
-                    });
-                }
-                Ok(status) => last = format!("applied index {} of {target}", status.applied_index),
-                Err(e) => last = e,
-            }
-            if self
-                .ctx
-                .processes
-                .request(id, ProcessOp::Pid)
-                .await?
-                .is_none()
-            {
-                return Err(self.why_node_died(id));
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "node {id} did not catch up within {CATCH_UP_DEADLINE_MS} ms ({last})"
-                ));
-            }
-            self.pause().await?;
-        }
-    }
-
-    /// The leader's commit index (or, without a leader, the highest applied index).
-    async fn catch_up_target(&mut self, others: &[u64]) -> Result<u64, String> {
-        let polled = self.poll(others).await;
-        let statuses: Vec<&NodeStatus> =
-            polled.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
-        if let Some(leader) = statuses.iter().find(|s| s.role == Role::Leader) {
-            return Ok(leader.commit_index);
-        }
-        statuses
-            .iter()
-            .map(|s| s.applied_index)
-            .max()
-            .ok_or_else(|| {
-                "no other node answers, so there is nothing to catch up with".to_string()
-            })
-    }
-
-    /// The node's own last words: its `fatal` log event, else the last line
-    /// of its captured output, with how the process ended.
-    fn why_node_died(&mut self, id: u64) -> String {
-        let exit = self
-            .ctx
-            .processes
-            .last_exit(id)
-            .map_or("exited".to_string(), |exit| exit.to_string());
-        let node = self.ctx.nodes.iter().find(|n| n.id == id).cloned();
-        let fatal = node.as_ref().and_then(|node| {
-            let lines = read_event_lines(node).ok()?;
-            lines
-                .iter()
-                .rev()
-                .find(|(_, l)| l.event.as_deref() == Some("fatal"))
-                .map(|(number, l)| {
-                    let message = l.field("message").map_or(l.text.clone(), str::to_string);
-                    format!("{message} (node-{id}.log line {number})")
-                })
-        });
-        let said = fatal.or_else(|| {
-            let path = node?.output_log?;
-            let text = std::fs::read_to_string(path).ok()?;
-            text.lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .map(str::to_string)
-        });
-        match said {
-            Some(said) => format!("node {id} {exit} after its restart: {said}"),
-            None => format!("node {id} {exit} after its restart"),
-        }
     }
 
     // ----- item 7 ---------------------------------------------------------------
@@ -1779,7 +1010,7 @@ impl Gate {
                 leader.id
             ),
         );
-        let run = bench(leader.addr.clone(), leader.id);
+        let run = write_bench::bench(leader.addr.clone(), leader.id);
         let result = tokio::select! {
             () = self.cancel.cancelled() => Err(ABORTED.to_string()),
             result = tokio::time::timeout(Duration::from_millis(BENCH_DEADLINE_MS), run) => {
@@ -1843,502 +1074,75 @@ impl Gate {
     }
 }
 
-fn detection_of(
-    node: u64,
-    line_number: usize,
-    line: &LogLine,
-    killed_at_ms: u64,
-) -> evidence::Detection {
-    evidence::Detection {
-        node,
-        after_kill_ms: line.at_ms.saturating_sub(killed_at_ms),
-        event: line.event.clone().unwrap_or_default(),
-        silence_ms: line.field_u64("silence_ms"),
-        reason: line.field("reason").unwrap_or("").to_string(),
-        log_line: line_number,
-    }
-}
-
-/// Reads `expected`'s keys from one node's own state: READONLY, then one MGET.
-async fn read_local_values(addr: &str, expected: &[(String, String)]) -> Result<KeyCheck, String> {
-    let timeout = Duration::from_millis(NODE_QUERY_TIMEOUT_MS);
-    let mut connection = Connection::connect(addr, timeout)
-        .await
-        .map_err(|e| e.to_string())?;
-    match connection
-        .request(&[b"READONLY"])
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        Frame::Simple(ok) if ok == "OK" => {}
-        other => return Err(format!("{addr} answered READONLY with {other:?}")),
-    }
-    let mut args: Vec<&[u8]> = vec![b"MGET"];
-    args.extend(expected.iter().map(|(key, _)| key.as_bytes()));
-    let values = match connection.request(&args).await.map_err(|e| e.to_string())? {
-        Frame::Array(items) if items.len() == expected.len() => items
-            .into_iter()
-            .map(|item| match item {
-                Frame::Bulk(bytes) => Ok(Some(bytes.to_vec())),
-                Frame::Null => Ok(None),
-                other => Err(format!("{addr} answered MGET with an element {other:?}")),
-            })
-            .collect::<Result<Vec<_>, String>>()?,
-        Frame::Error(message) => return Err(format!("{addr} refused MGET: {message}")),
-        other => {
-            return Err(format!(
-                "{addr} answered MGET of {} keys with {other:?}",
-                expected.len()
-            ))
-        }
-    };
-    Ok(compare_values(expected, &values))
-}
-
-/// The built-in write benchmark: BENCH_SETS SETs from BENCH_CLIENTS
-/// concurrent clients, each with its own connection to `addr`.
-async fn bench(addr: String, via_node: u64) -> Result<BenchResult, String> {
-    let per_client = BENCH_SETS / BENCH_CLIENTS;
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for client_number in 0..BENCH_CLIENTS {
-        let addr = addr.clone();
-        tasks.spawn(async move {
-            let mut latencies =
-                hdrhistogram::Histogram::<u64>::new_with_bounds(1, BENCH_LATENCY_US_MAX, 3)
-                    .map_err(|e| format!("latency histogram: {e}"))?;
-            let mut client =
-                ClusterClient::new(vec![addr], Duration::from_millis(REQUEST_DEADLINE_MS));
-            let mut failed = 0u64;
-            let mut first_error = None;
-            for i in 0..per_client {
-                let n = client_number * per_client + i + 1;
-                let sent = Instant::now();
-                match client
-                    .set(bench_key_name(n), format!("bench-value-{n}"))
-                    .await
-                {
-                    Ok(()) => latencies.saturating_record(sent.elapsed().as_micros() as u64),
-                    Err(e) => {
-                        failed += 1;
-                        first_error.get_or_insert(e.to_string());
-                    }
-                }
-            }
-            Ok::<_, String>((latencies, failed, first_error))
-        });
-    }
-    let mut latencies = hdrhistogram::Histogram::<u64>::new_with_bounds(1, BENCH_LATENCY_US_MAX, 3)
-        .map_err(|e| format!("latency histogram: {e}"))?;
-    let mut failed = 0;
-    let mut first_error = None;
-    while let Some(joined) = tasks.join_next().await {
-        let (client_latencies, client_failed, client_error) =
-            joined.map_err(|e| format!("a benchmark client crashed: {e}"))??;
-        latencies
-            .add(&client_latencies)
-            .map_err(|e| format!("latency histogram: {e:?}"))?;
-        failed += client_failed;
-        first_error = first_error.or(client_error);
-    }
-    let elapsed = started.elapsed();
-    let succeeded = latencies.len();
-    if succeeded == 0 {
-        return Err(format!(
-            "all {BENCH_SETS} SETs failed: {}",
-            first_error.unwrap_or_else(|| "no error recorded".into())
-        ));
-    }
-    Ok(BenchResult {
-        via_node,
-        sets: BENCH_SETS,
-        clients: BENCH_CLIENTS,
-        failed,
-        elapsed_ms: elapsed.as_millis() as u64,
-        ops_per_sec: succeeded as f64 / elapsed.as_secs_f64().max(1e-6),
-        latency_us_p50: latencies.value_at_quantile(0.50),
-        latency_us_p99: latencies.value_at_quantile(0.99),
-        latency_us_max: latencies.max(),
-    })
-}
-
-// ----- `raftkv demo` ----------------------------------------------------------------
-
-/// `raftkv demo`: prints the plan, runs the gate against a fresh cluster (or
-/// `--attach`ed one), prints the checklist, and returns the exit status.
-/// Run it with `block_on` on the main thread: the supervisor it owns must
-/// fork from the thread that lives as long as the process.
-pub async fn run_demo(args: DemoArgs) -> i32 {
-    if args.plan {
-        print!("{}", plan::plan_text());
-        return 0;
-    }
-    if let Some(tag) = &args.git_tag {
-        if let Err(e) = git_tag_precheck(tag) {
-            eprintln!("raftkv demo: --git-tag {tag}: {e}");
-            return EXIT_CANNOT_START;
-        }
-    }
-    let ctx = match prepare(&args).await {
-        Ok(ctx) => ctx,
-        Err(e) => {
-            eprintln!("raftkv demo: {e}");
-            return EXIT_CANNOT_START;
-        }
-    };
-    let cancel = CancellationToken::new();
-    let interrupt = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("raftkv demo: interrupted; stopping the cluster and writing the bundle");
-                cancel.cancel();
-            }
-        })
-    };
-    // Progress is echoed to stdout by the gate itself; nobody reads this channel.
-    let (progress, _) = mpsc::channel(1);
-    let outcome = run_gate(ctx, progress, cancel).await;
-    interrupt.abort();
-    println!();
-    print!("{}", evidence::checklist_text(&outcome.record));
-    match &outcome.bundle {
-        Ok(dir) => println!("\nevidence bundle: {}", dir.display()),
-        Err(e) => eprintln!("\nraftkv demo: the evidence bundle is incomplete: {e}"),
-    }
-    let mut code = if outcome.all_passed() && outcome.bundle.is_ok() {
-        0
-    } else {
-        1
-    };
-    if let Some(tag) = &args.git_tag {
-        match create_git_tag(tag, &outcome.record) {
-            Ok(listing) => {
-                println!("\ncreated annotated tag {tag}; git tag -l \"v0.*\":");
-                print!("{listing}");
-            }
-            Err(e) => {
-                eprintln!("raftkv demo: --git-tag {tag}: {e}");
-                if code == 0 {
-                    code = EXIT_TAG_FAILED;
-                }
-            }
-        }
-    }
-    code
-}
-
-/// Builds the context: a fresh local cluster (ports checked, data dirs
-/// wiped, nothing started yet) or an attached one.
-async fn prepare(args: &DemoArgs) -> Result<GateContext, String> {
-    if let Some(list) = &args.attach {
-        let addrs = parse_addr_list(list)?;
-        let mut nodes = Vec::new();
-        for (i, addr) in addrs.into_iter().enumerate() {
-            // Ids come from the nodes themselves; a silent node keeps its position.
-            let id = StatusFetcher::new(addr.clone())
-                .fetch(Duration::from_millis(STATUS_DEADLINE_MS))
-                .await
-                .map_or(i as u64 + 1, |s| s.id);
-            nodes.push((id, addr));
-        }
-        let mut ctx =
-            GateContext::for_attached(nodes, Some(&args.cluster.log_dir), args.out.clone());
-        ctx.echo = true;
-        println!(
-            "raftkv demo: attached to {} nodes; it may not kill or restart them, so items 3-7 cannot run and the gate will FAIL",
-            ctx.nodes.len()
-        );
-        return Ok(ctx);
-    }
-    let layout = ClusterLayout::new(&args.cluster)?;
-    layout.check_ports_free()?;
-    layout.create_dirs()?;
-    let wiped = layout.wipe_all_data()?;
-    let (reports_tx, reports) = mpsc::channel(PROCESS_REPORTS_MAX);
-    let supervisor = Supervisor::new(
-        layout.clone(),
-        NodeProgram::current_exe()?,
-        reports_tx,
-        STOP_GRACE_MS_DEFAULT,
-    );
-    let clients = layout.client_addrs();
-    println!(
-        "raftkv demo: {} nodes, clients {}, data {}{}, logs {}",
-        layout.nodes,
-        clients.join(" "),
-        layout.data_dir.display(),
-        if wiped.is_empty() {
-            String::new()
-        } else {
-            format!(" (wiped {} old node dirs)", wiped.len())
-        },
-        layout.log_dir.display()
-    );
-    Ok(GateContext {
-        mode: RunMode::Demo,
-        nodes: evidence::nodes_from_layout(&layout),
-        data_dir: Some(layout.data_dir.clone()),
-        processes: ProcessControl::Owned {
-            supervisor,
-            reports,
-        },
-        out_dir: args.out.clone(),
-        fresh: true,
-        echo: true,
-        sabotage_catchup: args.sabotage_catchup,
-    })
-}
-
-// ----- --git-tag ---------------------------------------------------------------------
-
-fn git(args: &[&str]) -> Result<std::process::Output, String> {
-    std::process::Command::new("git")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run git: {e}"))
-}
-
-fn git_stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).trim().to_string()
-}
-
-/// Refuses early (before the gate runs) a tag that could not be created.
-pub fn git_tag_precheck(name: &str) -> Result<(), String> {
-    let inside = git(&["rev-parse", "--is-inside-work-tree"])?;
-    if !inside.status.success() {
-        return Err(format!(
-            "the current directory is not in a git repository ({}); run the demo from the repository to tag",
-            git_stderr(&inside)
-        ));
-    }
-    let valid = git(&["check-ref-format", &format!("refs/tags/{name}")])?;
-    if !valid.status.success() {
-        return Err(format!("'{name}' is not a valid tag name"));
-    }
-    let head = git(&["rev-parse", "--verify", "-q", "HEAD"])?;
-    if !head.status.success() {
-        return Err("the repository has no commit to tag yet".into());
-    }
-    let exists = git(&["rev-parse", "--verify", "-q", &format!("refs/tags/{name}")])?;
-    if exists.status.success() {
-        return Err(format!(
-            "the tag {name} already exists; pick another name or delete it first"
-        ));
-    }
-    Ok(())
-}
-
-/// Creates the annotated tag when every item passed; returns `git tag -l "v0.*"`.
-pub fn create_git_tag(name: &str, record: &GateRecord) -> Result<String, String> {
-    if !record.all_passed() {
-        let failed: Vec<String> = (1..=ITEM_COUNT)
-            .filter(|n| record.item(*n).verdict == Verdict::Fail)
-            .map(|n| n.to_string())
-            .collect();
-        return Err(format!(
-            "not tagging: item {} failed; the tag marks a gate with all eight items PASS",
-            failed.join(", ")
-        ));
-    }
-    git_tag_precheck(name)?;
-    let tagged = git(&["tag", "-a", name, "-m", GIT_TAG_MESSAGE])?;
-    if !tagged.status.success() {
-        return Err(format!("git tag failed: {}", git_stderr(&tagged)));
-    }
-    let listed = git(&["tag", "-l", "v0.*"])?;
-    Ok(String::from_utf8_lossy(&listed.stdout).into_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::tests::fields;
+    use crate::cluster::ClusterArgs;
+    use crate::supervisor::NodeProgram;
 
-    fn status(id: u64, role: &str, term: u64, leader_id: u64) -> NodeStatus {
-        let id_text = id.to_string();
-        let term_text = term.to_string();
-        let leader_text = leader_id.to_string();
-        NodeStatus::from_fields(&fields(&[
-            ("id", &id_text),
-            ("role", role),
-            ("term", &term_text),
-            ("leader_id", &leader_text),
-            ("commit_index", "10"),
-            ("applied_index", "10"),
-            ("last_index", "10"),
-            ("keys", "5"),
-            ("digest", "abc"),
-        ]))
-        .unwrap()
-    }
-
-    #[test]
-    fn one_leader_everyone_follows_is_agreed() {
-        let polled = vec![
-            (1, Ok(status(1, "follower", 3, 2))),
-            (2, Ok(status(2, "leader", 3, 2))),
-            (3, Ok(status(3, "follower", 3, 2))),
-        ];
-        assert_eq!(agreed_leader(&polled, 3, 0), Ok((2, 3)));
-        assert_eq!(agreed_leader(&polled, 3, 2), Ok((2, 3)));
-        assert!(agreed_leader(&polled, 3, 3)
-            .unwrap_err()
-            .contains("not above term 3"));
-    }
-
-    #[test]
-    fn leader_disagreements_and_silence_are_explained() {
-        let two = vec![
-            (1, Ok(status(1, "leader", 2, 1))),
-            (2, Ok(status(2, "leader", 3, 2))),
-        ];
-        assert!(agreed_leader(&two, 3, 0)
-            .unwrap_err()
-            .contains("2 nodes claim leadership: node 1 (term 2), node 2 (term 3)"));
-        let none = vec![
-            (1, Ok(status(1, "candidate", 4, 0))),
-            (2, Ok(status(2, "follower", 3, 0))),
-        ];
-        assert!(agreed_leader(&none, 3, 0)
-            .unwrap_err()
-            .starts_with("no leader yet (node 1 candidate in term 4"));
-        let stray = vec![
-            (1, Ok(status(1, "leader", 3, 1))),
-            (2, Ok(status(2, "follower", 2, 3))),
-        ];
-        assert!(agreed_leader(&stray, 3, 0)
-            .unwrap_err()
-            .contains("node 2 follows node 3 in term 2"));
-        let silent = vec![
-            (1, Ok(status(1, "leader", 3, 1))),
-            (2, Err("connection refused".to_string())),
-            (3, Err("no answer within 1000 ms".to_string())),
-        ];
-        let error = agreed_leader(&silent, 3, 0).unwrap_err();
-        assert!(error.contains("1 of 3 nodes answered"), "{error}");
-        assert!(error.contains("node 2: connection refused"), "{error}");
-        // A silent minority does not block agreement (its read-back will fail instead).
-        let minority = vec![
-            (1, Ok(status(1, "leader", 3, 1))),
-            (2, Ok(status(2, "follower", 3, 1))),
-            (3, Err("connection refused".to_string())),
-        ];
-        assert_eq!(agreed_leader(&minority, 3, 0), Ok((1, 3)));
-    }
-
-    fn log(lines: &[&str]) -> Vec<(usize, LogLine)> {
-        lines
-            .iter()
-            .enumerate()
-            .map(|(i, line)| (i + 1, parse_event_line(2, line, 0)))
-            .collect()
-    }
-
-    #[test]
-    fn detection_is_the_first_loss_line_after_the_kill() {
-        let lines = log(&[
-            r#"{"timestamp":"2024-05-01T10:00:00.000Z","level":"INFO","fields":{"event":"leader_lost","silence_ms":400,"reason":"election timeout","term":1}}"#,
-            r#"{"timestamp":"2024-05-01T10:00:05.000Z","level":"INFO","fields":{"event":"peer_down","peer":3}}"#,
-            r#"{"timestamp":"2024-05-01T10:00:05.004Z","level":"INFO","fields":{"event":"leader_lost","leader":1,"silence_ms":38,"reason":"connection reset by peer","term":2}}"#,
-            r#"{"timestamp":"2024-05-01T10:00:05.300Z","level":"INFO","fields":{"event":"election_timeout","silence_ms":300,"term":2}}"#,
-            r#"{"timestamp":"2024-05-01T10:00:05.310Z","level":"INFO","fields":{"event":"became_leader","term":3}}"#,
-        ]);
-        let kill_ms = clock::parse_rfc3339_ms("2024-05-01T10:00:05.000Z").unwrap();
-        let (number, line) = find_detection(&lines, kill_ms).unwrap();
-        assert_eq!(number, 3, "the earlier loss happened before the kill");
-        let detection = detection_of(2, number, line, kill_ms);
-        assert_eq!(detection.after_kill_ms, 4);
-        assert_eq!(detection.silence_ms, Some(38));
-        assert_eq!(detection.reason, "connection reset by peer");
-        assert_eq!(detection.event, "leader_lost");
-        assert!(find_detection(&lines, kill_ms + 1_000).is_none());
-
-        let (number, line) = find_became_leader(&lines, 3, kill_ms).unwrap();
-        assert_eq!((number, line.at_ms - kill_ms), (5, 310));
-        assert!(find_became_leader(&lines, 4, kill_ms).is_none());
-    }
-
-    #[test]
-    fn read_back_values_are_compared_key_by_key() {
-        let expected: Vec<(String, String)> = (1..=4)
-            .map(|n| (key_name(n), format!("value-{n}")))
-            .collect();
-        let found = vec![
-            Some(b"value-1".to_vec()),
-            None,
-            Some(b"value-9".to_vec()),
-            Some(b"value-4".to_vec()),
-        ];
-        let check = compare_values(&expected, &found);
-        assert_eq!(check.right, 2);
-        assert_eq!(check.missing, vec!["key:0002"]);
-        assert_eq!(
-            check.wrong,
-            vec![("key:0003".to_string(), "value-9".to_string())]
-        );
-        assert!(!check.is_complete());
-        assert_eq!(
-            check.describe(4),
-            "2/4 right; 1 missing (key:0002); 1 wrong (key:0003 = 'value-9')"
-        );
-        // A short reply counts the rest as missing, never panics.
-        assert_eq!(compare_values(&expected, &[]).missing.len(), 4);
-    }
-
-    #[test]
-    fn corrupting_the_wal_flips_the_first_records_checksum() {
+    #[tokio::test]
+    async fn the_dashboard_serves_the_gates_process_requests() {
         let dir = tempfile::tempdir().unwrap();
-        let wal = dir.path().join("wal");
-        std::fs::create_dir_all(&wal).unwrap();
-        std::fs::write(wal.join("00000002.wal"), [0u8; 16]).unwrap();
-        std::fs::write(wal.join("00000001.wal"), [1u8; 16]).unwrap();
-        let note = corrupt_wal(dir.path()).unwrap();
-        assert!(note.contains("00000001.wal"), "{note}");
-        let bytes = std::fs::read(wal.join("00000001.wal")).unwrap();
-        assert_eq!(bytes[4], 0xFE);
-        assert_eq!(bytes[3], 1);
-        assert_eq!(std::fs::read(wal.join("00000002.wal")).unwrap(), [0u8; 16]);
-        let empty = tempfile::tempdir().unwrap();
-        assert!(corrupt_wal(empty.path())
-            .unwrap_err()
-            .contains("cannot list"));
-    }
+        let layout = ClusterLayout::new(&ClusterArgs {
+            nodes: 1,
+            base_port: 7000,
+            data_dir: dir.path().join("data"),
+            log_dir: dir.path().join("logs"),
+            fresh: false,
+        })
+        .unwrap();
+        layout.create_dirs().unwrap();
+        // A stand-in node: the requests, not the node, are under test.
+        let program = NodeProgram {
+            program: "/bin/sh".into(),
+            leading_args: vec!["-c".into(), "exec sleep 30".into(), "sh".into()],
+        };
+        let (reports_tx, _reports) = mpsc::channel(8);
+        let mut supervisor = Supervisor::new(layout, program, reports_tx, 1_000);
+        let (requests_tx, mut requests) = mpsc::channel(4);
+        let mut control = ProcessControl::Dashboard(requests_tx);
 
-    #[test]
-    fn tagging_is_refused_when_an_item_failed() {
-        let mut record = GateRecord::new(RunMode::Demo, Vec::new(), 0);
-        for n in 1..=ITEM_COUNT {
-            record.set_item(n, ItemResult::pass("ok", "here"));
-        }
-        record.set_item(6, ItemResult::fail("corrupt", "there"));
-        record.set_item(7, ItemResult::fail("not taken", "there"));
-        let error = create_git_tag("v0.0.0-never", &record).unwrap_err();
-        assert_eq!(
-            error,
-            "not tagging: item 6, 7 failed; the tag marks a gate with all eight items PASS"
+        // The dashboard's side, as its event loop serves them.
+        let dashboard = async move {
+            let mut reports = Vec::new();
+            while let Some(request) = requests.recv().await {
+                reports.extend(serve_process_request(&mut supervisor, request));
+            }
+            reports
+        };
+        let gate = async move {
+            assert_eq!(control.request(1, ProcessOp::Pid).await, Ok(None));
+            let pid = control.request(1, ProcessOp::Start).await.unwrap();
+            assert!(pid.is_some());
+            assert_eq!(control.request(1, ProcessOp::Pid).await, Ok(pid));
+            let refused = control.request(2, ProcessOp::Start).await.unwrap_err();
+            assert!(refused.contains("no node 2"), "{refused}");
+            assert_eq!(control.request(1, ProcessOp::Kill).await, Ok(pid));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while control.request(1, ProcessOp::Pid).await.unwrap().is_some() {
+                assert!(Instant::now() < deadline, "node 1 outlived kill -9");
+                tokio::time::sleep(Duration::from_millis(POLL_INTERVAL_MS)).await;
+            }
+            pid.unwrap()
+        };
+        let (reports, pid) = tokio::join!(dashboard, gate);
+        let events: Vec<(u64, ProcessEvent)> =
+            reports.into_iter().map(|r| (r.id, r.event)).collect();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[0], (1, ProcessEvent::Started { pid }));
+        assert!(
+            matches!(&events[1], (2, ProcessEvent::SpawnFailed { error }) if error.contains("no node 2"))
         );
     }
 
-    #[test]
-    fn demo_defaults_match_the_documented_ones() {
-        use clap::Parser;
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            demo: DemoArgs,
-        }
-        let parsed = Cli::parse_from(["raftkv"]).demo;
-        let defaults = DemoArgs::default();
-        assert_eq!(parsed.cluster.nodes, defaults.cluster.nodes);
-        assert_eq!(parsed.cluster.base_port, defaults.cluster.base_port);
-        assert_eq!(parsed.cluster.data_dir, defaults.cluster.data_dir);
-        assert_eq!(parsed.cluster.log_dir, defaults.cluster.log_dir);
-        assert_eq!(parsed.out, defaults.out);
-        assert!(!parsed.sabotage_catchup && !parsed.plan && parsed.git_tag.is_none());
-        let sabotaged =
-            Cli::parse_from(["raftkv", "--sabotage-catchup", "--git-tag", "v0.3.0"]).demo;
-        assert!(sabotaged.sabotage_catchup);
-        assert_eq!(sabotaged.git_tag.as_deref(), Some("v0.3.0"));
+    #[tokio::test]
+    async fn an_attached_gate_may_not_touch_processes() {
+        let mut control = ProcessControl::Attached;
+        assert!(!control.can_control());
+        assert_eq!(
+            control.request(1, ProcessOp::Kill).await,
+            Err(ATTACHED.to_string())
+        );
+        assert_eq!(control.last_exit(1), None);
     }
 }

@@ -495,37 +495,44 @@ fn render_message(app: &App, area: Rect, buf: &mut Buffer) {
 
 fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
     let write = format!("write {}", app.bulk_write_count);
-    let keys: Vec<(&str, &str)> = vec![
-        ("k", "kill leader"),
-        ("x", "kill"),
-        ("s", "stop"),
-        ("r", "restart"),
-        ("w", &write),
-        ("W", "load"),
-        ("v", "verify"),
-        ("d", "gate"),
-        ("e", "export"),
-        ("R", "wipe"),
-        ("?", "help"),
-        ("q", "quit"),
+    let process_keys = app.mode == Mode::Supervised;
+    let optional: Vec<(&str, &str, bool)> = vec![
+        ("k", "kill leader", process_keys),
+        ("x", "kill", process_keys),
+        ("s", "stop", process_keys),
+        ("r", "restart", process_keys),
+        ("w", &write, true),
+        ("W", "load", true),
+        ("v", "verify", true),
+        ("d", "gate", true),
+        ("e", "export", true),
+        ("R", "wipe", process_keys),
     ];
+    let always = [("?", "help"), ("q", "quit")];
     // `?` and `q` always show; the others while they fit.
-    let cost = |(key, label): &(&str, &str)| key.len() + label.len() + 3;
-    let mut budget = usize::from(area.width).saturating_sub(cost(&keys[10]) + cost(&keys[11]));
-    let mut spans = Vec::new();
-    for (i, entry) in keys.iter().enumerate() {
-        let fits = cost(entry) <= budget;
-        if i >= 10 || fits {
-            if i < 10 {
-                budget -= cost(entry);
-            }
-            spans.push(Span::styled(
-                format!(" {} ", entry.0),
-                Style::new().fg(Color::Black).bg(Color::Gray).bold(),
-            ));
-            spans.push(Span::raw(format!("{} ", entry.1)));
+    let cost = |key: &str, label: &str| key.len() + label.len() + 3;
+    let mut budget =
+        usize::from(area.width).saturating_sub(always.iter().map(|(k, l)| cost(k, l)).sum());
+    let mut shown = Vec::new();
+    for (key, label, available) in optional {
+        if available && cost(key, label) <= budget {
+            budget -= cost(key, label);
+            shown.push((key, label));
         }
     }
+    shown.extend(always);
+    let spans: Vec<Span> = shown
+        .into_iter()
+        .flat_map(|(key, label)| {
+            [
+                Span::styled(
+                    format!(" {key} "),
+                    Style::new().fg(Color::Black).bg(Color::Gray).bold(),
+                ),
+                Span::raw(format!("{label} ")),
+            ]
+        })
+        .collect();
     Paragraph::new(Line::from(spans)).render(area, buf);
 }
 

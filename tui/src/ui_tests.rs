@@ -83,3 +83,28 @@ fn all_columns_fit_80_wide() {
     let leader_row = screen.lines().find(|l| l.contains("LEADER")).unwrap();
     assert!(leader_row.contains("9c416561"), "{leader_row}");
 }
+
+/// An attached dashboard does not offer the keys it would refuse.
+#[test]
+fn attached_footer_offers_no_process_keys() {
+    let mut app = App::new(
+        crate::app::Mode::Attached,
+        fixtures::config(3),
+        fixtures::T0,
+        Vec::new(),
+    );
+    let screen = draw(&app, 120, 30);
+    let footer = screen.lines().last().unwrap();
+    assert!(!footer.contains("kill"), "{footer}");
+    assert!(
+        footer.contains("verify") && footer.contains("quit"),
+        "{footer}"
+    );
+    assert!(screen.contains("Nodes (attached)"));
+    fixtures::key(
+        &mut app,
+        fixtures::T0 + 1,
+        crossterm::event::KeyCode::Char('?'),
+    );
+    assert!(draw(&app, 120, 30).contains("kill, stop and restart are disabled"));
+}

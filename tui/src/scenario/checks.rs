@@ -1,0 +1,422 @@
+//! Pure evaluation of what the gate observed: leader agreement, detection
+//! and election lines in node logs, read-back values, and the test-only WAL
+//! sabotage. No waiting here; the scenario polls and these judge.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use raftkv_node::client::{Connection, NODE_QUERY_TIMEOUT_MS};
+use raftkv_node::resp::Frame;
+
+use crate::clock;
+use crate::evidence::{self, GateNode};
+use crate::poll::{parse_event_line, LogLine};
+use crate::status::NodeStatus;
+
+/// The leader every answering node agrees on, if a majority of the
+/// `cluster_size` answered, exactly one of them leads in a term above
+/// `above_term`, and every other answering node follows it in that term.
+/// Otherwise why not, for the failure message.
+pub fn agreed_leader(
+    polled: &[(u64, Result<NodeStatus, String>)],
+    cluster_size: usize,
+    above_term: u64,
+) -> Result<(u64, u64), String> {
+    let answered: Vec<(u64, &NodeStatus)> = polled
+        .iter()
+        .filter_map(|(id, result)| result.as_ref().ok().map(|s| (*id, s)))
+        .collect();
+    let majority = cluster_size / 2 + 1;
+    if answered.len() < majority {
+        let silent: Vec<String> = polled
+            .iter()
+            .filter_map(|(id, result)| result.as_ref().err().map(|e| format!("node {id}: {e}")))
+            .collect();
+        return Err(format!(
+            "{} of {cluster_size} nodes answered RAFT.STATUS, a majority is {majority} ({})",
+            answered.len(),
+            silent.join("; ")
+        ));
+    }
+    let leaders: Vec<&(u64, &NodeStatus)> =
+        answered.iter().filter(|(_, s)| s.is_leader()).collect();
+    let (leader_id, leader) = match leaders.as_slice() {
+        [] => {
+            let roles: Vec<String> = answered
+                .iter()
+                .map(|(id, s)| format!("node {id} {} in term {}", s.role.name(), s.term))
+                .collect();
+            return Err(format!("no leader yet ({})", roles.join(", ")));
+        }
+        [one] => (one.0, one.1),
+        many => {
+            let claims: Vec<String> = many
+                .iter()
+                .map(|(id, s)| format!("node {id} (term {})", s.term))
+                .collect();
+            return Err(format!(
+                "{} nodes claim leadership: {}",
+                many.len(),
+                claims.join(", ")
+            ));
+        }
+    };
+    if leader.term <= above_term {
+        return Err(format!(
+            "node {leader_id} leads in term {}, not above term {above_term}",
+            leader.term
+        ));
+    }
+    for (id, status) in &answered {
+        if *id != leader_id && (status.leader_id != leader_id || status.term != leader.term) {
+            return Err(format!(
+                "node {id} follows node {} in term {}, not node {leader_id} in term {}",
+                status.leader_id, status.term, leader.term
+            ));
+        }
+    }
+    Ok((leader_id, leader.term))
+}
+
+/// The first line at or after `after_ms` that records losing the leader:
+/// `leader_lost`, or `election_timeout` (which fires only without leader contact).
+pub fn find_detection(lines: &[(usize, LogLine)], after_ms: u64) -> Option<(usize, &LogLine)> {
+    lines
+        .iter()
+        .find(|(_, line)| {
+            line.at_ms >= after_ms
+                && matches!(
+                    line.event.as_deref(),
+                    Some("leader_lost" | "election_timeout")
+                )
+        })
+        .map(|(number, line)| (*number, line))
+}
+
+/// The first `became_leader` line for `term` at or after `after_ms`.
+pub fn find_became_leader(
+    lines: &[(usize, LogLine)],
+    term: u64,
+    after_ms: u64,
+) -> Option<(usize, &LogLine)> {
+    lines
+        .iter()
+        .find(|(_, line)| {
+            line.at_ms >= after_ms
+                && line.event.as_deref() == Some("became_leader")
+                && line.field_u64("term") == Some(term)
+        })
+        .map(|(number, line)| (*number, line))
+}
+
+/// Numbered, parsed lines of this run's part of a node's event log.
+pub fn read_event_lines(node: &GateNode) -> Result<Vec<(usize, LogLine)>, String> {
+    let path = node
+        .event_log
+        .as_ref()
+        .ok_or_else(|| format!("node {}'s log is not on this machine", node.id))?;
+    let bytes = evidence::read_log_portion(path, node.log_start_offset_bytes)?;
+    let now_ms = clock::now_ms();
+    Ok(String::from_utf8_lossy(&bytes)
+        .lines()
+        .enumerate()
+        .map(|(i, line)| (i + 1, parse_event_line(node.id, line, now_ms)))
+        .collect())
+}
+
+/// How one node's copy of some keys compares with what was written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyCheck {
+    pub right: u64,
+    pub missing: Vec<String>,
+    /// (key, value found)
+    pub wrong: Vec<(String, String)>,
+}
+
+impl KeyCheck {
+    pub fn is_complete(&self) -> bool {
+        self.missing.is_empty() && self.wrong.is_empty()
+    }
+
+    /// `48/50 right; missing key:0049, key:0050`
+    pub fn describe(&self, total: u64) -> String {
+        let mut text = format!("{}/{total} right", self.right);
+        if !self.missing.is_empty() {
+            let shown: Vec<&str> = self.missing.iter().take(3).map(String::as_str).collect();
+            text.push_str(&format!(
+                "; {} missing ({}",
+                self.missing.len(),
+                shown.join(", ")
+            ));
+            text.push_str(if self.missing.len() > 3 {
+                ", ...)"
+            } else {
+                ")"
+            });
+        }
+        if let Some((key, value)) = self.wrong.first() {
+            text.push_str(&format!("; {} wrong ({key} = '{value}')", self.wrong.len()));
+        }
+        text
+    }
+}
+
+/// Compares values read back (in key order, `None` = missing) with the expected ones.
+pub fn compare_values(expected: &[(String, String)], found: &[Option<Vec<u8>>]) -> KeyCheck {
+    let mut check = KeyCheck::default();
+    for (i, (key, value)) in expected.iter().enumerate() {
+        match found.get(i).cloned().flatten() {
+            None => check.missing.push(key.clone()),
+            Some(bytes) if bytes == value.as_bytes() => check.right += 1,
+            Some(bytes) => check
+                .wrong
+                .push((key.clone(), String::from_utf8_lossy(&bytes).into_owned())),
+        }
+    }
+    check
+}
+
+/// Flips the checksum byte of the first record of the node's oldest WAL
+/// segment: the node must then refuse to start (DESIGN.md "Storage").
+pub fn corrupt_wal(node_data_dir: &Path) -> Result<String, String> {
+    let wal_dir = node_data_dir.join("wal");
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(&wal_dir)
+        .map_err(|e| format!("cannot list {}: {e}", wal_dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "wal"))
+        .collect();
+    segments.sort();
+    let first = segments
+        .first()
+        .ok_or_else(|| format!("{} holds no WAL segment", wal_dir.display()))?;
+    let mut bytes =
+        std::fs::read(first).map_err(|e| format!("cannot read {}: {e}", first.display()))?;
+    // Record layout: u32 length | u32 CRC32C | payload.
+    const CHECKSUM_BYTE_OFFSET: usize = 4;
+    let byte = bytes
+        .get_mut(CHECKSUM_BYTE_OFFSET)
+        .ok_or_else(|| format!("{} is too short to corrupt", first.display()))?;
+    *byte ^= 0xFF;
+    std::fs::write(first, &bytes).map_err(|e| format!("cannot write {}: {e}", first.display()))?;
+    Ok(format!(
+        "flipped byte {CHECKSUM_BYTE_OFFSET} (the first record's checksum) of {}",
+        first.display()
+    ))
+}
+
+/// The first 16 hex digits of a digest: enough to tell digests apart in a line.
+pub(crate) fn short(digest: &str) -> &str {
+    digest.get(..16).unwrap_or(digest)
+}
+
+pub(crate) fn detection_of(
+    node: u64,
+    line_number: usize,
+    line: &LogLine,
+    killed_at_ms: u64,
+) -> evidence::Detection {
+    evidence::Detection {
+        node,
+        after_kill_ms: line.at_ms.saturating_sub(killed_at_ms),
+        event: line.event.clone().unwrap_or_default(),
+        silence_ms: line.field_u64("silence_ms"),
+        reason: line.field("reason").unwrap_or("").to_string(),
+        log_line: line_number,
+    }
+}
+
+/// Reads `expected`'s keys from one node's own state: READONLY, then one MGET.
+pub(crate) async fn read_local_values(
+    addr: &str,
+    expected: &[(String, String)],
+) -> Result<KeyCheck, String> {
+    let timeout = Duration::from_millis(NODE_QUERY_TIMEOUT_MS);
+    let mut connection = Connection::connect(addr, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    match connection
+        .request(&[b"READONLY"])
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Frame::Simple(ok) if ok == "OK" => {}
+        other => return Err(format!("{addr} answered READONLY with {other:?}")),
+    }
+    let mut args: Vec<&[u8]> = vec![b"MGET"];
+    args.extend(expected.iter().map(|(key, _)| key.as_bytes()));
+    let values = match connection.request(&args).await.map_err(|e| e.to_string())? {
+        Frame::Array(items) if items.len() == expected.len() => items
+            .into_iter()
+            .map(|item| match item {
+                Frame::Bulk(bytes) => Ok(Some(bytes.to_vec())),
+                Frame::Null => Ok(None),
+                other => Err(format!("{addr} answered MGET with an element {other:?}")),
+            })
+            .collect::<Result<Vec<_>, String>>()?,
+        Frame::Error(message) => return Err(format!("{addr} refused MGET: {message}")),
+        other => {
+            return Err(format!(
+                "{addr} answered MGET of {} keys with {other:?}",
+                expected.len()
+            ))
+        }
+    };
+    Ok(compare_values(expected, &values))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::key_name;
+    use crate::status::tests::fields;
+
+    fn status(id: u64, role: &str, term: u64, leader_id: u64) -> NodeStatus {
+        let id_text = id.to_string();
+        let term_text = term.to_string();
+        let leader_text = leader_id.to_string();
+        NodeStatus::from_fields(&fields(&[
+            ("id", &id_text),
+            ("role", role),
+            ("term", &term_text),
+            ("leader_id", &leader_text),
+            ("commit_index", "10"),
+            ("applied_index", "10"),
+            ("last_index", "10"),
+            ("keys", "5"),
+            ("digest", "abc"),
+        ]))
+        .unwrap()
+    }
+
+    #[test]
+    fn one_leader_everyone_follows_is_agreed() {
+        let polled = vec![
+            (1, Ok(status(1, "follower", 3, 2))),
+            (2, Ok(status(2, "leader", 3, 2))),
+            (3, Ok(status(3, "follower", 3, 2))),
+        ];
+        assert_eq!(agreed_leader(&polled, 3, 0), Ok((2, 3)));
+        assert_eq!(agreed_leader(&polled, 3, 2), Ok((2, 3)));
+        assert!(agreed_leader(&polled, 3, 3)
+            .unwrap_err()
+            .contains("not above term 3"));
+    }
+
+    #[test]
+    fn leader_disagreements_and_silence_are_explained() {
+        let two = vec![
+            (1, Ok(status(1, "leader", 2, 1))),
+            (2, Ok(status(2, "leader", 3, 2))),
+        ];
+        assert!(agreed_leader(&two, 3, 0)
+            .unwrap_err()
+            .contains("2 nodes claim leadership: node 1 (term 2), node 2 (term 3)"));
+        let none = vec![
+            (1, Ok(status(1, "candidate", 4, 0))),
+            (2, Ok(status(2, "follower", 3, 0))),
+        ];
+        assert!(agreed_leader(&none, 3, 0)
+            .unwrap_err()
+            .starts_with("no leader yet (node 1 candidate in term 4"));
+        let stray = vec![
+            (1, Ok(status(1, "leader", 3, 1))),
+            (2, Ok(status(2, "follower", 2, 3))),
+        ];
+        assert!(agreed_leader(&stray, 3, 0)
+            .unwrap_err()
+            .contains("node 2 follows node 3 in term 2"));
+        let silent = vec![
+            (1, Ok(status(1, "leader", 3, 1))),
+            (2, Err("connection refused".to_string())),
+            (3, Err("no answer within 1000 ms".to_string())),
+        ];
+        let error = agreed_leader(&silent, 3, 0).unwrap_err();
+        assert!(error.contains("1 of 3 nodes answered"), "{error}");
+        assert!(error.contains("node 2: connection refused"), "{error}");
+        // A silent minority does not block agreement (its read-back will fail instead).
+        let minority = vec![
+            (1, Ok(status(1, "leader", 3, 1))),
+            (2, Ok(status(2, "follower", 3, 1))),
+            (3, Err("connection refused".to_string())),
+        ];
+        assert_eq!(agreed_leader(&minority, 3, 0), Ok((1, 3)));
+    }
+
+    fn log(lines: &[&str]) -> Vec<(usize, LogLine)> {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| (i + 1, parse_event_line(2, line, 0)))
+            .collect()
+    }
+
+    #[test]
+    fn detection_is_the_first_loss_line_after_the_kill() {
+        let lines = log(&[
+            r#"{"timestamp":"2024-05-01T10:00:00.000Z","level":"INFO","fields":{"event":"leader_lost","silence_ms":400,"reason":"election timeout","term":1}}"#,
+            r#"{"timestamp":"2024-05-01T10:00:05.000Z","level":"INFO","fields":{"event":"peer_down","peer":3}}"#,
+            r#"{"timestamp":"2024-05-01T10:00:05.004Z","level":"INFO","fields":{"event":"leader_lost","leader":1,"silence_ms":38,"reason":"connection reset by peer","term":2}}"#,
+            r#"{"timestamp":"2024-05-01T10:00:05.300Z","level":"INFO","fields":{"event":"election_timeout","silence_ms":300,"term":2}}"#,
+            r#"{"timestamp":"2024-05-01T10:00:05.310Z","level":"INFO","fields":{"event":"became_leader","term":3}}"#,
+        ]);
+        let kill_ms = clock::parse_rfc3339_ms("2024-05-01T10:00:05.000Z").unwrap();
+        let (number, line) = find_detection(&lines, kill_ms).unwrap();
+        assert_eq!(number, 3, "the earlier loss happened before the kill");
+        let detection = detection_of(2, number, line, kill_ms);
+        assert_eq!(detection.after_kill_ms, 4);
+        assert_eq!(detection.silence_ms, Some(38));
+        assert_eq!(detection.reason, "connection reset by peer");
+        assert_eq!(detection.event, "leader_lost");
+        assert!(find_detection(&lines, kill_ms + 1_000).is_none());
+
+        let (number, line) = find_became_leader(&lines, 3, kill_ms).unwrap();
+        assert_eq!((number, line.at_ms - kill_ms), (5, 310));
+        assert!(find_became_leader(&lines, 4, kill_ms).is_none());
+    }
+
+    #[test]
+    fn read_back_values_are_compared_key_by_key() {
+        let expected: Vec<(String, String)> = (1..=4)
+            .map(|n| (key_name(n), format!("value-{n}")))
+            .collect();
+        let found = vec![
+            Some(b"value-1".to_vec()),
+            None,
+            Some(b"value-9".to_vec()),
+            Some(b"value-4".to_vec()),
+        ];
+        let check = compare_values(&expected, &found);
+        assert_eq!(check.right, 2);
+        assert_eq!(check.missing, vec!["key:0002"]);
+        assert_eq!(
+            check.wrong,
+            vec![("key:0003".to_string(), "value-9".to_string())]
+        );
+        assert!(!check.is_complete());
+        assert_eq!(
+            check.describe(4),
+            "2/4 right; 1 missing (key:0002); 1 wrong (key:0003 = 'value-9')"
+        );
+        // A short reply counts the rest as missing, never panics.
+        assert_eq!(compare_values(&expected, &[]).missing.len(), 4);
+    }
+
+    #[test]
+    fn corrupting_the_wal_flips_the_first_records_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join("wal");
+        std::fs::create_dir_all(&wal).unwrap();
+        std::fs::write(wal.join("00000002.wal"), [0u8; 16]).unwrap();
+        std::fs::write(wal.join("00000001.wal"), [1u8; 16]).unwrap();
+        let note = corrupt_wal(dir.path()).unwrap();
+        assert!(note.contains("00000001.wal"), "{note}");
+        let bytes = std::fs::read(wal.join("00000001.wal")).unwrap();
+        assert_eq!(bytes[4], 0xFE);
+        assert_eq!(bytes[3], 1);
+        assert_eq!(std::fs::read(wal.join("00000002.wal")).unwrap(), [0u8; 16]);
+        let empty = tempfile::tempdir().unwrap();
+        assert!(corrupt_wal(empty.path())
+            .unwrap_err()
+            .contains("cannot list"));
+    }
+}
