@@ -4,11 +4,15 @@
 
 use std::collections::VecDeque;
 use std::ops::Range;
+use std::path::PathBuf;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use crate::clock::format_duration_ms;
+use crate::evidence::{GateRecord, StepKind, Verdict};
+use crate::plan::ITEM_COUNT;
 use crate::poll::{LogLine, LogSource, StatusReport};
+use crate::scenario::{GateOutcome, GateProgress};
 use crate::status::NodeStatus;
 use crate::supervisor::{ExitKind, ProcessEvent, ProcessReport};
 
@@ -35,6 +39,8 @@ pub const QUIT_DEADLINE_MS: u64 = 15_000;
 pub const OUTPUT_LINES_IN_TIMELINE_MAX: u32 = 5;
 /// Verify reports name at most this many bad keys per node.
 pub const VERIFY_EXAMPLES_MAX: usize = 3;
+/// The gate panel stays on screen this long after the gate has finished.
+pub const GATE_PANEL_AFTER_MS: u64 = 60_000;
 
 const _: () = assert!(BULK_WRITE_COUNTS[1] == BULK_WRITE_COUNT_DEFAULT);
 
@@ -372,6 +378,12 @@ pub enum Action {
     NodeLog(LogLine),
     Write(WriteReport),
     VerifyFinished(VerifyResult),
+    /// The running gate's record after its latest step.
+    GateProgress(Box<GateProgress>),
+    /// The gate has ended and written its bundle.
+    GateFinished(Box<GateOutcome>),
+    /// `e` has written a bundle (its folder), or why not.
+    EvidenceExported(Result<PathBuf, String>),
 }
 
 /// Work the runtime does for the dashboard.
@@ -401,6 +413,41 @@ pub enum Effect {
     },
     /// Graceful stop of every running node (quitting).
     StopAll,
+    /// Run the quality gate (`scenario::run_gate`) against this cluster.
+    RunGate,
+    /// Cancel the running gate; the cluster stays as it is.
+    AbortGate,
+    /// Write an evidence bundle from the gate's record so far (`None`: no
+    /// gate has run; every item is then "not run").
+    ExportEvidence {
+        gate: Option<Box<GateRecord>>,
+    },
+}
+
+/// The quality gate as the dashboard shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GateView {
+    /// The latest record the gate sent (`None` until its first step).
+    pub record: Option<GateRecord>,
+    pub bundle_dir: Option<PathBuf>,
+    pub running: bool,
+    /// Set when the gate has ended: its bundle folder, or why it is incomplete.
+    pub bundle: Option<Result<PathBuf, String>>,
+    pub finished_at_ms: Option<u64>,
+    /// Gate timeline entries already copied into the dashboard's timeline.
+    pub entries_shown: usize,
+}
+
+impl GateView {
+    /// Item `n`'s verdict so far (`None`: not reached yet).
+    pub fn verdict(&self, n: usize) -> Option<Verdict> {
+        let record = self.record.as_ref()?;
+        record
+            .items
+            .get(n.checked_sub(1)?)?
+            .as_ref()
+            .map(|i| i.verdict)
+    }
 }
 
 /// Maps a key press to an action (`None` for releases and repeats of nothing).
@@ -492,6 +539,10 @@ fn describe_storage_event(id: u64, event: &str, line: &LogLine) -> (Tone, String
     }
 }
 
+/// Why keys that would disturb the gate do nothing while it runs.
+pub const GATE_RUNNING_REFUSAL: &str =
+    "the quality gate is running: kill, stop, restart, wipe and writes wait until it ends (Esc aborts it)";
+
 /// Why a process-control key does nothing in `--attach` mode.
 pub const ATTACHED_REFUSAL: &str =
     "attached to a cluster this dashboard did not start: it cannot kill or restart those processes";
@@ -538,6 +589,8 @@ pub struct App {
     pub announced_term: u64,
     pub elections_seen: u64,
     pub leader_kill: Option<LeaderKill>,
+    /// The quality gate, from `d` until well after it ends.
+    pub gate: Option<GateView>,
     last_convergence: Option<Convergence>,
     /// (index, nodes up) of the last CONVERGED entry in the timeline.
     announced_converged: Option<(u64, usize)>,
@@ -576,6 +629,7 @@ impl App {
             announced_term: 0,
             elections_seen: 0,
             leader_kill: None,
+            gate: None,
             last_convergence: None,
             announced_converged: None,
             quitting_since_ms: None,
@@ -618,6 +672,9 @@ impl App {
                 | Action::NodeLog(_)
                 | Action::Write(_)
                 | Action::VerifyFinished(_)
+                | Action::GateProgress(_)
+                | Action::GateFinished(_)
+                | Action::EvidenceExported(_)
         );
         if is_key && self.help_open && !matches!(action, Action::ToggleHelp | Action::Quit) {
             self.help_open = false;
@@ -630,6 +687,13 @@ impl App {
             Action::ToggleHelp => {
                 self.help_open = !self.help_open;
                 Vec::new()
+            }
+            Action::CloseHelp if self.gate_running() => {
+                self.tell(
+                    Tone::Action,
+                    "quality gate: aborting (the cluster stays as it is now)".into(),
+                );
+                vec![Effect::AbortGate]
             }
             Action::CloseHelp => Vec::new(),
             Action::SelectNext => {
@@ -683,7 +747,42 @@ impl App {
                 self.on_verify(result);
                 Vec::new()
             }
+            Action::GateProgress(progress) => {
+                self.on_gate_progress(*progress);
+                Vec::new()
+            }
+            Action::GateFinished(outcome) => {
+                self.on_gate_finished(*outcome);
+                Vec::new()
+            }
+            Action::EvidenceExported(result) => {
+                match result {
+                    Ok(dir) => self.tell(
+                        Tone::Good,
+                        format!(
+                            "evidence exported to {} (items not shown yet are FAIL, not run)",
+                            dir.display()
+                        ),
+                    ),
+                    Err(error) => self.tell(Tone::Bad, format!("evidence export failed: {error}")),
+                }
+                Vec::new()
+            }
         }
+    }
+
+    pub fn gate_running(&self) -> bool {
+        self.gate.as_ref().is_some_and(|g| g.running)
+    }
+
+    /// The gate panel replaces the log pane while the gate runs and for a
+    /// while after it ends.
+    pub fn gate_panel_visible(&self) -> bool {
+        self.gate.as_ref().is_some_and(|g| {
+            g.running
+                || g.finished_at_ms
+                    .is_some_and(|at| self.now_ms.saturating_sub(at) <= GATE_PANEL_AFTER_MS)
+        })
     }
 
     // ----- derived state ---------------------------------------------------
@@ -791,10 +890,15 @@ impl App {
         });
     }
 
-    /// Refuses in `--attach` mode and while quitting; true when refused.
+    /// Refuses in `--attach` mode, while the gate runs and while quitting;
+    /// true when refused.
     fn refuse_process_control(&mut self) -> bool {
         if self.mode == Mode::Attached {
             self.refuse(ATTACHED_REFUSAL.to_string());
+            return true;
+        }
+        if self.gate_running() {
+            self.refuse(GATE_RUNNING_REFUSAL.to_string());
             return true;
         }
         if self.quitting_since_ms.is_some() {
@@ -815,6 +919,9 @@ impl App {
         if self.load_on {
             self.load_on = false;
             effects.push(Effect::SetWriteLoad { on: false });
+        }
+        if self.gate_running() {
+            effects.push(Effect::AbortGate);
         }
         if self.mode == Mode::Attached || self.nodes.iter().all(|n| !n.process.is_alive()) {
             self.should_exit = true;
@@ -1045,6 +1152,10 @@ impl App {
             self.refuse("quitting: no more writes".into());
             return Vec::new();
         }
+        if self.gate_running() {
+            self.refuse(GATE_RUNNING_REFUSAL.to_string());
+            return Vec::new();
+        }
         let count = self.bulk_write_count;
         if self.bulk_in_flight.is_some() {
             if self.bulk_queue.len() >= BULK_WRITES_QUEUED_MAX {
@@ -1115,6 +1226,10 @@ impl App {
             self.refuse("quitting: no more writes".into());
             return Vec::new();
         }
+        if self.gate_running() {
+            self.refuse(GATE_RUNNING_REFUSAL.to_string());
+            return Vec::new();
+        }
         self.load_on = true;
         self.tell(
             Tone::Action,
@@ -1150,17 +1265,129 @@ impl App {
         }]
     }
 
-    /// Hook for the quality-gate scenario (`d`): it runs as a background job
-    /// reporting through its own `Action` variants once it exists.
+    /// `d`: the quality gate runs as a background job against this cluster
+    /// (scenario.rs) and reports through `Action::GateProgress`.
     fn run_gate(&mut self) -> Vec<Effect> {
-        self.refuse("quality gate: not built yet".into());
-        Vec::new()
+        if self.gate_running() {
+            self.refuse("the quality gate is already running (Esc aborts it)".into());
+            return Vec::new();
+        }
+        if self.quitting_since_ms.is_some() {
+            self.refuse("quitting: no quality gate now".into());
+            return Vec::new();
+        }
+        if self.bulk_in_flight.is_some() || self.verify_running {
+            self.refuse(
+                "a write or verification is running: press d again once it has finished".into(),
+            );
+            return Vec::new();
+        }
+        let mut effects = Vec::new();
+        if self.load_on {
+            // The checkpoints need a cluster that stands still.
+            self.load_on = false;
+            effects.push(Effect::SetWriteLoad { on: false });
+        }
+        self.gate = Some(GateView {
+            record: None,
+            bundle_dir: None,
+            running: true,
+            bundle: None,
+            finished_at_ms: None,
+            entries_shown: 0,
+        });
+        let text = match self.mode {
+            Mode::Supervised => "quality gate: running the 8 items (kills and restarts the leader; Esc aborts)",
+            Mode::Attached => {
+                "quality gate: running what an attached dashboard can (items 3-7 need process control and will FAIL)"
+            }
+        };
+        self.tell(Tone::Action, text.into());
+        effects.push(Effect::RunGate);
+        effects
     }
 
-    /// Hook for the evidence bundle export (`e`).
+    /// `e`: a bundle of whatever the gate has shown so far.
     fn export_evidence(&mut self) -> Vec<Effect> {
-        self.refuse("evidence export: not built yet".into());
-        Vec::new()
+        let gate = self
+            .gate
+            .as_ref()
+            .and_then(|g| g.record.clone())
+            .map(Box::new);
+        self.record(Tone::Action, "export the evidence bundle".into());
+        vec![Effect::ExportEvidence { gate }]
+    }
+
+    fn on_gate_progress(&mut self, progress: GateProgress) {
+        let Some(gate) = &mut self.gate else {
+            return;
+        };
+        // Progress and the final outcome come on separate channels: an
+        // update older than what is shown (or than the outcome) is stale.
+        if !gate.running || progress.record.timeline.len() < gate.entries_shown {
+            return;
+        }
+        let new_entries: Vec<_> = progress
+            .record
+            .timeline
+            .iter()
+            .skip(gate.entries_shown)
+            .cloned()
+            .collect();
+        gate.entries_shown = progress.record.timeline.len();
+        gate.bundle_dir = progress.bundle_dir;
+        gate.record = Some(progress.record);
+        for entry in new_entries {
+            let tone = match entry.kind {
+                StepKind::Step => Tone::Action,
+                StepKind::Info => Tone::Info,
+                StepKind::Warn => Tone::Warn,
+                StepKind::Pass => Tone::Good,
+                StepKind::Fail => Tone::Bad,
+            };
+            let verdict = match entry.kind {
+                StepKind::Pass => "PASS ",
+                StepKind::Fail => "FAIL ",
+                _ => "",
+            };
+            self.record_at(
+                entry.at_ms,
+                tone,
+                format!("gate [{}] {verdict}{}", entry.step, entry.text),
+            );
+        }
+    }
+
+    fn on_gate_finished(&mut self, outcome: GateOutcome) {
+        let passed = outcome.record.passed_count();
+        self.on_gate_progress(GateProgress {
+            record: outcome.record,
+            bundle_dir: outcome.bundle.as_ref().ok().cloned(),
+        });
+        let Some(gate) = &mut self.gate else {
+            return;
+        };
+        if !gate.running {
+            return;
+        }
+        gate.running = false;
+        gate.finished_at_ms = Some(self.now_ms);
+        gate.bundle = Some(outcome.bundle.clone());
+        let tone = if passed == ITEM_COUNT {
+            Tone::Good
+        } else {
+            Tone::Bad
+        };
+        let text = match outcome.bundle {
+            Ok(dir) => format!(
+                "quality gate: {passed}/{ITEM_COUNT} PASS; evidence in {}",
+                dir.display()
+            ),
+            Err(error) => format!(
+                "quality gate: {passed}/{ITEM_COUNT} PASS; the evidence bundle is incomplete: {error}"
+            ),
+        };
+        self.tell(tone, text);
     }
 
     // ----- reports -----------------------------------------------------------

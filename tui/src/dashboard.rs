@@ -3,7 +3,7 @@
 //! effects with the supervisor and background jobs.
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crossterm::event::{Event, EventStream};
@@ -22,8 +22,10 @@ use crate::clock;
 use crate::cluster::{
     node_log_path, node_output_path, parse_addr_list, ClusterArgs, ClusterLayout,
 };
+use crate::evidence::{self, GateRecord, RunMode};
 use crate::jobs::{self, KeySpace};
 use crate::poll::{self, LogLine, StatusReport};
+use crate::scenario::{self, GateContext, GateOutcome, GateProgress, ProcessRequest};
 use crate::supervisor::{
     NodeProgram, ProcessEvent, ProcessReport, Supervisor, STOP_GRACE_MS_DEFAULT,
 };
@@ -65,6 +67,15 @@ struct Channels {
     log: mpsc::Receiver<LogLine>,
     write: mpsc::Receiver<WriteReport>,
     verify: mpsc::Receiver<VerifyResult>,
+    gate: mpsc::Receiver<GateProgress>,
+    gate_done: mpsc::Receiver<GateOutcome>,
+    /// The gate's kill/start/pid requests, served on this (the main) thread.
+    process_requests: mpsc::Receiver<ProcessRequest>,
+}
+
+/// Where the gate's and `e`'s bundles go: `<log-dir>/evidence/<UTC timestamp>/`.
+fn evidence_dir(log_dir: &Path) -> PathBuf {
+    log_dir.join("evidence")
 }
 
 /// Carries out effects: the supervisor (supervised mode) and the jobs.
@@ -77,9 +88,53 @@ struct Workers {
     load_stop: Option<CancellationToken>,
     write_tx: mpsc::Sender<WriteReport>,
     verify_tx: mpsc::Sender<VerifyResult>,
+    log_dir: PathBuf,
+    /// The supervised cluster's shape (`None` when attached).
+    layout: Option<ClusterLayout>,
+    /// (row id, client address) of every node.
+    nodes: Vec<(u64, String)>,
+    gate_tx: mpsc::Sender<GateProgress>,
+    gate_done_tx: mpsc::Sender<GateOutcome>,
+    process_requests_tx: mpsc::Sender<ProcessRequest>,
+    gate_stop: Option<CancellationToken>,
 }
 
 impl Workers {
+    /// The gate's context: this dashboard's cluster, or the attached one.
+    fn gate_context(&self) -> GateContext {
+        let out_dir = evidence_dir(&self.log_dir);
+        match &self.layout {
+            Some(layout) => {
+                GateContext::for_dashboard(layout, self.process_requests_tx.clone(), out_dir)
+            }
+            None => GateContext::for_attached(self.nodes.clone(), Some(&self.log_dir), out_dir),
+        }
+    }
+
+    /// The nodes a bundle names when no gate has run.
+    fn export_nodes(&self) -> Vec<evidence::GateNode> {
+        match &self.layout {
+            Some(layout) => evidence::nodes_from_layout(layout),
+            None => evidence::nodes_from_addrs(self.nodes.clone(), Some(&self.log_dir)),
+        }
+    }
+
+    /// Serves one gate request with the supervisor; a start becomes the
+    /// report the app would have had from its own `r`.
+    fn serve_process_request(&mut self, request: ProcessRequest) -> Option<Action> {
+        match &mut self.supervisor {
+            Some(supervisor) => {
+                scenario::serve_process_request(supervisor, request).map(Action::Process)
+            }
+            None => {
+                let _ = request
+                    .reply
+                    .send(Err(crate::app::ATTACHED_REFUSAL.to_string()));
+                None
+            }
+        }
+    }
+
     /// Does `effect`; returns what the app must hear at once (spawn results).
     fn execute(&mut self, effect: Effect) -> Vec<Action> {
         match effect {
@@ -159,6 +214,35 @@ impl Workers {
                     supervisor.stop_all();
                 }
                 Vec::new()
+            }
+            Effect::RunGate => {
+                let context = self.gate_context();
+                let stop = self.cancel.child_token();
+                self.gate_stop = Some(stop.clone());
+                let progress = self.gate_tx.clone();
+                let done = self.gate_done_tx.clone();
+                self.tracker.spawn(async move {
+                    let outcome = scenario::run_gate(context, progress, stop).await;
+                    // A closed receiver means the dashboard is gone.
+                    let _ = done.send(outcome).await;
+                });
+                Vec::new()
+            }
+            Effect::AbortGate => {
+                if let Some(stop) = self.gate_stop.take() {
+                    stop.cancel();
+                }
+                Vec::new()
+            }
+            Effect::ExportEvidence { gate } => {
+                let record = match gate {
+                    Some(record) => *record,
+                    None => {
+                        GateRecord::new(RunMode::ExportOnly, self.export_nodes(), clock::now_ms())
+                    }
+                };
+                let result = evidence::export_evidence(&record, &evidence_dir(&self.log_dir));
+                vec![Action::EvidenceExported(result)]
             }
         }
     }
@@ -277,12 +361,18 @@ async fn run_with_terminal<B: Backend>(
     let (log_tx, log_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
     let (write_tx, write_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
     let (verify_tx, verify_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
+    let (gate_tx, gate_rx) = mpsc::channel(scenario::PROGRESS_QUEUE_MAX);
+    let (gate_done_tx, gate_done_rx) = mpsc::channel(1);
+    let (process_requests_tx, process_requests_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
     let mut channels = Channels {
         status: status_rx,
         process: process_rx,
         log: log_rx,
         write: write_rx,
         verify: verify_rx,
+        gate: gate_rx,
+        gate_done: gate_done_rx,
+        process_requests: process_requests_rx,
     };
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -311,6 +401,7 @@ async fn run_with_terminal<B: Backend>(
         cancel.clone(),
         &tracker,
     );
+    let layout = plan.layout.clone();
     let supervisor = match plan.layout {
         Some(layout) => Some(Supervisor::new(
             layout,
@@ -329,6 +420,17 @@ async fn run_with_terminal<B: Backend>(
         load_stop: None,
         write_tx,
         verify_tx,
+        log_dir: log_dir.to_path_buf(),
+        layout,
+        nodes: plan
+            .nodes
+            .iter()
+            .map(|n| (n.id, n.client_addr.clone()))
+            .collect(),
+        gate_tx,
+        gate_done_tx,
+        process_requests_tx,
+        gate_stop: None,
     };
     let mut app = App::new(plan.mode, plan.nodes, now_ms, plan.notes);
     let start = app.start_all();
@@ -443,6 +545,9 @@ async fn event_loop<B: Backend>(
             Some(line) = channels.log.recv() => Some(Action::NodeLog(line)),
             Some(report) = channels.write.recv() => Some(Action::Write(report)),
             Some(result) = channels.verify.recv() => Some(Action::VerifyFinished(result)),
+            Some(progress) = channels.gate.recv() => Some(Action::GateProgress(Box::new(progress))),
+            Some(outcome) = channels.gate_done.recv() => Some(Action::GateFinished(Box::new(outcome))),
+            Some(request) = channels.process_requests.recv() => workers.serve_process_request(request),
             _ = tick.tick() => Some(Action::Tick),
             () = next_quit_signal(&mut quit_signals) => Some(Action::Quit),
         };
@@ -491,12 +596,18 @@ mod tests {
         let (_log_tx, log_rx) = mpsc::channel(16);
         let (write_tx, write_rx) = mpsc::channel(16);
         let (verify_tx, verify_rx) = mpsc::channel(16);
+        let (gate_tx, gate_rx) = mpsc::channel(16);
+        let (gate_done_tx, gate_done_rx) = mpsc::channel(1);
+        let (process_requests_tx, process_requests_rx) = mpsc::channel(16);
         let mut channels = Channels {
             status: status_rx,
             process: process_rx,
             log: log_rx,
             write: write_rx,
             verify: verify_rx,
+            gate: gate_rx,
+            gate_done: gate_done_rx,
+            process_requests: process_requests_rx,
         };
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -510,6 +621,13 @@ mod tests {
             load_stop: None,
             write_tx,
             verify_tx,
+            log_dir: std::env::temp_dir(),
+            layout: None,
+            nodes: vec![(1, addr.clone())],
+            gate_tx,
+            gate_done_tx,
+            process_requests_tx,
+            gate_stop: None,
         };
         let nodes = vec![NodeConfig {
             id: 1,

@@ -180,21 +180,22 @@ pub struct CatchUp {
 }
 
 /// The built-in write benchmark.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BenchResult {
     pub via_node: u64,
     pub sets: u64,
     pub clients: u64,
     pub failed: u64,
     pub elapsed_ms: u64,
-    pub ops_per_sec: f64,
+    /// Acknowledged SETs per second, rounded.
+    pub ops_per_sec: u64,
     pub latency_us_p50: u64,
     pub latency_us_p99: u64,
     pub latency_us_max: u64,
 }
 
 /// The numbers REPORT.md shows; `None` until measured.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Measurements {
     pub first_writes_ms: Option<u64>,
     pub detections: Vec<Detection>,
@@ -276,7 +277,7 @@ pub fn nodes_from_addrs(nodes: Vec<(u64, String)>, log_dir: Option<&Path>) -> Ve
 }
 
 /// Everything one gate run established, in the order it happened.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GateRecord {
     pub mode: RunMode,
     pub started_at_ms: u64,
@@ -540,7 +541,7 @@ fn numbers_table(record: &GateRecord) -> String {
         Some(b) => (
             "Write throughput".into(),
             format!(
-                "{:.0} SET/s ({} SETs, {} concurrent clients, through leader node {}, {} failed)",
+                "{} SET/s ({} SETs, {} concurrent clients, through leader node {}, {} failed)",
                 b.ops_per_sec,
                 plan::thousands(b.sets),
                 b.clients,
@@ -949,7 +950,7 @@ mod tests {
                 clients: 16,
                 failed: 0,
                 elapsed_ms: 586,
-                ops_per_sec: 3412.9,
+                ops_per_sec: 3413,
                 latency_us_p50: 3_120,
                 latency_us_p99: 12_050,
                 latency_us_max: 20_100,

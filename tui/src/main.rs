@@ -10,9 +10,12 @@ mod clock;
 mod cluster;
 mod dashboard;
 mod digest;
+mod evidence;
 mod jobs;
 mod kv_cli;
+mod plan;
 mod poll;
+mod scenario;
 mod status;
 mod supervisor;
 mod ui;
@@ -50,7 +53,7 @@ enum Command {
     /// Start a local cluster without a screen; Ctrl-C stops it gracefully.
     Up(ClusterArgs),
     /// Run the failover quality gate headless (exit code 0 only if it passes).
-    Demo(ClusterArgs),
+    Demo(scenario::DemoArgs),
     /// Run one node (the flags are a public interface; see DESIGN.md).
     Node(NodeArgs),
     /// A client for a running cluster: get, set, del, status, digest, dump, wait-converged.
@@ -73,7 +76,11 @@ fn main() -> ExitCode {
                 "raftkv: no terminal attached (stdout is not a tty), so the dashboard cannot draw; \
                  running the headless quality gate `raftkv demo` instead"
             );
-            demo(cli.tui.cluster)
+            demo(scenario::DemoArgs {
+                cluster: cli.tui.cluster,
+                attach: cli.tui.attach.map(|list| list.0.join(",")),
+                ..scenario::DemoArgs::default()
+            })
         }
         None => report("raftkv", dashboard::run(cli.tui)),
         Some(Command::Tui(args)) => report("raftkv tui", dashboard::run(args)),
@@ -85,10 +92,22 @@ fn main() -> ExitCode {
     }
 }
 
-/// The quality gate lives in its own module once built (DESIGN.md "The quality gate").
-fn demo(_args: ClusterArgs) -> ExitCode {
-    eprintln!("raftkv demo: not built yet");
-    ExitCode::from(2)
+/// The headless quality gate. `block_on` keeps the gate (which starts and
+/// restarts nodes through the supervisor) on the main thread, which the
+/// children's parent-death signal is tied to.
+fn demo(args: scenario::DemoArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("raftkv demo: cannot start the async runtime: {e}");
+            return ExitCode::from(scenario::EXIT_CANNOT_START as u8);
+        }
+    };
+    let code = runtime.block_on(scenario::run_demo(args));
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 fn run_node(options: raftkv_node::options::NodeOptions) -> Result<(), String> {

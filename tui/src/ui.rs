@@ -10,6 +10,8 @@ use ratatui::widgets::{
 
 use crate::app::{App, Convergence, Mode, NodeView, ProcessState, Tone};
 use crate::clock::{format_duration_ms, format_time_of_day};
+use crate::evidence::{GateRecord, Verdict};
+use crate::plan::ITEM_NAMES;
 use crate::poll::LogSource;
 use crate::status::Role;
 use crate::supervisor::{signal_name, ExitKind};
@@ -72,7 +74,11 @@ impl Widget for &App {
             Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body)
         };
         render_timeline(self, timeline, buf);
-        render_log(self, log, buf);
+        if self.gate_panel_visible() {
+            render_gate(self, log, buf);
+        } else {
+            render_log(self, log, buf);
+        }
         render_message(self, message, buf);
         render_footer(self, footer, buf);
         if self.help_open {
@@ -450,6 +456,63 @@ fn render_log(app: &App, area: Rect, buf: &mut Buffer) {
         lines.push(Line::styled(hint, Style::new().fg(Color::DarkGray)));
     }
     Paragraph::new(lines).block(block).render(area, buf);
+}
+
+/// The quality gate: each item's verdict so far, the step in progress, and
+/// the bundle folder.
+fn render_gate(app: &App, area: Rect, buf: &mut Buffer) {
+    let Some(gate) = &app.gate else {
+        return;
+    };
+    let title = if gate.running {
+        " Quality gate · running (Esc aborts) "
+    } else {
+        " Quality gate "
+    };
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .title(title);
+    let dim = Style::new().fg(Color::DarkGray);
+    let mut lines: Vec<Line> = ITEM_NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            // A finished gate without a verdict for an item did not run it.
+            let verdict = gate
+                .verdict(i + 1)
+                .or((!gate.running).then_some(Verdict::Fail));
+            let (word, style) = match verdict {
+                Some(Verdict::Pass) => ("PASS", Style::new().fg(Color::Green).bold()),
+                Some(Verdict::Fail) => ("FAIL", Style::new().fg(Color::Red).bold()),
+                None => (" ·· ", dim),
+            };
+            Line::from(vec![
+                Span::styled(format!(" {word} "), style),
+                Span::raw(format!("{}. {name}", i + 1)),
+            ])
+        })
+        .collect();
+    lines.push(Line::raw(""));
+    let latest = gate.record.as_ref().and_then(GateRecord::current_step);
+    if let (true, Some(entry)) = (gate.running, latest) {
+        lines.push(Line::from(vec![
+            Span::styled(format!("[{}] ", entry.step), dim),
+            Span::raw(entry.text.clone()),
+        ]));
+    }
+    match (&gate.bundle, &gate.bundle_dir) {
+        (Some(Ok(dir)), _) => lines.push(Line::raw(format!("bundle: {}", dir.display()))),
+        (Some(Err(error)), _) => lines.push(Line::styled(
+            format!("bundle incomplete: {error}"),
+            Style::new().fg(Color::Red),
+        )),
+        (None, Some(dir)) => lines.push(Line::styled(format!("bundle: {}", dir.display()), dim)),
+        (None, None) => {}
+    }
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .block(block)
+        .render(area, buf);
 }
 
 /// What to try next, for someone who has read nothing but the screen.

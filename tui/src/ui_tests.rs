@@ -108,3 +108,58 @@ fn attached_footer_offers_no_process_keys() {
     );
     assert!(draw(&app, 120, 30).contains("kill, stop and restart are disabled"));
 }
+
+/// `d` on a healthy cluster, three items in: the gate panel replaces the log
+/// pane with each item's verdict so far, the step in progress and the bundle.
+#[test]
+fn gate_running() {
+    use crate::evidence::{GateRecord, ItemResult, RunMode, StepKind, TimelineEntry};
+    let mut app = fixtures::healthy();
+    fixtures::key(
+        &mut app,
+        fixtures::T0 + 4_000,
+        crossterm::event::KeyCode::Char('d'),
+    );
+    let mut record = GateRecord::new(RunMode::Dashboard, Vec::new(), fixtures::T0 + 4_000);
+    for (at, step, kind, text) in [
+        (4_010, "1", StepKind::Pass, "Demo plan written: plan saved"),
+        (
+            4_200,
+            "2",
+            StepKind::Pass,
+            "Writes to leader work: 50/50 keys right",
+        ),
+        (
+            4_300,
+            "3",
+            StepKind::Pass,
+            "Leader kill triggers detection: node 1 5 ms",
+        ),
+        (
+            4_310,
+            "4.1",
+            StepKind::Step,
+            "poll the survivors until exactly one leads",
+        ),
+    ] {
+        record.push(TimelineEntry {
+            at_ms: fixtures::T0 + at,
+            step: step.into(),
+            kind,
+            text: text.into(),
+        });
+    }
+    for item in 1..=3 {
+        record.set_item(item, ItemResult::pass("measured", "here"));
+    }
+    let progress = crate::scenario::GateProgress {
+        record,
+        bundle_dir: Some("logs/evidence/2024-05-01T10-00-04Z".into()),
+    };
+    app.update(
+        crate::app::Action::GateProgress(Box::new(progress)),
+        fixtures::T0 + 4_320,
+    );
+    fixtures::refresh(&mut app, fixtures::T0 + 4_330);
+    assert_screen!("gate_running", draw(&app, 120, 32));
+}

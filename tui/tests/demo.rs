@@ -449,3 +449,135 @@ fn git_tag_outside_a_repository_is_refused_before_anything_starts() {
     );
     assert!(!dir.path().join("data").exists(), "no cluster was started");
 }
+
+/// A private tmux server (its own socket) running one command; killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(command: &str) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("raftkv-gate-{}", std::process::id()),
+        };
+        let status = Command::new("tmux")
+            .args(["-L", &tmux.socket, "-f", "/dev/null", "new-session", "-d"])
+            .args(["-s", "gate", "-x", "130", "-y", "42", command])
+            .status()
+            .expect("run tmux");
+        assert!(status.success(), "tmux new-session failed");
+        tmux
+    }
+
+    fn send(&self, key: &str) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "gate", key])
+            .status()
+            .expect("tmux send-keys");
+        assert!(status.success());
+    }
+
+    /// Polls the screen until it contains `wanted` (the screen is returned), or fails showing it.
+    fn wait_for(&self, wanted: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let output = Command::new("tmux")
+                .args(["-L", &self.socket, "capture-pane", "-p", "-J", "-t", "gate"])
+                .output()
+                .expect("tmux capture-pane");
+            let screen = text(&output.stdout);
+            if screen.contains(wanted) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no '{wanted}' within {within:?}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The dashboard's `d` runs the same scenario on its own cluster and `e`
+/// exports the same bundle.
+#[test]
+fn the_dashboards_d_key_runs_the_gate_and_e_exports_its_bundle() {
+    let tmux_works = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !tmux_works {
+        eprintln!(
+            "SKIPPED: tmux is not installed (CI installs it); this test drives the dashboard"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let command = format!(
+        "'{bin}' tui --fresh --base-port {port} --data-dir '{data}' --log-dir '{logs}'; \
+         echo raftkv-exit-code=$?; sleep 600",
+        bin = env!("CARGO_BIN_EXE_raftkv"),
+        port = free_base_port(),
+        data = dir.path().join("data").display(),
+        logs = logs.display(),
+    );
+    let tmux = Tmux::start(&command);
+    tmux.wait_for("leader node", Duration::from_secs(60));
+    tmux.send("d");
+    tmux.wait_for("Quality gate", Duration::from_secs(10));
+    let screen = tmux.wait_for("quality gate: 8/8 PASS; evidence in", DEMO_DEADLINE);
+    for (n, name) in ITEM_NAMES.iter().enumerate() {
+        assert!(
+            screen.contains(&format!("PASS {}. {name}", n + 1)),
+            "{screen}"
+        );
+    }
+    let bundles = |logs: &Path| -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(logs.join("evidence"))
+            .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        found.sort();
+        found
+    };
+    let gate_bundle = bundles(&logs);
+    assert_eq!(gate_bundle.len(), 1, "{gate_bundle:?}");
+    let checklist = read(&gate_bundle[0].join("CHECKLIST.txt"));
+    let expected: Vec<String> = (1..=8).map(|n| verdict_line(n, "PASS")).collect();
+    assert_eq!(
+        checklist.lines().take(8).collect::<Vec<_>>(),
+        expected,
+        "{checklist}"
+    );
+    let rows = digest_rows(&read(&gate_bundle[0].join("digests.csv")));
+    assert_eq!(
+        rows.keys().collect::<Vec<_>>(),
+        vec!["after-2", "after-5", "after-6"]
+    );
+
+    tmux.send("e");
+    tmux.wait_for("evidence exported to", Duration::from_secs(10));
+    let after_export = bundles(&logs);
+    assert_eq!(after_export.len(), 2, "{after_export:?}");
+    let exported = after_export.iter().find(|b| **b != gate_bundle[0]).unwrap();
+    assert_eq!(
+        read(&exported.join("CHECKLIST.txt"))
+            .lines()
+            .take(8)
+            .collect::<Vec<_>>(),
+        expected
+    );
+
+    tmux.send("q");
+    let screen = tmux.wait_for("raftkv-exit-code=", Duration::from_secs(30));
+    assert!(screen.contains("raftkv-exit-code=0"), "{screen}");
+}

@@ -276,25 +276,37 @@ impl Gate {
             .filter(|id| **id != leader.id)
             .map(u64::to_string)
             .collect();
+        self.record.measurements.election = Some(election.clone());
+        let Some(line) = log_line else {
+            let reason = format!(
+                "RAFT.STATUS shows node {} leading term {} {} after the kill, followed by node {}, \
+                 but node-{}.log has no became_leader line for term {} within {LOG_LINE_DEADLINE_MS} ms",
+                leader.id,
+                leader.term,
+                evidence::format_ms(confirmed_after_kill_ms),
+                followers.join(", node "),
+                leader.id,
+                leader.term
+            );
+            self.verdict(4, ItemResult::fail(reason, "timeline.jsonl step 4.1"));
+            return Some(leader);
+        };
         let figure = format!(
-            "node {} leader in term {} (killed node {} led term {}), {} after the kill{}; exactly one leader, followed by node {} ({} after the kill, RAFT.STATUS)",
+            "node {} leader in term {} (killed node {} led term {}), {} after the kill \
+             (became_leader line); exactly one leader, followed by node {} ({} after the kill, \
+             RAFT.STATUS)",
             leader.id,
             leader.term,
             killed.id,
             killed.term,
             evidence::format_ms(election.after_kill_ms),
-            if log_line.is_some() { " (became_leader line)" } else { " (first poll; no became_leader line found)" },
             followers.join(", node "),
             evidence::format_ms(confirmed_after_kill_ms)
         );
-        let evidence = match log_line {
-            Some(line) => format!(
-                "node-{}.log line {line}; timeline.jsonl step 4.1",
-                leader.id
-            ),
-            None => "timeline.jsonl step 4.1".into(),
-        };
-        self.record.measurements.election = Some(election);
+        let evidence = format!(
+            "node-{}.log line {line}; timeline.jsonl step 4.1",
+            leader.id
+        );
         self.verdict(4, ItemResult::pass(figure, evidence));
         Some(leader)
     }

@@ -69,7 +69,7 @@ pub(crate) async fn bench(addr: String, via_node: u64) -> Result<BenchResult, St
         clients: BENCH_CLIENTS,
         failed,
         elapsed_ms: elapsed.as_millis() as u64,
-        ops_per_sec: succeeded as f64 / elapsed.as_secs_f64().max(1e-6),
+        ops_per_sec: (succeeded as f64 / elapsed.as_secs_f64().max(1e-6)).round() as u64,
         latency_us_p50: latencies.value_at_quantile(0.50),
         latency_us_p99: latencies.value_at_quantile(0.99),
         latency_us_max: latencies.max(),
