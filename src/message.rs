@@ -16,6 +16,17 @@ pub type Index = u64;
 /// The "no node" id used for an absent vote or an unknown leader.
 pub const NO_NODE: NodeId = 0;
 
+/// The highest term a message may carry. No real cluster gets near it (an
+/// election every millisecond takes 292 million years to reach 2^63), so a
+/// message beyond it is garbage and dropped; the headroom above it keeps
+/// every `term + 1` of a campaign from overflowing.
+pub const TERM_MAX: Term = Term::MAX / 2;
+
+/// The highest log index a message may reach, for the same reasons: a
+/// snapshot or append beyond it is garbage and dropped, and the headroom
+/// keeps every `last_index + 1` from overflowing.
+pub const INDEX_MAX: Index = Index::MAX / 2;
+
 /// What an entry carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EntryKind {

@@ -67,6 +67,8 @@ struct Totals {
     messages_delivered: u64,
     ticks: u64,
     ticks_to_leader_after_heal_max: u64,
+    misdelivered: u64,
+    garbage_delivered: u64,
 }
 
 impl Totals {
@@ -80,6 +82,8 @@ impl Totals {
         self.compactions += report.compactions;
         self.messages_delivered += report.network.delivered;
         self.ticks += report.ticks;
+        self.misdelivered += report.misdelivered;
+        self.garbage_delivered += report.garbage_delivered;
         self.ticks_to_leader_after_heal_max = self
             .ticks_to_leader_after_heal_max
             .max(report.ticks_to_leader_after_heal);
@@ -217,13 +221,16 @@ fn simulate_cluster(test: &str, cluster_size: usize) {
     }
     let h = &totals.history;
     report!(
-        "{test}: {} seeds passed in {:.1}s ({} ticks, {} messages delivered, {} leaders, {} crashes, \
+        "{test}: {} seeds passed in {:.1}s ({} ticks, {} messages delivered, {} misdelivered and refused, \
+         {} garbage copies ignored, {} leaders, {} crashes, \
          {} compactions, {} snapshots installed, slowest leader after healing {} ticks); \
          operations: {} writes ok, {} failed, {} unknown; {} reads ok, {} failed; {} checked for linearizability",
         totals.seeds,
         started.elapsed().as_secs_f64(),
         totals.ticks,
         totals.messages_delivered,
+        totals.misdelivered,
+        totals.garbage_delivered,
         totals.leaders,
         totals.crashes,
         totals.compactions,

@@ -17,12 +17,18 @@ pub enum PlantedBug {
     ReadWithoutQuorum,
 }
 
+/// The minimum election timeout spans at least this many heartbeat
+/// intervals, so a busy machine or a few lost heartbeats do not depose a
+/// healthy leader.
+pub const ELECTION_TICKS_PER_HEARTBEAT_MIN: u64 = 5;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     pub id: NodeId,
     /// Every voter, including `id`. 3 by default, 5 works; any size >= 1.
     pub voters: Vec<NodeId>,
-    /// Leader sends a heartbeat every this many ticks.
+    /// Leader sends a heartbeat every this many ticks; at most
+    /// `election_ticks_min / ELECTION_TICKS_PER_HEARTBEAT_MIN`.
     pub heartbeat_ticks: u64,
     /// Election timeout is drawn anew, uniformly in
     /// `election_ticks_min..election_ticks_max`, each time the timer resets.
@@ -38,6 +44,11 @@ pub struct Config {
     pub bytes_per_append_max: usize,
     /// Bound on one InstallSnapshot chunk.
     pub snapshot_chunk_bytes_max: usize,
+    /// Bound on a snapshot received from a leader, buffered in memory until
+    /// its last chunk arrives. A transfer that would grow past it is
+    /// abandoned (the leader's stall retry starts it over), so it must
+    /// exceed the largest state-machine snapshot on every node.
+    pub snapshot_bytes_max: usize,
     /// Bound on proposals appended but not yet committed (back-pressure).
     pub uncommitted_entries_max: usize,
     #[cfg(feature = "planted-bugs")]
@@ -59,6 +70,7 @@ impl Config {
             entries_per_append_max: 1024,
             bytes_per_append_max: 1 << 20,
             snapshot_chunk_bytes_max: 1 << 20,
+            snapshot_bytes_max: 1 << 30,
             uncommitted_entries_max: 100_000,
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
@@ -91,9 +103,14 @@ impl Config {
         if self.heartbeat_ticks == 0 {
             return Err(ConfigError("heartbeat_ticks must be at least 1".into()));
         }
-        if self.election_ticks_min < 2 * self.heartbeat_ticks + 1 {
+        if self.election_ticks_min
+            < self
+                .heartbeat_ticks
+                .saturating_mul(ELECTION_TICKS_PER_HEARTBEAT_MIN)
+        {
             return Err(ConfigError(format!(
-                "election_ticks_min ({}) must exceed twice heartbeat_ticks ({})",
+                "election_ticks_min ({}) must be at least {ELECTION_TICKS_PER_HEARTBEAT_MIN} times heartbeat_ticks ({}), \
+                 so a few lost or late heartbeats never start an election",
                 self.election_ticks_min, self.heartbeat_ticks
             )));
         }
@@ -112,6 +129,9 @@ impl Config {
             return Err(ConfigError(
                 "bytes_per_append_max and snapshot_chunk_bytes_max must be at least 1".into(),
             ));
+        }
+        if self.snapshot_bytes_max == 0 {
+            return Err(ConfigError("snapshot_bytes_max must be at least 1".into()));
         }
         if self.uncommitted_entries_max == 0 {
             return Err(ConfigError(

@@ -29,7 +29,7 @@ mod tests;
 
 #[cfg(feature = "planted-bugs")]
 pub use config::PlantedBug;
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, ELECTION_TICKS_PER_HEARTBEAT_MIN};
 pub use raw_node::RawNode;
 
 use crate::message::{Entry, Index, Message, NodeId, Snapshot, Term};

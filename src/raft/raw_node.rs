@@ -16,7 +16,9 @@ use super::{
     CompactError, Config, ConfigError, Event, HardState, InitialState, ProposeError, ReadState,
     Ready, ReadyAck, Rng, Role, Status, StepError,
 };
-use crate::message::{Body, EntryKind, Index, Message, NodeId, SnapshotMeta, Term, NO_NODE};
+use crate::message::{
+    Body, EntryKind, Index, Message, NodeId, SnapshotMeta, Term, INDEX_MAX, NO_NODE, TERM_MAX,
+};
 
 /// True when the test-only planted bug `$bug` is configured; always false
 /// unless the `planted-bugs` feature is compiled in.
@@ -186,8 +188,9 @@ impl RawNode {
                 to: message.to,
             });
         }
-        if message.term == Term::MAX {
-            // No correct peer gets there, and a campaign could not go beyond it.
+        if malformed(&message) {
+            // No correct peer sends it: dropped before its term is believed,
+            // so it is evidence of neither a newer term nor a live leader.
             return Ok(());
         }
         if message.term > self.term {
@@ -511,5 +514,35 @@ impl RawNode {
             .progress
             .values()
             .all(|p| p.match_index <= self.log.last_index() && p.next_index > p.match_index));
+    }
+}
+
+/// True for a message no correct peer sends: a term or index beyond what a
+/// real cluster reaches (`TERM_MAX`, `INDEX_MAX`), an append whose entries
+/// do not follow `prev_index` contiguously with terms that never fall and
+/// never exceed the message's, or a snapshot chunk of a later term than the
+/// message or whose bytes would end past `u64::MAX`.
+fn malformed(message: &Message) -> bool {
+    if message.term > TERM_MAX {
+        return true;
+    }
+    match &message.body {
+        Body::Append {
+            prev_index,
+            prev_term,
+            entries,
+            ..
+        } => !replication::well_formed_append(*prev_index, *prev_term, entries, message.term),
+        Body::Snapshot {
+            meta,
+            offset,
+            chunk,
+            ..
+        } => {
+            meta.index > INDEX_MAX
+                || meta.term > message.term
+                || offset.checked_add(chunk.len() as u64).is_none()
+        }
+        _ => false,
     }
 }

@@ -3,12 +3,17 @@
 //! checked after each handled Ready and liveness checked after healing.
 //!
 //! A run has three phases. Fault phase: clients write and read while the
-//! network drops, delays, duplicates and partitions, nodes crash (also in
-//! the middle of handling a Ready), stall, drift and compact. Healing: all
-//! faults stop and every node restarts; a leader must appear within
-//! `LIVENESS_TICKS_MAX`. Draining: clients stop and every node must reach
-//! the same applied index and digest within `CONVERGENCE_TICKS_MAX`. Then the
-//! client history is checked for linearizability.
+//! network drops, delays, duplicates, misdelivers, corrupts and partitions,
+//! nodes crash (also in the middle of handling a Ready), stall, drift and
+//! compact. A misdelivered copy must be refused and a corrupted one (a
+//! garbage term or index, a malformed append or snapshot chunk, a snapshot
+//! past `snapshot_bytes_max`) must change nothing the node believes.
+//! Healing: all faults stop and every node restarts; a leader must appear
+//! within `LIVENESS_TICKS_MAX`. Draining: clients stop and every node must
+//! reach the same applied index and digest within `CONVERGENCE_TICKS_MAX`
+//! plus the time the furthest-behind node needs to catch up
+//! (`catch_up_ticks_max`). Then the client history is checked for
+//! linearizability.
 
 use std::collections::BTreeMap;
 
@@ -22,7 +27,7 @@ use raftkv::raft::{
 };
 
 use super::checks::{hex, SafetyChecker};
-use super::faults::{FaultProfile, Regime};
+use super::faults::{corrupt, FaultProfile, Garbage, Regime};
 use super::history::{History, HistoryStats, OpId, Proposal};
 use super::linearizability::{check_history, OpKind, Value, NIL};
 use super::net::{chance, Network, NetworkFaults, NetworkStats};
@@ -35,6 +40,13 @@ pub const LIVENESS_TICKS_MAX: u64 = 10 * ELECTION_TICKS_MAX;
 /// the same digest within this many ticks (catching up may need a
 /// snapshot transfer in small chunks).
 pub const CONVERGENCE_TICKS_MAX: u64 = 600;
+/// A healed network delivers in 1..=2 ticks each way and a node answers in
+/// the tick a message arrives: a round trip takes at most this many ticks,
+/// with margin. A lagging follower gains at least one entry per in-flight
+/// append per round trip (`bytes_per_append_max` may cut an append to one
+/// entry), so a lag of L entries needs up to
+/// `L * HEALED_ROUND_TRIP_TICKS_MAX / inflight_appends_max` ticks on top.
+pub const HEALED_ROUND_TRIP_TICKS_MAX: u64 = 6;
 /// Clients keep working this long with the healed cluster before draining.
 pub const HEALED_CLIENT_TICKS: u64 = 60;
 /// A client gives up on an operation after this many ticks.
@@ -70,6 +82,9 @@ pub enum FailureKind {
     Liveness,
     /// The core panicked.
     Panic,
+    /// A message addressed to another node was accepted, or a malformed
+    /// or oversized one changed what a node believes.
+    Garbage,
 }
 
 #[derive(Clone, Debug)]
@@ -103,6 +118,10 @@ pub struct SimReport {
     pub compactions: u64,
     pub final_applied_index: Index,
     pub ticks_to_leader_after_heal: u64,
+    /// Copies refused by a node they were not addressed to.
+    pub misdelivered: u64,
+    /// Corrupted copies that changed nothing.
+    pub garbage_delivered: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -298,12 +317,13 @@ impl Sim {
         }
         self.phase = Phase::Draining;
         let draining_at = self.now_tick;
+        let convergence_ticks_max = CONVERGENCE_TICKS_MAX + self.catch_up_ticks_max();
         while !self.converged() {
-            if self.now_tick - draining_at > CONVERGENCE_TICKS_MAX {
+            if self.now_tick - draining_at > convergence_ticks_max {
                 return Err(self.failure(
                     FailureKind::Liveness,
                     format!(
-                        "nodes did not converge on one applied index and digest within {CONVERGENCE_TICKS_MAX} ticks \
+                        "nodes did not converge on one applied index and digest within {convergence_ticks_max} ticks \
                          after clients stopped"
                     ),
                 ));
@@ -932,6 +952,11 @@ impl Sim {
             }
             trace!(self, "deliver {}", describe_message(&message));
             let description = self.options.trace.then(|| describe_message(&message));
+            let misdeliver = self.phase == Phase::Faults
+                && chance(&mut self.rng, self.profile.misdelivery_probability);
+            let garbage = self.phase == Phase::Faults
+                && chance(&mut self.rng, self.profile.garbage_probability);
+            let copy = (misdeliver || garbage).then(|| message.clone());
             let running = self.nodes[i].running.as_mut().expect("running");
             if let Err(e) = running.raw.step(message) {
                 return Err(self.failure(
@@ -942,10 +967,81 @@ impl Sim {
                     ),
                 ));
             }
+            if let Some(copy) = copy {
+                if misdeliver {
+                    self.misdeliver(&copy)?;
+                }
+                if garbage {
+                    self.deliver_garbage(i, &copy)?;
+                }
+            }
             if chance(&mut self.rng, 0.3) {
                 self.process_ready(i)?;
             }
         }
+        Ok(())
+    }
+
+    /// A copy of `message` reaches a running node it is not addressed to
+    /// (its sender included): the node must refuse it and change nothing.
+    fn misdeliver(&mut self, message: &Message) -> Result<(), Failure> {
+        let others: Vec<usize> = (0..self.nodes.len())
+            .filter(|&j| {
+                self.nodes[j].id != message.to
+                    && self.nodes[j].running.is_some()
+                    && self.nodes[j].paused_until_tick <= self.now_tick
+            })
+            .collect();
+        if others.is_empty() {
+            return Ok(());
+        }
+        let j = others[self.rng.range(0, others.len() as u64) as usize];
+        let id = self.nodes[j].id;
+        trace!(self, "MISDELIVER to n{id}: {}", describe_message(message));
+        let running = self.nodes[j].running.as_mut().expect("running");
+        let (status, had_ready) = (running.raw.status(), running.raw.has_ready());
+        let result = running.raw.step(message.clone());
+        let changed = running.raw.status() != status || running.raw.has_ready() != had_ready;
+        if result.is_ok() || changed {
+            return Err(self.failure(
+                FailureKind::Garbage,
+                format!(
+                    "node {id} accepted a message addressed to node {} ({result:?}, state changed: {changed}): {}",
+                    message.to,
+                    describe_message(message)
+                ),
+            ));
+        }
+        self.report.misdelivered += 1;
+        Ok(())
+    }
+
+    /// A corrupted copy of a message just delivered to node `i` follows it.
+    /// A malformed one must change nothing at all; an oversized snapshot
+    /// chunk must leave the node's term, vote and log as they were.
+    fn deliver_garbage(&mut self, i: usize, message: &Message) -> Result<(), Failure> {
+        let id = self.nodes[i].id;
+        let bound = self.nodes[i].config.snapshot_bytes_max;
+        let (garbage, kind) = corrupt(&mut self.rng, message, bound);
+        let description = describe_message(&garbage);
+        trace!(self, "GARBAGE ({kind:?}) to n{id}: {description}");
+        let running = self.nodes[i].running.as_mut().expect("running");
+        let (status, had_ready) = (running.raw.status(), running.raw.has_ready());
+        let result = running.raw.step(garbage);
+        let after = running.raw.status();
+        let changed = match kind {
+            Garbage::Malformed => after != status || running.raw.has_ready() != had_ready,
+            Garbage::Oversized => log_fingerprint(&after) != log_fingerprint(&status),
+        };
+        if result.is_err() || changed {
+            return Err(self.failure(
+                FailureKind::Garbage,
+                format!(
+                    "node {id} was changed by a {kind:?} message ({result:?}): {description}\nbefore: {status:?}\nafter: {after:?}"
+                ),
+            ));
+        }
+        self.report.garbage_delivered += 1;
         Ok(())
     }
 
@@ -1298,6 +1394,24 @@ impl Sim {
             .then(|| (leader, statuses[leader].clone()))
     }
 
+    /// How long the node furthest behind the leader may take to catch up
+    /// at the slowest pace the configuration allows (see
+    /// `HEALED_ROUND_TRIP_TICKS_MAX`).
+    fn catch_up_ticks_max(&self) -> u64 {
+        let Some((_, leader)) = self.stable_leader() else {
+            return 0;
+        };
+        let lag = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.running.as_ref())
+            .map(|r| leader.last_index.saturating_sub(r.applied))
+            .max()
+            .unwrap_or(0);
+        let inflight = self.nodes[0].config.inflight_appends_max as u64;
+        lag * HEALED_ROUND_TRIP_TICKS_MAX / inflight
+    }
+
     fn converged(&self) -> bool {
         let Some((_, leader)) = self.stable_leader() else {
             return false;
@@ -1530,6 +1644,9 @@ fn draw_config(
     config.bytes_per_append_max = pick(&[64, 1 << 20]);
     config.snapshot_chunk_bytes_max = pick(&[16, 256, 1 << 20]);
     config.uncommitted_entries_max = pick(&[16, 10_000]);
+    // Far above the few hundred bytes a simulated state machine holds; the
+    // garbage fault sends chunks just past it.
+    config.snapshot_bytes_max = pick(&[1 << 12, 1 << 16]);
     if profile.regime == Regime::LeaderChurn {
         // One entry per append: followers acknowledge earlier-term entries
         // separately from the new leader's no-op.
@@ -1539,6 +1656,19 @@ fn draw_config(
     config.check_quorum = rng.range(0, 5) != 0;
     config.planted_bug = options.planted_bug;
     config
+}
+
+/// What a node believes about its term, vote and log.
+fn log_fingerprint(status: &Status) -> (Term, NodeId, Index, Index, Index, Term, Index) {
+    (
+        status.term,
+        status.vote,
+        status.commit_index,
+        status.first_index,
+        status.last_index,
+        status.last_term,
+        status.snapshot_index,
+    )
 }
 
 /// The written value a Set entry carries.

@@ -2,6 +2,8 @@
 //! each run enables a random subset of faults at random intensities, so
 //! some runs are calm enough to make progress and others are hostile).
 
+use bytes::Bytes;
+use raftkv::message::{Body, Message, INDEX_MAX, TERM_MAX};
 use raftkv::raft::Rng;
 
 use super::net::{chance, NetworkFaults};
@@ -51,6 +53,12 @@ pub struct FaultProfile {
     /// Chance a leader is cut off right after it applies newly committed
     /// entries, so its next appends are lost in flight.
     pub leader_commit_strike_probability: f64,
+    /// Per delivered message: a copy also reaches a node it is not
+    /// addressed to, which must refuse it.
+    pub misdelivery_probability: f64,
+    /// Per delivered message: a corrupted copy (see `corrupt`) follows it,
+    /// which must change nothing the receiver believes.
+    pub garbage_probability: f64,
     /// Per tick and idle client: the client starts an operation.
     pub client_op_probability: f64,
     pub read_probability: f64,
@@ -110,6 +118,16 @@ impl FaultProfile {
         let client_op_probability = when(true, 0.1, 0.6);
         let read_probability = when(true, 0.2, 0.6);
         let delay_ticks_max = rng.range(1, 6);
+        let misdelivery_probability = if chance(rng, 0.3) {
+            uniform(rng, 0.001, 0.02)
+        } else {
+            0.0
+        };
+        let garbage_probability = if chance(rng, 0.3) {
+            uniform(rng, 0.001, 0.02)
+        } else {
+            0.0
+        };
         FaultProfile {
             regime: Regime::Swarm,
             fault_phase_ticks: rng.range(FAULT_PHASE_TICKS_MIN, FAULT_PHASE_TICKS_MAX + 1),
@@ -134,6 +152,8 @@ impl FaultProfile {
             new_leader_fault_probability,
             new_leader_fault_ticks_max: rng.range(1, 10),
             leader_commit_strike_probability,
+            misdelivery_probability,
+            garbage_probability,
             client_op_probability,
             read_probability,
             clients: rng.range(2, 7) as usize,
@@ -166,10 +186,83 @@ impl FaultProfile {
             new_leader_fault_probability: uniform(rng, 0.3, 0.8),
             new_leader_fault_ticks_max: rng.range(1, 25),
             leader_commit_strike_probability: uniform(rng, 0.05, 0.3),
+            misdelivery_probability: uniform(rng, 0.0, 0.005),
+            garbage_probability: uniform(rng, 0.0, 0.005),
             client_op_probability: uniform(rng, 0.4, 0.8),
             read_probability: uniform(rng, 0.1, 0.4),
             clients: rng.range(3, 7) as usize,
             keys: rng.range(1, 4),
         }
+    }
+}
+
+/// What a corrupted copy of a message must do to its receiver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Garbage {
+    /// No correct peer sends it: it changes nothing at all, and nothing is
+    /// sent in reply.
+    Malformed,
+    /// A snapshot chunk past the receiver's `snapshot_bytes_max`: refused
+    /// without touching the log (it may still count as leader contact).
+    Oversized,
+}
+
+/// A corrupted copy of `message`, as a buggy or hostile peer would send it:
+/// a term or index beyond what any real cluster reaches, append entries out
+/// of order or of a later term than the message, a snapshot chunk of a
+/// later term or whose bytes would end past `u64::MAX`, or a last snapshot
+/// chunk that continues the transfer right where `message` left it but
+/// takes it past `snapshot_bytes_max`.
+pub fn corrupt(rng: &mut Rng, message: &Message, snapshot_bytes_max: usize) -> (Message, Garbage) {
+    let mut garbage = message.clone();
+    let term = message.term;
+    let mut kind = Garbage::Malformed;
+    match &mut garbage.body {
+        Body::Append {
+            prev_index,
+            entries,
+            ..
+        } => match rng.range(0, 4) {
+            0 if !entries.is_empty() => {
+                let at = rng.range(0, entries.len() as u64) as usize;
+                entries[at].index += rng.range(1, 4);
+            }
+            1 if !entries.is_empty() => {
+                let at = rng.range(0, entries.len() as u64) as usize;
+                entries[at].term = term + rng.range(1, 10);
+            }
+            2 => *prev_index = INDEX_MAX + rng.range(1, 1_000),
+            _ => garbage.term = garbage_term(rng),
+        },
+        Body::Snapshot {
+            meta,
+            offset,
+            chunk,
+            done,
+        } => match rng.range(0, 6) {
+            0 => meta.index = INDEX_MAX + rng.range(1, 1_000),
+            1 => meta.term = term + rng.range(1, 10),
+            2 => {
+                *offset = u64::MAX;
+                *chunk = Bytes::from_static(b"x");
+            }
+            _ => {
+                *offset += chunk.len() as u64;
+                *chunk = Bytes::from(vec![0u8; snapshot_bytes_max + 1]);
+                *done = true;
+                kind = Garbage::Oversized;
+            }
+        },
+        _ => garbage.term = garbage_term(rng),
+    }
+    (garbage, kind)
+}
+
+/// A term beyond `TERM_MAX`, sometimes the very last one.
+fn garbage_term(rng: &mut Rng) -> u64 {
+    if chance(rng, 0.2) {
+        u64::MAX
+    } else {
+        rng.range(TERM_MAX + 1, u64::MAX)
     }
 }

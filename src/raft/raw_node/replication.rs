@@ -3,7 +3,7 @@
 //! follower's receiving side.
 
 use super::RawNode;
-use crate::message::{AppendOutcome, Body, Entry, Index, NodeId, Term};
+use crate::message::{AppendOutcome, Body, Entry, Index, NodeId, Term, INDEX_MAX};
 use crate::raft::progress::ReplicationState;
 use crate::raft::quorum;
 use crate::raft::ReadState;
@@ -245,9 +245,10 @@ impl RawNode {
         entries: Vec<Entry>,
         leader_commit: Index,
     ) {
-        if !well_formed_append(prev_index, prev_term, &entries, self.term) {
-            return;
-        }
+        debug_assert!(
+            well_formed_append(prev_index, prev_term, &entries, self.term),
+            "step drops malformed appends"
+        );
         let verified_through = prev_index + entries.len() as Index;
         let committed = self.log.committed();
         if verified_through <= committed {
@@ -369,15 +370,15 @@ impl RawNode {
 }
 
 /// Rejects appends no correct leader sends: entries must follow
-/// `prev_index` contiguously, with terms never falling and never above the
-/// message's term.
-fn well_formed_append(
+/// `prev_index` contiguously, end at or below `INDEX_MAX`, with terms never
+/// falling and never above the message's term.
+pub(super) fn well_formed_append(
     prev_index: Index,
     prev_term: Term,
     entries: &[Entry],
     message_term: Term,
 ) -> bool {
-    if prev_index.checked_add(entries.len() as Index + 1).is_none() {
+    if prev_index > INDEX_MAX || entries.len() as Index > INDEX_MAX - prev_index {
         return false;
     }
     let mut previous_term = prev_term;

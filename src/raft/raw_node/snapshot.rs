@@ -36,7 +36,7 @@ impl RawNode {
         let data = &transfer.snapshot.data;
         let length = data.len() as u64;
         let start = transfer.next_offset.min(length);
-        let end = (start + chunk_bytes_max).min(length);
+        let end = start.saturating_add(chunk_bytes_max).min(length);
         let body = Body::Snapshot {
             meta: transfer.snapshot.meta.clone(),
             offset: start,
@@ -64,12 +64,21 @@ impl RawNode {
             // A reply to an earlier transfer.
             return;
         }
-        progress.ticks_since_reply = 0;
         if !done {
-            transfer.next_offset = next_offset.min(transfer.snapshot.data.len() as u64);
+            let next_offset = next_offset.min(transfer.snapshot.data.len() as u64);
+            if next_offset == transfer.next_offset {
+                // It asks for the chunk already in flight: a duplicate, or
+                // the answer to a chunk sent again. Sending once more would
+                // put a second chunk stream in flight for good; and, as
+                // with appends, it must not hide a chunk lost in flight.
+                return;
+            }
+            progress.ticks_since_reply = 0;
+            transfer.next_offset = next_offset;
             self.send_snapshot_chunk(from);
             return;
         }
+        progress.ticks_since_reply = 0;
         let event = Event::SnapshotSent {
             to: from,
             index,
@@ -88,7 +97,8 @@ impl RawNode {
     /// Follower: one chunk of a leader's snapshot. Chunks must arrive in
     /// order; otherwise the reply names the offset expected. A snapshot
     /// that does not go beyond our commit index is acknowledged and ignored,
-    /// never rolled back to.
+    /// never rolled back to. One that would outgrow `snapshot_bytes_max`
+    /// is abandoned.
     pub(super) fn handle_snapshot_chunk(
         &mut self,
         from: NodeId,
@@ -98,12 +108,7 @@ impl RawNode {
         done: bool,
     ) {
         let index = meta.index;
-        if meta.term > self.term
-            || index == Index::MAX
-            || offset.checked_add(chunk.len() as u64).is_none()
-        {
-            return;
-        }
+        debug_assert!(meta.term <= self.term, "step drops malformed chunks");
         if index <= self.log.committed() {
             self.incoming_snapshot = None;
             let next_offset = offset + chunk.len() as u64;
@@ -152,6 +157,12 @@ impl RawNode {
                     done: false,
                 },
             );
+            return;
+        }
+        if incoming.data.len().saturating_add(chunk.len()) > self.config.snapshot_bytes_max {
+            // The buffer is bounded: abandon the transfer rather than grow
+            // it. Left unanswered, the leader's stall retry starts it over.
+            self.incoming_snapshot = None;
             return;
         }
         incoming.data.extend_from_slice(&chunk);

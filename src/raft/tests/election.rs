@@ -551,3 +551,19 @@ fn restart_after_entries_outlived_a_torn_hard_state_resumes_in_their_term_withou
         Some((4, NO_NODE))
     );
 }
+
+#[test]
+fn liveness_heartbeat_interval_is_at_most_a_fifth_of_the_minimum_election_timeout() {
+    let mut config = Config::new(1, vec![1, 2, 3]);
+    config.heartbeat_ticks = 4;
+    config.election_ticks_min = 19;
+    config.election_ticks_max = 40;
+    assert!(config.validate().is_err(), "19 ticks is under 5 heartbeats");
+    config.election_ticks_min = 20;
+    assert!(config.validate().is_ok());
+    config.heartbeat_ticks = u64::MAX;
+    assert!(
+        config.validate().is_err(),
+        "an absurd interval is refused, not overflowed"
+    );
+}

@@ -10,5 +10,6 @@ mod election;
 mod planted;
 mod reads;
 mod replication;
+mod robustness;
 mod snapshot;
 mod transfer;
