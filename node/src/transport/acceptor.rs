@@ -155,6 +155,11 @@ async fn read_link(
         older.cancel();
     }
     tracing::info!(event = "peer_accepted", peer = peer_id, remote = %remote);
+    if let Some(link) = shared.links.get(&peer_id) {
+        if !link.connected.load(std::sync::atomic::Ordering::Acquire) {
+            link.redial_now.notify_one();
+        }
+    }
     let closed = loop {
         let frame = tokio::select! {
             _ = link_token.cancelled() => return,

@@ -131,6 +131,8 @@ pub(super) async fn run_peer_link(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(delay_ms)) => {}
+            // The peer just dialed us: it is up again, redial at once.
+            _ = link.redial_now.notified() => backoff.reset(),
         }
     }
 }

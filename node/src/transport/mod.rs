@@ -194,6 +194,9 @@ struct PeerLink {
     messages_sent: AtomicU64,
     messages_dropped: AtomicU64,
     connects: AtomicU64,
+    /// Woken when this peer dials us: it is back, so our outbound link to
+    /// it skips the rest of its backoff (a restarted node catches up sooner).
+    redial_now: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -387,6 +390,7 @@ impl PeerLink {
             messages_sent: AtomicU64::new(0),
             messages_dropped: AtomicU64::new(0),
             connects: AtomicU64::new(0),
+            redial_now: tokio::sync::Notify::new(),
         }
     }
 
