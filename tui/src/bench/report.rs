@@ -1,6 +1,7 @@
 //! The bench's final report: the machine it ran on, and each measurement as
 //! text (stdout, for people) or one JSON object (`--json`, for scripts).
 
+use clap::ValueEnum;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
@@ -117,8 +118,12 @@ impl BenchReport {
             Some(result) => throughput_json(result)?,
             None => Value::Null,
         };
+        let target = args
+            .target
+            .to_possible_value()
+            .map_or_else(String::new, |value| value.get_name().to_string());
         Ok(json!({
-            "target": "raftkv",
+            "target": target,
             "cluster": cluster,
             "machine": {
                 "cpus": self.machine.cpus,
@@ -348,9 +353,10 @@ fn failover_spreads(report: &FailoverReport) -> [(&'static str, &'static str, Ve
 }
 
 fn failover_text(report: &FailoverReport) -> Vec<String> {
+    let trials = report.trials.len();
     let mut lines = vec![format!(
-        "failover: {} trials of kill -9 leader under {} write clients",
-        report.trials.len(),
+        "failover: {trials} trial{} of kill -9 leader under {} write clients",
+        if trials == 1 { "" } else { "s" },
         report.clients
     )];
     lines.extend(
