@@ -2,6 +2,8 @@
 //! SET, DEL, MSET and INCR, and the order-independent incremental digest of
 //! DESIGN.md ("State digest").
 
+use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -150,13 +152,75 @@ struct SnapshotImage {
     pairs: Vec<(Bytes, Bytes)>,
 }
 
+/// Bytes of a key kept inline in its map entry.
+const KEY_PREFIX_BYTES: usize = 16;
+
+/// A key of the map: the key bytes plus their first `KEY_PREFIX_BYTES`
+/// inline (zero-padded, big-endian). A search compares the inline prefixes
+/// first, one integer comparison in the node already in cache, and only
+/// keys sharing them go on to compare their bytes behind the pointer. The
+/// order is exactly the byte order of the keys, so the map can still be
+/// searched and ranged by `&[u8]`.
+#[derive(Clone, Debug)]
+struct MapKey {
+    prefix: [u64; 2],
+    bytes: Bytes,
+}
+
+impl MapKey {
+    fn new(bytes: Bytes) -> MapKey {
+        let mut padded = [0u8; KEY_PREFIX_BYTES];
+        let inline = bytes.len().min(KEY_PREFIX_BYTES);
+        padded[..inline].copy_from_slice(&bytes[..inline]);
+        let (high, low) = padded.split_at(8);
+        MapKey {
+            prefix: [
+                u64::from_be_bytes(high.try_into().expect("8 bytes")),
+                u64::from_be_bytes(low.try_into().expect("8 bytes")),
+            ],
+            bytes,
+        }
+    }
+}
+
+impl Ord for MapKey {
+    /// Byte order: where the zero-padded prefixes differ, the keys differ
+    /// first at that byte in the same direction (or one key ended there and
+    /// is a prefix of the other); where they are equal, the bytes decide.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.prefix
+            .cmp(&other.prefix)
+            .then_with(|| self.bytes.as_ref().cmp(other.bytes.as_ref()))
+    }
+}
+
+impl PartialOrd for MapKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for MapKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for MapKey {}
+
+impl Borrow<[u8]> for MapKey {
+    fn borrow(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// The key-value map with its incremental digest.
 ///
 /// Invariant: `acc` is the wrapping sum of `pair_hash` over every pair in
 /// `map`, and `map.len() == count` (checked by tests and on restore).
 #[derive(Clone, Debug, Default)]
 pub struct KvStore {
-    map: BTreeMap<Bytes, Bytes>,
+    map: BTreeMap<MapKey, Bytes>,
     acc: U256,
 }
 
@@ -188,7 +252,7 @@ impl KvStore {
 
     fn insert(&mut self, key: Bytes, value: Bytes) {
         self.acc = self.acc.wrapping_add(pair_hash(&key, &value));
-        if let Some(old) = self.map.insert(key.clone(), value) {
+        if let Some(old) = self.map.insert(MapKey::new(key.clone()), value) {
             self.acc = self.acc.wrapping_sub(pair_hash(&key, &old));
         }
     }
@@ -204,7 +268,7 @@ impl KvStore {
     }
 
     fn incr(&mut self, key: &Bytes) -> Reply {
-        let current = match self.map.get(key) {
+        let current = match self.map.get(&key[..]) {
             None => 0,
             Some(value) => match std::str::from_utf8(value)
                 .ok()
@@ -255,13 +319,13 @@ impl KvStore {
         self.map
             .range::<[u8], _>((lower, Bound::Unbounded))
             .take(count)
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.bytes.clone(), v.clone()))
             .collect()
     }
 
     /// Every pair in key order (for dumps and full-scan checks).
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
-        self.map.iter()
+        self.map.iter().map(|(k, v)| (&k.bytes, v))
     }
 
     /// Serializes the whole state (pairs, acc, count).
@@ -272,7 +336,7 @@ impl KvStore {
             pairs: self
                 .map
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (k.bytes.clone(), v.clone()))
                 .collect(),
         };
         Bytes::from(
@@ -454,6 +518,35 @@ mod tests {
             prop_assert_eq!(restored.digest_hex(), store.digest_hex());
             prop_assert_eq!(restored.len(), store.len());
             prop_assert!(restored.iter().eq(store.iter()));
+        }
+
+        /// The inline key prefixes must not change the map's order: keys
+        /// around the prefix length, with zero bytes and shared prefixes,
+        /// iterate, scan and look up exactly as sorted byte strings do.
+        #[test]
+        fn keys_iterate_scan_and_look_up_in_byte_order(
+            keys in prop::collection::vec(
+                prop::collection::vec(prop_oneof![Just(0u8), Just(b'k'), Just(255u8), any::<u8>()], 0..20),
+                0..40,
+            )
+        ) {
+            let mut store = KvStore::new();
+            for key in &keys {
+                store.apply(&Command::Set { key: Bytes::from(key.clone()), value: Bytes::from_static(b"v") });
+            }
+            let mut sorted = keys.clone();
+            sorted.sort();
+            sorted.dedup();
+            let iterated: Vec<Vec<u8>> = store.iter().map(|(k, _)| k.to_vec()).collect();
+            prop_assert_eq!(&iterated, &sorted);
+            for (position, key) in sorted.iter().enumerate() {
+                prop_assert!(store.get(key).is_some());
+                let after: Vec<Vec<u8>> = store.scan(Some(key), 64).into_iter().map(|(k, _)| k.to_vec()).collect();
+                prop_assert_eq!(&after[..], &sorted[position + 1..]);
+            }
+            let mut padded = b"k".to_vec();
+            padded.resize(17, 0);
+            prop_assert_eq!(store.get(&padded).is_some(), sorted.contains(&padded));
         }
     }
 }

@@ -76,7 +76,9 @@ async fn corrupt_record_mid_log_refuses_to_start_and_touches_nothing() {
     cluster.kill(victim);
     let segment = wal_segments(&cluster.node(victim).data_dir).pop().unwrap();
     let mut bytes = std::fs::read(&segment).unwrap();
-    let middle = bytes.len() / 2;
+    // The segment is preallocated: its records end where the zeros begin.
+    let records_end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    let middle = records_end / 2;
     bytes[middle] ^= 0xff;
     std::fs::write(&segment, &bytes).unwrap();
 

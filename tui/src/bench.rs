@@ -8,6 +8,8 @@
 //! exactly the same clients, key space and values.
 
 mod catchup;
+#[cfg(feature = "etcd")]
+mod etcd_target;
 mod failover;
 mod load;
 mod local;
@@ -39,11 +41,14 @@ pub const CATCHUP_ENTRIES_MAX: u64 = 100_000_000;
 /// Ops of a throughput run when no mode is chosen and `--ops` is not given.
 pub const OPS_DEFAULT: u64 = 100_000;
 
-/// Which store the load runs against. Only raftkv is built in; the generator
-/// is generic so another backend can be added behind a cargo feature.
+/// Which store the load runs against: raftkv, or (built with the cargo
+/// feature `etcd`) an etcd cluster, driven by exactly the same generator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum TargetKind {
     Raftkv,
+    /// etcd v3 over gRPC (`--attach` its members' client addresses).
+    #[cfg(feature = "etcd")]
+    Etcd,
 }
 
 /// `raftkv bench` flags.
@@ -185,6 +190,22 @@ impl BenchArgs {
             }
         }
         let kills = self.failover.is_some() || self.catchup.is_some();
+        if self.target != TargetKind::Raftkv {
+            if self.attach.is_none() {
+                return Err(
+                    "--target etcd: the bench starts raftkv clusters only; start etcd yourself and \
+                     give its members' client addresses with --attach (bench/compare.sh does both)"
+                        .into(),
+                );
+            }
+            if kills {
+                return Err(
+                    "--target etcd: --failover and --catchup restart raftkv nodes; bench/compare.sh \
+                     times them on etcd"
+                        .into(),
+                );
+            }
+        }
         if kills && self.attach.is_some() {
             return Err(
                 "--failover and --catchup kill -9 a node and restart it, which the bench can \
@@ -275,12 +296,20 @@ async fn run_plan(
         } else {
             ProgressStyle::live("load")
         };
-        let target = Arc::new(RaftkvTarget::new(
-            addrs,
-            Duration::from_millis(args.request_timeout_ms),
-        ));
+        let timeout = Duration::from_millis(args.request_timeout_ms);
         let spec = args.load_spec(Some(ops), progress);
-        let result = load::run_load(target, spec, Arc::new(args.workload(args.read_ratio))).await?;
+        let workload = Arc::new(args.workload(args.read_ratio));
+        let result = match args.target {
+            TargetKind::Raftkv => {
+                let target = Arc::new(RaftkvTarget::new(addrs, timeout));
+                load::run_load(target, spec, workload).await?
+            }
+            #[cfg(feature = "etcd")]
+            TargetKind::Etcd => {
+                let target = Arc::new(etcd_target::EtcdTarget::new(addrs, timeout));
+                load::run_load(target, spec, workload).await?
+            }
+        };
         report.throughput = Some(result);
     }
     if let Some(trials) = plan.failover_trials {
@@ -350,6 +379,23 @@ mod tests {
             .contains("at least 3"));
         // Cluster-shape flags make no sense with --attach.
         assert!(parse("--attach 127.0.0.1:7001 --nodes 5").is_err());
+    }
+
+    #[cfg(feature = "etcd")]
+    #[test]
+    fn the_etcd_target_needs_attach_and_runs_loads_only() {
+        let error = parse("--target etcd").unwrap().plan().unwrap_err();
+        assert!(error.contains("--attach"), "{error}");
+        let error = parse("--target etcd --attach 127.0.0.1:2379 --failover 3")
+            .unwrap()
+            .plan()
+            .unwrap_err();
+        assert!(error.contains("compare.sh"), "{error}");
+        let plan = parse("--target etcd --attach 127.0.0.1:2379 --clients 64 --ops 10")
+            .unwrap()
+            .plan()
+            .unwrap();
+        assert_eq!(plan.throughput_ops, Some(10));
     }
 
     #[test]

@@ -110,12 +110,9 @@ fn demo(args: scenario::DemoArgs) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
+/// A node runs on one thread (plus its WAL thread): see `run_node_blocking`.
 fn run_node(options: raftkv_node::options::NodeOptions) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(raftkv_node::driver::run_node(options))
+    raftkv_node::driver::run_node_blocking(options)
 }
 
 /// `block_on` keeps the benchmark (which may start nodes through the

@@ -15,12 +15,7 @@ struct Cli {
 
 fn main() {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("building the tokio runtime");
-    if let Err(message) = runtime.block_on(raftkv_node::driver::run_node(cli.options)) {
+    if let Err(message) = raftkv_node::driver::run_node_blocking(cli.options) {
         eprintln!("raftkv node: {message}");
         std::process::exit(1);
     }

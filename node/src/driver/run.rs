@@ -6,22 +6,24 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use raftkv::kv::{Command, KvStore, Reply};
-use raftkv::message::{EntryKind, Message, NodeId, SnapshotMeta};
-use raftkv::raft::{Config, ProposeError, RawNode, Ready, Role};
+use raftkv::message::{Entry, EntryKind, Message, NodeId, SnapshotMeta};
+use raftkv::raft::{Config, HardState, ProposeError, RawNode, Ready, ReadyAck, Role};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::events::log_event;
+use super::persister::{Persister, Report};
 use super::{
     PendingReads, PendingWrites, PublishedStatus, Request, Shared, INPUTS_PER_READY_MAX,
     REQUEST_QUEUE_MAX,
 };
 use crate::handle::{NodeHandle, NodeStatus, ReadError, WriteError};
 use crate::options::NodeOptions;
-use crate::storage::{Storage, StorageError};
+use crate::storage::Storage;
 use crate::transport::{Inbound, Transport, TransportConfig};
 
 /// Bound on peer inputs queued for the driver.
@@ -36,6 +38,13 @@ pub const PEER_RECONNECT_BACKOFF_MAX_MS: u64 = 250;
 /// one peer frame with room to spare.
 pub const COMMAND_BYTES_MAX: usize = 32 * 1024 * 1024;
 const _: () = assert!(COMMAND_BYTES_MAX < PEER_FRAME_BYTES_MAX);
+/// A snapshot waits for at least 1/this of the key count in applied
+/// entries: at most this many keys are serialized per applied entry.
+pub const SNAPSHOT_KEYS_PER_ENTRY_MAX: u64 = 1;
+/// Committed entries that may wait to be applied while a snapshot clones
+/// the state machine; at the bound the driver takes no new Ready until the
+/// clone is done.
+pub const APPLY_BACKLOG_ENTRIES_MAX: usize = 1 << 20;
 /// How long a graceful stop waits for leadership to move, in milliseconds.
 pub const TRANSFER_WAIT_MS: u64 = 1_000;
 
@@ -178,6 +187,11 @@ async fn run(options: NodeOptions) -> Result<(), String> {
         stop.cancel();
     });
 
+    let recorded_hard_state = storage.hard_state();
+    let snapshot_index = storage.snapshot_index();
+    let (persister, reports) = Persister::start(storage, id)?;
+    let (serialized_tx, serialized_rx) = mpsc::channel(1);
+    let (cloned_tx, cloned_rx) = mpsc::channel(1);
     let mut driver = Driver {
         id,
         voters: options.cluster.0.iter().map(|p| p.id).collect(),
@@ -185,7 +199,15 @@ async fn run(options: NodeOptions) -> Result<(), String> {
         tick_ms: options.tick_interval_ms,
         snapshot_entries_threshold: options.snapshot_entries_threshold,
         raw,
-        storage,
+        persister,
+        recorded_hard_state,
+        durable_snapshot_index: snapshot_index,
+        compaction_started: None,
+        serialized: serialized_tx,
+        cloned: cloned_tx,
+        apply_backlog: None,
+        clone_ms: None,
+        published: None,
         transport,
         shared: shared.clone(),
         writes: PendingWrites::default(),
@@ -195,7 +217,14 @@ async fn run(options: NodeOptions) -> Result<(), String> {
         last_leader: 0,
         leader_contact: None,
     };
-    let result = driver.run(inbound_rx, requests_rx, shutdown.clone()).await;
+    let inputs = Inputs {
+        inbound: inbound_rx,
+        requests: requests_rx,
+        reports,
+        serialized: serialized_rx,
+        cloned: cloned_rx,
+    };
+    let result = driver.run(inputs, shutdown.clone()).await;
     shutdown.cancel();
     let _ = server.await;
     result
@@ -227,7 +256,28 @@ struct Driver {
     tick_ms: u64,
     snapshot_entries_threshold: u64,
     raw: RawNode,
-    storage: Storage,
+    /// Owns the storage on the WAL thread.
+    persister: Persister,
+    /// The hard state last handed to the persister (its term and vote are
+    /// durable: a change of either is always fsynced).
+    recorded_hard_state: HardState,
+    /// Index of the newest snapshot saved (or queued to be saved).
+    durable_snapshot_index: u64,
+    /// When the running compaction started (None: none is running).
+    compaction_started: Option<Instant>,
+    /// Where the snapshot task hands over the serialized image.
+    serialized: mpsc::Sender<(SnapshotMeta, Bytes)>,
+    /// Where the snapshot task says it has cloned the state machine.
+    cloned: mpsc::Sender<()>,
+    /// While the snapshot task clones the state machine (`Some`), committed
+    /// entries wait here instead of being applied, so the image is exactly
+    /// the state at the snapshot's index and the Ready loop never waits for
+    /// the clone. At most `APPLY_BACKLOG_ENTRIES_MAX` entries.
+    apply_backlog: Option<Vec<Entry>>,
+    /// How long the last clone took, for the log_compacted event.
+    clone_ms: Option<u64>,
+    /// What `publish_status` last published, to skip unchanged turns.
+    published: Option<StatusKey>,
     transport: Transport,
     shared: Arc<Shared>,
     writes: PendingWrites,
@@ -240,12 +290,7 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run(
-        &mut self,
-        mut inbound: mpsc::Receiver<Inbound>,
-        mut requests: mpsc::Receiver<Request>,
-        shutdown: CancellationToken,
-    ) -> Result<(), String> {
+    async fn run(&mut self, mut inputs: Inputs, shutdown: CancellationToken) -> Result<(), String> {
         let mut ticker = tokio::time::interval(Duration::from_millis(self.tick_ms));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut transfer_deadline: Option<tokio::time::Instant> = None;
@@ -259,6 +304,10 @@ impl Driver {
                         break;
                     }
                 }
+                report = inputs.reports.recv() => {
+                    let report = report.ok_or_else(|| format!("node {}: the WAL thread stopped", self.id))?;
+                    self.on_report(report)?;
+                }
                 _ = ticker.tick() => {
                     self.raw.tick();
                     if let Some(deadline) = transfer_deadline {
@@ -267,33 +316,47 @@ impl Driver {
                         }
                     }
                 }
-                Some(input) = inbound.recv() => {
-                    self.handle_inbound(input);
-                    for _ in 0..INPUTS_PER_READY_MAX {
-                        match inbound.try_recv() {
-                            Ok(input) => self.handle_inbound(input),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                Some(request) = requests.recv() => {
-                    self.handle_request(request);
-                    for _ in 0..INPUTS_PER_READY_MAX {
-                        match requests.try_recv() {
-                            Ok(request) => self.handle_request(request),
-                            Err(_) => break,
-                        }
-                    }
-                }
+                Some(()) = inputs.cloned.recv() => self.resume_applying(),
+                Some((meta, data)) = inputs.serialized.recv() => self.save_own_snapshot(meta, data),
+                Some(input) = inputs.inbound.recv() => self.handle_inbound(input),
+                Some(request) = inputs.requests.recv() => self.handle_request(request),
             }
-            while self.raw.has_ready() {
+            // Whatever else is already queued shares this turn's Ready:
+            // acks that advance the commit index and new proposals go out
+            // together, and their entries reach the WAL as one job.
+            self.drain_queued(&mut inputs)?;
+            while self.raw.has_ready() && self.persister.has_room() && !self.backlog_full() {
                 let ready = self.raw.ready();
-                self.handle_ready(ready)?;
+                self.handle_ready(ready, &mut inputs).await?;
             }
             self.publish_status();
         }
-        let _ = self.storage.sync();
+        // Writes and fsyncs everything handed over, then ends the thread.
+        self.persister.stop();
         info!(event = "stopped", id = self.id);
+        Ok(())
+    }
+
+    /// Handles what is already queued, without waiting: WAL reports first
+    /// (they release acks and let the leader count its own copy), then up
+    /// to `INPUTS_PER_READY_MAX` peer messages (their acks free the
+    /// in-flight window new proposals go through), then as many requests.
+    fn drain_queued(&mut self, inputs: &mut Inputs) -> Result<(), String> {
+        while let Ok(report) = inputs.reports.try_recv() {
+            self.on_report(report)?;
+        }
+        for _ in 0..INPUTS_PER_READY_MAX {
+            match inputs.inbound.try_recv() {
+                Ok(input) => self.handle_inbound(input),
+                Err(_) => break,
+            }
+        }
+        for _ in 0..INPUTS_PER_READY_MAX {
+            match inputs.requests.try_recv() {
+                Ok(request) => self.handle_request(request),
+                Err(_) => break,
+            }
+        }
         Ok(())
     }
 
@@ -352,7 +415,7 @@ impl Driver {
     fn handle_request(&mut self, request: Request) {
         match request {
             Request::Write { command, reply } => {
-                let encoded = command.encode();
+                let encoded = super::encode_command(&command);
                 if encoded.len() > COMMAND_BYTES_MAX {
                     let _ = reply.send(Err(WriteError::Refused(format!(
                         "command of {} bytes exceeds the {COMMAND_BYTES_MAX}-byte limit for one write; not applied",
@@ -414,8 +477,10 @@ impl Driver {
         }
     }
 
-    /// Persist, send, apply, acknowledge: the order of the core's contract.
-    fn handle_ready(&mut self, mut ready: Ready) -> Result<(), String> {
+    /// Send, apply, hand over for persisting, acknowledge. Messages that
+    /// promise durability leave only once the WAL thread reports their job
+    /// durable (`on_report`); everything else goes on meanwhile.
+    async fn handle_ready(&mut self, mut ready: Ready, inputs: &mut Inputs) -> Result<(), String> {
         let ack = ready.ack();
         let had_leader = self.last_leader != 0;
         for event in &ready.events {
@@ -424,71 +489,203 @@ impl Driver {
         for message in ready.messages.drain(..) {
             self.send(message);
         }
-        self.persist(&ready)
+        if ready.snapshot.is_some() {
+            return self.handle_snapshot_ready(ready, ack, inputs).await;
+        }
+        // Committed entries are durable on a majority (the leader counts its
+        // own copy only once the WAL thread reported it), so applying them
+        // and answering their clients need not wait for this Ready's writes.
+        let applied = self.apply_and_answer(&ready);
+        let sync = !ready.entries.is_empty() || self.hard_state_needs_sync(&ready);
+        if let Some(hard_state) = ready.hard_state {
+            self.recorded_hard_state = hard_state;
+        }
+        // A leader keeps serving while its disk works; a follower with an
+        // idle WAL thread writes inline (see the persister's docs).
+        let inline = self.last_role != Role::Leader;
+        let durable = self
+            .persister
+            .write(
+                std::mem::take(&mut ready.entries),
+                ready.hard_state,
+                sync,
+                std::mem::take(&mut ready.persisted_messages),
+                inline,
+            )
             .map_err(|e| format!("node {}: {e}", self.id))?;
-        for message in ready.persisted_messages.drain(..) {
-            self.send(message);
+        let mut persisted_last = None;
+        if let Some(durable) = durable {
+            for message in durable.messages {
+                self.send(message);
+            }
+            persisted_last = durable.persisted_last;
         }
-        if let Some(snapshot) = &ready.snapshot {
-            let restored = KvStore::restore(&snapshot.data).map_err(|e| {
-                format!(
-                    "node {}: snapshot from the leader does not load: {e}",
-                    self.id
-                )
-            })?;
-            *self.shared.store.write() = restored;
-            self.applied_term = snapshot.meta.term;
-        }
-        self.apply(&ready);
-        for read in &ready.read_states {
-            let applied = self
-                .raw
-                .status()
-                .applied_index
-                .max(ack.applied.unwrap_or(0));
-            self.reads.confirmed(read.context, read.index, applied);
-        }
-        for context in &ready.dropped_reads {
-            self.reads.dropped(*context);
-        }
-        self.raw.advance(ack);
-        let status = self.raw.status();
-        self.reads.applied_through(status.applied_index);
-        self.track_role(status.role, status.leader_id);
-        self.maybe_compact(status.applied_index, status.snapshot_index)
+        self.raw.advance(ReadyAck {
+            persisted_last,
+            snapshot_index: None,
+            applied,
+        });
+        self.after_advance();
+        Ok(())
     }
 
-    fn persist(&mut self, ready: &Ready) -> Result<(), StorageError> {
-        let mut dirty = false;
-        if let Some(snapshot) = &ready.snapshot {
-            // A snapshot from the leader replaces the durable log unless the
-            // log holds its last entry (index and term): then the core keeps
-            // the entries after it, and so must the disk.
-            let matches = self.storage.entry_term(snapshot.meta.index) == Some(snapshot.meta.term);
-            self.storage.save_snapshot(snapshot, !matches)?;
+    /// Term and vote must be durable before the messages that depend on
+    /// them leave. A commit index alone need not be (as in etcd's MustSync):
+    /// it only covers entries already handed to the WAL thread ahead of it,
+    /// and a node that loses it in a crash learns it again from the leader.
+    fn hard_state_needs_sync(&self, ready: &Ready) -> bool {
+        ready.hard_state.is_some_and(|hard_state| {
+            hard_state.term != self.recorded_hard_state.term
+                || hard_state.vote != self.recorded_hard_state.vote
+        })
+    }
+
+    /// A snapshot from the leader (rare): everything queued before it is
+    /// made durable first, then the snapshot with what follows it, and only
+    /// then is the state machine replaced.
+    async fn handle_snapshot_ready(
+        &mut self,
+        mut ready: Ready,
+        ack: ReadyAck,
+        inputs: &mut Inputs,
+    ) -> Result<(), String> {
+        let snapshot = ready.snapshot.take().expect("checked by the caller");
+        if self.apply_backlog.is_some() {
+            // The state machine is about to be replaced: the clone of the
+            // old one must be finished and the entries before it applied.
+            if inputs.cloned.recv().await.is_some() {
+                self.resume_applying();
+            }
         }
-        // Entries before the hard state: a crash that tears this batch must
-        // never leave a commit index durable without the entries it covers.
-        if !ready.entries.is_empty() {
-            self.storage.append(&ready.entries)?;
-            dirty = true;
+        let reports = &mut inputs.reports;
+        self.wait_until_durable(reports).await?;
+        if let Some(hard_state) = ready.hard_state {
+            self.recorded_hard_state = hard_state;
         }
-        if let Some(hard_state) = &ready.hard_state {
-            self.storage.set_hard_state(hard_state)?;
-            dirty = true;
-        }
-        if dirty {
-            tokio::task::block_in_place(|| self.storage.sync())?;
+        self.durable_snapshot_index = self.durable_snapshot_index.max(snapshot.meta.index);
+        let restored = KvStore::restore(&snapshot.data).map_err(|e| {
+            format!(
+                "node {}: snapshot from the leader does not load: {e}",
+                self.id
+            )
+        })?;
+        let snapshot_term = snapshot.meta.term;
+        self.persister.install_snapshot(
+            snapshot,
+            std::mem::take(&mut ready.entries),
+            ready.hard_state,
+            std::mem::take(&mut ready.persisted_messages),
+        );
+        self.wait_until_durable(reports).await?;
+        *self.shared.store.write() = restored;
+        self.applied_term = snapshot_term;
+        let applied = self.apply_and_answer(&ready);
+        self.raw.advance(ReadyAck {
+            persisted_last: None,
+            snapshot_index: ack.snapshot_index,
+            applied,
+        });
+        self.after_advance();
+        Ok(())
+    }
+
+    /// Waits until every job handed to the WAL thread is durable.
+    async fn wait_until_durable(
+        &mut self,
+        reports: &mut mpsc::Receiver<Report>,
+    ) -> Result<(), String> {
+        while !self.persister.is_idle() {
+            let report = reports
+                .recv()
+                .await
+                .ok_or_else(|| format!("node {}: the WAL thread stopped", self.id))?;
+            self.on_report(report)?;
         }
         Ok(())
     }
 
-    fn apply(&mut self, ready: &Ready) {
-        if ready.committed_entries.is_empty() {
-            return;
+    /// Jobs became durable: send what they held back, let the core count
+    /// the entries, and finish a compaction whose snapshot was saved.
+    fn on_report(&mut self, report: Report) -> Result<(), String> {
+        let durable = self
+            .persister
+            .complete(report)
+            .map_err(|e| format!("node {}: {e}", self.id))?;
+        for message in durable.messages {
+            self.send(message);
         }
+        if durable.persisted_last.is_some() {
+            self.raw.advance(ReadyAck {
+                persisted_last: durable.persisted_last,
+                snapshot_index: None,
+                applied: None,
+            });
+        }
+        if let Some((index, data)) = durable.snapshot_saved {
+            self.finish_compaction(index, data);
+        }
+        Ok(())
+    }
+
+    fn after_advance(&mut self) {
+        let status = self.raw.status();
+        self.reads.applied_through(status.applied_index);
+        self.track_role(status.role, status.leader_id);
+        self.maybe_compact(status.applied_index, status.snapshot_index);
+    }
+
+    /// Applies the Ready's committed entries (answering their writers), or
+    /// queues them while a snapshot clones the state machine, and answers
+    /// the reads it confirmed or dropped. Returns the last entry applied.
+    fn apply_and_answer(&mut self, ready: &Ready) -> Option<u64> {
+        let applied = match &mut self.apply_backlog {
+            Some(backlog) => {
+                backlog.extend(ready.committed_entries.iter().cloned());
+                None
+            }
+            None => self.apply(&ready.committed_entries),
+        };
+        let applied_index = self.raw.status().applied_index.max(applied.unwrap_or(0));
+        for read in &ready.read_states {
+            self.reads
+                .confirmed(read.context, read.index, applied_index);
+        }
+        for context in &ready.dropped_reads {
+            self.reads.dropped(*context);
+        }
+        applied
+    }
+
+    fn backlog_full(&self) -> bool {
+        self.apply_backlog
+            .as_ref()
+            .is_some_and(|backlog| backlog.len() >= APPLY_BACKLOG_ENTRIES_MAX)
+    }
+
+    /// The snapshot task has its clone: apply what waited, and go on
+    /// applying as entries commit.
+    fn resume_applying(&mut self) {
+        self.clone_ms = self
+            .compaction_started
+            .map(|started| started.elapsed().as_millis() as u64);
+        let Some(backlog) = self.apply_backlog.take() else {
+            return;
+        };
+        if let Some(applied) = self.apply(&backlog) {
+            self.raw.advance(ReadyAck {
+                persisted_last: None,
+                snapshot_index: None,
+                applied: Some(applied),
+            });
+            self.after_advance();
+        }
+    }
+
+    /// Applies committed entries in order; returns the last index applied.
+    fn apply(&mut self, entries: &[Entry]) -> Option<u64> {
+        let last = entries.last()?.index;
         let mut store = self.shared.store.write();
-        for entry in &ready.committed_entries {
+        for entry in entries {
             self.applied_term = entry.term;
             let reply = match entry.kind {
                 EntryKind::Noop => None,
@@ -502,6 +699,7 @@ impl Driver {
             };
             self.writes.applied(entry.index, entry.term, reply);
         }
+        Some(last)
     }
 
     fn track_role(&mut self, role: Role, leader: NodeId) {
@@ -516,41 +714,96 @@ impl Driver {
         self.last_leader = leader;
     }
 
-    fn maybe_compact(&mut self, applied: u64, snapshot_index: u64) -> Result<(), String> {
-        if applied < snapshot_index + self.snapshot_entries_threshold {
-            return Ok(());
+    /// Snapshots the state machine once `snapshot_entries_threshold`
+    /// entries were applied since the last snapshot, and at least half as
+    /// many as there are keys: a snapshot costs time in proportion to the
+    /// keys, so this bounds its cost per applied entry (two keys' worth)
+    /// whatever the size of the state, and the log never outgrows half of
+    /// it. The driver only clones the map (the keys and values are shared);
+    /// a blocking task serializes the clone and the WAL thread saves it, so
+    /// neither stalls the Ready loop.
+    fn maybe_compact(&mut self, applied: u64, snapshot_index: u64) {
+        if self.compaction_started.is_some()
+            || applied < snapshot_index + self.snapshot_entries_threshold
+        {
+            return;
         }
-        let started = Instant::now();
-        let data = self.shared.store.read().snapshot();
-        let snapshot = raftkv::message::Snapshot {
-            meta: SnapshotMeta {
-                index: applied,
-                term: self.applied_term,
-                voters: self.voters.clone(),
-            },
-            data: data.clone(),
+        if applied < snapshot_index + self.shared.store.read().len() / SNAPSHOT_KEYS_PER_ENTRY_MAX {
+            return;
+        }
+        self.compaction_started = Some(Instant::now());
+        // Nothing is applied until the task has its clone (see
+        // `apply_backlog`), so the clone is the state at `applied`.
+        self.apply_backlog = Some(Vec::new());
+        let meta = SnapshotMeta {
+            index: applied,
+            term: self.applied_term,
+            voters: self.voters.clone(),
         };
-        tokio::task::block_in_place(|| self.storage.save_snapshot(&snapshot, false))
-            .map_err(|e| format!("node {}: {e}", self.id))?;
-        if let Err(e) = self.raw.compact(applied, data) {
+        let store = self.shared.store.clone();
+        let cloned = self.cloned.clone();
+        let serialized = self.serialized.clone();
+        tokio::task::spawn_blocking(move || {
+            let image = store.read().clone();
+            // Capacity 1 and one compaction at a time: neither channel is
+            // ever full. Closed only when the driver has stopped.
+            let _ = cloned.try_send(());
+            let data = image.snapshot();
+            let _ = serialized.try_send((meta, data));
+        });
+    }
+
+    /// The serialized image is ready: queue it for the WAL thread, unless a
+    /// newer snapshot from the leader replaced the state meanwhile.
+    fn save_own_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) {
+        if meta.index <= self.durable_snapshot_index {
+            self.compaction_started = None;
+            return;
+        }
+        self.durable_snapshot_index = meta.index;
+        self.persister.save_own_snapshot(meta, data);
+    }
+
+    /// The own snapshot at `index` is durable: the core drops the log it covers.
+    fn finish_compaction(&mut self, index: u64, data: Bytes) {
+        let started = self.compaction_started.take();
+        let bytes = data.len();
+        if let Err(e) = self.raw.compact(index, data) {
             warn!(event = "compact_refused", reason = %e);
         } else {
             info!(
                 event = "log_compacted",
-                index = applied,
-                bytes = snapshot.data.len(),
-                elapsed_ms = started.elapsed().as_millis() as u64
+                index,
+                bytes,
+                clone_ms = self.clone_ms,
+                elapsed_ms = started.map(|s| s.elapsed().as_millis() as u64)
             );
         }
-        Ok(())
     }
 
     fn send(&self, message: Message) {
         self.transport.send(message);
     }
 
+    /// Publishes the status for RAFT.STATUS when something it shows
+    /// changed (the digest is computed only then).
     fn publish_status(&mut self) {
         let status = self.raw.status();
+        let key = StatusKey {
+            role: status.role,
+            term: status.term,
+            leader_id: status.leader_id,
+            commit_index: status.commit_index,
+            applied_index: status.applied_index,
+            first_index: status.first_index,
+            last_index: status.last_index,
+            snapshot_index: status.snapshot_index,
+            match_index: status.match_index.clone(),
+            leader_known: self.leader_client_addr(status.leader_id).is_some(),
+        };
+        if self.published.as_ref() == Some(&key) {
+            return;
+        }
         let store = self.shared.store.read();
         let next = NodeStatus {
             id: self.id,
@@ -571,11 +824,12 @@ impl Driver {
             keys: store.len(),
             digest: store.digest_hex(),
             leader_contact_ms: 0,
-            match_index: status.match_index.clone(),
+            match_index: status.match_index,
             pid: std::process::id(),
             uptime_ms: 0,
         };
         drop(store);
+        self.published = Some(key);
         let mut published = self.shared.status.lock();
         published.status = next;
         published.leader_contact = if status.role == Role::Leader {
@@ -584,4 +838,29 @@ impl Driver {
             self.leader_contact
         };
     }
+}
+
+/// The driver's input queues.
+struct Inputs {
+    inbound: mpsc::Receiver<Inbound>,
+    requests: mpsc::Receiver<Request>,
+    reports: mpsc::Receiver<Report>,
+    cloned: mpsc::Receiver<()>,
+    serialized: mpsc::Receiver<(SnapshotMeta, Bytes)>,
+}
+
+/// The parts of the published status that change; equal keys mean an
+/// unchanged status (leader contact and uptime are computed when read).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct StatusKey {
+    role: Role,
+    term: u64,
+    leader_id: NodeId,
+    commit_index: u64,
+    applied_index: u64,
+    first_index: u64,
+    last_index: u64,
+    snapshot_index: u64,
+    match_index: Vec<(NodeId, u64)>,
+    leader_known: bool,
 }

@@ -57,7 +57,9 @@
 //! - Damage at the end of the last segment is a torn write if only records of
 //!   the same sync batch follow it: the segment is truncated there and the cut
 //!   bytes reported as `torn_tail_bytes`. Those records were never
-//!   acknowledged, because the batch's fsync had not returned.
+//!   acknowledged, because the batch's fsync had not returned. Nothing but
+//!   zeros after the last record is the segment's preallocated space: it is
+//!   cut too, and not counted as torn.
 //! - Damage anywhere else (an earlier segment, or followed by a later batch's
 //!   `BatchStart`) is corruption: `open` fails with [`StorageError::Corrupt`]
 //!   naming the file and byte offset, and leaves the WAL and snapshot files
@@ -77,9 +79,9 @@
 //!   told apart from a torn write, so a bit flip there after its fsync loses
 //!   the rest of that batch (as in etcd and RocksDB). Replicas restore those
 //!   entries, but a lone node would lose acknowledged writes.
-//! - Segments are not preallocated: every `fdatasync` also commits the file's
-//!   new size. Throughput therefore depends on how many entries the caller
-//!   gathers per `sync`.
+//! - Throughput depends on how many entries the caller gathers per `sync`:
+//!   each costs one `fdatasync` (segments are preallocated, so that is one
+//!   data write and a cache flush, not a metadata update as well).
 //! - Snapshots are written and read whole, in memory.
 
 mod log_terms;
@@ -101,7 +103,7 @@ use raftkv::raft::{HardState, InitialState};
 
 pub use record::RECORD_BYTES_MAX;
 pub use snapshot::{SNAPSHOT_DATA_BYTES_MAX, SNAPSHOT_META_BYTES_MAX};
-pub use wal::{PENDING_BYTES_MAX, TAIL_SCAN_CHECKSUM_BYTES_MAX};
+pub use wal::{PENDING_BYTES_MAX, PREALLOCATE_BYTES, TAIL_SCAN_CHECKSUM_BYTES_MAX};
 
 use log_terms::LogTerms;
 use wal::Wal;
@@ -315,9 +317,11 @@ impl Storage {
         let aligned = recovery::align_with_snapshot(dir, &listing.snapshots, &mut replay)?;
 
         let mut torn_tail_bytes = 0;
-        if let Some((path, valid_bytes, file_bytes)) = torn_tail {
-            truncate_file(&path, valid_bytes)?;
-            torn_tail_bytes = file_bytes - valid_bytes;
+        if let Some(tail) = torn_tail {
+            truncate_file(&tail.path, tail.valid_bytes)?;
+            if !tail.zeros {
+                torn_tail_bytes = tail.file_bytes - tail.valid_bytes;
+            }
         }
         for temporary in &listing.temporaries {
             fs::remove_file(temporary).map_err(io_error(temporary))?;

@@ -241,8 +241,18 @@ fn missing_snapshot_error(
 pub(super) struct WalReplay {
     pub replay: Replay,
     pub segments: Vec<SegmentInfo>,
-    /// (path, intact bytes, file bytes) of a last segment with a torn tail.
-    pub torn_tail: Option<(PathBuf, u64, u64)>,
+    /// The last segment's end after its last intact record, if any bytes
+    /// follow it: a torn tail, or preallocated zeros (`TailToCut::zeros`).
+    pub torn_tail: Option<TailToCut>,
+}
+
+/// Bytes after the last intact record of the last segment.
+pub(super) struct TailToCut {
+    pub path: PathBuf,
+    pub valid_bytes: u64,
+    pub file_bytes: u64,
+    /// All zero: preallocated space, not a torn write.
+    pub zeros: bool,
 }
 
 /// Reads every segment in order. Read-only: a torn tail is reported, not cut.
@@ -263,7 +273,12 @@ pub(super) fn replay_wal(wal_dir: &Path) -> Result<WalReplay, StorageError> {
                 replay.apply(record, path, offset)
             })?;
         if scan.valid_bytes < scan.file_bytes {
-            torn_tail = Some((path.clone(), scan.valid_bytes, scan.file_bytes));
+            torn_tail = Some(TailToCut {
+                path: path.clone(),
+                valid_bytes: scan.valid_bytes,
+                file_bytes: scan.file_bytes,
+                zeros: scan.zero_tail,
+            });
         }
         segments.push(SegmentInfo {
             number: *number,

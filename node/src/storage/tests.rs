@@ -403,6 +403,52 @@ fn torn_tail_is_truncated_and_everything_before_it_recovers() {
 }
 
 #[test]
+fn a_crash_leaves_preallocated_zeros_that_recovery_reads_as_the_end_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _, _) = open(dir.path());
+    storage.append(&entries(1..=3, 1)).unwrap();
+    storage.set_hard_state(&hard_state(1, 1, 3)).unwrap();
+    storage.sync().unwrap();
+    let segment = segment_paths(dir.path()).remove(0);
+    let on_disk = fs::read(&segment).unwrap();
+    assert_eq!(
+        on_disk.len() as u64,
+        PREALLOCATE_BYTES,
+        "the segment grows ahead of its records"
+    );
+    // What a crash leaves behind: the synced records, then zeros.
+    let crashed = tempfile::tempdir().unwrap();
+    fs::create_dir(crashed.path().join("wal")).unwrap();
+    fs::write(
+        crashed
+            .path()
+            .join("wal")
+            .join(segment.file_name().unwrap()),
+        &on_disk,
+    )
+    .unwrap();
+    drop(storage);
+    let records_bytes = fs::metadata(&segment).unwrap().len();
+    assert!(
+        records_bytes < on_disk.len() as u64,
+        "a clean close cuts the zeros"
+    );
+    assert!(on_disk[records_bytes as usize..].iter().all(|b| *b == 0));
+
+    let (mut reopened, initial, summary) = open(crashed.path());
+    assert_eq!(indexes(&initial.entries), vec![1, 2, 3]);
+    assert_eq!(initial.hard_state, hard_state(1, 1, 3));
+    assert_eq!(summary.torn_tail_bytes, 0, "zeros are not a torn write");
+    // The log goes on right after its last record, not after the zeros.
+    reopened.append(&entries(4..=4, 1)).unwrap();
+    reopened.sync().unwrap();
+    drop(reopened);
+    let (_, initial, summary) = open(crashed.path());
+    assert_eq!(indexes(&initial.entries), vec![1, 2, 3, 4]);
+    assert_eq!(summary.torn_tail_bytes, 0);
+}
+
+#[test]
 fn a_cut_inside_a_record_header_is_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let (path, entry_offsets) = three_single_entry_batches(dir.path());
