@@ -162,10 +162,7 @@ impl Connection {
 
 /// Appends `*n\r\n` and one `$len\r\narg\r\n` per argument: a request as
 /// every Redis server reads it.
-pub(crate) fn encode_request<'a>(
-    buffer: &mut BytesMut,
-    args: impl ExactSizeIterator<Item = &'a [u8]>,
-) {
+pub fn encode_request<'a>(buffer: &mut BytesMut, args: impl ExactSizeIterator<Item = &'a [u8]>) {
     put_header(buffer, b'*', args.len());
     for arg in args {
         put_header(buffer, b'$', arg.len());

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -216,20 +216,10 @@ impl Session for RespSession {
     }
 }
 
-/// `*n\r\n` then `$len\r\narg\r\n` per argument: a request as Redis reads it.
+/// Encodes one request into `buffer` (the client's encoder, so the bench
+/// sends exactly what every raftkv client sends).
 pub(crate) fn encode_request(buffer: &mut BytesMut, args: &[&[u8]]) {
-    put_header(buffer, b'*', args.len());
-    for arg in args {
-        put_header(buffer, b'$', arg.len());
-        buffer.put_slice(arg);
-        buffer.put_slice(b"\r\n");
-    }
-}
-
-fn put_header(buffer: &mut BytesMut, kind: u8, length: usize) {
-    buffer.put_u8(kind);
-    buffer.put_slice(length.to_string().as_bytes());
-    buffer.put_slice(b"\r\n");
+    raftkv_node::client::encode_request(buffer, args.iter().copied());
 }
 
 /// `+OK` for a SET, a bulk or null for a GET; error replies by their code.
