@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use raftkv::kv::{Command, KvStore, Reply};
-use raftkv::message::{Entry, EntryKind, Message, NodeId, SnapshotMeta};
+use raftkv::message::{Body, Entry, EntryKind, Message, NodeId, SnapshotMeta};
 use raftkv::raft::{Config, HardState, ProposeError, RawNode, Ready, ReadyAck, Role};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -486,16 +486,36 @@ impl Driver {
         for event in &ready.events {
             log_event(event, self.tick_ms, had_leader);
         }
-        for message in ready.messages.drain(..) {
+        // Appends that only carry the commit index wait until the clients
+        // they answer have been: on this thread, tasks run in wake-up order.
+        let (commit_only, messages): (Vec<Message>, Vec<Message>) = ready
+            .messages
+            .drain(..)
+            .partition(|message| matches!(&message.body, Body::Append { entries, .. } if entries.is_empty()));
+        let sent_entries = !messages.is_empty();
+        for message in messages {
             self.send(message);
         }
+        if sent_entries {
+            // The peer links run on this thread: let them put the appends on
+            // the wire before this turn wakes the WAL thread or applies, so
+            // followers start their fsync first (each is on a write's
+            // critical path; this node's own fsync usually is not).
+            tokio::task::yield_now().await;
+        }
         if ready.snapshot.is_some() {
+            for message in commit_only {
+                self.send(message);
+            }
             return self.handle_snapshot_ready(ready, ack, inputs).await;
         }
         // Committed entries are durable on a majority (the leader counts its
         // own copy only once the WAL thread reported it), so applying them
         // and answering their clients need not wait for this Ready's writes.
         let applied = self.apply_and_answer(&ready);
+        for message in commit_only {
+            self.send(message);
+        }
         let sync = !ready.entries.is_empty() || self.hard_state_needs_sync(&ready);
         if let Some(hard_state) = ready.hard_state {
             self.recorded_hard_state = hard_state;
