@@ -63,22 +63,38 @@ cleanup() {
   # ending in a function call): only the main shell cleans up.
   [ "$BASHPID" = "$$" ] || return 0
   local pid
+  [ -n "${WATCHDOG:-}" ] && kill -TERM "$WATCHDOG" 2>/dev/null   # it stops its own sleep
+  [ -n "${WATCHDOG:-}" ] && wait_gone "$WATCHDOG"
   for pid in "${PIDS[@]}"; do
     kill -KILL "$pid" 2>/dev/null
   done
   for pid in "${PIDS[@]}"; do
-    { wait "$pid"; } 2>/dev/null
+    wait_gone "$pid"
   done
   rm -rf "$WORK"
+}
+# Servers are disowned when started (so bash does not report each kill -9
+# as a job notice): wait for one to be gone by polling, at most 5 s.
+wait_gone() {
+  local tries=0
+  while kill -0 "$1" 2>/dev/null && [ $tries -lt 500 ]; do sleep 0.01; tries=$((tries + 1)); done
 }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
 # The budget is enforced from outside too: after BUDGET_S the whole run is
 # stopped (cleanup still runs through the EXIT trap).
-( sleep "$BUDGET_S"; log "time budget of ${BUDGET_S}s used up, stopping"; kill -TERM $$ 2>/dev/null ) &
+( trap 'kill "$nap" 2>/dev/null; wait "$nap" 2>/dev/null; exit 0' TERM
+  sleep "$BUDGET_S" & nap=$!
+  wait "$nap" || exit 0
+  log "time budget of ${BUDGET_S}s used up, stopping"
+  # The main shell runs its trap only once its foreground command returns:
+  # stop that command too (the watchdog is a child of the main shell as well).
+  kill -TERM $$ 2>/dev/null
+  for child in $(ps -o pid= --ppid $$); do
+    [ "$child" != "$BASHPID" ] && kill -TERM "$child" 2>/dev/null
+  done ) &
 WATCHDOG=$!
-PIDS+=("$WATCHDOG")
 
 record() { # figure raftkv etcd unit better(higher|lower)
   printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >> "$RESULTS"
@@ -167,6 +183,7 @@ raftkv_start() {
       </dev/null >"$RK_DIR/node-$i.out" 2>&1 &
     RK_PIDS[$i]=$!
     PIDS+=("$!")
+    disown "$!"
   done
   local deadline=$(( $(date +%s) + 20 ))
   while [ "$(date +%s)" -lt $deadline ]; do
@@ -189,7 +206,7 @@ raftkv_stop() {
     [ -n "${RK_PIDS[$i]:-}" ] && kill -TERM "${RK_PIDS[$i]}" 2>/dev/null
   done
   for i in 1 2 3; do
-    [ -n "${RK_PIDS[$i]:-}" ] && { wait "${RK_PIDS[$i]}"; } 2>/dev/null
+    [ -n "${RK_PIDS[$i]:-}" ] && wait_gone "${RK_PIDS[$i]}"
   done
   RK_PIDS=()
 }
@@ -214,6 +231,7 @@ etcd_start_member() { # n
     </dev/null >>"$ETCD_DIR/n$n.log" 2>&1 &
   ETCD_PIDS[$n]=$!
   PIDS+=("$!")
+  disown "$!"
 }
 etcdctl_all() { ETCDCTL_API=3 etcdctl --endpoints="$ETCD_ADDRS" --command-timeout=2s "$@"; }
 etcd_leader() { # member number of the leader
@@ -242,7 +260,7 @@ etcd_kill_member() { # n signal
   local pid=${ETCD_PIDS[$1]:-}
   [ -n "$pid" ] || return 0
   kill -"$2" "$pid" 2>/dev/null
-  { wait "$pid"; } 2>/dev/null
+  wait_gone "$pid"
   ETCD_PIDS[$1]=""
 }
 etcd_stop() { local n; for n in 1 2 3; do etcd_kill_member "$n" TERM; done; }
@@ -344,7 +362,7 @@ if fits $((FAILOVER_TRIALS * 8 + 30)); then
     done
     wait "${probes[@]}" 2>/dev/null
     first=$(sort -n "$done_file" 2>/dev/null | head -1)
-    { wait "${ETCD_PIDS[$L]}"; } 2>/dev/null
+    wait_gone "${ETCD_PIDS[$L]}"
     [ -n "$first" ] && ET_FO+=("$first")
     log "etcd failover trial $trial: leader n$L killed, first put after ${first:-?} ms"
     etcd_start_member "$L"
