@@ -2,12 +2,14 @@
 //! SET, DEL, MSET and INCR, and the order-independent incremental digest of
 //! DESIGN.md ("State digest").
 
-use std::borrow::Borrow;
-use std::cmp::Ordering;
-use std::collections::BTreeMap;
+mod pair;
+mod tree;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+
+use pair::{Pair, ValueOwner};
+use tree::{Item, Probe, Tree};
 
 /// A write command, replicated through the log as `encode()`d bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,7 +146,12 @@ pub fn digest_of<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> [
 }
 
 /// What a snapshot holds: the pairs plus the digest state, so a restore can
-/// verify it rebuilt exactly what was saved.
+/// verify it rebuilt exactly what was saved. The image is this struct's
+/// postcard encoding, written and read by hand (`write_snapshot`,
+/// `restore`) so that neither side builds a second copy of the pairs:
+/// `varint(count) | acc (32 bytes) | varint(count) | (varint(len k) | k |
+/// varint(len v) | v)*`, keys in ascending order.
+#[cfg(test)]
 #[derive(Serialize, Deserialize)]
 struct SnapshotImage {
     count: u64,
@@ -152,76 +159,30 @@ struct SnapshotImage {
     pairs: Vec<(Bytes, Bytes)>,
 }
 
-/// Bytes of a key kept inline in its map entry.
-const KEY_PREFIX_BYTES: usize = 16;
-
-/// A key of the map: the key bytes plus their first `KEY_PREFIX_BYTES`
-/// inline (zero-padded, big-endian). A search compares the inline prefixes
-/// first, one integer comparison in the node already in cache, and only
-/// keys sharing them go on to compare their bytes behind the pointer. The
-/// order is exactly the byte order of the keys, so the map can still be
-/// searched and ranged by `&[u8]`.
-#[derive(Clone, Debug)]
-struct MapKey {
-    prefix: [u64; 2],
-    bytes: Bytes,
-}
-
-impl MapKey {
-    fn new(bytes: Bytes) -> MapKey {
-        let mut padded = [0u8; KEY_PREFIX_BYTES];
-        let inline = bytes.len().min(KEY_PREFIX_BYTES);
-        padded[..inline].copy_from_slice(&bytes[..inline]);
-        let (high, low) = padded.split_at(8);
-        MapKey {
-            prefix: [
-                u64::from_be_bytes(high.try_into().expect("8 bytes")),
-                u64::from_be_bytes(low.try_into().expect("8 bytes")),
-            ],
-            bytes,
-        }
-    }
-}
-
-impl Ord for MapKey {
-    /// Byte order: where the zero-padded prefixes differ, the keys differ
-    /// first at that byte in the same direction (or one key ended there and
-    /// is a prefix of the other); where they are equal, the bytes decide.
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.prefix
-            .cmp(&other.prefix)
-            .then_with(|| self.bytes.as_ref().cmp(other.bytes.as_ref()))
-    }
-}
-
-impl PartialOrd for MapKey {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for MapKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.bytes == other.bytes
-    }
-}
-
-impl Eq for MapKey {}
-
-impl Borrow<[u8]> for MapKey {
-    fn borrow(&self) -> &[u8] {
-        &self.bytes
-    }
-}
+/// Refusal for a key or value whose length does not fit a pair's header.
+const TOO_LARGE: &str = "ERR key or value too large";
 
 /// The key-value map with its incremental digest.
 ///
+/// The map is a persistent B+ tree (`tree.rs`) of pairs that each live in
+/// one allocation (`pair.rs`): `clone()` is O(1) and shares everything, and
+/// the clone stays frozen while the original is written to.
+///
 /// Invariant: `acc` is the wrapping sum of `pair_hash` over every pair in
-/// `map`, and `map.len() == count` (checked by tests and on restore).
-#[derive(Clone, Debug, Default)]
+/// the map (checked by tests and on restore).
+#[derive(Clone, Default)]
 pub struct KvStore {
-    map: BTreeMap<MapKey, Bytes>,
+    map: Tree,
     acc: U256,
+}
+
+impl std::fmt::Debug for KvStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvStore")
+            .field("keys", &self.len())
+            .field("digest", &self.digest_hex())
+            .finish()
+    }
 }
 
 impl KvStore {
@@ -232,17 +193,28 @@ impl KvStore {
     /// Applies a write; deterministic on every replica.
     pub fn apply(&mut self, command: &Command) -> Reply {
         match command {
-            Command::Set { key, value } => {
-                self.insert(key.clone(), value.clone());
-                Reply::Ok
-            }
+            Command::Set { key, value } => match Pair::new(key, value) {
+                Some(pair) => {
+                    self.insert(pair);
+                    Reply::Ok
+                }
+                None => Reply::Error(TOO_LARGE.into()),
+            },
             Command::Del { keys } => {
                 let removed = keys.iter().filter(|key| self.remove(key)).count();
                 Reply::Integer(removed as i64)
             }
             Command::MSet { pairs } => {
-                for (key, value) in pairs {
-                    self.insert(key.clone(), value.clone());
+                // All or nothing: every pair is built before any is stored.
+                let built: Option<Vec<Pair>> = pairs
+                    .iter()
+                    .map(|(key, value)| Pair::new(key, value))
+                    .collect();
+                let Some(built) = built else {
+                    return Reply::Error(TOO_LARGE.into());
+                };
+                for pair in built {
+                    self.insert(pair);
                 }
                 Reply::Ok
             }
@@ -250,17 +222,17 @@ impl KvStore {
         }
     }
 
-    fn insert(&mut self, key: Bytes, value: Bytes) {
-        self.acc = self.acc.wrapping_add(pair_hash(&key, &value));
-        if let Some(old) = self.map.insert(MapKey::new(key.clone()), value) {
-            self.acc = self.acc.wrapping_sub(pair_hash(&key, &old));
+    fn insert(&mut self, pair: Pair) {
+        self.acc = self.acc.wrapping_add(pair_hash(pair.key(), pair.value()));
+        if let Some(old) = self.map.insert(Item::new(pair)) {
+            self.acc = self.acc.wrapping_sub(pair_hash(old.key(), old.value()));
         }
     }
 
     fn remove(&mut self, key: &[u8]) -> bool {
-        match self.map.remove(key) {
+        match self.map.remove(&Probe::new(key)) {
             Some(old) => {
-                self.acc = self.acc.wrapping_sub(pair_hash(key, &old));
+                self.acc = self.acc.wrapping_sub(pair_hash(old.key(), old.value()));
                 true
             }
             None => false,
@@ -268,7 +240,7 @@ impl KvStore {
     }
 
     fn incr(&mut self, key: &Bytes) -> Reply {
-        let current = match self.map.get(&key[..]) {
+        let current = match self.get(key) {
             None => 0,
             Some(value) => match std::str::from_utf8(value)
                 .ok()
@@ -279,16 +251,28 @@ impl KvStore {
             },
         };
         match current.checked_add(1) {
-            Some(next) => {
-                self.insert(key.clone(), Bytes::from(next.to_string()));
-                Reply::Integer(next)
-            }
+            Some(next) => match Pair::new(key, next.to_string().as_bytes()) {
+                Some(pair) => {
+                    self.insert(pair);
+                    Reply::Integer(next)
+                }
+                None => Reply::Error(TOO_LARGE.into()),
+            },
             None => Reply::Error("ERR increment or decrement would overflow".into()),
         }
     }
 
-    pub fn get(&self, key: &[u8]) -> Option<&Bytes> {
-        self.map.get(key)
+    /// The value of `key`, borrowed from the map.
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.map.get(&Probe::new(key)).map(Pair::value)
+    }
+
+    /// The value of `key` as `Bytes` that share the map's copy (no copy of
+    /// the value; it stays alive while the `Bytes` do).
+    pub fn get_bytes(&self, key: &[u8]) -> Option<Bytes> {
+        self.map
+            .get(&Probe::new(key))
+            .map(|pair| Bytes::from_owner(ValueOwner(pair.clone())))
     }
 
     pub fn len(&self) -> u64 {
@@ -296,7 +280,7 @@ impl KvStore {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.len() == 0
     }
 
     /// SHA-256("raftkv-digest-v1" || u64be(count) || acc), O(1).
@@ -311,55 +295,223 @@ impl KvStore {
 
     /// Keys in ascending byte order starting after `after` (exclusive), at most `count`.
     pub fn scan(&self, after: Option<&[u8]>, count: usize) -> Vec<(Bytes, Bytes)> {
-        use std::ops::Bound;
-        let lower = match after {
-            Some(key) => Bound::Excluded(key),
-            None => Bound::Unbounded,
-        };
+        let probe = after.map(Probe::new);
         self.map
-            .range::<[u8], _>((lower, Bound::Unbounded))
+            .iter_after(probe.as_ref())
             .take(count)
-            .map(|(k, v)| (k.bytes.clone(), v.clone()))
+            .map(|item| {
+                (
+                    Bytes::copy_from_slice(item.pair.key()),
+                    Bytes::from_owner(ValueOwner(item.pair.clone())),
+                )
+            })
             .collect()
     }
 
     /// Every pair in key order (for dumps and full-scan checks).
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
-        self.map.iter().map(|(k, v)| (&k.bytes, v))
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.map
+            .iter_after(None)
+            .map(|item| (item.pair.key(), item.pair.value()))
     }
 
-    /// Serializes the whole state (pairs, acc, count).
+    /// Serializes the whole state (pairs, acc, count) into memory. Large
+    /// states should stream with `write_snapshot` instead.
     pub fn snapshot(&self) -> Bytes {
-        let image = SnapshotImage {
-            count: self.len(),
-            acc: self.acc.to_be_bytes(),
-            pairs: self
-                .map
-                .iter()
-                .map(|(k, v)| (k.bytes.clone(), v.clone()))
-                .collect(),
-        };
-        Bytes::from(
-            postcard::to_allocvec(&image).expect("serializing a snapshot into memory cannot fail"),
-        )
+        let mut out = Vec::new();
+        self.write_snapshot(&mut out)
+            .expect("writing a snapshot into memory cannot fail");
+        Bytes::from(out)
     }
 
-    /// Rebuilds a store from `snapshot()` output, verifying acc and count.
-    pub fn restore(bytes: &[u8]) -> Result<KvStore, DecodeError> {
-        let image: SnapshotImage = postcard::from_bytes(bytes)
-            .map_err(|e| DecodeError(format!("not a raftkv snapshot: {e}")))?;
-        let mut store = KvStore::new();
-        for (key, value) in image.pairs {
-            store.insert(key, value);
+    /// Streams the snapshot image (see `SnapshotImage`) to `out`; returns
+    /// the bytes written. Take it from a `clone()` to let the original go
+    /// on applying meanwhile.
+    pub fn write_snapshot(&self, out: &mut impl std::io::Write) -> std::io::Result<u64> {
+        let mut written = 0u64;
+        let mut varint = |out: &mut dyn std::io::Write, value: u64| -> std::io::Result<()> {
+            let mut buf = [0u8; VARINT_BYTES_MAX];
+            let len = encode_varint(value, &mut buf);
+            written += len as u64;
+            out.write_all(&buf[..len])
+        };
+        let count = self.len();
+        varint(out, count)?;
+        out.write_all(&self.acc.to_be_bytes())?;
+        varint(out, count)?;
+        let mut payload = 32u64;
+        for item in self.map.iter_after(None) {
+            let (key, value) = (item.pair.key(), item.pair.value());
+            varint(out, key.len() as u64)?;
+            out.write_all(key)?;
+            varint(out, value.len() as u64)?;
+            out.write_all(value)?;
+            payload += (key.len() + value.len()) as u64;
         }
-        if store.len() != image.count || store.acc.to_be_bytes() != image.acc {
+        Ok(written + payload)
+    }
+
+    /// Rebuilds a store from a snapshot image, verifying acc and count.
+    pub fn restore(bytes: &[u8]) -> Result<KvStore, DecodeError> {
+        KvStore::restore_from(bytes)
+    }
+
+    /// `restore` from a stream (a snapshot file), without holding the
+    /// image in memory. The pairs must come in strictly ascending key
+    /// order (as `write_snapshot` writes them); the map is then built
+    /// bottom-up in one pass. Any error, I/O included, is a `DecodeError`
+    /// saying what is wrong and at which byte.
+    pub fn restore_from(source: impl std::io::Read) -> Result<KvStore, DecodeError> {
+        let fail = |what: String| DecodeError(format!("not a raftkv snapshot: {what}"));
+        let mut reader = Reader {
+            source: std::io::BufReader::with_capacity(RESTORE_BUFFER_BYTES, source),
+            offset: 0,
+        };
+        let count = reader.varint().map_err(fail)?;
+        let mut acc_bytes = [0u8; 32];
+        reader.read_exact(&mut acc_bytes).map_err(fail)?;
+        let listed = reader.varint().map_err(fail)?;
+        if listed != count {
+            return Err(fail(format!(
+                "it claims {count} keys but lists {listed} pairs"
+            )));
+        }
+        let mut acc = U256::default();
+        let mut previous: Option<Pair> = None;
+        let mut problem: Option<String> = None;
+        let (mut key, mut value) = (Vec::new(), Vec::new());
+        let items = (0..listed).map_while(|_| {
+            let next = (|| {
+                reader.field(&mut key)?;
+                reader.field(&mut value)?;
+                if previous.as_ref().is_some_and(|p| p.key() >= &key[..]) {
+                    return Err(format!("keys out of order before byte {}", reader.offset));
+                }
+                Pair::new(&key, &value).ok_or_else(|| "a pair is too large".to_string())
+            })();
+            match next {
+                Ok(pair) => {
+                    acc = acc.wrapping_add(pair_hash(pair.key(), pair.value()));
+                    previous = Some(pair.clone());
+                    Some(Item::new(pair))
+                }
+                Err(what) => {
+                    problem = Some(what);
+                    None
+                }
+            }
+        });
+        let map = Tree::from_sorted(items);
+        if let Some(what) = problem {
+            return Err(fail(what));
+        }
+        if reader.has_more().map_err(fail)? {
+            return Err(fail(format!(
+                "bytes follow the last pair at byte {}",
+                reader.offset
+            )));
+        }
+        let store = KvStore { map, acc };
+        if store.len() != count || acc.to_be_bytes() != acc_bytes {
             return Err(DecodeError(format!(
-                "snapshot does not verify: it claims {} keys, rebuilding it gave {} keys and a different digest",
-                image.count,
+                "snapshot does not verify: it claims {count} keys, rebuilding it gave {} keys and a different digest",
                 store.len()
             )));
         }
         Ok(store)
+    }
+}
+
+/// Read buffer of `restore_from`.
+const RESTORE_BUFFER_BYTES: usize = 256 * 1024;
+
+/// Longest LEB128 encoding of a u64.
+const VARINT_BYTES_MAX: usize = 10;
+
+fn encode_varint(mut value: u64, buf: &mut [u8; VARINT_BYTES_MAX]) -> usize {
+    let mut len = 0;
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            buf[len] = byte;
+            return len + 1;
+        }
+        buf[len] = byte | 0x80;
+        len += 1;
+    }
+}
+
+/// A cursor over a snapshot stream that knows its byte offset.
+struct Reader<R> {
+    source: std::io::BufReader<R>,
+    offset: u64,
+}
+
+impl<R: std::io::Read> Reader<R> {
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), String> {
+        use std::io::Read;
+        self.source.read_exact(buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => format!(
+                "it ends inside a field of {} bytes at byte {}",
+                buf.len(),
+                self.offset
+            ),
+            _ => format!("reading byte {}: {e}", self.offset),
+        })?;
+        self.offset += buf.len() as u64;
+        Ok(())
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut value = 0u64;
+        for i in 0..VARINT_BYTES_MAX {
+            let mut byte = [0u8];
+            self.read_exact(&mut byte)?;
+            let byte = byte[0];
+            if i == VARINT_BYTES_MAX - 1 && byte > 1 {
+                return Err(format!("a length overflows at byte {}", self.offset - 1));
+            }
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(format!("a length overflows at byte {}", self.offset))
+    }
+
+    /// A length-prefixed byte string into `buf` (reused between calls).
+    /// The length is checked against what a pair can hold before anything
+    /// is allocated for it.
+    fn field(&mut self, buf: &mut Vec<u8>) -> Result<(), String> {
+        let at = self.offset;
+        let len = self.varint()?;
+        if len > u64::from(u32::MAX) {
+            return Err(format!("a field of {len} bytes at byte {at} is too large"));
+        }
+        buf.clear();
+        // Grows as the bytes arrive: a corrupt length cannot make it
+        // allocate more than the stream holds.
+        use std::io::Read;
+        let read = (&mut self.source)
+            .take(len)
+            .read_to_end(buf)
+            .map_err(|e| format!("reading byte {}: {e}", self.offset))?;
+        self.offset += read as u64;
+        if (read as u64) < len {
+            return Err(format!(
+                "it ends inside a field of {len} bytes that starts at byte {at}"
+            ));
+        }
+        Ok(())
+    }
+
+    fn has_more(&mut self) -> Result<bool, String> {
+        use std::io::BufRead;
+        self.source
+            .fill_buf()
+            .map(|buf| !buf.is_empty())
+            .map_err(|e| format!("reading byte {}: {e}", self.offset))
     }
 }
 
@@ -376,7 +528,7 @@ mod tests {
     }
 
     fn full_scan_digest(store: &KvStore) -> String {
-        hex(&digest_of(store.iter().map(|(k, v)| (&k[..], &v[..]))))
+        hex(&digest_of(store.iter()))
     }
 
     /// The test vectors of DESIGN.md, computed independently of raftkv.
@@ -434,7 +586,7 @@ mod tests {
             store.apply(&Command::Incr { key: key.clone() }),
             Reply::Integer(2)
         );
-        assert_eq!(store.get(b"n").unwrap(), &Bytes::from("2"));
+        assert_eq!(store.get(b"n").unwrap(), b"2");
         store.apply(&set("n", "abc"));
         assert_eq!(
             store.apply(&Command::Incr { key: key.clone() }),
@@ -474,6 +626,111 @@ mod tests {
         image.pairs[0].1 = Bytes::from("2");
         let tampered = postcard::to_allocvec(&image).unwrap();
         assert!(KvStore::restore(&tampered).is_err());
+    }
+
+    #[test]
+    fn snapshot_image_is_the_postcard_encoding() {
+        let mut store = KvStore::new();
+        for i in 0..300 {
+            store.apply(&set(&format!("k{i:03}"), &"v".repeat(i % 140)));
+        }
+        let image = SnapshotImage {
+            count: store.len(),
+            acc: store.acc.to_be_bytes(),
+            pairs: store
+                .iter()
+                .map(|(k, v)| (Bytes::copy_from_slice(k), Bytes::copy_from_slice(v)))
+                .collect(),
+        };
+        assert_eq!(
+            &store.snapshot()[..],
+            &postcard::to_allocvec(&image).unwrap()[..]
+        );
+        let mut streamed = Vec::new();
+        let written = store.write_snapshot(&mut streamed).unwrap();
+        assert_eq!(written as usize, streamed.len());
+    }
+
+    #[test]
+    fn restore_refuses_every_truncation_reordering_and_trailing_bytes() {
+        let mut store = KvStore::new();
+        for key in ["a", "b", "c"] {
+            store.apply(&set(key, "value"));
+        }
+        let good = store.snapshot();
+        assert_eq!(KvStore::restore(&good).unwrap().digest(), store.digest());
+        for len in 0..good.len() {
+            let error = KvStore::restore(&good[..len]).unwrap_err();
+            assert!(error.0.contains("snapshot"), "{len}: {error}");
+        }
+        let mut trailing = good.to_vec();
+        trailing.push(0);
+        assert!(KvStore::restore(&trailing)
+            .unwrap_err()
+            .0
+            .contains("follow"));
+        let mut image: SnapshotImage = postcard::from_bytes(&good).unwrap();
+        image.pairs.swap(0, 1);
+        let swapped = postcard::to_allocvec(&image).unwrap();
+        assert!(KvStore::restore(&swapped).unwrap_err().0.contains("order"));
+        image.pairs.swap(0, 1);
+        image.count = 4;
+        let miscounted = postcard::to_allocvec(&image).unwrap();
+        assert!(KvStore::restore(&miscounted).is_err());
+        // A huge length must be refused, not allocated.
+        let mut huge = good[..34].to_vec();
+        huge.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        assert!(KvStore::restore(&huge).is_err());
+    }
+
+    /// A clone is the state at the moment it was taken, however the
+    /// original changes while another thread serializes the clone.
+    #[test]
+    fn snapshot_of_a_clone_is_the_state_at_its_index_under_concurrent_apply() {
+        let mut store = KvStore::new();
+        for i in 0..2000 {
+            store.apply(&set(&format!("key:{i:05}"), &format!("value-{i}")));
+        }
+        let frozen = store.clone();
+        let digest_then = store.digest_hex();
+        let writer = std::thread::spawn(move || {
+            let mut image = Vec::new();
+            frozen.write_snapshot(&mut image).unwrap();
+            image
+        });
+        for i in 0..2000 {
+            match i % 3 {
+                0 => store.apply(&set(&format!("key:{i:05}"), "changed")),
+                1 => store.apply(&Command::Del {
+                    keys: vec![Bytes::from(format!("key:{i:05}"))],
+                }),
+                _ => store.apply(&set(&format!("new:{i:05}"), "added")),
+            };
+        }
+        let image = writer.join().unwrap();
+        let restored = KvStore::restore(&image).unwrap();
+        assert_eq!(restored.digest_hex(), digest_then);
+        assert_eq!(restored.len(), 2000);
+        assert_eq!(full_scan_digest(&restored), digest_then);
+        assert_eq!(store.digest_hex(), full_scan_digest(&store));
+    }
+
+    #[test]
+    fn values_read_as_bytes_outlive_their_removal() {
+        let mut store = KvStore::new();
+        store.apply(&set("k", "v1"));
+        let held = store.get_bytes(b"k").unwrap();
+        store.apply(&set("k", "v2"));
+        store.apply(&Command::Del {
+            keys: vec![Bytes::from("k")],
+        });
+        assert_eq!(&held[..], b"v1");
+        assert_eq!(store.get_bytes(b"k"), None);
+        store.apply(&set("k", "v3"));
+        assert_eq!(
+            store.scan(None, 10),
+            vec![(Bytes::from("k"), Bytes::from("v3"))]
+        );
     }
 
     #[test]
@@ -548,5 +805,39 @@ mod tests {
             padded.resize(17, 0);
             prop_assert_eq!(store.get(&padded).is_some(), sorted.contains(&padded));
         }
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    /// Prints how long a 1M-key snapshot takes to write and restore:
+    /// `cargo test --release -p raftkv --lib kv::timing -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn million_key_snapshot_round_trip_timing() {
+        let mut store = KvStore::new();
+        let started = std::time::Instant::now();
+        for i in 0..1_000_000u32 {
+            let key = format!("key:{i:012}");
+            let value = format!("value-{i:012}-").repeat(6)[..100].to_string();
+            store.apply(&Command::Set {
+                key: Bytes::from(key),
+                value: Bytes::from(value),
+            });
+        }
+        let applied = started.elapsed();
+        let started = std::time::Instant::now();
+        let image = store.snapshot();
+        let written = started.elapsed();
+        let started = std::time::Instant::now();
+        let restored = KvStore::restore(&image).unwrap();
+        let restored_in = started.elapsed();
+        assert_eq!(restored.digest(), store.digest());
+        println!(
+            "apply 1M: {applied:?}, snapshot ({} bytes): {written:?}, restore: {restored_in:?}",
+            image.len()
+        );
     }
 }

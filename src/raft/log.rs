@@ -309,6 +309,17 @@ impl RaftLog {
         Ok(())
     }
 
+    /// See `RawNode::replace_snapshot_data`.
+    pub fn replace_snapshot_data(&mut self, index: Index, data: Bytes) -> bool {
+        match &mut self.snapshot {
+            Some(snapshot) if snapshot.meta.index == index && snapshot.data.len() == data.len() => {
+                snapshot.data = data;
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub fn has_unannounced_snapshot(&self) -> bool {
         self.snapshot_unannounced
     }
@@ -521,6 +532,38 @@ mod tests {
             log.compact(2, Bytes::new(), vec![1]).is_err(),
             "already compacted"
         );
+    }
+
+    #[test]
+    fn snapshot_data_is_replaced_only_for_the_kept_snapshot_and_same_length() {
+        let mut log = log_with_terms(&[1, 1, 2]);
+        log.commit_to(3);
+        log.take_committed();
+        log.applied_to(3);
+        assert!(
+            !log.replace_snapshot_data(2, Bytes::from_static(b"ab")),
+            "no snapshot yet"
+        );
+        log.compact(2, Bytes::from_static(b"ab"), vec![1]).unwrap();
+        assert!(
+            !log.replace_snapshot_data(1, Bytes::from_static(b"ab")),
+            "other index"
+        );
+        assert!(
+            !log.replace_snapshot_data(2, Bytes::from_static(b"abc")),
+            "other length"
+        );
+        assert_eq!(&log.snapshot().unwrap().data[..], b"ab");
+        let stored = Bytes::from(b"ab".to_vec());
+        assert!(log.replace_snapshot_data(2, stored.clone()));
+        let kept = log.snapshot().unwrap();
+        assert_eq!(
+            kept.data.as_ptr(),
+            stored.as_ptr(),
+            "the caller's bytes are kept"
+        );
+        assert_eq!((kept.meta.index, kept.meta.term), (2, 1));
+        assert_eq!(log.first_index(), 3);
     }
 
     #[test]

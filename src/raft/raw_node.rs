@@ -382,6 +382,18 @@ impl RawNode {
             .map_err(|()| refused)
     }
 
+    /// Swaps the bytes kept for the snapshot at `index` (the newest one)
+    /// for `data`, which must be the same state: the same bytes read back
+    /// from where the caller saved them (e.g. a mapping of its snapshot
+    /// file), so that the caller's storage, not the core, holds them.
+    /// Transfers to followers already under way keep the bytes they
+    /// started with. Returns false (and changes nothing) when the kept
+    /// snapshot is not at `index` or `data` differs from it in length.
+    #[must_use]
+    pub fn replace_snapshot_data(&mut self, index: Index, data: Bytes) -> bool {
+        self.log.replace_snapshot_data(index, data)
+    }
+
     pub fn has_ready(&self) -> bool {
         self.hard_state() != self.hard_state_handed_out
             || self.log.has_unannounced_snapshot()

@@ -26,11 +26,11 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use raftkv::message::{Entry, Index, Message, Snapshot, SnapshotMeta, Term};
+use raftkv::message::{Entry, Index, Message, Snapshot, Term};
 use raftkv::raft::HardState;
 use tokio::sync::mpsc;
 
-use crate::storage::Storage;
+use crate::storage::{PreparedSnapshot, Storage};
 
 /// Most jobs submitted and not yet reported durable. The driver stops
 /// taking Readies at this bound until the disk catches up.
@@ -57,9 +57,13 @@ enum Job {
         entries: Vec<Entry>,
         hard_state: Option<HardState>,
     },
-    /// This node's own snapshot at `snapshot.meta.index`: saved durably, then
-    /// the log it covers is dropped.
-    SaveOwnSnapshot { seq: u64, snapshot: Snapshot },
+    /// This node's own snapshot, already streamed to its temporary file
+    /// (`storage::prepare_snapshot`): put in place durably, then the log it
+    /// covers is dropped.
+    SavePreparedSnapshot {
+        seq: u64,
+        prepared: PreparedSnapshot,
+    },
 }
 
 /// What the WAL thread reports.
@@ -230,13 +234,11 @@ impl Persister {
         });
     }
 
-    /// Queues this node's own snapshot (`data` is the serialized state at
-    /// `meta.index`); it is reported with `Report::SnapshotSaved`.
-    pub fn save_own_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) {
-        let seq = self.submit(|seq| Job::SaveOwnSnapshot {
-            seq,
-            snapshot: Snapshot { meta, data },
-        });
+    /// Queues this node's own snapshot, already written to its temporary
+    /// file; it is reported with `Report::SnapshotSaved` (its data mapped
+    /// from the file).
+    pub fn save_prepared_snapshot(&mut self, prepared: PreparedSnapshot) {
+        let seq = self.submit(|seq| Job::SavePreparedSnapshot { seq, prepared });
         self.in_flight.push_back(InFlight {
             seq,
             persisted_last: None,
@@ -389,10 +391,10 @@ fn write_batch(
                 must_sync = true;
                 through_seq = Some(seq);
             }
-            Job::SaveOwnSnapshot { seq, snapshot } => {
+            Job::SavePreparedSnapshot { seq, prepared } => {
                 // Also fsyncs every record buffered before it.
-                storage
-                    .save_snapshot(&snapshot, false)
+                let snapshot = storage
+                    .save_prepared_snapshot(prepared)
                     .map_err(|e| e.to_string())?;
                 must_sync = false;
                 through_seq = None;

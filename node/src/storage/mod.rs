@@ -82,7 +82,10 @@
 //! - Throughput depends on how many entries the caller gathers per `sync`:
 //!   each costs one `fdatasync` (segments are preallocated, so that is one
 //!   data write and a cache flush, not a metadata update as well).
-//! - Snapshots are written and read whole, in memory.
+//! - A snapshot from the leader is written from memory (the core assembles
+//!   it there); a node's own snapshot is streamed to its file
+//!   ([`prepare_snapshot`], [`Storage::save_prepared_snapshot`]) and read back
+//!   as a mapping of the file (see `snapshot.rs`).
 
 mod log_terms;
 mod record;
@@ -102,7 +105,10 @@ use raftkv::message::{Entry, Index, Snapshot, Term};
 use raftkv::raft::{HardState, InitialState};
 
 pub use record::RECORD_BYTES_MAX;
-pub use snapshot::{SNAPSHOT_DATA_BYTES_MAX, SNAPSHOT_META_BYTES_MAX};
+pub use snapshot::{
+    data_reader as snapshot_data_reader, map as map_snapshot, prepare as prepare_snapshot,
+    PreparedSnapshot, SnapshotPages, SNAPSHOT_DATA_BYTES_MAX, SNAPSHOT_META_BYTES_MAX,
+};
 pub use wal::{PENDING_BYTES_MAX, PREALLOCATE_BYTES, TAIL_SCAN_CHECKSUM_BYTES_MAX};
 
 use log_terms::LogTerms;
@@ -479,8 +485,34 @@ impl Storage {
         snapshot: &Snapshot,
         discard_log: bool,
     ) -> Result<(), StorageError> {
+        self.place_snapshot(&snapshot.meta, discard_log, |dir| {
+            snapshot::write(dir, snapshot).map(drop)
+        })
+    }
+
+    /// [`Storage::save_snapshot`] for this node's own snapshot, already
+    /// written and fsynced by [`prepare_snapshot`]: renames it into place.
+    /// Returns the snapshot with its state mapped from the file. Keeps the
+    /// log after the snapshot (it is this node's own applied state).
+    pub fn save_prepared_snapshot(
+        &mut self,
+        mut prepared: PreparedSnapshot,
+    ) -> Result<Snapshot, StorageError> {
+        let meta = prepared.meta().clone();
+        self.place_snapshot(&meta, false, |dir| {
+            snapshot::install_prepared(dir, &mut prepared).map(drop)
+        })?;
+        Ok(prepared.snapshot())
+    }
+
+    fn place_snapshot(
+        &mut self,
+        meta: &raftkv::message::SnapshotMeta,
+        discard_log: bool,
+        place_file: impl FnOnce(&Path) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
         self.check_usable()?;
-        let (index, term) = (snapshot.meta.index, snapshot.meta.term);
+        let (index, term) = (meta.index, meta.term);
         let (stored_index, stored_term) = self.log.snapshot();
         let refuse = |what: String| Err(StorageError::InvalidSnapshot { what });
         if index == 0 {
@@ -496,7 +528,7 @@ impl Storage {
                 "snapshot at index {index} has term {term} but the stored one has term {stored_term}"
             ));
         }
-        let saved = self.write_snapshot_durably(snapshot, discard_log);
+        let saved = self.write_snapshot_durably(index, term, discard_log, place_file);
         self.fail_on_error(saved)?;
         self.log.compact(index, term, discard_log);
         self.remove_obsolete_files(discard_log);
@@ -505,15 +537,16 @@ impl Storage {
 
     fn write_snapshot_durably(
         &mut self,
-        snapshot: &Snapshot,
+        index: Index,
+        term: Term,
         discard_log: bool,
+        place_file: impl FnOnce(&Path) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
-        snapshot::write(&self.dir, snapshot)?;
+        place_file(&self.dir)?;
         // A fresh segment starting with the hard state, then the marker: all
         // older segments become deletable once the snapshot covers them.
         self.wal.rotate()?;
-        self.wal
-            .push_snapshot_marker(snapshot.meta.index, snapshot.meta.term, discard_log)?;
+        self.wal.push_snapshot_marker(index, term, discard_log)?;
         self.wal.sync()
     }
 
