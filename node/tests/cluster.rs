@@ -197,4 +197,15 @@ async fn wiped_node_catches_up_through_install_snapshot() {
     );
     let sent = log_events(&cluster.log_path(leader), "snapshot_sent");
     assert!(!sent.is_empty(), "leader {leader} logged no snapshot_sent");
+
+    // Wiped again, now that the leader counts it as holding everything and
+    // nothing more is written: the leader must notice on reconnect that it
+    // lost what it acknowledged (its rejections alone look stale).
+    let (leader, _) = wait_for_leader(&cluster).await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    cluster.kill(follower);
+    std::fs::remove_dir_all(&cluster.node(follower).data_dir).unwrap();
+    cluster.start_node(follower);
+    assert_keys_on(&cluster, follower, 1..=300).await;
+    wait_converged(&cluster).await;
 }

@@ -35,7 +35,7 @@ pub(crate) enum ReplicationState {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Progress {
     /// Highest index known to be durable on the peer and to match ours.
-    /// Never moves backwards.
+    /// Never moves backwards, except by `reset_after_reconnect`.
     pub match_index: Index,
     /// Next index to send. Invariant: `next_index > match_index`.
     pub next_index: Index,
@@ -151,6 +151,21 @@ impl Progress {
         }
     }
 
+    /// The peer's link came up again, e.g. its process restarted: what it
+    /// acknowledged may be gone with it (a wiped or replaced data
+    /// directory), and a rejection from it at or below `match_index` would
+    /// be dropped as stale, leaving it stuck. Forget what is known and probe
+    /// from `last_index + 1`, as for a new peer. The only way `match_index`
+    /// moves backwards; safe, since the commit index never decreases and a
+    /// lower match can only delay the next commit.
+    pub fn reset_after_reconnect(&mut self, last_index: Index) {
+        *self = Progress {
+            recent_active: self.recent_active,
+            read_round_acked: self.read_round_acked,
+            ..Progress::new(last_index + 1)
+        };
+    }
+
     /// Handles a rejection of the append whose `prev_index` did not match;
     /// `next_guess` is where the conflict hint says to retry. Returns false
     /// for a stale rejection (one that no longer describes what is in flight),
@@ -178,6 +193,29 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconnect_forgets_match_and_probes_from_the_last_index() {
+        let mut progress = Progress::new(11);
+        assert!(progress.update_match(10));
+        progress.become_replicate();
+        progress.sent_append(14, 4);
+        progress.read_round_acked = 3;
+        progress.recent_active = true;
+        progress.reset_after_reconnect(14);
+        assert_eq!(progress.match_index, 0);
+        assert_eq!(progress.next_index, 15);
+        assert_eq!(
+            progress.state,
+            ReplicationState::Probe { probe_sent: false }
+        );
+        assert_eq!(progress.read_round_acked, 3, "read rounds stay confirmed");
+        assert!(progress.recent_active);
+        // A wiped peer rejects the probe at 14 with its empty log: no longer
+        // stale, so the next guess goes all the way down.
+        assert!(progress.on_rejected(14, 1));
+        assert_eq!(progress.next_index, 1);
+    }
 
     #[test]
     fn match_index_never_moves_backwards() {

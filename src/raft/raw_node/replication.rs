@@ -6,7 +6,7 @@ use super::RawNode;
 use crate::message::{AppendOutcome, Body, Entry, Index, NodeId, Term, INDEX_MAX};
 use crate::raft::progress::ReplicationState;
 use crate::raft::quorum;
-use crate::raft::ReadState;
+use crate::raft::{ReadState, Role};
 
 impl RawNode {
     /// Sends every peer what it is missing; with `allow_empty`, peers that
@@ -22,6 +22,26 @@ impl RawNode {
     /// Sends `to` as many appends as its state allows (one while probing,
     /// up to `inflight_appends_max` while replicating). Returns whether any
     /// message went out.
+    /// The driver's link to `peer` came up again (its process may have
+    /// restarted with less than it acknowledged, even with nothing). A
+    /// leader forgets what it knew of that peer's log and probes it at once
+    /// from its last index; the reply (or rejection) shows where to resume,
+    /// by entries or by a snapshot. Other roles ignore it.
+    pub fn peer_reconnected(&mut self, peer: NodeId) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let last_index = self.log.last_index();
+        let Some(progress) = self.progress.get_mut(&peer) else {
+            return;
+        };
+        progress.reset_after_reconnect(last_index);
+        // An empty append at our last index: accepted by a peer that has
+        // it all, rejected with its last index by one that lost it. A
+        // leadership transfer to the peer resumes on the reply.
+        self.send_append(peer, true);
+    }
+
     pub(super) fn send_appends(&mut self, to: NodeId) -> bool {
         let mut sent_any = false;
         while self.send_append(to, false) {
@@ -218,10 +238,15 @@ impl RawNode {
         progress.read_round_acked = progress
             .read_round_acked
             .max(read_round.min(last_round_sent));
-        // A lost probe is retried once the peer is known to be reachable.
-        if let ReplicationState::Probe { probe_sent } = &mut progress.state {
-            *probe_sent = false;
-        }
+        // A lost probe is retried once the peer is known to be reachable,
+        // even an empty one (a probe at our last index after a reconnect).
+        let probing = match &mut progress.state {
+            ReplicationState::Probe { probe_sent } => {
+                *probe_sent = false;
+                true
+            }
+            _ => false,
+        };
         let behind = progress.match_index < last_index;
         self.release_reads();
         if self.retry_if_stalled(from) {
@@ -230,6 +255,7 @@ impl RawNode {
         if self.transfer.is_some_and(|t| t.to == from) {
             self.advance_transfer(from);
         } else if behind {
+            self.send_append(from, probing);
             self.send_appends(from);
         }
     }

@@ -421,6 +421,13 @@ impl Cluster {
         self.down.insert(id);
     }
 
+    /// Loses everything `id` made durable (a wiped data directory); it
+    /// comes back empty on `restart`.
+    pub fn wipe(&mut self, id: NodeId) {
+        let peer = self.peers.get_mut(&id).expect("known node");
+        peer.durable = Durable::default();
+    }
+
     /// Restarts `id` from exactly what it had made durable.
     pub fn restart(&mut self, id: NodeId) {
         self.down.remove(&id);

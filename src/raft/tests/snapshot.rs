@@ -222,3 +222,63 @@ fn compaction_is_refused_beyond_applied_or_below_the_first_index() {
         "already compacted"
     );
 }
+
+#[test]
+fn a_wiped_follower_is_probed_again_on_reconnect_and_caught_up_by_a_snapshot() {
+    let mut cluster = Cluster::new(3, |_| {});
+    cluster.elect(1);
+    for i in 0..10 {
+        cluster.propose(1, &format!("value-{i}"));
+    }
+    let snapshot_index = cluster.compact(1);
+    let last_index = cluster.node(1).status().last_index;
+    assert_eq!(cluster.peer(3).applied_index, last_index);
+    cluster.crash(3);
+    cluster.wipe(3);
+    cluster.restart(3);
+    assert_eq!(cluster.node(3).status().last_index, 0);
+    // Heartbeats alone never show the leader that node 3 lost what it
+    // acknowledged: its match index still says it has everything.
+    cluster.run(20);
+    assert_eq!(cluster.node(3).status().last_index, 0);
+    // The driver reports the new link; the leader probes node 3 again.
+    cluster.node_mut(1).peer_reconnected(3);
+    cluster.process(1);
+    // That probe (an empty append at the leader's last index) is lost: the
+    // next heartbeat reply retries it, empty as it is.
+    let lost = cluster.take_network();
+    assert!(lost.iter().any(|m| m.to == 3
+        && matches!(&m.body, Body::Append { prev_index, entries, .. }
+            if *prev_index == last_index && entries.is_empty())));
+    assert!(cluster.run_until(200, |c| c.state_of(3) == c.state_of(1)));
+    assert!(cluster
+        .events_of(3)
+        .iter()
+        .any(|e| matches!(e, Event::SnapshotInstalled { index, .. } if *index == snapshot_index)));
+    cluster.propose(1, "after-the-wipe");
+    assert!(cluster.run_until(200, |c| c.state_of(3) == c.state_of(1)));
+}
+
+#[test]
+fn a_reconnect_to_an_intact_follower_costs_one_probe_and_no_commit() {
+    let mut cluster = Cluster::new(3, |_| {});
+    cluster.elect(1);
+    for i in 0..5 {
+        cluster.propose(1, &format!("value-{i}"));
+    }
+    let committed = cluster.node(1).status().commit_index;
+    cluster.node_mut(1).peer_reconnected(2);
+    cluster.process(1);
+    assert_eq!(
+        cluster.node(1).status().commit_index,
+        committed,
+        "forgetting a match index never lowers the commit index"
+    );
+    cluster.deliver_all();
+    cluster.propose(1, "after-the-reconnect");
+    assert!(cluster.run_until(50, |c| c.state_of(2) == c.state_of(1)));
+    // Followers and candidates ignore it.
+    let before = cluster.node(2).status();
+    cluster.node_mut(2).peer_reconnected(1);
+    assert_eq!(cluster.node(2).status(), before);
+}
