@@ -17,6 +17,18 @@
 //!    `ready.committed_entries` in order, answer `ready.read_states` once
 //!    applied >= their index;
 //! 6. `node.advance(ready.ack())` (take `ack()` before moving fields out).
+//!
+//! Persisting asynchronously (as the node's WAL thread does) is allowed:
+//! hand a Ready's snapshot, entries and hard state to a writer that makes
+//! them durable in the order the Readies came, apply its committed entries
+//! at once (they are durable on a majority), and acknowledge it with
+//! `persisted_last: None`; then go on stepping and taking Readies. When the
+//! writer reports Readies durable, send their `persisted_messages` (and
+//! those of every Ready before them), then call `advance` with the last
+//! entry now durable as `persisted_last`, in as many pieces as it reports.
+//! A change of term or vote must be durable before that Ready's
+//! `persisted_messages` leave; a hard state that only moves `commit` may
+//! wait for the next write. `tests/sim` runs the core both ways.
 
 mod config;
 mod log;

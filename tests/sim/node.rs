@@ -98,7 +98,9 @@ impl DurableStore {
                 self.last_index()
             ));
         }
-        self.entries.retain(|e| e.index < first.index);
+        // Entries run contiguously from the snapshot's next index.
+        self.entries
+            .truncate((first.index - self.snapshot_index() - 1) as usize);
         self.entries.extend(entries.iter().take(keep).cloned());
         Ok(())
     }
