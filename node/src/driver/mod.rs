@@ -10,8 +10,9 @@ mod events;
 mod persister;
 mod run;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
@@ -50,9 +51,8 @@ pub(crate) enum Request {
         command: Command,
         reply: oneshot::Sender<Result<Reply, WriteError>>,
     },
-    Read {
-        reply: oneshot::Sender<Result<(), ReadError>>,
-    },
+    /// Announces a batch of linearizable reads (sent by its first reader).
+    Read { batch: ReadAnnouncement },
 }
 
 /// State shared between the driver and the handles.
@@ -60,24 +60,57 @@ pub struct Shared {
     pub(crate) store: Arc<RwLock<KvStore>>,
     pub(crate) requests: mpsc::Sender<Request>,
     pub(crate) status: Mutex<PublishedStatus>,
+    /// Reads waiting for the driver's next ReadIndex.
+    pub(crate) read_gate: ReadGate,
 }
 
 /// What the driver publishes after every loop turn.
+///
+/// `status.digest` and `status.keys` are computed when a reader asks
+/// (`refresh_digest`), not on every turn: they are correct for
+/// `digest_applied`. Whenever `digest_applied` differs from
+/// `status.applied_index`, the store holds exactly the state at
+/// `status.applied_index`: the driver updates `status.applied_index` under
+/// this lock in the same critical section that applies entries, and before
+/// it replaces the store wholesale (a snapshot from the leader) it computes
+/// the digest of the state the status shows (`digest_applied` then equals
+/// `status.applied_index` until the next publish).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PublishedStatus {
     pub status: NodeStatus,
     /// When this node last heard from the leader of its term (None: never / is leader).
     pub leader_contact: Option<Instant>,
     pub started: Option<Instant>,
+    /// The applied index `status.digest` and `status.keys` were computed at
+    /// (None: never computed).
+    pub digest_applied: Option<u64>,
+}
+
+impl PublishedStatus {
+    /// Computes `status.digest` and `status.keys` from `store` unless they
+    /// are current for `status.applied_index` already.
+    pub(crate) fn refresh_digest(&mut self, store: &RwLock<KvStore>) {
+        if self.digest_applied == Some(self.status.applied_index) {
+            return;
+        }
+        let store = store.read();
+        self.status.digest = store.digest_hex();
+        self.status.keys = store.len();
+        self.digest_applied = Some(self.status.applied_index);
+    }
 }
 
 pub(crate) async fn write(shared: &Shared, command: Command) -> Result<Reply, WriteError> {
     let (reply, receive) = oneshot::channel();
-    shared
-        .requests
-        .send(Request::Write { command, reply })
-        .await
-        .map_err(|_| WriteError::Refused("node is shutting down".into()))?;
+    let queued = match shared.requests.try_send(Request::Write { command, reply }) {
+        Ok(()) => Ok(()),
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+        // Boxed: the common path's future stays small.
+        Err(mpsc::error::TrySendError::Full(request)) => Box::pin(shared.requests.send(request))
+            .await
+            .map_err(|_| ()),
+    };
+    queued.map_err(|()| WriteError::Refused("node is shutting down".into()))?;
     receive.await.unwrap_or_else(|_| {
         Err(WriteError::OutcomeUnknown(
             "node stopped before the write completed".into(),
@@ -85,22 +118,217 @@ pub(crate) async fn write(shared: &Shared, command: Command) -> Result<Reply, Wr
     })
 }
 
+/// Waits until the state machine may be read at a linearizable point: a
+/// ReadIndex issued after this call started was confirmed by a majority and
+/// applied here. Reads that arrive before the driver's next turn share one
+/// ReadIndex (see `ReadGate`).
 pub(crate) async fn read_barrier(shared: &Shared) -> Result<(), ReadError> {
-    let (reply, receive) = oneshot::channel();
-    shared
-        .requests
-        .send(Request::Read { reply })
-        .await
-        .map_err(|_| ReadError::Refused("node is shutting down".into()))?;
-    receive.await.unwrap_or_else(|_| {
-        Err(ReadError::Refused(
-            "node stopped before the read completed".into(),
-        ))
-    })
+    let (batch, first) = shared.read_gate.join();
+    if first {
+        let request = Request::Read {
+            batch: ReadAnnouncement(batch.clone()),
+        };
+        match shared.requests.try_send(request) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                batch.complete(Err(ReadError::Refused("node is shutting down".into())))
+            }
+            // Boxed: the common path's future stays small (it is moved
+            // into place for every read).
+            Err(mpsc::error::TrySendError::Full(request)) => {
+                Box::pin(announce_when_queued(shared, &batch, request)).await
+            }
+        }
+    }
+    BatchWait {
+        batch: &batch,
+        slot: None,
+    }
+    .await
+}
+
+/// Announces `batch` once the request queue has room.
+async fn announce_when_queued(shared: &Shared, batch: &Arc<ReadBatch>, request: Request) {
+    let mut announce = Announcement {
+        gate: &shared.read_gate,
+        batch,
+        sent: false,
+    };
+    if shared.requests.send(request).await.is_err() {
+        batch.complete(Err(ReadError::Refused("node is shutting down".into())));
+    }
+    announce.sent = true;
+}
+
+/// Most readers one ReadIndex answers; the next reader starts a new batch.
+pub const READ_BATCH_READERS_MAX: usize = 4_096;
+
+/// Linearizable reads that arrive while the driver is busy share one
+/// ReadIndex and one confirmation: the first reader opens a batch and
+/// announces it to the driver; later readers join it until the driver
+/// closes it (when it takes the batch, just before `read_index`). Every
+/// reader of a batch arrived before its ReadIndex was issued, so the
+/// confirmed index covers every write acknowledged before any of them
+/// started: the reads stay linearizable.
+#[derive(Default)]
+pub(crate) struct ReadGate {
+    open: Mutex<Option<Arc<ReadBatch>>>,
+}
+
+impl ReadGate {
+    /// Joins the open batch, or opens one; `true`: this reader opened it and
+    /// must announce it to the driver.
+    fn join(&self) -> (Arc<ReadBatch>, bool) {
+        let mut open = self.open.lock();
+        if let Some(batch) = open.as_ref() {
+            let mut state = batch.state.lock();
+            if state.readers < READ_BATCH_READERS_MAX {
+                state.readers += 1;
+                drop(state);
+                return (batch.clone(), false);
+            }
+        }
+        let batch = Arc::new(ReadBatch::default());
+        batch.state.lock().readers = 1;
+        *open = Some(batch.clone());
+        (batch, true)
+    }
+
+    /// The driver takes the open batch to issue its ReadIndex: readers that
+    /// come after this start a new batch.
+    pub(crate) fn take_open(&self) -> Option<Arc<ReadBatch>> {
+        self.open.lock().take()
+    }
+
+    /// Closes `batch` if it is still the open one.
+    pub(crate) fn close(&self, batch: &Arc<ReadBatch>) {
+        let mut open = self.open.lock();
+        if open.as_ref().is_some_and(|b| Arc::ptr_eq(b, batch)) {
+            *open = None;
+        }
+    }
+}
+
+/// Readers sharing one ReadIndex, and its outcome once known.
+#[derive(Default)]
+pub(crate) struct ReadBatch {
+    state: Mutex<BatchState>,
+}
+
+#[derive(Default)]
+struct BatchState {
+    readers: usize,
+    /// The driver issued this batch's ReadIndex (or answered it).
+    issued: bool,
+    outcome: Option<Result<(), ReadError>>,
+    /// One slot per waiting reader (a reader re-polled with a new waker
+    /// replaces its own slot).
+    wakers: Vec<Waker>,
+}
+
+impl ReadBatch {
+    /// Marks the batch issued; `false` if it already was (the driver took it
+    /// from the gate before its announcement arrived).
+    pub(crate) fn mark_issued(&self) -> bool {
+        !std::mem::replace(&mut self.state.lock().issued, true)
+    }
+
+    /// Answers every reader of the batch (the first outcome wins).
+    pub(crate) fn complete(&self, outcome: Result<(), ReadError>) {
+        let wakers = {
+            let mut state = self.state.lock();
+            if state.outcome.is_some() {
+                return;
+            }
+            state.issued = true;
+            state.outcome = Some(outcome);
+            std::mem::take(&mut state.wakers)
+        };
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn readers(&self) -> usize {
+        self.state.lock().readers
+    }
+}
+
+/// If the reader that opened a batch goes away before announcing it, the
+/// batch would never reach the driver: close it and refuse its readers.
+struct Announcement<'a> {
+    gate: &'a ReadGate,
+    batch: &'a Arc<ReadBatch>,
+    sent: bool,
+}
+
+impl Drop for Announcement<'_> {
+    fn drop(&mut self) {
+        if !self.sent {
+            self.gate.close(self.batch);
+            if self.batch.mark_issued() {
+                self.batch.complete(Err(ReadError::Refused(
+                    "the read batch was abandoned before it reached the node; retry".into(),
+                )));
+            }
+        }
+    }
+}
+
+/// A batch on its way to the driver. If the driver stops before taking it
+/// (the queue is dropped with it), its readers are told instead of waiting
+/// forever.
+pub(crate) struct ReadAnnouncement(pub(crate) Arc<ReadBatch>);
+
+impl Drop for ReadAnnouncement {
+    fn drop(&mut self) {
+        if self.0.mark_issued() {
+            self.0.complete(Err(ReadError::Refused(
+                "the read never reached the node (it is stopping, or the reader that queued it left); retry".into(),
+            )));
+        }
+    }
+}
+
+/// One reader waiting for its batch's outcome.
+struct BatchWait<'a> {
+    batch: &'a ReadBatch,
+    slot: Option<usize>,
+}
+
+impl std::future::Future for BatchWait<'_> {
+    type Output = Result<(), ReadError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let batch = self.batch;
+        let mut state = batch.state.lock();
+        if let Some(outcome) = &state.outcome {
+            return std::task::Poll::Ready(outcome.clone());
+        }
+        match self.slot {
+            Some(slot) => {
+                if !state.wakers[slot].will_wake(cx.waker()) {
+                    state.wakers[slot] = cx.waker().clone();
+                }
+            }
+            None => {
+                state.wakers.push(cx.waker().clone());
+                let slot = state.wakers.len() - 1;
+                drop(state);
+                self.slot = Some(slot);
+            }
+        }
+        std::task::Poll::Pending
+    }
 }
 
 pub(crate) fn status(shared: &Shared) -> NodeStatus {
-    let published = shared.status.lock();
+    let mut published = shared.status.lock();
+    published.refresh_digest(&shared.store);
     let mut status = published.status.clone();
     let now = Instant::now();
     status.leader_contact_ms = match (status.role, published.leader_contact) {
@@ -138,11 +366,26 @@ pub(crate) fn encode_command(command: &Command) -> bytes::Bytes {
     bytes::Bytes::from(encoded)
 }
 
-/// Writes waiting for their entry to be applied, by log index.
+/// Writes waiting for their entry to be applied, in log index order.
+///
+/// A leader proposes at increasing indices, so a queue ordered by index is
+/// enough. A proposal at or below an index still pending means this node
+/// lost leadership and won it back with a shorter log before the driver saw
+/// the change: the pending writes at that index or above left this node's
+/// log, and whether another leader still commits them is unknown here.
 #[derive(Default)]
 pub(crate) struct PendingWrites {
-    by_index: BTreeMap<u64, (u64, oneshot::Sender<Result<Reply, WriteError>>)>,
+    by_index: VecDeque<PendingWrite>,
 }
+
+struct PendingWrite {
+    index: u64,
+    term: u64,
+    reply: oneshot::Sender<Result<Reply, WriteError>>,
+}
+
+const REPLACED: &str = "write was replaced by a newer leader's log; it was not applied, retry";
+const LOST: &str = "leadership lost before the write committed; it may still be applied";
 
 impl PendingWrites {
     pub fn insert(
@@ -151,76 +394,86 @@ impl PendingWrites {
         index: u64,
         reply: oneshot::Sender<Result<Reply, WriteError>>,
     ) {
-        self.by_index.insert(index, (term, reply));
+        while self.by_index.back().is_some_and(|last| last.index >= index) {
+            let lost = self.by_index.pop_back().expect("non-empty");
+            let _ = lost
+                .reply
+                .send(Err(WriteError::OutcomeUnknown(LOST.into())));
+        }
+        self.by_index.push_back(PendingWrite { index, term, reply });
     }
 
     /// The entry at `index` with `term` was applied with result `reply`.
     pub fn applied(&mut self, index: u64, term: u64, reply: Option<Reply>) {
         // Any pending write at a lower index was overwritten (its index got
         // applied with another entry): it never took effect.
-        while let Some((&pending_index, _)) = self.by_index.first_key_value() {
-            if pending_index >= index {
-                break;
-            }
-            let (_, (_, sender)) = self.by_index.pop_first().expect("non-empty");
-            let _ = sender.send(Err(WriteError::Refused(
-                "write was replaced by a newer leader's log; it was not applied, retry".into(),
-            )));
+        while self
+            .by_index
+            .front()
+            .is_some_and(|first| first.index < index)
+        {
+            let replaced = self.by_index.pop_front().expect("non-empty");
+            let _ = replaced
+                .reply
+                .send(Err(WriteError::Refused(REPLACED.into())));
         }
-        if let Some((pending_term, sender)) = self.by_index.remove(&index) {
+        if self
+            .by_index
+            .front()
+            .is_some_and(|first| first.index == index)
+        {
+            let pending = self.by_index.pop_front().expect("non-empty");
             let result = match reply {
-                Some(reply) if pending_term == term => Ok(reply),
-                _ => Err(WriteError::Refused(
-                    "write was replaced by a newer leader's log; it was not applied, retry".into(),
-                )),
+                Some(reply) if pending.term == term => Ok(reply),
+                _ => Err(WriteError::Refused(REPLACED.into())),
             };
-            let _ = sender.send(result);
+            let _ = pending.reply.send(result);
         }
     }
 
     /// Leadership was lost: the outcome of every pending write is unknown.
     pub fn leadership_lost(&mut self) {
-        for (_, (_, sender)) in std::mem::take(&mut self.by_index) {
-            let _ = sender.send(Err(WriteError::OutcomeUnknown(
-                "leadership lost before the write committed; it may still be applied".into(),
-            )));
+        for pending in std::mem::take(&mut self.by_index) {
+            let _ = pending
+                .reply
+                .send(Err(WriteError::OutcomeUnknown(LOST.into())));
         }
     }
 }
 
-/// Reads waiting for leadership confirmation, then for the apply index.
+/// Read batches waiting for leadership confirmation, then for the apply index.
 #[derive(Default)]
 pub(crate) struct PendingReads {
     next_context: u64,
-    unconfirmed: HashMap<u64, oneshot::Sender<Result<(), ReadError>>>,
-    /// Confirmed reads waiting until applied >= the key.
-    waiting: BTreeMap<u64, Vec<oneshot::Sender<Result<(), ReadError>>>>,
+    unconfirmed: HashMap<u64, Arc<ReadBatch>>,
+    /// Confirmed batches waiting until applied >= the key.
+    waiting: BTreeMap<u64, Vec<Arc<ReadBatch>>>,
 }
 
 impl PendingReads {
-    pub fn register(&mut self, reply: oneshot::Sender<Result<(), ReadError>>) -> u64 {
+    pub fn register(&mut self, batch: Arc<ReadBatch>) -> u64 {
         self.next_context += 1;
-        self.unconfirmed.insert(self.next_context, reply);
+        self.unconfirmed.insert(self.next_context, batch);
         self.next_context
     }
 
-    pub fn unregister(&mut self, context: u64) -> Option<oneshot::Sender<Result<(), ReadError>>> {
+    pub fn unregister(&mut self, context: u64) -> Option<Arc<ReadBatch>> {
         self.unconfirmed.remove(&context)
     }
 
     pub fn confirmed(&mut self, context: u64, index: u64, applied: u64) {
-        if let Some(reply) = self.unconfirmed.remove(&context) {
+        if let Some(batch) = self.unconfirmed.remove(&context) {
             if index <= applied {
-                let _ = reply.send(Ok(()));
+                batch.complete(Ok(()));
             } else {
-                self.waiting.entry(index).or_default().push(reply);
+                self.waiting.entry(index).or_default().push(batch);
             }
         }
     }
 
     pub fn dropped(&mut self, context: u64) {
-        if let Some(reply) = self.unconfirmed.remove(&context) {
-            let _ = reply.send(Err(ReadError::NoLeader));
+        if let Some(batch) = self.unconfirmed.remove(&context) {
+            batch.complete(Err(ReadError::NoLeader));
         }
     }
 
@@ -229,28 +482,353 @@ impl PendingReads {
             if *entry.key() > applied {
                 break;
             }
-            for reply in entry.remove() {
-                let _ = reply.send(Ok(()));
+            for batch in entry.remove() {
+                batch.complete(Ok(()));
             }
         }
     }
 
     pub fn leadership_lost(&mut self) {
-        for (_, reply) in self.unconfirmed.drain() {
-            let _ = reply.send(Err(ReadError::NoLeader));
+        self.fail_all(ReadError::NoLeader);
+    }
+
+    fn fail_all(&mut self, error: ReadError) {
+        for (_, batch) in self.unconfirmed.drain() {
+            batch.complete(Err(error.clone()));
         }
-        for (_, replies) in std::mem::take(&mut self.waiting) {
-            for reply in replies {
-                let _ = reply.send(Err(ReadError::NoLeader));
+        for (_, batches) in std::mem::take(&mut self.waiting) {
+            for batch in batches {
+                batch.complete(Err(error.clone()));
             }
         }
     }
 }
 
+/// A driver that stops (or fails) tells the reads it still held.
+impl Drop for PendingReads {
+    fn drop(&mut self) {
+        self.fail_all(ReadError::Refused(
+            "node stopped before the read completed".into(),
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
     use bytes::Bytes;
-    use raftkv::kv::Command;
+    use parking_lot::{Mutex, RwLock};
+    use raftkv::kv::{Command, KvStore};
+    use tokio::sync::mpsc;
+
+    use raftkv::kv::Reply;
+
+    use super::{
+        read_barrier, PendingReads, PendingWrites, PublishedStatus, ReadAnnouncement, ReadGate,
+        Request, Shared, READ_BATCH_READERS_MAX,
+    };
+    use crate::handle::{ReadError, WriteError};
+
+    fn shared(queue_max: usize) -> (Arc<Shared>, mpsc::Receiver<Request>) {
+        let (requests, receiver) = mpsc::channel(queue_max);
+        let shared = Arc::new(Shared {
+            store: Arc::new(RwLock::new(KvStore::new())),
+            requests,
+            status: Mutex::new(PublishedStatus::default()),
+            read_gate: ReadGate::default(),
+        });
+        (shared, receiver)
+    }
+
+    fn spawn_reads(
+        shared: &Arc<Shared>,
+        count: usize,
+    ) -> Vec<tokio::task::JoinHandle<Result<(), ReadError>>> {
+        (0..count)
+            .map(|_| {
+                let shared = shared.clone();
+                tokio::spawn(async move { read_barrier(&shared).await })
+            })
+            .collect()
+    }
+
+    /// The next announcement (kept alive by the caller, as the driver does
+    /// until it has issued the batch).
+    async fn next_batch(receiver: &mut mpsc::Receiver<Request>) -> ReadAnnouncement {
+        match tokio::time::timeout(Duration::from_secs(5), receiver.recv()).await {
+            Ok(Some(Request::Read { batch })) => batch,
+            _ => panic!("expected a read batch announcement"),
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_before_the_driver_takes_the_batch_share_one_announcement_and_outcome() {
+        let (shared, mut receiver) = shared(16);
+        let readers = spawn_reads(&shared, 5);
+        let announcement = next_batch(&mut receiver).await;
+        let batch = announcement.0.clone();
+        // Let every reader join before the driver takes the batch.
+        while batch.readers() < 5 {
+            tokio::task::yield_now().await;
+        }
+        assert!(receiver.try_recv().is_err(), "one announcement per batch");
+        let taken = shared.read_gate.take_open().expect("the batch is open");
+        assert!(Arc::ptr_eq(&taken, &batch));
+        assert!(batch.mark_issued(), "issued once");
+        assert!(!batch.mark_issued(), "a second issue is refused");
+        batch.complete(Ok(()));
+        for reader in readers {
+            assert_eq!(reader.await.unwrap(), Ok(()));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_after_the_batch_was_taken_waits_for_the_next_readindex() {
+        let (shared, mut receiver) = shared(16);
+        let first = spawn_reads(&shared, 1);
+        let first_announcement = next_batch(&mut receiver).await;
+        let first_batch = first_announcement.0.clone();
+        shared.read_gate.close(&first_batch);
+        let second = spawn_reads(&shared, 1);
+        let second_announcement = next_batch(&mut receiver).await;
+        let second_batch = second_announcement.0.clone();
+        assert!(!Arc::ptr_eq(&first_batch, &second_batch));
+        first_batch.complete(Ok(()));
+        assert_eq!(first.into_iter().next().unwrap().await.unwrap(), Ok(()));
+        let second = second.into_iter().next().unwrap();
+        tokio::task::yield_now().await;
+        assert!(
+            !second.is_finished(),
+            "the newer read needs its own ReadIndex"
+        );
+        second_batch.complete(Err(ReadError::NoLeader));
+        assert_eq!(second.await.unwrap(), Err(ReadError::NoLeader));
+    }
+
+    #[tokio::test]
+    async fn reads_are_refused_when_the_driver_stops_with_them() {
+        let (shared, mut receiver) = shared(16);
+        let mut pending = PendingReads::default();
+        let held = spawn_reads(&shared, 1).pop().unwrap();
+        let announcement = next_batch(&mut receiver).await;
+        shared.read_gate.close(&announcement.0);
+        assert!(announcement.0.mark_issued());
+        pending.register(announcement.0.clone());
+        drop(announcement);
+        let queued = spawn_reads(&shared, 1).pop().unwrap();
+        while shared.read_gate.open.lock().is_none() {
+            tokio::task::yield_now().await;
+        }
+        // The driver goes away: its pending reads and its queue with it.
+        drop(pending);
+        drop(receiver);
+        for reader in [held, queued] {
+            match tokio::time::timeout(Duration::from_secs(5), reader).await {
+                Ok(Ok(Err(ReadError::Refused(why)))) => assert!(!why.is_empty()),
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_batch_starts_a_new_one() {
+        let gate = ReadGate::default();
+        let (first, opened) = gate.join();
+        assert!(opened);
+        for _ in 1..READ_BATCH_READERS_MAX {
+            let (batch, opened) = gate.join();
+            assert!(!opened);
+            assert!(Arc::ptr_eq(&batch, &first));
+        }
+        let (next, opened) = gate.join();
+        assert!(
+            opened,
+            "reader {} opens a new batch",
+            READ_BATCH_READERS_MAX + 1
+        );
+        assert!(!Arc::ptr_eq(&next, &first));
+        assert_eq!(first.readers(), READ_BATCH_READERS_MAX);
+    }
+
+    #[tokio::test]
+    async fn readers_of_a_batch_whose_announcement_was_abandoned_are_refused() {
+        let (shared, mut receiver) = shared(1);
+        // Fill the queue so the first reader's announcement waits.
+        let (reply, _receive) = tokio::sync::oneshot::channel();
+        shared
+            .requests
+            .try_send(Request::Write {
+                command: Command::Incr {
+                    key: Bytes::from_static(b"k"),
+                },
+                reply,
+            })
+            .unwrap_or_else(|_| panic!("the queue has room"));
+        let opener = spawn_reads(&shared, 1).pop().unwrap();
+        while shared.read_gate.open.lock().is_none() {
+            tokio::task::yield_now().await;
+        }
+        let joiner = spawn_reads(&shared, 1).pop().unwrap();
+        let batch = shared.read_gate.open.lock().clone().unwrap();
+        while batch.readers() < 2 {
+            tokio::task::yield_now().await;
+        }
+        opener.abort();
+        assert!(opener.await.unwrap_err().is_cancelled());
+        match tokio::time::timeout(Duration::from_secs(5), joiner).await {
+            Ok(Ok(Err(ReadError::Refused(why)))) => assert!(why.contains("retry"), "{why}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert!(
+            shared.read_gate.open.lock().is_none(),
+            "the batch was closed"
+        );
+        assert!(matches!(receiver.try_recv(), Ok(Request::Write { .. })));
+        assert!(
+            receiver.try_recv().is_err(),
+            "the abandoned batch never reached the driver"
+        );
+    }
+
+    #[tokio::test]
+    async fn confirmed_batches_wait_for_the_apply_index_and_fail_when_leadership_is_lost() {
+        let (shared, mut receiver) = shared(16);
+        let mut pending = PendingReads::default();
+        let mut batches = Vec::new();
+        let mut readers = Vec::new();
+        for _ in 0..4 {
+            readers.push(spawn_reads(&shared, 1).pop().unwrap());
+            let announcement = next_batch(&mut receiver).await;
+            shared.read_gate.close(&announcement.0);
+            assert!(announcement.0.mark_issued());
+            batches.push(pending.register(announcement.0.clone()));
+        }
+        let [applied_already, applied_later, dropped, _lost] = batches[..] else {
+            unreachable!()
+        };
+        pending.confirmed(applied_already, 10, 10);
+        pending.confirmed(applied_later, 12, 10);
+        pending.dropped(dropped);
+        let mut readers = readers.into_iter();
+        assert_eq!(readers.next().unwrap().await.unwrap(), Ok(()));
+        let waiting = readers.next().unwrap();
+        assert_eq!(
+            readers.next().unwrap().await.unwrap(),
+            Err(ReadError::NoLeader)
+        );
+        pending.applied_through(11);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "read index 12 is not applied at 11");
+        pending.applied_through(12);
+        assert_eq!(waiting.await.unwrap(), Ok(()));
+        pending.leadership_lost();
+        assert_eq!(
+            readers.next().unwrap().await.unwrap(),
+            Err(ReadError::NoLeader)
+        );
+    }
+
+    type WriteResult = Result<Reply, WriteError>;
+
+    fn write_slot() -> (
+        tokio::sync::oneshot::Sender<WriteResult>,
+        tokio::sync::oneshot::Receiver<WriteResult>,
+    ) {
+        tokio::sync::oneshot::channel()
+    }
+
+    #[test]
+    fn pending_writes_are_answered_in_index_order_and_overwritten_ones_refused() {
+        let mut writes = PendingWrites::default();
+        let (a, mut a_rx) = write_slot();
+        let (b, mut b_rx) = write_slot();
+        let (c, mut c_rx) = write_slot();
+        writes.insert(2, 5, a);
+        writes.insert(2, 6, b);
+        writes.insert(2, 8, c);
+        // Index 5 applied with the write's term: its reply.
+        writes.applied(5, 2, Some(Reply::Ok));
+        assert_eq!(a_rx.try_recv().unwrap(), Ok(Reply::Ok));
+        assert!(b_rx.try_recv().is_err(), "index 6 is not applied yet");
+        // Index 6 applied with another term: replaced.
+        writes.applied(6, 3, Some(Reply::Ok));
+        assert!(
+            matches!(b_rx.try_recv().unwrap(), Err(WriteError::Refused(why)) if why.contains("replaced"))
+        );
+        // Index 9 applied: the write at 8 was skipped over, never applied.
+        writes.applied(9, 3, Some(Reply::Ok));
+        assert!(
+            matches!(c_rx.try_recv().unwrap(), Err(WriteError::Refused(why)) if why.contains("replaced"))
+        );
+    }
+
+    #[test]
+    fn a_proposal_at_a_pending_index_gives_the_writes_it_overwrote_an_unknown_outcome() {
+        let mut writes = PendingWrites::default();
+        let (old6, mut old6_rx) = write_slot();
+        let (old7, mut old7_rx) = write_slot();
+        let (new6, mut new6_rx) = write_slot();
+        let (kept, mut kept_rx) = write_slot();
+        writes.insert(1, 4, kept);
+        writes.insert(2, 6, old6);
+        writes.insert(2, 7, old7);
+        writes.insert(4, 6, new6);
+        for rx in [&mut old6_rx, &mut old7_rx] {
+            assert!(matches!(
+                rx.try_recv().unwrap(),
+                Err(WriteError::OutcomeUnknown(_))
+            ));
+        }
+        writes.applied(4, 1, Some(Reply::Integer(1)));
+        assert_eq!(kept_rx.try_recv().unwrap(), Ok(Reply::Integer(1)));
+        writes.applied(6, 4, Some(Reply::Ok));
+        assert_eq!(new6_rx.try_recv().unwrap(), Ok(Reply::Ok));
+    }
+
+    #[test]
+    fn pending_writes_have_an_unknown_outcome_when_leadership_is_lost() {
+        let mut writes = PendingWrites::default();
+        let (a, mut a_rx) = write_slot();
+        writes.insert(3, 10, a);
+        writes.leadership_lost();
+        assert!(matches!(
+            a_rx.try_recv().unwrap(),
+            Err(WriteError::OutcomeUnknown(_))
+        ));
+    }
+
+    #[test]
+    fn the_published_digest_is_computed_once_per_applied_index() {
+        let store = RwLock::new(KvStore::new());
+        let mut published = PublishedStatus {
+            digest_applied: Some(0),
+            ..Default::default()
+        };
+        // Before the first publish: nothing is computed.
+        published.refresh_digest(&store);
+        assert_eq!(published.status.digest, "");
+        published.digest_applied = None;
+        published.refresh_digest(&store);
+        let empty = KvStore::new().digest_hex();
+        assert_eq!(published.status.digest, empty);
+        let set = Command::Set {
+            key: Bytes::from_static(b"k"),
+            value: Bytes::from_static(b"v"),
+        };
+        store.write().apply(&set);
+        // Same applied index: the cached digest stays (the store only
+        // moves together with the applied index).
+        published.refresh_digest(&store);
+        assert_eq!(published.status.digest, empty);
+        published.status.applied_index = 1;
+        published.refresh_digest(&store);
+        assert_eq!(published.status.digest, store.read().digest_hex());
+        assert_ne!(published.status.digest, empty);
+        assert_eq!(published.status.keys, 1);
+        assert_eq!(published.digest_applied, Some(1));
+    }
 
     #[test]
     fn encode_command_gives_the_bytes_of_command_encode() {

@@ -23,7 +23,7 @@ use super::{
 };
 use crate::handle::{NodeHandle, NodeStatus, ReadError, WriteError};
 use crate::options::NodeOptions;
-use crate::storage::Storage;
+use crate::storage::{PreparedSnapshot, SnapshotPages, Storage};
 use crate::transport::{Inbound, Transport, TransportConfig};
 
 /// Bound on peer inputs queued for the driver.
@@ -39,12 +39,19 @@ pub const PEER_RECONNECT_BACKOFF_MAX_MS: u64 = 250;
 pub const COMMAND_BYTES_MAX: usize = 32 * 1024 * 1024;
 const _: () = assert!(COMMAND_BYTES_MAX < PEER_FRAME_BYTES_MAX);
 /// A snapshot waits for at least 1/this of the key count in applied
-/// entries: at most this many keys are serialized per applied entry.
-pub const SNAPSHOT_KEYS_PER_ENTRY_MAX: u64 = 1;
-/// Committed entries that may wait to be applied while a snapshot clones
-/// the state machine; at the bound the driver takes no new Ready until the
-/// clone is done.
-pub const APPLY_BACKLOG_ENTRIES_MAX: usize = 1 << 20;
+/// entries: at most this many keys are serialized per applied entry, and
+/// the in-memory log holds at most about a quarter as many entries as the
+/// map holds keys (plus `--snapshot-entries-threshold`).
+pub const SNAPSHOT_KEYS_PER_ENTRY_MAX: u64 = 4;
+/// After a snapshot could not be written, the next attempt waits this long.
+pub const SNAPSHOT_RETRY_MS: u64 = 5_000;
+/// Bytes of snapshot per InstallSnapshot chunk (one chunk is in flight per
+/// follower, so this sets the round trips a transfer takes).
+pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 8 * 1024 * 1024;
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES_MAX + 1024 * 1024 < PEER_FRAME_BYTES_MAX);
+/// Pages of the snapshot file mapping that sending it paged in are
+/// dropped from this process's resident memory at most this often.
+pub const SNAPSHOT_PAGES_RELEASE_MS: u64 = 1_000;
 /// How long a graceful stop waits for leadership to move, in milliseconds.
 pub const TRANSFER_WAIT_MS: u64 = 1_000;
 
@@ -83,6 +90,7 @@ fn raft_config(options: &NodeOptions) -> Config {
     config.heartbeat_ticks = options.heartbeat_ticks;
     config.election_ticks_min = options.election_ticks_min;
     config.election_ticks_max = options.election_ticks_max;
+    config.snapshot_chunk_bytes_max = SNAPSHOT_CHUNK_BYTES_MAX;
     config
 }
 
@@ -109,14 +117,33 @@ async fn run(options: NodeOptions) -> Result<(), String> {
         last_index = summary.last_index, term = summary.hard_state.term, torn_tail_bytes = summary.torn_tail_bytes);
     let mut store = KvStore::new();
     let mut applied_term = 0;
-    if let Some(snapshot) = &initial.snapshot {
-        store = KvStore::restore(&snapshot.data).map_err(|e| {
+    let mut initial = initial;
+    let mut snapshot_pages = None;
+    if let Some(snapshot) = &mut initial.snapshot {
+        // Streamed from the file (already checked by `Storage::open`): the
+        // image is never held in memory next to the map built from it. The
+        // core keeps the file's mapping to send to followers.
+        let (index, term) = (snapshot.meta.index, snapshot.meta.term);
+        let (data, pages) = crate::storage::map_snapshot(&options.data_dir, index, term)
+            .map_err(|e| format!("node {id}: {e}"))?;
+        snapshot.data = data;
+        snapshot_pages = Some(pages);
+        let reader = crate::storage::snapshot_data_reader(&options.data_dir, index, term)
+            .map_err(|e| format!("node {id}: {e}"))?;
+        let started = Instant::now();
+        store = KvStore::restore_from(reader).map_err(|e| {
             format!(
                 "node {id}: snapshot in {} does not load: {e}",
                 options.data_dir.display()
             )
         })?;
-        applied_term = snapshot.meta.term;
+        info!(
+            event = "snapshot_restored",
+            index,
+            keys = store.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64
+        );
+        applied_term = term;
     }
     let seed = seed_from_clock(id);
     let raw = RawNode::new(config, initial, seed).map_err(|e| format!("node {id}: {e}"))?;
@@ -151,8 +178,12 @@ async fn run(options: NodeOptions) -> Result<(), String> {
         requests: requests_tx,
         status: Mutex::new(PublishedStatus {
             started: Some(Instant::now()),
+            // Empty until the first publish (the store may already hold a
+            // snapshot's state while the status still shows index 0).
+            digest_applied: Some(0),
             ..Default::default()
         }),
+        read_gate: super::ReadGate::default(),
     });
     let handle = NodeHandle {
         inner: shared.clone(),
@@ -191,22 +222,24 @@ async fn run(options: NodeOptions) -> Result<(), String> {
     let snapshot_index = storage.snapshot_index();
     let (persister, reports) = Persister::start(storage, id)?;
     let (serialized_tx, serialized_rx) = mpsc::channel(1);
-    let (cloned_tx, cloned_rx) = mpsc::channel(1);
     let mut driver = Driver {
         id,
         voters: options.cluster.0.iter().map(|p| p.id).collect(),
         client_addr: options.client.to_string(),
         tick_ms: options.tick_interval_ms,
         snapshot_entries_threshold: options.snapshot_entries_threshold,
+        data_dir: options.data_dir.clone(),
+        snapshot_pages,
+        pending_snapshot_pages: None,
+        pages_released: Instant::now(),
         raw,
         persister,
         recorded_hard_state,
         durable_snapshot_index: snapshot_index,
         compaction_started: None,
+        compaction_failed: None,
         serialized: serialized_tx,
-        cloned: cloned_tx,
-        apply_backlog: None,
-        clone_ms: None,
+        clone_us: None,
         published: None,
         transport,
         shared: shared.clone(),
@@ -222,12 +255,28 @@ async fn run(options: NodeOptions) -> Result<(), String> {
         requests: requests_rx,
         reports,
         serialized: serialized_rx,
-        cloned: cloned_rx,
     };
     let result = driver.run(inputs, shutdown.clone()).await;
     shutdown.cancel();
     let _ = server.await;
     result
+}
+
+/// Hands memory freed in bulk back to the OS now. mimalloc purges freed
+/// segments lazily, on later allocations, so the ~state-sized buffer a
+/// snapshot from the leader arrived in would otherwise stay resident on a
+/// node that then idles.
+fn return_freed_memory() {
+    #[cfg(feature = "mimalloc")]
+    {
+        extern "C" {
+            /// mimalloc's public API (mimalloc.h), linked in with the allocator.
+            fn mi_collect(force: bool);
+        }
+        // SAFETY: a plain call into the allocator, allowed on any thread at
+        // any time; it only frees what is unused.
+        unsafe { mi_collect(true) }
+    }
 }
 
 fn seed_from_clock(id: u64) -> u64 {
@@ -255,6 +304,14 @@ struct Driver {
     client_addr: String,
     tick_ms: u64,
     snapshot_entries_threshold: u64,
+    /// Where own snapshots are written (this node's data dir).
+    data_dir: std::path::PathBuf,
+    /// The mapping of the snapshot file the core keeps (its state bytes).
+    snapshot_pages: Option<SnapshotPages>,
+    /// The mapping of an own snapshot being saved (current once compacted).
+    pending_snapshot_pages: Option<SnapshotPages>,
+    /// When `snapshot_pages` last had its resident pages released.
+    pages_released: Instant,
     raw: RawNode,
     /// Owns the storage on the WAL thread.
     persister: Persister,
@@ -265,17 +322,13 @@ struct Driver {
     durable_snapshot_index: u64,
     /// When the running compaction started (None: none is running).
     compaction_started: Option<Instant>,
-    /// Where the snapshot task hands over the serialized image.
-    serialized: mpsc::Sender<(SnapshotMeta, Bytes)>,
-    /// Where the snapshot task says it has cloned the state machine.
-    cloned: mpsc::Sender<()>,
-    /// While the snapshot task clones the state machine (`Some`), committed
-    /// entries wait here instead of being applied, so the image is exactly
-    /// the state at the snapshot's index and the Ready loop never waits for
-    /// the clone. At most `APPLY_BACKLOG_ENTRIES_MAX` entries.
-    apply_backlog: Option<Vec<Entry>>,
-    /// How long the last clone took, for the log_compacted event.
-    clone_ms: Option<u64>,
+    /// When the last compaction failed to write its snapshot.
+    compaction_failed: Option<Instant>,
+    /// Where the snapshot task hands over the snapshot file it wrote.
+    serialized: mpsc::Sender<Result<PreparedSnapshot, String>>,
+    /// How long the last clone took (microseconds), for the log_compacted
+    /// event.
+    clone_us: Option<u64>,
     /// What `publish_status` last published, to skip unchanged turns.
     published: Option<StatusKey>,
     transport: Transport,
@@ -316,16 +369,18 @@ impl Driver {
                         }
                     }
                 }
-                Some(()) = inputs.cloned.recv() => self.resume_applying(),
-                Some((meta, data)) = inputs.serialized.recv() => self.save_own_snapshot(meta, data),
-                Some(input) = inputs.inbound.recv() => self.handle_inbound(input),
+                Some(prepared) = inputs.serialized.recv() => self.save_own_snapshot(prepared),
+                Some(input) = inputs.inbound.recv() => {
+                    self.issue_open_reads();
+                    self.handle_inbound(input);
+                }
                 Some(request) = inputs.requests.recv() => self.handle_request(request),
             }
             // Whatever else is already queued shares this turn's Ready:
             // acks that advance the commit index and new proposals go out
             // together, and their entries reach the WAL as one job.
             self.drain_queued(&mut inputs)?;
-            while self.raw.has_ready() && self.persister.has_room() && !self.backlog_full() {
+            while self.raw.has_ready() && self.persister.has_room() {
                 let ready = self.raw.ready();
                 self.handle_ready(ready, &mut inputs).await?;
             }
@@ -338,13 +393,16 @@ impl Driver {
     }
 
     /// Handles what is already queued, without waiting: WAL reports first
-    /// (they release acks and let the leader count its own copy), then up
-    /// to `INPUTS_PER_READY_MAX` peer messages (their acks free the
-    /// in-flight window new proposals go through), then as many requests.
+    /// (they release acks and let the leader count its own copy), the
+    /// waiting reads (before the acks that may start the next heartbeat
+    /// round), then up to `INPUTS_PER_READY_MAX` peer messages (their acks
+    /// free the in-flight window new proposals go through), then as many
+    /// requests.
     fn drain_queued(&mut self, inputs: &mut Inputs) -> Result<(), String> {
         while let Ok(report) = inputs.reports.try_recv() {
             self.on_report(report)?;
         }
+        self.issue_open_reads();
         for _ in 0..INPUTS_PER_READY_MAX {
             match inputs.inbound.try_recv() {
                 Ok(input) => self.handle_inbound(input),
@@ -392,6 +450,9 @@ impl Driver {
                     peer = id,
                     client_addr = client_addr.as_str()
                 );
+                // The peer may have restarted with less than it
+                // acknowledged (a wiped data dir): a leader probes it again.
+                self.raw.peer_reconnected(id);
             }
             Inbound::PeerDown { id, reason } => {
                 let silence_ms = self
@@ -425,13 +486,30 @@ impl Driver {
                 }
                 self.propose(encoded, reply)
             }
-            Request::Read { reply } => {
-                let context = self.reads.register(reply);
-                if let Err(e) = self.raw.read_index(context) {
-                    if let Some(reply) = self.reads.unregister(context) {
-                        let _ = reply.send(Err(self.read_refusal(e)));
-                    }
-                }
+            Request::Read { batch } => {
+                self.shared.read_gate.close(&batch.0);
+                self.issue_read(batch.0.clone());
+            }
+        }
+    }
+
+    /// Issues one ReadIndex for the reads that joined the open batch, so
+    /// they ride the next heartbeat round (called before peer acks are
+    /// stepped: an ack that confirms a round starts the next one at once).
+    fn issue_open_reads(&mut self) {
+        if let Some(batch) = self.shared.read_gate.take_open() {
+            self.issue_read(batch);
+        }
+    }
+
+    fn issue_read(&mut self, batch: Arc<super::ReadBatch>) {
+        if !batch.mark_issued() {
+            return;
+        }
+        let context = self.reads.register(batch);
+        if let Err(e) = self.raw.read_index(context) {
+            if let Some(batch) = self.reads.unregister(context) {
+                batch.complete(Err(self.read_refusal(e)));
             }
         }
     }
@@ -496,17 +574,22 @@ impl Driver {
         for message in messages {
             self.send(message);
         }
-        if sent_entries {
+        if sent_entries && (!ready.entries.is_empty() || !ready.committed_entries.is_empty()) {
             // The peer links run on this thread: let them put the appends on
             // the wire before this turn wakes the WAL thread or applies, so
             // followers start their fsync first (each is on a write's
-            // critical path; this node's own fsync usually is not).
+            // critical path; this node's own fsync usually is not). With
+            // nothing to write or apply (a follower answering a heartbeat)
+            // the messages leave as soon as this turn ends anyway.
             tokio::task::yield_now().await;
         }
         if ready.snapshot.is_some() {
             for message in commit_only {
                 self.send(message);
             }
+            // The store is about to be replaced outside `apply`: the
+            // published status keeps the digest of the state it shows.
+            self.shared.status.lock().refresh_digest(&self.shared.store);
             return self.handle_snapshot_ready(ready, ack, inputs).await;
         }
         // Committed entries are durable on a majority (the leader counts its
@@ -570,34 +653,57 @@ impl Driver {
         inputs: &mut Inputs,
     ) -> Result<(), String> {
         let snapshot = ready.snapshot.take().expect("checked by the caller");
-        if self.apply_backlog.is_some() {
-            // The state machine is about to be replaced: the clone of the
-            // old one must be finished and the entries before it applied.
-            if inputs.cloned.recv().await.is_some() {
-                self.resume_applying();
-            }
-        }
         let reports = &mut inputs.reports;
         self.wait_until_durable(reports).await?;
         if let Some(hard_state) = ready.hard_state {
             self.recorded_hard_state = hard_state;
         }
         self.durable_snapshot_index = self.durable_snapshot_index.max(snapshot.meta.index);
-        let restored = KvStore::restore(&snapshot.data).map_err(|e| {
-            format!(
-                "node {}: snapshot from the leader does not load: {e}",
-                self.id
-            )
-        })?;
-        let snapshot_term = snapshot.meta.term;
+        let (index, snapshot_term) = (snapshot.meta.index, snapshot.meta.term);
+        // The WAL thread writes the snapshot while a blocking thread builds
+        // the new state machine from it; the state is replaced once both are
+        // done. (A snapshot that does not load stops the node either way:
+        // it is the cluster's committed state, there is no other to take.)
+        let data = snapshot.data.clone();
         self.persister.install_snapshot(
             snapshot,
             std::mem::take(&mut ready.entries),
             ready.hard_state,
             std::mem::take(&mut ready.persisted_messages),
         );
+        let started = Instant::now();
+        let restored = tokio::task::spawn_blocking(move || KvStore::restore(&data))
+            .await
+            .map_err(|e| format!("node {}: restoring the snapshot failed: {e}", self.id))?
+            .map_err(|e| {
+                format!(
+                    "node {}: snapshot from the leader does not load: {e}",
+                    self.id
+                )
+            })?;
+        let restore_ms = started.elapsed().as_millis() as u64;
         self.wait_until_durable(reports).await?;
-        *self.shared.store.write() = restored;
+        // The core keeps the file's mapping instead of the received copy.
+        match crate::storage::map_snapshot(&self.data_dir, index, snapshot_term) {
+            Ok((mapped, pages)) => {
+                if self.raw.replace_snapshot_data(index, mapped) {
+                    self.snapshot_pages = Some(pages);
+                }
+            }
+            Err(e) => warn!(event = "snapshot_map_failed", index, reason = %e),
+        }
+        // The received copy (as large as the state) is free now.
+        return_freed_memory();
+        info!(
+            event = "snapshot_restored",
+            index,
+            keys = restored.len(),
+            restore_ms,
+            elapsed_ms = started.elapsed().as_millis() as u64
+        );
+        let replaced = std::mem::replace(&mut *self.shared.store.write(), restored);
+        // Freeing a large map takes a while: not on the Ready loop.
+        tokio::task::spawn_blocking(move || drop(replaced));
         self.applied_term = snapshot_term;
         let applied = self.apply_and_answer(&ready);
         self.raw.advance(ReadyAck {
@@ -654,17 +760,11 @@ impl Driver {
         self.maybe_compact(status.applied_index, status.snapshot_index);
     }
 
-    /// Applies the Ready's committed entries (answering their writers), or
-    /// queues them while a snapshot clones the state machine, and answers
-    /// the reads it confirmed or dropped. Returns the last entry applied.
+    /// Applies the Ready's committed entries (answering their writers) and
+    /// answers the reads it confirmed or dropped. Returns the last entry
+    /// applied.
     fn apply_and_answer(&mut self, ready: &Ready) -> Option<u64> {
-        let applied = match &mut self.apply_backlog {
-            Some(backlog) => {
-                backlog.extend(ready.committed_entries.iter().cloned());
-                None
-            }
-            None => self.apply(&ready.committed_entries),
-        };
+        let applied = self.apply(&ready.committed_entries);
         let applied_index = self.raw.status().applied_index.max(applied.unwrap_or(0));
         for read in &ready.read_states {
             self.reads
@@ -676,34 +776,13 @@ impl Driver {
         applied
     }
 
-    fn backlog_full(&self) -> bool {
-        self.apply_backlog
-            .as_ref()
-            .is_some_and(|backlog| backlog.len() >= APPLY_BACKLOG_ENTRIES_MAX)
-    }
-
-    /// The snapshot task has its clone: apply what waited, and go on
-    /// applying as entries commit.
-    fn resume_applying(&mut self) {
-        self.clone_ms = self
-            .compaction_started
-            .map(|started| started.elapsed().as_millis() as u64);
-        let Some(backlog) = self.apply_backlog.take() else {
-            return;
-        };
-        if let Some(applied) = self.apply(&backlog) {
-            self.raw.advance(ReadyAck {
-                persisted_last: None,
-                snapshot_index: None,
-                applied: Some(applied),
-            });
-            self.after_advance();
-        }
-    }
-
     /// Applies committed entries in order; returns the last index applied.
+    /// The published applied index moves in the same critical section, so a
+    /// status reader computing the digest sees the state it names (see
+    /// `PublishedStatus`).
     fn apply(&mut self, entries: &[Entry]) -> Option<u64> {
         let last = entries.last()?.index;
+        let mut published = self.shared.status.lock();
         let mut store = self.shared.store.write();
         for entry in entries {
             self.applied_term = entry.term;
@@ -719,6 +798,11 @@ impl Driver {
             };
             self.writes.applied(entry.index, entry.term, reply);
         }
+        drop(store);
+        let shown = &mut published.status;
+        shown.applied_index = last;
+        shown.commit_index = shown.commit_index.max(last);
+        shown.last_index = shown.last_index.max(last);
         Some(last)
     }
 
@@ -735,53 +819,102 @@ impl Driver {
     }
 
     /// Snapshots the state machine once `snapshot_entries_threshold`
-    /// entries were applied since the last snapshot, and at least half as
-    /// many as there are keys: a snapshot costs time in proportion to the
-    /// keys, so this bounds its cost per applied entry (two keys' worth)
-    /// whatever the size of the state, and the log never outgrows half of
-    /// it. The driver only clones the map (the keys and values are shared);
-    /// a blocking task serializes the clone and the WAL thread saves it, so
-    /// neither stalls the Ready loop.
+    /// entries were applied since the last snapshot, and at least a quarter
+    /// as many as there are keys (`SNAPSHOT_KEYS_PER_ENTRY_MAX`): a snapshot
+    /// costs time in proportion to the keys, so this bounds its cost per
+    /// applied entry (four keys' worth) whatever the size of the state, and
+    /// the in-memory log never outgrows a quarter of it.
+    ///
+    /// The map is persistent: the clone taken here is O(1) (it shares every
+    /// node) and stays the state at `applied` while applying goes on (writes
+    /// copy the few nodes they touch). A blocking task streams the clone
+    /// into a temporary snapshot file and the WAL thread puts it in place,
+    /// so neither the clone, the serialization nor the disk stalls the
+    /// Ready loop, and no serialized image is held in memory.
     fn maybe_compact(&mut self, applied: u64, snapshot_index: u64) {
+        self.maybe_release_snapshot_pages();
         if self.compaction_started.is_some()
             || applied < snapshot_index + self.snapshot_entries_threshold
         {
             return;
         }
-        if applied < snapshot_index + self.shared.store.read().len() / SNAPSHOT_KEYS_PER_ENTRY_MAX {
+        if self
+            .compaction_failed
+            .is_some_and(|failed| failed.elapsed() < Duration::from_millis(SNAPSHOT_RETRY_MS))
+        {
             return;
         }
-        self.compaction_started = Some(Instant::now());
-        // Nothing is applied until the task has its clone (see
-        // `apply_backlog`), so the clone is the state at `applied`.
-        self.apply_backlog = Some(Vec::new());
+        let started = Instant::now();
+        let image = {
+            let store = self.shared.store.read();
+            if applied < snapshot_index + store.len() / SNAPSHOT_KEYS_PER_ENTRY_MAX {
+                return;
+            }
+            store.clone()
+        };
+        self.clone_us = Some(started.elapsed().as_micros() as u64);
+        self.compaction_started = Some(started);
         let meta = SnapshotMeta {
             index: applied,
             term: self.applied_term,
             voters: self.voters.clone(),
         };
-        let store = self.shared.store.clone();
-        let cloned = self.cloned.clone();
+        let dir = self.data_dir.clone();
         let serialized = self.serialized.clone();
         tokio::task::spawn_blocking(move || {
-            let image = store.read().clone();
-            // Capacity 1 and one compaction at a time: neither channel is
-            // ever full. Closed only when the driver has stopped.
-            let _ = cloned.try_send(());
-            let data = image.snapshot();
-            let _ = serialized.try_send((meta, data));
+            let prepared = crate::storage::prepare_snapshot(&dir, meta, |out| {
+                let mut out = out;
+                image.write_snapshot(&mut out)
+            })
+            .map_err(|e| e.to_string());
+            // Dropped here, off the Ready loop: nodes only the clone still
+            // holds are freed by this thread.
+            drop(image);
+            // Capacity 1 and one compaction at a time: never full. Closed
+            // only when the driver has stopped (the file is then removed).
+            let _ = serialized.try_send(prepared);
         });
     }
 
-    /// The serialized image is ready: queue it for the WAL thread, unless a
-    /// newer snapshot from the leader replaced the state meanwhile.
-    fn save_own_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) {
-        if meta.index <= self.durable_snapshot_index {
+    /// Sending the snapshot to a follower pages the file's mapping in; those
+    /// pages are clean copies of the file, dropped from this process every
+    /// `SNAPSHOT_PAGES_RELEASE_MS` (a transfer under way reads them again
+    /// from the page cache).
+    fn maybe_release_snapshot_pages(&mut self) {
+        if self.pages_released.elapsed() < Duration::from_millis(SNAPSHOT_PAGES_RELEASE_MS) {
+            return;
+        }
+        self.pages_released = Instant::now();
+        if let Some(pages) = &self.snapshot_pages {
+            pages.release();
+        }
+    }
+
+    /// The snapshot file is written: queue it for the WAL thread to put in
+    /// place, unless a newer snapshot from the leader replaced the state
+    /// meanwhile (dropping it removes its file).
+    fn save_own_snapshot(&mut self, prepared: Result<PreparedSnapshot, String>) {
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(reason) => {
+                warn!(
+                    event = "snapshot_failed",
+                    reason = reason.as_str(),
+                    retry_ms = SNAPSHOT_RETRY_MS
+                );
+                self.compaction_started = None;
+                self.compaction_failed = Some(Instant::now());
+                return;
+            }
+        };
+        if prepared.meta().index <= self.durable_snapshot_index {
             self.compaction_started = None;
             return;
         }
-        self.durable_snapshot_index = meta.index;
-        self.persister.save_own_snapshot(meta, data);
+        self.compaction_failed = None;
+        self.durable_snapshot_index = prepared.meta().index;
+        self.pending_snapshot_pages = prepared.pages();
+        self.persister.save_prepared_snapshot(prepared);
     }
 
     /// The own snapshot at `index` is durable: the core drops the log it covers.
@@ -791,11 +924,12 @@ impl Driver {
         if let Err(e) = self.raw.compact(index, data) {
             warn!(event = "compact_refused", reason = %e);
         } else {
+            self.snapshot_pages = self.pending_snapshot_pages.take();
             info!(
                 event = "log_compacted",
                 index,
                 bytes,
-                clone_ms = self.clone_ms,
+                clone_us = self.clone_us,
                 elapsed_ms = started.map(|s| s.elapsed().as_millis() as u64)
             );
         }
@@ -806,7 +940,8 @@ impl Driver {
     }
 
     /// Publishes the status for RAFT.STATUS when something it shows
-    /// changed (the digest is computed only then).
+    /// changed. The digest and key count are computed only when a reader
+    /// asks (`PublishedStatus::refresh_digest`).
     fn publish_status(&mut self) {
         let status = self.raw.status();
         let key = StatusKey {
@@ -824,7 +959,8 @@ impl Driver {
         if self.published.as_ref() == Some(&key) {
             return;
         }
-        let store = self.shared.store.read();
+        let first_publish = self.published.is_none();
+        let mut published = self.shared.status.lock();
         let next = NodeStatus {
             id: self.id,
             role: status.role.as_str(),
@@ -841,17 +977,18 @@ impl Driver {
             first_index: status.first_index,
             last_index: status.last_index,
             snapshot_index: status.snapshot_index,
-            keys: store.len(),
-            digest: store.digest_hex(),
+            keys: published.status.keys,
+            digest: std::mem::take(&mut published.status.digest),
             leader_contact_ms: 0,
             match_index: status.match_index,
             pid: std::process::id(),
             uptime_ms: 0,
         };
-        drop(store);
         self.published = Some(key);
-        let mut published = self.shared.status.lock();
         published.status = next;
+        if first_publish {
+            published.digest_applied = None;
+        }
         published.leader_contact = if status.role == Role::Leader {
             None
         } else {
@@ -865,8 +1002,7 @@ struct Inputs {
     inbound: mpsc::Receiver<Inbound>,
     requests: mpsc::Receiver<Request>,
     reports: mpsc::Receiver<Report>,
-    cloned: mpsc::Receiver<()>,
-    serialized: mpsc::Receiver<(SnapshotMeta, Bytes)>,
+    serialized: mpsc::Receiver<Result<PreparedSnapshot, String>>,
 }
 
 /// The parts of the published status that change; equal keys mean an

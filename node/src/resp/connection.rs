@@ -57,7 +57,44 @@ struct Completed {
     kind: Kind,
 }
 
-type InFlight = BoxFuture<'static, Completed>;
+/// A request in flight: its reply future with how to encode the reply, or
+/// the reply itself when it was ready at once (one allocation per request,
+/// the command's own future).
+enum InFlight {
+    Running {
+        future: BoxFuture<'static, Frame>,
+        resp3: bool,
+        kind: Kind,
+    },
+    Done(Option<Completed>),
+}
+
+impl Future for InFlight {
+    type Output = Completed;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Completed> {
+        let this = self.get_mut();
+        match this {
+            InFlight::Running {
+                future,
+                resp3,
+                kind,
+            } => match future.as_mut().poll(cx) {
+                Poll::Ready(frame) => Poll::Ready(Completed {
+                    frame,
+                    resp3: *resp3,
+                    kind: *kind,
+                }),
+                Poll::Pending => Poll::Pending,
+            },
+            InFlight::Done(done) => match done.take() {
+                Some(done) => Poll::Ready(done),
+                // FuturesOrdered never polls a finished future again.
+                None => Poll::Pending,
+            },
+        }
+    }
+}
 
 enum Flow {
     Continue,
@@ -113,6 +150,10 @@ pub(crate) async fn run<B: Backend>(
 
 impl<B: Backend> Connection<B> {
     async fn serve(&mut self) -> io::Result<()> {
+        // Registered once for the connection, not on every wait.
+        let shutdown = self.shutdown.clone();
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
         loop {
             if let Flow::Close = self.dispatch_buffered().await? {
                 return Ok(());
@@ -120,9 +161,14 @@ impl<B: Backend> Connection<B> {
             self.collect_ready();
             self.flush().await?;
             self.prepare_read_buffer();
+            // Biased: a finished reply is taken without polling the
+            // shutdown signal again (it stays registered); the signal comes
+            // before new bytes, so a client that never stops sending cannot
+            // hold the connection open through a shutdown.
             tokio::select! {
-                _ = self.shutdown.cancelled() => return Ok(()),
+                biased;
                 Some(done) = self.in_flight.next(), if !self.in_flight.is_empty() => self.emit(done),
+                _ = &mut cancelled => return Ok(()),
                 read = self.stream.read_buf(&mut self.read_buf) => {
                     if read? == 0 {
                         return Ok(());
@@ -225,14 +271,15 @@ impl<B: Backend> Connection<B> {
     /// away, so a write reaches the driver now, in request order, rather than
     /// whenever the queue is next polled.
     fn push(&mut self, future: BoxFuture<'static, Frame>, resp3: bool, kind: Kind) {
-        let mut future: InFlight = future
-            .map(move |frame| Completed { frame, resp3, kind })
-            .boxed();
-        let mut context = std::task::Context::from_waker(Waker::noop());
-        let future = match Pin::new(&mut future).poll(&mut context) {
-            Poll::Ready(done) => futures::future::ready(done).boxed(),
-            Poll::Pending => future,
+        let mut future = InFlight::Running {
+            future,
+            resp3,
+            kind,
         };
+        let mut context = std::task::Context::from_waker(Waker::noop());
+        if let Poll::Ready(done) = Pin::new(&mut future).poll(&mut context) {
+            future = InFlight::Done(Some(done));
+        }
         match kind {
             Kind::Read => self.reads_in_flight += 1,
             Kind::Write => self.writes_in_flight += 1,

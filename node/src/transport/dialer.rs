@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::handshake::{HandshakeError, Hello, HelloReply, HELLO_BYTES_MAX};
 use super::{
-    bump, encode_message, Inbound, LinkError, PeerLink, Shared, BATCH_MESSAGES_MAX,
+    bump, encode_frame, FrameError, Inbound, LinkError, PeerLink, Shared, BATCH_MESSAGES_MAX,
     CONNECT_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, RECONNECT_BACKOFF_INITIAL_MS, WRITE_STALL_TIMEOUT_MS,
 };
 
@@ -256,8 +256,13 @@ async fn write_until_closed(
     }
 }
 
-/// Feeds `first` and whatever else is queued (up to `BATCH_MESSAGES_MAX`)
-/// into the sink, then flushes once.
+/// Encoded frames beyond this many bytes are written out before more are
+/// encoded (one batch may hold large snapshot chunks).
+const WRITE_BUFFER_FLUSH_BYTES: usize = 1024 * 1024;
+
+/// Encodes `first` and whatever else is queued (up to `BATCH_MESSAGES_MAX`)
+/// into the link's write buffer, then flushes once (or every
+/// `WRITE_BUFFER_FLUSH_BYTES`).
 async fn write_batch(
     shared: &Shared,
     link: &PeerLink,
@@ -270,27 +275,27 @@ async fn write_batch(
     let mut taken = 0usize;
     while let Some(message) = next.take() {
         taken += 1;
-        match encode_message(&message) {
-            Ok(frame) if frame.len() <= shared.frame_bytes_max => {
-                framed.feed(frame).await?;
-                batch_messages += 1;
-            }
-            Ok(frame) => {
+        match encode_frame(&message, framed.write_buffer_mut(), shared.frame_bytes_max) {
+            Ok(_) => batch_messages += 1,
+            Err(FrameError::Oversized(frame_bytes)) => {
                 bump(&shared.counters.dropped_oversized, 1);
                 bump(&link.messages_dropped, 1);
                 tracing::warn!(
                     event = "message_dropped",
                     to = message.to,
                     reason = "oversized",
-                    frame_bytes = frame.len(),
+                    frame_bytes,
                     frame_bytes_max = shared.frame_bytes_max
                 );
             }
-            Err(error) => {
+            Err(FrameError::Encode(error)) => {
                 bump(&shared.counters.dropped_oversized, 1);
                 bump(&link.messages_dropped, 1);
                 tracing::warn!(event = "message_dropped", to = message.to, reason = %error);
             }
+        }
+        if framed.write_buffer().len() >= WRITE_BUFFER_FLUSH_BYTES {
+            SinkExt::<Bytes>::flush(framed).await?;
         }
         if taken < BATCH_MESSAGES_MAX {
             next = queue.try_recv().ok();

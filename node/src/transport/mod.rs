@@ -43,7 +43,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use parking_lot::Mutex;
 use raftkv::message::Message;
 use tokio::net::TcpListener;
@@ -469,9 +469,69 @@ fn validate(config: &TransportConfig) -> io::Result<()> {
     Ok(())
 }
 
-/// Encodes one message as a frame payload.
-fn encode_message(message: &Message) -> Result<Bytes, postcard::Error> {
-    postcard::to_allocvec(message).map(Bytes::from)
+/// Bytes of a frame's length prefix (big-endian u32, as `LengthDelimitedCodec`
+/// writes and reads it by default).
+const FRAME_HEADER_BYTES: usize = 4;
+
+/// Why a message was not framed.
+#[derive(Debug)]
+enum FrameError {
+    /// The payload would be this many bytes, above the limit.
+    Oversized(usize),
+    Encode(postcard::Error),
+}
+
+/// Appends `message` to `buffer` as one frame (length prefix + postcard
+/// payload), encoding straight into the buffer the socket is written from:
+/// no intermediate vector grown while encoding and no second copy into the
+/// codec's buffer. On error `buffer` is left as it was.
+fn encode_frame(
+    message: &Message,
+    buffer: &mut BytesMut,
+    payload_bytes_max: usize,
+) -> Result<usize, FrameError> {
+    let start = buffer.len();
+    buffer.extend_from_slice(&[0; FRAME_HEADER_BYTES]);
+    let encoded = postcard::serialize_with_flavor(message, BytesMutFlavor(buffer));
+    let payload_bytes = buffer.len() - start - FRAME_HEADER_BYTES;
+    let checked = match encoded {
+        Err(error) => Err(FrameError::Encode(error)),
+        Ok(()) => match u32::try_from(payload_bytes) {
+            Ok(length) if payload_bytes <= payload_bytes_max => Ok(length),
+            _ => Err(FrameError::Oversized(payload_bytes)),
+        },
+    };
+    match checked {
+        Ok(length) => {
+            buffer[start..start + FRAME_HEADER_BYTES].copy_from_slice(&length.to_be_bytes());
+            Ok(payload_bytes)
+        }
+        Err(error) => {
+            buffer.truncate(start);
+            Err(error)
+        }
+    }
+}
+
+/// A postcard output that appends to a `BytesMut`.
+struct BytesMutFlavor<'a>(&'a mut BytesMut);
+
+impl postcard::ser_flavors::Flavor for BytesMutFlavor<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.extend_from_slice(&[data]);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// Why a link closed or a dial failed. `Display` is the short reason carried

@@ -702,3 +702,33 @@ async fn invalid_configs_are_refused_with_the_field_named() {
         );
     }
 }
+
+#[test]
+fn frames_encoded_into_the_write_buffer_decode_as_the_messages() {
+    use tokio_util::codec::Decoder;
+    let first = append_with(1, 2, 3, Bytes::from(vec![7u8; 300]));
+    let second = append_with(1, 2, 4, Bytes::from_static(b"x"));
+    let mut buffer = bytes::BytesMut::from(&b"left"[..]);
+    let payload_bytes = encode_frame(&first, &mut buffer, 1 << 20).unwrap();
+    assert_eq!(payload_bytes, postcard::to_allocvec(&first).unwrap().len());
+    encode_frame(&second, &mut buffer, 1 << 20).unwrap();
+    let mut frames = buffer.split_off(4);
+    assert_eq!(&buffer[..], b"left", "what was buffered before stays");
+    let mut codec = LengthDelimitedCodec::new();
+    for expected in [first, second] {
+        let frame = codec.decode(&mut frames).unwrap().expect("a whole frame");
+        assert_eq!(postcard::from_bytes::<Message>(&frame).unwrap(), expected);
+    }
+    assert!(frames.is_empty());
+}
+
+#[test]
+fn an_oversized_frame_leaves_the_write_buffer_as_it_was() {
+    let message = append_with(1, 2, 3, Bytes::from(vec![1u8; 1000]));
+    let mut buffer = bytes::BytesMut::from(&b"queued"[..]);
+    match encode_frame(&message, &mut buffer, 999) {
+        Err(FrameError::Oversized(bytes)) => assert!(bytes > 1000, "{bytes}"),
+        other => panic!("expected Oversized, got {other:?}"),
+    }
+    assert_eq!(&buffer[..], b"queued");
+}

@@ -31,8 +31,7 @@ impl Get {
     pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
         read_store(context, move |store| {
             store
-                .get(&self.key)
-                .cloned()
+                .get_bytes(&self.key)
                 .map(Frame::Bulk)
                 .unwrap_or(Frame::Null)
         })

@@ -36,7 +36,7 @@ impl Keys {
                 store
                     .iter()
                     .filter(|(key, _)| match_all || glob_match(&self.pattern, key))
-                    .map(|(key, _)| Frame::Bulk(key.clone()))
+                    .map(|(key, _)| Frame::Bulk(Bytes::copy_from_slice(key)))
                     .collect(),
             )
         })

@@ -34,13 +34,7 @@ impl MGet {
             Frame::Array(
                 self.keys
                     .iter()
-                    .map(|key| {
-                        store
-                            .get(key)
-                            .cloned()
-                            .map(Frame::Bulk)
-                            .unwrap_or(Frame::Null)
-                    })
+                    .map(|key| store.get_bytes(key).map(Frame::Bulk).unwrap_or(Frame::Null))
                     .collect(),
             )
         })

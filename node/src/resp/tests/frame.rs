@@ -301,6 +301,28 @@ fn nesting_deeper_than_the_limit_is_refused() {
 }
 
 #[test]
+fn lengths_parse_as_decimal_digits_only() {
+    let limits = Limits::default();
+    for (bytes, expected) in [
+        (&b"$0\r\n\r\n"[..], Frame::Bulk(Bytes::new())),
+        (
+            b"$007\r\nabcdefg\r\n",
+            Frame::Bulk(Bytes::from_static(b"abcdefg")),
+        ),
+        (b"$-1\r\n", Frame::Null),
+        (b"*0\r\n", Frame::Array(vec![])),
+    ] {
+        let mut buffer = BytesMut::from(bytes);
+        assert_eq!(
+            Frame::decode(&mut buffer, &limits),
+            Ok(Some(expected)),
+            "{:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+}
+
+#[test]
 fn malformed_frames_are_protocol_errors() {
     let limits = Limits::default();
     let cases: &[(&[u8], FrameError)] = &[
@@ -315,6 +337,16 @@ fn malformed_frames_are_protocol_errors() {
         (b"$-2\r\n", FrameError::InvalidBulkLength),
         (b"*-5\r\n", FrameError::InvalidMultibulkLength),
         (b"*1x\r\n", FrameError::InvalidMultibulkLength),
+        (b"$\r\n", FrameError::InvalidBulkLength),
+        (b"$+5\r\n", FrameError::InvalidBulkLength),
+        (b"$ 5\r\n", FrameError::InvalidBulkLength),
+        (b"$5/\r\n", FrameError::InvalidBulkLength),
+        (b"$12345678901234567890\r\n", FrameError::InvalidBulkLength),
+        (b"$9999999999999999999\r\n", FrameError::InvalidBulkLength),
+        (
+            b"*9223372036854775808\r\n",
+            FrameError::InvalidMultibulkLength,
+        ),
         (b"$3\r\nfooXY", FrameError::MissingCrlf),
         (b"+OK\n", FrameError::MissingCrlf),
         (b":12a\r\n", FrameError::InvalidInteger),
