@@ -5,14 +5,17 @@
 # both with `raftkv bench` (the same closed-loop clients, key space and
 # 100-byte values; `--target etcd` speaks etcd's gRPC API), times leader
 # failover and follower catch-up on both, runs redis-benchmark against the
-# raftkv leader, and prints one table: figure, raftkv, etcd, ratio.
+# raftkv leader, then measures raftkv-only targets (elections during a
+# saturating 60 s load, node memory and wiped-node catch-up with 1M keys,
+# the dashboard's polling cost; etcd "-"), and prints one table: figure,
+# raftkv, etcd, ratio.
 #
 # Usage: bench/compare.sh [--quick] [--no-build]
-#   --quick     fewer operations and trials (a smoke run, about 2 minutes)
+#   --quick     fewer operations, trials, seconds and keys (a smoke run, about 3 minutes)
 #   --no-build  use the binaries already in target/release
 #
-# Installs what it needs (Debian's etcd-server, etcd-client, redis-tools and
-# protobuf-compiler for the etcd client), builds `raftkv` with the `etcd`
+# Installs what it needs (Debian's etcd-server, etcd-client, redis-tools,
+# tmux and protobuf-compiler for the etcd client), builds `raftkv` with the `etcd`
 # feature and `raftkv-node`, and cleans up every process and directory it
 # started. The whole run, build included, stops by itself within
 # COMPARE_BUDGET_S seconds (default 600): a phase that would not fit is
@@ -28,7 +31,7 @@ for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -47,10 +50,13 @@ RK_FAILOVER_BASE=17800
 ETCD_CLIENT_BASE=17600
 ETCD_PEER_BASE=17700
 
+DASHBOARD_BASE=17900
 if [ "$QUICK" = 1 ]; then
   OPS_1=500; OPS_N=20000; FAILOVER_TRIALS=3; CATCHUP_ENTRIES=10000; RB_OPS=100000
+  SATURATE_S=5; MEMORY_KEYS=100000; DASHBOARD_S=3
 else
   OPS_1=3000; OPS_N=100000; FAILOVER_TRIALS=20; CATCHUP_ENTRIES=10000; RB_OPS=300000
+  SATURATE_S=60; MEMORY_KEYS=1000000; DASHBOARD_S=10
 fi
 
 log() { echo "[compare $(( $(date +%s) - STARTED_S ))s] $*" >&2; }
@@ -108,6 +114,7 @@ command -v etcdctl >/dev/null || need_packages+=(etcd-client)
 command -v redis-benchmark >/dev/null || need_packages+=(redis-tools)
 command -v protoc >/dev/null || need_packages+=(protobuf-compiler)
 command -v python3 >/dev/null || need_packages+=(python3)
+command -v tmux >/dev/null || need_packages+=(tmux)
 if [ ${#need_packages[@]} -gt 0 ]; then
   log "installing ${need_packages[*]}"
   if [ "$(id -u)" != 0 ]; then
@@ -408,6 +415,72 @@ if fits 60 && [ "$ETCD_BENCH" = 1 ]; then
 fi
 record "catch-up: restart -> converged, $CATCHUP_ENTRIES entries behind" "$RK_CU" "$ET_CU" ms lower
 
+# --- phase 4: raftkv-only targets (etcd is not measured: "-") -----------------
+
+# Elections under saturating load: 64 clients x 4 pipelined over a 1M-key
+# space for SATURATE_S seconds on a fresh cluster (term changes, leader
+# changes and became_leader lines, the largest of the three).
+SAT_EL=""; SAT_RATE=""
+if fits $((SATURATE_S + 45)); then
+  log "phase 4: raftkv saturating load for ${SATURATE_S} s (elections)"
+  out=$WORK/raftkv-saturate.json
+  if timeout $((SATURATE_S + 90)) "$RAFTKV" bench --duration "$SATURATE_S" --clients 64 --pipeline 4 \
+       --keyspace 1000000 --value-size 100 --base-port "$RK_FAILOVER_BASE" --log-dir "$WORK/saturate-logs" \
+       --json > "$out" 2> "$WORK/raftkv-saturate.err"; then
+    SAT_EL=$(json_field "$out" "j['throughput']['elections']['elections']")
+    SAT_RATE=$(json_field "$out" "round(j['throughput']['ops_per_sec'])")
+    log "saturating load: $(json_field "$out" "'%d writes, term %d -> %d, %d leader changes, %s became_leader lines' % (j['throughput']['writes_ok'], j['throughput']['elections']['term_before'], j['throughput']['elections']['term_after'], j['throughput']['elections']['leader_changes'], j['throughput']['elections']['became_leader_lines'])")"
+  else
+    log "raftkv saturating load failed: $(tail -2 "$WORK/raftkv-saturate.err" | tr '\n' ' ')"
+  fi
+fi
+record "64 x 4 pipelined, ${SATURATE_S} s: elections" "$SAT_EL" "" "" lower
+record "64 x 4 pipelined, ${SATURATE_S} s: writes/s" "$SAT_RATE" "" "/s" higher
+
+# Memory and a wiped follower: fill MEMORY_KEYS distinct keys (16-byte keys,
+# 100-byte values), read every node's RSS, then kill -9 a follower, delete
+# its data dir and time its restart until it has converged. A wiped node
+# that does not converge still leaves the memory figures in the report.
+MEM_RATIO=""; MEM_MAX=""; WIPED_MS=""
+if fits 150; then
+  log "phase 4: raftkv memory and wiped-node catch-up with $MEMORY_KEYS keys"
+  out=$WORK/raftkv-memory.json
+  timeout 300 "$RAFTKV" bench --memory "$MEMORY_KEYS" --catchup-wiped "$MEMORY_KEYS" --value-size 100 \
+    --base-port "$RK_FAILOVER_BASE" --log-dir "$WORK/memory-logs" --json > "$out" 2> "$WORK/raftkv-memory.err"
+  if [ -s "$out" ]; then
+    MEM_RATIO=$(json_field "$out" "j['memory']['max_rss_to_raw']")
+    MEM_MAX=$(json_field "$out" "round(max(n['rss_bytes'] for n in j['memory']['nodes']) / 1048576)")
+    WIPED_MS=$(json_field "$out" "round(j['catchup_wiped']['converged_ms'])")
+    log "memory: RSS per node $(json_field "$out" "', '.join('%d MiB' % (n['rss_bytes'] // 1048576) for n in j['memory']['nodes'])"), raw $(json_field "$out" "j['memory']['raw_data_bytes'] // 1048576") MiB"
+    if [ -n "$WIPED_MS" ]; then
+      log "wiped node: $(json_field "$out" "'via snapshot: %s, %d bytes sent' % (j['catchup_wiped']['via_snapshot'], j['catchup_wiped']['snapshot_sent_bytes'])")"
+    else
+      log "wiped node: $(json_field "$out" "j['catchup_wiped']['error']" | cut -c1-200)"
+    fi
+  else
+    log "raftkv memory run failed: $(tail -2 "$WORK/raftkv-memory.err" | tr '\n' ' ')"
+  fi
+fi
+record "$MEMORY_KEYS keys: node RSS / raw data, max of 3" "$MEM_RATIO" "" x lower
+record "$MEMORY_KEYS keys: node RSS, max of 3" "$MEM_MAX" "" " MiB" lower
+record "$MEMORY_KEYS keys: wiped follower start -> converged" "$WIPED_MS" "" ms lower
+
+# The dashboard's polling on an idle cluster (bench/dashboard_cost.sh).
+DASH_TOTAL=""
+if ! command -v tmux >/dev/null; then
+  log "dashboard cost skipped: tmux is not installed"
+elif fits $((DASHBOARD_S * 3 + 30)); then
+  log "phase 4: dashboard polling cost, 3 windows of ${DASHBOARD_S} s"
+  if CARGO_TARGET_DIR=$TARGET_DIR timeout $((DASHBOARD_S * 3 + 60)) "$ROOT/bench/dashboard_cost.sh" \
+       --seconds "$DASHBOARD_S" --base-port "$DASHBOARD_BASE" --no-build > "$WORK/dashboard.out" 2> "$WORK/dashboard.err"; then
+    DASH_TOTAL=$(sed -n 's/.* total_cpu_pct=\([-0-9.]*\).*/\1/p' "$WORK/dashboard.out")
+    log "dashboard: $(tail -1 "$WORK/dashboard.out")"
+  else
+    log "dashboard cost failed: $(tail -2 "$WORK/dashboard.err" | tr '\n' ' ')"
+  fi
+fi
+record "dashboard polling, idle cluster: % of one core" "$DASH_TOTAL" "" "%" lower
+
 # --- the table ---------------------------------------------------------------
 
 BUSY_AFTER=$(busy_pct 1)
@@ -432,6 +505,8 @@ def show(value, unit):
         return "-"
     if unit == "ms":
         return f"{v:,.2f} ms" if v < 10 else f"{v:,.0f} ms"
+    if unit in ("x", "%"):
+        return f"{v:,.2f}{unit}"
     return f"{v:,.0f}{unit}"
 print(f"| {'figure':<52} | {'raftkv':>12} | {'etcd':>12} | {'raftkv/etcd':>11} |")
 print(f"|{'-'*54}|{'-'*14}:|{'-'*14}:|{'-'*13}:|")

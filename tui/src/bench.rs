@@ -1,5 +1,6 @@
 //! `raftkv bench`: closed-loop load against a cluster (one it starts, or one
-//! it attaches to), leader-failover trials and follower catch-up, with
+//! it attaches to) with the elections it caused, leader-failover trials,
+//! follower catch-up (also from an empty data dir) and node memory, with
 //! hdrhistogram latencies and a human or JSON report.
 //!
 //! The load generator (`load`) is written against a small `Target`/`Session`
@@ -8,11 +9,14 @@
 //! exactly the same clients, key space and values.
 
 mod catchup;
+mod elections;
 #[cfg(feature = "etcd")]
 mod etcd_target;
 mod failover;
+mod fill;
 mod load;
 mod local;
+mod memory;
 mod report;
 mod resp_target;
 mod rng;
@@ -38,8 +42,11 @@ pub const VALUE_SIZE_BYTES_MAX: usize = 16 * 1024 * 1024;
 pub const FAILOVER_TRIALS_MAX: u32 = 1000;
 /// Most entries written behind a stopped follower in `--catchup`.
 pub const CATCHUP_ENTRIES_MAX: u64 = 100_000_000;
-/// Ops of a throughput run when no mode is chosen and `--ops` is not given.
+/// Ops of a throughput run when no mode is chosen and neither `--ops` nor
+/// `--duration` is given.
 pub const OPS_DEFAULT: u64 = 100_000;
+/// Longest `--duration` of a throughput run (one day).
+pub const DURATION_S_MAX: u64 = 86_400;
 
 /// Which store the load runs against: raftkv, or (built with the cargo
 /// feature `etcd`) an etcd cluster, driven by exactly the same generator.
@@ -84,10 +91,17 @@ pub struct BenchArgs {
     /// Requests each connection keeps in flight (1 = one at a time).
     #[arg(long, default_value_t = 1)]
     pub pipeline: usize,
-    /// Operations of the throughput run (default 100000; runs when no
-    /// --failover/--catchup is given, or when --ops is given with them).
+    /// Operations of the throughput run (default 100000 unless --duration
+    /// is given; runs when no --failover/--catchup/--catchup-wiped/--memory
+    /// is given, or when --ops or --duration is given with them).
     #[arg(long)]
     pub ops: Option<u64>,
+    /// Seconds the throughput run lasts (counted once every client is
+    /// connected). With --ops too, whichever is reached first ends the run.
+    /// Every throughput report also counts the elections during the run
+    /// (term changes, leader changes, became_leader lines).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
     /// Bytes of every written value.
     #[arg(long, default_value_t = 100)]
     pub value_size: usize,
@@ -117,6 +131,24 @@ pub struct BenchArgs {
     /// it, time until it has converged with the leader.
     #[arg(long, value_name = "ENTRIES")]
     pub catchup: Option<u64>,
+    /// Catch-up from nothing: fill the cluster with KEYS distinct keys
+    /// (bench:0000000000.., --value-size bytes each, 32 clients x 16
+    /// pipelined), kill -9 a follower, delete its data dir, restart it, and
+    /// time until its applied index and digest equal the leader's.
+    #[arg(long, value_name = "KEYS")]
+    pub catchup_wiped: Option<u64>,
+    /// With --catchup-wiped: kill -9 the follower and delete its data dir
+    /// before the fill instead of after it (the leader then compacts past
+    /// all it ever acknowledged, and must send it a snapshot).
+    #[arg(long, requires = "catchup_wiped")]
+    pub wiped_before_fill: bool,
+    /// Node memory: fill the cluster with KEYS distinct keys (as
+    /// --catchup-wiped does; with both, give both the same KEYS and the
+    /// cluster is filled once), wait until the nodes converge, and report
+    /// each node's VmRSS, RssAnon, RssFile and peak (VmHWM) from
+    /// /proc/<pid>/status next to the raw data, KEYS x (16 + value bytes).
+    #[arg(long, value_name = "KEYS")]
+    pub memory: Option<u64>,
     /// Print the final report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -125,9 +157,21 @@ pub struct BenchArgs {
 /// What this run does, decided from the flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Plan {
-    throughput_ops: Option<u64>,
+    throughput: Option<Throughput>,
     failover_trials: Option<u32>,
     catchup_entries: Option<u64>,
+    /// Keys to fill the cluster with (`--memory`, `--catchup-wiped`).
+    fill_keys: Option<u64>,
+    memory: bool,
+    catchup_wiped: bool,
+}
+
+/// The throughput run: it ends at `ops` operations or after `duration_s`,
+/// whichever comes first (at least one is set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Throughput {
+    ops: Option<u64>,
+    duration_s: Option<u64>,
 }
 
 impl BenchArgs {
@@ -189,7 +233,42 @@ impl BenchArgs {
                 ));
             }
         }
-        let kills = self.failover.is_some() || self.catchup.is_some();
+        if let Some(seconds) = self.duration {
+            if seconds == 0 || seconds > DURATION_S_MAX {
+                return Err(format!(
+                    "--duration {seconds}: use 1 to {DURATION_S_MAX} seconds"
+                ));
+            }
+        }
+        for (flag, keys) in [
+            ("--catchup-wiped", self.catchup_wiped),
+            ("--memory", self.memory),
+        ] {
+            if let Some(keys) = keys {
+                if keys == 0 || keys > fill::FILL_KEYS_MAX {
+                    return Err(format!(
+                        "{flag} {keys}: use 1 to {} keys",
+                        fill::FILL_KEYS_MAX
+                    ));
+                }
+            }
+        }
+        let fill_keys = match (self.memory, self.catchup_wiped) {
+            (Some(memory), Some(wiped)) if memory != wiped => {
+                return Err(format!(
+                    "--memory {memory} and --catchup-wiped {wiped}: the cluster is filled once for \
+                     both, so give them the same number of keys (or run them separately)"
+                ))
+            }
+            (memory, wiped) => memory.or(wiped),
+        };
+        if self.memory.is_some() && self.target != TargetKind::Raftkv {
+            return Err(
+                "--memory reads raftkv nodes' /proc/<pid>/status; it does not measure etcd".into(),
+            );
+        }
+        let kills =
+            self.failover.is_some() || self.catchup.is_some() || self.catchup_wiped.is_some();
         if self.target != TargetKind::Raftkv {
             if self.attach.is_none() {
                 return Err(
@@ -200,17 +279,17 @@ impl BenchArgs {
             }
             if kills {
                 return Err(
-                    "--target etcd: --failover and --catchup restart raftkv nodes; bench/compare.sh \
-                     times them on etcd"
+                    "--target etcd: --failover, --catchup and --catchup-wiped restart raftkv \
+                     nodes; bench/compare.sh times them on etcd"
                         .into(),
                 );
             }
         }
         if kills && self.attach.is_some() {
             return Err(
-                "--failover and --catchup kill -9 a node and restart it, which the bench can \
-                        only do to nodes it started itself; drop --attach (the bench then starts a \
-                        fresh cluster, see --nodes and --base-port)"
+                "--failover, --catchup and --catchup-wiped kill -9 a node and restart it, which \
+                        the bench can only do to nodes it started itself; drop --attach (the bench \
+                        then starts a fresh cluster, see --nodes and --base-port)"
                     .into(),
             );
         }
@@ -220,15 +299,22 @@ impl BenchArgs {
                 self.nodes
             ));
         }
-        let throughput_ops = match (self.ops, kills) {
-            (Some(ops), _) => Some(ops),
-            (None, false) => Some(OPS_DEFAULT),
-            (None, true) => None,
+        let other_modes = kills || self.memory.is_some();
+        let throughput = match (self.ops, self.duration, other_modes) {
+            (None, None, true) => None,
+            (None, None, false) => Some(Throughput {
+                ops: Some(OPS_DEFAULT),
+                duration_s: None,
+            }),
+            (ops, duration_s, _) => Some(Throughput { ops, duration_s }),
         };
         Ok(Plan {
-            throughput_ops,
+            throughput,
             failover_trials: self.failover,
             catchup_entries: self.catchup,
+            fill_keys,
+            memory: self.memory.is_some(),
+            catchup_wiped: self.catchup_wiped.is_some(),
         })
     }
 
@@ -241,6 +327,7 @@ impl BenchArgs {
             clients: self.clients,
             pipeline: self.pipeline,
             ops,
+            duration: None,
             stall_timeout: Duration::from_millis(self.stall_timeout_ms),
             progress,
         }
@@ -257,7 +344,8 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         Some(list) => {
             let addrs = parse_addr_list(list)?;
             let report = run_plan(&args, plan, &machine, addrs.clone(), None).await?;
-            report.print(&args, &format!("attached to {}", addrs.join(",")))
+            report.print(&args, &format!("attached to {}", addrs.join(",")))?;
+            report.failure()
         }
         None => {
             let mut cluster = LocalCluster::prepare(&args)?;
@@ -276,12 +364,14 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             let shutdown = cluster.shutdown().await;
             let report = outcome?;
             shutdown?;
-            report.print(&args, &description)
+            report.print(&args, &description)?;
+            report.failure()
         }
     }
 }
 
-/// Runs the chosen measurements in order: throughput, failover, catch-up.
+/// Runs the chosen measurements in order: throughput, failover, catch-up,
+/// then the fill with memory and the wiped catch-up.
 async fn run_plan(
     args: &BenchArgs,
     plan: Plan,
@@ -290,19 +380,38 @@ async fn run_plan(
     mut cluster: Option<&mut LocalCluster>,
 ) -> Result<BenchReport, String> {
     let mut report = BenchReport::new(machine.clone());
-    if let Some(ops) = plan.throughput_ops {
+    if let Some(throughput) = plan.throughput {
         let progress = if args.json {
             ProgressStyle::Quiet
         } else {
             ProgressStyle::live("load")
         };
         let timeout = Duration::from_millis(args.request_timeout_ms);
-        let spec = args.load_spec(Some(ops), progress);
+        let spec = LoadSpec {
+            duration: throughput.duration_s.map(Duration::from_secs),
+            ..args.load_spec(throughput.ops, progress)
+        };
         let workload = Arc::new(args.workload(args.read_ratio));
         let result = match args.target {
             TargetKind::Raftkv => {
-                let target = Arc::new(RaftkvTarget::new(addrs, timeout));
-                load::run_load(target, spec, workload).await?
+                let logs = cluster.as_deref().map_or_else(Vec::new, |cluster| {
+                    cluster
+                        .ids()
+                        .into_iter()
+                        .map(|id| (id, cluster.node_log_path(id)))
+                        .collect()
+                });
+                let watch = elections::ElectionWatch::start(addrs.clone(), logs).await;
+                let target = Arc::new(RaftkvTarget::new(addrs.clone(), timeout));
+                let result = load::run_load(target, spec, workload).await;
+                // The after-picture is taken even when the run failed: an
+                // election is the likeliest reason for a stall.
+                let seen = watch.finish().await;
+                if !args.json && seen.elections() > 0 {
+                    eprintln!("{}", report::elections_line(&seen));
+                }
+                report.elections = Some(seen);
+                result?
             }
             #[cfg(feature = "etcd")]
             TargetKind::Etcd => {
@@ -319,8 +428,42 @@ async fn run_plan(
         report.failover = Some(failover::run_trials(cluster, args, trials).await?);
     }
     if let Some(entries) = plan.catchup_entries {
-        let cluster = cluster.ok_or("--catchup needs a cluster the bench started")?;
+        let cluster = cluster
+            .as_deref_mut()
+            .ok_or("--catchup needs a cluster the bench started")?;
         report.catchup = Some(catchup::run(cluster, args, entries).await?);
+    }
+    if let Some(keys) = plan.fill_keys {
+        let stopped = match (plan.catchup_wiped && args.wiped_before_fill, &mut cluster) {
+            (true, Some(cluster)) => Some(catchup::stop_and_wipe_follower(cluster).await?),
+            (true, None) => return Err("--catchup-wiped needs a cluster the bench started".into()),
+            (false, _) => None,
+        };
+        let running: Vec<String> = match (stopped, cluster.as_deref()) {
+            (Some(stopped), Some(cluster)) => cluster
+                .ids()
+                .into_iter()
+                .filter(|id| *id != stopped.follower)
+                .map(|id| cluster.client_addr(id))
+                .collect(),
+            _ => addrs.clone(),
+        };
+        let (filled, converged) = fill::fill(&running, args, keys).await?;
+        // Memory is read with every node holding the data: right after the
+        // fill, or (when a follower was down during it) after its catch-up.
+        if plan.memory && stopped.is_none() {
+            report.memory = Some(memory::measure(&addrs, filled.clone()).await?);
+        }
+        if plan.catchup_wiped {
+            let cluster = cluster.ok_or("--catchup-wiped needs a cluster the bench started")?;
+            // A wiped node that never converges is a result, not a reason to
+            // drop the rest of the report: it is printed, then the run fails.
+            report.catchup_wiped =
+                Some(catchup::run_wiped(cluster, filled.clone(), converged.leader, stopped).await);
+        }
+        if plan.memory && stopped.is_some() {
+            report.memory = Some(memory::measure(&addrs, filled).await?);
+        }
     }
     Ok(report)
 }
@@ -348,16 +491,71 @@ mod tests {
         assert_eq!(
             plan,
             Plan {
-                throughput_ops: Some(OPS_DEFAULT),
+                throughput: Some(Throughput {
+                    ops: Some(OPS_DEFAULT),
+                    duration_s: None
+                }),
                 failover_trials: None,
-                catchup_entries: None
+                catchup_entries: None,
+                fill_keys: None,
+                memory: false,
+                catchup_wiped: false,
             }
         );
         let plan = parse("--failover 3 --catchup 100").unwrap().plan().unwrap();
-        assert_eq!(plan.throughput_ops, None);
+        assert_eq!(plan.throughput, None);
         assert_eq!(plan.failover_trials, Some(3));
         let plan = parse("--failover 3 --ops 50").unwrap().plan().unwrap();
-        assert_eq!(plan.throughput_ops, Some(50));
+        assert_eq!(plan.throughput.unwrap().ops, Some(50));
+    }
+
+    #[test]
+    fn a_duration_replaces_the_default_ops_or_bounds_the_given_ones() {
+        let plan = parse("--duration 60").unwrap().plan().unwrap();
+        assert_eq!(
+            plan.throughput,
+            Some(Throughput {
+                ops: None,
+                duration_s: Some(60)
+            })
+        );
+        let plan = parse("--duration 5 --ops 10").unwrap().plan().unwrap();
+        assert_eq!(
+            plan.throughput,
+            Some(Throughput {
+                ops: Some(10),
+                duration_s: Some(5)
+            })
+        );
+        let plan = parse("--memory 10 --duration 2").unwrap().plan().unwrap();
+        assert!(plan.throughput.is_some() && plan.memory);
+    }
+
+    #[test]
+    fn memory_and_wiped_catch_up_share_one_fill() {
+        let plan = parse("--memory 1000 --catchup-wiped 1000")
+            .unwrap()
+            .plan()
+            .unwrap();
+        assert_eq!(plan.fill_keys, Some(1000));
+        assert!(plan.memory && plan.catchup_wiped);
+        assert_eq!(plan.throughput, None);
+        let error = parse("--memory 1000 --catchup-wiped 2000")
+            .unwrap()
+            .plan()
+            .unwrap_err();
+        assert!(error.contains("same number of keys"), "{error}");
+        // Memory only reads the nodes: an attached cluster is fine.
+        let plan = parse("--attach 127.0.0.1:7001 --memory 10")
+            .unwrap()
+            .plan()
+            .unwrap();
+        assert_eq!(plan.fill_keys, Some(10));
+        let error = parse("--attach 127.0.0.1:7001 --catchup-wiped 10")
+            .unwrap()
+            .plan()
+            .unwrap_err();
+        assert!(error.contains("drop --attach"), "{error}");
     }
 
     #[test]
@@ -395,7 +593,7 @@ mod tests {
             .unwrap()
             .plan()
             .unwrap();
-        assert_eq!(plan.throughput_ops, Some(10));
+        assert_eq!(plan.throughput.unwrap().ops, Some(10));
     }
 
     #[test]
@@ -410,6 +608,10 @@ mod tests {
             ("--value-size 999999999", "--value-size"),
             ("--failover 0", "--failover"),
             ("--catchup 0", "--catchup"),
+            ("--duration 0", "--duration"),
+            ("--duration 999999999", "--duration"),
+            ("--catchup-wiped 0", "--catchup-wiped"),
+            ("--memory 0", "--memory"),
         ] {
             let error = parse(line).unwrap().plan().unwrap_err();
             assert!(error.starts_with(flag), "{line}: {error}");

@@ -60,6 +60,10 @@ pub struct TuiArgs {
     pub attach: Option<AddrList>,
 }
 
+/// Bound of the gate-finished channel: one gate runs at a time, and it
+/// reports its outcome once.
+const GATE_DONE_QUEUE_MAX: usize = 1;
+
 /// Report channels from the background work into the event loop.
 struct Channels {
     status: mpsc::Receiver<StatusReport>,
@@ -71,6 +75,55 @@ struct Channels {
     gate_done: mpsc::Receiver<GateOutcome>,
     /// The gate's kill/start/pid requests, served on this (the main) thread.
     process_requests: mpsc::Receiver<ProcessRequest>,
+}
+
+/// The sending ends of `Channels`, handed to the background work.
+struct ChannelSenders {
+    status: mpsc::Sender<StatusReport>,
+    process: mpsc::Sender<ProcessReport>,
+    log: mpsc::Sender<LogLine>,
+    write: mpsc::Sender<WriteReport>,
+    verify: mpsc::Sender<VerifyResult>,
+    gate: mpsc::Sender<GateProgress>,
+    gate_done: mpsc::Sender<GateOutcome>,
+    process_requests: mpsc::Sender<ProcessRequest>,
+}
+
+impl Channels {
+    /// Every channel with its bound: reports `REPORTS_QUEUE_MAX`, gate
+    /// progress `scenario::PROGRESS_QUEUE_MAX`, the gate's outcome
+    /// `GATE_DONE_QUEUE_MAX`.
+    fn new() -> (ChannelSenders, Channels) {
+        let (status_tx, status) = mpsc::channel(REPORTS_QUEUE_MAX);
+        let (process_tx, process) = mpsc::channel(REPORTS_QUEUE_MAX);
+        let (log_tx, log) = mpsc::channel(REPORTS_QUEUE_MAX);
+        let (write_tx, write) = mpsc::channel(REPORTS_QUEUE_MAX);
+        let (verify_tx, verify) = mpsc::channel(REPORTS_QUEUE_MAX);
+        let (gate_tx, gate) = mpsc::channel(scenario::PROGRESS_QUEUE_MAX);
+        let (gate_done_tx, gate_done) = mpsc::channel(GATE_DONE_QUEUE_MAX);
+        let (process_requests_tx, process_requests) = mpsc::channel(REPORTS_QUEUE_MAX);
+        let senders = ChannelSenders {
+            status: status_tx,
+            process: process_tx,
+            log: log_tx,
+            write: write_tx,
+            verify: verify_tx,
+            gate: gate_tx,
+            gate_done: gate_done_tx,
+            process_requests: process_requests_tx,
+        };
+        let channels = Channels {
+            status,
+            process,
+            log,
+            write,
+            verify,
+            gate,
+            gate_done,
+            process_requests,
+        };
+        (senders, channels)
+    }
 }
 
 /// Where the gate's and `e`'s bundles go: `<log-dir>/evidence/<UTC timestamp>/`.
@@ -356,24 +409,7 @@ async fn run_with_terminal<B: Backend>(
     plan: Plan,
     log_dir: &Path,
 ) -> Result<(), String> {
-    let (status_tx, status_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
-    let (process_tx, process_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
-    let (log_tx, log_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
-    let (write_tx, write_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
-    let (verify_tx, verify_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
-    let (gate_tx, gate_rx) = mpsc::channel(scenario::PROGRESS_QUEUE_MAX);
-    let (gate_done_tx, gate_done_rx) = mpsc::channel(1);
-    let (process_requests_tx, process_requests_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
-    let mut channels = Channels {
-        status: status_rx,
-        process: process_rx,
-        log: log_rx,
-        write: write_rx,
-        verify: verify_rx,
-        gate: gate_rx,
-        gate_done: gate_done_rx,
-        process_requests: process_requests_rx,
-    };
+    let (senders, mut channels) = Channels::new();
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     let now_ms = clock::now_ms();
@@ -391,13 +427,13 @@ async fn run_with_terminal<B: Backend>(
             )
         })
         .collect();
-    poll::spawn_log_tailer(files, log_tx, cancel.clone(), &tracker);
+    poll::spawn_log_tailer(files, senders.log, cancel.clone(), &tracker);
     poll::spawn_status_pollers(
         plan.nodes
             .iter()
             .map(|n| (n.id, n.client_addr.clone()))
             .collect(),
-        status_tx,
+        senders.status,
         cancel.clone(),
         &tracker,
     );
@@ -406,7 +442,7 @@ async fn run_with_terminal<B: Backend>(
         Some(layout) => Some(Supervisor::new(
             layout,
             NodeProgram::current_exe()?,
-            process_tx,
+            senders.process,
             STOP_GRACE_MS_DEFAULT,
         )),
         None => None,
@@ -418,8 +454,8 @@ async fn run_with_terminal<B: Backend>(
         cancel: cancel.clone(),
         tracker: tracker.clone(),
         load_stop: None,
-        write_tx,
-        verify_tx,
+        write_tx: senders.write,
+        verify_tx: senders.verify,
         log_dir: log_dir.to_path_buf(),
         layout,
         nodes: plan
@@ -427,9 +463,9 @@ async fn run_with_terminal<B: Backend>(
             .iter()
             .map(|n| (n.id, n.client_addr.clone()))
             .collect(),
-        gate_tx,
-        gate_done_tx,
-        process_requests_tx,
+        gate_tx: senders.gate,
+        gate_done_tx: senders.gate_done,
+        process_requests_tx: senders.process_requests,
         gate_stop: None,
     };
     let mut app = App::new(plan.mode, plan.nodes, now_ms, plan.notes);
@@ -591,27 +627,16 @@ mod tests {
         let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = dead.local_addr().unwrap().to_string();
         drop(dead);
-        let (status_tx, status_rx) = mpsc::channel(16);
-        let (_process_tx, process_rx) = mpsc::channel(16);
-        let (_log_tx, log_rx) = mpsc::channel(16);
-        let (write_tx, write_rx) = mpsc::channel(16);
-        let (verify_tx, verify_rx) = mpsc::channel(16);
-        let (gate_tx, gate_rx) = mpsc::channel(16);
-        let (gate_done_tx, gate_done_rx) = mpsc::channel(1);
-        let (process_requests_tx, process_requests_rx) = mpsc::channel(16);
-        let mut channels = Channels {
-            status: status_rx,
-            process: process_rx,
-            log: log_rx,
-            write: write_rx,
-            verify: verify_rx,
-            gate: gate_rx,
-            gate_done: gate_done_rx,
-            process_requests: process_requests_rx,
-        };
+        // The senders nobody uses here stay alive until the end of the test.
+        let (senders, mut channels) = Channels::new();
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        poll::spawn_status_pollers(vec![(1, addr.clone())], status_tx, cancel.clone(), &tracker);
+        poll::spawn_status_pollers(
+            vec![(1, addr.clone())],
+            senders.status,
+            cancel.clone(),
+            &tracker,
+        );
         let mut workers = Workers {
             supervisor: None,
             addrs: vec![addr.clone()],
@@ -619,14 +644,14 @@ mod tests {
             cancel: cancel.clone(),
             tracker: tracker.clone(),
             load_stop: None,
-            write_tx,
-            verify_tx,
+            write_tx: senders.write,
+            verify_tx: senders.verify,
             log_dir: std::env::temp_dir(),
             layout: None,
             nodes: vec![(1, addr.clone())],
-            gate_tx,
-            gate_done_tx,
-            process_requests_tx,
+            gate_tx: senders.gate,
+            gate_done_tx: senders.gate_done,
+            process_requests_tx: senders.process_requests,
             gate_stop: None,
         };
         let nodes = vec![NodeConfig {

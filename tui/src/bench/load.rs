@@ -66,6 +66,9 @@ pub(crate) struct Workload {
     read_ratio: f64,
     value: Bytes,
     seed: u64,
+    /// Operation n writes key n (every key once, in order) instead of a
+    /// random key: how `--memory` and `--catchup-wiped` fill a cluster.
+    sequential: bool,
 }
 
 impl Workload {
@@ -84,6 +87,16 @@ impl Workload {
             read_ratio,
             value: Bytes::from(value),
             seed,
+            sequential: false,
+        }
+    }
+
+    /// Writes only, operation n to key n: a run of K operations leaves
+    /// keys 0..K-1 (each written once, unless a write fails).
+    pub(crate) fn sequential(value_size_bytes: usize) -> Workload {
+        Workload {
+            sequential: true,
+            ..Workload::new(KEYSPACE_MAX, 0.0, value_size_bytes, 0)
         }
     }
 
@@ -101,6 +114,7 @@ impl Workload {
             rng: SplitMix64::new(self.seed ^ stream),
             keyspace: self.keyspace,
             read_ratio: self.read_ratio,
+            sequential: self.sequential,
         }
     }
 
@@ -121,9 +135,23 @@ pub(crate) struct OpChooser {
     rng: SplitMix64,
     keyspace: u64,
     read_ratio: f64,
+    sequential: bool,
 }
 
 impl OpChooser {
+    /// The operation of run-wide operation number `ticket`: key `ticket`
+    /// for a sequential workload, else the next random choice.
+    pub(crate) fn op_for(&mut self, ticket: u64) -> Op {
+        if self.sequential {
+            Op {
+                kind: OpKind::Write,
+                key: Workload::key(ticket),
+            }
+        } else {
+            self.next_op()
+        }
+    }
+
     pub(crate) fn next_op(&mut self) -> Op {
         let kind = if self.read_ratio > 0.0 && self.rng.unit() < self.read_ratio {
             OpKind::Read
@@ -274,8 +302,12 @@ impl ProgressStyle {
 pub(crate) struct LoadSpec {
     pub(crate) clients: usize,
     pub(crate) pipeline: usize,
-    /// Operations to issue in total; `None` runs until stopped.
+    /// Operations to issue in total; `None` runs until stopped (or until
+    /// `duration`).
     pub(crate) ops: Option<u64>,
+    /// The run stops this long after every client is connected (whichever
+    /// of `ops` and `duration` comes first ends it).
+    pub(crate) duration: Option<Duration>,
     /// The run fails when no operation succeeds for this long.
     pub(crate) stall_timeout: Duration,
     pub(crate) progress: ProgressStyle,
@@ -450,10 +482,12 @@ struct Tickets {
 }
 
 impl Tickets {
-    fn claim(&self) -> bool {
+    /// The next operation number, or `None` when the limit is reached.
+    fn claim(&self) -> Option<u64> {
+        let ticket = self.issued.fetch_add(1, Ordering::Relaxed);
         match self.limit {
-            None => true,
-            Some(limit) => self.issued.fetch_add(1, Ordering::Relaxed) < limit,
+            Some(limit) if ticket >= limit => None,
+            _ => Some(ticket),
         }
     }
 }
@@ -638,11 +672,11 @@ async fn run_client<T: Target>(
             continue;
         };
         if !draining {
-            while window.len() < shared.pipeline
-                && !shared.cancel.is_cancelled()
-                && shared.tickets.claim()
-            {
-                let op = chooser.next_op();
+            while window.len() < shared.pipeline && !shared.cancel.is_cancelled() {
+                let Some(ticket) = shared.tickets.claim() else {
+                    break;
+                };
+                let op = chooser.op_for(ticket);
                 current.submit(&op, &shared.workload);
                 window.push_back((Instant::now(), op.kind));
             }
@@ -738,9 +772,17 @@ async fn monitor(
     let mut last_success = started;
     let mut last_plain_print = (started, 0u64);
     let mut printed = false;
+    // With a duration, the run is stopped at its end (no deadline without one).
+    let end = spec.duration.map(|duration| started + duration);
+    let mut ended = false;
     let stall = loop {
         tokio::select! {
             () = cancel.cancelled() => break None,
+            () = tokio::time::sleep_until(end.unwrap_or(started).into()), if end.is_some() && !ended => {
+                ended = true;
+                load_cancel.cancel();
+                continue;
+            }
             _ = interval.tick() => {}
         }
         let now = Instant::now();
@@ -851,6 +893,42 @@ mod tests {
         let writes_only = Workload::new(50, 0.0, 1, 9);
         let mut chooser = writes_only.chooser(0);
         assert!((0..1000).all(|_| chooser.next_op().kind == OpKind::Write));
+    }
+
+    #[test]
+    fn a_sequential_workload_writes_key_n_for_operation_n() {
+        let workload = Workload::sequential(3);
+        let mut chooser = workload.chooser(5);
+        assert_eq!(
+            chooser.op_for(0),
+            Op {
+                kind: OpKind::Write,
+                key: *b"bench:0000000000"
+            }
+        );
+        assert_eq!(chooser.op_for(41).key, Workload::key(41));
+        assert_eq!(&workload.value()[..], b"abc");
+        // A random workload ignores the operation number.
+        let random = Workload::new(50, 0.0, 1, 9);
+        let (mut a, mut b) = (random.chooser(0), random.chooser(0));
+        assert_eq!(a.op_for(7), b.next_op());
+    }
+
+    #[test]
+    fn tickets_are_numbered_up_to_the_limit() {
+        let limited = Tickets {
+            issued: AtomicU64::new(0),
+            limit: Some(2),
+        };
+        assert_eq!(
+            [limited.claim(), limited.claim(), limited.claim()],
+            [Some(0), Some(1), None]
+        );
+        let unlimited = Tickets {
+            issued: AtomicU64::new(0),
+            limit: None,
+        };
+        assert_eq!([unlimited.claim(), unlimited.claim()], [Some(0), Some(1)]);
     }
 
     #[test]

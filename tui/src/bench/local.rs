@@ -239,6 +239,19 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// Deletes the data dir of node `id` (which must not be running).
+    pub(crate) fn wipe(&self, id: u64) -> Result<(), String> {
+        if let Some(pid) = self.supervisor.pid(id) {
+            return Err(format!("node {id} is still running (pid {pid})"));
+        }
+        self.layout.wipe_node_data(id)
+    }
+
+    /// The data dir of node `id`.
+    pub(crate) fn node_data_dir(&self, id: u64) -> PathBuf {
+        self.layout.node_data_dir(id)
+    }
+
     /// Starts node `id` again on its data; returns the moment just before the spawn.
     pub(crate) fn restart(&mut self, id: u64) -> Result<Instant, String> {
         self.fetchers.remove(&id);

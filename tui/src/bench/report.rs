@@ -5,9 +5,12 @@ use clap::ValueEnum;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
-use super::catchup::{CatchupReport, CatchupRound};
+use super::catchup::{CatchupReport, CatchupRound, WipedCatchupReport};
+use super::elections::ElectionReport;
 use super::failover::{min_median_max, FailoverReport, FailoverTrial};
+use super::fill::FillReport;
 use super::load::{ErrorKind, LoadResult};
+use super::memory::MemoryReport;
 use super::BenchArgs;
 
 /// The machine a run measured, as BENCHMARKS.md records it.
@@ -72,8 +75,13 @@ fn memory_total_gib(meminfo: &str) -> f64 {
 pub(crate) struct BenchReport {
     pub(crate) machine: Machine,
     pub(crate) throughput: Option<LoadResult>,
+    /// Elections seen during the throughput run (raftkv targets).
+    pub(crate) elections: Option<ElectionReport>,
     pub(crate) failover: Option<FailoverReport>,
     pub(crate) catchup: Option<CatchupReport>,
+    pub(crate) memory: Option<MemoryReport>,
+    /// The wiped catch-up, or why it failed.
+    pub(crate) catchup_wiped: Option<Result<WipedCatchupReport, String>>,
 }
 
 impl BenchReport {
@@ -81,8 +89,19 @@ impl BenchReport {
         BenchReport {
             machine,
             throughput: None,
+            elections: None,
             failover: None,
             catchup: None,
+            memory: None,
+            catchup_wiped: None,
+        }
+    }
+
+    /// The error of a measurement that failed but is part of the report.
+    pub(crate) fn failure(&self) -> Result<(), String> {
+        match &self.catchup_wiped {
+            Some(Err(error)) => Err(format!("--catchup-wiped: {error}")),
+            _ => Ok(()),
         }
     }
 
@@ -103,6 +122,10 @@ impl BenchReport {
         ];
         if let Some(result) = &self.throughput {
             lines.extend(throughput_text(args, result)?);
+            lines.push(match &self.elections {
+                Some(elections) => format!("  {}", elections_line(elections)),
+                None => "  elections  not measured (the target has no RAFT.STATUS)".into(),
+            });
         }
         if let Some(failover) = &self.failover {
             lines.extend(failover_text(failover));
@@ -110,12 +133,28 @@ impl BenchReport {
         if let Some(catchup) = &self.catchup {
             lines.extend(catchup_text(catchup));
         }
+        if let Some(memory) = &self.memory {
+            lines.extend(memory_text(memory));
+        }
+        match &self.catchup_wiped {
+            Some(Ok(wiped)) => lines.extend(wiped_text(wiped)),
+            Some(Err(error)) => {
+                lines.push(format!("catch-up from an empty data dir: FAILED: {error}"))
+            }
+            None => {}
+        }
         Ok(lines.iter().map(|line| format!("{line}\n")).collect())
     }
 
     pub(crate) fn json(&self, args: &BenchArgs, cluster: &str) -> Result<Value, String> {
         let throughput = match &self.throughput {
-            Some(result) => throughput_json(result)?,
+            Some(result) => {
+                let mut value = throughput_json(result)?;
+                value["elections"] = self.elections.as_ref().map_or(Value::Null, elections_json);
+                value["ops_limit"] = json!(args.ops);
+                value["duration_s_limit"] = json!(args.duration);
+                value
+            }
             None => Value::Null,
         };
         let target = args
@@ -141,6 +180,12 @@ impl BenchReport {
             "throughput": throughput,
             "failover": self.failover.as_ref().map_or(Value::Null, failover_json),
             "catchup": self.catchup.as_ref().map_or(Value::Null, catchup_json),
+            "memory": self.memory.as_ref().map_or(Value::Null, memory_json),
+            "catchup_wiped": match &self.catchup_wiped {
+                Some(Ok(wiped)) => wiped_json(wiped),
+                Some(Err(error)) => json!({ "error": error }),
+                None => Value::Null,
+            },
         }))
     }
 }
@@ -446,6 +491,195 @@ fn catchup_json(report: &CatchupReport) -> Value {
     json!({
         "baseline": catchup_round_json(&report.baseline),
         "round": catchup_round_json(&report.round),
+    })
+}
+
+/// `elections  0 (term 2 -> 2, leader node 1 -> node 1, ...)`; a run with
+/// elections says so in capitals, so it is not missed.
+pub(crate) fn elections_line(report: &ElectionReport) -> String {
+    let leader = |id: Option<u64>| id.map_or_else(|| "none".to_string(), |id| format!("node {id}"));
+    let lines = report.became_leader_lines.map_or(String::new(), |count| {
+        format!(", {count} became_leader lines in the node logs")
+    });
+    let flag = if report.elections() > 0 {
+        "  ELECTIONS DURING THE RUN"
+    } else {
+        ""
+    };
+    format!(
+        "elections  {} (highest term {} -> {}, leader {} -> {}, {} leader changes in {} polls{lines}){flag}",
+        report.elections(),
+        report.before.max_term,
+        report.after.max_term,
+        leader(report.before.leader),
+        leader(report.after.leader),
+        report.leader_changes,
+        report.polls,
+    )
+}
+
+fn elections_json(report: &ElectionReport) -> Value {
+    json!({
+        "elections": report.elections(),
+        "term_changes": report.term_changes(),
+        "term_before": report.before.max_term,
+        "term_after": report.after.max_term,
+        "leader_before": report.before.leader,
+        "leader_after": report.after.leader,
+        "leader_changes": report.leader_changes,
+        "polls": report.polls,
+        "became_leader_lines": report.became_leader_lines,
+    })
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn fill_text(fill: &FillReport) -> String {
+    format!(
+        "  fill       {} of {} keys written ({} failed) in {:.1} s ({:.0} writes/s), converged {:.0} ms later; \
+         leader holds {} keys",
+        fill.writes_ok,
+        fill.keys_requested,
+        fill.writes_failed,
+        fill.elapsed_ms / 1000.0,
+        fill.writes_per_sec,
+        fill.converge_ms,
+        fill.keys_held
+    )
+}
+
+fn fill_json(fill: &FillReport) -> Value {
+    json!({
+        "keys_requested": fill.keys_requested,
+        "writes_ok": fill.writes_ok,
+        "writes_failed": fill.writes_failed,
+        "value_size_bytes": fill.value_size_bytes,
+        "elapsed_ms": round(fill.elapsed_ms, 1),
+        "writes_per_sec": round(fill.writes_per_sec, 1),
+        "converge_ms": round(fill.converge_ms, 1),
+        "applied_index": fill.applied_index,
+        "keys_held": fill.keys_held,
+        "raw_data_bytes": fill.raw_data_bytes(),
+    })
+}
+
+fn memory_text(report: &MemoryReport) -> Vec<String> {
+    let fill = &report.fill;
+    let mut lines = vec![
+        format!(
+            "memory: {} keys of {} + {} bytes = {:.1} MiB raw data per node",
+            fill.keys_held,
+            super::load::KEY_BYTES,
+            fill.value_size_bytes,
+            mib(report.raw_data_bytes)
+        ),
+        fill_text(fill),
+        format!(
+            "  {:<14} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "node", "keys", "RSS MiB", "anon MiB", "file MiB", "peak MiB", "RSS/raw"
+        ),
+    ];
+    for node in &report.nodes {
+        let memory = &node.memory;
+        lines.push(format!(
+            "  {:<14} {:>9} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>9.2}x",
+            format!("node {}{}", node.id, if node.leader { " (L)" } else { "" }),
+            node.keys,
+            mib(memory.rss_bytes),
+            mib(memory.rss_anon_bytes),
+            mib(memory.rss_file_bytes),
+            mib(memory.peak_rss_bytes),
+            report.ratio(node)
+        ));
+    }
+    lines
+}
+
+fn memory_json(report: &MemoryReport) -> Value {
+    let nodes: Vec<Value> = report
+        .nodes
+        .iter()
+        .map(|node| {
+            json!({
+                "id": node.id,
+                "pid": node.pid,
+                "leader": node.leader,
+                "keys": node.keys,
+                "rss_bytes": node.memory.rss_bytes,
+                "rss_anon_bytes": node.memory.rss_anon_bytes,
+                "rss_file_bytes": node.memory.rss_file_bytes,
+                "peak_rss_bytes": node.memory.peak_rss_bytes,
+                "rss_to_raw": round(report.ratio(node), 3),
+            })
+        })
+        .collect();
+    let max_ratio = report
+        .nodes
+        .iter()
+        .map(|node| report.ratio(node))
+        .fold(0.0, f64::max);
+    json!({
+        "fill": fill_json(&report.fill),
+        "raw_data_bytes": report.raw_data_bytes,
+        "nodes": nodes,
+        "max_rss_to_raw": round(max_ratio, 3),
+    })
+}
+
+fn wiped_text(report: &WipedCatchupReport) -> Vec<String> {
+    let snapshot = if report.via_snapshot {
+        format!(
+            "through a snapshot ({} sent, {:.1} MiB on the wire; {} on disk)",
+            report.snapshots_sent,
+            mib(report.snapshot_sent_bytes),
+            report
+                .snapshot_file_bytes
+                .map_or_else(|| "no file".to_string(), |b| format!("{:.1} MiB", mib(b)))
+        )
+    } else {
+        "without a snapshot (log entries only)".to_string()
+    };
+    vec![
+        format!(
+            "catch-up from an empty data dir: follower node {} (leader node {})",
+            report.follower, report.leader
+        ),
+        fill_text(&report.fill),
+        format!(
+            "  wiped      data dir deleted in {:.1} ms; process start -> first answer {:.1} ms, \
+             -> converged {:.1} ms",
+            report.wipe_ms, report.first_answer_ms, report.converged_ms
+        ),
+        format!(
+            "  converged  applied index {}, digest {} the leader's, {} keys; {snapshot}",
+            report.applied_index,
+            if report.digest_matches {
+                "equal to"
+            } else {
+                "DIFFERENT from"
+            },
+            report.follower_keys
+        ),
+    ]
+}
+
+fn wiped_json(report: &WipedCatchupReport) -> Value {
+    json!({
+        "fill": fill_json(&report.fill),
+        "follower": report.follower,
+        "leader": report.leader,
+        "applied_index": report.applied_index,
+        "digest_matches": report.digest_matches,
+        "follower_keys": report.follower_keys,
+        "wipe_ms": round(report.wipe_ms, 3),
+        "first_answer_ms": round(report.first_answer_ms, 3),
+        "converged_ms": round(report.converged_ms, 3),
+        "via_snapshot": report.via_snapshot,
+        "snapshots_sent": report.snapshots_sent,
+        "snapshot_sent_bytes": report.snapshot_sent_bytes,
+        "snapshot_file_bytes": report.snapshot_file_bytes,
     })
 }
 
