@@ -415,7 +415,7 @@ async fn run_plan(
             }
             #[cfg(feature = "etcd")]
             TargetKind::Etcd => {
-                let target = Arc::new(etcd_target::EtcdTarget::new(addrs, timeout));
+                let target = Arc::new(etcd_target::EtcdTarget::new(addrs.clone(), timeout));
                 load::run_load(target, spec, workload).await?
             }
         };
