@@ -704,6 +704,27 @@ mod tests {
         }
     }
 
+    /// Hands over a synced job that only appends `indexes`: no hard
+    /// state, no held messages, not written inline.
+    fn write_entries(
+        persister: &mut Persister,
+        indexes: std::ops::RangeInclusive<Index>,
+        term: Term,
+        durable: &mut DurableStore,
+    ) {
+        persister
+            .write(
+                entries(indexes, term),
+                None,
+                true,
+                Vec::new(),
+                false,
+                false,
+                durable,
+            )
+            .unwrap();
+    }
+
     fn durable_with_entries(last: Index) -> DurableStore {
         let mut durable = DurableStore::default();
         durable
@@ -791,17 +812,7 @@ mod tests {
             (Some((1, 1)), 1)
         );
         assert_eq!(durable.last_index(), 1);
-        persister
-            .write(
-                entries(2..=2, 1),
-                None,
-                true,
-                Vec::new(),
-                false,
-                false,
-                &mut durable,
-            )
-            .unwrap();
+        write_entries(&mut persister, 2..=2, 1, &mut durable);
         let busy = persister
             .write(
                 entries(3..=3, 1),
@@ -825,17 +836,7 @@ mod tests {
         let mut durable = DurableStore::default();
         let mut persister = Persister::new(disk(1024), &durable, None);
         let mut rng = Rng::new(2);
-        persister
-            .write(
-                entries(1..=2, 1),
-                None,
-                true,
-                Vec::new(),
-                false,
-                false,
-                &mut durable,
-            )
-            .unwrap();
+        write_entries(&mut persister, 1..=2, 1, &mut durable);
         persister
             .save_own_snapshot(Snapshot {
                 meta: SnapshotMeta {
@@ -846,17 +847,7 @@ mod tests {
                 data: Bytes::new(),
             })
             .unwrap();
-        persister
-            .write(
-                entries(3..=4, 1),
-                None,
-                true,
-                Vec::new(),
-                false,
-                false,
-                &mut durable,
-            )
-            .unwrap();
+        write_entries(&mut persister, 3..=4, 1, &mut durable);
         run_wal(&mut persister, &mut rng, &mut durable);
         let report = persister.next_report().unwrap();
         let saved = persister.retire(report);
@@ -891,17 +882,7 @@ mod tests {
             persister
                 .step(&mut rng, false, false, &mut durable)
                 .unwrap();
-            persister
-                .write(
-                    entries(6..=6, 2),
-                    None,
-                    true,
-                    Vec::new(),
-                    false,
-                    false,
-                    &mut durable,
-                )
-                .unwrap();
+            write_entries(&mut persister, 6..=6, 2, &mut durable);
             let mut stats = DiskStats::default();
             persister.crash(&mut rng, &mut durable, &mut stats).unwrap();
             assert_eq!((stats.torn_batches, stats.jobs_lost), (1, 1));
@@ -925,17 +906,7 @@ mod tests {
             let mut durable = durable_with_entries(2);
             let mut persister = Persister::new(disk(1024), &durable, None);
             let mut rng = Rng::new(seed);
-            persister
-                .write(
-                    entries(3..=5, 1),
-                    None,
-                    true,
-                    Vec::new(),
-                    false,
-                    false,
-                    &mut durable,
-                )
-                .unwrap();
+            write_entries(&mut persister, 3..=5, 1, &mut durable);
             persister
                 .save_own_snapshot(Snapshot {
                     meta: SnapshotMeta {
