@@ -78,8 +78,9 @@ pub struct NodeOptions {
     /// Election timeout upper bound in ticks (exclusive).
     #[arg(long, default_value_t = 30)]
     pub election_ticks_max: u64,
-    /// Compact the log once this many entries are applied past the last snapshot.
-    #[arg(long, default_value_t = 10_000)]
+    /// Compact the log once this many entries are applied past the last
+    /// snapshot (and at least a quarter as many as there are keys).
+    #[arg(long, default_value_t = 50_000)]
     pub snapshot_entries_threshold: u64,
     /// Largest bulk string a client may send, in bytes.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]

@@ -229,11 +229,11 @@ fn a_timed_run_stops_on_time_and_counts_no_elections() {
     assert!(elections["polls"].as_u64().unwrap() >= 1, "{shown}");
 }
 
-/// More keys than the nodes' default --snapshot-entries-threshold (10,000):
+/// More keys than the nodes' default --snapshot-entries-threshold (50,000):
 /// the leader compacts its log, so the follower, wiped after it
 /// acknowledged everything and with nothing written after, must be probed
 /// again on reconnect and catch up from a snapshot.
-const WIPED_KEYS: u64 = 15_000;
+const WIPED_KEYS: u64 = 60_000;
 
 #[test]
 fn a_wiped_follower_converges_and_every_node_reports_its_memory() {
