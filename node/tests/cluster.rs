@@ -96,6 +96,9 @@ async fn gate_path_survives_leader_failure() {
 
 /// Number of kill/restart rounds under continuous writes.
 const KILL_ROUNDS: u32 = 20;
+/// Writes each kill round waits to see acknowledged before the next kill, so
+/// every round happens under writes however fast nodes restart.
+const WRITES_PER_ROUND_MIN: u64 = 10;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_nine_twenty_times_under_writes_loses_no_acknowledged_write() {
@@ -103,9 +106,11 @@ async fn kill_nine_twenty_times_under_writes_loses_no_acknowledged_write() {
     wait_for_leader(&cluster).await;
 
     let stop = tokio_util::sync::CancellationToken::new();
+    let acknowledged_count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let writer = {
         let addrs = cluster.client_addrs();
         let stop = stop.clone();
+        let acknowledged_count = acknowledged_count.clone();
         tokio::spawn(async move {
             let mut client = ClusterClient::new(addrs, Duration::from_secs(5));
             let mut acknowledged = BTreeMap::new();
@@ -115,6 +120,7 @@ async fn kill_nine_twenty_times_under_writes_loses_no_acknowledged_write() {
                 let (key, value) = (format!("w{i}"), format!("v{i}"));
                 if client.set(&key, &value).await.is_ok() {
                     acknowledged.insert(key, value);
+                    acknowledged_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             acknowledged
@@ -127,6 +133,17 @@ async fn kill_nine_twenty_times_under_writes_loses_no_acknowledged_write() {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let victim = 1 + (rng_state >> 33) % 3;
+        let before = acknowledged_count.load(std::sync::atomic::Ordering::Relaxed);
+        wait_for(
+            &format!(
+                "round {round}: {WRITES_PER_ROUND_MIN} writes acknowledged since the last kill"
+            ),
+            || {
+                let count = acknowledged_count.load(std::sync::atomic::Ordering::Relaxed);
+                async move { (count >= before + WRITES_PER_ROUND_MIN).then_some(()) }
+            },
+        )
+        .await;
         cluster.kill(victim);
         wait_for_leader(&cluster).await;
         cluster.start_node(victim);
@@ -142,7 +159,7 @@ async fn kill_nine_twenty_times_under_writes_loses_no_acknowledged_write() {
     stop.cancel();
     let acknowledged = writer.await.unwrap();
     assert!(
-        acknowledged.len() > 100,
+        acknowledged.len() as u64 >= u64::from(KILL_ROUNDS) * WRITES_PER_ROUND_MIN,
         "only {} writes were acknowledged",
         acknowledged.len()
     );
