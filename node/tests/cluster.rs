@@ -40,6 +40,36 @@ async fn assert_keys_on(cluster: &Cluster, id: u64, range: std::ops::RangeInclus
     .await
 }
 
+/// Idle time a follower waits through before its leader contact is checked.
+const IDLE_MS: u64 = 1_500;
+/// Longest leader contact a follower of a healthy, idle cluster may report:
+/// heartbeats come every 30 ms, and 300 ms of silence would start an election.
+const IDLE_CONTACT_MS_MAX: u64 = 1_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_of_an_idle_cluster_report_recent_leader_contact() {
+    let cluster = Cluster::start(3);
+    let (leader, term) = wait_for_leader(&cluster).await;
+    // Nothing is written: only heartbeats reach the followers from now on.
+    let idle = wait_for(&format!("{IDLE_MS} ms of uptime on every node"), || async {
+        let all = statuses(&cluster).await;
+        (all.len() == 3 && all.values().all(|s| field(s, "uptime_ms") >= IDLE_MS)).then_some(all)
+    })
+    .await;
+    for (id, status) in idle.iter().filter(|(id, _)| **id != leader) {
+        assert_eq!(
+            field(status, "term"),
+            term,
+            "node {id}: an election happened"
+        );
+        let contact_ms = field(status, "leader_contact_ms");
+        assert!(
+            contact_ms <= IDLE_CONTACT_MS_MAX,
+            "node {id}: leader_contact_ms {contact_ms} on a healthy idle cluster"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gate_path_survives_leader_failure() {
     let mut cluster = Cluster::start(3);

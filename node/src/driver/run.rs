@@ -241,6 +241,7 @@ async fn run(options: NodeOptions) -> Result<(), String> {
         serialized: serialized_tx,
         clone_us: None,
         published: None,
+        published_contact: None,
         transport,
         shared: shared.clone(),
         writes: PendingWrites::default(),
@@ -331,6 +332,8 @@ struct Driver {
     clone_us: Option<u64>,
     /// What `publish_status` last published, to skip unchanged turns.
     published: Option<StatusKey>,
+    /// The last leader contact handed to the status readers.
+    published_contact: Option<Instant>,
     transport: Transport,
     shared: Arc<Shared>,
     writes: PendingWrites,
@@ -956,7 +959,18 @@ impl Driver {
             match_index: status.match_index.clone(),
             leader_known: self.leader_client_addr(status.leader_id).is_some(),
         };
+        let contact = if status.role == Role::Leader {
+            None
+        } else {
+            self.leader_contact
+        };
         if self.published.as_ref() == Some(&key) {
+            // Heartbeats move the leader contact without changing anything
+            // else: RAFT.STATUS's leader_contact_ms must still restart.
+            if contact != self.published_contact {
+                self.shared.status.lock().leader_contact = contact;
+                self.published_contact = contact;
+            }
             return;
         }
         let first_publish = self.published.is_none();
@@ -989,11 +1003,8 @@ impl Driver {
         if first_publish {
             published.digest_applied = None;
         }
-        published.leader_contact = if status.role == Role::Leader {
-            None
-        } else {
-            self.leader_contact
-        };
+        published.leader_contact = contact;
+        self.published_contact = contact;
     }
 }
 
