@@ -4,6 +4,7 @@
 //! stops the cluster.
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -75,23 +76,8 @@ fn describe(output: &Output) -> String {
 
 #[test]
 fn bench_runs_a_fresh_cluster_and_reports_throughput_and_latency() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let logs = dir.path().join("logs");
-    let base_port = free_base_port().to_string();
-    let output = run_bench(&[
-        "--ops",
-        "300",
-        "--clients",
-        "4",
-        "--base-port",
-        &base_port,
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--log-dir",
-        logs.to_str().unwrap(),
-    ]);
-    let shown = describe(&output);
+    let run = run_bench_fresh(&["--ops", "300", "--clients", "4"]);
+    let (output, shown) = (&run.output, &run.shown);
     assert!(output.status.success(), "{shown}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let ops_line = stdout
@@ -127,9 +113,9 @@ fn bench_runs_a_fresh_cluster_and_reports_throughput_and_latency() {
     );
     assert!(!stdout.contains("ELECTIONS DURING THE RUN"), "{shown}");
     // The nodes were stopped and their logs written where asked.
-    assert!(logs.join("node-1.log").exists(), "{shown}");
+    assert!(run.logs.join("node-1.log").exists(), "{shown}");
     for id in 1..=NODES {
-        let port = base_port.parse::<u16>().unwrap() + id;
+        let port = run.base_port + id;
         assert!(
             TcpListener::bind(("127.0.0.1", port)).is_ok(),
             "port {port} still taken\n{shown}"
@@ -139,9 +125,7 @@ fn bench_runs_a_fresh_cluster_and_reports_throughput_and_latency() {
 
 #[test]
 fn bench_json_report_counts_every_operation() {
-    let dir = tempfile::tempdir().unwrap();
-    let base_port = free_base_port().to_string();
-    let output = run_bench(&[
+    let (report, shown) = run_bench_json(&[
         "--ops",
         "200",
         "--clients",
@@ -150,18 +134,7 @@ fn bench_json_report_counts_every_operation() {
         "4",
         "--read-ratio",
         "0.5",
-        "--json",
-        "--base-port",
-        &base_port,
-        "--data-dir",
-        dir.path().join("data").to_str().unwrap(),
-        "--log-dir",
-        dir.path().join("logs").to_str().unwrap(),
     ]);
-    let shown = describe(&output);
-    assert!(output.status.success(), "{shown}");
-    let report: serde_json::Value =
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}\n{shown}"));
     let throughput = &report["throughput"];
     let ok = throughput["ops_ok"].as_u64().unwrap();
     let failed = throughput["ops_failed"].as_u64().unwrap();
@@ -183,18 +156,27 @@ fn failover_refuses_an_attached_cluster_and_says_why() {
     assert!(stderr.contains("drop --attach"), "{}", describe(&output));
 }
 
-/// Runs `raftkv bench --json` with `args` on a fresh cluster in a temp dir;
-/// returns the parsed report and the output for messages.
-fn run_bench_json(args: &[&str]) -> (serde_json::Value, String) {
+/// A `raftkv bench` run on a fresh cluster on free ports, its data and logs
+/// in a temp dir (removed when this is dropped).
+struct FreshRun {
+    _dir: tempfile::TempDir,
+    logs: PathBuf,
+    base_port: u16,
+    output: Output,
+    /// The output, for assertion messages.
+    shown: String,
+}
+
+fn run_bench_fresh(args: &[&str]) -> FreshRun {
     let dir = tempfile::tempdir().unwrap();
-    let base_port = free_base_port().to_string();
+    let base_port = free_base_port();
     let data = dir.path().join("data");
     let logs = dir.path().join("logs");
+    let port_arg = base_port.to_string();
     let mut all = args.to_vec();
     all.extend([
-        "--json",
         "--base-port",
-        &base_port,
+        &port_arg,
         "--data-dir",
         data.to_str().unwrap(),
         "--log-dir",
@@ -202,8 +184,25 @@ fn run_bench_json(args: &[&str]) -> (serde_json::Value, String) {
     ]);
     let output = run_bench(&all);
     let shown = describe(&output);
-    assert!(output.status.success(), "{shown}");
-    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}\n{shown}"));
+    FreshRun {
+        _dir: dir,
+        logs,
+        base_port,
+        output,
+        shown,
+    }
+}
+
+/// Runs `raftkv bench --json` with `args` on a fresh cluster; returns the
+/// parsed report and the output for messages.
+fn run_bench_json(args: &[&str]) -> (serde_json::Value, String) {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let run = run_bench_fresh(&all);
+    let shown = run.shown;
+    assert!(run.output.status.success(), "{shown}");
+    let report =
+        serde_json::from_slice(&run.output.stdout).unwrap_or_else(|e| panic!("{e}\n{shown}"));
     (report, shown)
 }
 
