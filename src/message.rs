@@ -16,6 +16,16 @@ pub type Index = u64;
 /// The "no node" id used for an absent vote or an unknown leader.
 pub const NO_NODE: NodeId = 0;
 
+/// Which life of a node id sends a message: a random number a node draws
+/// on its first start with an empty data dir and keeps with its storage. A
+/// node that lost its disk comes back under the same id with a new
+/// incarnation, and is not counted as the voter it replaced until the
+/// cluster re-admits it through the log (see `raft::registry`).
+pub type Incarnation = u64;
+
+/// "No incarnation known" (never drawn by a real node).
+pub const NO_INCARNATION: Incarnation = 0;
+
 /// The highest term a message may carry. No real cluster gets near it (an
 /// election every millisecond takes 292 million years to reach 2^63), so a
 /// message beyond it is garbage and dropped; the headroom above it keeps
@@ -35,6 +45,10 @@ pub enum EntryKind {
     Noop,
     /// An opaque client command (for raftkv: an encoded `kv::Command`).
     Normal,
+    /// The member registry from here on: which incarnation of each node id
+    /// is the voter (`raft::registry::encode`). Appended by a leader that
+    /// bootstraps the registry or re-admits a node that lost its disk.
+    Registry,
 }
 
 /// One log entry.
@@ -47,12 +61,15 @@ pub struct Entry {
 }
 
 /// What a snapshot covers: everything up to and including `index`, whose
-/// entry had `term`. `voters` is the membership at that point.
+/// entry had `term`. `voters` is the membership at that point and
+/// `registry` the incarnation registered for each voter (empty before the
+/// first registry entry commits).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotMeta {
     pub index: Index,
     pub term: Term,
     pub voters: Vec<NodeId>,
+    pub registry: Vec<(NodeId, Incarnation)>,
 }
 
 /// A state-machine snapshot: metadata plus the opaque state bytes
@@ -90,6 +107,11 @@ pub enum Body {
     PreVote {
         last_index: Index,
         last_term: Term,
+        /// The candidate's commit index and the term of its entry there: a
+        /// voter whose log holds that entry learns it is committed (it may
+        /// settle a member registry it holds; see `raft::registry`).
+        commit: Index,
+        commit_term: Term,
     },
     PreVoteReply {
         granted: bool,
@@ -100,6 +122,9 @@ pub enum Body {
         last_index: Index,
         last_term: Term,
         leadership_transfer: bool,
+        /// As in `PreVote`.
+        commit: Index,
+        commit_term: Term,
     },
     VoteReply {
         granted: bool,
@@ -141,11 +166,13 @@ pub enum Body {
     TimeoutNow,
 }
 
-/// A message between peers.
+/// A message between peers. `incarnation` is the sender's: a reply from
+/// another life of `from` than the registered one is not counted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub from: NodeId,
     pub to: NodeId,
     pub term: Term,
+    pub incarnation: Incarnation,
     pub body: Body,
 }

@@ -75,6 +75,8 @@ struct Totals {
     history: HistoryStats,
     ops_checked: u64,
     crashes: u64,
+    wipes: u64,
+    readmissions: u64,
     leaders: u64,
     snapshots_installed: u64,
     compactions: u64,
@@ -92,6 +94,8 @@ impl Totals {
         self.history.add(&report.history);
         self.ops_checked += report.ops_checked;
         self.crashes += report.crashes;
+        self.wipes += report.wipes;
+        self.readmissions += report.readmissions;
         self.leaders += report.leaders;
         self.snapshots_installed += report.snapshots_installed;
         self.compactions += report.compactions;
@@ -238,7 +242,7 @@ fn simulate_cluster(test: &str, cluster_size: usize) {
     let h = &totals.history;
     report!(
         "{test}: {} seeds passed in {:.1}s ({} ticks, {} messages delivered, {} misdelivered and refused, \
-         {} garbage copies ignored, {} leaders, {} crashes, \
+         {} garbage copies ignored, {} leaders, {} crashes ({} wiping the disk, {} wiped nodes re-admitted), \
          {} compactions, {} snapshots installed, slowest leader after healing {} ticks); \
          operations: {} writes ok, {} failed, {} unknown; {} reads ok, {} failed; {} checked for linearizability",
         totals.seeds,
@@ -249,6 +253,8 @@ fn simulate_cluster(test: &str, cluster_size: usize) {
         totals.garbage_delivered,
         totals.leaders,
         totals.crashes,
+        totals.wipes,
+        totals.readmissions,
         totals.compactions,
         totals.snapshots_installed,
         totals.ticks_to_leader_after_heal_max,
@@ -284,6 +290,14 @@ fn simulate_cluster(test: &str, cluster_size: usize) {
                 && d.messages_held > 0
                 && d.torn_batches > 0,
             "{test}: the asynchronous mode never overlapped persistence with the rest: {d:?}"
+        );
+    }
+    if seeds >= COVERAGE_SEEDS_MIN {
+        assert!(
+            totals.wipes > 0 && totals.readmissions > 0,
+            "{test}: no node lost its disk and was re-admitted ({} wipes, {} re-admissions)",
+            totals.wipes,
+            totals.readmissions
         );
     }
     assert!(
@@ -392,6 +406,14 @@ fn planted_read_without_quorum_is_caught() {
 }
 
 #[test]
+fn planted_count_any_incarnation_is_caught() {
+    catch_planted_bug(
+        "planted_count_any_incarnation_is_caught",
+        Planted::Core(PlantedBug::CountAnyIncarnation),
+    );
+}
+
+#[test]
 fn planted_ack_before_fsync_is_caught() {
     catch_planted_bug(
         "planted_ack_before_fsync_is_caught",
@@ -412,6 +434,7 @@ fn planted_bug_catch_rates() {
         Planted::Core(PlantedBug::CommitPreviousTerm),
         Planted::Core(PlantedBug::SkipLogMatching),
         Planted::Core(PlantedBug::ReadWithoutQuorum),
+        Planted::Core(PlantedBug::CountAnyIncarnation),
         Planted::Driver(DriverBug::AckBeforeFsync),
         Planted::Driver(DriverBug::PersistedBeforeFsync),
     ] {

@@ -1,6 +1,6 @@
 //! Configuration of one Raft node, with `validate()`.
 
-use crate::message::NodeId;
+use crate::message::{Incarnation, NodeId, NO_INCARNATION};
 
 /// Planted consensus bugs, compiled only with the test-only `planted-bugs`
 /// feature so the simulator can prove it catches each of them.
@@ -15,6 +15,9 @@ pub enum PlantedBug {
     SkipLogMatching,
     /// Answer ReadIndex immediately without confirming leadership.
     ReadWithoutQuorum,
+    /// Count a vote whatever incarnation of the voter sent it, so a node
+    /// that lost its disk is counted as the voter it replaced.
+    CountAnyIncarnation,
 }
 
 /// The minimum election timeout spans at least this many heartbeat
@@ -25,6 +28,9 @@ pub const ELECTION_TICKS_PER_HEARTBEAT_MIN: u64 = 5;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     pub id: NodeId,
+    /// This node's incarnation: drawn at random when its data dir was
+    /// empty and kept with its storage (see `raft::registry`). Never 0.
+    pub incarnation: Incarnation,
     /// Every voter, including `id`. 3 by default, 5 works; any size >= 1.
     pub voters: Vec<NodeId>,
     /// Leader sends a heartbeat every this many ticks; at most
@@ -56,10 +62,12 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults for a node `id` in a cluster of `voters`.
+    /// Defaults for a node `id` in a cluster of `voters`. The incarnation
+    /// defaults to `id` (tests); a node sets the one its storage keeps.
     pub fn new(id: NodeId, voters: Vec<NodeId>) -> Self {
         Config {
             id,
+            incarnation: id,
             voters,
             heartbeat_ticks: 1,
             election_ticks_min: 10,
@@ -81,6 +89,11 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.id == crate::message::NO_NODE {
             return Err(ConfigError("node id 0 is reserved for \"no node\"".into()));
+        }
+        if self.incarnation == NO_INCARNATION {
+            return Err(ConfigError(
+                "incarnation 0 is reserved for \"no incarnation\"".into(),
+            ));
         }
         if !self.voters.contains(&self.id) {
             return Err(ConfigError(format!(

@@ -10,6 +10,7 @@
 
 use bytes::Bytes;
 
+use super::registry::{self, Registries, Registry};
 use crate::message::{Entry, EntryKind, Index, NodeId, Snapshot, SnapshotMeta, Term};
 
 /// Bound on committed entries handed out in one Ready (the rest follow in the next).
@@ -39,6 +40,8 @@ pub(crate) struct RaftLog {
     snapshot_unrestored: bool,
     /// Last index handed out in `Ready.committed_entries`.
     committed_handed_out: Index,
+    /// The member registry at every index of the log.
+    registries: Registries,
 }
 
 /// Why an initial state cannot be restored.
@@ -72,6 +75,13 @@ impl RaftLog {
             previous_term = entry.term;
         }
         let last_index = snapshot_index + entries.len() as Index;
+        let base = snapshot
+            .as_ref()
+            .map_or_else(Registry::new, |s| registry::from_pairs(&s.meta.registry));
+        let mut registries = Registries::new(base);
+        for entry in &entries {
+            record_registry(&mut registries, entry);
+        }
         let log = RaftLog {
             snapshot,
             snapshot_index,
@@ -84,6 +94,7 @@ impl RaftLog {
             snapshot_unannounced: false,
             snapshot_unrestored: false,
             committed_handed_out: snapshot_index,
+            registries,
         };
         log.debug_check();
         Ok(log)
@@ -139,6 +150,12 @@ impl RaftLog {
 
     /// Raft §5.4.1: is a log ending at (`last_index`, `last_term`) at least
     /// as up to date as ours? Last term first, then length.
+    /// True when a log ending at (`last_index`, `last_term`) holds more
+    /// than this one: a later last term, or the same one and a longer log.
+    pub fn is_behind(&self, last_index: Index, last_term: Term) -> bool {
+        (last_term, last_index) > (self.last_term(), self.last_index())
+    }
+
     pub fn is_up_to_date(&self, last_index: Index, last_term: Term) -> bool {
         last_term > self.last_term()
             || (last_term == self.last_term() && last_index >= self.last_index())
@@ -177,12 +194,14 @@ impl RaftLog {
     pub fn append_new(&mut self, term: Term, kind: EntryKind, data: Bytes) -> Index {
         debug_assert!(term >= self.last_term());
         let index = self.last_index() + 1;
-        self.entries.push(Entry {
+        let entry = Entry {
             index,
             term,
             kind,
             data,
-        });
+        };
+        record_registry(&mut self.registries, &entry);
+        self.entries.push(entry);
         index
     }
 
@@ -207,6 +226,9 @@ impl RaftLog {
         if first_new <= self.last_index() {
             self.truncate_from(first_new);
         }
+        for entry in &entries[conflict..] {
+            record_registry(&mut self.registries, entry);
+        }
         self.entries.extend_from_slice(&entries[conflict..]);
     }
 
@@ -214,6 +236,7 @@ impl RaftLog {
         debug_assert!(index > self.snapshot_index);
         let offset = self.offset_of(index);
         self.entries.truncate(offset);
+        self.registries.truncate_from(index);
         self.unstable_from = self.unstable_from.min(index);
         self.persisted = self.persisted.min(index - 1);
     }
@@ -273,8 +296,11 @@ impl RaftLog {
             self.persisted = self.persisted.min(index);
         } else {
             self.entries.clear();
+            self.registries.truncate_from(0);
             self.persisted = self.persisted.min(self.committed);
         }
+        self.registries
+            .install(index, registry::from_pairs(&snapshot.meta.registry));
         self.snapshot_index = index;
         self.snapshot_term = term;
         self.snapshot = Some(snapshot);
@@ -295,6 +321,7 @@ impl RaftLog {
         let term = self.term_at(index).ok_or(())?;
         let drop_through = self.offset_of(index) + 1;
         self.entries.drain(..drop_through);
+        self.registries.compact_to(index);
         self.snapshot_index = index;
         self.snapshot_term = term;
         self.snapshot = Some(Snapshot {
@@ -302,6 +329,7 @@ impl RaftLog {
                 index,
                 term,
                 voters,
+                registry: registry::to_pairs(self.registries.at(index)),
             },
             data,
         });
@@ -395,6 +423,35 @@ impl RaftLog {
         self.applied = self.applied.max(index.min(self.committed_handed_out));
     }
 
+    /// The member registry of the committed log.
+    pub fn committed_registry(&self) -> &Registry {
+        self.registries.at(self.committed)
+    }
+
+    /// The member registry in force at `index` (>= the snapshot index).
+    pub fn registry_at(&self, index: Index) -> &Registry {
+        debug_assert!(index >= self.snapshot_index);
+        self.registries.at(index)
+    }
+
+    /// The newest member registry the log holds, committed or not.
+    pub fn newest_registry(&self) -> &Registry {
+        self.registries.newest()
+    }
+
+    /// True while a registry entry is appended but not known committed.
+    pub fn registry_change_pending(&self) -> bool {
+        self.registries.newest_index() > self.committed
+    }
+
+    /// The registry in force before the newest registry entry.
+    pub fn registry_before_newest(&self) -> &Registry {
+        match self.registries.newest_index() {
+            0 => self.registries.newest(),
+            index => self.registries.at(index - 1),
+        }
+    }
+
     pub fn debug_check(&self) {
         debug_assert!(
             self.snapshot_unrestored || self.snapshot_index <= self.applied,
@@ -416,6 +473,16 @@ impl RaftLog {
             .entries
             .first()
             .is_none_or(|e| e.index == self.snapshot_index + 1));
+    }
+}
+
+/// Keeps the registries in step with a registry entry entering the log.
+/// A malformed one never gets here: `step` drops appends carrying it.
+fn record_registry(registries: &mut Registries, entry: &Entry) {
+    if entry.kind == EntryKind::Registry {
+        if let Some(registry) = registry::decode(&entry.data) {
+            registries.record(entry.index, registry);
+        }
     }
 }
 
@@ -572,6 +639,7 @@ mod tests {
             index,
             term,
             voters: vec![1],
+            registry: Vec::new(),
         };
         let mut log = log_with_terms(&[1, 1, 2, 2]);
         log.install_snapshot(Snapshot {

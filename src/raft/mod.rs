@@ -36,6 +36,7 @@ mod progress;
 mod quorum;
 mod raw_node;
 mod read_only;
+pub mod registry;
 #[cfg(test)]
 mod tests;
 
@@ -44,7 +45,7 @@ pub use config::PlantedBug;
 pub use config::{Config, ConfigError, ELECTION_TICKS_PER_HEARTBEAT_MIN};
 pub use raw_node::RawNode;
 
-use crate::message::{Entry, Index, Message, NodeId, Snapshot, Term};
+use crate::message::{Entry, Incarnation, Index, Message, NodeId, Snapshot, Term};
 
 /// State that must be durable before any message depending on it is sent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -52,6 +53,10 @@ pub struct HardState {
     pub term: Term,
     /// Who this node voted for in `term` (`NO_NODE` = nobody).
     pub vote: NodeId,
+    /// Which incarnation of `vote` it voted for (`NO_INCARNATION`: unknown,
+    /// as in hard states written before incarnations): a new life of the
+    /// same node id asking in the same term gets no second vote.
+    pub vote_incarnation: Incarnation,
     /// Highest index known committed (persisting it is an optimisation:
     /// after restart it only bounds how far the node may re-apply at once).
     pub commit: Index,
@@ -164,6 +169,30 @@ pub enum Event {
         to: NodeId,
         term: Term,
     },
+    /// A message came from another incarnation of `peer` than the
+    /// registered one: it lost its disk, and is not counted as a voter
+    /// until it is re-admitted. Reported once per (peer, incarnation).
+    PeerIncarnationChanged {
+        peer: NodeId,
+        incarnation: Incarnation,
+        registered: Incarnation,
+    },
+    /// Leader: `peer` (incarnation `incarnation`) holds everything
+    /// committed (through `match_index`); the registry naming it was
+    /// appended at `index`.
+    ReadmissionProposed {
+        peer: NodeId,
+        incarnation: Incarnation,
+        index: Index,
+        match_index: Index,
+    },
+    /// The committed registry now names `incarnation` for `peer` (the
+    /// commit index reached `index`): it counts as a voter again.
+    MemberReadmitted {
+        peer: NodeId,
+        incarnation: Incarnation,
+        index: Index,
+    },
 }
 
 /// Everything the caller must do, in the order of the module docs.
@@ -231,6 +260,12 @@ pub struct Status {
     pub match_index: Vec<(NodeId, Index)>,
     /// Set while a leadership transfer is in progress.
     pub transfer_target: Option<NodeId>,
+    pub incarnation: Incarnation,
+    /// This incarnation is the one the committed member registry names.
+    pub registered: bool,
+    /// Leader only: peers whose replies come from an incarnation that is
+    /// not counted (they lost their disk and await re-admission).
+    pub strangers: Vec<NodeId>,
 }
 
 /// Why a proposal, read or transfer was refused. Nothing was appended.

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use crate::message::{Index, Snapshot};
+use crate::message::{Incarnation, Index, Snapshot, NO_INCARNATION};
 
 /// An InstallSnapshot transfer in progress. It keeps the snapshot it started
 /// with (cheap `Bytes` clone), so a later compaction cannot pull the data
@@ -46,6 +46,9 @@ pub(crate) struct Progress {
     pub ticks_since_reply: u64,
     /// Newest ReadIndex round the peer acknowledged.
     pub read_round_acked: u64,
+    /// The incarnation the peer's replies carry (`NO_INCARNATION` before
+    /// the first). Everything above describes that incarnation only.
+    pub incarnation: Incarnation,
 }
 
 impl Progress {
@@ -58,7 +61,24 @@ impl Progress {
             recent_active: false,
             ticks_since_reply: 0,
             read_round_acked: 0,
+            incarnation: NO_INCARNATION,
         }
+    }
+
+    /// A reply came from `incarnation`. Returns true when it is another
+    /// life of the peer than the one this progress describes: nothing known
+    /// about the old one holds for it, so it is probed afresh from
+    /// `last_index + 1`.
+    pub fn note_incarnation(&mut self, incarnation: Incarnation, last_index: Index) -> bool {
+        if self.incarnation == incarnation {
+            return false;
+        }
+        let known_before = self.incarnation != NO_INCARNATION;
+        if known_before {
+            *self = Progress::new(last_index + 1);
+        }
+        self.incarnation = incarnation;
+        known_before
     }
 
     /// True when nothing more may be sent until a reply arrives.
@@ -162,6 +182,7 @@ impl Progress {
         *self = Progress {
             recent_active: self.recent_active,
             read_round_acked: self.read_round_acked,
+            incarnation: self.incarnation,
             ..Progress::new(last_index + 1)
         };
     }
@@ -306,6 +327,7 @@ mod tests {
                 index: 10,
                 term: 2,
                 voters: vec![1, 2, 3],
+                registry: Vec::new(),
             },
             data: bytes::Bytes::from_static(b"state"),
         });

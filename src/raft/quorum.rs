@@ -40,9 +40,33 @@ pub(crate) fn vote_result(voter_count: usize, granted: usize, refused: usize) ->
     }
 }
 
+/// Decides an election that needs every one of `voter_count` votes (a
+/// cluster without a committed member registry; see `raft::registry`).
+pub(crate) fn unanimous_vote_result(
+    voter_count: usize,
+    granted: usize,
+    refused: usize,
+) -> VoteResult {
+    if refused > 0 {
+        VoteResult::Lost
+    } else if granted >= voter_count {
+        VoteResult::Won
+    } else {
+        VoteResult::Pending
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_unanimous_election_needs_every_vote_and_fails_on_one_refusal() {
+        assert_eq!(unanimous_vote_result(3, 2, 0), VoteResult::Pending);
+        assert_eq!(unanimous_vote_result(3, 3, 0), VoteResult::Won);
+        assert_eq!(unanimous_vote_result(3, 2, 1), VoteResult::Lost);
+        assert_eq!(unanimous_vote_result(1, 1, 0), VoteResult::Won);
+    }
 
     #[test]
     fn majority_of_cluster_sizes() {

@@ -12,12 +12,14 @@ use bytes::Bytes;
 use super::log::RaftLog;
 use super::progress::Progress;
 use super::read_only::{ReadOnly, PENDING_READS_MAX};
+use super::registry::{self, Registry};
 use super::{
     CompactError, Config, ConfigError, Event, HardState, InitialState, ProposeError, ReadState,
     Ready, ReadyAck, Rng, Role, Status, StepError,
 };
 use crate::message::{
-    Body, EntryKind, Index, Message, NodeId, SnapshotMeta, Term, INDEX_MAX, NO_NODE, TERM_MAX,
+    Body, EntryKind, Incarnation, Index, Message, NodeId, SnapshotMeta, Term, INDEX_MAX,
+    NO_INCARNATION, NO_NODE, TERM_MAX,
 };
 
 /// True when the test-only planted bug `$bug` is configured; always false
@@ -37,6 +39,7 @@ macro_rules! planted {
 }
 
 mod election;
+mod identity;
 mod replication;
 mod snapshot;
 
@@ -62,6 +65,8 @@ pub struct RawNode {
     /// Durable: current term and the vote cast in it.
     term: Term,
     vote: NodeId,
+    /// Durable: the incarnation of `vote` (see `HardState::vote_incarnation`).
+    vote_incarnation: Incarnation,
     role: Role,
     /// The leader of `term` if known (`NO_NODE` otherwise); self on the leader.
     leader_id: NodeId,
@@ -81,6 +86,13 @@ pub struct RawNode {
     progress: BTreeMap<NodeId, Progress>,
     /// (Pre-)candidate only: answers received, self included.
     votes: BTreeMap<NodeId, bool>,
+    /// Candidate only: the incarnation of each voter that granted its vote
+    /// (the registry a bootstrapping leader appends).
+    vote_incarnations: Registry,
+    /// Peers reported as another incarnation than the registered one.
+    strangers_reported: BTreeMap<NodeId, Incarnation>,
+    /// The committed registry as last reported in events.
+    registry_reported: Registry,
     read_only: ReadOnly,
     transfer: Option<Transfer>,
     incoming_snapshot: Option<IncomingSnapshot>,
@@ -124,15 +136,21 @@ impl RawNode {
         // leaves entries of a term the hard state never reached. Nothing
         // depending on that Ready was sent, and no vote was cast in that
         // term durably, so the node resumes in that term without a vote.
-        let (term, vote) = if log.last_term() > hard_state.term {
-            (log.last_term(), NO_NODE)
+        let (term, vote, vote_incarnation) = if log.last_term() > hard_state.term {
+            (log.last_term(), NO_NODE, NO_INCARNATION)
         } else {
-            (hard_state.term, hard_state.vote)
+            (
+                hard_state.term,
+                hard_state.vote,
+                hard_state.vote_incarnation,
+            )
         };
+        let registry_reported = log.committed_registry().clone();
         let mut node = RawNode {
             rng: Rng::new(seed),
             term,
             vote,
+            vote_incarnation,
             role: Role::Follower,
             leader_id: NO_NODE,
             log,
@@ -144,6 +162,9 @@ impl RawNode {
             had_leader_contact: false,
             progress: BTreeMap::new(),
             votes: BTreeMap::new(),
+            vote_incarnations: Registry::new(),
+            strangers_reported: BTreeMap::new(),
+            registry_reported,
             read_only: ReadOnly::default(),
             transfer: None,
             incoming_snapshot: None,
@@ -193,6 +214,10 @@ impl RawNode {
             // so it is evidence of neither a newer term nor a live leader.
             return Ok(());
         }
+        self.note_sender(from, message.incarnation);
+        if self.ignores_unregistered_candidate(&message) {
+            return Ok(());
+        }
         if message.term > self.term {
             if self.ignores_disruptive_vote(&message) {
                 return Ok(());
@@ -215,31 +240,66 @@ impl RawNode {
 
     fn dispatch(&mut self, message: Message) {
         let Message {
-            from, term, body, ..
+            from,
+            term,
+            incarnation,
+            body,
+            ..
         } = message;
+        if self.role == Role::Leader {
+            let last_index = self.log.last_index();
+            if let Some(progress) = self.progress.get_mut(&from) {
+                progress.note_incarnation(incarnation, last_index);
+            }
+        }
+        let counted = self.counts(from, incarnation);
         match body {
             Body::PreVote {
                 last_index,
                 last_term,
+                commit,
+                commit_term,
             } => {
-                self.handle_vote_request(from, term, last_index, last_term, true, false);
+                self.learn_commit(commit, commit_term);
+                let request = election::VoteRequest {
+                    candidate: from,
+                    incarnation,
+                    term,
+                    last_index,
+                    last_term,
+                };
+                self.handle_vote_request(request, election::Ballot::PreVote);
             }
             Body::Vote {
                 last_index,
                 last_term,
                 leadership_transfer,
+                commit,
+                commit_term,
             } => {
-                self.handle_vote_request(
-                    from,
+                self.learn_commit(commit, commit_term);
+                // A TimeoutNow campaign skips the voter's lease check in
+                // `ignores_disruptive_vote`; here it is judged as any vote.
+                let _ = leadership_transfer;
+                let request = election::VoteRequest {
+                    candidate: from,
+                    incarnation,
                     term,
                     last_index,
                     last_term,
-                    false,
-                    leadership_transfer,
-                );
+                };
+                self.handle_vote_request(request, election::Ballot::Vote);
             }
-            Body::PreVoteReply { granted } => self.handle_pre_vote_reply(from, term, granted),
-            Body::VoteReply { granted } => self.handle_vote_reply(from, granted),
+            Body::PreVoteReply { granted } => {
+                if counted {
+                    self.handle_pre_vote_reply(from, term, granted)
+                }
+            }
+            Body::VoteReply { granted } => {
+                if counted {
+                    self.handle_vote_reply(from, incarnation, granted)
+                }
+            }
             Body::Append {
                 prev_index,
                 prev_term,
@@ -285,8 +345,8 @@ impl RawNode {
                 }
             }
             Body::TimeoutNow => {
-                if self.role != Role::Leader {
-                    self.start_election(true);
+                if self.role != Role::Leader && self.may_campaign() {
+                    self.start_election(election::Campaign::Transfer);
                 }
             }
         }
@@ -382,6 +442,12 @@ impl RawNode {
             .map_err(|()| refused)
     }
 
+    /// The member registry in force at `index` (at or after the snapshot
+    /// index), as a snapshot taken there must carry it.
+    pub fn registry_at(&self, index: Index) -> Vec<(NodeId, Incarnation)> {
+        registry::to_pairs(self.log.registry_at(index))
+    }
+
     /// Swaps the bytes kept for the snapshot at `index` (the newest one)
     /// for `data`, which must be the same state: the same bytes read back
     /// from where the caller saved them (e.g. a mapping of its snapshot
@@ -396,6 +462,7 @@ impl RawNode {
 
     pub fn has_ready(&self) -> bool {
         self.hard_state() != self.hard_state_handed_out
+            || *self.log.committed_registry() != self.registry_reported
             || self.log.has_unannounced_snapshot()
             || self.log.has_unstable()
             || self.log.has_committed_to_hand_out()
@@ -416,6 +483,7 @@ impl RawNode {
         if std::mem::take(&mut self.proposals_unsent) && self.role == Role::Leader {
             self.broadcast_appends(false);
         }
+        self.report_registry_changes();
         let hard_state = self.hard_state();
         let changed_hard_state = (hard_state != self.hard_state_handed_out).then_some(hard_state);
         self.hard_state_handed_out = hard_state;
@@ -476,6 +544,13 @@ impl RawNode {
             ticks_since_leader_contact: self.ticks_since_leader_contact,
             match_index,
             transfer_target: self.transfer.map(|t| t.to),
+            incarnation: self.config.incarnation,
+            registered: self.registered(),
+            strangers: if self.role == Role::Leader {
+                self.strangers()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -483,6 +558,7 @@ impl RawNode {
         HardState {
             term: self.term,
             vote: self.vote,
+            vote_incarnation: self.vote_incarnation,
             commit: self.log.committed(),
         }
     }
@@ -493,6 +569,7 @@ impl RawNode {
             from: self.config.id,
             to,
             term: self.term,
+            incarnation: self.config.incarnation,
             body,
         });
     }
@@ -505,6 +582,7 @@ impl RawNode {
             from: self.config.id,
             to,
             term: self.term,
+            incarnation: self.config.incarnation,
             body,
         });
     }
@@ -544,7 +622,12 @@ fn malformed(message: &Message) -> bool {
             prev_term,
             entries,
             ..
-        } => !replication::well_formed_append(*prev_index, *prev_term, entries, message.term),
+        } => {
+            !replication::well_formed_append(*prev_index, *prev_term, entries, message.term)
+                || entries
+                    .iter()
+                    .any(|e| e.kind == EntryKind::Registry && registry::decode(&e.data).is_none())
+        }
         Body::Snapshot {
             meta,
             offset,

@@ -286,6 +286,7 @@ impl Sim {
                 index,
                 term,
                 voters: self.nodes[i].config.voters.clone(),
+                registry: running.raw.registry_at(index),
             },
             data: running.kv.snapshot(),
         };

@@ -19,12 +19,13 @@
 //! order of the contract in `raftkv::raft`) or, in half of the runs,
 //! asynchronous as the node does it (`persister.rs`, `async_ready.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use raftkv::kv::{Command, KvStore};
 use raftkv::message::{
-    Body, Entry, EntryKind, Index, Message, NodeId, Snapshot, SnapshotMeta, Term, NO_NODE,
+    Body, Entry, EntryKind, Index, Message, NodeId, Snapshot, SnapshotMeta, Term, NO_INCARNATION,
+    NO_NODE,
 };
 use raftkv::raft::{
     Config, Event, PlantedBug, ProposeError, RawNode, ReadState, Ready, ReadyAck, Rng, Role, Status,
@@ -127,6 +128,10 @@ pub struct SimReport {
     pub ops_checked: u64,
     pub network: NetworkStats,
     pub crashes: u64,
+    /// Crashes that also lost the disk (the node came back as a new incarnation).
+    pub wipes: u64,
+    /// Wiped nodes seen registered as voters again.
+    pub readmissions: u64,
     pub leaders: u64,
     pub snapshots_installed: u64,
     pub compactions: u64,
@@ -253,6 +258,8 @@ pub struct Sim {
     /// Draws the persistence mode, fsync delays and torn writes, apart from
     /// `rng` so the synchronous runs stay what they were.
     disk_rng: Rng,
+    /// Nodes whose disk was wiped and that no one counts as a voter yet.
+    unreadmitted: BTreeSet<NodeId>,
 }
 
 /// Runs one seed to the end; `Err` names the broken check.
@@ -312,6 +319,7 @@ impl Sim {
             new_leader_faults: Vec::new(),
             disk,
             disk_rng,
+            unreadmitted: BTreeSet::new(),
         };
         trace!(
             sim,
@@ -422,6 +430,9 @@ impl Sim {
         for i in self.shuffled_nodes() {
             self.process_ready(i)?;
         }
+        if !self.unreadmitted.is_empty() {
+            self.note_readmissions();
+        }
         Ok(())
     }
 
@@ -503,6 +514,55 @@ impl Sim {
         Ok(())
     }
 
+    /// Raft tolerates lost disks only while the members whose disks are
+    /// intact still form a majority: a wipe is drawn only for a node that
+    /// was a registered voter, and only while at most `n - majority` nodes
+    /// are wiped and not yet re-admitted (more would leave the cluster
+    /// unavailable for good, which is safe but cannot heal).
+    fn may_wipe(&self, i: usize, registered: bool) -> bool {
+        let n = self.nodes.len();
+        let tolerated = n - (n / 2 + 1);
+        registered
+            && self.unreadmitted.len() < tolerated
+            && !self.unreadmitted.contains(&self.nodes[i].id)
+    }
+
+    /// The crashed node's disk is gone: it restarts empty, as a new
+    /// incarnation, as a node whose data dir was wiped does.
+    fn wipe(&mut self, i: usize) {
+        let incarnation = self.rng.next_u64() | 1;
+        let node = &mut self.nodes[i];
+        node.durable = DurableStore::default();
+        node.config.incarnation = incarnation;
+        self.unreadmitted.insert(node.id);
+        self.report.wipes += 1;
+        trace!(
+            self,
+            "n{} WIPED: new incarnation {incarnation:016x}",
+            self.nodes[i].id
+        );
+    }
+
+    /// Wiped nodes that now see themselves registered count as intact again.
+    fn note_readmissions(&mut self) {
+        let readmitted: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|n| self.unreadmitted.contains(&n.id))
+            .filter(|n| {
+                n.running
+                    .as_ref()
+                    .is_some_and(|r| r.raw.status().registered)
+            })
+            .map(|n| n.id)
+            .collect();
+        for id in readmitted {
+            trace!(self, "n{id} READMITTED");
+            self.unreadmitted.remove(&id);
+            self.report.readmissions += 1;
+        }
+    }
+
     /// Every other running node's transport reconnects to `id`.
     fn reconnect_everyone_to(&mut self, id: NodeId) {
         for other in self.nodes.iter_mut().filter(|n| n.id != id) {
@@ -535,6 +595,13 @@ impl Sim {
                     )
                 })?;
             trace!(self, "n{} WAL at crash: {torn}", self.nodes[i].id);
+        }
+        let registered = running.raw.status().registered;
+        if self.phase == Phase::Faults
+            && chance(&mut self.rng, self.profile.wipe_probability)
+            && self.may_wipe(i, registered)
+        {
+            self.wipe(i);
         }
         let node = &mut self.nodes[i];
         node.paused_until_tick = 0;
@@ -722,15 +789,23 @@ impl Sim {
                     ),
                 ));
             }
+            // A vote is for one incarnation of a node id: voting for the
+            // same id again after it lost its disk is voting twice.
+            let other_life = durable.vote_incarnation != NO_INCARNATION
+                && hard_state.vote_incarnation != durable.vote_incarnation;
             if hard_state.term == durable.term
                 && durable.vote != NO_NODE
-                && hard_state.vote != durable.vote
+                && (hard_state.vote != durable.vote || other_life)
             {
                 return Err(self.failure(
                     FailureKind::Safety,
                     format!(
-                        "election safety: node {id} voted for {} and then for {} in term {}",
-                        durable.vote, hard_state.vote, durable.term
+                        "election safety: node {id} voted for {} ({:016x}) and then for {} ({:016x}) in term {}",
+                        durable.vote,
+                        durable.vote_incarnation,
+                        hard_state.vote,
+                        hard_state.vote_incarnation,
+                        durable.term
                     ),
                 ));
             }
@@ -975,7 +1050,7 @@ impl Sim {
         entry: &Entry,
     ) -> Result<(), Failure> {
         match entry.kind {
-            EntryKind::Noop => Ok(()),
+            EntryKind::Noop | EntryKind::Registry => Ok(()),
             EntryKind::Normal => {
                 let command = Command::decode(&entry.data).map_err(|e| {
                     self.failure(
@@ -1039,6 +1114,7 @@ impl Sim {
         let index = running.applied;
         let term = self.checker.applied(index).expect("applied here").term;
         let data = running.kv.snapshot();
+        let registry = running.raw.registry_at(index);
         running.raw.compact(index, data.clone()).map_err(|e| {
             self.failure(
                 FailureKind::Contract,
@@ -1055,6 +1131,7 @@ impl Sim {
                 index,
                 term,
                 voters: node.config.voters.clone(),
+                registry,
             },
             data,
         });
@@ -1561,6 +1638,10 @@ impl Sim {
             if running.applied != last || status.commit_index != last || status.last_index != last {
                 return false;
             }
+            if !status.registered {
+                // A wiped node must also be re-admitted as a voter.
+                return false;
+            }
             let node_digest = running.kv.digest();
             if *digest.get_or_insert(node_digest) != node_digest {
                 return false;
@@ -1861,13 +1942,19 @@ pub fn describe_message(message: &Message) -> String {
         Body::PreVote {
             last_index,
             last_term,
-        } => format!("PreVote(last={last_index}/{last_term})"),
+            commit,
+            ..
+        } => format!("PreVote(last={last_index}/{last_term}, commit={commit})"),
         Body::PreVoteReply { granted } => format!("PreVoteReply(granted={granted})"),
         Body::Vote {
             last_index,
             last_term,
             leadership_transfer,
-        } => format!("Vote(last={last_index}/{last_term}, transfer={leadership_transfer})"),
+            commit,
+            ..
+        } => format!(
+            "Vote(last={last_index}/{last_term}, transfer={leadership_transfer}, commit={commit})"
+        ),
         Body::VoteReply { granted } => format!("VoteReply(granted={granted})"),
         Body::Append {
             prev_index,

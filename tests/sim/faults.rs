@@ -35,6 +35,10 @@ pub struct FaultProfile {
     pub crash_in_ready_probability: f64,
     /// A crashed node restarts after 1..=this many ticks.
     pub restart_ticks_max: u64,
+    /// Per crash: the node's disk is lost too, and it restarts empty as a
+    /// new incarnation (only while enough intact members remain; see
+    /// `Sim::may_wipe`).
+    pub wipe_probability: f64,
     /// Per tick: a running node stalls (no ticks, no input) for a while.
     pub pause_probability: f64,
     pub pause_ticks_max: u64,
@@ -95,6 +99,7 @@ impl FaultProfile {
         let spikes = on(0.5);
         let partitions = on(0.75);
         let crashes = on(0.6);
+        let wipes = on(0.4);
         let crashes_in_ready = on(0.5);
         let pauses = on(0.4);
         let clock_skew = on(0.4);
@@ -109,6 +114,7 @@ impl FaultProfile {
         let partition_change_probability = when(partitions, 0.005, 0.04);
         let crash_probability = when(crashes, 0.002, 0.015);
         let crash_in_ready_probability = when(crashes_in_ready, 0.0005, 0.005);
+        let wipe_probability = when(wipes, 0.05, 0.5);
         let pause_probability = when(pauses, 0.002, 0.01);
         let compact_probability = when(compaction, 0.005, 0.1);
         let transfer_probability = when(transfers, 0.002, 0.01);
@@ -143,6 +149,7 @@ impl FaultProfile {
             crash_probability,
             crash_in_ready_probability,
             restart_ticks_max: rng.range(5, 80),
+            wipe_probability,
             pause_probability,
             pause_ticks_max: rng.range(10, 60),
             clock_skew,
@@ -177,6 +184,7 @@ impl FaultProfile {
             crash_probability: uniform(rng, 0.02, 0.05),
             crash_in_ready_probability: uniform(rng, 0.001, 0.01),
             restart_ticks_max: rng.range(5, 30),
+            wipe_probability: uniform(rng, 0.0, 0.3),
             pause_probability: uniform(rng, 0.0, 0.01),
             pause_ticks_max: rng.range(10, 40),
             clock_skew: chance(rng, 0.3),

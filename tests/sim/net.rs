@@ -232,6 +232,7 @@ mod tests {
             from,
             to,
             term,
+            incarnation: from,
             body: Body::TimeoutNow,
         }
     }

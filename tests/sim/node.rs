@@ -142,6 +142,7 @@ mod tests {
                 index,
                 term,
                 voters: vec![1, 2, 3],
+                registry: Vec::new(),
             },
             data: Bytes::new(),
         }

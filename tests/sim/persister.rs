@@ -681,6 +681,7 @@ mod tests {
             from: 1,
             to,
             term: 2,
+            incarnation: 1,
             body: Body::VoteReply { granted: true },
         }
     }
@@ -689,6 +690,7 @@ mod tests {
         HardState {
             term,
             vote: 0,
+            vote_incarnation: 0,
             commit,
         }
     }
@@ -843,6 +845,7 @@ mod tests {
                     index: 2,
                     term: 1,
                     voters: vec![1, 2, 3],
+                    registry: Vec::new(),
                 },
                 data: Bytes::new(),
             })
@@ -913,6 +916,7 @@ mod tests {
                         index: 4,
                         term: 1,
                         voters: vec![1, 2, 3],
+                        registry: Vec::new(),
                     },
                     data: Bytes::new(),
                 })

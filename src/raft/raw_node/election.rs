@@ -2,25 +2,70 @@
 //! role change (Raft §5.2, thesis §9.6 pre-vote, §6.2 check-quorum).
 
 use super::RawNode;
-use crate::message::{Body, Index, Message, NodeId, Term, NO_NODE};
+use crate::message::{Body, Incarnation, Index, Message, NodeId, Term, NO_NODE};
 use crate::raft::progress::Progress;
 use crate::raft::quorum::{self, VoteResult};
 use crate::raft::{Event, Role, StepDownReason};
 
+/// What a (pre-)vote request asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Ballot {
+    /// Could an election at the candidate's term + 1 be won? Changes nothing.
+    PreVote,
+    Vote,
+}
+
+/// How a campaign starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Campaign {
+    /// After a won pre-vote (or straight away without pre-vote).
+    Election,
+    /// On a leadership transfer's TimeoutNow.
+    Transfer,
+}
+
+/// A (pre-)vote request as the voter judges it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct VoteRequest {
+    pub candidate: NodeId,
+    pub incarnation: Incarnation,
+    pub term: Term,
+    pub last_index: Index,
+    pub last_term: Term,
+}
+
 impl RawNode {
     /// Draws a fresh timeout in `election_ticks_min..election_ticks_max`.
+    /// While the cluster has no member registry (see `raft::registry`),
+    /// an election needs every member's vote, so two candidates in one
+    /// term both lose: members then take turns, in id order, one minimum
+    /// election timeout apart.
     pub(super) fn reset_election_timer(&mut self) {
         self.election_elapsed_ticks = 0;
         self.election_timeout_ticks = self.rng.range(
             self.config.election_ticks_min,
             self.config.election_ticks_max,
         );
+        if self.bootstrapping() {
+            let rank = self
+                .config
+                .voters
+                .iter()
+                .filter(|&&id| id < self.config.id)
+                .count() as u64;
+            self.election_timeout_ticks += rank * self.config.election_ticks_min;
+        }
     }
 
     pub(super) fn tick_election(&mut self) {
         self.ticks_since_leader_contact = self.ticks_since_leader_contact.saturating_add(1);
         self.election_elapsed_ticks += 1;
         if self.election_elapsed_ticks < self.election_timeout_ticks {
+            return;
+        }
+        if !self.may_campaign() {
+            // Lost its disk and not re-admitted yet: waits for the leader.
+            self.reset_election_timer();
             return;
         }
         self.events.push(Event::ElectionTimeout {
@@ -32,7 +77,7 @@ impl RawNode {
         if self.config.pre_vote {
             self.start_pre_election();
         } else {
-            self.start_election(false);
+            self.start_election(Campaign::Election);
         }
     }
 
@@ -68,6 +113,42 @@ impl RawNode {
         true
     }
 
+    /// A (pre-)vote request from an incarnation this node may not vote for
+    /// (`may_vote_for`: a node back with an empty disk, not re-admitted) is
+    /// refused without believing its term, so such a node, campaigning
+    /// again and again, cannot disturb the cluster's elections.
+    pub(super) fn ignores_unregistered_candidate(&mut self, message: &Message) -> bool {
+        let (last_index, last_term, pre_vote) = match &message.body {
+            Body::PreVote {
+                last_index,
+                last_term,
+                ..
+            } => (*last_index, *last_term, true),
+            Body::Vote {
+                last_index,
+                last_term,
+                ..
+            } => (*last_index, *last_term, false),
+            _ => return false,
+        };
+        if self.may_vote_for(message.from, message.incarnation, last_index, last_term) {
+            return false;
+        }
+        self.events.push(Event::VoteRefused {
+            candidate: message.from,
+            term: message.term,
+            pre_vote,
+            reason: "candidate is not the registered incarnation of its node id",
+        });
+        let body = if pre_vote {
+            Body::PreVoteReply { granted: false }
+        } else {
+            Body::VoteReply { granted: false }
+        };
+        self.send(message.from, body);
+        true
+    }
+
     pub(super) fn step_down_reason(&self, from: NodeId) -> StepDownReason {
         match self.transfer {
             Some(transfer) if transfer.to == from => StepDownReason::Transferred,
@@ -85,6 +166,11 @@ impl RawNode {
             Body::PreVote { .. } => {
                 self.send(message.from, Body::PreVoteReply { granted: false });
             }
+            // The candidate learns the newer term and campaigns past it
+            // (Raft §5.1: a reply carries the current term).
+            Body::Vote { .. } => {
+                self.send(message.from, Body::VoteReply { granted: false });
+            }
             _ => {}
         }
     }
@@ -92,21 +178,26 @@ impl RawNode {
     /// Raft §5.2/§5.4.1: grant a vote only if not already voted for someone
     /// else in this term and the candidate's log is at least as up to date.
     /// A pre-vote is judged against the term the candidate would have and
-    /// changes nothing here.
-    pub(super) fn handle_vote_request(
-        &mut self,
-        candidate: NodeId,
-        candidate_term: Term,
-        last_index: Index,
-        last_term: Term,
-        pre_vote: bool,
-        leadership_transfer: bool,
-    ) {
+    /// changes nothing here. (A candidate that lost its disk never gets
+    /// here: see `ignores_unregistered_candidate`.)
+    pub(super) fn handle_vote_request(&mut self, request: VoteRequest, ballot: Ballot) {
+        let VoteRequest {
+            candidate,
+            incarnation,
+            term: candidate_term,
+            last_index,
+            last_term,
+        } = request;
+        let pre_vote = ballot == Ballot::PreVote;
         let ignores_recorded_vote = planted!(self, VoteTwice) && !pre_vote;
         let free_to_vote =
             (self.vote == NO_NODE || ignores_recorded_vote) && self.leader_id == NO_NODE;
+        // A vote is for one life of a node id: a candidate that lost its
+        // disk since this node voted for it in this term gets no second one.
+        let voted_for_candidate = self.vote == candidate
+            && (self.vote_incarnation == incarnation || planted!(self, CountAnyIncarnation));
         let can_vote =
-            self.vote == candidate || free_to_vote || (pre_vote && candidate_term > self.term);
+            voted_for_candidate || free_to_vote || (pre_vote && candidate_term > self.term);
         let refusal = if !can_vote {
             Some(if self.leader_id != NO_NODE && self.vote == NO_NODE {
                 "a leader is known in this term"
@@ -115,7 +206,7 @@ impl RawNode {
             })
         } else if !self.log.is_up_to_date(last_index, last_term) {
             Some("candidate log is not up to date")
-        } else if pre_vote && !leadership_transfer && self.leader_contact_recent() {
+        } else if pre_vote && self.leader_contact_recent() {
             Some("heard from the leader recently")
         } else {
             None
@@ -147,10 +238,12 @@ impl RawNode {
                 from: self.config.id,
                 to: candidate,
                 term: candidate_term,
+                incarnation: self.config.incarnation,
                 body: Body::PreVoteReply { granted: true },
             });
         } else {
             self.vote = candidate;
+            self.vote_incarnation = incarnation;
             self.reset_election_timer();
             self.send_after_persist(candidate, Body::VoteReply { granted: true });
         }
@@ -169,19 +262,37 @@ impl RawNode {
         }
     }
 
-    pub(super) fn handle_vote_reply(&mut self, from: NodeId, granted: bool) {
+    pub(super) fn handle_vote_reply(
+        &mut self,
+        from: NodeId,
+        incarnation: Incarnation,
+        granted: bool,
+    ) {
         if self.role == Role::Candidate {
+            if granted {
+                self.vote_incarnations.entry(from).or_insert(incarnation);
+            }
             self.poll(from, granted);
         }
     }
 
+    /// Counts an answer; without a committed member registry every member
+    /// must grant (see `raft::registry`).
     fn poll(&mut self, from: NodeId, granted: bool) {
         self.votes.entry(from).or_insert(granted);
         let granted_count = self.votes.values().filter(|&&g| g).count();
         let refused_count = self.votes.len() - granted_count;
-        match quorum::vote_result(self.config.voters.len(), granted_count, refused_count) {
+        let voter_count = self.config.voters.len();
+        let result = if self.bootstrapping() {
+            quorum::unanimous_vote_result(voter_count, granted_count, refused_count)
+        } else {
+            quorum::vote_result(voter_count, granted_count, refused_count)
+        };
+        match result {
             VoteResult::Pending => {}
-            VoteResult::Won if self.role == Role::PreCandidate => self.start_election(false),
+            VoteResult::Won if self.role == Role::PreCandidate => {
+                self.start_election(Campaign::Election)
+            }
             VoteResult::Won => self.become_leader(),
             VoteResult::Lost => {
                 self.become_follower(self.term, NO_NODE, StepDownReason::HigherTerm)
@@ -200,14 +311,18 @@ impl RawNode {
         self.events
             .push(Event::BecamePreCandidate { term: self.term });
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
+        let (commit, commit_term) = self.commit_point();
         for peer in self.peers() {
             self.messages.push(Message {
                 from: self.config.id,
                 to: peer,
                 term: self.term + 1,
+                incarnation: self.config.incarnation,
                 body: Body::PreVote {
                     last_index,
                     last_term,
+                    commit,
+                    commit_term,
                 },
             });
         }
@@ -216,16 +331,20 @@ impl RawNode {
 
     /// Raft §5.2: increment the term, vote for self, request votes. The
     /// requests leave only after the new term and vote are durable.
-    pub(super) fn start_election(&mut self, leadership_transfer: bool) {
+    pub(super) fn start_election(&mut self, campaign: Campaign) {
+        let leadership_transfer = campaign == Campaign::Transfer;
         self.term += 1;
         self.vote = self.config.id;
+        self.vote_incarnation = self.config.incarnation;
         self.role = Role::Candidate;
         self.leader_id = NO_NODE;
         self.votes.clear();
+        self.vote_incarnations.clear();
         self.incoming_snapshot = None;
         self.reset_election_timer();
         self.events.push(Event::BecameCandidate { term: self.term });
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
+        let (commit, commit_term) = self.commit_point();
         for peer in self.peers() {
             self.send_after_persist(
                 peer,
@@ -233,6 +352,8 @@ impl RawNode {
                     last_index,
                     last_term,
                     leadership_transfer,
+                    commit,
+                    commit_term,
                 },
             );
         }
@@ -260,6 +381,7 @@ impl RawNode {
         if term > self.term {
             self.term = term;
             self.vote = NO_NODE;
+            self.vote_incarnation = crate::message::NO_INCARNATION;
         }
         if self.leader_id != leader || self.role != Role::Follower {
             self.incoming_snapshot = None;
@@ -291,11 +413,21 @@ impl RawNode {
             .into_iter()
             .map(|peer| (peer, Progress::new(next_index)))
             .collect();
-        self.log.append_new(
-            self.term,
-            crate::message::EntryKind::Noop,
-            bytes::Bytes::new(),
-        );
+        // The term's first entry: the member registry when the cluster has
+        // none committed yet (see `raft::registry`), otherwise a no-op.
+        match self.bootstrap_registry() {
+            Some(registry) => self.log.append_new(
+                self.term,
+                crate::message::EntryKind::Registry,
+                crate::raft::registry::encode(&registry),
+            ),
+            None => self.log.append_new(
+                self.term,
+                crate::message::EntryKind::Noop,
+                bytes::Bytes::new(),
+            ),
+        };
+        self.vote_incarnations.clear();
         self.events.push(Event::BecameLeader { term: self.term });
         self.broadcast_appends(false);
     }
@@ -340,13 +472,18 @@ impl RawNode {
         }
         if self.heartbeat_elapsed_ticks >= self.config.heartbeat_ticks {
             self.broadcast_heartbeat();
+            self.maybe_readmit();
         }
         self.count_ticks_awaiting_replies();
     }
 
     /// Check-quorum: did a majority (self included) reply in this interval?
     fn quorum_recently_active(&self) -> bool {
-        let active = 1 + self.progress.values().filter(|p| p.recent_active).count();
+        let active = 1 + self
+            .progress
+            .iter()
+            .filter(|(&id, p)| p.recent_active && self.counts(id, p.incarnation))
+            .count();
         active >= quorum::majority(self.config.voters.len())
     }
 

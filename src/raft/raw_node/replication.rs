@@ -197,6 +197,8 @@ impl RawNode {
                 if advanced && self.maybe_commit() {
                     // The others learn the new commit index right away.
                     self.broadcast_appends(true);
+                } else if advanced {
+                    self.maybe_readmit();
                 }
                 if self.transfer.is_some_and(|t| t.to == from) {
                     self.advance_transfer(from);
@@ -330,9 +332,17 @@ impl RawNode {
     /// current term; earlier entries then commit with it. Returns whether
     /// the commit index advanced.
     pub(super) fn maybe_commit(&mut self) -> bool {
+        // A peer that is not the registered incarnation counts as a voter
+        // that stores nothing (see `raft::registry`).
         let mut match_indexes = Vec::with_capacity(self.config.voters.len());
         match_indexes.push(self.log.persisted());
-        match_indexes.extend(self.progress.values().map(|p| p.match_index));
+        match_indexes.extend(self.progress.iter().map(|(&id, p)| {
+            if self.counts(id, p.incarnation) {
+                p.match_index
+            } else {
+                0
+            }
+        }));
         let majority_index = quorum::majority_value(&match_indexes);
         if majority_index <= self.log.committed() {
             return false;
@@ -347,6 +357,7 @@ impl RawNode {
                 self.start_read(context);
             }
         }
+        self.maybe_readmit();
         true
     }
 
@@ -372,7 +383,13 @@ impl RawNode {
     fn release_reads(&mut self) {
         let mut rounds = Vec::with_capacity(self.config.voters.len());
         rounds.push(self.read_only.last_round_sent());
-        rounds.extend(self.progress.values().map(|p| p.read_round_acked));
+        rounds.extend(self.progress.iter().map(|(&id, p)| {
+            if self.counts(id, p.incarnation) {
+                p.read_round_acked
+            } else {
+                0
+            }
+        }));
         let confirmed_round = quorum::majority_value(&rounds);
         let released = self.read_only.release(confirmed_round);
         self.read_states.extend(released);

@@ -14,6 +14,8 @@ fn durability_vote_reply_leaves_only_after_the_vote_is_persisted() {
         last_index: 0,
         last_term: 0,
         leadership_transfer: false,
+        commit: 0,
+        commit_term: 0,
     };
     node.step(message(2, 1, 2, request.clone())).expect("voter");
     let ready = node.ready();
@@ -52,6 +54,7 @@ fn restored_node_redelivers_committed_entries_after_its_snapshot() {
         hard_state: crate::raft::HardState {
             term: 1,
             vote: 0,
+            vote_incarnation: 0,
             commit: 2,
         },
         snapshot: None,

@@ -20,6 +20,8 @@ fn vote_request(
             last_index,
             last_term,
             leadership_transfer: false,
+            commit: 0,
+            commit_term: 0,
         },
     )
 }
@@ -275,6 +277,7 @@ fn config_and_initial_state_are_validated() {
         hard_state: crate::raft::HardState {
             term: 1,
             vote: 9,
+            vote_incarnation: 0,
             commit: 0,
         },
         ..InitialState::default()
@@ -406,6 +409,8 @@ fn prevote_refused_to_a_stale_log_changes_nothing() {
             Body::PreVote {
                 last_index: 1,
                 last_term: 1,
+                commit: 0,
+                commit_term: 0,
             },
         ))
         .expect("voter");
@@ -475,6 +480,8 @@ fn check_quorum_follower_ignores_vote_requests_while_it_hears_from_the_leader() 
         last_index: 9,
         last_term: 9,
         leadership_transfer: true,
+        commit: 0,
+        commit_term: 0,
     };
     node.step(message(3, 1, 5, transfer)).expect("voter");
     let ready = drain(&mut node);
@@ -534,6 +541,7 @@ fn restart_after_entries_outlived_a_torn_hard_state_resumes_in_their_term_withou
         hard_state: crate::raft::HardState {
             term: 3,
             vote: 2,
+            vote_incarnation: 0,
             commit: 1,
         },
         snapshot: None,

@@ -29,6 +29,8 @@ pub fn message(from: NodeId, to: NodeId, term: Term, body: Body) -> Message {
         from,
         to,
         term,
+        // Config::new gives every node the incarnation equal to its id.
+        incarnation: from,
         body,
     }
 }
@@ -51,15 +53,33 @@ pub fn entries_with_terms(terms: &[Term]) -> Vec<Entry> {
         .collect()
 }
 
-/// A node restored from a durable log with `terms`, at `term`.
+/// The empty snapshot of a cluster whose member registry is bootstrapped
+/// (every node registered with the incarnation `Config::new` gives it, its
+/// id), so that tests of majority rules start past the unanimous first
+/// election; tests of the bootstrap itself start from nothing.
+pub fn registered_start(voters: &[NodeId]) -> Option<Snapshot> {
+    Some(Snapshot {
+        meta: SnapshotMeta {
+            index: 0,
+            term: 0,
+            voters: voters.to_vec(),
+            registry: voters.iter().map(|&id| (id, id)).collect(),
+        },
+        data: Bytes::new(),
+    })
+}
+
+/// A node restored from a durable log with `terms`, at `term`, in a
+/// cluster with a registry (`registered_start`).
 pub fn node_with_log(config: Config, terms: &[Term], term: Term, commit: Index) -> RawNode {
     let initial = InitialState {
         hard_state: HardState {
             term,
             vote: 0,
+            vote_incarnation: 0,
             commit,
         },
-        snapshot: None,
+        snapshot: registered_start(&config.voters),
         entries: entries_with_terms(terms),
     };
     RawNode::new(config, initial, 42).expect("valid initial state")
@@ -185,12 +205,16 @@ impl Cluster {
             let mut config = Config::new(id, voters.clone());
             configure(&mut config);
             let seed = 1000 + id * 7919;
+            let durable = Durable {
+                snapshot: registered_start(&voters),
+                ..Durable::default()
+            };
             let node =
-                RawNode::new(config.clone(), InitialState::default(), seed).expect("valid config");
+                RawNode::new(config.clone(), durable.initial_state(), seed).expect("valid config");
             let peer = Peer {
                 node,
                 config,
-                durable: Durable::default(),
+                durable,
                 state: Vec::new(),
                 applied_index: 0,
                 events: Vec::new(),
@@ -210,6 +234,17 @@ impl Cluster {
         }
     }
 
+    /// A brand-new cluster: nothing durable anywhere, no member registry.
+    pub fn unregistered(size: u64, configure: impl Fn(&mut Config)) -> Self {
+        let mut cluster = Cluster::new(size, configure);
+        for peer in cluster.peers.values_mut() {
+            peer.durable = Durable::default();
+            peer.node = RawNode::new(peer.config.clone(), peer.durable.initial_state(), peer.seed)
+                .expect("valid config");
+        }
+        cluster
+    }
+
     /// A cluster whose node `i + 1` restarts from `logs[i]`: (entry terms,
     /// current term). Used to set up the paper's figure scenarios.
     pub fn from_logs(logs: &[(&[Term], Term)], configure: impl Fn(&mut Config)) -> Self {
@@ -221,9 +256,10 @@ impl Cluster {
                 hard_state: HardState {
                     term: *term,
                     vote: 0,
+                    vote_incarnation: 0,
                     commit: 0,
                 },
-                snapshot: None,
+                snapshot: registered_start(&peer.config.voters),
                 entries: entries_with_terms(terms),
             };
             peer.node = RawNode::new(peer.config.clone(), peer.durable.initial_state(), peer.seed)
@@ -422,10 +458,11 @@ impl Cluster {
     }
 
     /// Loses everything `id` made durable (a wiped data directory); it
-    /// comes back empty on `restart`.
+    /// comes back empty on `restart`, as a new incarnation.
     pub fn wipe(&mut self, id: NodeId) {
         let peer = self.peers.get_mut(&id).expect("known node");
         peer.durable = Durable::default();
+        peer.config.incarnation += 1000;
     }
 
     /// Restarts `id` from exactly what it had made durable.
@@ -465,6 +502,7 @@ impl Cluster {
                 index,
                 term,
                 voters: peer.config.voters.clone(),
+                registry: Vec::new(),
             },
             data,
         });

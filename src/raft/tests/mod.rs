@@ -6,6 +6,7 @@ mod harness;
 
 mod durability;
 mod election;
+mod identity;
 #[cfg(feature = "planted-bugs")]
 mod planted;
 mod reads;

@@ -27,6 +27,8 @@ fn planted_vote_twice_grants_a_second_vote_in_one_term() {
             last_index: 0,
             last_term: 0,
             leadership_transfer: false,
+            commit: 0,
+            commit_term: 0,
         };
         node.step(message(2, 1, 2, request.clone())).expect("voter");
         drain(&mut node);
@@ -103,6 +105,25 @@ fn planted_read_without_quorum_answers_before_any_heartbeat_round() {
                     index: 0
                 }],
             immediate,
+            "{bug:?}"
+        );
+    }
+}
+
+#[test]
+fn planted_count_any_incarnation_counts_a_wiped_voter() {
+    for (bug, leader) in [(None, false), (Some(PlantedBug::CountAnyIncarnation), true)] {
+        let mut node = node_with_log(with_bug(plain_config(1, &[1, 2, 3]), bug), &[1], 1, 1);
+        tick_until_campaign(&mut node);
+        let reply = crate::message::Message {
+            incarnation: 2002,
+            ..message(2, 1, 2, Body::VoteReply { granted: true })
+        };
+        node.step(reply).expect("voter id");
+        drain(&mut node);
+        assert_eq!(
+            node.status().role == crate::raft::Role::Leader,
+            leader,
             "{bug:?}"
         );
     }

@@ -21,6 +21,7 @@ fn snapshot_chunk(index: u64, term: u64, offset: u64, data: &'static [u8], done:
             index,
             term,
             voters: vec![1, 2, 3],
+            registry: Vec::new(),
         },
         offset,
         chunk: Bytes::from_static(data),
@@ -91,6 +92,7 @@ fn paper_5_3_append_reaching_beyond_index_max_is_dropped() {
             index: INDEX_MAX - 1,
             term: 1,
             voters: vec![1, 2, 3],
+            registry: Vec::new(),
         },
         data: Bytes::new(),
     };
@@ -98,6 +100,7 @@ fn paper_5_3_append_reaching_beyond_index_max_is_dropped() {
         hard_state: crate::raft::HardState {
             term: 1,
             vote: 0,
+            vote_incarnation: 0,
             commit: INDEX_MAX - 1,
         },
         snapshot: Some(snapshot),
