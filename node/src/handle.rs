@@ -55,6 +55,14 @@ pub struct NodeStatus {
     pub leader_contact_ms: u64,
     /// Leader only: (peer id, match index).
     pub match_index: Vec<(u64, u64)>,
+    /// This node's incarnation (16 hex digits): drawn when its data dir was empty.
+    pub incarnation: String,
+    /// This incarnation is the voter the committed member registry names
+    /// (false after an empty disk, until the cluster re-admits it).
+    pub registered: bool,
+    /// Leader only: peers whose replies come from another incarnation than
+    /// the registered one, so they count for neither votes nor commit.
+    pub strangers: Vec<u64>,
     pub pid: u32,
     pub uptime_ms: u64,
 }
@@ -89,6 +97,13 @@ impl NodeStatus {
         for (peer, index) in &self.match_index {
             out.push((format!("match_index_{peer}"), index.to_string()));
         }
+        out.push(("incarnation".to_string(), self.incarnation.clone()));
+        out.push((
+            "registered".to_string(),
+            u8::from(self.registered).to_string(),
+        ));
+        let strangers: Vec<String> = self.strangers.iter().map(u64::to_string).collect();
+        out.push(("strangers".to_string(), strangers.join(",")));
         out.push(("pid".to_string(), self.pid.to_string()));
         out.push(("uptime_ms".to_string(), self.uptime_ms.to_string()));
         out

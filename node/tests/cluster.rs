@@ -1,5 +1,6 @@
-//! Real processes: the failover gate path, repeated kill -9 under writes, and
-//! catch-up of a wiped node through InstallSnapshot.
+//! Real processes: the failover gate path, repeated kill -9 under writes,
+//! catch-up of a wiped node through InstallSnapshot, and a wiped voter that
+//! must not be counted as its old self.
 
 mod common;
 
@@ -255,4 +256,78 @@ async fn wiped_node_catches_up_through_install_snapshot() {
     cluster.start_node(follower);
     assert_keys_on(&cluster, follower, 1..=300).await;
     wait_converged(&cluster).await;
+}
+
+/// How long nodes F and G are watched, with L down, for a leader they
+/// must not elect: many election timeouts (150-300 ms each).
+const NO_QUORUM_WATCH_MS: u64 = 3_000;
+
+/// Issue #10's sequence with bare processes: G stopped, 50 writes through
+/// L (acknowledged by L and F), L killed, F wiped and restarted under its
+/// old id, G restarted. F is a new incarnation: F and G must not form a
+/// quorum, and once L is back nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_voter_is_not_counted_and_the_sequence_loses_no_acknowledged_write() {
+    let mut cluster = Cluster::start(3);
+    let (leader, _) = wait_for_leader(&cluster).await;
+    wait_for("every node registered", || async {
+        let all = statuses(&cluster).await;
+        (all.len() == 3 && all.values().all(|s| field(s, "registered") == 1)).then_some(())
+    })
+    .await;
+    let mut others = (1..=3).filter(|id| *id != leader);
+    let (f, g) = (others.next().unwrap(), others.next().unwrap());
+    let f_incarnation = statuses(&cluster).await[&f]["incarnation"].clone();
+
+    cluster.kill(g);
+    write_keys(&cluster, 1..=50).await;
+    cluster.kill(leader);
+    cluster.kill(f);
+    std::fs::remove_dir_all(&cluster.node(f).data_dir).unwrap();
+    cluster.start_node(f);
+    cluster.start_node(g);
+
+    let watch_until = std::time::Instant::now() + Duration::from_millis(NO_QUORUM_WATCH_MS);
+    let mut seen_f_unregistered = false;
+    while std::time::Instant::now() < watch_until {
+        for (id, status) in statuses(&cluster).await {
+            assert_ne!(
+                status["role"], "leader",
+                "node {id} became leader while L was down: F (wiped) and G formed a quorum"
+            );
+            if id == f {
+                assert_ne!(
+                    status["incarnation"], f_incarnation,
+                    "F kept its incarnation"
+                );
+                seen_f_unregistered |= field(&status, "registered") == 0;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen_f_unregistered, "node {f} never reported registered=0");
+    let changed = log_events(&cluster.log_path(g), "peer_incarnation_changed");
+    assert!(
+        changed.iter().any(|e| e["fields"]["peer"] == f),
+        "node {g} did not log that node {f} came back with an empty disk"
+    );
+
+    cluster.start_node(leader);
+    wait_for_leader(&cluster).await;
+    wait_for("every node registered again", || async {
+        let all = statuses(&cluster).await;
+        (all.len() == 3 && all.values().all(|s| field(s, "registered") == 1)).then_some(())
+    })
+    .await;
+    for id in 1..=3 {
+        assert_keys_on(&cluster, id, 1..=50).await;
+    }
+    wait_converged(&cluster).await;
+    let readmitted: Vec<_> = (1..=3)
+        .flat_map(|id| log_events(&cluster.log_path(id), "member_readmitted"))
+        .collect();
+    assert!(
+        readmitted.iter().any(|e| e["fields"]["peer"] == f),
+        "no node logged node {f}'s re-admission"
+    );
 }

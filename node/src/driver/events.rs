@@ -71,5 +71,50 @@ pub(crate) fn log_event(event: &Event, tick_ms: u64, had_leader: bool) {
         }
         Event::TransferStarted { to, term } => info!(event = "transfer_started", to, term),
         Event::TransferAborted { to, term } => info!(event = "transfer_aborted", to, term),
+        Event::PeerIncarnationChanged {
+            peer,
+            incarnation,
+            registered,
+        } => {
+            let (incarnation, registered) = (hex(*incarnation), hex(*registered));
+            let message = format!(
+                "node {peer} came back with an empty disk (incarnation {incarnation} was \
+                 {registered}): not counted as a voter until it is re-admitted"
+            );
+            info!(
+                event = "peer_incarnation_changed",
+                peer,
+                incarnation,
+                registered_incarnation = registered,
+                message
+            )
+        }
+        Event::ReadmissionProposed {
+            peer,
+            incarnation,
+            index,
+            match_index,
+        } => info!(
+            event = "readmission_proposed",
+            peer,
+            incarnation = hex(*incarnation),
+            index,
+            match_index
+        ),
+        Event::MemberReadmitted {
+            peer,
+            incarnation,
+            index,
+        } => info!(
+            event = "member_readmitted",
+            peer,
+            incarnation = hex(*incarnation),
+            index
+        ),
     }
+}
+
+/// An incarnation as logs and RAFT.STATUS show it.
+fn hex(incarnation: u64) -> String {
+    format!("{incarnation:016x}")
 }

@@ -23,7 +23,7 @@ use super::{
 };
 use crate::handle::{NodeHandle, NodeStatus, ReadError, WriteError};
 use crate::options::NodeOptions;
-use crate::storage::{PreparedSnapshot, SnapshotPages, Storage};
+use crate::storage::{Identity, PreparedSnapshot, SnapshotPages, Storage};
 use crate::transport::{Inbound, Transport, TransportConfig};
 
 /// Bound on peer inputs queued for the driver.
@@ -113,8 +113,23 @@ async fn run(options: NodeOptions) -> Result<(), String> {
 
     let (storage, initial, summary) =
         Storage::open(&options.data_dir).map_err(|e| format!("node {id}: {e}"))?;
+    let identity = Identity::load_or_create(&options.data_dir, id, &options.cluster_id)
+        .map_err(|e| format!("node {id}: {e}"))?;
     info!(event = "recovery", summary = %summary, snapshot_index = summary.snapshot_index,
-        last_index = summary.last_index, term = summary.hard_state.term, torn_tail_bytes = summary.torn_tail_bytes);
+        last_index = summary.last_index, term = summary.hard_state.term, torn_tail_bytes = summary.torn_tail_bytes,
+        incarnation = identity.incarnation_hex(), new_incarnation = identity.created);
+    if identity.created && summary.last_index == 0 && summary.hard_state.term == 0 {
+        // Either a brand-new cluster or a node that lost its disk: the
+        // cluster tells which (see raftkv::raft::registry).
+        info!(
+            event = "identity_created",
+            incarnation = identity.incarnation_hex(),
+            message = "empty data dir: this node is a new incarnation; a cluster that knew an \
+                       earlier one counts it as a voter only after re-admitting it"
+        );
+    }
+    let mut config = config;
+    config.incarnation = identity.incarnation;
     let mut store = KvStore::new();
     let mut applied_term = 0;
     let mut initial = initial;
@@ -156,6 +171,7 @@ async fn run(options: NodeOptions) -> Result<(), String> {
             listen: options.peer,
             peers: options.cluster.0.clone(),
             cluster_id: options.cluster_id.clone(),
+            incarnation: identity.incarnation,
             client_addr: options.client.to_string(),
             frame_bytes_max: PEER_FRAME_BYTES_MAX,
             send_queue_max: PEER_SEND_QUEUE_MAX,
@@ -447,10 +463,15 @@ impl Driver {
                     warn!(event = "peer_message_refused", reason = %e);
                 }
             }
-            Inbound::PeerUp { id, client_addr } => {
+            Inbound::PeerUp {
+                id,
+                incarnation,
+                client_addr,
+            } => {
                 info!(
                     event = "peer_up",
                     peer = id,
+                    incarnation = format!("{incarnation:016x}"),
                     client_addr = client_addr.as_str()
                 );
                 // The peer may have restarted with less than it
@@ -790,7 +811,7 @@ impl Driver {
         for entry in entries {
             self.applied_term = entry.term;
             let reply = match entry.kind {
-                EntryKind::Noop => None,
+                EntryKind::Noop | EntryKind::Registry => None,
                 EntryKind::Normal => Some(match Command::decode(&entry.data) {
                     Ok(command) => store.apply(&command),
                     Err(e) => {
@@ -861,6 +882,7 @@ impl Driver {
             index: applied,
             term: self.applied_term,
             voters: self.voters.clone(),
+            registry: self.raw.registry_at(applied),
         };
         let dir = self.data_dir.clone();
         let serialized = self.serialized.clone();
@@ -958,6 +980,8 @@ impl Driver {
             snapshot_index: status.snapshot_index,
             match_index: status.match_index.clone(),
             leader_known: self.leader_client_addr(status.leader_id).is_some(),
+            registered: status.registered,
+            strangers: status.strangers.clone(),
         };
         let contact = if status.role == Role::Leader {
             None
@@ -995,6 +1019,9 @@ impl Driver {
             digest: std::mem::take(&mut published.status.digest),
             leader_contact_ms: 0,
             match_index: status.match_index,
+            incarnation: format!("{:016x}", status.incarnation),
+            registered: status.registered,
+            strangers: status.strangers,
             pid: std::process::id(),
             uptime_ms: 0,
         };
@@ -1030,4 +1057,6 @@ struct StatusKey {
     snapshot_index: u64,
     match_index: Vec<(NodeId, u64)>,
     leader_known: bool,
+    registered: bool,
+    strangers: Vec<NodeId>,
 }

@@ -7,6 +7,8 @@
 //! DATA/node-<id>/
 //!   LOCK                          locked (flock) while a process uses the dir:
 //!                                 a second process opening it is refused
+//!   identity                      node id, cluster id and incarnation
+//!                                 (see `identity.rs`)
 //!   snapshot-<index>-<term>.snap  the newest snapshot (older ones are deleted)
 //!   wal/00000001.wal ...          WAL segments, numbered consecutively
 //! ```
@@ -87,6 +89,7 @@
 //!   ([`prepare_snapshot`], [`Storage::save_prepared_snapshot`]) and read back
 //!   as a mapping of the file (see `snapshot.rs`).
 
+mod identity;
 mod log_terms;
 mod record;
 mod recovery;
@@ -104,6 +107,7 @@ use std::time::Instant;
 use raftkv::message::{Entry, Index, Snapshot, Term};
 use raftkv::raft::{HardState, InitialState};
 
+pub use identity::{Identity, IdentityError, IDENTITY_FILE_NAME};
 pub use record::RECORD_BYTES_MAX;
 pub use snapshot::{
     data_reader as snapshot_data_reader, map as map_snapshot, prepare as prepare_snapshot,

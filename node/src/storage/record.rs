@@ -30,8 +30,9 @@ pub(super) enum Record {
     /// which is how recovery tells a torn last batch from damage to
     /// acknowledged data.
     BatchStart,
-    /// The hard state from here on (the last one replayed wins).
-    HardState(HardState),
+    /// The hard state from here on (the last one replayed wins), as
+    /// written before votes named an incarnation.
+    HardStateWithoutIncarnation(HardStateWithoutIncarnation),
     /// A log entry. If its index is at or below the last index replayed so
     /// far, the log is first truncated from that index (Raft conflict).
     Entry(Entry),
@@ -43,6 +44,29 @@ pub(super) enum Record {
         term: Term,
         discard_log: bool,
     },
+    /// The hard state from here on (the last one replayed wins).
+    HardState(HardState),
+}
+
+/// A hard state record of the first WAL format: its vote names no
+/// incarnation, so it reads back with `NO_INCARNATION` (a second vote in
+/// that term is then refused to every incarnation of the candidate).
+#[derive(Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub(super) struct HardStateWithoutIncarnation {
+    pub term: Term,
+    pub vote: u64,
+    pub commit: Index,
+}
+
+impl From<HardStateWithoutIncarnation> for HardState {
+    fn from(old: HardStateWithoutIncarnation) -> HardState {
+        HardState {
+            term: old.term,
+            vote: old.vote,
+            vote_incarnation: raftkv::message::NO_INCARNATION,
+            commit: old.commit,
+        }
+    }
 }
 
 /// The write-side twin of [`Record`]: borrows, so appending an entry does
@@ -50,13 +74,16 @@ pub(super) enum Record {
 #[derive(Debug, Serialize)]
 pub(super) enum RecordRef<'a> {
     BatchStart,
-    HardState(&'a HardState),
+    /// Never written any more; kept so every tag matches `Record`'s.
+    #[allow(dead_code)]
+    HardStateWithoutIncarnation(&'a HardStateWithoutIncarnation),
     Entry(&'a Entry),
     Snapshot {
         index: Index,
         term: Term,
         discard_log: bool,
     },
+    HardState(&'a HardState),
 }
 
 /// Lets postcard serialize straight into the tail of an existing buffer.
@@ -244,6 +271,12 @@ mod tests {
         let hard_state = HardState {
             term: 7,
             vote: 2,
+            vote_incarnation: 0xa41f,
+            commit: 40,
+        };
+        let old_hard_state = HardStateWithoutIncarnation {
+            term: 7,
+            vote: 2,
             commit: 40,
         };
         let entry = entry(41, 7, b"set a 1");
@@ -252,6 +285,14 @@ mod tests {
             (
                 RecordRef::HardState(&hard_state),
                 Record::HardState(hard_state),
+            ),
+            (
+                RecordRef::HardStateWithoutIncarnation(&old_hard_state),
+                Record::HardStateWithoutIncarnation(HardStateWithoutIncarnation {
+                    term: 7,
+                    vote: 2,
+                    commit: 40,
+                }),
             ),
             (RecordRef::Entry(&entry), Record::Entry(entry.clone())),
             (

@@ -48,6 +48,10 @@ impl Replay {
                 self.hard_state = hard_state;
                 Ok(())
             }
+            Record::HardStateWithoutIncarnation(hard_state) => {
+                self.hard_state = hard_state.into();
+                Ok(())
+            }
             Record::Entry(entry) => self.apply_entry(entry, file, offset),
             Record::Snapshot {
                 index,

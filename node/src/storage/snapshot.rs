@@ -150,6 +150,36 @@ pub(super) fn write(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, StorageE
     Ok(final_path)
 }
 
+/// The meta of a snapshot file written before snapshots carried the member
+/// registry: it reads back with an empty one.
+#[derive(serde::Deserialize)]
+struct MetaWithoutRegistry {
+    index: raftkv::message::Index,
+    term: raftkv::message::Term,
+    voters: Vec<u64>,
+}
+
+/// Decodes a snapshot file's meta, in either format; the whole of
+/// `bytes` must be the meta.
+fn decode_meta(bytes: &[u8]) -> Result<SnapshotMeta, String> {
+    match postcard::take_from_bytes::<SnapshotMeta>(bytes) {
+        Ok((meta, [])) => return Ok(meta),
+        Ok(_) => {}
+        Err(error) => {
+            if let Ok((old, [])) = postcard::take_from_bytes::<MetaWithoutRegistry>(bytes) {
+                return Ok(SnapshotMeta {
+                    index: old.index,
+                    term: old.term,
+                    voters: old.voters,
+                    registry: Vec::new(),
+                });
+            }
+            return Err(format!("meta does not decode: {error}"));
+        }
+    }
+    Err("meta has trailing bytes".into())
+}
+
 /// Why a snapshot file cannot be used; `offset` is where the problem is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct InvalidSnapshot {
@@ -328,20 +358,9 @@ fn check(
     if crc != stored_crc {
         return Ok(Err(invalid(20, "checksum mismatch".into())));
     }
-    let meta: SnapshotMeta = match postcard::take_from_bytes(&meta_bytes) {
-        Ok((meta, [])) => meta,
-        Ok(_) => {
-            return Ok(Err(invalid(
-                SNAPSHOT_HEADER_BYTES as u64,
-                "meta has trailing bytes".into(),
-            )))
-        }
-        Err(error) => {
-            return Ok(Err(invalid(
-                SNAPSHOT_HEADER_BYTES as u64,
-                format!("meta does not decode: {error}"),
-            )))
-        }
+    let meta = match decode_meta(&meta_bytes) {
+        Ok(meta) => meta,
+        Err(what) => return Ok(Err(invalid(SNAPSHOT_HEADER_BYTES as u64, what))),
     };
     if (meta.index, meta.term) != (index, term) {
         return Ok(Err(invalid(
@@ -539,12 +558,44 @@ fn parse(bytes: Vec<u8>, index: Index, term: Term) -> Result<Snapshot, InvalidSn
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_meta_written_before_registries_reads_back_with_an_empty_one() {
+        #[derive(serde::Serialize)]
+        struct OldMeta {
+            index: u64,
+            term: u64,
+            voters: Vec<u64>,
+        }
+        let old = postcard::to_allocvec(&OldMeta {
+            index: 9,
+            term: 2,
+            voters: vec![1, 2, 3],
+        })
+        .expect("encodes");
+        let meta = decode_meta(&old).expect("old format decodes");
+        assert_eq!((meta.index, meta.term, meta.voters), (9, 2, vec![1, 2, 3]));
+        assert!(meta.registry.is_empty());
+        let new = SnapshotMeta {
+            index: 9,
+            term: 2,
+            voters: vec![1, 2, 3],
+            registry: vec![(1, 7), (2, 8), (3, 9)],
+        };
+        let bytes = postcard::to_allocvec(&new).expect("encodes");
+        assert_eq!(decode_meta(&bytes), Ok(new));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(decode_meta(&trailing).is_err());
+        assert!(decode_meta(&bytes[..bytes.len() - 3]).is_err());
+    }
+
     fn sample(index: Index, term: Term, data: &'static [u8]) -> Snapshot {
         Snapshot {
             meta: SnapshotMeta {
                 index,
                 term,
                 voters: vec![1, 2, 3],
+                registry: Vec::new(),
             },
             data: Bytes::from_static(data),
         }
@@ -601,6 +652,7 @@ mod tests {
             index,
             term,
             voters: vec![1, 2, 3],
+            registry: Vec::new(),
         }
     }
 

@@ -31,13 +31,19 @@ fn snapshot(index: Index, term: Term) -> Snapshot {
             index,
             term,
             voters: vec![1, 2, 3],
+            registry: Vec::new(),
         },
         data: Bytes::from(format!("state through {index}")),
     }
 }
 
 fn hard_state(term: Term, vote: u64, commit: Index) -> HardState {
-    HardState { term, vote, commit }
+    HardState {
+        term,
+        vote,
+        vote_incarnation: vote,
+        commit,
+    }
 }
 
 fn open(dir: &Path) -> (Storage, InitialState, RecoverySummary) {

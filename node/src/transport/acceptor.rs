@@ -179,6 +179,12 @@ async fn read_link(
                 message.from, message.to, shared.id
             ));
         }
+        if message.incarnation != hello.incarnation {
+            break LinkError::Protocol(format!(
+                "message from incarnation {:016x} on the link of node {peer_id}'s incarnation {:016x}",
+                message.incarnation, hello.incarnation
+            ));
+        }
         if !deliver(shared, inbound, Inbound::Message(message), &link_token).await {
             return;
         }

@@ -85,6 +85,7 @@ pub(super) async fn run_peer_link(
                     &inbound,
                     Inbound::PeerUp {
                         id: peer_id,
+                        incarnation: hello.incarnation,
                         client_addr: hello.client_addr,
                     },
                     &shutdown,

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 /// First bytes of every Hello.
 pub(crate) const MAGIC: [u8; 8] = *b"RKVPEER\0";
 /// Bumped on any incompatible change to the peer wire format.
-pub(crate) const PROTOCOL_VERSION: u32 = 1;
+/// Version 2: the Hello and every message carry the sender's incarnation.
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
 /// Largest Hello or HelloReply frame; bounds what an unauthenticated
 /// connection can make us buffer.
 pub(crate) const HELLO_BYTES_MAX: usize = 4 * 1024;
@@ -28,6 +29,9 @@ pub(crate) struct Hello {
     pub version: u32,
     pub cluster_id: String,
     pub node_id: u64,
+    /// Which life of `node_id` this is (see `raftkv::message::Incarnation`):
+    /// every message on the link must carry it.
+    pub incarnation: u64,
     /// The RESP address clients should use for this node (for MOVED).
     pub client_addr: String,
 }
@@ -61,6 +65,8 @@ pub(crate) enum HandshakeError {
     SameId { id: u64 },
     #[error("dialed node {expected} but reached node {got}")]
     WrongNode { expected: u64, got: u64 },
+    #[error("peer node {id} sent incarnation 0, which no node draws")]
+    NoIncarnation { id: u64 },
     #[error("malformed hello: {0}")]
     Malformed(String),
 }
@@ -74,12 +80,13 @@ pub(crate) struct HandshakeRules<'a> {
 }
 
 impl Hello {
-    pub(crate) fn new(cluster_id: &str, node_id: u64, client_addr: &str) -> Self {
+    pub(crate) fn new(cluster_id: &str, node_id: u64, incarnation: u64, client_addr: &str) -> Self {
         Hello {
             magic: MAGIC,
             version: PROTOCOL_VERSION,
             cluster_id: cluster_id.to_string(),
             node_id,
+            incarnation,
             client_addr: client_addr.to_string(),
         }
     }
@@ -129,6 +136,9 @@ impl Hello {
         if !rules.member_ids.contains(&self.node_id) {
             return Err(HandshakeError::UnknownNode { id: self.node_id });
         }
+        if self.incarnation == 0 {
+            return Err(HandshakeError::NoIncarnation { id: self.node_id });
+        }
         Ok(())
     }
 }
@@ -159,7 +169,7 @@ mod tests {
 
     #[test]
     fn a_valid_hello_round_trips_and_passes() {
-        let hello = Hello::new("c1", 2, "127.0.0.1:7002");
+        let hello = Hello::new("c1", 2, 0x1000 + 2, "127.0.0.1:7002");
         let decoded = Hello::decode(&hello.encode()).unwrap();
         assert_eq!(decoded, hello);
         assert_eq!(decoded.check(&rules()), Ok(()));
@@ -167,7 +177,7 @@ mod tests {
 
     #[test]
     fn hello_frame_starts_with_magic_then_version() {
-        let frame = Hello::new("c1", 2, "a").encode();
+        let frame = Hello::new("c1", 2, 0x1000 + 2, "a").encode();
         assert_eq!(&frame[..8], &MAGIC);
         assert_eq!(
             frame[8] as u32, PROTOCOL_VERSION,
@@ -186,7 +196,7 @@ mod tests {
 
     #[test]
     fn truncated_hello_is_malformed() {
-        let frame = Hello::new("c1", 2, "127.0.0.1:7002").encode();
+        let frame = Hello::new("c1", 2, 0x1000 + 2, "127.0.0.1:7002").encode();
         let result = Hello::decode(&frame[..frame.len() - 3]);
         assert!(
             matches!(result, Err(HandshakeError::Malformed(_))),
@@ -197,17 +207,40 @@ mod tests {
     #[test]
     fn another_version_is_named_even_if_its_layout_differs() {
         let mut frame = MAGIC.to_vec();
-        frame.push(7); // version 7, followed by bytes version 1 cannot read
+        frame.push(7); // version 7, followed by bytes this version cannot read
         frame.extend_from_slice(&[0xff; 3]);
         assert_eq!(
             Hello::decode(&frame),
-            Err(HandshakeError::Version { ours: 1, theirs: 7 })
+            Err(HandshakeError::Version {
+                ours: PROTOCOL_VERSION,
+                theirs: 7
+            })
+        );
+    }
+
+    #[test]
+    fn a_node_of_the_version_before_incarnations_is_named() {
+        let mut frame = MAGIC.to_vec();
+        frame.push(1);
+        frame.extend_from_slice(b"\x02c1\x02");
+        assert_eq!(
+            Hello::decode(&frame),
+            Err(HandshakeError::Version { ours: 2, theirs: 1 })
+        );
+    }
+
+    #[test]
+    fn incarnation_zero_is_refused() {
+        let hello = Hello::new("c1", 2, 0, "a");
+        assert_eq!(
+            hello.check(&rules()),
+            Err(HandshakeError::NoIncarnation { id: 2 })
         );
     }
 
     #[test]
     fn each_mismatch_is_named() {
-        let wrong_cluster = Hello::new("other", 2, "a");
+        let wrong_cluster = Hello::new("other", 2, 0x1000 + 2, "a");
         assert_eq!(
             wrong_cluster.check(&rules()),
             Err(HandshakeError::ClusterId {
@@ -216,14 +249,14 @@ mod tests {
             })
         );
         assert_eq!(
-            Hello::new("c1", 9, "a").check(&rules()),
+            Hello::new("c1", 9, 0x1000 + 9, "a").check(&rules()),
             Err(HandshakeError::UnknownNode { id: 9 })
         );
         assert_eq!(
-            Hello::new("c1", 1, "a").check(&rules()),
+            Hello::new("c1", 1, 0x1000 + 1, "a").check(&rules()),
             Err(HandshakeError::SameId { id: 1 })
         );
-        let mut wrong_magic = Hello::new("c1", 2, "a");
+        let mut wrong_magic = Hello::new("c1", 2, 0x1000 + 2, "a");
         wrong_magic.magic = *b"XXXXXXXX";
         assert_eq!(wrong_magic.check(&rules()), Err(HandshakeError::BadMagic));
     }
@@ -231,7 +264,7 @@ mod tests {
     #[test]
     fn replies_round_trip() {
         for reply in [
-            HelloReply::Accepted(Hello::new("c1", 3, "127.0.0.1:7003")),
+            HelloReply::Accepted(Hello::new("c1", 3, 0x1000 + 3, "127.0.0.1:7003")),
             HelloReply::Rejected {
                 reason: "no".into(),
             },

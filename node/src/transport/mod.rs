@@ -85,6 +85,9 @@ pub struct TransportConfig {
     pub peers: Vec<PeerAddr>,
     /// Checked in the handshake: nodes of different clusters never link.
     pub cluster_id: String,
+    /// This node's incarnation, announced in the handshake; every message
+    /// a peer sends on a link must carry the one its Hello announced.
+    pub incarnation: u64,
     /// This node's RESP address, advertised in the handshake.
     pub client_addr: String,
     /// Largest frame sent or accepted (one encoded message), e.g. 64 MiB.
@@ -100,8 +103,13 @@ pub struct TransportConfig {
 pub enum Inbound {
     /// A message from a peer (its `from` is the handshaked peer id).
     Message(Message),
-    /// The outbound link to `id` completed its handshake.
-    PeerUp { id: u64, client_addr: String },
+    /// The outbound link to `id` completed its handshake; the peer is the
+    /// life `incarnation` of that node id.
+    PeerUp {
+        id: u64,
+        incarnation: u64,
+        client_addr: String,
+    },
     /// The outbound link to `id` broke or could not be opened.
     /// `reason` is short: "connection refused", "reset by peer", "eof", ...
     PeerDown { id: u64, reason: String },
@@ -173,6 +181,7 @@ pub struct Transport {
 struct Shared {
     id: u64,
     cluster_id: String,
+    incarnation: u64,
     client_addr: String,
     member_ids: Vec<u64>,
     frame_bytes_max: usize,
@@ -264,6 +273,7 @@ impl Transport {
         let shared = Arc::new(Shared {
             id: config.id,
             cluster_id: config.cluster_id.clone(),
+            incarnation: config.incarnation,
             client_addr: config.client_addr.clone(),
             member_ids: config.peers.iter().map(|p| p.id).collect(),
             frame_bytes_max: config.frame_bytes_max,
@@ -409,7 +419,12 @@ impl PeerLink {
 
 impl Shared {
     fn hello(&self) -> Hello {
-        Hello::new(&self.cluster_id, self.id, &self.client_addr)
+        Hello::new(
+            &self.cluster_id,
+            self.id,
+            self.incarnation,
+            &self.client_addr,
+        )
     }
 
     fn rules(&self) -> handshake::HandshakeRules<'_> {
@@ -456,9 +471,14 @@ fn validate(config: &TransportConfig) -> io::Result<()> {
             config.reconnect_backoff_max_ms
         ));
     }
-    let hello_bytes = Hello::new(&config.cluster_id, config.id, &config.client_addr)
-        .encode()
-        .len();
+    let hello_bytes = Hello::new(
+        &config.cluster_id,
+        config.id,
+        config.incarnation,
+        &config.client_addr,
+    )
+    .encode()
+    .len();
     // The reply wraps the Hello in an enum tag; leave room for it.
     if hello_bytes + 16 > HELLO_BYTES_MAX {
         return invalid(format!(

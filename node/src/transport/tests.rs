@@ -84,7 +84,10 @@ impl TestNode {
                     |item| matches!(item, Inbound::PeerUp { id, .. } if ids.contains(id)),
                 )
                 .await;
-            if let Inbound::PeerUp { id, client_addr } = item {
+            if let Inbound::PeerUp {
+                id, client_addr, ..
+            } = item
+            {
                 seen.insert(id, client_addr);
             }
         }
@@ -124,6 +127,7 @@ fn config(id: u64, listen: SocketAddr, peers: Vec<PeerAddr>, cluster_id: &str) -
         listen,
         peers,
         cluster_id: cluster_id.to_string(),
+        incarnation: incarnation_of(id),
         client_addr: format!("127.0.0.1:{}", 7000 + id),
         frame_bytes_max: 64 * 1024 * 1024,
         send_queue_max: 64,
@@ -160,11 +164,17 @@ async fn start_cluster(n: u64) -> Vec<TestNode> {
     nodes
 }
 
+/// The incarnation test node `id` announces (and stamps on its messages).
+fn incarnation_of(id: u64) -> u64 {
+    0x1000 + id
+}
+
 fn heartbeat(from: u64, to: u64, term: u64) -> Message {
     Message {
         from,
         to,
         term,
+        incarnation: incarnation_of(from),
         body: Body::Heartbeat {
             commit: 0,
             read_round: 0,
@@ -177,6 +187,7 @@ fn append_with(from: u64, to: u64, term: u64, data: Bytes) -> Message {
         from,
         to,
         term,
+        incarnation: incarnation_of(from),
         body: Body::Append {
             prev_index: 0,
             prev_term: 0,
@@ -230,7 +241,7 @@ async fn expect_closed_by_server(stream: &mut TcpStream) {
 async fn fake_dialer(addr: SocketAddr, id: u64) -> Framed<TcpStream, LengthDelimitedCodec> {
     let stream = TcpStream::connect(addr).await.unwrap();
     let mut framed = Framed::new(stream, LengthDelimitedCodec::new());
-    let hello = Hello::new("c1", id, "127.0.0.1:9999");
+    let hello = Hello::new("c1", id, incarnation_of(id), "127.0.0.1:9999");
     framed.send(Bytes::from(hello.encode())).await.unwrap();
     let reply = framed.next().await.expect("a reply").unwrap();
     assert!(matches!(
@@ -452,8 +463,18 @@ async fn bad_frames_after_the_handshake_close_that_link_only() {
     forged.send(Bytes::from(frame)).await.unwrap();
     expect_closed_by_server(forged.get_mut()).await;
 
-    wait_until("three links closed for bad frames", || {
-        node.transport.stats().links_closed_bad_frame == 3
+    // A message from another incarnation than the handshake announced.
+    let mut other_life = fake_dialer(addr, 3).await;
+    let message = Message {
+        incarnation: incarnation_of(3) + 1,
+        ..heartbeat(3, 1, 8)
+    };
+    let frame = postcard::to_allocvec(&message).unwrap();
+    other_life.send(Bytes::from(frame)).await.unwrap();
+    expect_closed_by_server(other_life.get_mut()).await;
+
+    wait_until("four links closed for bad frames", || {
+        node.transport.stats().links_closed_bad_frame == 4
     })
     .await;
     // The transport still accepts and delivers.
@@ -567,7 +588,7 @@ async fn a_peer_that_stops_reading_fills_its_queue_and_then_drops() {
     let mut slow = Framed::new(stream, LengthDelimitedCodec::new());
     let hello = slow.next().await.unwrap().unwrap();
     assert_eq!(Hello::decode(&hello).unwrap().node_id, 1);
-    let reply = HelloReply::Accepted(Hello::new("c1", 2, "127.0.0.1:7002"));
+    let reply = HelloReply::Accepted(Hello::new("c1", 2, incarnation_of(2), "127.0.0.1:7002"));
     slow.send(Bytes::from(reply.encode())).await.unwrap();
     node.expect_up(2).await;
     wait_connected(&node, &[2]).await;

@@ -124,6 +124,9 @@ impl Backend for FakeNode {
             keys: store.len(),
             digest: store.digest_hex(),
             leader_contact_ms: 0,
+            incarnation: "00000000000000a1".into(),
+            registered: true,
+            strangers: Vec::new(),
             match_index: if leader {
                 vec![(2, 7), (3, 9)]
             } else {
