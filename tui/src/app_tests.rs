@@ -47,6 +47,9 @@ pub(crate) mod fixtures {
             leader_contact_ms: if leader_id == id { 0 } else { 14 + id },
             pid: 4100 + id as u32,
             uptime_ms: 60_000,
+            incarnation: None,
+            registered: None,
+            strangers: Vec::new(),
         }
     }
 
