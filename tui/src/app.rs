@@ -1527,8 +1527,9 @@ impl App {
                 node.status = Some(status);
                 node.status_at_ms = report.at_ms;
                 node.poll_error = None;
-                for alarm in alarms {
-                    self.raise(alarm);
+                // The message line keeps the first: the later ones follow from it.
+                for (i, alarm) in alarms.into_iter().enumerate() {
+                    self.raise(alarm, i == 0);
                 }
             }
             Err(error) => node.poll_error = Some(error),
@@ -1539,7 +1540,7 @@ impl App {
 
     /// An integrity alarm: the header turns red for the rest of the session,
     /// the timeline and the message line say what was seen.
-    fn raise(&mut self, alarm: Alarm) {
+    fn raise(&mut self, alarm: Alarm, flash: bool) {
         tracing::error!(
             event = "integrity_alarm",
             kind = alarm.kind.badge(),
@@ -1547,11 +1548,13 @@ impl App {
             index = alarm.index,
             detail = alarm.detail.as_str()
         );
-        self.flash = Some(Flash {
-            at_ms: self.now_ms,
-            tone: Tone::Bad,
-            text: alarm.summary.clone(),
-        });
+        if flash {
+            self.flash = Some(Flash {
+                at_ms: self.now_ms,
+                tone: Tone::Bad,
+                text: alarm.summary.clone(),
+            });
+        }
         self.record_at(
             alarm.at_ms,
             Tone::Bad,
