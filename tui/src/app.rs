@@ -2,7 +2,7 @@
 //! runtime to do (`Effect`). No terminal I/O and no clock: time comes in with
 //! every `update`, so the whole dashboard is unit-testable.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::ops::Range;
 use std::path::PathBuf;
 
@@ -10,10 +10,11 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use crate::clock::format_duration_ms;
 use crate::evidence::{GateRecord, StepKind, Verdict};
+use crate::integrity::{Alarm, IntegrityWatch};
 use crate::plan::ITEM_COUNT;
 use crate::poll::{LogLine, LogSource, StatusReport};
 use crate::scenario::{GateOutcome, GateProgress};
-use crate::status::NodeStatus;
+use crate::status::{short_incarnation, NodeStatus};
 use crate::supervisor::{ExitKind, ProcessEvent, ProcessReport};
 
 /// The event timeline keeps this many entries (older ones scroll away).
@@ -41,6 +42,9 @@ pub const OUTPUT_LINES_IN_TIMELINE_MAX: u32 = 5;
 pub const VERIFY_EXAMPLES_MAX: usize = 3;
 /// The gate panel stays on screen this long after the gate has finished.
 pub const GATE_PANEL_AFTER_MS: u64 = 60_000;
+/// Membership events (per event, peer and incarnation) said once each; past
+/// this many, later ones are no longer said at all (a wipe loop gone wild).
+pub const MEMBERSHIP_EVENTS_REMEMBERED_MAX: usize = 1_024;
 
 const _: () = assert!(BULK_WRITE_COUNTS[1] == BULK_WRITE_COUNT_DEFAULT);
 
@@ -116,6 +120,10 @@ pub struct NodeView {
     pub restarted_at_ms: Option<u64>,
     pub output_lines_shown: u32,
     pub log_tail: VecDeque<LogLine>,
+    /// When this dashboard last wiped the node's data dir; cleared by the first
+    /// status after it in which the node says it is a registered voter. While
+    /// set, the node does not hold the committed log, whatever `status` says.
+    pub wiped_at_ms: Option<u64>,
 }
 
 impl NodeView {
@@ -130,6 +138,7 @@ impl NodeView {
             restarted_at_ms: None,
             output_lines_shown: 0,
             log_tail: VecDeque::new(),
+            wiped_at_ms: None,
         }
     }
 
@@ -158,6 +167,24 @@ impl NodeView {
     pub fn is_restarting(&self) -> bool {
         self.restart_pending.is_some() || self.process == ProcessState::Starting
     }
+
+    /// True when the node's disk still holds the log up to `committed`, as far
+    /// as the dashboard knows: not wiped (nor about to be) since it was last
+    /// seen as a registered voter, and its last seen log reaches `committed`.
+    /// Running, stopped and killed nodes all count: a disk outlives its process.
+    pub fn holds_committed_log(&self, committed: u64) -> bool {
+        self.wiped_at_ms.is_none()
+            && self.restart_pending != Some(true)
+            && self
+                .status
+                .as_ref()
+                .is_some_and(|s| s.is_registered() && s.last_index >= committed)
+    }
+
+    /// The node says it is not (yet) a voter: it came back with an empty disk.
+    pub fn is_non_voter(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| !s.is_registered())
+    }
 }
 
 /// How a timeline entry is coloured.
@@ -181,18 +208,19 @@ pub struct TimelineEvent {
 /// The cluster's agreement, as the header shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Convergence {
+    /// An integrity alarm stands (the first one raised): committed data was
+    /// lost or two nodes diverged. It never clears during the session.
+    Alarm(Alarm),
     NoLeader,
-    /// Two nodes at the same applied index disagree on the digest: a safety bug.
-    Diverged {
-        index: u64,
-        first: u64,
-        second: u64,
+    /// These running nodes do not answer, so nobody can say they agree.
+    Unknown {
+        silent: Vec<u64>,
     },
     /// Nodes are still applying; `lag` entries between the furthest and the last.
     Syncing {
         lag: u64,
     },
-    /// Every answering node has the same applied index and digest.
+    /// Every running node answers, with the same applied index and digest.
     Converged {
         index: u64,
         digest: String,
@@ -413,8 +441,11 @@ pub enum Effect {
     },
     /// Graceful stop of every running node (quitting).
     StopAll,
-    /// Run the quality gate (`scenario::run_gate`) against this cluster.
-    RunGate,
+    /// Run the quality gate (`scenario::run_gate`) against this cluster; it
+    /// starts from what the dashboard has seen committed, alarms included.
+    RunGate {
+        integrity: Box<IntegrityWatch>,
+    },
     /// Cancel the running gate; the cluster stays as it is.
     AbortGate,
     /// Write an evidence bundle from the gate's record so far (`None`: no
@@ -539,6 +570,55 @@ fn describe_storage_event(id: u64, event: &str, line: &LogLine) -> (Tone, String
     }
 }
 
+/// Timeline text for the events of a node that lost its disk and is
+/// re-admitted; `None` when the line does not name the peer.
+fn describe_membership_event(event: &str, line: &LogLine) -> Option<(Tone, String)> {
+    let peer = line.field_u64("peer")?;
+    let incarnation = |name: &str| {
+        line.field(name)
+            .map_or_else(|| "?".to_string(), short_incarnation)
+    };
+    let index = |name: &str| line.field(name).unwrap_or("?").to_string();
+    let said = match event {
+        "peer_incarnation_changed" => (
+            Tone::Warn,
+            format!(
+                "node {peer} came back with an empty disk (incarnation {} was {}): not counted \
+                 as a voter until re-admitted",
+                incarnation("incarnation"),
+                incarnation("registered_incarnation")
+            ),
+        ),
+        "readmission_proposed" => (
+            Tone::Info,
+            format!(
+                "node {peer} caught up to index {}; re-admission proposed at index {}",
+                index("match_index"),
+                index("index")
+            ),
+        ),
+        _ => (
+            Tone::Good,
+            format!(
+                "node {peer} re-admitted as voter (incarnation {}) at index {}",
+                incarnation("incarnation"),
+                index("index")
+            ),
+        ),
+    };
+    Some(said)
+}
+
+/// Joins node ids for a sentence: `node 3`, `nodes 2 and 3`, `nodes 1, 2 and 3`.
+pub fn name_nodes(ids: &[u64]) -> String {
+    let listed: Vec<String> = ids.iter().map(u64::to_string).collect();
+    match listed.as_slice() {
+        [] => "no node".to_string(),
+        [one] => format!("node {one}"),
+        [init @ .., last] => format!("nodes {} and {last}", init.join(", ")),
+    }
+}
+
 /// Why keys that would disturb the gate do nothing while it runs.
 pub const GATE_RUNNING_REFUSAL: &str =
     "the quality gate is running: kill, stop, restart, wipe and writes wait until it ends (Esc aborts it)";
@@ -591,6 +671,11 @@ pub struct App {
     pub leader_kill: Option<LeaderKill>,
     /// The quality gate, from `d` until well after it ends.
     pub gate: Option<GateView>,
+    /// What the cluster has been seen to commit and apply, and the alarms.
+    pub integrity: IntegrityWatch,
+    /// (event, peer, incarnation) of membership events already in the
+    /// timeline: every node logs them, the timeline says them once.
+    membership_events_shown: BTreeSet<(String, u64, String)>,
     last_convergence: Option<Convergence>,
     /// (index, nodes up) of the last CONVERGED entry in the timeline.
     announced_converged: Option<(u64, usize)>,
@@ -630,6 +715,8 @@ impl App {
             elections_seen: 0,
             leader_kill: None,
             gate: None,
+            integrity: IntegrityWatch::new(crate::poll::STATUS_DEADLINE_MS),
+            membership_events_shown: BTreeSet::new(),
             last_convergence: None,
             announced_converged: None,
             quitting_since_ms: None,
@@ -812,29 +899,35 @@ impl App {
         Some(leader.commit_index.saturating_sub(status.applied_index))
     }
 
+    /// The header's verdict. Divergence between answering nodes is an alarm
+    /// (raised as the statuses arrive), so it shows here as `Alarm`.
     pub fn convergence(&self) -> Convergence {
+        if let Some(alarm) = self.integrity.first_alarm() {
+            return Convergence::Alarm(alarm.clone());
+        }
+        if self.leader().is_none() {
+            return Convergence::NoLeader;
+        }
+        let silent: Vec<u64> = self
+            .nodes
+            .iter()
+            .filter(|n| n.process.is_alive() && n.live_status(self.now_ms).is_none())
+            .map(|n| n.config.id)
+            .collect();
+        if !silent.is_empty() {
+            return Convergence::Unknown { silent };
+        }
         let live: Vec<(u64, &NodeStatus)> = self
             .nodes
             .iter()
             .filter_map(|n| n.live_status(self.now_ms).map(|s| (n.config.id, s)))
             .collect();
-        for (i, (first, a)) in live.iter().enumerate() {
-            for (second, b) in &live[i + 1..] {
-                if a.applied_index == b.applied_index && a.digest != b.digest {
-                    return Convergence::Diverged {
-                        index: a.applied_index,
-                        first: *first,
-                        second: *second,
-                    };
-                }
-            }
-        }
-        if self.leader().is_none() {
-            return Convergence::NoLeader;
-        }
         let max = live.iter().map(|(_, s)| s.applied_index).max().unwrap_or(0);
         let min = live.iter().map(|(_, s)| s.applied_index).min().unwrap_or(0);
-        if max == min {
+        let one_digest = live
+            .windows(2)
+            .all(|pair| pair[0].1.digest == pair[1].1.digest);
+        if max == min && one_digest {
             let digest = live
                 .first()
                 .map(|(_, s)| s.digest.clone())
@@ -1094,6 +1187,11 @@ impl App {
             self.refuse(format!("node {id} is already restarting"));
             return Vec::new();
         }
+        if let Some(why) = self.wipe_refusal(row) {
+            // In the timeline too: a refused wipe is part of the story.
+            self.tell(Tone::Warn, why);
+            return Vec::new();
+        }
         match self.nodes[row].process {
             ProcessState::Stopping { .. } => {
                 self.nodes[row].restart_pending = Some(true);
@@ -1123,7 +1221,7 @@ impl App {
         };
         node.restart_pending = Some(wipe_data);
         let text = if wipe_data {
-            format!("restart node {id} with an empty data dir: it catches up by snapshot")
+            format!("restart node {id} with an empty data dir: stop (SIGTERM), wipe, then start")
         } else {
             format!("restart node {id}: stop (SIGTERM), then start")
         };
@@ -1138,8 +1236,11 @@ impl App {
         node.restart_pending = None;
         node.restarted_at_ms = Some(self.now_ms);
         node.output_lines_shown = 0;
+        if wipe_data {
+            node.wiped_at_ms = Some(self.now_ms);
+        }
         let text = if wipe_data {
-            format!("restart node {id} with an empty data dir: it catches up by snapshot")
+            format!("node {id}: data dir wiped, restarting with an empty disk")
         } else {
             format!("restart node {id}")
         };
@@ -1303,7 +1404,9 @@ impl App {
             }
         };
         self.tell(Tone::Action, text.into());
-        effects.push(Effect::RunGate);
+        effects.push(Effect::RunGate {
+            integrity: Box::new(self.integrity.clone()),
+        });
         effects
     }
 
@@ -1373,7 +1476,11 @@ impl App {
         gate.running = false;
         gate.finished_at_ms = Some(self.now_ms);
         gate.bundle = Some(outcome.bundle.clone());
-        let tone = if passed == ITEM_COUNT {
+        let alarm = self
+            .integrity
+            .first_alarm()
+            .map(|a| format!("quality gate FAIL: {} (alarm stands); ", a.summary));
+        let tone = if passed == ITEM_COUNT && alarm.is_none() {
             Tone::Good
         } else {
             Tone::Bad
@@ -1386,6 +1493,10 @@ impl App {
             Err(error) => format!(
                 "quality gate: {passed}/{ITEM_COUNT} PASS; the evidence bundle is incomplete: {error}"
             ),
+        };
+        let text = match alarm {
+            Some(prefix) => format!("{prefix}{}", text.trim_start_matches("quality gate: ")),
+            None => text,
         };
         self.tell(tone, text);
     }
@@ -1410,14 +1521,113 @@ impl App {
         let node = &mut self.nodes[row];
         match report.result {
             Ok(status) => {
+                let alarms = self.integrity.observe(&status, report.at_ms);
+                self.note_registration(row, &status, report.at_ms);
+                let node = &mut self.nodes[row];
                 node.status = Some(status);
                 node.status_at_ms = report.at_ms;
                 node.poll_error = None;
+                // The message line keeps the first: the later ones follow from it.
+                for (i, alarm) in alarms.into_iter().enumerate() {
+                    self.raise(alarm, i == 0);
+                }
             }
             Err(error) => node.poll_error = Some(error),
         }
         self.observe_cluster();
         Vec::new()
+    }
+
+    /// An integrity alarm: the header turns red for the rest of the session,
+    /// the timeline and the message line say what was seen.
+    fn raise(&mut self, alarm: Alarm, flash: bool) {
+        tracing::error!(
+            event = "integrity_alarm",
+            kind = alarm.kind.badge(),
+            node = alarm.node,
+            index = alarm.index,
+            detail = alarm.detail.as_str()
+        );
+        if flash {
+            self.flash = Some(Flash {
+                at_ms: self.now_ms,
+                tone: Tone::Bad,
+                text: alarm.summary.clone(),
+            });
+        }
+        self.record_at(
+            alarm.at_ms,
+            Tone::Bad,
+            format!("{}: {}", alarm.summary, alarm.detail),
+        );
+    }
+
+    /// A wiped node holds the committed log again once it is a registered voter
+    /// (re-admitted) in a status polled after the wipe; the timeline says so.
+    fn note_registration(&mut self, row: usize, status: &NodeStatus, at_ms: u64) {
+        let node = &mut self.nodes[row];
+        let id = node.config.id;
+        let was_non_voter = node.is_non_voter();
+        let wiped_before = node.wiped_at_ms.is_some_and(|wiped| wiped < at_ms);
+        if !status.is_registered() || (!wiped_before && !was_non_voter) {
+            return;
+        }
+        node.wiped_at_ms = None;
+        if status.registered == Some(true) {
+            let incarnation = status
+                .incarnation
+                .as_deref()
+                .map(|i| format!(" (incarnation {})", short_incarnation(i)))
+                .unwrap_or_default();
+            self.record_at(
+                at_ms,
+                Tone::Good,
+                format!("node {id}: voter again{incarnation}"),
+            );
+        }
+    }
+
+    /// Why wiping the node in `row` would risk the committed log, if it would:
+    /// the other nodes that still hold it must be at least a quorum.
+    pub fn wipe_refusal(&self, row: usize) -> Option<String> {
+        let committed = self.integrity.committed_max();
+        let id = self.nodes[row].config.id;
+        let holders: Vec<u64> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(r, n)| *r != row && n.holds_committed_log(committed))
+            .map(|(_, n)| n.config.id)
+            .collect();
+        let quorum = self.nodes.len() / 2 + 1;
+        if holders.len() >= quorum {
+            return None;
+        }
+        let holder_word = if holders.len() == 1 {
+            "holder"
+        } else {
+            "holders"
+        };
+        let named = if holders.is_empty() {
+            "none".to_string()
+        } else {
+            name_nodes(&holders)
+        };
+        let lagging_down = self
+            .nodes
+            .iter()
+            .enumerate()
+            .any(|(r, n)| r != row && !holders.contains(&n.config.id) && !n.process.is_alive());
+        let advice = if lagging_down {
+            "Restart the stopped nodes first and let them catch up."
+        } else {
+            "Wait for the other nodes to catch up (or re-admission) first."
+        };
+        Some(format!(
+            "R refused: wiping node {id} would leave {} intact {holder_word} of the committed \
+             log (up to index {committed}: {named}); a quorum is {quorum}. {advice}",
+            holders.len()
+        ))
     }
 
     fn on_process(&mut self, report: ProcessReport) -> Vec<Effect> {
@@ -1539,6 +1749,21 @@ impl App {
                 let (tone, text) = describe_storage_event(id, event, &line);
                 self.record_at(line.at_ms, tone, text);
             }
+            "peer_incarnation_changed" | "readmission_proposed" | "member_readmitted" => {
+                let Some((tone, text)) = describe_membership_event(event, &line) else {
+                    return;
+                };
+                let key = (
+                    event.to_string(),
+                    line.field_u64("peer").unwrap_or(0),
+                    line.field("incarnation").unwrap_or_default().to_string(),
+                );
+                if self.membership_events_shown.len() < MEMBERSHIP_EVENTS_REMEMBERED_MAX
+                    && self.membership_events_shown.insert(key)
+                {
+                    self.record_at(line.at_ms, tone, text);
+                }
+            }
             _ => {}
         }
     }
@@ -1586,9 +1811,6 @@ impl App {
         }
         let convergence = self.convergence();
         let announce = match &convergence {
-            Convergence::Diverged { .. } => {
-                !matches!(self.last_convergence, Some(Convergence::Diverged { .. }))
-            }
             Convergence::Converged {
                 index, nodes_up, ..
             } => {
@@ -1603,13 +1825,6 @@ impl App {
         };
         if announce {
             let text = match &convergence {
-                Convergence::Diverged {
-                    index,
-                    first,
-                    second,
-                } => {
-                    format!("DIVERGED at index {index}: node {first} and node {second} have different digests")
-                }
                 Convergence::Converged {
                     index,
                     digest,
@@ -1626,12 +1841,7 @@ impl App {
                 }
                 _ => String::new(),
             };
-            let tone = if matches!(convergence, Convergence::Diverged { .. }) {
-                Tone::Bad
-            } else {
-                Tone::Good
-            };
-            self.record(tone, text);
+            self.record(Tone::Good, text);
         }
         self.last_convergence = Some(convergence);
         self.observe_catch_up();
@@ -1785,7 +1995,21 @@ impl App {
                 Err(error) => problems.push(format!("node {}: not checked, {error}", node.id)),
             }
         }
-        if problems.is_empty() {
+        if let Some(alarm) = self.integrity.first_alarm() {
+            // The keys read back may all be there and the cluster still have
+            // lost or forked committed entries: an alarm decides.
+            let keys = if problems.is_empty() {
+                format!(
+                    "all {} keys read back on {} nodes",
+                    result.keys,
+                    result.nodes.len()
+                )
+            } else {
+                problems.join("; ")
+            };
+            let text = format!("verify FAIL: {} (alarm stands); {keys}", alarm.summary);
+            self.tell(Tone::Bad, text);
+        } else if problems.is_empty() {
             self.tell(
                 Tone::Good,
                 format!(

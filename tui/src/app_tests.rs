@@ -18,6 +18,9 @@ pub(crate) mod fixtures {
         "9c416561b5d29b481f4aaa44c5b47c98ce71d1bd47875d1c50203a677daa568c";
     pub(crate) const DIGEST_B: &str =
         "f9de357db9c61f71fae95744165a192bd493832bd09207da42c26293f1c136b4";
+    /// The empty state's digest (DESIGN.md).
+    pub(crate) const DIGEST_C: &str =
+        "9ee758fbc40fa99db071432ef003a18c7a85d601caf11ff37d96f2a3654bc03f";
 
     pub(crate) fn status(
         id: u64,
@@ -47,6 +50,9 @@ pub(crate) mod fixtures {
             leader_contact_ms: if leader_id == id { 0 } else { 14 + id },
             pid: 4100 + id as u32,
             uptime_ms: 60_000,
+            incarnation: None,
+            registered: None,
+            strangers: Vec::new(),
         }
     }
 
@@ -303,6 +309,81 @@ pub(crate) mod fixtures {
             }]
         );
         app.update(Action::Tick, T0 + 11_001);
+        app
+    }
+
+    pub(crate) const INCARNATION_NEW: &str = "a41f0c9d22e3b871";
+    pub(crate) const INCARNATION_OLD: &str = "7c02e51a9b3d4f60";
+
+    /// Issue #10 on a fresh cluster led by node 3: `2` `s` (stop node 2), `w`
+    /// (50 keys acknowledged by nodes 3 and 1, committed up to 53), `k` (kill
+    /// node 3), then `1` selects node 1. The committed log is on node 1 and
+    /// the killed node 3 only.
+    pub(crate) fn issue_10_before_wipe() -> App {
+        let mut app = started();
+        log_event(&mut app, T0 + 400, 3, "became_leader", &[("term", "2")]);
+        let at = T0 + 600;
+        poll(&mut app, at, status(1, Role::Follower, 2, 3, 3, DIGEST_B));
+        poll(&mut app, at, status(2, Role::Follower, 2, 3, 3, DIGEST_B));
+        poll(&mut app, at, status(3, Role::Leader, 2, 3, 3, DIGEST_B));
+        key(&mut app, T0 + 1_000, KeyCode::Char('2'));
+        assert_eq!(
+            key(&mut app, T0 + 1_001, KeyCode::Char('s')),
+            vec![Effect::Stop { id: 2 }]
+        );
+        exited(&mut app, T0 + 1_100, 2, ExitKind::Code(0));
+        refresh(&mut app, T0 + 1_950);
+        assert_eq!(
+            key(&mut app, T0 + 2_000, KeyCode::Char('w')),
+            vec![Effect::BulkWrite { count: 50 }]
+        );
+        app.update(
+            Action::Write(WriteReport::Acked {
+                seqs: vec![1..51],
+                at_ms: T0 + 2_030,
+            }),
+            T0 + 2_030,
+        );
+        finish_bulk(&mut app, T0 + 2_031, 50, 29);
+        let at = T0 + 2_200;
+        poll(&mut app, at, status(1, Role::Follower, 2, 3, 53, DIGEST_A));
+        poll(&mut app, at, status(3, Role::Leader, 2, 3, 53, DIGEST_A));
+        assert_eq!(
+            key(&mut app, T0 + 3_000, KeyCode::Char('k')),
+            vec![Effect::Kill { id: 3 }]
+        );
+        exited(&mut app, T0 + 3_003, 3, ExitKind::Signal(libc::SIGKILL));
+        key(&mut app, T0 + 3_500, KeyCode::Char('1'));
+        app
+    }
+
+    /// `issue_10_before_wipe`, then what older nodes (without incarnations)
+    /// let happen: node 1's disk is wiped anyway, node 2 restarts with its 3
+    /// entries and wins term 4 with node 1's vote. Committed entries 4-53 are
+    /// gone: node 2 leads with commit index 4.
+    pub(crate) fn data_loss() -> App {
+        let mut app = issue_10_before_wipe();
+        key(&mut app, T0 + 4_000, KeyCode::Char('2'));
+        assert_eq!(
+            key(&mut app, T0 + 4_001, KeyCode::Char('r')),
+            vec![Effect::Start {
+                id: 2,
+                wipe_data: false
+            }]
+        );
+        process(&mut app, T0 + 4_020, 2, ProcessEvent::Started { pid: 4202 });
+        log_event(&mut app, T0 + 4_500, 2, "became_leader", &[("term", "4")]);
+        let mut one = status(1, Role::Follower, 4, 2, 0, DIGEST_C);
+        one.commit_index = 4;
+        one.last_index = 4;
+        one.incarnation = Some(INCARNATION_NEW.into());
+        one.registered = Some(false);
+        let mut two = status(2, Role::Leader, 4, 2, 4, DIGEST_B);
+        two.pid = 4202;
+        two.strangers = vec![1];
+        let at = T0 + 4_600;
+        poll(&mut app, at, two);
+        poll(&mut app, at, one);
         app
     }
 
@@ -878,7 +959,12 @@ fn d_runs_the_gate_and_keys_that_would_disturb_it_wait() {
     // The gate needs a cluster that stands still: the write load stops.
     assert_eq!(
         key(&mut app, T0 + 4_100, KeyCode::Char('d')),
-        vec![Effect::SetWriteLoad { on: false }, Effect::RunGate]
+        vec![
+            Effect::SetWriteLoad { on: false },
+            Effect::RunGate {
+                integrity: Box::new(app.integrity.clone())
+            }
+        ]
     );
     assert!(app.gate_running() && app.gate_panel_visible());
     assert!(key(&mut app, T0 + 4_200, KeyCode::Char('d')).is_empty());
@@ -1075,16 +1161,13 @@ fn convergence_states_follow_the_polls() {
     assert!(timeline_text(&app).contains(&"CONVERGED at index 107: digest 9c4165…".to_string()));
     assert_eq!(leader_killed().convergence(), Convergence::NoLeader);
     let app = diverged();
-    assert_eq!(
-        app.convergence(),
-        Convergence::Diverged {
-            index: 120,
-            first: 1,
-            second: 3
-        }
-    );
-    assert!(timeline_text(&app)
-        .contains(&"DIVERGED at index 120: node 1 and node 3 have different digests".to_string()));
+    let Convergence::Alarm(alarm) = app.convergence() else {
+        panic!("{:?}", app.convergence());
+    };
+    assert_eq!(alarm.summary, "DIVERGED: node 3 ≠ node 1 at index 120");
+    assert!(timeline_text(&app).iter().any(|line| line.starts_with(
+        "DIVERGED: node 3 ≠ node 1 at index 120: node 3 has digest f9de35.. at applied index 120"
+    )));
     let mut syncing = healthy();
     poll(
         &mut syncing,
@@ -1100,10 +1183,8 @@ fn a_silent_node_is_not_trusted_and_a_stale_status_expires() {
     let mut app = healthy();
     poll_failed(&mut app, T0 + 3_400, 3, "no answer within 400 ms");
     assert!(app.nodes[2].live_status(app.now_ms).is_none());
-    assert!(matches!(
-        app.convergence(),
-        Convergence::Converged { nodes_up: 2, .. }
-    ));
+    // Its process runs: nobody can say it agrees, so no CONVERGED.
+    assert_eq!(app.convergence(), Convergence::Unknown { silent: vec![3] });
     app.update(Action::Tick, T0 + 3_200 + STATUS_STALE_MS + 1);
     assert_eq!(app.convergence(), Convergence::NoLeader);
 }
@@ -1237,4 +1318,257 @@ fn the_timeline_is_bounded() {
         log_event(&mut app, T0 + i, 1, "stepped_down", &[("term", "1")]);
     }
     assert_eq!(app.timeline.len(), TIMELINE_EVENTS_MAX);
+}
+
+// ----- issue #10: R refusal, integrity alarms, re-admission events ------------
+
+#[test]
+fn capital_r_is_refused_when_too_few_intact_holders_of_the_committed_log_would_remain() {
+    let mut app = issue_10_before_wipe();
+    assert_eq!(app.integrity.committed_max(), 53);
+    // Node 2 stopped at index 3 and node 3 is dead: only node 3's disk has 53.
+    assert!(key(&mut app, T0 + 4_000, KeyCode::Char('R')).is_empty());
+    let refusal = "R refused: wiping node 1 would leave 1 intact holder of the committed log \
+                   (up to index 53: node 3); a quorum is 2. Restart the stopped nodes first and \
+                   let them catch up.";
+    assert_eq!(flash_text(&app), refusal);
+    assert_eq!(timeline_text(&app).last().unwrap(), refusal);
+    assert!(app.nodes[0].wiped_at_ms.is_none() && !app.nodes[0].is_restarting());
+    // Wiping node 2 (behind, holds nothing committed) is fine: 1 and 3 hold it.
+    key(&mut app, T0 + 4_100, KeyCode::Char('2'));
+    assert_eq!(
+        key(&mut app, T0 + 4_101, KeyCode::Char('R')),
+        vec![Effect::Start {
+            id: 2,
+            wipe_data: true
+        }]
+    );
+}
+
+#[test]
+fn capital_r_is_allowed_while_a_quorum_holds_the_log_and_a_wiped_node_counts_again_once_readmitted()
+{
+    let mut app = healthy();
+    key(&mut app, T0 + 4_000, KeyCode::Char('1'));
+    assert_eq!(
+        key(&mut app, T0 + 4_001, KeyCode::Char('R')),
+        vec![Effect::Stop { id: 1 }]
+    );
+    // Until the wipe happens node 1 is already no holder: R on node 2 waits.
+    key(&mut app, T0 + 4_002, KeyCode::Char('2'));
+    assert!(key(&mut app, T0 + 4_003, KeyCode::Char('R')).is_empty());
+    assert!(
+        flash_text(&app).contains("would leave 1 intact holder"),
+        "{}",
+        flash_text(&app)
+    );
+    assert!(flash_text(&app).contains("(up to index 107: node 3)"));
+    assert_eq!(
+        exited(&mut app, T0 + 4_100, 1, ExitKind::Code(0)),
+        vec![Effect::Start {
+            id: 1,
+            wipe_data: true
+        }]
+    );
+    assert!(timeline_text(&app)
+        .contains(&"node 1: data dir wiped, restarting with an empty disk".to_string()));
+    assert_eq!(app.nodes[0].wiped_at_ms, Some(T0 + 4_100));
+    process(&mut app, T0 + 4_120, 1, ProcessEvent::Started { pid: 4201 });
+    // Back with an empty disk, not yet re-admitted: still no holder.
+    let mut fresh = fixtures::status(1, crate::status::Role::Follower, 2, 2, 0, DIGEST_C);
+    fresh.incarnation = Some(INCARNATION_NEW.into());
+    fresh.registered = Some(false);
+    poll(&mut app, T0 + 4_300, fresh.clone());
+    assert!(key(&mut app, T0 + 4_301, KeyCode::Char('R')).is_empty());
+    assert!(flash_text(&app).starts_with("R refused: wiping node 2"));
+    // Caught up and re-admitted: a voter and a holder again.
+    let mut readmitted = fixtures::status(1, crate::status::Role::Follower, 2, 2, 107, DIGEST_A);
+    readmitted.incarnation = Some(INCARNATION_NEW.into());
+    readmitted.registered = Some(true);
+    poll(&mut app, T0 + 4_500, readmitted);
+    assert!(app.nodes[0].wiped_at_ms.is_none());
+    assert!(timeline_text(&app).contains(&"node 1: voter again (incarnation a41f..)".to_string()));
+    assert_eq!(
+        key(&mut app, T0 + 4_600, KeyCode::Char('R')),
+        vec![Effect::Stop { id: 2 }]
+    );
+    assert!(app.integrity.alarms().is_empty());
+}
+
+#[test]
+fn a_leader_below_the_committed_index_is_data_loss_in_red_and_it_stays() {
+    let mut app = data_loss();
+    let Convergence::Alarm(alarm) = app.convergence() else {
+        panic!("{:?}", app.convergence());
+    };
+    assert_eq!(alarm.summary, "DATA LOSS: leader 2 commit 4 < committed 53");
+    assert_eq!(
+        flash_text(&app),
+        "DATA LOSS: leader 2 commit 4 < committed 53"
+    );
+    let timeline = timeline_text(&app);
+    assert!(
+        timeline.iter().any(|l| l.starts_with(
+            "DATA LOSS: leader 2 commit 4 < committed 53: node 2 leads term 4 with commit index 4"
+        )),
+        "{timeline:#?}"
+    );
+    assert!(timeline
+        .iter()
+        .any(|l| l.starts_with("DATA LOSS: node 1 applied 53 > leader 2 log 4")));
+    // Every node agrees again later: the alarm stands, CONVERGED is never shown.
+    let at = T0 + 9_000;
+    for id in 1..=2 {
+        let role = if id == 2 {
+            crate::status::Role::Leader
+        } else {
+            crate::status::Role::Follower
+        };
+        poll(&mut app, at, fixtures::status(id, role, 4, 2, 60, DIGEST_B));
+    }
+    assert!(matches!(app.convergence(), Convergence::Alarm(_)));
+    assert!(!timeline_text(&app)
+        .iter()
+        .any(|l| l.starts_with("CONVERGED") && l.contains("60")));
+}
+
+#[test]
+fn v_and_d_fail_with_the_alarm_even_when_every_key_reads_back() {
+    let mut app = data_loss();
+    assert!(!key(&mut app, T0 + 5_000, KeyCode::Char('v')).is_empty());
+    app.update(
+        Action::VerifyFinished(VerifyResult {
+            keys: 50,
+            nodes: (1..=3)
+                .map(|id| NodeVerification {
+                    id,
+                    result: Ok(KeyCheck::default()),
+                })
+                .collect(),
+            elapsed_ms: 12,
+        }),
+        T0 + 5_100,
+    );
+    assert_eq!(
+        flash_text(&app),
+        "verify FAIL: DATA LOSS: leader 2 commit 4 < committed 53 (alarm stands); \
+         all 50 keys read back on 3 nodes"
+    );
+    let effects = key(&mut app, T0 + 6_000, KeyCode::Char('d'));
+    let [Effect::RunGate { integrity }] = effects.as_slice() else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(
+        integrity.alarms(),
+        app.integrity.alarms(),
+        "the gate starts from them"
+    );
+    let mut record = gate_record(&[], &[]);
+    for item in 1..=ITEM_COUNT {
+        record.set_item(item, crate::evidence::ItemResult::pass("measured", "here"));
+    }
+    app.update(
+        Action::GateFinished(Box::new(GateOutcome {
+            record,
+            bundle: Ok("logs/evidence/x".into()),
+        })),
+        T0 + 7_000,
+    );
+    assert_eq!(
+        flash_text(&app),
+        "quality gate FAIL: DATA LOSS: leader 2 commit 4 < committed 53 (alarm stands); \
+         8/8 PASS; evidence in logs/evidence/x"
+    );
+    assert_eq!(app.visible_flash().unwrap().tone, Tone::Bad);
+}
+
+#[test]
+fn restarts_elections_and_lagging_followers_raise_no_alarm() {
+    for app in [healthy(), leader_killed(), election(), restarting()] {
+        assert!(
+            app.integrity.alarms().is_empty(),
+            "{:#?}",
+            app.integrity.alarms()
+        );
+    }
+    // The restarted node answers from its snapshot, far behind, then catches up.
+    let mut app = restarting();
+    process(
+        &mut app,
+        T0 + 11_020,
+        2,
+        ProcessEvent::Started { pid: 4202 },
+    );
+    let mut behind = fixtures::status(2, crate::status::Role::Follower, 3, 1, 40, DIGEST_B);
+    behind.snapshot_index = 40;
+    poll(&mut app, T0 + 11_200, behind);
+    assert_eq!(app.convergence(), Convergence::Syncing { lag: 68 });
+    // The new leader of term 5 starts with an older commit index than 108.
+    let mut new_leader = fixtures::status(1, crate::status::Role::Leader, 5, 1, 100, DIGEST_A);
+    new_leader.last_index = 108;
+    poll(&mut app, T0 + 11_300, new_leader);
+    assert!(
+        app.integrity.alarms().is_empty(),
+        "{:#?}",
+        app.integrity.alarms()
+    );
+}
+
+#[test]
+fn readmission_events_read_as_sentences_once_each() {
+    let mut app = started();
+    let changed = [
+        ("peer", "1"),
+        ("incarnation", INCARNATION_NEW),
+        ("registered_incarnation", INCARNATION_OLD),
+    ];
+    log_event(&mut app, T0 + 100, 3, "peer_incarnation_changed", &changed);
+    log_event(&mut app, T0 + 101, 2, "peer_incarnation_changed", &changed);
+    log_event(
+        &mut app,
+        T0 + 200,
+        3,
+        "readmission_proposed",
+        &[
+            ("peer", "1"),
+            ("incarnation", INCARNATION_NEW),
+            ("index", "54"),
+            ("match_index", "53"),
+        ],
+    );
+    let readmitted = [
+        ("peer", "1"),
+        ("incarnation", INCARNATION_NEW),
+        ("index", "54"),
+    ];
+    for id in 1..=3 {
+        log_event(
+            &mut app,
+            T0 + 300 + id,
+            id,
+            "member_readmitted",
+            &readmitted,
+        );
+    }
+    log_event(
+        &mut app,
+        T0 + 400,
+        3,
+        "member_readmitted",
+        &[("index", "54")],
+    );
+    let timeline = timeline_text(&app);
+    let membership: Vec<&String> = timeline
+        .iter()
+        .filter(|l| l.starts_with("node 1 ") && !l.contains("started"))
+        .collect();
+    assert_eq!(
+        membership,
+        [
+            "node 1 came back with an empty disk (incarnation a41f.. was 7c02..): not counted \
+             as a voter until re-admitted",
+            "node 1 caught up to index 53; re-admission proposed at index 54",
+            "node 1 re-admitted as voter (incarnation a41f..) at index 54",
+        ]
+    );
 }

@@ -268,8 +268,9 @@ impl Workers {
                 }
                 Vec::new()
             }
-            Effect::RunGate => {
-                let context = self.gate_context();
+            Effect::RunGate { integrity } => {
+                let mut context = self.gate_context();
+                context.integrity = *integrity;
                 let stop = self.cancel.child_token();
                 self.gate_stop = Some(stop.clone());
                 let progress = self.gate_tx.clone();

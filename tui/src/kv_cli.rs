@@ -327,6 +327,9 @@ mod tests {
             leader_contact_ms: 12,
             pid: 100 + id as u32,
             uptime_ms: 61_000,
+            incarnation: None,
+            registered: None,
+            strangers: Vec::new(),
         }
     }
 

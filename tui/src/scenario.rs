@@ -35,6 +35,7 @@ use crate::evidence::{
     self, BenchResult, Bundle, CatchUp, DigestRow, Election, GateNode, GateRecord, ItemResult,
     RunMode, StepKind, TimelineEntry, Verdict,
 };
+use crate::integrity::{Alarm, IntegrityWatch};
 use crate::plan::{self, bench_key_name, key_name, ITEM_COUNT, ITEM_NAMES};
 use crate::status::{NodeStatus, Role, StatusFetcher};
 use crate::supervisor::{ExitKind, ProcessEvent, ProcessReport, Supervisor};
@@ -80,6 +81,10 @@ pub const BENCH_DEADLINE_MS: u64 = 60_000;
 pub const BENCH_LATENCY_US_MAX: u64 = 60_000_000;
 /// The nodes must exit within this of the final graceful stop.
 pub const STOP_DEADLINE_MS: u64 = 10_000;
+/// A status the gate polls was produced at most this long before it was
+/// taken in (the fetch deadline, doubled for the wait on the slowest node of a
+/// parallel poll): the integrity checks rely on it.
+pub const INTEGRITY_STATUS_AGE_MS_MAX: u64 = 2 * STATUS_DEADLINE_MS;
 /// A request to the dashboard's supervisor must be answered within this.
 pub const PROCESS_REQUEST_DEADLINE_MS: u64 = 5_000;
 /// Process reports buffered for the gate's own supervisor.
@@ -228,6 +233,10 @@ pub struct GateContext {
     pub echo: bool,
     /// Test only: corrupt the killed leader's WAL before its restart.
     pub sabotage_catchup: bool,
+    /// What has been seen committed and applied before the gate (the
+    /// dashboard's, alarms included); every status the gate polls adds to it,
+    /// and any alarm fails item 7.
+    pub integrity: IntegrityWatch,
 }
 
 impl GateContext {
@@ -246,6 +255,7 @@ impl GateContext {
             fresh: false,
             echo: false,
             sabotage_catchup: false,
+            integrity: IntegrityWatch::new(INTEGRITY_STATUS_AGE_MS_MAX),
         }
     }
 
@@ -266,6 +276,7 @@ impl GateContext {
             fresh: false,
             echo: false,
             sabotage_catchup: false,
+            integrity: IntegrityWatch::new(INTEGRITY_STATUS_AGE_MS_MAX),
         }
     }
 }
@@ -446,7 +457,24 @@ impl Gate {
             .iter_mut()
             .filter(|(id, _)| ids.contains(id))
             .map(|(id, fetcher)| async move { (*id, fetcher.fetch(deadline).await) });
-        futures::future::join_all(polls).await
+        let polled = futures::future::join_all(polls).await;
+        let at_ms = clock::now_ms();
+        let mut raised = Vec::new();
+        for status in polled.iter().filter_map(|(_, r)| r.as_ref().ok()) {
+            raised.extend(self.ctx.integrity.observe(status, at_ms));
+        }
+        for alarm in raised {
+            self.emit_alarm(&alarm);
+        }
+        polled
+    }
+
+    fn emit_alarm(&mut self, alarm: &Alarm) {
+        self.emit(
+            "7",
+            StepKind::Fail,
+            format!("integrity alarm: {}: {}", alarm.summary, alarm.detail),
+        );
     }
 
     async fn status(&mut self, id: u64) -> Result<NodeStatus, String> {
@@ -489,6 +517,13 @@ impl Gate {
         if let Ok(bundle) = &self.bundle {
             let dir = bundle.dir.display().to_string();
             self.emit("1", StepKind::Info, format!("evidence bundle: {dir}"));
+        }
+        self.ctx
+            .integrity
+            .allow_status_age_ms(INTEGRITY_STATUS_AGE_MS_MAX);
+        let standing: Vec<Alarm> = self.ctx.integrity.alarms().to_vec();
+        for alarm in &standing {
+            self.emit_alarm(alarm);
         }
         self.item1_plan();
         let leader = self.item2_writes_to_leader().await;
@@ -937,6 +972,12 @@ impl Gate {
     fn item7_digests(&mut self) {
         let mut lines = Vec::new();
         let mut all_ok = true;
+        // Equal digests at the checkpoints prove nothing if the cluster lost or
+        // forked committed entries at any moment of the run (or before it).
+        for alarm in self.ctx.integrity.alarms() {
+            all_ok = false;
+            lines.push(format!("integrity alarm: {}", alarm.summary));
+        }
         for name in ["after-2", "after-5", "after-6"] {
             match self.checkpoints.get(name) {
                 Some(Ok(figure)) => lines.push(format!("{name}: {figure}")),

@@ -57,6 +57,16 @@ pub struct NodeStatus {
     pub leader_contact_ms: u64,
     pub pid: u32,
     pub uptime_ms: u64,
+    /// The node's random identity, created when its data dir was empty
+    /// (16 lowercase hex chars). `None`: a node from before incarnations.
+    pub incarnation: Option<String>,
+    /// `Some(false)`: the node came back with an empty disk and the cluster
+    /// configuration it holds committed does not count it as a voter yet.
+    /// `None`: an older node that does not say (taken as registered).
+    pub registered: Option<bool>,
+    /// Leader only: peers whose incarnation is not the registered one, so
+    /// their votes and acknowledgements do not count. Empty otherwise.
+    pub strangers: Vec<u64>,
 }
 
 impl NodeStatus {
@@ -93,12 +103,74 @@ impl NodeStatus {
             leader_contact_ms: number("leader_contact_ms").unwrap_or(0),
             pid: u32::try_from(number("pid").unwrap_or(0)).unwrap_or(0),
             uptime_ms: number("uptime_ms").unwrap_or(0),
+            incarnation: optional_incarnation(fields)?,
+            registered: optional_flag(fields, "registered")?,
+            strangers: id_list(fields, "strangers")?,
         })
+    }
+
+    /// False only when the node says it is not (yet) a registered voter.
+    pub fn is_registered(&self) -> bool {
+        self.registered != Some(false)
     }
 
     pub fn is_leader(&self) -> bool {
         self.role == Role::Leader
     }
+}
+
+/// `incarnation`: absent on older nodes; when present, 16 lowercase hex chars.
+fn optional_incarnation(fields: &BTreeMap<String, String>) -> Result<Option<String>, String> {
+    let Some(value) = fields.get("incarnation") else {
+        return Ok(None);
+    };
+    let is_hex = value
+        .chars()
+        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+    if value.len() != INCARNATION_HEX_CHARS || !is_hex {
+        return Err(format!(
+            "RAFT.STATUS field 'incarnation' is '{value}', not {INCARNATION_HEX_CHARS} lowercase hex chars"
+        ));
+    }
+    Ok(Some(value.clone()))
+}
+
+/// A `0`/`1` field that older nodes do not send.
+fn optional_flag(fields: &BTreeMap<String, String>, name: &str) -> Result<Option<bool>, String> {
+    match fields.get(name).map(String::as_str) {
+        None => Ok(None),
+        Some("1") => Ok(Some(true)),
+        Some("0") => Ok(Some(false)),
+        Some(other) => Err(format!(
+            "RAFT.STATUS field '{name}' is '{other}', not 0 or 1"
+        )),
+    }
+}
+
+/// A comma-separated list of node ids (absent or empty: none).
+fn id_list(fields: &BTreeMap<String, String>, name: &str) -> Result<Vec<u64>, String> {
+    let Some(value) = fields.get(name) else {
+        return Ok(Vec::new());
+    };
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.parse().map_err(|_| {
+                format!("RAFT.STATUS field '{name}' is '{value}', not a list of node ids")
+            })
+        })
+        .collect()
+}
+
+/// Length of an incarnation id in hex (64 random bits).
+pub const INCARNATION_HEX_CHARS: usize = 16;
+
+/// The first four hex chars and an ellipsis, as the timeline shows an incarnation.
+pub fn short_incarnation(incarnation: &str) -> String {
+    let head: String = incarnation.chars().take(4).collect();
+    format!("{head}..")
 }
 
 /// Asks one node for RAFT.STATUS over a connection it keeps open between
@@ -240,6 +312,10 @@ pub(crate) mod tests {
         assert!(NodeStatus::from_fields(&broken)
             .unwrap_err()
             .contains("not a number"));
+        assert_eq!(status.incarnation, None, "an older node sends none");
+        assert_eq!(status.registered, None);
+        assert!(status.is_registered());
+        assert!(status.strangers.is_empty());
         assert_eq!(Role::parse("precandidate"), Role::PreCandidate);
         assert_eq!(Role::parse("learner").name(), "learner");
     }
@@ -263,5 +339,47 @@ pub(crate) mod tests {
                 .contains("unknown command")
         );
         assert!(fields_from_frame(Frame::Array(vec![Frame::bulk("odd")])).is_err());
+    }
+
+    #[test]
+    fn incarnation_fields_parse_when_present_and_bad_ones_are_named() {
+        let mut map = fields(&[
+            ("id", "1"),
+            ("role", "leader"),
+            ("term", "5"),
+            ("leader_id", "1"),
+            ("commit_index", "54"),
+            ("applied_index", "54"),
+            ("last_index", "54"),
+            ("keys", "50"),
+            ("digest", "9c41"),
+            ("incarnation", "a41f0c9d22e3b871"),
+            ("registered", "0"),
+            ("strangers", "2,3"),
+        ]);
+        let status = NodeStatus::from_fields(&map).unwrap();
+        assert_eq!(status.incarnation.as_deref(), Some("a41f0c9d22e3b871"));
+        assert_eq!(status.registered, Some(false));
+        assert!(!status.is_registered());
+        assert_eq!(status.strangers, vec![2, 3]);
+        assert_eq!(short_incarnation("a41f0c9d22e3b871"), "a41f..");
+
+        map.insert("strangers".into(), String::new());
+        map.insert("registered".into(), "1".into());
+        let status = NodeStatus::from_fields(&map).unwrap();
+        assert!(status.strangers.is_empty());
+        assert_eq!(status.registered, Some(true));
+
+        for (name, bad) in [
+            ("incarnation", "A41F0C9D22E3B871"),
+            ("incarnation", "a41f"),
+            ("registered", "yes"),
+            ("strangers", "2,x"),
+        ] {
+            let mut broken = map.clone();
+            broken.insert(name.into(), bad.into());
+            let error = NodeStatus::from_fields(&broken).unwrap_err();
+            assert!(error.contains(name) && error.contains(bad), "{error}");
+        }
     }
 }

@@ -11,6 +11,7 @@ use ratatui::widgets::{
 use crate::app::{App, Convergence, Mode, NodeView, ProcessState, Tone};
 use crate::clock::{format_duration_ms, format_time_of_day};
 use crate::evidence::{GateRecord, Verdict};
+use crate::integrity::AlarmKind;
 use crate::plan::ITEM_NAMES;
 use crate::poll::LogSource;
 use crate::status::Role;
@@ -21,7 +22,7 @@ use crate::supervisor::{signal_name, ExitKind};
 const WIDE_COLUMNS_MIN: u16 = 110;
 
 /// Every key, for the help overlay.
-pub const KEY_HELP: [(&str, &str); 17] = [
+pub const KEY_HELP: [(&str, &str); 19] = [
     ("k", "kill -9 the leader"),
     ("← →  1-9", "select a node"),
     ("x", "kill -9 the selected node"),
@@ -35,8 +36,13 @@ pub const KEY_HELP: [(&str, &str); 17] = [
     ),
     (
         "R",
-        "wipe the selected node's data, restart it (snapshot catch-up)",
+        "wipe the selected node's data and restart it (new incarnation,",
     ),
+    (
+        "",
+        "a non-voter until re-admitted); refused unless a quorum of the",
+    ),
+    ("", "other nodes still hold the committed log"),
     ("w", "write a batch of keys through the leader"),
     ("+ -", "change the batch size of w"),
     ("W", "continuous write load on/off"),
@@ -52,6 +58,9 @@ pub const KEY_HELP: [(&str, &str); 17] = [
         "entries the node has yet to apply to reach the leader's commit",
     ),
 ];
+
+/// Shown under the keys: what the red header badges mean.
+const ALARM_HELP: &str = " DATA LOSS / DIVERGED alarms stay until quit; d and v then FAIL.";
 
 impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
@@ -94,6 +103,14 @@ fn tone_style(tone: Tone) -> Style {
         Tone::Warn => Style::new().fg(Color::Yellow),
         Tone::Bad => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
         Tone::Action => Style::new().fg(Color::Cyan),
+    }
+}
+
+/// The header badge of an alarm.
+fn alarm_badge(kind: AlarmKind) -> &'static str {
+    match kind {
+        AlarmKind::DataLoss => " DATA LOSS ",
+        AlarmKind::Diverged => " DIVERGED ",
     }
 }
 
@@ -146,14 +163,29 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
             Style::new().fg(Color::Black).bg(Color::Yellow).bold(),
             format!(" lag {lag} entries"),
         ),
-        Convergence::Diverged {
-            index,
-            first,
-            second,
-        } => (
-            " DIVERGED ",
-            Style::new().fg(Color::White).bg(Color::Red).bold(),
-            format!(" node {first} ≠ node {second} at index {index}"),
+        Convergence::Alarm(alarm) => {
+            let more = app.integrity.alarms().len() - 1;
+            let more = if more > 0 {
+                format!(" (+{more} more alarms, see events)")
+            } else {
+                String::new()
+            };
+            let what = alarm
+                .summary
+                .strip_prefix(alarm.kind.badge())
+                .unwrap_or(&alarm.summary)
+                .trim_start_matches(':')
+                .to_string();
+            (
+                alarm_badge(alarm.kind),
+                Style::new().fg(Color::White).bg(Color::Red).bold(),
+                format!("{what}{more}"),
+            )
+        }
+        Convergence::Unknown { silent } => (
+            " UNKNOWN ",
+            Style::new().fg(Color::Black).bg(Color::Yellow).bold(),
+            format!(" {} not answering", crate::app::name_nodes(&silent)),
         ),
         Convergence::NoLeader => (
             " NO LEADER ",
@@ -230,6 +262,10 @@ fn contact_label(ms: u64) -> String {
 fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
     let wide = area.width >= WIDE_COLUMNS_MIN;
     let leader_row = app.leader().map(|(row, _)| row);
+    let leader_strangers: Vec<u64> = app
+        .leader()
+        .map(|(_, status)| status.strangers.clone())
+        .unwrap_or_default();
     let digest_chars = if wide { 12 } else { 8 };
     let mut header = vec!["  ID"];
     if wide {
@@ -244,7 +280,10 @@ fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
         let live = node.live_status(app.now_ms);
         let shown = live.or(node.status.as_ref());
         let number = |value: Option<u64>| value.map_or("—".to_string(), |v| v.to_string());
+        let stranger = leader_strangers.contains(&node.config.id);
         let role = match (live, node.process.is_alive()) {
+            // Came back with an empty disk: not counted until re-admitted.
+            (Some(status), _) if !status.is_registered() || stranger => "non-voter".into(),
             (Some(status), _) => role_label(&status.role, wide),
             _ if node.is_restarting() => "—".into(),
             (None, true) => "no answer".into(),
@@ -601,6 +640,7 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
 
 fn render_help(app: &App, area: Rect, buf: &mut Buffer) {
     let height = (KEY_HELP.len() as u16 + 4).min(area.height);
+    const _: () = assert!(KEY_HELP.len() + 4 <= 24, "the help fits an 80x24 terminal");
     let width = 76.min(area.width);
     let popup = area.centered(Constraint::Length(width), Constraint::Length(height));
     Clear.render(popup, buf);
@@ -613,7 +653,7 @@ fn render_help(app: &App, area: Rect, buf: &mut Buffer) {
             ])
         })
         .collect();
-    lines.push(Line::raw(""));
+    lines.push(Line::styled(ALARM_HELP, Style::new().fg(Color::Red)));
     let note = match app.mode {
         Mode::Supervised => " The dashboard started these nodes; q stops them.",
         Mode::Attached => " Attached: kill, stop and restart are disabled (not our processes).",

@@ -163,3 +163,17 @@ fn gate_running() {
     fixtures::refresh(&mut app, fixtures::T0 + 4_330);
     assert_screen!("gate_running", draw(&app, 120, 32));
 }
+
+/// Issue #10 with older nodes: the header turns red with the node and index
+/// instead of CONVERGED, and node 1, back with an empty disk, is a non-voter.
+#[test]
+fn data_loss_alarm_in_the_header() {
+    let screen = draw(&fixtures::data_loss(), 120, 32);
+    let header = screen.lines().next().unwrap();
+    assert!(
+        header.contains("DATA LOSS  leader 2 commit 4 < committed 53"),
+        "{header}"
+    );
+    assert!(!header.contains("CONVERGED"), "{header}");
+    assert_screen!("data_loss", screen);
+}

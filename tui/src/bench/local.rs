@@ -355,6 +355,9 @@ mod tests {
             leader_contact_ms: 0,
             pid: 1,
             uptime_ms: 1,
+            incarnation: None,
+            registered: None,
+            strangers: Vec::new(),
         }
     }
 

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::{run_gate, GateContext, ProcessControl, PROCESS_REPORTS_MAX, STATUS_DEADLINE_MS};
 use crate::cluster::{parse_addr_list, ClusterArgs, ClusterLayout};
 use crate::evidence::{self, GateRecord, RunMode, Verdict};
+use crate::integrity::IntegrityWatch;
 use crate::plan::{self, ITEM_COUNT};
 use crate::status::StatusFetcher;
 use crate::supervisor::{NodeProgram, Supervisor, STOP_GRACE_MS_DEFAULT};
@@ -196,6 +197,7 @@ async fn prepare(args: &DemoArgs) -> Result<GateContext, String> {
         fresh: true,
         echo: true,
         sabotage_catchup: args.sabotage_catchup,
+        integrity: IntegrityWatch::new(super::INTEGRITY_STATUS_AGE_MS_MAX),
     })
 }
 
