@@ -124,6 +124,10 @@ pub struct NodeView {
     /// status after it in which the node says it is a registered voter. While
     /// set, the node does not hold the committed log, whatever `status` says.
     pub wiped_at_ms: Option<u64>,
+    /// The incarnation the node last reported while a registered voter: a
+    /// different one registered later is a re-admission (its disk was
+    /// replaced, by this dashboard or by hand).
+    pub registered_incarnation: Option<String>,
 }
 
 impl NodeView {
@@ -139,6 +143,7 @@ impl NodeView {
             output_lines_shown: 0,
             log_tail: VecDeque::new(),
             wiped_at_ms: None,
+            registered_incarnation: None,
         }
     }
 
@@ -330,6 +335,11 @@ pub struct BulkWriteResult {
     pub outcome_unknown: u64,
     /// Client address of the node that acknowledged the writes.
     pub via: Option<String>,
+    /// That node's RAFT.STATUS read right after the last acknowledgement:
+    /// the commit index the writes reached is known before "wrote N keys"
+    /// is shown, even if that node is killed before the next poll (the `R`
+    /// refusal counts holders of the log up to it).
+    pub via_status: Option<Box<NodeStatus>>,
     pub elapsed_ms: u64,
     pub first_error: Option<String>,
 }
@@ -1564,18 +1574,27 @@ impl App {
 
     /// A wiped node holds the committed log again once it is a registered voter
     /// (re-admitted) in a status polled after the wipe; the timeline says so.
+    /// A new cluster's first registration of its members is not a re-admission
+    /// and is not announced.
     fn note_registration(&mut self, row: usize, status: &NodeStatus, at_ms: u64) {
         let node = &mut self.nodes[row];
         let id = node.config.id;
-        let was_non_voter = node.is_non_voter();
         let wiped_before = node.wiped_at_ms.is_some_and(|wiped| wiped < at_ms);
-        if !status.is_registered() || (!wiped_before && !was_non_voter) {
+        if !status.is_registered() {
             return;
         }
         node.wiped_at_ms = None;
-        if status.registered == Some(true) {
-            let incarnation = status
-                .incarnation
+        if status.registered != Some(true) {
+            return;
+        }
+        let incarnation = status.incarnation.clone();
+        let replaced = match (&node.registered_incarnation, &incarnation) {
+            (Some(before), Some(now)) => before != now,
+            _ => false,
+        };
+        node.registered_incarnation = incarnation.clone();
+        if wiped_before || replaced {
+            let incarnation = incarnation
                 .as_deref()
                 .map(|i| format!(" (incarnation {})", short_incarnation(i)))
                 .unwrap_or_default();
@@ -1938,6 +1957,13 @@ impl App {
 
     fn on_bulk_finished(&mut self, result: BulkWriteResult) -> Vec<Effect> {
         self.bulk_in_flight = None;
+        if let Some(status) = result.via_status.clone() {
+            self.on_status(StatusReport {
+                id: status.id,
+                at_ms: self.now_ms,
+                result: Ok(*status),
+            });
+        }
         self.outcome_unknown_writes += result.outcome_unknown;
         let via = self.via_text(&result.via);
         let took = format_duration_ms(result.elapsed_ms);

@@ -218,6 +218,7 @@ pub(crate) mod fixtures {
     ) -> Vec<Effect> {
         app.update(
             Action::Write(WriteReport::BulkFinished(BulkWriteResult {
+                via_status: None,
                 requested: count,
                 acked: count,
                 failed: 0,
@@ -775,6 +776,7 @@ fn bulk_results_name_the_node_and_the_time_or_the_failure() {
     key(&mut app, T0 + 4_000, KeyCode::Char('w'));
     app.update(
         Action::Write(WriteReport::BulkFinished(BulkWriteResult {
+            via_status: None,
             requested: 50,
             acked: 47,
             failed: 2,
@@ -1393,6 +1395,87 @@ fn capital_r_is_allowed_while_a_quorum_holds_the_log_and_a_wiped_node_counts_aga
         vec![Effect::Stop { id: 2 }]
     );
     assert!(app.integrity.alarms().is_empty());
+}
+
+/// Issue #10's sequence, typed faster than the dashboard polls: node 3
+/// stopped, 50 writes, the leader killed before any poll saw the writes'
+/// commit index. The status read at the end of the bulk write is what makes
+/// `R` on node 1 refused.
+#[test]
+fn the_writes_commit_index_counts_for_the_wipe_refusal_before_the_next_poll() {
+    let mut app = started();
+    let at = T0 + 600;
+    poll(
+        &mut app,
+        at,
+        fixtures::status(1, crate::status::Role::Follower, 2, 2, 7, DIGEST_B),
+    );
+    poll(
+        &mut app,
+        at,
+        fixtures::status(2, crate::status::Role::Leader, 2, 2, 7, DIGEST_B),
+    );
+    poll(
+        &mut app,
+        at,
+        fixtures::status(3, crate::status::Role::Follower, 2, 2, 7, DIGEST_B),
+    );
+    key(&mut app, T0 + 1_000, KeyCode::Char('3'));
+    key(&mut app, T0 + 1_001, KeyCode::Char('s'));
+    exited(&mut app, T0 + 1_100, 3, ExitKind::Code(0));
+    key(&mut app, T0 + 2_000, KeyCode::Char('w'));
+    let leader_after_writes = fixtures::status(2, crate::status::Role::Leader, 2, 2, 57, DIGEST_A);
+    app.update(
+        Action::Write(WriteReport::BulkFinished(BulkWriteResult {
+            via_status: Some(Box::new(leader_after_writes)),
+            requested: 50,
+            acked: 50,
+            failed: 0,
+            outcome_unknown: 0,
+            via: Some("127.0.0.1:7002".into()),
+            elapsed_ms: 30,
+            first_error: None,
+        })),
+        T0 + 2_040,
+    );
+    assert_eq!(app.integrity.committed_max(), 57);
+    key(&mut app, T0 + 2_050, KeyCode::Char('k'));
+    exited(&mut app, T0 + 2_060, 2, ExitKind::Signal(9));
+    key(&mut app, T0 + 2_100, KeyCode::Char('1'));
+    assert!(key(&mut app, T0 + 2_101, KeyCode::Char('R')).is_empty());
+    assert!(
+        flash_text(&app)
+            .contains("would leave 1 intact holder of the committed log (up to index 57: node 2)"),
+        "{}",
+        flash_text(&app)
+    );
+}
+
+#[test]
+fn a_new_clusters_first_registration_is_quiet_and_a_replaced_disk_is_announced() {
+    let mut app = healthy();
+    let before = timeline_text(&app).len();
+    // Bootstrapping: not registered, then registered, with one incarnation.
+    let mut bootstrapping = fixtures::status(1, crate::status::Role::Follower, 2, 2, 107, DIGEST_A);
+    bootstrapping.incarnation = Some(INCARNATION_NEW.into());
+    bootstrapping.registered = Some(false);
+    poll(&mut app, T0 + 4_000, bootstrapping.clone());
+    let mut registered = bootstrapping.clone();
+    registered.registered = Some(true);
+    poll(&mut app, T0 + 4_100, registered.clone());
+    assert!(
+        !timeline_text(&app)[before..]
+            .iter()
+            .any(|line| line.contains("voter again")),
+        "{:?}",
+        timeline_text(&app)
+    );
+    // The same node id registered later under another incarnation: its disk
+    // was replaced outside this dashboard and it was re-admitted.
+    let mut replaced = registered;
+    replaced.incarnation = Some("7c02a41f9b3e0d55".into());
+    poll(&mut app, T0 + 4_200, replaced);
+    assert!(timeline_text(&app).contains(&"node 1: voter again (incarnation 7c02..)".to_string()));
 }
 
 #[test]

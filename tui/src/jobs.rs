@@ -19,7 +19,7 @@ use crate::app::{
     BulkWriteResult, KeyCheck, NodeVerification, VerifyResult, WriteReport, VERIFY_EXAMPLES_MAX,
 };
 use crate::clock;
-use crate::status::NodeStatus;
+use crate::status::{NodeStatus, StatusFetcher};
 
 /// One write may retry (elections, redirects) for this long before it fails.
 pub const WRITE_DEADLINE_MS: u64 = 5_000;
@@ -161,6 +161,7 @@ pub fn spawn_bulk_write(
             failed: 0,
             outcome_unknown: 0,
             via: None,
+            via_status: None,
             elapsed_ms: started.elapsed().as_millis() as u64,
             first_error: None,
         };
@@ -172,6 +173,11 @@ pub fn spawn_bulk_write(
             result.via = result.via.or(tally.via);
         }
         result.failed += count - result.acked - result.failed - result.outcome_unknown;
+        if let Some(via) = &result.via {
+            let deadline = Duration::from_millis(crate::poll::STATUS_DEADLINE_MS);
+            let status = StatusFetcher::new(via.clone()).fetch(deadline).await;
+            result.via_status = status.ok().map(Box::new);
+        }
         let _ = reports.send(WriteReport::BulkFinished(result)).await;
     });
 }
