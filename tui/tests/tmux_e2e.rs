@@ -1,7 +1,8 @@
 //! End to end on the real binary: the dashboard in a tmux pane drives a fresh
 //! 3-node cluster (kill the leader, see a new one, write, restart the old
-//! leader, see the digests converge, quit), and the nodes die with a
-//! dashboard killed by SIGKILL.
+//! leader, see the digests converge, quit), refuses a wipe that would lose
+//! acknowledged writes and re-admits an allowed one, and the nodes die
+//! with a dashboard killed by SIGKILL.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -96,8 +97,11 @@ struct Tmux {
 
 impl Tmux {
     fn start(width: u16, height: u16, command: &str) -> Tmux {
+        // One server per test: tests of this file run in parallel.
+        static SERVERS_STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let serial = SERVERS_STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmux = Tmux {
-            socket: format!("raftkv-e2e-{}", std::process::id()),
+            socket: format!("raftkv-e2e-{}-{serial}", std::process::id()),
         };
         let status = Command::new("tmux")
             .args([
@@ -219,22 +223,23 @@ fn converged_on_three_rows(screen: &str) -> Option<String> {
     (rows.len() == 3 && all_running && rows.iter().all(|(_, _, d)| *d == first)).then_some(first)
 }
 
-fn tmux_available() -> bool {
-    Command::new("tmux")
+/// These tests drive the real dashboard in tmux: without it they would
+/// check nothing, so they fail and say what to install.
+fn require_tmux() {
+    let available = Command::new("tmux")
         .arg("-V")
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        available,
+        "tmux is required for the dashboard's end-to-end tests (Debian: apt-get install tmux; .ci/run installs it)"
+    );
 }
 
-#[test]
-fn dashboard_in_tmux_survives_leader_kill_and_converges() {
-    if !tmux_available() {
-        eprintln!("SKIPPED: tmux is not installed (CI installs it); this test drives the dashboard in tmux");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir: PathBuf = dir.path().join("data");
-    let log_dir: PathBuf = dir.path().join("logs");
+/// A fresh dashboard in a 120x40 tmux pane; after it exits the pane shows
+/// its exit code and the terminal modes it left.
+fn start_dashboard(data_dir: &Path, log_dir: &Path) -> Tmux {
+    require_tmux();
     let base_port = free_base_port();
     let command = format!(
         "'{bin}' tui --fresh --base-port {base_port} --data-dir '{data}' --log-dir '{logs}'; \
@@ -244,7 +249,23 @@ fn dashboard_in_tmux_survives_leader_kill_and_converges() {
         data = data_dir.display(),
         logs = log_dir.display(),
     );
-    let tmux = Tmux::start(120, 40, &command);
+    Tmux::start(120, 40, &command)
+}
+
+/// The process column of node `id`'s row.
+fn row_text(screen: &str, id: u64) -> Option<String> {
+    table_rows(screen)
+        .into_iter()
+        .find(|(row, _, _)| *row == id)
+        .map(|(_, text, _)| text)
+}
+
+#[test]
+fn dashboard_in_tmux_survives_leader_kill_and_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir: PathBuf = dir.path().join("data");
+    let log_dir: PathBuf = dir.path().join("logs");
+    let tmux = start_dashboard(&data_dir, &log_dir);
 
     let first = tmux.wait_for(
         "a leader on screen",
@@ -303,6 +324,103 @@ fn dashboard_in_tmux_survives_leader_kill_and_converges() {
         modes.split_whitespace().any(|m| m == "echo"),
         "echo left off: {modes}"
     );
+    assert_no_node_left(&data_dir, Duration::from_secs(10));
+}
+
+/// Issue #10's sequence, as a person would type it: stop a follower G,
+/// write 50 keys, kill the leader L, then `R` on the other follower F. That
+/// wipe would leave only L's copy of the 50 acknowledged writes, so it is
+/// refused with the reason; once G and L are back every key is there. A
+/// wipe that leaves a quorum of intact copies is done, and the wiped node
+/// is re-admitted as a voter.
+#[test]
+fn dashboard_refuses_a_wipe_that_would_lose_writes_and_readmits_an_allowed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir: PathBuf = dir.path().join("data");
+    let log_dir: PathBuf = dir.path().join("logs");
+    let tmux = start_dashboard(&data_dir, &log_dir);
+
+    tmux.wait_for(
+        "CONVERGED on three rows",
+        FIRST_LEADER_WAIT_MS,
+        &log_dir,
+        converged_on_three_rows,
+    );
+    let leader = tmux.wait_for("a leader", STEP_WAIT_MS, &log_dir, leader_on_screen);
+    let mut followers = (1..=u64::from(NODES)).filter(|id| *id != leader);
+    let (f, g) = (followers.next().unwrap(), followers.next().unwrap());
+
+    tmux.send(&g.to_string());
+    tmux.send("s");
+    tmux.wait_for("G stopped", STEP_WAIT_MS, &log_dir, |screen| {
+        row_text(screen, g).filter(|text| text.contains("exited"))
+    });
+    tmux.send("w");
+    tmux.wait_for("50 keys written", STEP_WAIT_MS, &log_dir, |screen| {
+        screen.contains("wrote 50 keys").then_some(())
+    });
+    tmux.send("k");
+    tmux.wait_for("L killed", STEP_WAIT_MS, &log_dir, |screen| {
+        row_text(screen, leader).filter(|text| text.contains("killed"))
+    });
+    tmux.send(&f.to_string());
+    tmux.send("R");
+    let refusal = format!("R refused: wiping node {f} would leave 1 intact holder");
+    tmux.wait_for(
+        "R refused with the reason",
+        STEP_WAIT_MS,
+        &log_dir,
+        |screen| screen.contains(&refusal).then_some(()),
+    );
+    assert!(
+        row_text(&tmux.screen(), f).is_some_and(|text| text.contains("running")),
+        "F was not touched:\n{}",
+        tmux.screen()
+    );
+
+    tmux.send(&g.to_string());
+    tmux.send("r");
+    tmux.send(&leader.to_string());
+    tmux.send("r");
+    tmux.wait_for(
+        "CONVERGED on three rows after G and L are back",
+        STEP_WAIT_MS,
+        &log_dir,
+        converged_on_three_rows,
+    );
+    tmux.send("v");
+    tmux.wait_for("50 of 50 keys verified", STEP_WAIT_MS, &log_dir, |screen| {
+        screen.contains("verified 50 keys on 3 nodes").then_some(())
+    });
+
+    // Every node holds the log now: wiping F leaves a quorum of intact copies.
+    tmux.send(&f.to_string());
+    tmux.send("R");
+    tmux.wait_for(
+        "F re-admitted as a voter",
+        STEP_WAIT_MS,
+        &log_dir,
+        |screen| {
+            screen
+                .contains(&format!("node {f}: voter again"))
+                .then_some(())
+        },
+    );
+    tmux.wait_for(
+        "CONVERGED on three rows after the re-admission",
+        STEP_WAIT_MS,
+        &log_dir,
+        converged_on_three_rows,
+    );
+    assert!(
+        !tmux.screen().contains("DATA LOSS") && !tmux.screen().contains("DIVERGED"),
+        "{}",
+        tmux.screen()
+    );
+    tmux.send("q");
+    tmux.wait_for("the dashboard to exit", QUIT_WAIT_MS, &log_dir, |screen| {
+        screen.contains("raftkv-exit-code=0").then_some(())
+    });
     assert_no_node_left(&data_dir, Duration::from_secs(10));
 }
 
