@@ -330,4 +330,8 @@ async fn a_wiped_voter_is_not_counted_and_the_sequence_loses_no_acknowledged_wri
         readmitted.iter().any(|e| e["fields"]["peer"] == f),
         "no node logged node {f}'s re-admission"
     );
+    assert!(
+        !log_events(&cluster.log_path(f), "awaiting_readmission").is_empty(),
+        "node {f} did not log that it waits to be re-admitted"
+    );
 }

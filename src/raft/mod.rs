@@ -186,6 +186,12 @@ pub enum Event {
         index: Index,
         match_index: Index,
     },
+    /// This node's log registers another incarnation (`registered`) for its
+    /// id: it lost its disk, and waits to be re-admitted. Reported once.
+    AwaitingReadmission {
+        incarnation: Incarnation,
+        registered: Incarnation,
+    },
     /// The committed registry now names `incarnation` for `peer` (the
     /// commit index reached `index`): it counts as a voter again.
     MemberReadmitted {

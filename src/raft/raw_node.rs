@@ -93,6 +93,8 @@ pub struct RawNode {
     strangers_reported: BTreeMap<NodeId, Incarnation>,
     /// The committed registry as last reported in events.
     registry_reported: Registry,
+    /// `Event::AwaitingReadmission` was reported.
+    awaiting_readmission_reported: bool,
     read_only: ReadOnly,
     transfer: Option<Transfer>,
     incoming_snapshot: Option<IncomingSnapshot>,
@@ -165,6 +167,7 @@ impl RawNode {
             vote_incarnations: Registry::new(),
             strangers_reported: BTreeMap::new(),
             registry_reported,
+            awaiting_readmission_reported: false,
             read_only: ReadOnly::default(),
             transfer: None,
             incoming_snapshot: None,

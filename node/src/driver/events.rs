@@ -89,6 +89,22 @@ pub(crate) fn log_event(event: &Event, tick_ms: u64, had_leader: bool) {
                 message
             )
         }
+        Event::AwaitingReadmission {
+            incarnation,
+            registered,
+        } => {
+            let (incarnation, registered) = (hex(*incarnation), hex(*registered));
+            let message = format!(
+                "this node came back with an empty disk (incarnation {incarnation}; the cluster \
+                 registered {registered}): not counted as a voter until it is re-admitted"
+            );
+            info!(
+                event = "awaiting_readmission",
+                incarnation,
+                registered_incarnation = registered,
+                message
+            )
+        }
         Event::ReadmissionProposed {
             peer,
             incarnation,

@@ -211,8 +211,19 @@ impl RawNode {
     }
 
     /// Reports every member whose registered incarnation changed in the
-    /// committed registry since the last report.
+    /// committed registry since the last report, and, once, that this node
+    /// is not the incarnation its log registers for its id.
     pub(super) fn report_registry_changes(&mut self) {
+        let own = self.config.incarnation;
+        if let Some(&registered) = self.settled_registry().get(&self.config.id) {
+            if registered != own && !self.awaiting_readmission_reported {
+                self.awaiting_readmission_reported = true;
+                self.events.push(Event::AwaitingReadmission {
+                    incarnation: own,
+                    registered,
+                });
+            }
+        }
         let committed = self.log.committed_registry();
         if *committed == self.registry_reported {
             return;

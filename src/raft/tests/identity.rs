@@ -160,6 +160,10 @@ fn a_wiped_follower_is_caught_up_as_a_non_voter_then_readmitted() {
     assert!(!cluster.node(3).status().registered);
     assert!(cluster.run_until(200, |c| c.state_of(3) == c.state_of(1)
         && c.node(3).status().registered));
+    assert!(cluster
+        .events_of(3)
+        .iter()
+        .any(|e| matches!(e, Event::AwaitingReadmission { incarnation: i, registered: 3 } if *i == incarnation)));
     let leader_events = cluster.events_of(1);
     assert!(leader_events.contains(&Event::PeerIncarnationChanged {
         peer: 3,
