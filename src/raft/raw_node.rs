@@ -256,34 +256,28 @@ impl RawNode {
             }
         }
         let counted = self.counts(from, incarnation);
+        let ballot = if matches!(body, Body::PreVote { .. }) {
+            election::Ballot::PreVote
+        } else {
+            election::Ballot::Vote
+        };
         match body {
+            // A TimeoutNow campaign skips the voter's lease check in
+            // `ignores_disruptive_vote`; here it is judged as any vote.
             Body::PreVote {
                 last_index,
                 last_term,
                 commit,
                 commit_term,
-            } => {
-                self.learn_commit(commit, commit_term);
-                let request = election::VoteRequest {
-                    candidate: from,
-                    incarnation,
-                    term,
-                    last_index,
-                    last_term,
-                };
-                self.handle_vote_request(request, election::Ballot::PreVote);
             }
-            Body::Vote {
+            | Body::Vote {
                 last_index,
                 last_term,
-                leadership_transfer,
                 commit,
                 commit_term,
+                ..
             } => {
                 self.learn_commit(commit, commit_term);
-                // A TimeoutNow campaign skips the voter's lease check in
-                // `ignores_disruptive_vote`; here it is judged as any vote.
-                let _ = leadership_transfer;
                 let request = election::VoteRequest {
                     candidate: from,
                     incarnation,
@@ -291,7 +285,7 @@ impl RawNode {
                     last_index,
                     last_term,
                 };
-                self.handle_vote_request(request, election::Ballot::Vote);
+                self.handle_vote_request(request, ballot);
             }
             Body::PreVoteReply { granted } => {
                 if counted {

@@ -12,18 +12,7 @@ fn vote_request(
     last_index: u64,
     last_term: u64,
 ) -> crate::message::Message {
-    message(
-        from,
-        to,
-        term,
-        Body::Vote {
-            last_index,
-            last_term,
-            leadership_transfer: false,
-            commit: 0,
-            commit_term: 0,
-        },
-    )
+    message(from, to, term, vote_body(last_index, last_term))
 }
 
 #[test]

@@ -35,6 +35,17 @@ pub fn message(from: NodeId, to: NodeId, term: Term, body: Body) -> Message {
     }
 }
 
+/// A vote request body from a candidate whose log ends at (last_index, last_term).
+pub fn vote_body(last_index: Index, last_term: Term) -> Body {
+    Body::Vote {
+        last_index,
+        last_term,
+        leadership_transfer: false,
+        commit: 0,
+        commit_term: 0,
+    }
+}
+
 pub fn entry(index: Index, term: Term) -> Entry {
     Entry {
         index,

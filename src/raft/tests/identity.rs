@@ -20,13 +20,7 @@ fn from_incarnation(from: NodeId, incarnation: u64, to: NodeId, term: u64, body:
 #[test]
 fn a_readmitted_candidate_with_a_longer_log_gets_the_vote_of_a_lagging_node() {
     let mut node = node_with_log(plain_config(1, &[1, 2, 3]), &[1], 1, 1);
-    let request = Body::Vote {
-        last_index: 4,
-        last_term: 2,
-        leadership_transfer: false,
-        commit: 0,
-        commit_term: 0,
-    };
+    let request = vote_body(4, 2);
     node.step(from_incarnation(2, 2002, 1, 3, request))
         .expect("voter id");
     let ready = drain(&mut node);
@@ -40,24 +34,12 @@ fn a_readmitted_candidate_with_a_longer_log_gets_the_vote_of_a_lagging_node() {
 #[test]
 fn a_vote_is_for_one_incarnation_of_a_node_id() {
     let mut node = node_with_log(plain_config(1, &[1, 2, 3]), &[1], 1, 1);
-    let request = Body::Vote {
-        last_index: 1,
-        last_term: 1,
-        leadership_transfer: false,
-        commit: 0,
-        commit_term: 0,
-    };
+    let request = vote_body(1, 1);
     node.step(message(2, 1, 2, request.clone())).expect("voter");
     drain(&mut node);
     // Node 2 loses its disk and asks again in the same term: the vote was
     // for its earlier life, not for this one.
-    let again = Body::Vote {
-        last_index: 5,
-        last_term: 1,
-        leadership_transfer: false,
-        commit: 0,
-        commit_term: 0,
-    };
+    let again = vote_body(5, 1);
     node.step(from_incarnation(2, 2002, 1, 2, again))
         .expect("voter id");
     let ready = drain(&mut node);
@@ -90,13 +72,7 @@ fn a_vote_from_another_incarnation_of_a_voter_is_not_counted() {
 #[test]
 fn a_candidate_that_lost_its_disk_gets_no_vote() {
     let mut node = node_with_log(plain_config(1, &[1, 2, 3]), &[1], 1, 1);
-    let request = Body::Vote {
-        last_index: 1,
-        last_term: 1,
-        leadership_transfer: false,
-        commit: 0,
-        commit_term: 0,
-    };
+    let request = vote_body(1, 1);
     node.step(from_incarnation(2, 2002, 1, 2, request))
         .expect("voter id");
     let ready = drain(&mut node);
