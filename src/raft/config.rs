@@ -25,6 +25,22 @@ pub enum PlantedBug {
 /// healthy leader.
 pub const ELECTION_TICKS_PER_HEARTBEAT_MIN: u64 = 5;
 
+/// Defaults of `Config::new` (the node sets its own timing from flags).
+pub const HEARTBEAT_TICKS_DEFAULT: u64 = 1;
+pub const ELECTION_TICKS_MIN_DEFAULT: u64 = 10;
+pub const ELECTION_TICKS_MAX_DEFAULT: u64 = 20;
+pub const INFLIGHT_APPENDS_MAX_DEFAULT: usize = 64;
+pub const ENTRIES_PER_APPEND_MAX_DEFAULT: usize = 1024;
+pub const BYTES_PER_APPEND_MAX_DEFAULT: usize = 1 << 20;
+pub const SNAPSHOT_CHUNK_BYTES_MAX_DEFAULT: usize = 1 << 20;
+pub const SNAPSHOT_BYTES_MAX_DEFAULT: usize = 1 << 30;
+pub const UNCOMMITTED_ENTRIES_MAX_DEFAULT: usize = 100_000;
+
+const _: () = assert!(
+    ELECTION_TICKS_MIN_DEFAULT >= HEARTBEAT_TICKS_DEFAULT * ELECTION_TICKS_PER_HEARTBEAT_MIN
+);
+const _: () = assert!(ELECTION_TICKS_MAX_DEFAULT > ELECTION_TICKS_MIN_DEFAULT);
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     pub id: NodeId,
@@ -69,17 +85,17 @@ impl Config {
             id,
             incarnation: id,
             voters,
-            heartbeat_ticks: 1,
-            election_ticks_min: 10,
-            election_ticks_max: 20,
+            heartbeat_ticks: HEARTBEAT_TICKS_DEFAULT,
+            election_ticks_min: ELECTION_TICKS_MIN_DEFAULT,
+            election_ticks_max: ELECTION_TICKS_MAX_DEFAULT,
             pre_vote: true,
             check_quorum: true,
-            inflight_appends_max: 64,
-            entries_per_append_max: 1024,
-            bytes_per_append_max: 1 << 20,
-            snapshot_chunk_bytes_max: 1 << 20,
-            snapshot_bytes_max: 1 << 30,
-            uncommitted_entries_max: 100_000,
+            inflight_appends_max: INFLIGHT_APPENDS_MAX_DEFAULT,
+            entries_per_append_max: ENTRIES_PER_APPEND_MAX_DEFAULT,
+            bytes_per_append_max: BYTES_PER_APPEND_MAX_DEFAULT,
+            snapshot_chunk_bytes_max: SNAPSHOT_CHUNK_BYTES_MAX_DEFAULT,
+            snapshot_bytes_max: SNAPSHOT_BYTES_MAX_DEFAULT,
+            uncommitted_entries_max: UNCOMMITTED_ENTRIES_MAX_DEFAULT,
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
         }

@@ -415,7 +415,8 @@ impl RaftLog {
 
     /// The caller applied committed entries through `index`.
     pub fn applied_to(&mut self, index: Index) {
-        debug_assert!(
+        // Cheap and fatal if broken: asserted in release builds too.
+        assert!(
             index <= self.committed,
             "applied {index} beyond commit {}",
             self.committed

@@ -109,6 +109,8 @@ pub struct RawNode {
     /// The hard state last handed out (or restored): a Ready carries one
     /// only when it changed.
     hard_state_handed_out: HardState,
+    /// The commit index as of the last Ready (or the restored log).
+    commit_handed_out: Index,
 }
 
 impl RawNode {
@@ -148,6 +150,7 @@ impl RawNode {
             )
         };
         let registry_reported = log.committed_registry().clone();
+        let commit_handed_out = log.committed();
         let mut node = RawNode {
             rng: Rng::new(seed),
             term,
@@ -178,6 +181,7 @@ impl RawNode {
             dropped_reads: Vec::new(),
             events: Vec::new(),
             hard_state_handed_out: hard_state,
+            commit_handed_out,
             config,
         };
         node.reset_election_timer();
@@ -478,10 +482,19 @@ impl RawNode {
     /// then append `entries`.
     pub fn ready(&mut self) -> Ready {
         if std::mem::take(&mut self.proposals_unsent) && self.role == Role::Leader {
-            self.broadcast_appends(false);
+            self.broadcast_appends(replication::EmptyAppend::Skip);
         }
         self.report_registry_changes();
         let hard_state = self.hard_state();
+        // Within one process the commit index never moves back (after a
+        // restart it starts from what was durable). Asserted in release too.
+        assert!(
+            hard_state.commit >= self.commit_handed_out,
+            "commit index moved back from {} to {}",
+            self.commit_handed_out,
+            hard_state.commit
+        );
+        self.commit_handed_out = hard_state.commit;
         let changed_hard_state = (hard_state != self.hard_state_handed_out).then_some(hard_state);
         self.hard_state_handed_out = hard_state;
         Ready {
@@ -511,7 +524,7 @@ impl RawNode {
         if self.role == Role::Leader {
             // The leader's own copy counts towards commit only once durable.
             if self.maybe_commit() {
-                self.broadcast_appends(true);
+                self.broadcast_appends(replication::EmptyAppend::Send);
             }
         }
         self.debug_check();

@@ -429,7 +429,7 @@ impl RawNode {
         };
         self.vote_incarnations.clear();
         self.events.push(Event::BecameLeader { term: self.term });
-        self.broadcast_appends(false);
+        self.broadcast_appends(super::replication::EmptyAppend::Skip);
     }
 
     /// A message from the leader of our term: follow it and restart the

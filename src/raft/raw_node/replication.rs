@@ -8,20 +8,31 @@ use crate::raft::progress::ReplicationState;
 use crate::raft::quorum;
 use crate::raft::{ReadState, Role};
 
+/// Heartbeat intervals an append may go unanswered, on a link a heartbeat
+/// reply shows working, before it is sent again (at least half the minimum
+/// election timeout).
+const STALL_HEARTBEATS: u64 = 2;
+
+/// Whether an append with no entries goes out when a peer needs none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum EmptyAppend {
+    /// Only entries are worth a message.
+    Skip,
+    /// Send one anyway: it carries a new commit index, or probes the peer.
+    Send,
+}
+
 impl RawNode {
-    /// Sends every peer what it is missing; with `allow_empty`, peers that
-    /// are up to date get an empty append carrying the new commit index.
-    pub(super) fn broadcast_appends(&mut self, allow_empty: bool) {
+    /// Sends every peer what it is missing; with `EmptyAppend::Send`, peers
+    /// that are up to date get an empty append carrying the commit index.
+    pub(super) fn broadcast_appends(&mut self, empty: EmptyAppend) {
         for peer in self.peers() {
-            if !self.send_appends(peer) && allow_empty {
-                self.send_append(peer, true);
+            if !self.send_appends(peer) && empty == EmptyAppend::Send {
+                self.send_append(peer, EmptyAppend::Send);
             }
         }
     }
 
-    /// Sends `to` as many appends as its state allows (one while probing,
-    /// up to `inflight_appends_max` while replicating). Returns whether any
-    /// message went out.
     /// The driver's link to `peer` came up again (its process may have
     /// restarted with less than it acknowledged, even with nothing). A
     /// leader forgets what it knew of that peer's log and probes it at once
@@ -39,12 +50,15 @@ impl RawNode {
         // An empty append at our last index: accepted by a peer that has
         // it all, rejected with its last index by one that lost it. A
         // leadership transfer to the peer resumes on the reply.
-        self.send_append(peer, true);
+        self.send_append(peer, EmptyAppend::Send);
     }
 
+    /// Sends `to` as many appends as its state allows (one while probing,
+    /// up to `inflight_appends_max` while replicating). Returns whether any
+    /// message went out.
     pub(super) fn send_appends(&mut self, to: NodeId) -> bool {
         let mut sent_any = false;
-        while self.send_append(to, false) {
+        while self.send_append(to, EmptyAppend::Skip) {
             sent_any = true;
         }
         sent_any
@@ -52,7 +66,7 @@ impl RawNode {
 
     /// Sends one append to `to` from its next index, or starts a snapshot
     /// if those entries are compacted. Returns whether an append went out.
-    pub(super) fn send_append(&mut self, to: NodeId, allow_empty: bool) -> bool {
+    pub(super) fn send_append(&mut self, to: NodeId, empty: EmptyAppend) -> bool {
         let inflight_appends_max = self.config.inflight_appends_max;
         let Some(progress) = self.progress.get(&to) else {
             return false;
@@ -72,7 +86,7 @@ impl RawNode {
             self.start_snapshot(to);
             return false;
         };
-        if entries.is_empty() && !allow_empty {
+        if entries.is_empty() && empty == EmptyAppend::Skip {
             return false;
         }
         let last_index = prev_index + entries.len() as Index;
@@ -133,7 +147,8 @@ impl RawNode {
     /// empty append (it does not count against the in-flight bound) that
     /// the peer either accepts or rejects with a hint.
     fn retry_if_stalled(&mut self, peer: NodeId) -> bool {
-        let stall_ticks = (2 * self.config.heartbeat_ticks).max(self.config.election_ticks_min / 2);
+        let stall_ticks = (STALL_HEARTBEATS * self.config.heartbeat_ticks)
+            .max(self.config.election_ticks_min / 2);
         let Some(progress) = self.progress.get_mut(&peer) else {
             return false;
         };
@@ -196,7 +211,7 @@ impl RawNode {
                 }
                 if advanced && self.maybe_commit() {
                     // The others learn the new commit index right away.
-                    self.broadcast_appends(true);
+                    self.broadcast_appends(EmptyAppend::Send);
                 } else if advanced {
                     self.maybe_readmit();
                 }
@@ -257,7 +272,12 @@ impl RawNode {
         if self.transfer.is_some_and(|t| t.to == from) {
             self.advance_transfer(from);
         } else if behind {
-            self.send_append(from, probing);
+            let empty = if probing {
+                EmptyAppend::Send
+            } else {
+                EmptyAppend::Skip
+            };
+            self.send_append(from, empty);
             self.send_appends(from);
         }
     }

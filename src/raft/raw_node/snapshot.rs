@@ -89,7 +89,7 @@ impl RawNode {
         progress.become_probe();
         self.events.push(event);
         if self.maybe_commit() {
-            self.broadcast_appends(true);
+            self.broadcast_appends(super::replication::EmptyAppend::Send);
         }
         self.send_appends(from);
     }
