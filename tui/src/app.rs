@@ -1530,6 +1530,17 @@ impl App {
         };
         let node = &mut self.nodes[row];
         match report.result {
+            Ok(status)
+                if node
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.is_newer_than(&status)) =>
+            {
+                // A poll answered before a status read later (the one a bulk
+                // write takes) arrived after it: keep the newer one.
+                node.poll_error = None;
+                return Vec::new();
+            }
             Ok(status) => {
                 let alarms = self.integrity.observe(&status, report.at_ms);
                 self.note_registration(row, &status, report.at_ms);

@@ -1439,6 +1439,12 @@ fn the_writes_commit_index_counts_for_the_wipe_refusal_before_the_next_poll() {
         T0 + 2_040,
     );
     assert_eq!(app.integrity.committed_max(), 57);
+    // A poll of the leader answered before that status read, arriving after
+    // it, does not take the writes back.
+    let mut stale = fixtures::status(2, crate::status::Role::Leader, 2, 2, 7, DIGEST_B);
+    stale.uptime_ms -= 300;
+    poll(&mut app, T0 + 2_045, stale);
+    assert_eq!(app.nodes[1].status.as_ref().map(|s| s.last_index), Some(57));
     key(&mut app, T0 + 2_050, KeyCode::Char('k'));
     exited(&mut app, T0 + 2_060, 2, ExitKind::Signal(9));
     key(&mut app, T0 + 2_100, KeyCode::Char('1'));

@@ -114,6 +114,12 @@ impl NodeStatus {
         self.registered != Some(false)
     }
 
+    /// True when this status and `other` come from the same process and
+    /// this one was produced later (uptime only grows within a process).
+    pub fn is_newer_than(&self, other: &NodeStatus) -> bool {
+        self.pid == other.pid && self.uptime_ms > other.uptime_ms
+    }
+
     pub fn is_leader(&self) -> bool {
         self.role == Role::Leader
     }
