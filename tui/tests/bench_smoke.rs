@@ -8,37 +8,12 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{free_base_port, NODES};
+
 /// A bench run of a few hundred ops finishes well within this, even in CI.
 const RUN_TIMEOUT_MS: u64 = 120_000;
-/// Nodes the bench starts (its default).
-const NODES: u16 = 3;
-/// Peer ports sit this far above client ports.
-const PEER_PORT_OFFSET: u16 = 100;
-/// Base ports tried before giving up.
-const BASE_PORT_ATTEMPTS_MAX: u32 = 200;
-
-/// A base port whose client and peer ports are all free right now. The
-/// starting point comes from a free ephemeral port, so parallel runs spread out.
-fn free_base_port() -> u16 {
-    for attempt in 0..BASE_PORT_ATTEMPTS_MAX {
-        let seed = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let base = 20_000 + (u32::from(seed) * 7 + attempt * 211) % 30_000;
-        let base = base as u16;
-        let ports = (1..=NODES).flat_map(|i| [base + i, base + PEER_PORT_OFFSET + i]);
-        let all_free = ports
-            .into_iter()
-            .all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no free block of ports found in {BASE_PORT_ATTEMPTS_MAX} attempts");
-}
-
 /// Runs the binary with `args`, killing it if it outlives the deadline.
 fn run_bench(args: &[&str]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_raftkv"))

@@ -3,16 +3,16 @@
 //! fail items 6 and 7, and the plan kept equal to docs/DEMO.md.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{free_base_port, Tmux};
 
 /// A whole demo run must end within this (it normally takes seconds).
 const DEMO_DEADLINE: Duration = Duration::from_secs(180);
-const NODES: u16 = 3;
-const PEER_PORT_OFFSET: u16 = 100;
 /// The DESIGN.md digest of key:0001..key:0100 = value-1..value-100.
 const FRESH_FINAL_DIGEST: &str = "f9de357db9c61f71fae95744165a192bd493832bd09207da42c26293f1c136b4";
 const ITEM_NAMES: [&str; 8] = [
@@ -25,38 +25,6 @@ const ITEM_NAMES: [&str; 8] = [
     "State hashes match at every step",
     "Month 3 report written",
 ];
-
-/// Base ports handed out in this test process, so parallel tests never overlap.
-static RESERVED_BASES: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-
-/// A base port P whose client ports P+1..P+N and peer ports P+101..P+100+N are free now.
-fn free_base_port() -> u16 {
-    let mut reserved = RESERVED_BASES.lock().unwrap();
-    for _ in 0..200 {
-        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = probe.local_addr().unwrap().port().saturating_sub(1);
-        drop(probe);
-        if base < 1024 || u32::from(base) + u32::from(PEER_PORT_OFFSET + NODES) > 65_535 {
-            continue;
-        }
-        if reserved
-            .iter()
-            .any(|r| r.abs_diff(base) <= 2 * PEER_PORT_OFFSET)
-        {
-            continue;
-        }
-        let ports = (1..=NODES).flat_map(|i| [base + i, base + PEER_PORT_OFFSET + i]);
-        let free = ports
-            .map(|port| TcpListener::bind(("127.0.0.1", port)))
-            .collect::<Result<Vec<_>, _>>()
-            .is_ok();
-        if free {
-            reserved.push(base);
-            return base;
-        }
-    }
-    panic!("no free port range found in 200 tries");
-}
 
 /// Kills the demo (and through the parent-death signal its nodes) if a test
 /// fails before it ends.
@@ -450,77 +418,17 @@ fn git_tag_outside_a_repository_is_refused_before_anything_starts() {
     assert!(!dir.path().join("data").exists(), "no cluster was started");
 }
 
-/// A private tmux server (its own socket) running one command; killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(command: &str) -> Tmux {
-        let tmux = Tmux {
-            socket: format!("raftkv-gate-{}", std::process::id()),
-        };
-        let status = Command::new("tmux")
-            .args(["-L", &tmux.socket, "-f", "/dev/null", "new-session", "-d"])
-            .args(["-s", "gate", "-x", "130", "-y", "42", command])
-            .status()
-            .expect("run tmux");
-        assert!(status.success(), "tmux new-session failed");
-        tmux
-    }
-
-    fn send(&self, key: &str) {
-        let status = Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", "-t", "gate", key])
-            .status()
-            .expect("tmux send-keys");
-        assert!(status.success());
-    }
-
-    /// Polls the screen until it contains `wanted` (the screen is returned), or fails showing it.
-    fn wait_for(&self, wanted: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            let output = Command::new("tmux")
-                .args(["-L", &self.socket, "capture-pane", "-p", "-J", "-t", "gate"])
-                .output()
-                .expect("tmux capture-pane");
-            let screen = text(&output.stdout);
-            if screen.contains(wanted) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no '{wanted}' within {within:?}; screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .stderr(Stdio::null())
-            .status();
-    }
+/// Waits until the screen shows `wanted` and returns the screen.
+fn wait_for_text(tmux: &Tmux, wanted: &str, within: Duration) -> String {
+    tmux.wait_for(&format!("'{wanted}'"), within, String::new, |screen| {
+        screen.contains(wanted).then(|| screen.to_string())
+    })
 }
 
 /// The dashboard's `d` runs the same scenario on its own cluster and `e`
 /// exports the same bundle.
 #[test]
 fn the_dashboards_d_key_runs_the_gate_and_e_exports_its_bundle() {
-    let tmux_works = Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !tmux_works {
-        eprintln!(
-            "SKIPPED: tmux is not installed (CI installs it); this test drives the dashboard"
-        );
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     let command = format!(
@@ -531,11 +439,11 @@ fn the_dashboards_d_key_runs_the_gate_and_e_exports_its_bundle() {
         data = dir.path().join("data").display(),
         logs = logs.display(),
     );
-    let tmux = Tmux::start(&command);
-    tmux.wait_for("leader node", Duration::from_secs(60));
+    let tmux = Tmux::start(130, 42, &command);
+    wait_for_text(&tmux, "leader node", Duration::from_secs(60));
     tmux.send("d");
-    tmux.wait_for("Quality gate", Duration::from_secs(10));
-    let screen = tmux.wait_for("quality gate: 8/8 PASS; evidence in", DEMO_DEADLINE);
+    wait_for_text(&tmux, "Quality gate", Duration::from_secs(10));
+    let screen = wait_for_text(&tmux, "quality gate: 8/8 PASS; evidence in", DEMO_DEADLINE);
     for (n, name) in ITEM_NAMES.iter().enumerate() {
         assert!(
             screen.contains(&format!("PASS {}. {name}", n + 1)),
@@ -565,7 +473,7 @@ fn the_dashboards_d_key_runs_the_gate_and_e_exports_its_bundle() {
     );
 
     tmux.send("e");
-    tmux.wait_for("evidence exported to", Duration::from_secs(10));
+    wait_for_text(&tmux, "evidence exported to", Duration::from_secs(10));
     let after_export = bundles(&logs);
     assert_eq!(after_export.len(), 2, "{after_export:?}");
     let exported = after_export.iter().find(|b| **b != gate_bundle[0]).unwrap();
@@ -578,6 +486,6 @@ fn the_dashboards_d_key_runs_the_gate_and_e_exports_its_bundle() {
     );
 
     tmux.send("q");
-    let screen = tmux.wait_for("raftkv-exit-code=", Duration::from_secs(30));
+    let screen = wait_for_text(&tmux, "raftkv-exit-code=", Duration::from_secs(30));
     assert!(screen.contains("raftkv-exit-code=0"), "{screen}");
 }
