@@ -6,7 +6,6 @@
 
 pub mod client;
 pub mod driver;
-pub mod handle;
 pub mod options;
 pub mod resp;
 pub mod storage;

@@ -7,6 +7,7 @@
 //! covers all of them (group commit).
 
 mod events;
+pub mod handle;
 mod persister;
 mod run;
 
@@ -19,7 +20,7 @@ use parking_lot::{Mutex, RwLock};
 use raftkv::kv::{Command, KvStore, Reply};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::handle::{NodeStatus, ReadError, WriteError};
+use handle::{NodeStatus, ReadError, WriteError};
 
 pub use run::run_node;
 
@@ -525,11 +526,11 @@ mod tests {
 
     use raftkv::kv::Reply;
 
+    use super::handle::{ReadError, WriteError};
     use super::{
         read_barrier, PendingReads, PendingWrites, PublishedStatus, ReadAnnouncement, ReadGate,
         Request, Shared, READ_BATCH_READERS_MAX,
     };
-    use crate::handle::{ReadError, WriteError};
 
     fn shared(queue_max: usize) -> (Arc<Shared>, mpsc::Receiver<Request>) {
         let (requests, receiver) = mpsc::channel(queue_max);

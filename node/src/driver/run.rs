@@ -16,12 +16,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::events::log_event;
+use super::handle::{NodeHandle, NodeStatus, ReadError, WriteError};
 use super::persister::{Persister, Report};
 use super::{
     PendingReads, PendingWrites, PublishedStatus, Request, Shared, INPUTS_PER_READY_MAX,
     REQUEST_QUEUE_MAX,
 };
-use crate::handle::{NodeHandle, NodeStatus, ReadError, WriteError};
 use crate::options::NodeOptions;
 use crate::storage::{Identity, PreparedSnapshot, SnapshotPages, Storage};
 use crate::transport::{Inbound, Transport, TransportConfig};
