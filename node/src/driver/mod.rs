@@ -6,6 +6,7 @@
 //! previous Ready was being persisted are handled together, so one fsync
 //! covers all of them (group commit).
 
+mod compaction;
 mod events;
 pub mod handle;
 mod persister;

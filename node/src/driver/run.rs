@@ -6,15 +6,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use raftkv::kv::{Command, KvStore, Reply};
-use raftkv::message::{Body, Entry, EntryKind, Message, NodeId, SnapshotMeta};
+use raftkv::message::{Body, Entry, EntryKind, Message, NodeId};
 use raftkv::raft::{Config, HardState, ProposeError, RawNode, Ready, ReadyAck, Role};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use super::compaction::{Compaction, Written};
 use super::events::log_event;
 use super::handle::{NodeHandle, NodeStatus, ReadError, WriteError};
 use super::persister::{Persister, Report};
@@ -23,7 +23,7 @@ use super::{
     REQUEST_QUEUE_MAX,
 };
 use crate::options::NodeOptions;
-use crate::storage::{Identity, PreparedSnapshot, SnapshotPages, Storage};
+use crate::storage::{Identity, Storage};
 use crate::transport::{Inbound, Transport, TransportConfig};
 
 /// Bound on peer inputs queued for the driver.
@@ -38,20 +38,10 @@ pub const PEER_RECONNECT_BACKOFF_MAX_MS: u64 = 250;
 /// one peer frame with room to spare.
 pub const COMMAND_BYTES_MAX: usize = 32 * 1024 * 1024;
 const _: () = assert!(COMMAND_BYTES_MAX < PEER_FRAME_BYTES_MAX);
-/// A snapshot waits for at least 1/this of the key count in applied
-/// entries: at most this many keys are serialized per applied entry, and
-/// the in-memory log holds at most about a quarter as many entries as the
-/// map holds keys (plus `--snapshot-entries-threshold`).
-pub const SNAPSHOT_KEYS_PER_ENTRY_MAX: u64 = 4;
-/// After a snapshot could not be written, the next attempt waits this long.
-pub const SNAPSHOT_RETRY_MS: u64 = 5_000;
 /// Bytes of snapshot per InstallSnapshot chunk (one chunk is in flight per
 /// follower, so this sets the round trips a transfer takes).
 pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 8 * 1024 * 1024;
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES_MAX + 1024 * 1024 < PEER_FRAME_BYTES_MAX);
-/// Pages of the snapshot file mapping that sending it paged in are
-/// dropped from this process's resident memory at most this often.
-pub const SNAPSHOT_PAGES_RELEASE_MS: u64 = 1_000;
 /// How long a graceful stop waits for leadership to move, in milliseconds.
 pub const TRANSFER_WAIT_MS: u64 = 1_000;
 
@@ -237,25 +227,21 @@ async fn run(options: NodeOptions) -> Result<(), String> {
     let recorded_hard_state = storage.hard_state();
     let snapshot_index = storage.snapshot_index();
     let (persister, reports) = Persister::start(storage, id)?;
-    let (serialized_tx, serialized_rx) = mpsc::channel(1);
+    let (compaction, written) = Compaction::new(
+        options.snapshot_entries_threshold,
+        options.cluster.0.iter().map(|p| p.id).collect(),
+        options.data_dir.clone(),
+        snapshot_pages,
+        snapshot_index,
+    );
     let mut driver = Driver {
         id,
-        voters: options.cluster.0.iter().map(|p| p.id).collect(),
         client_addr: options.client.to_string(),
         tick_ms: options.tick_interval_ms,
-        snapshot_entries_threshold: options.snapshot_entries_threshold,
-        data_dir: options.data_dir.clone(),
-        snapshot_pages,
-        pending_snapshot_pages: None,
-        pages_released: Instant::now(),
         raw,
         persister,
         recorded_hard_state,
-        durable_snapshot_index: snapshot_index,
-        compaction_started: None,
-        compaction_failed: None,
-        serialized: serialized_tx,
-        clone_us: None,
+        compaction,
         published: None,
         published_contact: None,
         transport,
@@ -271,7 +257,7 @@ async fn run(options: NodeOptions) -> Result<(), String> {
         inbound: inbound_rx,
         requests: requests_rx,
         reports,
-        serialized: serialized_rx,
+        written,
     };
     let result = driver.run(inputs, shutdown.clone()).await;
     shutdown.cancel();
@@ -316,36 +302,17 @@ async fn wait_for_stop_signal() {
 
 struct Driver {
     id: NodeId,
-    voters: Vec<NodeId>,
     /// This node's advertised RESP address (shown as leader_client_addr when leading).
     client_addr: String,
     tick_ms: u64,
-    snapshot_entries_threshold: u64,
-    /// Where own snapshots are written (this node's data dir).
-    data_dir: std::path::PathBuf,
-    /// The mapping of the snapshot file the core keeps (its state bytes).
-    snapshot_pages: Option<SnapshotPages>,
-    /// The mapping of an own snapshot being saved (current once compacted).
-    pending_snapshot_pages: Option<SnapshotPages>,
-    /// When `snapshot_pages` last had its resident pages released.
-    pages_released: Instant,
     raw: RawNode,
     /// Owns the storage on the WAL thread.
     persister: Persister,
     /// The hard state last handed to the persister (its term and vote are
     /// durable: a change of either is always fsynced).
     recorded_hard_state: HardState,
-    /// Index of the newest snapshot saved (or queued to be saved).
-    durable_snapshot_index: u64,
-    /// When the running compaction started (None: none is running).
-    compaction_started: Option<Instant>,
-    /// When the last compaction failed to write its snapshot.
-    compaction_failed: Option<Instant>,
-    /// Where the snapshot task hands over the snapshot file it wrote.
-    serialized: mpsc::Sender<Result<PreparedSnapshot, String>>,
-    /// How long the last clone took (microseconds), for the log_compacted
-    /// event.
-    clone_us: Option<u64>,
+    /// Own snapshots: when to take one, and the snapshot file mappings.
+    compaction: Compaction,
     /// What `publish_status` last published, to skip unchanged turns.
     published: Option<StatusKey>,
     /// The last leader contact handed to the status readers.
@@ -388,7 +355,7 @@ impl Driver {
                         }
                     }
                 }
-                Some(prepared) = inputs.serialized.recv() => self.save_own_snapshot(prepared),
+                Some(written) = inputs.written.recv() => self.save_own_snapshot(written),
                 Some(input) = inputs.inbound.recv() => {
                     self.issue_open_reads();
                     self.handle_inbound(input);
@@ -682,7 +649,7 @@ impl Driver {
         if let Some(hard_state) = ready.hard_state {
             self.recorded_hard_state = hard_state;
         }
-        self.durable_snapshot_index = self.durable_snapshot_index.max(snapshot.meta.index);
+        self.compaction.leader_snapshot_queued(snapshot.meta.index);
         let (index, snapshot_term) = (snapshot.meta.index, snapshot.meta.term);
         // The WAL thread writes the snapshot while a blocking thread builds
         // the new state machine from it; the state is replaced once both are
@@ -707,15 +674,8 @@ impl Driver {
             })?;
         let restore_ms = started.elapsed().as_millis() as u64;
         self.wait_until_durable(reports).await?;
-        // The core keeps the file's mapping instead of the received copy.
-        match crate::storage::map_snapshot(&self.data_dir, index, snapshot_term) {
-            Ok((mapped, pages)) => {
-                if self.raw.replace_snapshot_data(index, mapped) {
-                    self.snapshot_pages = Some(pages);
-                }
-            }
-            Err(e) => warn!(event = "snapshot_map_failed", index, reason = %e),
-        }
+        self.compaction
+            .map_leader_snapshot(&mut self.raw, index, snapshot_term);
         // The received copy (as large as the state) is free now.
         return_freed_memory();
         info!(
@@ -772,7 +732,7 @@ impl Driver {
             });
         }
         if let Some((index, data)) = durable.snapshot_saved {
-            self.finish_compaction(index, data);
+            self.compaction.finish(&mut self.raw, index, data);
         }
         Ok(())
     }
@@ -781,7 +741,13 @@ impl Driver {
         let status = self.raw.status();
         self.reads.applied_through(status.applied_index);
         self.track_role(status.role, status.leader_id);
-        self.maybe_compact(status.applied_index, status.snapshot_index);
+        self.compaction.maybe_start(
+            &self.raw,
+            &self.shared.store,
+            status.applied_index,
+            self.applied_term,
+            status.snapshot_index,
+        );
     }
 
     /// Applies the Ready's committed entries (answering their writers) and
@@ -842,121 +808,11 @@ impl Driver {
         self.last_leader = leader;
     }
 
-    /// Snapshots the state machine once `snapshot_entries_threshold`
-    /// entries were applied since the last snapshot, and at least a quarter
-    /// as many as there are keys (`SNAPSHOT_KEYS_PER_ENTRY_MAX`): a snapshot
-    /// costs time in proportion to the keys, so this bounds its cost per
-    /// applied entry (four keys' worth) whatever the size of the state, and
-    /// the in-memory log never outgrows a quarter of it.
-    ///
-    /// The map is persistent: the clone taken here is O(1) (it shares every
-    /// node) and stays the state at `applied` while applying goes on (writes
-    /// copy the few nodes they touch). A blocking task streams the clone
-    /// into a temporary snapshot file and the WAL thread puts it in place,
-    /// so neither the clone, the serialization nor the disk stalls the
-    /// Ready loop, and no serialized image is held in memory.
-    fn maybe_compact(&mut self, applied: u64, snapshot_index: u64) {
-        self.maybe_release_snapshot_pages();
-        if self.compaction_started.is_some()
-            || applied < snapshot_index + self.snapshot_entries_threshold
-        {
-            return;
-        }
-        if self
-            .compaction_failed
-            .is_some_and(|failed| failed.elapsed() < Duration::from_millis(SNAPSHOT_RETRY_MS))
-        {
-            return;
-        }
-        let started = Instant::now();
-        let image = {
-            let store = self.shared.store.read();
-            if applied < snapshot_index + store.len() / SNAPSHOT_KEYS_PER_ENTRY_MAX {
-                return;
-            }
-            store.clone()
-        };
-        self.clone_us = Some(started.elapsed().as_micros() as u64);
-        self.compaction_started = Some(started);
-        let meta = SnapshotMeta {
-            index: applied,
-            term: self.applied_term,
-            voters: self.voters.clone(),
-            registry: self.raw.registry_at(applied),
-        };
-        let dir = self.data_dir.clone();
-        let serialized = self.serialized.clone();
-        tokio::task::spawn_blocking(move || {
-            let prepared = crate::storage::prepare_snapshot(&dir, meta, |out| {
-                let mut out = out;
-                image.write_snapshot(&mut out)
-            })
-            .map_err(|e| e.to_string());
-            // Dropped here, off the Ready loop: nodes only the clone still
-            // holds are freed by this thread.
-            drop(image);
-            // Capacity 1 and one compaction at a time: never full. Closed
-            // only when the driver has stopped (the file is then removed).
-            let _ = serialized.try_send(prepared);
-        });
-    }
-
-    /// Sending the snapshot to a follower pages the file's mapping in; those
-    /// pages are clean copies of the file, dropped from this process every
-    /// `SNAPSHOT_PAGES_RELEASE_MS` (a transfer under way reads them again
-    /// from the page cache).
-    fn maybe_release_snapshot_pages(&mut self) {
-        if self.pages_released.elapsed() < Duration::from_millis(SNAPSHOT_PAGES_RELEASE_MS) {
-            return;
-        }
-        self.pages_released = Instant::now();
-        if let Some(pages) = &self.snapshot_pages {
-            pages.release();
-        }
-    }
-
-    /// The snapshot file is written: queue it for the WAL thread to put in
-    /// place, unless a newer snapshot from the leader replaced the state
-    /// meanwhile (dropping it removes its file).
-    fn save_own_snapshot(&mut self, prepared: Result<PreparedSnapshot, String>) {
-        let prepared = match prepared {
-            Ok(prepared) => prepared,
-            Err(reason) => {
-                warn!(
-                    event = "snapshot_failed",
-                    reason = reason.as_str(),
-                    retry_ms = SNAPSHOT_RETRY_MS
-                );
-                self.compaction_started = None;
-                self.compaction_failed = Some(Instant::now());
-                return;
-            }
-        };
-        if prepared.meta().index <= self.durable_snapshot_index {
-            self.compaction_started = None;
-            return;
-        }
-        self.compaction_failed = None;
-        self.durable_snapshot_index = prepared.meta().index;
-        self.pending_snapshot_pages = prepared.pages();
-        self.persister.save_prepared_snapshot(prepared);
-    }
-
-    /// The own snapshot at `index` is durable: the core drops the log it covers.
-    fn finish_compaction(&mut self, index: u64, data: Bytes) {
-        let started = self.compaction_started.take();
-        let bytes = data.len();
-        if let Err(e) = self.raw.compact(index, data) {
-            warn!(event = "compact_refused", reason = %e);
-        } else {
-            self.snapshot_pages = self.pending_snapshot_pages.take();
-            info!(
-                event = "log_compacted",
-                index,
-                bytes,
-                clone_us = self.clone_us,
-                elapsed_ms = started.map(|s| s.elapsed().as_millis() as u64)
-            );
+    /// The snapshot task wrote its file: the WAL thread puts it in place
+    /// behind the writes handed over before it (see `Compaction::written`).
+    fn save_own_snapshot(&mut self, written: Written) {
+        if let Some(prepared) = self.compaction.written(written) {
+            self.persister.save_prepared_snapshot(prepared);
         }
     }
 
@@ -1040,7 +896,8 @@ struct Inputs {
     inbound: mpsc::Receiver<Inbound>,
     requests: mpsc::Receiver<Request>,
     reports: mpsc::Receiver<Report>,
-    serialized: mpsc::Receiver<Result<PreparedSnapshot, String>>,
+    /// Own snapshot files the compaction task wrote.
+    written: mpsc::Receiver<Written>,
 }
 
 /// The parts of the published status that change; equal keys mean an
