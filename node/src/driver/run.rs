@@ -1,268 +1,99 @@
-//! `run_node`: opens storage, starts transport and the RESP server, and runs
-//! the Ready loop until SIGTERM/SIGINT (graceful: leadership is handed over
-//! first) or a fatal storage error.
+//! The driver's loop: one task that takes inputs (ticks, peer messages,
+//! client requests, WAL reports, written snapshots), steps the core with
+//! them, and handles each Ready it hands back (send, apply, persist,
+//! acknowledge). The node's parts are opened and started by the
+//! composition root (`crate::node`) and handed over in `DriverParts`.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
 use raftkv::kv::{Command, KvStore, Reply};
 use raftkv::message::{Body, Entry, EntryKind, Message, NodeId};
-use raftkv::raft::{Config, HardState, ProposeError, RawNode, Ready, ReadyAck, Role};
+use raftkv::raft::{HardState, ProposeError, RawNode, Ready, ReadyAck, Role};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use super::compaction::{Compaction, Written};
 use super::events::log_event;
-use super::handle::{NodeHandle, NodeStatus, ReadError, WriteError};
+use super::handle::{NodeStatus, ReadError, WriteError};
 use super::persister::{Persister, Report};
-use super::{
-    PendingReads, PendingWrites, PublishedStatus, Request, Shared, INPUTS_PER_READY_MAX,
-    REQUEST_QUEUE_MAX,
-};
+use super::{PendingReads, PendingWrites, Request, Shared, INPUTS_PER_READY_MAX};
 use crate::options::NodeOptions;
-use crate::storage::{Identity, Storage};
-use crate::transport::{Inbound, Transport, TransportConfig};
+use crate::storage::{SnapshotPages, Storage};
+use crate::transport::{Inbound, Transport};
 
-/// Bound on peer inputs queued for the driver.
-pub const INBOUND_QUEUE_MAX: usize = 65_536;
-/// Largest peer frame accepted, in bytes (a snapshot chunk plus headroom).
-pub const PEER_FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
-/// Messages queued per peer before new ones are dropped.
-pub const PEER_SEND_QUEUE_MAX: usize = 16_384;
-/// Longest wait between reconnect attempts to a peer, in milliseconds.
-pub const PEER_RECONNECT_BACKOFF_MAX_MS: u64 = 250;
 /// Largest encoded write command, in bytes: it must fit one WAL record and
-/// one peer frame with room to spare.
+/// one peer frame with room to spare (checked where the frame limit is set,
+/// in `crate::node`).
 pub const COMMAND_BYTES_MAX: usize = 32 * 1024 * 1024;
-const _: () = assert!(COMMAND_BYTES_MAX < PEER_FRAME_BYTES_MAX);
-/// Bytes of snapshot per InstallSnapshot chunk (one chunk is in flight per
-/// follower, so this sets the round trips a transfer takes).
-pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 8 * 1024 * 1024;
-const _: () = assert!(SNAPSHOT_CHUNK_BYTES_MAX + 1024 * 1024 < PEER_FRAME_BYTES_MAX);
 /// How long a graceful stop waits for leadership to move, in milliseconds.
 pub const TRANSFER_WAIT_MS: u64 = 1_000;
 
-/// Runs one node until it is told to stop. Errors are returned as text for
-/// the command line to print.
-pub async fn run_node(options: NodeOptions) -> Result<(), String> {
-    std::fs::create_dir_all(&options.log_dir)
-        .map_err(|e| format!("cannot create log dir {}: {e}", options.log_dir.display()))?;
-    let _log_guard = init_logging(&options.log_dir, options.id)?;
-    let result = run(options).await;
-    if let Err(message) = &result {
-        error!(event = "fatal", message = message.as_str());
-    }
-    result
+/// What the driver takes over from the composition root.
+pub(crate) struct DriverParts {
+    /// The core, already restored from storage.
+    pub raw: RawNode,
+    /// The opened storage; the driver moves it to the WAL thread.
+    pub storage: Storage,
+    pub transport: Transport,
+    /// Messages and link events from the peers.
+    pub inbound: mpsc::Receiver<Inbound>,
+    /// What the driver shares with the `NodeHandle`s.
+    pub shared: Arc<Shared>,
+    /// Client requests sent through `shared`.
+    pub requests: mpsc::Receiver<Request>,
+    /// Term of the last applied entry (the restored snapshot's).
+    pub applied_term: u64,
+    /// The mapping of the restored snapshot file, if any.
+    pub snapshot_pages: Option<SnapshotPages>,
 }
 
-fn init_logging(
-    log_dir: &Path,
-    id: u64,
-) -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
-    let appender = tracing_appender::rolling::never(log_dir, format!("node-{id}.log"));
-    let (writer, guard) = tracing_appender::non_blocking(appender);
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(writer)
-        .with_max_level(tracing::Level::INFO)
-        .with_current_span(false)
-        .finish();
-    // A second node in one process (tests) keeps the first subscriber.
-    let _ = tracing::subscriber::set_global_default(subscriber);
-    Ok(guard)
-}
-
-fn raft_config(options: &NodeOptions) -> Config {
-    let mut config = Config::new(options.id, options.cluster.0.iter().map(|p| p.id).collect());
-    config.heartbeat_ticks = options.heartbeat_ticks;
-    config.election_ticks_min = options.election_ticks_min;
-    config.election_ticks_max = options.election_ticks_max;
-    config.snapshot_chunk_bytes_max = SNAPSHOT_CHUNK_BYTES_MAX;
-    config
-}
-
-async fn run(options: NodeOptions) -> Result<(), String> {
+/// Runs the driver until `shutdown` is cancelled (a leader first hands
+/// leadership over) or storage fails.
+pub(crate) async fn run_driver(
+    options: &NodeOptions,
+    parts: DriverParts,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
     let id = options.id;
-    let config = raft_config(&options);
-    config.validate().map_err(|e| format!("node {id}: {e}"))?;
-    let me = options
-        .cluster
-        .0
-        .iter()
-        .find(|p| p.id == id)
-        .ok_or_else(|| format!("node {id}: --cluster does not list this node's id"))?;
-    if me.peer_addr.port() != options.peer.port() {
-        warn!(
-            event = "config_warning",
-            message = "--peer port differs from this node's --cluster entry"
-        );
-    }
-
-    let (storage, initial, summary) =
-        Storage::open(&options.data_dir).map_err(|e| format!("node {id}: {e}"))?;
-    let identity = Identity::load_or_create(&options.data_dir, id, &options.cluster_id)
-        .map_err(|e| format!("node {id}: {e}"))?;
-    info!(event = "recovery", summary = %summary, snapshot_index = summary.snapshot_index,
-        last_index = summary.last_index, term = summary.hard_state.term, torn_tail_bytes = summary.torn_tail_bytes,
-        incarnation = identity.incarnation_hex(), new_incarnation = identity.created);
-    if identity.created && summary.last_index == 0 && summary.hard_state.term == 0 {
-        // Either a brand-new cluster or a node that lost its disk: the
-        // cluster tells which (see raftkv::raft::registry).
-        info!(
-            event = "identity_created",
-            incarnation = identity.incarnation_hex(),
-            message = "empty data dir: this node is a new incarnation; a cluster that knew an \
-                       earlier one counts it as a voter only after re-admitting it"
-        );
-    }
-    let mut config = config;
-    config.incarnation = identity.incarnation;
-    let mut store = KvStore::new();
-    let mut applied_term = 0;
-    let mut initial = initial;
-    let mut snapshot_pages = None;
-    if let Some(snapshot) = &mut initial.snapshot {
-        // Streamed from the file (already checked by `Storage::open`): the
-        // image is never held in memory next to the map built from it. The
-        // core keeps the file's mapping to send to followers.
-        let (index, term) = (snapshot.meta.index, snapshot.meta.term);
-        let (data, pages) = crate::storage::map_snapshot(&options.data_dir, index, term)
-            .map_err(|e| format!("node {id}: {e}"))?;
-        snapshot.data = data;
-        snapshot_pages = Some(pages);
-        let reader = crate::storage::snapshot_data_reader(&options.data_dir, index, term)
-            .map_err(|e| format!("node {id}: {e}"))?;
-        let started = Instant::now();
-        store = KvStore::restore_from(reader).map_err(|e| {
-            format!(
-                "node {id}: snapshot in {} does not load: {e}",
-                options.data_dir.display()
-            )
-        })?;
-        info!(
-            event = "snapshot_restored",
-            index,
-            keys = store.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64
-        );
-        applied_term = term;
-    }
-    let seed = seed_from_clock(id);
-    let raw = RawNode::new(config, initial, seed).map_err(|e| format!("node {id}: {e}"))?;
-
-    let shutdown = CancellationToken::new();
-    let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE_MAX);
-    let transport = Transport::start(
-        TransportConfig {
-            id,
-            listen: options.peer,
-            peers: options.cluster.0.clone(),
-            cluster_id: options.cluster_id.clone(),
-            incarnation: identity.incarnation,
-            client_addr: options.client.to_string(),
-            frame_bytes_max: PEER_FRAME_BYTES_MAX,
-            send_queue_max: PEER_SEND_QUEUE_MAX,
-            reconnect_backoff_max_ms: PEER_RECONNECT_BACKOFF_MAX_MS,
-        },
-        inbound_tx,
-        shutdown.clone(),
-    )
-    .await
-    .map_err(|e| {
-        format!(
-            "node {id}: cannot listen for peers on {}: {e}",
-            options.peer
-        )
-    })?;
-
-    let (requests_tx, requests_rx) = mpsc::channel(REQUEST_QUEUE_MAX);
-    let shared = Arc::new(Shared {
-        store: Arc::new(RwLock::new(store)),
-        requests: requests_tx,
-        status: Mutex::new(PublishedStatus {
-            started: Some(Instant::now()),
-            // Empty until the first publish (the store may already hold a
-            // snapshot's state while the status still shows index 0).
-            digest_applied: Some(0),
-            ..Default::default()
-        }),
-        read_gate: super::ReadGate::default(),
-    });
-    let handle = NodeHandle {
-        inner: shared.clone(),
-    };
-
-    let listener = tokio::net::TcpListener::bind(options.client)
-        .await
-        .map_err(|e| {
-            format!(
-                "node {id}: cannot listen for clients on {}: {e}",
-                options.client
-            )
-        })?;
-    let limits = crate::resp::Limits {
-        bulk_bytes_max: options.bulk_bytes_max,
-        arguments_max: options.arguments_max,
-        connections_max: options.connections_max,
-        ..Default::default()
-    };
-    let server_shutdown = shutdown.clone();
-    let server = tokio::spawn(crate::resp::serve(
-        listener,
-        handle.clone(),
-        limits,
-        async move { server_shutdown.cancelled().await },
-    ));
-    info!(event = "started", id, client = %options.client, peer = %options.peer, pid = std::process::id());
-
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_stop_signal().await;
-        stop.cancel();
-    });
-
-    let recorded_hard_state = storage.hard_state();
-    let snapshot_index = storage.snapshot_index();
-    let (persister, reports) = Persister::start(storage, id)?;
+    let voters: Vec<NodeId> = options.cluster.0.iter().map(|p| p.id).collect();
+    let recorded_hard_state = parts.storage.hard_state();
+    let snapshot_index = parts.storage.snapshot_index();
+    let (persister, reports) = Persister::start(parts.storage, id)?;
     let (compaction, written) = Compaction::new(
         options.snapshot_entries_threshold,
-        options.cluster.0.iter().map(|p| p.id).collect(),
+        voters,
         options.data_dir.clone(),
-        snapshot_pages,
+        parts.snapshot_pages,
         snapshot_index,
     );
     let mut driver = Driver {
         id,
         client_addr: options.client.to_string(),
         tick_ms: options.tick_interval_ms,
-        raw,
+        raw: parts.raw,
         persister,
         recorded_hard_state,
         compaction,
         published: None,
         published_contact: None,
-        transport,
-        shared: shared.clone(),
+        transport: parts.transport,
+        shared: parts.shared,
         writes: PendingWrites::default(),
         reads: PendingReads::default(),
-        applied_term,
+        applied_term: parts.applied_term,
         last_role: Role::Follower,
         last_leader: 0,
         leader_contact: None,
     };
     let inputs = Inputs {
-        inbound: inbound_rx,
-        requests: requests_rx,
+        inbound: parts.inbound,
+        requests: parts.requests,
         reports,
         written,
     };
-    let result = driver.run(inputs, shutdown.clone()).await;
-    shutdown.cancel();
-    let _ = server.await;
-    result
+    driver.run(inputs, shutdown).await
 }
 
 /// Hands memory freed in bulk back to the OS now. mimalloc purges freed
@@ -282,24 +113,8 @@ fn return_freed_memory() {
     }
 }
 
-fn seed_from_clock(id: u64) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    nanos ^ id.rotate_left(32) ^ u64::from(std::process::id())
-}
-
-async fn wait_for_stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-}
-
+/// The one owner of the core: its state, the WAL thread's handle, the
+/// peer links and the clients waiting for answers.
 struct Driver {
     id: NodeId,
     /// This node's advertised RESP address (shown as leader_client_addr when leading).
