@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use raftkv::kv::{Command, KvStore, Reply};
 use raftkv::message::{Body, Entry, EntryKind, Message, NodeId};
-use raftkv::raft::{HardState, ProposeError, RawNode, Ready, ReadyAck, Role};
+use raftkv::raft::{HardState, ProposeError, RawNode, Ready, ReadyAck, Role, Status};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -405,7 +405,22 @@ impl Driver {
         for message in commit_only {
             self.send(message);
         }
-        let sync = !ready.entries.is_empty() || self.hard_state_needs_sync(&ready);
+        let persisted_last = self.hand_to_wal(&mut ready)?;
+        self.raw.advance(ReadyAck {
+            persisted_last,
+            snapshot_index: None,
+            applied,
+        });
+        self.after_advance();
+        Ok(())
+    }
+
+    /// Hands the Ready's entries, hard state and held-back messages to the
+    /// WAL thread as one job. Returns the (index, term) of the last entry
+    /// made durable now (a follower writing inline), after sending the
+    /// messages that waited for it; None when the job is queued.
+    fn hand_to_wal(&mut self, ready: &mut Ready) -> Result<Option<(u64, u64)>, String> {
+        let sync = !ready.entries.is_empty() || self.hard_state_needs_sync(ready);
         if let Some(hard_state) = ready.hard_state {
             self.recorded_hard_state = hard_state;
         }
@@ -422,20 +437,13 @@ impl Driver {
                 inline,
             )
             .map_err(|e| format!("node {}: {e}", self.id))?;
-        let mut persisted_last = None;
-        if let Some(durable) = durable {
-            for message in durable.messages {
-                self.send(message);
-            }
-            persisted_last = durable.persisted_last;
+        let Some(durable) = durable else {
+            return Ok(None);
+        };
+        for message in durable.messages {
+            self.send(message);
         }
-        self.raw.advance(ReadyAck {
-            persisted_last,
-            snapshot_index: None,
-            applied,
-        });
-        self.after_advance();
-        Ok(())
+        Ok(durable.persisted_last)
     }
 
     /// Term and vote must be durable before the messages that depend on
@@ -640,20 +648,7 @@ impl Driver {
     /// asks (`PublishedStatus::refresh_digest`).
     fn publish_status(&mut self) {
         let status = self.raw.status();
-        let key = StatusKey {
-            role: status.role,
-            term: status.term,
-            leader_id: status.leader_id,
-            commit_index: status.commit_index,
-            applied_index: status.applied_index,
-            first_index: status.first_index,
-            last_index: status.last_index,
-            snapshot_index: status.snapshot_index,
-            match_index: status.match_index.clone(),
-            leader_known: self.leader_client_addr(status.leader_id).is_some(),
-            registered: status.registered,
-            strangers: status.strangers.clone(),
-        };
+        let key = self.status_key(&status);
         let contact = if status.role == Role::Leader {
             None
         } else {
@@ -670,7 +665,39 @@ impl Driver {
         }
         let first_publish = self.published.is_none();
         let mut published = self.shared.status.lock();
-        let next = NodeStatus {
+        let next = self.shown_status(status, &mut published.status);
+        self.published = Some(key);
+        published.status = next;
+        if first_publish {
+            published.digest_applied = None;
+        }
+        published.leader_contact = contact;
+        self.published_contact = contact;
+    }
+
+    /// What of `status` the published status shows (see `StatusKey`).
+    fn status_key(&self, status: &Status) -> StatusKey {
+        StatusKey {
+            role: status.role,
+            term: status.term,
+            leader_id: status.leader_id,
+            commit_index: status.commit_index,
+            applied_index: status.applied_index,
+            first_index: status.first_index,
+            last_index: status.last_index,
+            snapshot_index: status.snapshot_index,
+            match_index: status.match_index.clone(),
+            leader_known: self.leader_client_addr(status.leader_id).is_some(),
+            registered: status.registered,
+            strangers: status.strangers.clone(),
+        }
+    }
+
+    /// The RAFT.STATUS record for the core's `status`. The key count and
+    /// the digest are carried over from `previous`, and the leader contact
+    /// and uptime left at 0: all four are computed when a reader asks.
+    fn shown_status(&self, status: Status, previous: &mut NodeStatus) -> NodeStatus {
+        NodeStatus {
             id: self.id,
             role: status.role.as_str(),
             term: status.term,
@@ -686,8 +713,8 @@ impl Driver {
             first_index: status.first_index,
             last_index: status.last_index,
             snapshot_index: status.snapshot_index,
-            keys: published.status.keys,
-            digest: std::mem::take(&mut published.status.digest),
+            keys: previous.keys,
+            digest: std::mem::take(&mut previous.digest),
             leader_contact_ms: 0,
             match_index: status.match_index,
             incarnation: format!("{:016x}", status.incarnation),
@@ -695,14 +722,7 @@ impl Driver {
             strangers: status.strangers,
             pid: std::process::id(),
             uptime_ms: 0,
-        };
-        self.published = Some(key);
-        published.status = next;
-        if first_publish {
-            published.digest_applied = None;
         }
-        published.leader_contact = contact;
-        self.published_contact = contact;
     }
 }
 
