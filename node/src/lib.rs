@@ -3,10 +3,12 @@
 //! The driver task owns the consensus core and runs its Ready loop; storage
 //! makes the log durable; transport links the peers; the RESP server speaks
 //! the Redis protocol to clients; client is the async client the tools use.
+//! `node` is the composition root: it opens those parts, wires them
+//! together and runs them (`node::run_node_blocking`).
 
 pub mod client;
 pub mod driver;
-pub mod handle;
+pub mod node;
 pub mod options;
 pub mod resp;
 pub mod storage;

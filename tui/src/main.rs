@@ -113,7 +113,7 @@ fn demo(args: scenario::DemoArgs) -> ExitCode {
 
 /// A node runs on one thread (plus its WAL thread): see `run_node_blocking`.
 fn run_node(options: raftkv_node::options::NodeOptions) -> Result<(), String> {
-    raftkv_node::driver::run_node_blocking(options)
+    raftkv_node::node::run_node_blocking(options)
 }
 
 /// `block_on` keeps the benchmark (which may start nodes through the

@@ -15,7 +15,7 @@ struct Cli {
 
 fn main() {
     let cli = Cli::parse();
-    if let Err(message) = raftkv_node::driver::run_node_blocking(cli.options) {
+    if let Err(message) = raftkv_node::node::run_node_blocking(cli.options) {
         eprintln!("raftkv node: {message}");
         std::process::exit(1);
     }

@@ -6,7 +6,9 @@
 //! previous Ready was being persisted are handled together, so one fsync
 //! covers all of them (group commit).
 
+mod compaction;
 mod events;
+pub mod handle;
 mod persister;
 mod run;
 
@@ -19,26 +21,9 @@ use parking_lot::{Mutex, RwLock};
 use raftkv::kv::{Command, KvStore, Reply};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::handle::{NodeStatus, ReadError, WriteError};
+use handle::{NodeStatus, ReadError, WriteError};
 
-pub use run::run_node;
-
-/// Runs one node on the calling thread until it is told to stop: the
-/// runtime raftkv nodes are meant to run on.
-///
-/// One thread runs the Ready loop, the peer links and every client
-/// connection, and the WAL thread fsyncs beside it. Handing a request, a
-/// peer message or a reply between tasks then never wakes another thread;
-/// on a small machine running several nodes those wake-ups, not the work,
-/// were most of a write's cost. The driver never blocks, so nothing waits
-/// behind a slow disk but the writes themselves.
-pub fn run_node_blocking(options: crate::options::NodeOptions) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(run_node(options))
-}
+pub(crate) use run::{run_driver, DriverParts, COMMAND_BYTES_MAX};
 
 /// Bound on client requests queued for the driver.
 pub const REQUEST_QUEUE_MAX: usize = 65_536;
@@ -62,6 +47,28 @@ pub struct Shared {
     pub(crate) status: Mutex<PublishedStatus>,
     /// Reads waiting for the driver's next ReadIndex.
     pub(crate) read_gate: ReadGate,
+}
+
+impl Shared {
+    /// The state a node starts with: `store` restored from storage, an
+    /// empty status and a request queue of `REQUEST_QUEUE_MAX` (the
+    /// receiver is the driver's).
+    pub(crate) fn new(store: KvStore) -> (Arc<Shared>, mpsc::Receiver<Request>) {
+        let (requests, receiver) = mpsc::channel(REQUEST_QUEUE_MAX);
+        let shared = Arc::new(Shared {
+            store: Arc::new(RwLock::new(store)),
+            requests,
+            status: Mutex::new(PublishedStatus {
+                started: Some(Instant::now()),
+                // Empty until the first publish (the store may already hold a
+                // snapshot's state while the status still shows index 0).
+                digest_applied: Some(0),
+                ..Default::default()
+            }),
+            read_gate: ReadGate::default(),
+        });
+        (shared, receiver)
+    }
 }
 
 /// What the driver publishes after every loop turn.
@@ -525,11 +532,11 @@ mod tests {
 
     use raftkv::kv::Reply;
 
+    use super::handle::{ReadError, WriteError};
     use super::{
         read_barrier, PendingReads, PendingWrites, PublishedStatus, ReadAnnouncement, ReadGate,
         Request, Shared, READ_BATCH_READERS_MAX,
     };
-    use crate::handle::{ReadError, WriteError};
 
     fn shared(queue_max: usize) -> (Arc<Shared>, mpsc::Receiver<Request>) {
         let (requests, receiver) = mpsc::channel(queue_max);

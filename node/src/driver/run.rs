@@ -1,282 +1,99 @@
-//! `run_node`: opens storage, starts transport and the RESP server, and runs
-//! the Ready loop until SIGTERM/SIGINT (graceful: leadership is handed over
-//! first) or a fatal storage error.
+//! The driver's loop: one task that takes inputs (ticks, peer messages,
+//! client requests, WAL reports, written snapshots), steps the core with
+//! them, and handles each Ready it hands back (send, apply, persist,
+//! acknowledge). The node's parts are opened and started by the
+//! composition root (`crate::node`) and handed over in `DriverParts`.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use parking_lot::{Mutex, RwLock};
 use raftkv::kv::{Command, KvStore, Reply};
-use raftkv::message::{Body, Entry, EntryKind, Message, NodeId, SnapshotMeta};
-use raftkv::raft::{Config, HardState, ProposeError, RawNode, Ready, ReadyAck, Role};
+use raftkv::message::{Body, Entry, EntryKind, Message, NodeId};
+use raftkv::raft::{HardState, ProposeError, RawNode, Ready, ReadyAck, Role, Status};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
+use super::compaction::{Compaction, Written};
 use super::events::log_event;
+use super::handle::{NodeStatus, ReadError, WriteError};
 use super::persister::{Persister, Report};
-use super::{
-    PendingReads, PendingWrites, PublishedStatus, Request, Shared, INPUTS_PER_READY_MAX,
-    REQUEST_QUEUE_MAX,
-};
-use crate::handle::{NodeHandle, NodeStatus, ReadError, WriteError};
+use super::{PendingReads, PendingWrites, Request, Shared, INPUTS_PER_READY_MAX};
 use crate::options::NodeOptions;
-use crate::storage::{Identity, PreparedSnapshot, SnapshotPages, Storage};
-use crate::transport::{Inbound, Transport, TransportConfig};
+use crate::storage::{SnapshotPages, Storage};
+use crate::transport::{Inbound, Transport};
 
-/// Bound on peer inputs queued for the driver.
-pub const INBOUND_QUEUE_MAX: usize = 65_536;
-/// Largest peer frame accepted, in bytes (a snapshot chunk plus headroom).
-pub const PEER_FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
-/// Messages queued per peer before new ones are dropped.
-pub const PEER_SEND_QUEUE_MAX: usize = 16_384;
-/// Longest wait between reconnect attempts to a peer, in milliseconds.
-pub const PEER_RECONNECT_BACKOFF_MAX_MS: u64 = 250;
 /// Largest encoded write command, in bytes: it must fit one WAL record and
-/// one peer frame with room to spare.
+/// one peer frame with room to spare (checked where the frame limit is set,
+/// in `crate::node`).
 pub const COMMAND_BYTES_MAX: usize = 32 * 1024 * 1024;
-const _: () = assert!(COMMAND_BYTES_MAX < PEER_FRAME_BYTES_MAX);
-/// A snapshot waits for at least 1/this of the key count in applied
-/// entries: at most this many keys are serialized per applied entry, and
-/// the in-memory log holds at most about a quarter as many entries as the
-/// map holds keys (plus `--snapshot-entries-threshold`).
-pub const SNAPSHOT_KEYS_PER_ENTRY_MAX: u64 = 4;
-/// After a snapshot could not be written, the next attempt waits this long.
-pub const SNAPSHOT_RETRY_MS: u64 = 5_000;
-/// Bytes of snapshot per InstallSnapshot chunk (one chunk is in flight per
-/// follower, so this sets the round trips a transfer takes).
-pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 8 * 1024 * 1024;
-const _: () = assert!(SNAPSHOT_CHUNK_BYTES_MAX + 1024 * 1024 < PEER_FRAME_BYTES_MAX);
-/// Pages of the snapshot file mapping that sending it paged in are
-/// dropped from this process's resident memory at most this often.
-pub const SNAPSHOT_PAGES_RELEASE_MS: u64 = 1_000;
 /// How long a graceful stop waits for leadership to move, in milliseconds.
 pub const TRANSFER_WAIT_MS: u64 = 1_000;
 
-/// Runs one node until it is told to stop. Errors are returned as text for
-/// the command line to print.
-pub async fn run_node(options: NodeOptions) -> Result<(), String> {
-    std::fs::create_dir_all(&options.log_dir)
-        .map_err(|e| format!("cannot create log dir {}: {e}", options.log_dir.display()))?;
-    let _log_guard = init_logging(&options.log_dir, options.id)?;
-    let result = run(options).await;
-    if let Err(message) = &result {
-        error!(event = "fatal", message = message.as_str());
-    }
-    result
+/// What the driver takes over from the composition root.
+pub(crate) struct DriverParts {
+    /// The core, already restored from storage.
+    pub raw: RawNode,
+    /// The opened storage; the driver moves it to the WAL thread.
+    pub storage: Storage,
+    pub transport: Transport,
+    /// Messages and link events from the peers.
+    pub inbound: mpsc::Receiver<Inbound>,
+    /// What the driver shares with the `NodeHandle`s.
+    pub shared: Arc<Shared>,
+    /// Client requests sent through `shared`.
+    pub requests: mpsc::Receiver<Request>,
+    /// Term of the last applied entry (the restored snapshot's).
+    pub applied_term: u64,
+    /// The mapping of the restored snapshot file, if any.
+    pub snapshot_pages: Option<SnapshotPages>,
 }
 
-fn init_logging(
-    log_dir: &Path,
-    id: u64,
-) -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
-    let appender = tracing_appender::rolling::never(log_dir, format!("node-{id}.log"));
-    let (writer, guard) = tracing_appender::non_blocking(appender);
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(writer)
-        .with_max_level(tracing::Level::INFO)
-        .with_current_span(false)
-        .finish();
-    // A second node in one process (tests) keeps the first subscriber.
-    let _ = tracing::subscriber::set_global_default(subscriber);
-    Ok(guard)
-}
-
-fn raft_config(options: &NodeOptions) -> Config {
-    let mut config = Config::new(options.id, options.cluster.0.iter().map(|p| p.id).collect());
-    config.heartbeat_ticks = options.heartbeat_ticks;
-    config.election_ticks_min = options.election_ticks_min;
-    config.election_ticks_max = options.election_ticks_max;
-    config.snapshot_chunk_bytes_max = SNAPSHOT_CHUNK_BYTES_MAX;
-    config
-}
-
-async fn run(options: NodeOptions) -> Result<(), String> {
+/// Runs the driver until `shutdown` is cancelled (a leader first hands
+/// leadership over) or storage fails.
+pub(crate) async fn run_driver(
+    options: &NodeOptions,
+    parts: DriverParts,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
     let id = options.id;
-    let config = raft_config(&options);
-    config.validate().map_err(|e| format!("node {id}: {e}"))?;
-    let me = options
-        .cluster
-        .0
-        .iter()
-        .find(|p| p.id == id)
-        .ok_or_else(|| format!("node {id}: --cluster does not list this node's id"))?;
-    if me.peer_addr.port() != options.peer.port() {
-        warn!(
-            event = "config_warning",
-            message = "--peer port differs from this node's --cluster entry"
-        );
-    }
-
-    let (storage, initial, summary) =
-        Storage::open(&options.data_dir).map_err(|e| format!("node {id}: {e}"))?;
-    let identity = Identity::load_or_create(&options.data_dir, id, &options.cluster_id)
-        .map_err(|e| format!("node {id}: {e}"))?;
-    info!(event = "recovery", summary = %summary, snapshot_index = summary.snapshot_index,
-        last_index = summary.last_index, term = summary.hard_state.term, torn_tail_bytes = summary.torn_tail_bytes,
-        incarnation = identity.incarnation_hex(), new_incarnation = identity.created);
-    if identity.created && summary.last_index == 0 && summary.hard_state.term == 0 {
-        // Either a brand-new cluster or a node that lost its disk: the
-        // cluster tells which (see raftkv::raft::registry).
-        info!(
-            event = "identity_created",
-            incarnation = identity.incarnation_hex(),
-            message = "empty data dir: this node is a new incarnation; a cluster that knew an \
-                       earlier one counts it as a voter only after re-admitting it"
-        );
-    }
-    let mut config = config;
-    config.incarnation = identity.incarnation;
-    let mut store = KvStore::new();
-    let mut applied_term = 0;
-    let mut initial = initial;
-    let mut snapshot_pages = None;
-    if let Some(snapshot) = &mut initial.snapshot {
-        // Streamed from the file (already checked by `Storage::open`): the
-        // image is never held in memory next to the map built from it. The
-        // core keeps the file's mapping to send to followers.
-        let (index, term) = (snapshot.meta.index, snapshot.meta.term);
-        let (data, pages) = crate::storage::map_snapshot(&options.data_dir, index, term)
-            .map_err(|e| format!("node {id}: {e}"))?;
-        snapshot.data = data;
-        snapshot_pages = Some(pages);
-        let reader = crate::storage::snapshot_data_reader(&options.data_dir, index, term)
-            .map_err(|e| format!("node {id}: {e}"))?;
-        let started = Instant::now();
-        store = KvStore::restore_from(reader).map_err(|e| {
-            format!(
-                "node {id}: snapshot in {} does not load: {e}",
-                options.data_dir.display()
-            )
-        })?;
-        info!(
-            event = "snapshot_restored",
-            index,
-            keys = store.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64
-        );
-        applied_term = term;
-    }
-    let seed = seed_from_clock(id);
-    let raw = RawNode::new(config, initial, seed).map_err(|e| format!("node {id}: {e}"))?;
-
-    let shutdown = CancellationToken::new();
-    let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE_MAX);
-    let transport = Transport::start(
-        TransportConfig {
-            id,
-            listen: options.peer,
-            peers: options.cluster.0.clone(),
-            cluster_id: options.cluster_id.clone(),
-            incarnation: identity.incarnation,
-            client_addr: options.client.to_string(),
-            frame_bytes_max: PEER_FRAME_BYTES_MAX,
-            send_queue_max: PEER_SEND_QUEUE_MAX,
-            reconnect_backoff_max_ms: PEER_RECONNECT_BACKOFF_MAX_MS,
-        },
-        inbound_tx,
-        shutdown.clone(),
-    )
-    .await
-    .map_err(|e| {
-        format!(
-            "node {id}: cannot listen for peers on {}: {e}",
-            options.peer
-        )
-    })?;
-
-    let (requests_tx, requests_rx) = mpsc::channel(REQUEST_QUEUE_MAX);
-    let shared = Arc::new(Shared {
-        store: Arc::new(RwLock::new(store)),
-        requests: requests_tx,
-        status: Mutex::new(PublishedStatus {
-            started: Some(Instant::now()),
-            // Empty until the first publish (the store may already hold a
-            // snapshot's state while the status still shows index 0).
-            digest_applied: Some(0),
-            ..Default::default()
-        }),
-        read_gate: super::ReadGate::default(),
-    });
-    let handle = NodeHandle {
-        inner: shared.clone(),
-    };
-
-    let listener = tokio::net::TcpListener::bind(options.client)
-        .await
-        .map_err(|e| {
-            format!(
-                "node {id}: cannot listen for clients on {}: {e}",
-                options.client
-            )
-        })?;
-    let limits = crate::resp::Limits {
-        bulk_bytes_max: options.bulk_bytes_max,
-        arguments_max: options.arguments_max,
-        connections_max: options.connections_max,
-        ..Default::default()
-    };
-    let server_shutdown = shutdown.clone();
-    let server = tokio::spawn(crate::resp::serve(
-        listener,
-        handle.clone(),
-        limits,
-        async move { server_shutdown.cancelled().await },
-    ));
-    info!(event = "started", id, client = %options.client, peer = %options.peer, pid = std::process::id());
-
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_stop_signal().await;
-        stop.cancel();
-    });
-
-    let recorded_hard_state = storage.hard_state();
-    let snapshot_index = storage.snapshot_index();
-    let (persister, reports) = Persister::start(storage, id)?;
-    let (serialized_tx, serialized_rx) = mpsc::channel(1);
+    let voters: Vec<NodeId> = options.cluster.0.iter().map(|p| p.id).collect();
+    let recorded_hard_state = parts.storage.hard_state();
+    let snapshot_index = parts.storage.snapshot_index();
+    let (persister, reports) = Persister::start(parts.storage, id)?;
+    let (compaction, written) = Compaction::new(
+        options.snapshot_entries_threshold,
+        voters,
+        options.data_dir.clone(),
+        parts.snapshot_pages,
+        snapshot_index,
+    );
     let mut driver = Driver {
         id,
-        voters: options.cluster.0.iter().map(|p| p.id).collect(),
         client_addr: options.client.to_string(),
         tick_ms: options.tick_interval_ms,
-        snapshot_entries_threshold: options.snapshot_entries_threshold,
-        data_dir: options.data_dir.clone(),
-        snapshot_pages,
-        pending_snapshot_pages: None,
-        pages_released: Instant::now(),
-        raw,
+        raw: parts.raw,
         persister,
         recorded_hard_state,
-        durable_snapshot_index: snapshot_index,
-        compaction_started: None,
-        compaction_failed: None,
-        serialized: serialized_tx,
-        clone_us: None,
+        compaction,
         published: None,
         published_contact: None,
-        transport,
-        shared: shared.clone(),
+        transport: parts.transport,
+        shared: parts.shared,
         writes: PendingWrites::default(),
         reads: PendingReads::default(),
-        applied_term,
+        applied_term: parts.applied_term,
         last_role: Role::Follower,
         last_leader: 0,
         leader_contact: None,
     };
     let inputs = Inputs {
-        inbound: inbound_rx,
-        requests: requests_rx,
+        inbound: parts.inbound,
+        requests: parts.requests,
         reports,
-        serialized: serialized_rx,
+        written,
     };
-    let result = driver.run(inputs, shutdown.clone()).await;
-    shutdown.cancel();
-    let _ = server.await;
-    result
+    driver.run(inputs, shutdown).await
 }
 
 /// Hands memory freed in bulk back to the OS now. mimalloc purges freed
@@ -296,56 +113,21 @@ fn return_freed_memory() {
     }
 }
 
-fn seed_from_clock(id: u64) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    nanos ^ id.rotate_left(32) ^ u64::from(std::process::id())
-}
-
-async fn wait_for_stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-}
-
+/// The one owner of the core: its state, the WAL thread's handle, the
+/// peer links and the clients waiting for answers.
 struct Driver {
     id: NodeId,
-    voters: Vec<NodeId>,
     /// This node's advertised RESP address (shown as leader_client_addr when leading).
     client_addr: String,
     tick_ms: u64,
-    snapshot_entries_threshold: u64,
-    /// Where own snapshots are written (this node's data dir).
-    data_dir: std::path::PathBuf,
-    /// The mapping of the snapshot file the core keeps (its state bytes).
-    snapshot_pages: Option<SnapshotPages>,
-    /// The mapping of an own snapshot being saved (current once compacted).
-    pending_snapshot_pages: Option<SnapshotPages>,
-    /// When `snapshot_pages` last had its resident pages released.
-    pages_released: Instant,
     raw: RawNode,
     /// Owns the storage on the WAL thread.
     persister: Persister,
     /// The hard state last handed to the persister (its term and vote are
     /// durable: a change of either is always fsynced).
     recorded_hard_state: HardState,
-    /// Index of the newest snapshot saved (or queued to be saved).
-    durable_snapshot_index: u64,
-    /// When the running compaction started (None: none is running).
-    compaction_started: Option<Instant>,
-    /// When the last compaction failed to write its snapshot.
-    compaction_failed: Option<Instant>,
-    /// Where the snapshot task hands over the snapshot file it wrote.
-    serialized: mpsc::Sender<Result<PreparedSnapshot, String>>,
-    /// How long the last clone took (microseconds), for the log_compacted
-    /// event.
-    clone_us: Option<u64>,
+    /// Own snapshots: when to take one, and the snapshot file mappings.
+    compaction: Compaction,
     /// What `publish_status` last published, to skip unchanged turns.
     published: Option<StatusKey>,
     /// The last leader contact handed to the status readers.
@@ -388,7 +170,7 @@ impl Driver {
                         }
                     }
                 }
-                Some(prepared) = inputs.serialized.recv() => self.save_own_snapshot(prepared),
+                Some(written) = inputs.written.recv() => self.save_own_snapshot(written),
                 Some(input) = inputs.inbound.recv() => {
                     self.issue_open_reads();
                     self.handle_inbound(input);
@@ -623,7 +405,22 @@ impl Driver {
         for message in commit_only {
             self.send(message);
         }
-        let sync = !ready.entries.is_empty() || self.hard_state_needs_sync(&ready);
+        let persisted_last = self.hand_to_wal(&mut ready)?;
+        self.raw.advance(ReadyAck {
+            persisted_last,
+            snapshot_index: None,
+            applied,
+        });
+        self.after_advance();
+        Ok(())
+    }
+
+    /// Hands the Ready's entries, hard state and held-back messages to the
+    /// WAL thread as one job. Returns the (index, term) of the last entry
+    /// made durable now (a follower writing inline), after sending the
+    /// messages that waited for it; None when the job is queued.
+    fn hand_to_wal(&mut self, ready: &mut Ready) -> Result<Option<(u64, u64)>, String> {
+        let sync = !ready.entries.is_empty() || self.hard_state_needs_sync(ready);
         if let Some(hard_state) = ready.hard_state {
             self.recorded_hard_state = hard_state;
         }
@@ -640,20 +437,13 @@ impl Driver {
                 inline,
             )
             .map_err(|e| format!("node {}: {e}", self.id))?;
-        let mut persisted_last = None;
-        if let Some(durable) = durable {
-            for message in durable.messages {
-                self.send(message);
-            }
-            persisted_last = durable.persisted_last;
+        let Some(durable) = durable else {
+            return Ok(None);
+        };
+        for message in durable.messages {
+            self.send(message);
         }
-        self.raw.advance(ReadyAck {
-            persisted_last,
-            snapshot_index: None,
-            applied,
-        });
-        self.after_advance();
-        Ok(())
+        Ok(durable.persisted_last)
     }
 
     /// Term and vote must be durable before the messages that depend on
@@ -682,7 +472,7 @@ impl Driver {
         if let Some(hard_state) = ready.hard_state {
             self.recorded_hard_state = hard_state;
         }
-        self.durable_snapshot_index = self.durable_snapshot_index.max(snapshot.meta.index);
+        self.compaction.leader_snapshot_queued(snapshot.meta.index);
         let (index, snapshot_term) = (snapshot.meta.index, snapshot.meta.term);
         // The WAL thread writes the snapshot while a blocking thread builds
         // the new state machine from it; the state is replaced once both are
@@ -707,15 +497,8 @@ impl Driver {
             })?;
         let restore_ms = started.elapsed().as_millis() as u64;
         self.wait_until_durable(reports).await?;
-        // The core keeps the file's mapping instead of the received copy.
-        match crate::storage::map_snapshot(&self.data_dir, index, snapshot_term) {
-            Ok((mapped, pages)) => {
-                if self.raw.replace_snapshot_data(index, mapped) {
-                    self.snapshot_pages = Some(pages);
-                }
-            }
-            Err(e) => warn!(event = "snapshot_map_failed", index, reason = %e),
-        }
+        self.compaction
+            .map_leader_snapshot(&mut self.raw, index, snapshot_term);
         // The received copy (as large as the state) is free now.
         return_freed_memory();
         info!(
@@ -772,7 +555,7 @@ impl Driver {
             });
         }
         if let Some((index, data)) = durable.snapshot_saved {
-            self.finish_compaction(index, data);
+            self.compaction.finish(&mut self.raw, index, data);
         }
         Ok(())
     }
@@ -781,7 +564,13 @@ impl Driver {
         let status = self.raw.status();
         self.reads.applied_through(status.applied_index);
         self.track_role(status.role, status.leader_id);
-        self.maybe_compact(status.applied_index, status.snapshot_index);
+        self.compaction.maybe_start(
+            &self.raw,
+            &self.shared.store,
+            status.applied_index,
+            self.applied_term,
+            status.snapshot_index,
+        );
     }
 
     /// Applies the Ready's committed entries (answering their writers) and
@@ -842,121 +631,11 @@ impl Driver {
         self.last_leader = leader;
     }
 
-    /// Snapshots the state machine once `snapshot_entries_threshold`
-    /// entries were applied since the last snapshot, and at least a quarter
-    /// as many as there are keys (`SNAPSHOT_KEYS_PER_ENTRY_MAX`): a snapshot
-    /// costs time in proportion to the keys, so this bounds its cost per
-    /// applied entry (four keys' worth) whatever the size of the state, and
-    /// the in-memory log never outgrows a quarter of it.
-    ///
-    /// The map is persistent: the clone taken here is O(1) (it shares every
-    /// node) and stays the state at `applied` while applying goes on (writes
-    /// copy the few nodes they touch). A blocking task streams the clone
-    /// into a temporary snapshot file and the WAL thread puts it in place,
-    /// so neither the clone, the serialization nor the disk stalls the
-    /// Ready loop, and no serialized image is held in memory.
-    fn maybe_compact(&mut self, applied: u64, snapshot_index: u64) {
-        self.maybe_release_snapshot_pages();
-        if self.compaction_started.is_some()
-            || applied < snapshot_index + self.snapshot_entries_threshold
-        {
-            return;
-        }
-        if self
-            .compaction_failed
-            .is_some_and(|failed| failed.elapsed() < Duration::from_millis(SNAPSHOT_RETRY_MS))
-        {
-            return;
-        }
-        let started = Instant::now();
-        let image = {
-            let store = self.shared.store.read();
-            if applied < snapshot_index + store.len() / SNAPSHOT_KEYS_PER_ENTRY_MAX {
-                return;
-            }
-            store.clone()
-        };
-        self.clone_us = Some(started.elapsed().as_micros() as u64);
-        self.compaction_started = Some(started);
-        let meta = SnapshotMeta {
-            index: applied,
-            term: self.applied_term,
-            voters: self.voters.clone(),
-            registry: self.raw.registry_at(applied),
-        };
-        let dir = self.data_dir.clone();
-        let serialized = self.serialized.clone();
-        tokio::task::spawn_blocking(move || {
-            let prepared = crate::storage::prepare_snapshot(&dir, meta, |out| {
-                let mut out = out;
-                image.write_snapshot(&mut out)
-            })
-            .map_err(|e| e.to_string());
-            // Dropped here, off the Ready loop: nodes only the clone still
-            // holds are freed by this thread.
-            drop(image);
-            // Capacity 1 and one compaction at a time: never full. Closed
-            // only when the driver has stopped (the file is then removed).
-            let _ = serialized.try_send(prepared);
-        });
-    }
-
-    /// Sending the snapshot to a follower pages the file's mapping in; those
-    /// pages are clean copies of the file, dropped from this process every
-    /// `SNAPSHOT_PAGES_RELEASE_MS` (a transfer under way reads them again
-    /// from the page cache).
-    fn maybe_release_snapshot_pages(&mut self) {
-        if self.pages_released.elapsed() < Duration::from_millis(SNAPSHOT_PAGES_RELEASE_MS) {
-            return;
-        }
-        self.pages_released = Instant::now();
-        if let Some(pages) = &self.snapshot_pages {
-            pages.release();
-        }
-    }
-
-    /// The snapshot file is written: queue it for the WAL thread to put in
-    /// place, unless a newer snapshot from the leader replaced the state
-    /// meanwhile (dropping it removes its file).
-    fn save_own_snapshot(&mut self, prepared: Result<PreparedSnapshot, String>) {
-        let prepared = match prepared {
-            Ok(prepared) => prepared,
-            Err(reason) => {
-                warn!(
-                    event = "snapshot_failed",
-                    reason = reason.as_str(),
-                    retry_ms = SNAPSHOT_RETRY_MS
-                );
-                self.compaction_started = None;
-                self.compaction_failed = Some(Instant::now());
-                return;
-            }
-        };
-        if prepared.meta().index <= self.durable_snapshot_index {
-            self.compaction_started = None;
-            return;
-        }
-        self.compaction_failed = None;
-        self.durable_snapshot_index = prepared.meta().index;
-        self.pending_snapshot_pages = prepared.pages();
-        self.persister.save_prepared_snapshot(prepared);
-    }
-
-    /// The own snapshot at `index` is durable: the core drops the log it covers.
-    fn finish_compaction(&mut self, index: u64, data: Bytes) {
-        let started = self.compaction_started.take();
-        let bytes = data.len();
-        if let Err(e) = self.raw.compact(index, data) {
-            warn!(event = "compact_refused", reason = %e);
-        } else {
-            self.snapshot_pages = self.pending_snapshot_pages.take();
-            info!(
-                event = "log_compacted",
-                index,
-                bytes,
-                clone_us = self.clone_us,
-                elapsed_ms = started.map(|s| s.elapsed().as_millis() as u64)
-            );
+    /// The snapshot task wrote its file: the WAL thread puts it in place
+    /// behind the writes handed over before it (see `Compaction::written`).
+    fn save_own_snapshot(&mut self, written: Written) {
+        if let Some(prepared) = self.compaction.written(written) {
+            self.persister.save_prepared_snapshot(prepared);
         }
     }
 
@@ -969,20 +648,7 @@ impl Driver {
     /// asks (`PublishedStatus::refresh_digest`).
     fn publish_status(&mut self) {
         let status = self.raw.status();
-        let key = StatusKey {
-            role: status.role,
-            term: status.term,
-            leader_id: status.leader_id,
-            commit_index: status.commit_index,
-            applied_index: status.applied_index,
-            first_index: status.first_index,
-            last_index: status.last_index,
-            snapshot_index: status.snapshot_index,
-            match_index: status.match_index.clone(),
-            leader_known: self.leader_client_addr(status.leader_id).is_some(),
-            registered: status.registered,
-            strangers: status.strangers.clone(),
-        };
+        let key = self.status_key(&status);
         let contact = if status.role == Role::Leader {
             None
         } else {
@@ -999,7 +665,39 @@ impl Driver {
         }
         let first_publish = self.published.is_none();
         let mut published = self.shared.status.lock();
-        let next = NodeStatus {
+        let next = self.shown_status(status, &mut published.status);
+        self.published = Some(key);
+        published.status = next;
+        if first_publish {
+            published.digest_applied = None;
+        }
+        published.leader_contact = contact;
+        self.published_contact = contact;
+    }
+
+    /// What of `status` the published status shows (see `StatusKey`).
+    fn status_key(&self, status: &Status) -> StatusKey {
+        StatusKey {
+            role: status.role,
+            term: status.term,
+            leader_id: status.leader_id,
+            commit_index: status.commit_index,
+            applied_index: status.applied_index,
+            first_index: status.first_index,
+            last_index: status.last_index,
+            snapshot_index: status.snapshot_index,
+            match_index: status.match_index.clone(),
+            leader_known: self.leader_client_addr(status.leader_id).is_some(),
+            registered: status.registered,
+            strangers: status.strangers.clone(),
+        }
+    }
+
+    /// The RAFT.STATUS record for the core's `status`. The key count and
+    /// the digest are carried over from `previous`, and the leader contact
+    /// and uptime left at 0: all four are computed when a reader asks.
+    fn shown_status(&self, status: Status, previous: &mut NodeStatus) -> NodeStatus {
+        NodeStatus {
             id: self.id,
             role: status.role.as_str(),
             term: status.term,
@@ -1015,8 +713,8 @@ impl Driver {
             first_index: status.first_index,
             last_index: status.last_index,
             snapshot_index: status.snapshot_index,
-            keys: published.status.keys,
-            digest: std::mem::take(&mut published.status.digest),
+            keys: previous.keys,
+            digest: std::mem::take(&mut previous.digest),
             leader_contact_ms: 0,
             match_index: status.match_index,
             incarnation: format!("{:016x}", status.incarnation),
@@ -1024,14 +722,7 @@ impl Driver {
             strangers: status.strangers,
             pid: std::process::id(),
             uptime_ms: 0,
-        };
-        self.published = Some(key);
-        published.status = next;
-        if first_publish {
-            published.digest_applied = None;
         }
-        published.leader_contact = contact;
-        self.published_contact = contact;
     }
 }
 
@@ -1040,7 +731,8 @@ struct Inputs {
     inbound: mpsc::Receiver<Inbound>,
     requests: mpsc::Receiver<Request>,
     reports: mpsc::Receiver<Report>,
-    serialized: mpsc::Receiver<Result<PreparedSnapshot, String>>,
+    /// Own snapshot files the compaction task wrote.
+    written: mpsc::Receiver<Written>,
 }
 
 /// The parts of the published status that change; equal keys mean an

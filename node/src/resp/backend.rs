@@ -18,7 +18,7 @@ use std::future::Future;
 use raftkv::kv::{Command, KvStore, Reply};
 
 use super::Frame;
-use crate::handle::{NodeHandle, NodeStatus, ReadError, WriteError};
+use crate::driver::handle::{NodeHandle, NodeStatus, ReadError, WriteError};
 
 /// The node operations the RESP commands use. `NodeHandle` is the real one.
 pub trait Backend: Clone + Send + Sync + 'static {

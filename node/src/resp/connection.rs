@@ -28,8 +28,8 @@ use tracing::debug;
 
 use super::backend::Backend;
 use super::cmd::{Command, Context, Execution};
-use super::server::ServerState;
 use super::session::Session;
+use super::state::ServerState;
 use super::{Frame, FrameError};
 
 /// Initial size of a connection's read and write buffers; they grow (by

@@ -1,6 +1,10 @@
 //! The Redis-protocol (RESP2/RESP3) server of a node: frames, limits, the
 //! accept loop, connections and one file per command (`cmd/`).
 //!
+//! Imports point one way: `server` -> `connection` -> `cmd`, and all three
+//! -> `state` (the `ServerState` they share), so no two of them import
+//! each other.
+//!
 //! Error replies that are specific to raftkv, and what they promise about
 //! whether a write happened, are listed in `backend`: `-MOVED 0 <addr>`,
 //! `-CLUSTERDOWN no leader` (not applied), `-UNCERTAIN outcome unknown: ...`
@@ -15,6 +19,7 @@ mod limits;
 mod scan_cursors;
 mod server;
 mod session;
+mod state;
 
 pub use backend::Backend;
 pub use frame::{Frame, FrameError};

@@ -3,59 +3,23 @@
 
 use std::future::Future;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use super::backend::Backend;
 use super::connection;
-use super::scan_cursors::ScanCursors;
+use super::state::ServerState;
 use super::Limits;
 
 /// First wait after a failed accept (out of file descriptors, ...); doubled
 /// on each further failure up to the max.
 const ACCEPT_BACKOFF_MS_MIN: u64 = 10;
 const ACCEPT_BACKOFF_MS_MAX: u64 = 1_000;
-
-/// What every connection of one server shares.
-pub(crate) struct ServerState<B> {
-    pub backend: B,
-    pub limits: Limits,
-    pub scan_cursors: Arc<Mutex<ScanCursors>>,
-    /// The port clients connect to (INFO `tcp_port`).
-    pub local_port: u16,
-    next_client_id: AtomicU64,
-    connections: Arc<Semaphore>,
-}
-
-impl<B> ServerState<B> {
-    pub(crate) fn new(backend: B, limits: Limits, local_port: u16) -> ServerState<B> {
-        let connections = Arc::new(Semaphore::new(limits.connections_max));
-        ServerState {
-            backend,
-            limits,
-            scan_cursors: Arc::new(Mutex::new(ScanCursors::default())),
-            local_port,
-            next_client_id: AtomicU64::new(1),
-            connections,
-        }
-    }
-
-    pub(crate) fn next_client_id(&self) -> u64 {
-        self.next_client_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    pub(crate) fn connected_clients(&self) -> usize {
-        self.limits.connections_max - self.connections.available_permits()
-    }
-}
 
 /// Serves the Redis protocol on `listener` until `shutdown` completes, then
 /// stops accepting, lets every connection finish the requests it has in
@@ -83,7 +47,7 @@ pub async fn serve<B: Backend>(
         match accepted {
             Ok((socket, peer)) => {
                 backoff_ms = ACCEPT_BACKOFF_MS_MIN;
-                match state.connections.clone().try_acquire_owned() {
+                match state.admit_connection() {
                     Ok(permit) => {
                         let state = state.clone();
                         let stop = stop_connections.clone();

@@ -9,7 +9,7 @@ use std::fmt::Write;
 use bytes::Bytes;
 
 use super::{Args, CommandError, Context, Execution, Spec};
-use crate::handle::NodeStatus;
+use crate::driver::handle::NodeStatus;
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 

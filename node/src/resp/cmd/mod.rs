@@ -36,8 +36,8 @@ use raftkv::kv::{Command as KvCommand, KvStore};
 pub(crate) use args::Args;
 
 use super::backend::{read_error_frame, reply_frame, write_error_frame, Backend};
-use super::server::ServerState;
 use super::session::Session;
+use super::state::ServerState;
 use super::Frame;
 
 /// Static facts about a command, as `COMMAND` reports them.

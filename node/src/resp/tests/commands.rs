@@ -212,7 +212,7 @@ fn quit_ignores_arguments_and_info_takes_sections() {
 
 #[test]
 fn error_replies_that_raftkv_adds_have_fixed_wording() {
-    use crate::handle::{ReadError, WriteError};
+    use crate::driver::handle::{ReadError, WriteError};
     use crate::resp::backend::{read_error_frame, write_error_frame};
     use crate::resp::Frame;
     let moved = WriteError::NotLeader {

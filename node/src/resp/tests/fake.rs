@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::handle::{NodeStatus, ReadError, WriteError};
+use crate::driver::handle::{NodeStatus, ReadError, WriteError};
 use crate::resp::{serve, Backend, Frame, Limits};
 
 /// How the fake node answers.

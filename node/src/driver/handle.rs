@@ -1,4 +1,6 @@
-//! The handle the RESP server (and tests) use to talk to the driver.
+//! The handle the RESP server (and tests) use to talk to the driver, and
+//! what it answers: `NodeStatus` for RAFT.STATUS, `WriteError` and
+//! `ReadError` for requests that were not served.
 
 use std::sync::Arc;
 
@@ -110,17 +112,18 @@ impl NodeStatus {
     }
 }
 
-/// A cloneable handle to a running node. Implemented by the driver module.
+/// A cloneable handle to a running node: requests go to the driver task
+/// through the queues in `Shared`, reads of the store take its lock.
 #[derive(Clone)]
 pub struct NodeHandle {
-    pub(crate) inner: Arc<crate::driver::Shared>,
+    pub(crate) inner: Arc<super::Shared>,
 }
 
 impl NodeHandle {
     /// Replicates `command` through Raft and returns its reply once applied
     /// on this node (after the fsync of a majority).
     pub async fn write(&self, command: Command) -> Result<Reply, WriteError> {
-        crate::driver::write(&self.inner, command).await
+        super::write(&self.inner, command).await
     }
 
     /// Runs `read` against the state machine at a linearizable point (ReadIndex).
@@ -128,7 +131,7 @@ impl NodeHandle {
         &self,
         read: impl FnOnce(&KvStore) -> R,
     ) -> Result<R, ReadError> {
-        crate::driver::read_barrier(&self.inner).await?;
+        super::read_barrier(&self.inner).await?;
         Ok(read(&self.inner.store.read()))
     }
 
@@ -139,7 +142,7 @@ impl NodeHandle {
 
     /// The latest published status (refreshed by the driver on every change).
     pub fn status(&self) -> NodeStatus {
-        crate::driver::status(&self.inner)
+        super::status(&self.inner)
     }
 
     /// The shared state machine (read-locked by readers, written by the driver).
