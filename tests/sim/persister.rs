@@ -194,7 +194,7 @@ pub struct Persister {
     /// Index of the newest snapshot saved or queued.
     pub snapshot_index_handed_over: Index,
     /// An own snapshot is being prepared or is queued, and not yet
-    /// reported saved (the driver's `compaction_started`).
+    /// reported saved (the driver's `Compaction::started`).
     pub compaction_pending: bool,
     /// An own snapshot a blocking task is writing to its temporary file:
     /// it is handed to the WAL thread once written, `steps_left` WAL steps
@@ -363,7 +363,7 @@ impl Persister {
         self.submit(ops, None, persisted_last, held_messages)
     }
 
-    /// The driver's `maybe_compact`: a clone of the state machine at
+    /// The driver's `Compaction::maybe_start`: a clone of the state machine at
     /// `snapshot.meta.index` goes to a task that writes its file.
     pub fn prepare_own_snapshot(&mut self, snapshot: Snapshot, rng: &mut Rng) {
         let steps_left = rng.range(0, self.disk.fsync_steps_max + 1);
