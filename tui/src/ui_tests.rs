@@ -157,7 +157,7 @@ fn gate_running() {
         bundle_dir: Some("logs/evidence/2024-05-01T10-00-04Z".into()),
     };
     app.update(
-        crate::app::Action::GateProgress(Box::new(progress)),
+        crate::app::Report::GateProgress(Box::new(progress)),
         fixtures::T0 + 4_320,
     );
     fixtures::refresh(&mut app, fixtures::T0 + 4_330);

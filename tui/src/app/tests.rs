@@ -1,12 +1,21 @@
-//! Key -> Action -> state tests for every key, refusals included, and the
+//! Key -> Input -> state tests for every key, refusals included, and the
 //! timeline's measured intervals. `fixtures` builds the screens the UI
 //! snapshots use, with fixed pids and times.
 
 // Key sequence numbers travel as lists of ranges; a list of one range is meant.
 #![allow(clippy::single_range_in_vec_init)]
 
+use super::gate::GATE_PANEL_AFTER_MS;
+use super::nodes::STATUS_STALE_MS;
+use super::observer::OUTPUT_LINES_IN_TIMELINE_MAX;
+use super::workload::BULK_WRITES_QUEUED_MAX;
 use super::*;
-use crossterm::event::{KeyCode, KeyEvent, KeyEventState, KeyModifiers};
+use crate::evidence::{StepKind, Verdict};
+use crate::plan::ITEM_COUNT;
+use crate::poll::LogSource;
+use crate::status::NodeStatus;
+use crate::supervisor::{ExitKind, ProcessEvent};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyEventState, KeyModifiers};
 
 pub(crate) mod fixtures {
     use super::*;
@@ -59,7 +68,7 @@ pub(crate) mod fixtures {
     pub(crate) fn poll(app: &mut App, at_ms: u64, status: NodeStatus) -> Vec<Effect> {
         let id = status.id;
         app.update(
-            Action::Status(StatusReport {
+            Report::Status(StatusReport {
                 id,
                 at_ms,
                 result: Ok(status),
@@ -70,7 +79,7 @@ pub(crate) mod fixtures {
 
     pub(crate) fn poll_failed(app: &mut App, at_ms: u64, id: u64, error: &str) {
         app.update(
-            Action::Status(StatusReport {
+            Report::Status(StatusReport {
                 id,
                 at_ms,
                 result: Err(error.to_string()),
@@ -93,7 +102,7 @@ pub(crate) mod fixtures {
     }
 
     pub(crate) fn process(app: &mut App, at_ms: u64, id: u64, event: ProcessEvent) -> Vec<Effect> {
-        app.update(Action::Process(ProcessReport { id, at_ms, event }), at_ms)
+        app.update(Report::Process(ProcessReport { id, at_ms, event }), at_ms)
     }
 
     pub(crate) fn exited(app: &mut App, at_ms: u64, id: u64, exit: ExitKind) -> Vec<Effect> {
@@ -119,7 +128,7 @@ pub(crate) mod fixtures {
                 .collect(),
             text: String::new(),
         };
-        app.update(Action::NodeLog(line), at_ms);
+        app.update(Report::NodeLog(line), at_ms);
     }
 
     pub(crate) fn key(app: &mut App, at_ms: u64, code: KeyCode) -> Vec<Effect> {
@@ -178,7 +187,7 @@ pub(crate) mod fixtures {
         key(&mut app, T0 + 2_000, KeyCode::Char('w'));
         key(&mut app, T0 + 2_001, KeyCode::Char('w'));
         app.update(
-            Action::Write(WriteReport::Acked {
+            Report::Write(WriteReport::Acked {
                 seqs: vec![1..51],
                 at_ms: T0 + 2_030,
             }),
@@ -186,7 +195,7 @@ pub(crate) mod fixtures {
         );
         finish_bulk(&mut app, T0 + 2_031, 50, 29);
         app.update(
-            Action::Write(WriteReport::Acked {
+            Report::Write(WriteReport::Acked {
                 seqs: vec![51..101],
                 at_ms: T0 + 3_020,
             }),
@@ -206,7 +215,7 @@ pub(crate) mod fixtures {
             fields: Vec::new(),
             text: "--- starting node 2 at 10:00:00.021 UTC ---".into(),
         });
-        app.update(Action::Tick, T0 + 3_300);
+        app.update(Report::Tick, T0 + 3_300);
         app
     }
 
@@ -217,7 +226,7 @@ pub(crate) mod fixtures {
         elapsed_ms: u64,
     ) -> Vec<Effect> {
         app.update(
-            Action::Write(WriteReport::BulkFinished(BulkWriteResult {
+            Report::Write(WriteReport::BulkFinished(BulkWriteResult {
                 via_status: None,
                 requested: count,
                 acked: count,
@@ -309,7 +318,7 @@ pub(crate) mod fixtures {
                 wipe_data: false
             }]
         );
-        app.update(Action::Tick, T0 + 11_001);
+        app.update(Report::Tick, T0 + 11_001);
         app
     }
 
@@ -339,7 +348,7 @@ pub(crate) mod fixtures {
             vec![Effect::BulkWrite { count: 50 }]
         );
         app.update(
-            Action::Write(WriteReport::Acked {
+            Report::Write(WriteReport::Acked {
                 seqs: vec![1..51],
                 at_ms: T0 + 2_030,
             }),
@@ -401,7 +410,7 @@ pub(crate) mod fixtures {
 
 use fixtures::*;
 
-fn press(code: KeyCode) -> Option<Action> {
+fn press(code: KeyCode) -> Option<Input> {
     action_for_key(KeyEvent::new(code, KeyModifiers::NONE))
 }
 
@@ -418,32 +427,32 @@ fn timeline_text(app: &App) -> Vec<String> {
 #[test]
 fn every_key_maps_to_its_action() {
     let table = [
-        (KeyCode::Char('q'), Action::Quit),
-        (KeyCode::Char('?'), Action::ToggleHelp),
-        (KeyCode::Esc, Action::CloseHelp),
-        (KeyCode::Left, Action::SelectPrevious),
-        (KeyCode::Right, Action::SelectNext),
-        (KeyCode::Char('1'), Action::Select(1)),
-        (KeyCode::Char('9'), Action::Select(9)),
-        (KeyCode::Char('k'), Action::KillLeader),
-        (KeyCode::Char('x'), Action::KillSelected),
-        (KeyCode::Char('s'), Action::StopSelected),
-        (KeyCode::Char('r'), Action::RestartSelected),
-        (KeyCode::Char('R'), Action::WipeAndRestartSelected),
-        (KeyCode::Char('w'), Action::BulkWrite),
-        (KeyCode::Char('W'), Action::ToggleWriteLoad),
-        (KeyCode::Char('+'), Action::BulkWriteCountUp),
-        (KeyCode::Char('-'), Action::BulkWriteCountDown),
-        (KeyCode::Char('v'), Action::Verify),
-        (KeyCode::Char('d'), Action::RunGate),
-        (KeyCode::Char('e'), Action::ExportEvidence),
-        (KeyCode::Char('z'), Action::UnknownKey("z".into())),
+        (KeyCode::Char('q'), Input::Quit),
+        (KeyCode::Char('?'), Input::ToggleHelp),
+        (KeyCode::Esc, Input::CloseHelp),
+        (KeyCode::Left, Input::SelectPrevious),
+        (KeyCode::Right, Input::SelectNext),
+        (KeyCode::Char('1'), Input::Select(1)),
+        (KeyCode::Char('9'), Input::Select(9)),
+        (KeyCode::Char('k'), Input::KillLeader),
+        (KeyCode::Char('x'), Input::KillSelected),
+        (KeyCode::Char('s'), Input::StopSelected),
+        (KeyCode::Char('r'), Input::RestartSelected),
+        (KeyCode::Char('R'), Input::WipeAndRestartSelected),
+        (KeyCode::Char('w'), Input::BulkWrite),
+        (KeyCode::Char('W'), Input::ToggleWriteLoad),
+        (KeyCode::Char('+'), Input::BulkWriteCountUp),
+        (KeyCode::Char('-'), Input::BulkWriteCountDown),
+        (KeyCode::Char('v'), Input::Verify),
+        (KeyCode::Char('d'), Input::RunGate),
+        (KeyCode::Char('e'), Input::ExportEvidence),
+        (KeyCode::Char('z'), Input::UnknownKey("z".into())),
     ];
     for (code, action) in table {
         assert_eq!(press(code), Some(action), "{code:?}");
     }
     let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-    assert_eq!(action_for_key(ctrl_c), Some(Action::Quit));
+    assert_eq!(action_for_key(ctrl_c), Some(Input::Quit));
     let release = KeyEvent {
         code: KeyCode::Char('k'),
         modifiers: KeyModifiers::NONE,
@@ -491,7 +500,7 @@ fn quit_twice_exits_at_once_and_the_deadline_exits_too() {
 
     let mut app = healthy();
     key(&mut app, T0 + 4_000, KeyCode::Char('q'));
-    app.update(Action::Tick, T0 + 4_000 + QUIT_DEADLINE_MS + 1);
+    app.update(Report::Tick, T0 + 4_000 + QUIT_DEADLINE_MS + 1);
     assert!(app.should_exit);
 }
 
@@ -775,7 +784,7 @@ fn bulk_results_name_the_node_and_the_time_or_the_failure() {
     let mut app = healthy();
     key(&mut app, T0 + 4_000, KeyCode::Char('w'));
     app.update(
-        Action::Write(WriteReport::BulkFinished(BulkWriteResult {
+        Report::Write(WriteReport::BulkFinished(BulkWriteResult {
             via_status: None,
             requested: 50,
             acked: 47,
@@ -830,7 +839,7 @@ fn capital_w_toggles_the_load_and_a_stopped_load_turns_off() {
     assert!(!app.load_on);
     key(&mut app, T0 + 4_002, KeyCode::Char('W'));
     app.update(
-        Action::Write(WriteReport::LoadStopped {
+        Report::Write(WriteReport::LoadStopped {
             outcome_unknown: 2,
             error: Some("no write succeeded for 30 s".into()),
         }),
@@ -846,14 +855,14 @@ fn acked_writes_feed_the_per_second_rate() {
     let mut app = healthy();
     for (second, count) in [(5u64, 300u64), (6, 900), (7, 10)] {
         app.update(
-            Action::Write(WriteReport::Acked {
+            Report::Write(WriteReport::Acked {
                 seqs: vec![1_000 * second..1_000 * second + count],
                 at_ms: T0 + second * 1_000 + 500,
             }),
             T0 + second * 1_000 + 500,
         );
     }
-    app.update(Action::Tick, T0 + 8_100);
+    app.update(Report::Tick, T0 + 8_100);
     assert_eq!(app.write_rate.last_complete_second(), 10);
     assert_eq!(app.write_rate.peak(), 900);
     assert_eq!(app.acked.count(), 100 + 1_210);
@@ -881,7 +890,7 @@ fn v_verifies_written_keys_and_refuses_when_nothing_or_busy() {
     assert_eq!(flash_text(&app), "a verification is already running");
     let check = |id, result| NodeVerification { id, result };
     app.update(
-        Action::VerifyFinished(VerifyResult {
+        Report::VerifyFinished(VerifyResult {
             keys: 100,
             nodes: vec![
                 check(1, Ok(KeyCheck::default())),
@@ -906,7 +915,7 @@ fn v_verifies_written_keys_and_refuses_when_nothing_or_busy() {
     );
     key(&mut app, T0 + 4_200, KeyCode::Char('v'));
     app.update(
-        Action::VerifyFinished(VerifyResult {
+        Report::VerifyFinished(VerifyResult {
             keys: 100,
             nodes: (1..=3)
                 .map(|id| check(id, Ok(KeyCheck::default())))
@@ -949,7 +958,7 @@ fn gate_progress(app: &mut App, at_ms: u64, record: GateRecord) {
         record,
         bundle_dir: Some("logs/evidence/2024-05-01T10-00-05Z".into()),
     };
-    app.update(Action::GateProgress(Box::new(progress)), at_ms);
+    app.update(Report::GateProgress(Box::new(progress)), at_ms);
 }
 
 #[test]
@@ -1025,7 +1034,7 @@ fn d_runs_the_gate_and_keys_that_would_disturb_it_wait() {
         record,
         bundle: Ok("logs/evidence/2024-05-01T10-00-05Z".into()),
     };
-    app.update(Action::GateFinished(Box::new(outcome)), T0 + 5_300);
+    app.update(Report::GateFinished(Box::new(outcome)), T0 + 5_300);
     assert!(!app.gate_running());
     // A progress update that arrives after the outcome is stale: ignored.
     let shown = app.timeline.len();
@@ -1046,7 +1055,7 @@ fn d_runs_the_gate_and_keys_that_would_disturb_it_wait() {
         vec![Effect::Kill { id: 2 }]
     );
     assert!(app.gate_panel_visible());
-    app.update(Action::Tick, T0 + 5_300 + GATE_PANEL_AFTER_MS + 1);
+    app.update(Report::Tick, T0 + 5_300 + GATE_PANEL_AFTER_MS + 1);
     assert!(!app.gate_panel_visible());
 }
 
@@ -1067,7 +1076,7 @@ fn e_exports_what_the_gate_has_shown_so_far() {
         }]
     );
     app.update(
-        Action::EvidenceExported(Ok("logs/evidence/2024-05-01T10-00-05Z".into())),
+        Report::EvidenceExported(Ok("logs/evidence/2024-05-01T10-00-05Z".into())),
         T0 + 5_200,
     );
     assert_eq!(
@@ -1075,7 +1084,7 @@ fn e_exports_what_the_gate_has_shown_so_far() {
         "evidence exported to logs/evidence/2024-05-01T10-00-05Z (items not shown yet are FAIL, not run)"
     );
     app.update(
-        Action::EvidenceExported(Err("disk full".into())),
+        Report::EvidenceExported(Err("disk full".into())),
         T0 + 5_300,
     );
     assert_eq!(flash_text(&app), "evidence export failed: disk full");
@@ -1187,7 +1196,7 @@ fn a_silent_node_is_not_trusted_and_a_stale_status_expires() {
     assert!(app.nodes[2].live_status(app.now_ms).is_none());
     // Its process runs: nobody can say it agrees, so no CONVERGED.
     assert_eq!(app.convergence(), Convergence::Unknown { silent: vec![3] });
-    app.update(Action::Tick, T0 + 3_200 + STATUS_STALE_MS + 1);
+    app.update(Report::Tick, T0 + 3_200 + STATUS_STALE_MS + 1);
     assert_eq!(app.convergence(), Convergence::NoLeader);
 }
 
@@ -1196,7 +1205,7 @@ fn node_output_lines_reach_the_timeline_a_bounded_number_of_times() {
     let mut app = started();
     for i in 0..(OUTPUT_LINES_IN_TIMELINE_MAX + 3) {
         app.update(
-            Action::NodeLog(LogLine {
+            Report::NodeLog(LogLine {
                 id: 1,
                 at_ms: T0 + 100,
                 source: LogSource::Output,
@@ -1426,7 +1435,7 @@ fn the_writes_commit_index_counts_for_the_wipe_refusal_before_the_next_poll() {
     key(&mut app, T0 + 2_000, KeyCode::Char('w'));
     let leader_after_writes = fixtures::status(2, crate::status::Role::Leader, 2, 2, 57, DIGEST_A);
     app.update(
-        Action::Write(WriteReport::BulkFinished(BulkWriteResult {
+        Report::Write(WriteReport::BulkFinished(BulkWriteResult {
             via_status: Some(Box::new(leader_after_writes)),
             requested: 50,
             acked: 50,
@@ -1520,7 +1529,7 @@ fn v_and_d_fail_with_the_alarm_even_when_every_key_reads_back() {
     let mut app = data_loss();
     assert!(!key(&mut app, T0 + 5_000, KeyCode::Char('v')).is_empty());
     app.update(
-        Action::VerifyFinished(VerifyResult {
+        Report::VerifyFinished(VerifyResult {
             keys: 50,
             nodes: (1..=3)
                 .map(|id| NodeVerification {
@@ -1551,7 +1560,7 @@ fn v_and_d_fail_with_the_alarm_even_when_every_key_reads_back() {
         record.set_item(item, crate::evidence::ItemResult::pass("measured", "here"));
     }
     app.update(
-        Action::GateFinished(Box::new(GateOutcome {
+        Report::GateFinished(Box::new(GateOutcome {
             record,
             bundle: Ok("logs/evidence/x".into()),
         })),
