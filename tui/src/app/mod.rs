@@ -12,7 +12,7 @@
 //! - `gate`: the quality gate and the evidence bundle.
 
 mod gate;
-mod keymap;
+pub mod keymap;
 mod nodes;
 mod observer;
 mod workload;
@@ -345,8 +345,9 @@ impl App {
             Input::RunGate => self.run_gate(),
             Input::ExportEvidence => self.export_evidence(),
             Input::UnknownKey(key) => {
+                let help = keymap::key_label(&Input::ToggleHelp);
                 self.refuse(format!(
-                    "key '{key}' does nothing; press ? for the list of keys"
+                    "key '{key}' does nothing; press {help} for the list of keys"
                 ));
                 Vec::new()
             }

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use super::{name_nodes, App, Effect, LeaderKill, Mode, Tone, GATE_RUNNING_REFUSAL};
+use super::{keymap, name_nodes, App, Effect, Input, LeaderKill, Mode, Tone, GATE_RUNNING_REFUSAL};
 use crate::poll::LogLine;
 use crate::status::NodeStatus;
 use crate::supervisor::{ExitKind, ProcessEvent, ProcessReport};
@@ -284,7 +284,8 @@ impl App {
             ProcessState::SpawnFailed { error } => format!("could not start: {error}"),
             _ => "not started".to_string(),
         };
-        format!("node {id} is not running ({state}); press r to restart it")
+        let restart = keymap::key_label(&Input::RestartSelected);
+        format!("node {id} is not running ({state}); press {restart} to restart it")
     }
 
     pub(super) fn stop_selected(&mut self) -> Vec<Effect> {
