@@ -202,18 +202,26 @@ pub struct Flash {
     pub text: String,
 }
 
-/// The dashboard.
+/// The dashboard. Fields are grouped by the module that changes them.
 #[derive(Clone, Debug)]
 pub struct App {
+    // ----- the screen (this module) -----
     pub mode: Mode,
     pub started_at_ms: u64,
     pub now_ms: u64,
-    pub nodes: Vec<NodeView>,
-    /// Index into `nodes`.
-    pub selected: usize,
     pub help_open: bool,
     pub timeline: VecDeque<TimelineEvent>,
     pub flash: Option<Flash>,
+    /// Since when quitting waits for the nodes to stop.
+    pub quitting_since_ms: Option<u64>,
+    pub should_exit: bool,
+
+    // ----- nodes -----
+    pub nodes: Vec<NodeView>,
+    /// Index into `nodes`.
+    pub selected: usize,
+
+    // ----- workload -----
     pub bulk_write_count: u64,
     /// Size of the bulk write running now.
     pub bulk_in_flight: Option<u64>,
@@ -223,12 +231,13 @@ pub struct App {
     pub outcome_unknown_writes: u64,
     pub verify_running: bool,
     pub write_rate: WriteRate,
+
+    // ----- observer -----
     /// Highest term whose leader has been announced in the timeline.
     pub announced_term: u64,
     pub elections_seen: u64,
+    /// Set by a leader kill (`nodes`), timed by the observer.
     pub leader_kill: Option<LeaderKill>,
-    /// The quality gate, from `d` until well after it ends.
-    pub gate: Option<GateView>,
     /// What the cluster has been seen to commit and apply, and the alarms.
     pub integrity: IntegrityWatch,
     /// (event, peer, incarnation) of membership events already in the
@@ -237,9 +246,10 @@ pub struct App {
     last_convergence: Option<Convergence>,
     /// (index, nodes up) of the last CONVERGED entry in the timeline.
     announced_converged: Option<(u64, usize)>,
-    /// Since when quitting waits for the nodes to stop.
-    pub quitting_since_ms: Option<u64>,
-    pub should_exit: bool,
+
+    // ----- gate -----
+    /// The quality gate, from `d` until well after it ends.
+    pub gate: Option<GateView>,
 }
 
 impl App {

@@ -292,58 +292,50 @@ impl App {
     }
 
     /// Why wiping the node in `row` would risk the committed log, if it would:
+    /// A node's log or output line: kept for the log pane, and what it
+    /// tells goes to the timeline.
     pub(super) fn on_log_line(&mut self, line: LogLine) {
         let Some(row) = self.row_of(line.id) else {
             return;
         };
-        let id = line.id;
         let node = &mut self.nodes[row];
         node.log_tail.push_back(line.clone());
         while node.log_tail.len() > LOG_TAIL_LINES_MAX {
             node.log_tail.pop_front();
         }
         if line.source == LogSource::Output {
-            let is_marker = line.text.starts_with("--- ");
-            if !is_marker
-                && !line.text.trim().is_empty()
-                && node.output_lines_shown < OUTPUT_LINES_IN_TIMELINE_MAX
-            {
-                node.output_lines_shown += 1;
-                self.record_at(
-                    line.at_ms,
-                    Tone::Warn,
-                    format!("node {id} output: {}", line.text),
-                );
-            }
+            self.on_output_line(row, &line);
             return;
         }
-        let Some(event) = line.event.as_deref() else {
-            return;
-        };
+        if let Some(event) = line.event.as_deref() {
+            self.on_log_event(event, &line);
+        }
+    }
+
+    /// The first few lines a node prints outside its log (a panic, say)
+    /// reach the timeline; the rest stay in the log pane.
+    fn on_output_line(&mut self, row: usize, line: &LogLine) {
+        let node = &mut self.nodes[row];
+        let is_marker = line.text.starts_with("--- ");
+        if !is_marker
+            && !line.text.trim().is_empty()
+            && node.output_lines_shown < OUTPUT_LINES_IN_TIMELINE_MAX
+        {
+            node.output_lines_shown += 1;
+            self.record_at(
+                line.at_ms,
+                Tone::Warn,
+                format!("node {} output: {}", line.id, line.text),
+            );
+        }
+    }
+
+    fn on_log_event(&mut self, event: &str, line: &LogLine) {
+        let id = line.id;
         let term = line.field_u64("term");
         let term_text = term.map(|t| format!(", term {t}")).unwrap_or_default();
         match event {
-            "leader_lost" | "election_timeout" => {
-                let what = match (event, line.field("leader")) {
-                    ("leader_lost", Some(leader)) => format!("lost leader {leader}"),
-                    ("leader_lost", None) => "lost the leader".to_string(),
-                    _ => "election timeout".to_string(),
-                };
-                let cause = match (line.field_u64("silence_ms"), line.field("reason")) {
-                    (Some(ms), Some(reason)) if event == "leader_lost" => {
-                        format!(" ({reason}) after {ms} ms of silence")
-                    }
-                    (Some(ms), _) => format!(" after {ms} ms of silence"),
-                    (None, Some(reason)) => format!(" ({reason})"),
-                    (None, None) => String::new(),
-                };
-                let since_kill = self.time_detection(id, line.at_ms);
-                self.record_at(
-                    line.at_ms,
-                    Tone::Warn,
-                    format!("node {id} {what}{cause}{term_text}{since_kill}"),
-                );
-            }
+            "leader_lost" | "election_timeout" => self.on_leader_silence(event, line, &term_text),
             "became_leader" => {
                 if let Some(term) = term {
                     self.announce_leader(id, term, line.at_ms);
@@ -357,25 +349,55 @@ impl App {
                 );
             }
             "snapshot_sent" | "snapshot_installed" | "recovery" => {
-                let (tone, text) = describe_storage_event(id, event, &line);
+                let (tone, text) = describe_storage_event(id, event, line);
                 self.record_at(line.at_ms, tone, text);
             }
             "peer_incarnation_changed" | "readmission_proposed" | "member_readmitted" => {
-                let Some((tone, text)) = describe_membership_event(event, &line) else {
-                    return;
-                };
-                let key = (
-                    event.to_string(),
-                    line.field_u64("peer").unwrap_or(0),
-                    line.field("incarnation").unwrap_or_default().to_string(),
-                );
-                if self.membership_events_shown.len() < MEMBERSHIP_EVENTS_REMEMBERED_MAX
-                    && self.membership_events_shown.insert(key)
-                {
-                    self.record_at(line.at_ms, tone, text);
-                }
+                self.on_membership_event(event, line);
             }
             _ => {}
+        }
+    }
+
+    /// A follower lost its leader or timed out: when a leader was killed
+    /// here, how long this node took to notice.
+    fn on_leader_silence(&mut self, event: &str, line: &LogLine, term_text: &str) {
+        let id = line.id;
+        let what = match (event, line.field("leader")) {
+            ("leader_lost", Some(leader)) => format!("lost leader {leader}"),
+            ("leader_lost", None) => "lost the leader".to_string(),
+            _ => "election timeout".to_string(),
+        };
+        let cause = match (line.field_u64("silence_ms"), line.field("reason")) {
+            (Some(ms), Some(reason)) if event == "leader_lost" => {
+                format!(" ({reason}) after {ms} ms of silence")
+            }
+            (Some(ms), _) => format!(" after {ms} ms of silence"),
+            (None, Some(reason)) => format!(" ({reason})"),
+            (None, None) => String::new(),
+        };
+        let since_kill = self.time_detection(id, line.at_ms);
+        self.record_at(
+            line.at_ms,
+            Tone::Warn,
+            format!("node {id} {what}{cause}{term_text}{since_kill}"),
+        );
+    }
+
+    /// Every node logs a re-admission's steps; the timeline says each once.
+    fn on_membership_event(&mut self, event: &str, line: &LogLine) {
+        let Some((tone, text)) = describe_membership_event(event, line) else {
+            return;
+        };
+        let key = (
+            event.to_string(),
+            line.field_u64("peer").unwrap_or(0),
+            line.field("incarnation").unwrap_or_default().to_string(),
+        );
+        if self.membership_events_shown.len() < MEMBERSHIP_EVENTS_REMEMBERED_MAX
+            && self.membership_events_shown.insert(key)
+        {
+            self.record_at(line.at_ms, tone, text);
         }
     }
 
