@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::{
-    action_for_key, Action, App, Effect, Mode, NodeConfig, VerifyResult, WriteReport,
+    action_for_key, Action, App, Effect, Input, Mode, NodeConfig, Report, VerifyResult, WriteReport,
 };
 use crate::clock;
 use crate::cluster::{
@@ -176,9 +176,8 @@ impl Workers {
     /// report the app would have had from its own `r`.
     fn serve_process_request(&mut self, request: ProcessRequest) -> Option<Action> {
         match &mut self.supervisor {
-            Some(supervisor) => {
-                scenario::serve_process_request(supervisor, request).map(Action::Process)
-            }
+            Some(supervisor) => scenario::serve_process_request(supervisor, request)
+                .map(|report| Report::Process(report).into()),
             None => {
                 let _ = request
                     .reply
@@ -214,11 +213,12 @@ impl Workers {
                     Ok(pid) => ProcessEvent::Started { pid },
                     Err(error) => ProcessEvent::SpawnFailed { error },
                 };
-                vec![Action::Process(ProcessReport {
+                let report = ProcessReport {
                     id,
                     at_ms: clock::now_ms(),
                     event,
-                })]
+                };
+                vec![Report::Process(report).into()]
             }
             Effect::BulkWrite { count } => {
                 jobs::spawn_bulk_write(
@@ -296,7 +296,7 @@ impl Workers {
                     }
                 };
                 let result = evidence::export_evidence(&record, &evidence_dir(&self.log_dir));
-                vec![Action::EvidenceExported(result)]
+                vec![Report::EvidenceExported(result).into()]
             }
         }
     }
@@ -572,21 +572,21 @@ async fn event_loop<B: Backend>(
         }
         let first = tokio::select! {
             event = events.next() => match event {
-                Some(Ok(Event::Key(key))) => action_for_key(key),
+                Some(Ok(Event::Key(key))) => action_for_key(key).map(Action::Input),
                 Some(Ok(_)) => None, // resize and the like: redraw
                 Some(Err(error)) => return Err(format!("cannot read the terminal: {error}")),
-                None => Some(Action::Quit),
+                None => Some(Input::Quit.into()),
             },
-            Some(report) = channels.status.recv() => Some(Action::Status(report)),
-            Some(report) = channels.process.recv() => Some(Action::Process(report)),
-            Some(line) = channels.log.recv() => Some(Action::NodeLog(line)),
-            Some(report) = channels.write.recv() => Some(Action::Write(report)),
-            Some(result) = channels.verify.recv() => Some(Action::VerifyFinished(result)),
-            Some(progress) = channels.gate.recv() => Some(Action::GateProgress(Box::new(progress))),
-            Some(outcome) = channels.gate_done.recv() => Some(Action::GateFinished(Box::new(outcome))),
+            Some(report) = channels.status.recv() => Some(Report::Status(report).into()),
+            Some(report) = channels.process.recv() => Some(Report::Process(report).into()),
+            Some(line) = channels.log.recv() => Some(Report::NodeLog(line).into()),
+            Some(report) = channels.write.recv() => Some(Report::Write(report).into()),
+            Some(result) = channels.verify.recv() => Some(Report::VerifyFinished(result).into()),
+            Some(progress) = channels.gate.recv() => Some(Report::GateProgress(Box::new(progress)).into()),
+            Some(outcome) = channels.gate_done.recv() => Some(Report::GateFinished(Box::new(outcome)).into()),
             Some(request) = channels.process_requests.recv() => workers.serve_process_request(request),
-            _ = tick.tick() => Some(Action::Tick),
-            () = next_quit_signal(&mut quit_signals) => Some(Action::Quit),
+            _ = tick.tick() => Some(Report::Tick.into()),
+            () = next_quit_signal(&mut quit_signals) => Some(Input::Quit.into()),
         };
         pending.extend(first);
         drain_reports(channels, &mut pending);
@@ -602,13 +602,13 @@ fn drain_reports(channels: &mut Channels, pending: &mut VecDeque<Action>) {
         let next = channels
             .process
             .try_recv()
-            .map(Action::Process)
-            .or_else(|_| channels.status.try_recv().map(Action::Status))
-            .or_else(|_| channels.log.try_recv().map(Action::NodeLog))
-            .or_else(|_| channels.write.try_recv().map(Action::Write))
-            .or_else(|_| channels.verify.try_recv().map(Action::VerifyFinished));
+            .map(Report::Process)
+            .or_else(|_| channels.status.try_recv().map(Report::Status))
+            .or_else(|_| channels.log.try_recv().map(Report::NodeLog))
+            .or_else(|_| channels.write.try_recv().map(Report::Write))
+            .or_else(|_| channels.verify.try_recv().map(Report::VerifyFinished));
         match next {
-            Ok(action) => pending.push_back(action),
+            Ok(report) => pending.push_back(report.into()),
             Err(_) => return,
         }
     }

@@ -8,7 +8,8 @@ use ratatui::widgets::{
     Block, BorderType, Cell, Clear, Paragraph, Row, Sparkline, Table, Widget, Wrap,
 };
 
-use crate::app::{App, Convergence, Mode, NodeView, ProcessState, Tone};
+use crate::app::keymap::{self, FooterPlace, KEYMAP};
+use crate::app::{App, Convergence, Input, Mode, NodeView, ProcessState, Tone};
 use crate::clock::{format_duration_ms, format_time_of_day};
 use crate::evidence::{GateRecord, Verdict};
 use crate::integrity::AlarmKind;
@@ -21,36 +22,8 @@ use crate::supervisor::{signal_name, ExitKind};
 /// the timeline and log sit side by side.
 const WIDE_COLUMNS_MIN: u16 = 110;
 
-/// Every key, for the help overlay.
-pub const KEY_HELP: [(&str, &str); 19] = [
-    ("k", "kill -9 the leader"),
-    ("← →  1-9", "select a node"),
-    ("x", "kill -9 the selected node"),
-    (
-        "s",
-        "stop the selected node gracefully (a leader hands over first)",
-    ),
-    (
-        "r",
-        "restart the selected node (or every node that is down)",
-    ),
-    (
-        "R",
-        "wipe the selected node's data and restart it (new incarnation,",
-    ),
-    (
-        "",
-        "a non-voter until re-admitted); refused unless a quorum of the",
-    ),
-    ("", "other nodes still hold the committed log"),
-    ("w", "write a batch of keys through the leader"),
-    ("+ -", "change the batch size of w"),
-    ("W", "continuous write load on/off"),
-    ("v", "verify every key written here, on every node"),
-    ("d", "run the quality-gate scenario"),
-    ("e", "export the evidence bundle"),
-    ("?", "this help (Esc or ? closes it)"),
-    ("q", "quit: stops the nodes gracefully (q twice: at once)"),
+/// Under the keys in the help overlay: words the screen uses.
+const GLOSSARY: [(&str, &str); 3] = [
     ("", ""),
     ("times", "wall clock, UTC; intervals are measured"),
     (
@@ -58,6 +31,10 @@ pub const KEY_HELP: [(&str, &str); 19] = [
         "entries the node has yet to apply to reach the leader's commit",
     ),
 ];
+
+/// Rows of the help overlay: the keys (from `KEYMAP`), then the glossary.
+const HELP_ROWS: usize = keymap::help_line_count() + GLOSSARY.len();
+const _: () = assert!(HELP_ROWS + 4 <= 24, "the help fits an 80x24 terminal");
 
 /// Shown under the keys: what the red header badges mean.
 const ALARM_HELP: &str = " DATA LOSS / DIVERGED alarms stay until quit; d and v then FAIL.";
@@ -554,15 +531,18 @@ fn render_gate(app: &App, area: Rect, buf: &mut Buffer) {
         .render(area, buf);
 }
 
-/// What to try next, for someone who has read nothing but the screen.
+/// What to try next, for someone who has read nothing but the screen. The
+/// keys are named as `KEYMAP` names them.
 fn hint(app: &App) -> String {
+    let quit = keymap::key_label(&Input::Quit);
     if app.quitting_since_ms.is_some() {
-        return "stopping the nodes… (q again to quit at once)".into();
+        return format!("stopping the nodes… ({quit} again to quit at once)");
     }
     if app.mode == Mode::Supervised {
         if let Some(node) = app.nodes.iter().find(|n| n.is_down()) {
+            let restart = keymap::key_label(&Input::RestartSelected);
             return format!(
-                "node {} is down: select it ({}) and press r to restart it",
+                "node {} is down: select it ({}) and press {restart} to restart it",
                 node.config.id, node.config.id
             );
         }
@@ -570,17 +550,24 @@ fn hint(app: &App) -> String {
     if app.leader().is_none() {
         return "waiting for a leader…".into();
     }
+    let write = keymap::key_label(&Input::BulkWrite);
+    let kill_leader = keymap::hint(&Input::KillLeader);
+    let help = keymap::hint(&Input::ToggleHelp);
     if app.acked.count() == 0 {
         return format!(
-            "w writes {} keys through the leader · k kills the leader · ? help",
+            "{write} writes {} keys through the leader · {kill_leader} · {help}",
             app.bulk_write_count
         );
     }
     match app.mode {
         Mode::Supervised => {
-            "k kills the leader · v verifies every key on every node · ? help".into()
+            let verify = keymap::hint(&Input::Verify);
+            format!("{kill_leader} · {verify} · {help}")
         }
-        Mode::Attached => "w writes keys · v verifies them on every node · ? help".into(),
+        Mode::Attached => {
+            let verify = keymap::key_label(&Input::Verify);
+            format!("{write} writes keys · {verify} verifies them on every node · {help}")
+        }
     }
 }
 
@@ -595,34 +582,44 @@ fn render_message(app: &App, area: Rect, buf: &mut Buffer) {
     Paragraph::new(line).render(area, buf);
 }
 
+/// The `KEYMAP` rows with a footer label, in footer order, as (key, label,
+/// place); process keys are left out when attached.
+fn footer_entries(app: &App) -> Vec<(&'static str, String, FooterPlace)> {
+    let mut entries: Vec<_> = KEYMAP
+        .iter()
+        .filter(|binding| app.mode == Mode::Supervised || !binding.controls_processes)
+        .filter_map(|binding| {
+            let label = binding.footer_label(app.bulk_write_count)?;
+            let place = binding.footer.as_ref()?.place;
+            Some((binding.label, label, place))
+        })
+        .collect();
+    // Stable: each place keeps the KEYMAP order.
+    entries.sort_by_key(|(_, _, place)| *place);
+    entries
+}
+
 fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
-    let write = format!("write {}", app.bulk_write_count);
-    let process_keys = app.mode == Mode::Supervised;
-    let optional: Vec<(&str, &str, bool)> = vec![
-        ("k", "kill leader", process_keys),
-        ("x", "kill", process_keys),
-        ("s", "stop", process_keys),
-        ("r", "restart", process_keys),
-        ("w", &write, true),
-        ("W", "load", true),
-        ("v", "verify", true),
-        ("d", "gate", true),
-        ("e", "export", true),
-        ("R", "wipe", process_keys),
-    ];
-    let always = [("?", "help"), ("q", "quit")];
-    // `?` and `q` always show; the others while they fit.
+    let entries = footer_entries(app);
     let cost = |key: &str, label: &str| key.len() + label.len() + 3;
-    let mut budget =
-        usize::from(area.width).saturating_sub(always.iter().map(|(k, l)| cost(k, l)).sum());
+    // Room for the entries that always show is kept first; the others follow
+    // while they fit.
+    let mut budget = usize::from(area.width).saturating_sub(
+        entries
+            .iter()
+            .filter(|(_, _, place)| *place == FooterPlace::Always)
+            .map(|(key, label, _)| cost(key, label))
+            .sum(),
+    );
     let mut shown = Vec::new();
-    for (key, label, available) in optional {
-        if available && cost(key, label) <= budget {
-            budget -= cost(key, label);
+    for (key, label, place) in entries {
+        if place == FooterPlace::Always {
+            shown.push((key, label));
+        } else if cost(key, &label) <= budget {
+            budget -= cost(key, &label);
             shown.push((key, label));
         }
     }
-    shown.extend(always);
     let spans: Vec<Span> = shown
         .into_iter()
         .flat_map(|(key, label)| {
@@ -638,18 +635,32 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
     Paragraph::new(Line::from(spans)).render(area, buf);
 }
 
+/// The help overlay's rows as (key column, text): every `KEYMAP` row with
+/// help lines, then the glossary.
+fn help_rows() -> Vec<(&'static str, &'static str)> {
+    let keys = KEYMAP
+        .iter()
+        .filter_map(|binding| binding.help)
+        .flat_map(|help| {
+            help.lines
+                .iter()
+                .enumerate()
+                .map(move |(i, line)| (if i == 0 { help.keys } else { "" }, *line))
+        });
+    keys.chain(GLOSSARY).collect()
+}
+
 fn render_help(app: &App, area: Rect, buf: &mut Buffer) {
-    let height = (KEY_HELP.len() as u16 + 4).min(area.height);
-    const _: () = assert!(KEY_HELP.len() + 4 <= 24, "the help fits an 80x24 terminal");
+    let height = (HELP_ROWS as u16 + 4).min(area.height);
     let width = 76.min(area.width);
     let popup = area.centered(Constraint::Length(width), Constraint::Length(height));
     Clear.render(popup, buf);
-    let mut lines: Vec<Line> = KEY_HELP
-        .iter()
+    let mut lines: Vec<Line> = help_rows()
+        .into_iter()
         .map(|(key, what)| {
             Line::from(vec![
                 Span::styled(format!(" {key:<9}"), Style::new().fg(Color::Cyan).bold()),
-                Span::raw(*what),
+                Span::raw(what),
             ])
         })
         .collect();

@@ -6,6 +6,7 @@
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
+use crate::app::keymap::KEYMAP;
 use crate::app::tests::fixtures;
 use crate::app::App;
 
@@ -157,7 +158,7 @@ fn gate_running() {
         bundle_dir: Some("logs/evidence/2024-05-01T10-00-04Z".into()),
     };
     app.update(
-        crate::app::Action::GateProgress(Box::new(progress)),
+        crate::app::Report::GateProgress(Box::new(progress)),
         fixtures::T0 + 4_320,
     );
     fixtures::refresh(&mut app, fixtures::T0 + 4_330);
@@ -176,4 +177,48 @@ fn data_loss_alarm_in_the_header() {
     );
     assert!(!header.contains("CONVERGED"), "{header}");
     assert_screen!("data_loss", screen);
+}
+
+/// Every `KEYMAP` row with a footer label shows it at 120 columns.
+#[test]
+fn every_footer_label_of_the_keymap_is_in_the_footer_at_120_columns() {
+    let app = fixtures::healthy();
+    let screen = draw(&app, 120, 32);
+    let footer = screen.lines().last().unwrap();
+    for binding in KEYMAP {
+        let Some(label) = binding.footer_label(app.bulk_write_count) else {
+            continue;
+        };
+        let entry = format!(" {} {label} ", binding.label);
+        assert!(footer.contains(&entry), "{entry:?} not in {footer}");
+    }
+}
+
+/// Every `KEYMAP` row is in the `?` help: its key column and lines, or (for
+/// a row explained by another's lines) its key's name.
+#[test]
+fn every_keymap_row_is_in_the_help_overlay() {
+    let mut app = fixtures::healthy();
+    fixtures::key(
+        &mut app,
+        fixtures::T0 + 3_400,
+        crossterm::event::KeyCode::Char('?'),
+    );
+    let screen = draw(&app, 120, 32);
+    for binding in KEYMAP {
+        match binding.help {
+            Some(help) => {
+                let first = format!(" {:<9}{}", help.keys, help.lines[0]);
+                assert!(screen.contains(&first), "{first:?} not in help");
+                for line in &help.lines[1..] {
+                    assert!(screen.contains(line), "{line:?} not in help");
+                }
+            }
+            None => assert!(
+                screen.contains(binding.label),
+                "{} not in help",
+                binding.label
+            ),
+        }
+    }
 }

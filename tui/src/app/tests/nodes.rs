@@ -1,0 +1,382 @@
+//! The selection and process control: kill, stop, restart, wipe and the
+//! `R` refusal, and what the supervisor reports back.
+
+// Key sequence numbers travel as lists of ranges; a list of one range is meant.
+#![allow(clippy::single_range_in_vec_init)]
+
+use super::*;
+#[test]
+fn selection_moves_wraps_and_refuses_missing_nodes() {
+    let mut app = healthy();
+    assert_eq!(app.selected, 0);
+    key(&mut app, T0 + 4_000, KeyCode::Left);
+    assert_eq!(app.selected, 2);
+    key(&mut app, T0 + 4_001, KeyCode::Right);
+    assert_eq!(app.selected, 0);
+    key(&mut app, T0 + 4_002, KeyCode::Char('2'));
+    assert_eq!(app.selected, 1);
+    key(&mut app, T0 + 4_003, KeyCode::Char('7'));
+    assert_eq!(app.selected, 1);
+    assert_eq!(
+        flash_text(&app),
+        "there is no node 7: this cluster has 3 nodes"
+    );
+}
+
+#[test]
+fn k_kills_the_leader_and_selects_it() {
+    let mut app = healthy();
+    let effects = key(&mut app, T0 + 4_000, KeyCode::Char('k'));
+    assert_eq!(effects, vec![Effect::Kill { id: 2 }]);
+    assert_eq!(app.selected, 1);
+    assert_eq!(
+        app.nodes[1].process,
+        ProcessState::Stopping {
+            pid: 4102,
+            graceful: false
+        }
+    );
+    assert_eq!(
+        flash_text(&app),
+        "kill -9 node 2, leader of term 2 (pid 4102)"
+    );
+    assert_eq!(
+        app.leader_kill.as_ref().map(|k| (k.node, k.at_ms)),
+        Some((2, T0 + 4_000))
+    );
+}
+
+#[test]
+fn k_without_a_leader_is_refused_with_the_reason() {
+    let mut app = leader_killed();
+    assert!(key(&mut app, T0 + 10_250, KeyCode::Char('k')).is_empty());
+    assert!(flash_text(&app).starts_with("no leader to kill"));
+    let mut fresh = started();
+    assert!(key(&mut fresh, T0 + 100, KeyCode::Char('k')).is_empty());
+    assert!(flash_text(&fresh).starts_with("no leader to kill"));
+}
+
+#[test]
+fn process_keys_are_refused_when_attached() {
+    let mut app = App::new(Mode::Attached, config(3), T0, Vec::new());
+    for (i, leader) in [false, true, false].into_iter().enumerate() {
+        let role = if leader {
+            crate::status::Role::Leader
+        } else {
+            crate::status::Role::Follower
+        };
+        poll(
+            &mut app,
+            T0 + 10,
+            status(i as u64 + 1, role, 2, 2, 7, DIGEST_A),
+        );
+    }
+    for code in ['k', 'x', 's', 'r', 'R'] {
+        assert!(
+            key(&mut app, T0 + 20, KeyCode::Char(code)).is_empty(),
+            "{code}"
+        );
+        assert_eq!(flash_text(&app), ATTACHED_REFUSAL, "{code}");
+    }
+    // Writes and verification still work when attached.
+    assert_eq!(
+        key(&mut app, T0 + 30, KeyCode::Char('w')),
+        vec![Effect::BulkWrite { count: 50 }]
+    );
+}
+
+#[test]
+fn x_kills_the_selected_node_and_refuses_a_dead_one() {
+    let mut app = healthy();
+    key(&mut app, T0 + 4_000, KeyCode::Char('3'));
+    assert_eq!(
+        key(&mut app, T0 + 4_001, KeyCode::Char('x')),
+        vec![Effect::Kill { id: 3 }]
+    );
+    assert!(
+        app.leader_kill.is_none(),
+        "a follower kill is not a leader kill"
+    );
+    exited(&mut app, T0 + 4_010, 3, ExitKind::Signal(9));
+    assert!(key(&mut app, T0 + 4_020, KeyCode::Char('x')).is_empty());
+    assert_eq!(
+        flash_text(&app),
+        "node 3 is not running (killed by SIGKILL); press r to restart it"
+    );
+    // x on the leader times the failover like k does.
+    key(&mut app, T0 + 4_030, KeyCode::Char('2'));
+    assert_eq!(
+        key(&mut app, T0 + 4_031, KeyCode::Char('x')),
+        vec![Effect::Kill { id: 2 }]
+    );
+    assert!(app.leader_kill.is_some());
+}
+
+#[test]
+fn s_stops_gracefully_and_says_the_leader_hands_over() {
+    let mut app = healthy();
+    key(&mut app, T0 + 4_000, KeyCode::Char('2'));
+    assert_eq!(
+        key(&mut app, T0 + 4_001, KeyCode::Char('s')),
+        vec![Effect::Stop { id: 2 }]
+    );
+    assert!(flash_text(&app).contains("hands leadership over first"));
+    assert!(key(&mut app, T0 + 4_002, KeyCode::Char('s')).is_empty());
+    assert_eq!(flash_text(&app), "node 2 is already stopping");
+    exited(&mut app, T0 + 4_100, 2, ExitKind::Code(0));
+    assert!(timeline_text(&app).contains(&"node 2 exited with code 0 (pid 4102)".to_string()));
+    assert!(key(&mut app, T0 + 4_200, KeyCode::Char('s')).is_empty());
+    assert!(flash_text(&app).starts_with("node 2 is not running (exited with code 0)"));
+}
+
+#[test]
+fn r_restarts_a_dead_node_and_refuses_while_it_restarts() {
+    let mut app = leader_killed();
+    assert_eq!(
+        key(&mut app, T0 + 11_000, KeyCode::Char('r')),
+        vec![Effect::Start {
+            id: 2,
+            wipe_data: false
+        }]
+    );
+    assert!(app.nodes[1].is_restarting());
+    assert!(key(&mut app, T0 + 11_001, KeyCode::Char('r')).is_empty());
+    assert_eq!(flash_text(&app), "node 2 is already restarting");
+    process(
+        &mut app,
+        T0 + 11_010,
+        2,
+        ProcessEvent::Started { pid: 5102 },
+    );
+    assert_eq!(app.nodes[1].process, ProcessState::Running { pid: 5102 });
+}
+
+#[test]
+fn r_on_a_running_node_restarts_every_down_node_first() {
+    let mut app = leader_killed();
+    key(&mut app, T0 + 11_000, KeyCode::Char('1'));
+    assert_eq!(
+        key(&mut app, T0 + 11_001, KeyCode::Char('r')),
+        vec![Effect::Start {
+            id: 2,
+            wipe_data: false
+        }]
+    );
+}
+
+#[test]
+fn r_on_a_running_node_with_none_down_stops_then_starts_it() {
+    let mut app = healthy();
+    key(&mut app, T0 + 4_000, KeyCode::Char('3'));
+    assert_eq!(
+        key(&mut app, T0 + 4_001, KeyCode::Char('r')),
+        vec![Effect::Stop { id: 3 }]
+    );
+    assert_eq!(app.nodes[2].restart_pending, Some(false));
+    let effects = exited(&mut app, T0 + 4_200, 3, ExitKind::Code(0));
+    assert_eq!(
+        effects,
+        vec![Effect::Start {
+            id: 3,
+            wipe_data: false
+        }]
+    );
+}
+
+#[test]
+fn r_while_a_node_is_stopping_queues_the_restart() {
+    let mut app = healthy();
+    key(&mut app, T0 + 4_000, KeyCode::Char('3'));
+    key(&mut app, T0 + 4_001, KeyCode::Char('x'));
+    assert!(key(&mut app, T0 + 4_002, KeyCode::Char('r')).is_empty());
+    assert_eq!(flash_text(&app), "node 3 restarts once it has stopped");
+    assert_eq!(
+        exited(&mut app, T0 + 4_010, 3, ExitKind::Signal(9)),
+        vec![Effect::Start {
+            id: 3,
+            wipe_data: false
+        }]
+    );
+}
+
+#[test]
+fn capital_r_wipes_and_restarts_running_or_dead_nodes() {
+    let mut app = healthy();
+    key(&mut app, T0 + 4_000, KeyCode::Char('1'));
+    assert_eq!(
+        key(&mut app, T0 + 4_001, KeyCode::Char('R')),
+        vec![Effect::Stop { id: 1 }]
+    );
+    assert_eq!(app.nodes[0].restart_pending, Some(true));
+    assert!(key(&mut app, T0 + 4_002, KeyCode::Char('R')).is_empty());
+    assert_eq!(flash_text(&app), "node 1 is already restarting");
+    assert_eq!(
+        exited(&mut app, T0 + 4_100, 1, ExitKind::Code(0)),
+        vec![Effect::Start {
+            id: 1,
+            wipe_data: true
+        }]
+    );
+    let mut dead = leader_killed();
+    assert_eq!(
+        key(&mut dead, T0 + 11_000, KeyCode::Char('R')),
+        vec![Effect::Start {
+            id: 2,
+            wipe_data: true
+        }]
+    );
+}
+
+#[test]
+fn spawn_failures_and_unexpected_exits_are_reported() {
+    let mut app = started();
+    exited(&mut app, T0 + 50, 1, ExitKind::Code(1));
+    assert!(timeline_text(&app)
+        .contains(&"node 1 unexpectedly exited with code 1 (pid 4101)".to_string()));
+    key(&mut app, T0 + 60, KeyCode::Char('r'));
+    process(
+        &mut app,
+        T0 + 61,
+        1,
+        ProcessEvent::SpawnFailed {
+            error: "no such file".into(),
+        },
+    );
+    assert_eq!(flash_text(&app), "node 1 could not start: no such file");
+    assert!(app.nodes[0].is_down());
+}
+
+// ----- issue #10: R refusal, integrity alarms, re-admission events ------------
+
+#[test]
+fn capital_r_is_refused_when_too_few_intact_holders_of_the_committed_log_would_remain() {
+    let mut app = issue_10_before_wipe();
+    assert_eq!(app.integrity.committed_max(), 53);
+    // Node 2 stopped at index 3 and node 3 is dead: only node 3's disk has 53.
+    assert!(key(&mut app, T0 + 4_000, KeyCode::Char('R')).is_empty());
+    let refusal = "R refused: wiping node 1 would leave 1 intact holder of the committed log \
+                   (up to index 53: node 3); a quorum is 2. Restart the stopped nodes first and \
+                   let them catch up.";
+    assert_eq!(flash_text(&app), refusal);
+    assert_eq!(timeline_text(&app).last().unwrap(), refusal);
+    assert!(app.nodes[0].wiped_at_ms.is_none() && !app.nodes[0].is_restarting());
+    // Wiping node 2 (behind, holds nothing committed) is fine: 1 and 3 hold it.
+    key(&mut app, T0 + 4_100, KeyCode::Char('2'));
+    assert_eq!(
+        key(&mut app, T0 + 4_101, KeyCode::Char('R')),
+        vec![Effect::Start {
+            id: 2,
+            wipe_data: true
+        }]
+    );
+}
+
+#[test]
+fn capital_r_is_allowed_while_a_quorum_holds_the_log_and_a_wiped_node_counts_again_once_readmitted()
+{
+    let mut app = healthy();
+    key(&mut app, T0 + 4_000, KeyCode::Char('1'));
+    assert_eq!(
+        key(&mut app, T0 + 4_001, KeyCode::Char('R')),
+        vec![Effect::Stop { id: 1 }]
+    );
+    // Until the wipe happens node 1 is already no holder: R on node 2 waits.
+    key(&mut app, T0 + 4_002, KeyCode::Char('2'));
+    assert!(key(&mut app, T0 + 4_003, KeyCode::Char('R')).is_empty());
+    assert!(
+        flash_text(&app).contains("would leave 1 intact holder"),
+        "{}",
+        flash_text(&app)
+    );
+    assert!(flash_text(&app).contains("(up to index 107: node 3)"));
+    assert_eq!(
+        exited(&mut app, T0 + 4_100, 1, ExitKind::Code(0)),
+        vec![Effect::Start {
+            id: 1,
+            wipe_data: true
+        }]
+    );
+    assert!(timeline_text(&app)
+        .contains(&"node 1: data dir wiped, restarting with an empty disk".to_string()));
+    assert_eq!(app.nodes[0].wiped_at_ms, Some(T0 + 4_100));
+    process(&mut app, T0 + 4_120, 1, ProcessEvent::Started { pid: 4201 });
+    // Back with an empty disk, not yet re-admitted: still no holder.
+    let mut fresh = fixtures::status(1, crate::status::Role::Follower, 2, 2, 0, DIGEST_C);
+    fresh.incarnation = Some(INCARNATION_NEW.into());
+    fresh.registered = Some(false);
+    poll(&mut app, T0 + 4_300, fresh.clone());
+    assert!(key(&mut app, T0 + 4_301, KeyCode::Char('R')).is_empty());
+    assert!(flash_text(&app).starts_with("R refused: wiping node 2"));
+    // Caught up and re-admitted: a voter and a holder again.
+    let mut readmitted = fixtures::status(1, crate::status::Role::Follower, 2, 2, 107, DIGEST_A);
+    readmitted.incarnation = Some(INCARNATION_NEW.into());
+    readmitted.registered = Some(true);
+    poll(&mut app, T0 + 4_500, readmitted);
+    assert!(app.nodes[0].wiped_at_ms.is_none());
+    assert!(timeline_text(&app).contains(&"node 1: voter again (incarnation a41f..)".to_string()));
+    assert_eq!(
+        key(&mut app, T0 + 4_600, KeyCode::Char('R')),
+        vec![Effect::Stop { id: 2 }]
+    );
+    assert!(app.integrity.alarms().is_empty());
+}
+
+/// Issue #10's sequence, typed faster than the dashboard polls: node 3
+/// stopped, 50 writes, the leader killed before any poll saw the writes'
+/// commit index. The status read at the end of the bulk write is what makes
+/// `R` on node 1 refused.
+#[test]
+fn the_writes_commit_index_counts_for_the_wipe_refusal_before_the_next_poll() {
+    let mut app = started();
+    let at = T0 + 600;
+    poll(
+        &mut app,
+        at,
+        fixtures::status(1, crate::status::Role::Follower, 2, 2, 7, DIGEST_B),
+    );
+    poll(
+        &mut app,
+        at,
+        fixtures::status(2, crate::status::Role::Leader, 2, 2, 7, DIGEST_B),
+    );
+    poll(
+        &mut app,
+        at,
+        fixtures::status(3, crate::status::Role::Follower, 2, 2, 7, DIGEST_B),
+    );
+    key(&mut app, T0 + 1_000, KeyCode::Char('3'));
+    key(&mut app, T0 + 1_001, KeyCode::Char('s'));
+    exited(&mut app, T0 + 1_100, 3, ExitKind::Code(0));
+    key(&mut app, T0 + 2_000, KeyCode::Char('w'));
+    let leader_after_writes = fixtures::status(2, crate::status::Role::Leader, 2, 2, 57, DIGEST_A);
+    app.update(
+        Report::Write(WriteReport::BulkFinished(BulkWriteResult {
+            via_status: Some(Box::new(leader_after_writes)),
+            requested: 50,
+            acked: 50,
+            failed: 0,
+            outcome_unknown: 0,
+            via: Some("127.0.0.1:7002".into()),
+            elapsed_ms: 30,
+            first_error: None,
+        })),
+        T0 + 2_040,
+    );
+    assert_eq!(app.integrity.committed_max(), 57);
+    // A poll of the leader answered before that status read, arriving after
+    // it, does not take the writes back.
+    let mut stale = fixtures::status(2, crate::status::Role::Leader, 2, 2, 7, DIGEST_B);
+    stale.uptime_ms -= 300;
+    poll(&mut app, T0 + 2_045, stale);
+    assert_eq!(app.nodes[1].status.as_ref().map(|s| s.last_index), Some(57));
+    key(&mut app, T0 + 2_050, KeyCode::Char('k'));
+    exited(&mut app, T0 + 2_060, 2, ExitKind::Signal(9));
+    key(&mut app, T0 + 2_100, KeyCode::Char('1'));
+    assert!(key(&mut app, T0 + 2_101, KeyCode::Char('R')).is_empty());
+    assert!(
+        flash_text(&app)
+            .contains("would leave 1 intact holder of the committed log (up to index 57: node 2)"),
+        "{}",
+        flash_text(&app)
+    );
+}
