@@ -44,6 +44,9 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub log_dir: PathBuf,
     cluster_flag: String,
+    /// Per-node `--cluster` values that replace `cluster_flag` (peer links
+    /// routed through a fault proxy).
+    cluster_flags: BTreeMap<u64, String>,
     pub extra_args: Vec<String>,
 }
 
@@ -87,6 +90,7 @@ impl Cluster {
             dir,
             log_dir,
             cluster_flag,
+            cluster_flags: BTreeMap::new(),
             extra_args,
         }
     }
@@ -110,13 +114,26 @@ impl Cluster {
             .arg("--peer")
             .arg(&node.peer_addr)
             .arg("--cluster")
-            .arg(&self.cluster_flag)
+            .arg(self.cluster_flags.get(&id).unwrap_or(&self.cluster_flag))
             .arg("--data-dir")
             .arg(&node.data_dir)
             .arg("--log-dir")
             .arg(&self.log_dir)
             .args(&self.extra_args);
         command
+    }
+
+    /// Node `id` gets `flag` as its `--cluster` from its next start on.
+    pub fn set_cluster_flag(&mut self, id: u64, flag: String) {
+        self.cluster_flags.insert(id, flag);
+    }
+
+    /// (id, peer address) of every node.
+    pub fn peer_addrs(&self) -> Vec<(u64, std::net::SocketAddr)> {
+        self.nodes
+            .iter()
+            .map(|n| (n.id, n.peer_addr.parse().expect("peer address")))
+            .collect()
     }
 
     /// Spawns node `id` (stdout/stderr to files in the log dir).
