@@ -21,6 +21,7 @@ use tracing::{error, info, warn};
 
 use crate::driver::handle::NodeHandle;
 use crate::driver::{DriverParts, Shared, COMMAND_BYTES_MAX};
+use crate::log_events;
 use crate::options::NodeOptions;
 use crate::storage::{Identity, SnapshotPages, Storage};
 use crate::transport::{Inbound, Transport, TransportConfig};
@@ -65,7 +66,7 @@ pub async fn run_node(options: NodeOptions) -> Result<(), String> {
     let _log_guard = init_logging(&options.log_dir, options.id)?;
     let result = run(options).await;
     if let Err(message) = &result {
-        error!(event = "fatal", message = message.as_str());
+        error!(event = log_events::FATAL, message = message.as_str());
     }
     result
 }
@@ -107,7 +108,7 @@ async fn run(options: NodeOptions) -> Result<(), String> {
         inner: shared.clone(),
     };
     let server = start_client_server(&options, handle, &shutdown).await?;
-    info!(event = "started", id, client = %options.client, peer = %options.peer, pid = std::process::id());
+    info!(event = log_events::STARTED, id, client = %options.client, peer = %options.peer, pid = std::process::id());
     stop_on_signal(shutdown.clone());
 
     let parts = DriverParts {
@@ -147,7 +148,7 @@ fn check_own_cluster_entry(options: &NodeOptions) -> Result<(), String> {
         .ok_or_else(|| format!("node {id}: --cluster does not list this node's id"))?;
     if me.peer_addr.port() != options.peer.port() {
         warn!(
-            event = "config_warning",
+            event = log_events::CONFIG_WARNING,
             message = "--peer port differs from this node's --cluster entry"
         );
     }
@@ -162,14 +163,14 @@ fn open_storage(options: &NodeOptions) -> Result<(Storage, InitialState, Identit
         Storage::open(&options.data_dir).map_err(|e| format!("node {id}: {e}"))?;
     let identity = Identity::load_or_create(&options.data_dir, id, &options.cluster_id)
         .map_err(|e| format!("node {id}: {e}"))?;
-    info!(event = "recovery", summary = %summary, snapshot_index = summary.snapshot_index,
+    info!(event = log_events::RECOVERY, summary = %summary, snapshot_index = summary.snapshot_index,
         last_index = summary.last_index, term = summary.hard_state.term, torn_tail_bytes = summary.torn_tail_bytes,
         incarnation = identity.incarnation_hex(), new_incarnation = identity.created);
     if identity.created && summary.last_index == 0 && summary.hard_state.term == 0 {
         // Either a brand-new cluster or a node that lost its disk: the
         // cluster tells which (see raftkv::raft::registry).
         info!(
-            event = "identity_created",
+            event = log_events::IDENTITY_CREATED,
             incarnation = identity.incarnation_hex(),
             message = "empty data dir: this node is a new incarnation; a cluster that knew an \
                        earlier one counts it as a voter only after re-admitting it"
@@ -219,7 +220,7 @@ fn restore_state_machine(
         )
     })?;
     info!(
-        event = "snapshot_restored",
+        event = log_events::SNAPSHOT_RESTORED,
         index,
         keys = store.len(),
         elapsed_ms = started.elapsed().as_millis() as u64

@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use common::*;
 use raftkv_node::client::ClusterClient;
+use raftkv_node::log_events::{
+    AWAITING_READMISSION, LEADER_LOST, MEMBER_READMITTED, PEER_INCARNATION_CHANGED,
+    SNAPSHOT_INSTALLED, SNAPSHOT_SENT,
+};
 
 async fn write_keys(cluster: &Cluster, range: std::ops::RangeInclusive<u32>) {
     let mut client = cluster.client();
@@ -89,7 +93,7 @@ async fn gate_path_survives_leader_failure() {
         let path = cluster.log_path(*id);
         wait_for(&format!("node {id} to log leader_lost"), || {
             let path = path.clone();
-            async move { (!log_events(&path, "leader_lost").is_empty()).then_some(()) }
+            async move { (!log_events(&path, LEADER_LOST).is_empty()).then_some(()) }
         })
         .await;
     }
@@ -238,12 +242,12 @@ async fn wiped_node_catches_up_through_install_snapshot() {
     cluster.start_node(follower);
     assert_keys_on(&cluster, follower, 1..=300).await;
     wait_converged(&cluster).await;
-    let installed = log_events(&cluster.log_path(follower), "snapshot_installed");
+    let installed = log_events(&cluster.log_path(follower), SNAPSHOT_INSTALLED);
     assert!(
         !installed.is_empty(),
         "node {follower} caught up without installing a snapshot"
     );
-    let sent = log_events(&cluster.log_path(leader), "snapshot_sent");
+    let sent = log_events(&cluster.log_path(leader), SNAPSHOT_SENT);
     assert!(!sent.is_empty(), "leader {leader} logged no snapshot_sent");
 
     // Wiped again, now that the leader counts it as holding everything and
@@ -306,7 +310,7 @@ async fn a_wiped_voter_is_not_counted_and_the_sequence_loses_no_acknowledged_wri
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(seen_f_unregistered, "node {f} never reported registered=0");
-    let changed = log_events(&cluster.log_path(g), "peer_incarnation_changed");
+    let changed = log_events(&cluster.log_path(g), PEER_INCARNATION_CHANGED);
     assert!(
         changed.iter().any(|e| e["fields"]["peer"] == f),
         "node {g} did not log that node {f} came back with an empty disk"
@@ -324,14 +328,14 @@ async fn a_wiped_voter_is_not_counted_and_the_sequence_loses_no_acknowledged_wri
     }
     wait_converged(&cluster).await;
     let readmitted: Vec<_> = (1..=3)
-        .flat_map(|id| log_events(&cluster.log_path(id), "member_readmitted"))
+        .flat_map(|id| log_events(&cluster.log_path(id), MEMBER_READMITTED))
         .collect();
     assert!(
         readmitted.iter().any(|e| e["fields"]["peer"] == f),
         "no node logged node {f}'s re-admission"
     );
     assert!(
-        !log_events(&cluster.log_path(f), "awaiting_readmission").is_empty(),
+        !log_events(&cluster.log_path(f), AWAITING_READMISSION).is_empty(),
         "node {f} did not log that it waits to be re-admitted"
     );
 }

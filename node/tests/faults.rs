@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use raftkv_node::client::ClusterClient;
+use raftkv_node::log_events::{PEER_REJECTED, RECOVERY};
 
 fn wal_segments(data_dir: &Path) -> Vec<PathBuf> {
     let mut segments: Vec<PathBuf> = std::fs::read_dir(data_dir.join("wal"))
@@ -51,7 +52,7 @@ async fn torn_wal_tail_is_truncated_and_the_node_recovers() {
     drop(file);
     cluster.start_node(victim);
     wait_converged(&cluster).await;
-    let recovery = log_events(&cluster.log_path(victim), "recovery");
+    let recovery = log_events(&cluster.log_path(victim), RECOVERY);
     let last = recovery.last().expect("recovery event");
     assert!(
         last["fields"]["torn_tail_bytes"].as_u64().unwrap() > 0,
@@ -218,7 +219,7 @@ async fn garbage_and_foreign_peers_are_refused_and_replication_continues() {
     let _ = foreign_child.kill();
     let _ = foreign_child.wait();
     let rejected: usize = (1..=3)
-        .map(|id| log_events(&cluster.log_path(id), "peer_rejected").len())
+        .map(|id| log_events(&cluster.log_path(id), PEER_REJECTED).len())
         .sum();
     assert!(rejected > 0, "no node logged the foreign peer's rejection");
 }

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use raftkv_node::fault_proxy::{FaultProxy, LinkMode};
+use raftkv_node::log_events::STEPPED_DOWN;
 
 async fn write_keys(cluster: &Cluster, range: std::ops::RangeInclusive<u32>) {
     let mut client = cluster.client();
@@ -68,7 +69,7 @@ async fn an_isolated_leader_steps_down_the_others_go_on_and_it_rejoins_after_the
         );
     }
     assert_eq!(digest.len(), 64);
-    let stepped_down = log_events(&cluster.log_path(leader), "stepped_down");
+    let stepped_down = log_events(&cluster.log_path(leader), STEPPED_DOWN);
     assert!(
         stepped_down
             .iter()

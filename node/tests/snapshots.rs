@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use raftkv_node::client::ClusterClient;
+use raftkv_node::log_events::{LOG_COMPACTED, SNAPSHOT_RESTORED};
 
 /// Keys written; with a threshold of 100 entries several own snapshots are
 /// taken along the way.
@@ -44,7 +45,7 @@ async fn cluster_with_a_stopped_snapshotted_follower() -> (Cluster, u64) {
     let follower = (1..=3).find(|id| *id != leader).unwrap();
     let log = cluster.log_path(follower);
     wait_for(&format!("node {follower} compacts its log"), || {
-        let compacted = !log_events(&log, "log_compacted").is_empty();
+        let compacted = !log_events(&log, LOG_COMPACTED).is_empty();
         async move { compacted.then_some(()) }
     })
     .await;
@@ -76,7 +77,7 @@ async fn a_node_restarts_from_its_own_streamed_snapshot() {
     })
     .await;
     wait_converged(&cluster).await;
-    let restored = log_events(&cluster.log_path(follower), "snapshot_restored");
+    let restored = log_events(&cluster.log_path(follower), SNAPSHOT_RESTORED);
     assert!(
         !restored.is_empty(),
         "node {follower} did not restore from its snapshot file"

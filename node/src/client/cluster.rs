@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{ClientError, Connection};
+use crate::log_events;
 use crate::resp::Frame;
 
 /// Default cap on one attempt (connect + request + reply) inside a request's
@@ -169,7 +170,7 @@ impl ClusterClient {
             {
                 Verdict::Done(result) => return result,
                 Verdict::Redirected(error) => {
-                    tracing::debug!(event = "client_redirect", command = %name, to = ?self.leader_hint);
+                    tracing::debug!(event = log_events::CLIENT_REDIRECT, command = %name, to = ?self.leader_hint);
                     if started.elapsed() < self.deadline {
                         continue;
                     }
@@ -182,7 +183,7 @@ impl ClusterClient {
                     maybe_applied |= this_maybe_applied;
                     let remaining = self.deadline.saturating_sub(started.elapsed());
                     if !remaining.is_zero() {
-                        tracing::debug!(event = "client_retry", command = %name, addr = %target, reason = %error, backoff_ms);
+                        tracing::debug!(event = log_events::CLIENT_RETRY, command = %name, addr = %target, reason = %error, backoff_ms);
                         tokio::time::sleep(remaining.min(Duration::from_millis(backoff_ms))).await;
                         backoff_ms = (backoff_ms * 2).min(RETRY_BACKOFF_MAX_MS);
                         if started.elapsed() < self.deadline {

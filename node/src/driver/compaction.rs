@@ -22,6 +22,7 @@ use raftkv::raft::RawNode;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::log_events;
 use crate::storage::{PreparedSnapshot, SnapshotPages};
 
 /// A snapshot waits for at least 1/this of the key count in applied
@@ -191,7 +192,7 @@ impl Compaction {
             Ok(prepared) => prepared,
             Err(reason) => {
                 warn!(
-                    event = "snapshot_failed",
+                    event = log_events::SNAPSHOT_FAILED,
                     reason = reason.as_str(),
                     retry_ms = SNAPSHOT_RETRY_MS
                 );
@@ -215,11 +216,11 @@ impl Compaction {
         let started = self.started.take();
         let bytes = data.len();
         if let Err(e) = raw.compact(index, data) {
-            warn!(event = "compact_refused", reason = %e);
+            warn!(event = log_events::COMPACT_REFUSED, reason = %e);
         } else {
             self.snapshot_pages = self.pending_snapshot_pages.take();
             info!(
-                event = "log_compacted",
+                event = log_events::LOG_COMPACTED,
                 index,
                 bytes,
                 clone_us = self.clone_us,
@@ -243,7 +244,7 @@ impl Compaction {
                     self.snapshot_pages = Some(pages);
                 }
             }
-            Err(e) => warn!(event = "snapshot_map_failed", index, reason = %e),
+            Err(e) => warn!(event = log_events::SNAPSHOT_MAP_FAILED, index, reason = %e),
         }
     }
 }

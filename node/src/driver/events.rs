@@ -1,10 +1,13 @@
 //! Turns core events into the JSON log lines the dashboard and the gate read.
 //!
 //! Every line carries `event=<name>` plus fields with units; see DESIGN.md
-//! "Logs and evidence".
+//! "Logs and evidence". The names are the constants of `crate::log_events`,
+//! which the readers of these lines match on too.
 
 use raftkv::raft::{Event, StepDownReason};
 use tracing::info;
+
+use crate::log_events;
 
 /// Logs one core event. `tick_ms` converts tick counts to milliseconds and
 /// `had_leader` says whether this node knew a leader when the event fired.
@@ -15,34 +18,36 @@ pub(crate) fn log_event(event: &Event, tick_ms: u64, had_leader: bool) {
             ticks_since_leader_contact,
         } => {
             let silence_ms = ticks_since_leader_contact.map(|t| t * tick_ms);
-            info!(event = "election_timeout", term, silence_ms);
+            info!(event = log_events::ELECTION_TIMEOUT, term, silence_ms);
             if had_leader {
                 info!(
-                    event = "leader_lost",
+                    event = log_events::LEADER_LOST,
                     term,
                     silence_ms,
                     reason = "election timeout"
                 );
             }
         }
-        Event::BecamePreCandidate { term } => info!(event = "became_precandidate", term),
-        Event::BecameCandidate { term } => info!(event = "became_candidate", term),
-        Event::BecameLeader { term } => info!(event = "became_leader", term),
-        Event::BecameFollower { term, leader } => info!(event = "became_follower", term, leader),
+        Event::BecamePreCandidate { term } => info!(event = log_events::BECAME_PRECANDIDATE, term),
+        Event::BecameCandidate { term } => info!(event = log_events::BECAME_CANDIDATE, term),
+        Event::BecameLeader { term } => info!(event = log_events::BECAME_LEADER, term),
+        Event::BecameFollower { term, leader } => {
+            info!(event = log_events::BECAME_FOLLOWER, term, leader)
+        }
         Event::SteppedDown { term, reason } => {
             let reason = match reason {
                 StepDownReason::HigherTerm => "higher term seen",
                 StepDownReason::LostQuorum => "lost contact with a majority",
                 StepDownReason::Transferred => "leadership transferred",
             };
-            info!(event = "stepped_down", term, reason)
+            info!(event = log_events::STEPPED_DOWN, term, reason)
         }
         Event::VoteGranted {
             candidate,
             term,
             pre_vote,
         } => {
-            info!(event = "vote_granted", candidate, term, pre_vote)
+            info!(event = log_events::VOTE_GRANTED, candidate, term, pre_vote)
         }
         Event::VoteRefused {
             candidate,
@@ -51,7 +56,7 @@ pub(crate) fn log_event(event: &Event, tick_ms: u64, had_leader: bool) {
             reason,
         } => {
             info!(
-                event = "vote_refused",
+                event = log_events::VOTE_REFUSED,
                 candidate,
                 term,
                 pre_vote,
@@ -64,13 +69,17 @@ pub(crate) fn log_event(event: &Event, tick_ms: u64, had_leader: bool) {
             term,
             bytes,
         } => {
-            info!(event = "snapshot_sent", to, index, term, bytes)
+            info!(event = log_events::SNAPSHOT_SENT, to, index, term, bytes)
         }
         Event::SnapshotInstalled { index, term } => {
-            info!(event = "snapshot_installed", index, term)
+            info!(event = log_events::SNAPSHOT_INSTALLED, index, term)
         }
-        Event::TransferStarted { to, term } => info!(event = "transfer_started", to, term),
-        Event::TransferAborted { to, term } => info!(event = "transfer_aborted", to, term),
+        Event::TransferStarted { to, term } => {
+            info!(event = log_events::TRANSFER_STARTED, to, term)
+        }
+        Event::TransferAborted { to, term } => {
+            info!(event = log_events::TRANSFER_ABORTED, to, term)
+        }
         Event::PeerIncarnationChanged {
             peer,
             incarnation,
@@ -82,7 +91,7 @@ pub(crate) fn log_event(event: &Event, tick_ms: u64, had_leader: bool) {
                  {registered}): not counted as a voter until it is re-admitted"
             );
             info!(
-                event = "peer_incarnation_changed",
+                event = log_events::PEER_INCARNATION_CHANGED,
                 peer,
                 incarnation,
                 registered_incarnation = registered,
@@ -99,7 +108,7 @@ pub(crate) fn log_event(event: &Event, tick_ms: u64, had_leader: bool) {
                  registered {registered}): not counted as a voter until it is re-admitted"
             );
             info!(
-                event = "awaiting_readmission",
+                event = log_events::AWAITING_READMISSION,
                 incarnation,
                 registered_incarnation = registered,
                 message
@@ -111,7 +120,7 @@ pub(crate) fn log_event(event: &Event, tick_ms: u64, had_leader: bool) {
             index,
             match_index,
         } => info!(
-            event = "readmission_proposed",
+            event = log_events::READMISSION_PROPOSED,
             peer,
             incarnation = hex(*incarnation),
             index,
@@ -122,7 +131,7 @@ pub(crate) fn log_event(event: &Event, tick_ms: u64, had_leader: bool) {
             incarnation,
             index,
         } => info!(
-            event = "member_readmitted",
+            event = log_events::MEMBER_READMITTED,
             peer,
             incarnation = hex(*incarnation),
             index

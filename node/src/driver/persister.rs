@@ -30,6 +30,7 @@ use raftkv::message::{Entry, Index, Message, Snapshot, Term};
 use raftkv::raft::HardState;
 use tokio::sync::mpsc;
 
+use crate::log_events;
 use crate::storage::{PreparedSnapshot, Storage};
 
 /// Most jobs submitted and not yet reported durable. The driver stops
@@ -350,7 +351,7 @@ fn write_jobs(
         }
     }
     if let Err(error) = storage.lock().sync() {
-        tracing::error!(event = "wal_final_sync_failed", %error);
+        tracing::error!(event = log_events::WAL_FINAL_SYNC_FAILED, %error);
     }
 }
 

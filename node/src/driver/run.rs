@@ -19,6 +19,7 @@ use super::events::log_event;
 use super::handle::{NodeStatus, ReadError, WriteError};
 use super::persister::{Persister, Report};
 use super::{PendingReads, PendingWrites, Request, Shared, INPUTS_PER_READY_MAX};
+use crate::log_events;
 use crate::options::NodeOptions;
 use crate::storage::{SnapshotPages, Storage};
 use crate::transport::{Inbound, Transport};
@@ -189,7 +190,7 @@ impl Driver {
         }
         // Writes and fsyncs everything handed over, then ends the thread.
         self.persister.stop();
-        info!(event = "stopped", id = self.id);
+        info!(event = log_events::STOPPED, id = self.id);
         Ok(())
     }
 
@@ -227,7 +228,7 @@ impl Driver {
         };
         match self.raw.transfer_leadership(target) {
             Ok(()) => {
-                info!(event = "graceful_stop", transfer_to = target);
+                info!(event = log_events::GRACEFUL_STOP, transfer_to = target);
                 true
             }
             Err(_) => false,
@@ -242,7 +243,7 @@ impl Driver {
                     self.leader_contact = Some(Instant::now());
                 }
                 if let Err(e) = self.raw.step(message) {
-                    warn!(event = "peer_message_refused", reason = %e);
+                    warn!(event = log_events::PEER_MESSAGE_REFUSED, reason = %e);
                 }
             }
             Inbound::PeerUp {
@@ -251,7 +252,7 @@ impl Driver {
                 client_addr,
             } => {
                 info!(
-                    event = "peer_up",
+                    event = log_events::PEER_UP,
                     peer = id,
                     incarnation = format!("{incarnation:016x}"),
                     client_addr = client_addr.as_str()
@@ -266,14 +267,18 @@ impl Driver {
                     .map(|at| at.elapsed().as_millis() as u64);
                 if id == self.last_leader && self.last_role != Role::Leader {
                     info!(
-                        event = "leader_lost",
+                        event = log_events::LEADER_LOST,
                         leader = id,
                         silence_ms,
                         reason = reason.as_str(),
                         term = self.raw.status().term
                     );
                 } else {
-                    info!(event = "peer_down", peer = id, reason = reason.as_str());
+                    info!(
+                        event = log_events::PEER_DOWN,
+                        peer = id,
+                        reason = reason.as_str()
+                    );
                 }
             }
         }
@@ -502,7 +507,7 @@ impl Driver {
         // The received copy (as large as the state) is free now.
         return_freed_memory();
         info!(
-            event = "snapshot_restored",
+            event = log_events::SNAPSHOT_RESTORED,
             index,
             keys = restored.len(),
             restore_ms,
@@ -604,7 +609,7 @@ impl Driver {
                 EntryKind::Normal => Some(match Command::decode(&entry.data) {
                     Ok(command) => store.apply(&command),
                     Err(e) => {
-                        warn!(event = "bad_entry", index = entry.index, reason = %e);
+                        warn!(event = log_events::BAD_ENTRY, index = entry.index, reason = %e);
                         Reply::Error(format!("ERR entry {} is not a raftkv command", entry.index))
                     }
                 }),

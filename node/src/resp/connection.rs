@@ -31,6 +31,7 @@ use super::cmd::{Command, Context, Execution};
 use super::session::Session;
 use super::state::ServerState;
 use super::{Frame, FrameError};
+use crate::log_events;
 
 /// Initial size of a connection's read and write buffers; they grow (by
 /// doubling) only while a large request or reply needs it.
@@ -128,7 +129,7 @@ pub(crate) async fn run<B: Backend>(
         .unwrap_or_default();
     let session = Session::new(state.next_client_id(), peer.to_string(), local);
     let id = session.id;
-    debug!(event = "client_connected", id, peer = %peer);
+    debug!(event = log_events::CLIENT_CONNECTED, id, peer = %peer);
     let mut connection = Connection {
         stream,
         read_buf: BytesMut::with_capacity(BUFFER_BYTES_INITIAL),
@@ -143,8 +144,8 @@ pub(crate) async fn run<B: Backend>(
     let result = connection.serve().await;
     connection.close().await;
     match result {
-        Ok(()) => debug!(event = "client_disconnected", id),
-        Err(error) => debug!(event = "client_disconnected", id, %error),
+        Ok(()) => debug!(event = log_events::CLIENT_DISCONNECTED, id),
+        Err(error) => debug!(event = log_events::CLIENT_DISCONNECTED, id, %error),
     }
 }
 
@@ -202,7 +203,10 @@ impl<B: Backend> Connection<B> {
                 Frame::Array(words) if is_http(&words[0]) => {
                     // As Redis does: an HTTP request sent to this port (a
                     // cross-protocol attack from a browser) is cut off unanswered.
-                    debug!(event = "client_http_request_refused", id = self.session.id);
+                    debug!(
+                        event = log_events::CLIENT_HTTP_REQUEST_REFUSED,
+                        id = self.session.id
+                    );
                     return Ok(Flow::Close);
                 }
                 _ => {}
@@ -257,7 +261,7 @@ impl<B: Backend> Connection<B> {
 
     /// Queues `-ERR Protocol error: ...` after the replies still owed, then closes.
     fn protocol_error(&mut self, error: FrameError) -> Flow {
-        debug!(event = "client_protocol_error", id = self.session.id, %error);
+        debug!(event = log_events::CLIENT_PROTOCOL_ERROR, id = self.session.id, %error);
         let frame = Frame::error(format!("ERR Protocol error: {error}"));
         self.push(
             futures::future::ready(frame).boxed(),
@@ -372,7 +376,7 @@ impl<B: Backend> Connection<B> {
             .is_err()
         {
             debug!(
-                event = "client_close_drain_timeout",
+                event = log_events::CLIENT_CLOSE_DRAIN_TIMEOUT,
                 id = self.session.id,
                 in_flight = self.in_flight.len()
             );

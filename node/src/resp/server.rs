@@ -15,6 +15,7 @@ use super::backend::Backend;
 use super::connection;
 use super::state::ServerState;
 use super::Limits;
+use crate::log_events;
 
 /// First wait after a failed accept (out of file descriptors, ...); doubled
 /// on each further failure up to the max.
@@ -60,7 +61,7 @@ pub async fn serve<B: Backend>(
                 }
             }
             Err(error) => {
-                warn!(event = "client_accept_failed", %error, retry_ms = backoff_ms);
+                warn!(event = log_events::CLIENT_ACCEPT_FAILED, %error, retry_ms = backoff_ms);
                 tokio::select! {
                     _ = &mut shutdown => break,
                     _ = tokio::time::sleep(Duration::from_millis(backoff_ms)) => {}
@@ -74,7 +75,7 @@ pub async fn serve<B: Backend>(
     stop_connections.cancel();
     connections.close();
     connections.wait().await;
-    debug!(event = "client_server_stopped");
+    debug!(event = log_events::CLIENT_SERVER_STOPPED);
     Ok(())
 }
 
@@ -83,7 +84,7 @@ pub async fn serve<B: Backend>(
 /// blocking the accept loop.
 fn refuse_over_limit(socket: TcpStream, connections_max: usize) {
     debug!(
-        event = "client_refused",
+        event = log_events::CLIENT_REFUSED,
         reason = "connections_max",
         connections_max
     );

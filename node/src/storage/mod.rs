@@ -118,6 +118,8 @@ pub use wal::{PENDING_BYTES_MAX, PREALLOCATE_BYTES, TAIL_SCAN_CHECKSUM_BYTES_MAX
 use log_terms::LogTerms;
 use wal::Wal;
 
+use crate::log_events;
+
 /// Default size past which a WAL segment is closed and a new one started.
 pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 * 1024 * 1024;
 
@@ -368,7 +370,7 @@ impl Storage {
             .map(|(path, invalid)| {
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
                 tracing::warn!(
-                    event = "snapshot_skipped",
+                    event = log_events::SNAPSHOT_SKIPPED,
                     file = %path.display(),
                     offset = invalid.offset,
                     reason = %invalid.what
@@ -573,13 +575,13 @@ impl Storage {
                     }
                 }
             }
-            Err(error) => tracing::warn!(event = "storage_cleanup_failed", %error),
+            Err(error) => tracing::warn!(event = log_events::STORAGE_CLEANUP_FAILED, %error),
         }
         let deleted = self.wal.delete_oldest_segments_while(|segment| {
             discard_log || segment.max_entry_index <= covered_index
         });
         if let Err(error) = deleted {
-            tracing::warn!(event = "storage_cleanup_failed", %error);
+            tracing::warn!(event = log_events::STORAGE_CLEANUP_FAILED, %error);
         }
     }
 
@@ -664,7 +666,7 @@ fn truncate_file(path: &Path, length_bytes: u64) -> Result<(), StorageError> {
 fn remove_quietly(path: &Path) {
     if let Err(error) = fs::remove_file(path) {
         if error.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(event = "storage_cleanup_failed", file = %path.display(), %error);
+            tracing::warn!(event = log_events::STORAGE_CLEANUP_FAILED, file = %path.display(), %error);
         }
     }
 }

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use super::handshake::{HandshakeError, Hello, HelloReply, HELLO_BYTES_MAX};
 use super::{bump, Inbound, LinkError, Shared, HANDSHAKES_PENDING_MAX, HANDSHAKE_TIMEOUT_MS};
+use crate::log_events;
 
 type Link = Framed<TcpStream, LengthDelimitedCodec>;
 
@@ -40,7 +41,7 @@ pub(super) async fn run_listener(
         let (stream, remote) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
-                tracing::warn!(event = "peer_accept_failed", reason = %error);
+                tracing::warn!(event = log_events::PEER_ACCEPT_FAILED, reason = %error);
                 tokio::time::sleep(Duration::from_millis(ACCEPT_ERROR_PAUSE_MS)).await;
                 continue;
             }
@@ -48,7 +49,7 @@ pub(super) async fn run_listener(
         let Ok(permit) = handshakes.clone().try_acquire_owned() else {
             bump(&shared.counters.handshakes_rejected, 1);
             tracing::warn!(
-                event = "peer_rejected",
+                event = log_events::PEER_REJECTED,
                 remote = %remote,
                 reason = "too many connections in handshake",
                 handshakes_pending_max = HANDSHAKES_PENDING_MAX
@@ -104,7 +105,7 @@ async fn accept_handshake(
         }
         Err(error) => {
             bump(&shared.counters.handshakes_rejected, 1);
-            tracing::warn!(event = "peer_rejected", remote = %remote, reason = %error);
+            tracing::warn!(event = log_events::PEER_REJECTED, remote = %remote, reason = %error);
             None
         }
     }
@@ -154,7 +155,7 @@ async fn read_link(
     {
         older.cancel();
     }
-    tracing::info!(event = "peer_accepted", peer = peer_id, remote = %remote);
+    tracing::info!(event = log_events::PEER_ACCEPTED, peer = peer_id, remote = %remote);
     if let Some(link) = shared.links.get(&peer_id) {
         if !link.connected.load(std::sync::atomic::Ordering::Acquire) {
             link.redial_now.notify_one();
@@ -201,9 +202,9 @@ fn report_closed(shared: &Shared, peer_id: u64, remote: SocketAddr, closed: &Lin
     };
     if bad_frame {
         bump(&shared.counters.links_closed_bad_frame, 1);
-        tracing::warn!(event = "peer_link_closed", peer = peer_id, remote = %remote, reason = %closed);
+        tracing::warn!(event = log_events::PEER_LINK_CLOSED, peer = peer_id, remote = %remote, reason = %closed);
     } else {
-        tracing::info!(event = "peer_link_closed", peer = peer_id, remote = %remote, reason = %closed);
+        tracing::info!(event = log_events::PEER_LINK_CLOSED, peer = peer_id, remote = %remote, reason = %closed);
     }
 }
 

@@ -18,6 +18,7 @@ use super::{
     bump, encode_frame, FrameError, Inbound, LinkError, PeerLink, Shared, BATCH_MESSAGES_MAX,
     CONNECT_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, RECONNECT_BACKOFF_INITIAL_MS, WRITE_STALL_TIMEOUT_MS,
 };
+use crate::log_events;
 
 type Link = Framed<TcpStream, LengthDelimitedCodec>;
 
@@ -99,7 +100,7 @@ pub(super) async fn run_peer_link(
                 bump(&link.messages_dropped, dropped);
                 let Some(error) = closed else { return };
                 let reason = error.to_string();
-                tracing::warn!(event = "peer_disconnected", peer = peer_id, reason = %reason, dropped);
+                tracing::warn!(event = log_events::PEER_DISCONNECTED, peer = peer_id, reason = %reason, dropped);
                 send_event(
                     &inbound,
                     Inbound::PeerDown {
@@ -143,7 +144,7 @@ fn mark_up(link: &PeerLink, peer_id: u64, hello: &Hello) {
     bump(&link.connects, 1);
     link.connected.store(true, Ordering::Release);
     tracing::info!(
-        event = "peer_connected",
+        event = log_events::PEER_CONNECTED,
         peer = peer_id,
         addr = %link.peer_addr,
         client_addr = %hello.client_addr
@@ -159,11 +160,11 @@ fn log_dial_failure(peer_id: u64, link: &PeerLink, error: &LinkError, reason: &s
         LinkError::RejectedByPeer(_) | LinkError::Handshake(_)
     );
     if reason == last {
-        tracing::debug!(event = "peer_dial_failed", peer = peer_id, addr = %link.peer_addr, reason);
+        tracing::debug!(event = log_events::PEER_DIAL_FAILED, peer = peer_id, addr = %link.peer_addr, reason);
     } else if refused {
-        tracing::warn!(event = "peer_rejected", peer = peer_id, addr = %link.peer_addr, reason);
+        tracing::warn!(event = log_events::PEER_REJECTED, peer = peer_id, addr = %link.peer_addr, reason);
     } else {
-        tracing::warn!(event = "peer_dial_failed", peer = peer_id, addr = %link.peer_addr, reason);
+        tracing::warn!(event = log_events::PEER_DIAL_FAILED, peer = peer_id, addr = %link.peer_addr, reason);
     }
 }
 
@@ -282,7 +283,7 @@ async fn write_batch(
                 bump(&shared.counters.dropped_oversized, 1);
                 bump(&link.messages_dropped, 1);
                 tracing::warn!(
-                    event = "message_dropped",
+                    event = log_events::MESSAGE_DROPPED,
                     to = message.to,
                     reason = "oversized",
                     frame_bytes,
@@ -292,7 +293,7 @@ async fn write_batch(
             Err(FrameError::Encode(error)) => {
                 bump(&shared.counters.dropped_oversized, 1);
                 bump(&link.messages_dropped, 1);
-                tracing::warn!(event = "message_dropped", to = message.to, reason = %error);
+                tracing::warn!(event = log_events::MESSAGE_DROPPED, to = message.to, reason = %error);
             }
         }
         if framed.write_buffer().len() >= WRITE_BUFFER_FLUSH_BYTES {

@@ -51,6 +51,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::log_events;
 use crate::options::PeerAddr;
 use handshake::{HandshakeError, Hello, HELLO_BYTES_MAX};
 
@@ -282,7 +283,7 @@ impl Transport {
             counters: Counters::default(),
             inbound_links: Mutex::new(HashMap::new()),
         });
-        tracing::info!(event = "transport_listening", id = config.id, addr = %local_addr);
+        tracing::info!(event = log_events::TRANSPORT_LISTENING, id = config.id, addr = %local_addr);
         let tasks = TaskTracker::new();
         tasks.spawn(acceptor::run_listener(
             shared.clone(),
@@ -315,7 +316,7 @@ impl Transport {
         let Some(link) = self.shared.links.get(&message.to) else {
             bump(&counters.dropped_unknown_peer, 1);
             tracing::debug!(
-                event = "message_dropped",
+                event = log_events::MESSAGE_DROPPED,
                 to = message.to,
                 reason = "unknown peer"
             );

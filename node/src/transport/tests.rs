@@ -380,8 +380,9 @@ async fn a_peer_with_the_wrong_cluster_id_is_rejected_and_good_links_keep_workin
 
     let text = log.text();
     assert!(
-        text.contains("peer_rejected"),
-        "log has no peer_rejected event:\n{text}"
+        text.contains(log_events::PEER_REJECTED),
+        "log has no {} event:\n{text}",
+        log_events::PEER_REJECTED
     );
     assert!(
         text.contains("other-cluster"),
