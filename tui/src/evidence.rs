@@ -895,6 +895,7 @@ pub fn export_evidence(record: &GateRecord, out_dir: &Path) -> Result<PathBuf, S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use raftkv_node::log_events;
 
     fn node(id: u64) -> GateNode {
         GateNode {
@@ -924,7 +925,7 @@ mod tests {
             detections: vec![Detection {
                 node: 2,
                 after_kill_ms: 4,
-                event: "leader_lost".into(),
+                event: log_events::LEADER_LOST.into(),
                 silence_ms: Some(38),
                 reason: "connection reset".into(),
                 log_line: 14,

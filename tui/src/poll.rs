@@ -289,6 +289,7 @@ pub fn spawn_log_tailer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use raftkv_node::log_events;
     use std::io::Write;
 
     #[test]
@@ -297,7 +298,7 @@ mod tests {
         let parsed = parse_event_line(2, line, 99);
         assert_eq!(parsed.at_ms, 1_714_557_600_123);
         assert_eq!(parsed.level, "INFO");
-        assert_eq!(parsed.event.as_deref(), Some("leader_lost"));
+        assert_eq!(parsed.event.as_deref(), Some(log_events::LEADER_LOST));
         assert_eq!(parsed.field_u64("silence_ms"), Some(312));
         assert_eq!(parsed.field("reason"), Some("timeout"));
         assert_eq!(

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use raftkv_node::log_events;
+
 mod common;
 
 use common::{free_base_port, Tmux};
@@ -252,12 +254,18 @@ fn demo_passes_on_a_fresh_cluster_and_every_figure_is_traceable() {
     let item4 = evidence_line(&checklist, 4);
     let mut checks: Vec<(String, usize, &[&str])> = cited
         .into_iter()
-        .map(|(file, number)| (file, number, &["leader_lost", "election_timeout"][..]))
+        .map(|(file, number)| {
+            (
+                file,
+                number,
+                &[log_events::LEADER_LOST, log_events::ELECTION_TIMEOUT][..],
+            )
+        })
         .collect();
     checks.extend(
         cited_log_lines(&item4)
             .into_iter()
-            .map(|(file, number)| (file, number, &["became_leader"][..])),
+            .map(|(file, number)| (file, number, &[log_events::BECAME_LEADER][..])),
     );
     assert_eq!(checks.len(), 3, "{item3}\n{item4}");
     for (file, number, events) in checks {

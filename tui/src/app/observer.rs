@@ -3,6 +3,8 @@
 //! they make (a new leader and how long the failover took, convergence, a
 //! restarted node's catch-up, snapshots, recoveries and re-admissions).
 
+use raftkv_node::log_events;
+
 use super::{App, Effect, Flash, Tone};
 use crate::clock::format_duration_ms;
 use crate::integrity::Alarm;
@@ -58,7 +60,7 @@ fn format_bytes(bytes: u64) -> String {
 fn describe_storage_event(id: u64, event: &str, line: &LogLine) -> (Tone, String) {
     let index = line.field("index").map(|i| format!("index {i}"));
     match event {
-        "snapshot_sent" => {
+        log_events::SNAPSHOT_SENT => {
             let to = line
                 .field("to")
                 .map(|to| format!(" to node {to}"))
@@ -72,7 +74,7 @@ fn describe_storage_event(id: u64, event: &str, line: &LogLine) -> (Tone, String
                 format!("node {id} sent a snapshot{to} ({})", details.join(", ")),
             )
         }
-        "snapshot_installed" => {
+        log_events::SNAPSHOT_INSTALLED => {
             let at = index.map(|i| format!(" at {i}")).unwrap_or_default();
             (Tone::Good, format!("node {id} installed a snapshot{at}"))
         }
@@ -110,7 +112,7 @@ fn describe_membership_event(event: &str, line: &LogLine) -> Option<(Tone, Strin
     };
     let index = |name: &str| line.field(name).unwrap_or("?").to_string();
     let said = match event {
-        "peer_incarnation_changed" => (
+        log_events::PEER_INCARNATION_CHANGED => (
             Tone::Warn,
             format!(
                 "node {peer} came back with an empty disk (incarnation {} was {}): not counted \
@@ -119,7 +121,7 @@ fn describe_membership_event(event: &str, line: &LogLine) -> Option<(Tone, Strin
                 incarnation("registered_incarnation")
             ),
         ),
-        "readmission_proposed" => (
+        log_events::READMISSION_PROPOSED => (
             Tone::Info,
             format!(
                 "node {peer} caught up to index {}; re-admission proposed at index {}",
@@ -346,24 +348,28 @@ impl App {
         let term = line.field_u64("term");
         let term_text = term.map(|t| format!(", term {t}")).unwrap_or_default();
         match event {
-            "leader_lost" | "election_timeout" => self.on_leader_silence(event, line, &term_text),
-            "became_leader" => {
+            log_events::LEADER_LOST | log_events::ELECTION_TIMEOUT => {
+                self.on_leader_silence(event, line, &term_text)
+            }
+            log_events::BECAME_LEADER => {
                 if let Some(term) = term {
                     self.announce_leader(id, term, line.at_ms);
                 }
             }
-            "stepped_down" => {
+            log_events::STEPPED_DOWN => {
                 self.record_at(
                     line.at_ms,
                     Tone::Warn,
                     format!("node {id} stepped down{term_text}"),
                 );
             }
-            "snapshot_sent" | "snapshot_installed" | "recovery" => {
+            log_events::SNAPSHOT_SENT | log_events::SNAPSHOT_INSTALLED | log_events::RECOVERY => {
                 let (tone, text) = describe_storage_event(id, event, line);
                 self.record_at(line.at_ms, tone, text);
             }
-            "peer_incarnation_changed" | "readmission_proposed" | "member_readmitted" => {
+            log_events::PEER_INCARNATION_CHANGED
+            | log_events::READMISSION_PROPOSED
+            | log_events::MEMBER_READMITTED => {
                 self.on_membership_event(event, line);
             }
             _ => {}
@@ -375,12 +381,12 @@ impl App {
     fn on_leader_silence(&mut self, event: &str, line: &LogLine, term_text: &str) {
         let id = line.id;
         let what = match (event, line.field("leader")) {
-            ("leader_lost", Some(leader)) => format!("lost leader {leader}"),
-            ("leader_lost", None) => "lost the leader".to_string(),
+            (log_events::LEADER_LOST, Some(leader)) => format!("lost leader {leader}"),
+            (log_events::LEADER_LOST, None) => "lost the leader".to_string(),
             _ => "election timeout".to_string(),
         };
         let cause = match (line.field_u64("silence_ms"), line.field("reason")) {
-            (Some(ms), Some(reason)) if event == "leader_lost" => {
+            (Some(ms), Some(reason)) if event == log_events::LEADER_LOST => {
                 format!(" ({reason}) after {ms} ms of silence")
             }
             (Some(ms), _) => format!(" after {ms} ms of silence"),

@@ -10,6 +10,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use raftkv_node::log_events;
+
 use super::fill::FillReport;
 use super::load::{self, ProgressStyle};
 use super::local::LocalCluster;
@@ -166,7 +168,7 @@ pub(crate) async fn run_wiped(
     })?;
     let status = cluster.status(follower).await?;
     let via_snapshot = follower_tail.read_new_lines().iter().any(|line| {
-        parse_event_line(follower, line, 0).event.as_deref() == Some("snapshot_installed")
+        parse_event_line(follower, line, 0).event.as_deref() == Some(log_events::SNAPSHOT_INSTALLED)
     });
     let (snapshots_sent, snapshot_sent_bytes) =
         snapshots_sent_to(&leader_tail.read_new_lines(), leader, follower);
@@ -196,7 +198,8 @@ fn snapshots_sent_to(lines: &[String], leader: u64, to: u64) -> (u64, u64) {
         .iter()
         .map(|line| parse_event_line(leader, line, 0))
         .filter(|line| {
-            line.event.as_deref() == Some("snapshot_sent") && line.field_u64("to") == Some(to)
+            line.event.as_deref() == Some(log_events::SNAPSHOT_SENT)
+                && line.field_u64("to") == Some(to)
         })
         .fold((0, 0), |(count, bytes), line| {
             (count + 1, bytes + line.field_u64("bytes").unwrap_or(0))
@@ -272,7 +275,7 @@ async fn run_round(
     )
     .await?;
     let via_snapshot = tail.read_new_lines().iter().any(|line| {
-        parse_event_line(follower, line, 0).event.as_deref() == Some("snapshot_installed")
+        parse_event_line(follower, line, 0).event.as_deref() == Some(log_events::SNAPSHOT_INSTALLED)
     });
     cluster.wait_converged().await?;
     Ok(CatchupRound {

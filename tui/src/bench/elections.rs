@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use raftkv_node::log_events;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -168,7 +169,8 @@ async fn count_became_leader(tails: &mut [(u64, FileTail)], expected: u64) -> u6
                 .read_new_lines()
                 .iter()
                 .filter(|line| {
-                    parse_event_line(*id, line, 0).event.as_deref() == Some("became_leader")
+                    parse_event_line(*id, line, 0).event.as_deref()
+                        == Some(log_events::BECAME_LEADER)
                 })
                 .count() as u64;
         }

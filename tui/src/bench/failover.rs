@@ -8,6 +8,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use raftkv_node::log_events;
+
 use super::load::{self, AckWatch, LoadSpec, ProgressStyle};
 use super::local::LocalCluster;
 use super::resp_target::RaftkvTarget;
@@ -30,7 +32,7 @@ const LOG_LINES_GRACE_MS: u64 = 1_000;
 const TRIAL_STATUS_DEADLINE_MS: u64 = 100;
 
 /// Events that show a follower noticed its leader was gone.
-const DETECTION_EVENTS: [&str; 2] = ["leader_lost", "election_timeout"];
+const DETECTION_EVENTS: [&str; 2] = [log_events::LEADER_LOST, log_events::ELECTION_TIMEOUT];
 
 /// One trial, all times in ms after the kill.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,7 +93,7 @@ impl Observations {
         {
             self.detection = Some((parsed.at_ms, format!("{event} on node {id}")));
         }
-        if event == "became_leader" && self.leader_line.is_none() {
+        if event == log_events::BECAME_LEADER && self.leader_line.is_none() {
             self.leader_line = Some((parsed.at_ms, id, parsed.field_u64("term").unwrap_or(0)));
         }
     }
@@ -301,7 +303,7 @@ mod tests {
         // Before the kill: ignored.
         seen.observe_line(
             2,
-            &line("2024-05-01T10:00:00.050Z", "leader_lost", ""),
+            &line("2024-05-01T10:00:00.050Z", log_events::LEADER_LOST, ""),
             kill_ms,
         );
         assert!(seen.detection.is_none());
@@ -309,7 +311,7 @@ mod tests {
             3,
             &line(
                 "2024-05-01T10:00:00.400Z",
-                "election_timeout",
+                log_events::ELECTION_TIMEOUT,
                 r#","silence_ms":300"#,
             ),
             kill_ms,
@@ -318,14 +320,18 @@ mod tests {
             2,
             &line(
                 "2024-05-01T10:00:00.101Z",
-                "leader_lost",
+                log_events::LEADER_LOST,
                 r#","silence_ms":1"#,
             ),
             kill_ms,
         );
         seen.observe_line(
             3,
-            &line("2024-05-01T10:00:00.450Z", "became_leader", r#","term":5"#),
+            &line(
+                "2024-05-01T10:00:00.450Z",
+                log_events::BECAME_LEADER,
+                r#","term":5"#,
+            ),
             kill_ms,
         );
         seen.observe_line(2, "not json at all", kill_ms);

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use raftkv_node::client::{Connection, NODE_QUERY_TIMEOUT_MS};
+use raftkv_node::log_events;
 use raftkv_node::resp::Frame;
 
 use crate::clock;
@@ -87,7 +88,7 @@ pub fn find_detection(lines: &[(usize, LogLine)], after_ms: u64) -> Option<(usiz
             line.at_ms >= after_ms
                 && matches!(
                     line.event.as_deref(),
-                    Some("leader_lost" | "election_timeout")
+                    Some(log_events::LEADER_LOST | log_events::ELECTION_TIMEOUT)
                 )
         })
         .map(|(number, line)| (*number, line))
@@ -103,7 +104,7 @@ pub fn find_became_leader(
         .iter()
         .find(|(_, line)| {
             line.at_ms >= after_ms
-                && line.event.as_deref() == Some("became_leader")
+                && line.event.as_deref() == Some(log_events::BECAME_LEADER)
                 && line.field_u64("term") == Some(term)
         })
         .map(|(number, line)| (*number, line))
@@ -366,7 +367,7 @@ mod tests {
         assert_eq!(detection.after_kill_ms, 4);
         assert_eq!(detection.silence_ms, Some(38));
         assert_eq!(detection.reason, "connection reset by peer");
-        assert_eq!(detection.event, "leader_lost");
+        assert_eq!(detection.event, log_events::LEADER_LOST);
         assert!(find_detection(&lines, kill_ms + 1_000).is_none());
 
         let (number, line) = find_became_leader(&lines, 3, kill_ms).unwrap();

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use raftkv_node::log_events;
+
 use super::checks::{
     corrupt_wal, detection_of, find_became_leader, find_detection, read_event_lines,
 };
@@ -561,7 +563,7 @@ impl Gate {
             lines
                 .iter()
                 .rev()
-                .find(|(_, l)| l.event.as_deref() == Some("fatal"))
+                .find(|(_, l)| l.event.as_deref() == Some(log_events::FATAL))
                 .map(|(number, l)| {
                     let message = l.field("message").map_or(l.text.clone(), str::to_string);
                     format!("{message} (node-{id}.log line {number})")

@@ -17,6 +17,7 @@ use crate::poll::LogSource;
 use crate::status::NodeStatus;
 use crate::supervisor::{ExitKind, ProcessEvent};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyEventState, KeyModifiers};
+use raftkv_node::log_events;
 
 pub(crate) mod fixtures {
     use super::*;
@@ -176,10 +177,16 @@ pub(crate) mod fixtures {
             &mut app,
             T0 + 180,
             1,
-            "recovery",
+            log_events::RECOVERY,
             &[("entries", "0"), ("snapshot_index", "0")],
         );
-        log_event(&mut app, T0 + 412, 2, "became_leader", &[("term", "2")]);
+        log_event(
+            &mut app,
+            T0 + 412,
+            2,
+            log_events::BECAME_LEADER,
+            &[("term", "2")],
+        );
         let at = T0 + 600;
         poll(&mut app, at, status(1, Role::Follower, 2, 2, 7, DIGEST_B));
         poll(&mut app, at, status(2, Role::Leader, 2, 2, 7, DIGEST_B));
@@ -252,14 +259,14 @@ pub(crate) mod fixtures {
             &mut app,
             T0 + 10_181,
             1,
-            "leader_lost",
+            log_events::LEADER_LOST,
             &[("silence_ms", "180"), ("term", "2")],
         );
         log_event(
             &mut app,
             T0 + 10_190,
             3,
-            "leader_lost",
+            log_events::LEADER_LOST,
             &[("silence_ms", "188"), ("term", "2")],
         );
         let at = T0 + 10_200;
@@ -279,14 +286,14 @@ pub(crate) mod fixtures {
             &mut app,
             T0 + 10_300,
             1,
-            "election_timeout",
+            log_events::ELECTION_TIMEOUT,
             &[("silence_ms", "297"), ("term", "2")],
         );
         log_event(
             &mut app,
             T0 + 10_301,
             1,
-            "became_candidate",
+            log_events::BECAME_CANDIDATE,
             &[("term", "3")],
         );
         let at = T0 + 10_350;
@@ -306,7 +313,13 @@ pub(crate) mod fixtures {
     /// `election`, node 1 wins term 3; then r restarts the old leader (node 2).
     pub(crate) fn restarting() -> App {
         let mut app = election();
-        log_event(&mut app, T0 + 10_412, 1, "became_leader", &[("term", "3")]);
+        log_event(
+            &mut app,
+            T0 + 10_412,
+            1,
+            log_events::BECAME_LEADER,
+            &[("term", "3")],
+        );
         let at = T0 + 10_500;
         poll(&mut app, at, status(1, Role::Leader, 3, 1, 108, DIGEST_A));
         poll(&mut app, at, status(3, Role::Follower, 3, 1, 108, DIGEST_A));
@@ -332,7 +345,13 @@ pub(crate) mod fixtures {
     /// the killed node 3 only.
     pub(crate) fn issue_10_before_wipe() -> App {
         let mut app = started();
-        log_event(&mut app, T0 + 400, 3, "became_leader", &[("term", "2")]);
+        log_event(
+            &mut app,
+            T0 + 400,
+            3,
+            log_events::BECAME_LEADER,
+            &[("term", "2")],
+        );
         let at = T0 + 600;
         poll(&mut app, at, status(1, Role::Follower, 2, 3, 3, DIGEST_B));
         poll(&mut app, at, status(2, Role::Follower, 2, 3, 3, DIGEST_B));
@@ -383,7 +402,13 @@ pub(crate) mod fixtures {
             }]
         );
         process(&mut app, T0 + 4_020, 2, ProcessEvent::Started { pid: 4202 });
-        log_event(&mut app, T0 + 4_500, 2, "became_leader", &[("term", "4")]);
+        log_event(
+            &mut app,
+            T0 + 4_500,
+            2,
+            log_events::BECAME_LEADER,
+            &[("term", "4")],
+        );
         let mut one = status(1, Role::Follower, 4, 2, 0, DIGEST_C);
         one.commit_index = 4;
         one.last_index = 4;

@@ -8,7 +8,13 @@ use super::*;
 #[test]
 fn failover_is_timed_from_the_kill() {
     let mut app = election();
-    log_event(&mut app, T0 + 10_412, 1, "became_leader", &[("term", "3")]);
+    log_event(
+        &mut app,
+        T0 + 10_412,
+        1,
+        log_events::BECAME_LEADER,
+        &[("term", "3")],
+    );
     let timeline = timeline_text(&app);
     assert!(timeline.contains(&"node 1 lost the leader after 180 ms of silence, term 2 (181 ms after node 2 was killed)".to_string()), "{timeline:#?}");
     assert!(
@@ -142,7 +148,7 @@ fn storage_events_read_as_sentences() {
         &mut app,
         T0 + 100,
         1,
-        "recovery",
+        log_events::RECOVERY,
         &[
             ("last_index", "52"),
             ("snapshot_index", "0"),
@@ -155,7 +161,7 @@ fn storage_events_read_as_sentences() {
         &mut app,
         T0 + 200,
         1,
-        "snapshot_sent",
+        log_events::SNAPSHOT_SENT,
         &[
             ("bytes", "1248974"),
             ("index", "30004"),
@@ -167,14 +173,14 @@ fn storage_events_read_as_sentences() {
         &mut app,
         T0 + 300,
         3,
-        "snapshot_installed",
+        log_events::SNAPSHOT_INSTALLED,
         &[("index", "30004"), ("term", "3")],
     );
     log_event(
         &mut app,
         T0 + 400,
         2,
-        "leader_lost",
+        log_events::LEADER_LOST,
         &[
             ("leader", "1"),
             ("reason", "eof"),
@@ -200,7 +206,13 @@ fn storage_events_read_as_sentences() {
 fn the_timeline_is_bounded() {
     let mut app = started();
     for i in 0..(TIMELINE_EVENTS_MAX as u64 + 10) {
-        log_event(&mut app, T0 + i, 1, "stepped_down", &[("term", "1")]);
+        log_event(
+            &mut app,
+            T0 + i,
+            1,
+            log_events::STEPPED_DOWN,
+            &[("term", "1")],
+        );
     }
     assert_eq!(app.timeline.len(), TIMELINE_EVENTS_MAX);
 }
@@ -359,13 +371,25 @@ fn readmission_events_read_as_sentences_once_each() {
         ("incarnation", INCARNATION_NEW),
         ("registered_incarnation", INCARNATION_OLD),
     ];
-    log_event(&mut app, T0 + 100, 3, "peer_incarnation_changed", &changed);
-    log_event(&mut app, T0 + 101, 2, "peer_incarnation_changed", &changed);
+    log_event(
+        &mut app,
+        T0 + 100,
+        3,
+        log_events::PEER_INCARNATION_CHANGED,
+        &changed,
+    );
+    log_event(
+        &mut app,
+        T0 + 101,
+        2,
+        log_events::PEER_INCARNATION_CHANGED,
+        &changed,
+    );
     log_event(
         &mut app,
         T0 + 200,
         3,
-        "readmission_proposed",
+        log_events::READMISSION_PROPOSED,
         &[
             ("peer", "1"),
             ("incarnation", INCARNATION_NEW),
@@ -383,7 +407,7 @@ fn readmission_events_read_as_sentences_once_each() {
             &mut app,
             T0 + 300 + id,
             id,
-            "member_readmitted",
+            log_events::MEMBER_READMITTED,
             &readmitted,
         );
     }
@@ -391,7 +415,7 @@ fn readmission_events_read_as_sentences_once_each() {
         &mut app,
         T0 + 400,
         3,
-        "member_readmitted",
+        log_events::MEMBER_READMITTED,
         &[("index", "54")],
     );
     let timeline = timeline_text(&app);
