@@ -1,9 +1,14 @@
-//! A node's RAFT.STATUS, typed, and fetching it with a deadline.
+//! A node's RAFT.STATUS, typed, and fetching it with a deadline. The field
+//! names and their decoding are the node's (`raftkv_node::driver::status`),
+//! where `NodeStatus::fields` publishes them.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use raftkv_node::client::Connection;
+use raftkv_node::driver::status::{
+    field, id_list, number, optional_flag, optional_incarnation, text,
+};
 use raftkv_node::resp::Frame;
 
 /// A node's role as RAFT.STATUS names it.
@@ -70,42 +75,31 @@ pub struct NodeStatus {
 }
 
 impl NodeStatus {
-    /// From RAFT.STATUS field/value pairs; names the first missing or bad field.
+    /// From RAFT.STATUS field/value pairs, read through the node's schema
+    /// (`raftkv_node::driver::status`); names the first missing or bad field.
     pub fn from_fields(fields: &BTreeMap<String, String>) -> Result<NodeStatus, String> {
-        let text = |name: &str| {
-            fields
-                .get(name)
-                .cloned()
-                .ok_or_else(|| format!("RAFT.STATUS has no '{name}' field"))
-        };
-        let number = |name: &str| -> Result<u64, String> {
-            let value = text(name)?;
-            value
-                .parse()
-                .map_err(|_| format!("RAFT.STATUS field '{name}' is '{value}', not a number"))
-        };
         Ok(NodeStatus {
-            id: number("id")?,
-            role: Role::parse(&text("role")?),
-            term: number("term")?,
-            leader_id: number("leader_id")?,
+            id: number(fields, field::ID)?,
+            role: Role::parse(&text(fields, field::ROLE)?),
+            term: number(fields, field::TERM)?,
+            leader_id: number(fields, field::LEADER_ID)?,
             leader_client_addr: fields
-                .get("leader_client_addr")
+                .get(field::LEADER_CLIENT_ADDR)
                 .cloned()
                 .unwrap_or_default(),
-            commit_index: number("commit_index")?,
-            applied_index: number("applied_index")?,
-            first_index: number("first_index").unwrap_or(0),
-            last_index: number("last_index")?,
-            snapshot_index: number("snapshot_index").unwrap_or(0),
-            keys: number("keys")?,
-            digest: text("digest")?,
-            leader_contact_ms: number("leader_contact_ms").unwrap_or(0),
-            pid: u32::try_from(number("pid").unwrap_or(0)).unwrap_or(0),
-            uptime_ms: number("uptime_ms").unwrap_or(0),
+            commit_index: number(fields, field::COMMIT_INDEX)?,
+            applied_index: number(fields, field::APPLIED_INDEX)?,
+            first_index: number(fields, field::FIRST_INDEX).unwrap_or(0),
+            last_index: number(fields, field::LAST_INDEX)?,
+            snapshot_index: number(fields, field::SNAPSHOT_INDEX).unwrap_or(0),
+            keys: number(fields, field::KEYS)?,
+            digest: text(fields, field::DIGEST)?,
+            leader_contact_ms: number(fields, field::LEADER_CONTACT_MS).unwrap_or(0),
+            pid: u32::try_from(number(fields, field::PID).unwrap_or(0)).unwrap_or(0),
+            uptime_ms: number(fields, field::UPTIME_MS).unwrap_or(0),
             incarnation: optional_incarnation(fields)?,
-            registered: optional_flag(fields, "registered")?,
-            strangers: id_list(fields, "strangers")?,
+            registered: optional_flag(fields, field::REGISTERED)?,
+            strangers: id_list(fields, field::STRANGERS)?,
         })
     }
 
@@ -124,54 +118,6 @@ impl NodeStatus {
         self.role == Role::Leader
     }
 }
-
-/// `incarnation`: absent on older nodes; when present, 16 lowercase hex chars.
-fn optional_incarnation(fields: &BTreeMap<String, String>) -> Result<Option<String>, String> {
-    let Some(value) = fields.get("incarnation") else {
-        return Ok(None);
-    };
-    let is_hex = value
-        .chars()
-        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
-    if value.len() != INCARNATION_HEX_CHARS || !is_hex {
-        return Err(format!(
-            "RAFT.STATUS field 'incarnation' is '{value}', not {INCARNATION_HEX_CHARS} lowercase hex chars"
-        ));
-    }
-    Ok(Some(value.clone()))
-}
-
-/// A `0`/`1` field that older nodes do not send.
-fn optional_flag(fields: &BTreeMap<String, String>, name: &str) -> Result<Option<bool>, String> {
-    match fields.get(name).map(String::as_str) {
-        None => Ok(None),
-        Some("1") => Ok(Some(true)),
-        Some("0") => Ok(Some(false)),
-        Some(other) => Err(format!(
-            "RAFT.STATUS field '{name}' is '{other}', not 0 or 1"
-        )),
-    }
-}
-
-/// A comma-separated list of node ids (absent or empty: none).
-fn id_list(fields: &BTreeMap<String, String>, name: &str) -> Result<Vec<u64>, String> {
-    let Some(value) = fields.get(name) else {
-        return Ok(Vec::new());
-    };
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            part.parse().map_err(|_| {
-                format!("RAFT.STATUS field '{name}' is '{value}', not a list of node ids")
-            })
-        })
-        .collect()
-}
-
-/// Length of an incarnation id in hex (64 random bits).
-pub const INCARNATION_HEX_CHARS: usize = 16;
 
 /// The first four hex chars and an ellipsis, as the timeline shows an incarnation.
 pub fn short_incarnation(incarnation: &str) -> String {

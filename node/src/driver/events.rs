@@ -141,5 +141,5 @@ pub(crate) fn log_event(event: &Event, tick_ms: u64, had_leader: bool) {
 
 /// An incarnation as logs and RAFT.STATUS show it.
 fn hex(incarnation: u64) -> String {
-    format!("{incarnation:016x}")
+    super::status::incarnation_text(incarnation)
 }

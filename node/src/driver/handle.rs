@@ -1,11 +1,14 @@
 //! The handle the RESP server (and tests) use to talk to the driver, and
-//! what it answers: `NodeStatus` for RAFT.STATUS, `WriteError` and
-//! `ReadError` for requests that were not served.
+//! what it answers: `NodeStatus` for RAFT.STATUS (defined with its schema
+//! in `driver::status`), `WriteError` and `ReadError` for requests that
+//! were not served.
 
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 use raftkv::kv::{Command, KvStore, Reply};
+
+pub use super::status::NodeStatus;
 
 /// Why a write was not done. `NotLeader` and `NoLeader` mean the command was
 /// definitely not applied; `OutcomeUnknown` means it may or may not be.
@@ -35,81 +38,6 @@ pub enum ReadError {
     NoLeader,
     #[error("{0}")]
     Refused(String),
-}
-
-/// Everything RAFT.STATUS shows. Cheap to copy out (the driver publishes it).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct NodeStatus {
-    pub id: u64,
-    pub role: &'static str,
-    pub term: u64,
-    pub leader_id: u64,
-    /// Empty when no leader is known.
-    pub leader_client_addr: String,
-    pub commit_index: u64,
-    pub applied_index: u64,
-    pub first_index: u64,
-    pub last_index: u64,
-    pub snapshot_index: u64,
-    pub keys: u64,
-    pub digest: String,
-    /// Milliseconds since this node last heard from the leader (0 on the leader).
-    pub leader_contact_ms: u64,
-    /// Leader only: (peer id, match index).
-    pub match_index: Vec<(u64, u64)>,
-    /// This node's incarnation (16 hex digits): drawn when its data dir was empty.
-    pub incarnation: String,
-    /// This incarnation is the voter the committed member registry names
-    /// (false after an empty disk, until the cluster re-admits it).
-    pub registered: bool,
-    /// Leader only: peers whose replies come from another incarnation than
-    /// the registered one, so they count for neither votes nor commit.
-    pub strangers: Vec<u64>,
-    pub pid: u32,
-    pub uptime_ms: u64,
-}
-
-impl NodeStatus {
-    /// Field/value pairs in RAFT.STATUS order (also used by `INFO raft`).
-    pub fn fields(&self) -> Vec<(String, String)> {
-        let mut out = vec![
-            ("id".to_string(), self.id.to_string()),
-            ("role".to_string(), self.role.to_string()),
-            ("term".to_string(), self.term.to_string()),
-            ("leader_id".to_string(), self.leader_id.to_string()),
-            (
-                "leader_client_addr".to_string(),
-                self.leader_client_addr.clone(),
-            ),
-            ("commit_index".to_string(), self.commit_index.to_string()),
-            ("applied_index".to_string(), self.applied_index.to_string()),
-            ("first_index".to_string(), self.first_index.to_string()),
-            ("last_index".to_string(), self.last_index.to_string()),
-            (
-                "snapshot_index".to_string(),
-                self.snapshot_index.to_string(),
-            ),
-            ("keys".to_string(), self.keys.to_string()),
-            ("digest".to_string(), self.digest.clone()),
-            (
-                "leader_contact_ms".to_string(),
-                self.leader_contact_ms.to_string(),
-            ),
-        ];
-        for (peer, index) in &self.match_index {
-            out.push((format!("match_index_{peer}"), index.to_string()));
-        }
-        out.push(("incarnation".to_string(), self.incarnation.clone()));
-        out.push((
-            "registered".to_string(),
-            u8::from(self.registered).to_string(),
-        ));
-        let strangers: Vec<String> = self.strangers.iter().map(u64::to_string).collect();
-        out.push(("strangers".to_string(), strangers.join(",")));
-        out.push(("pid".to_string(), self.pid.to_string()));
-        out.push(("uptime_ms".to_string(), self.uptime_ms.to_string()));
-        out
-    }
 }
 
 /// A cloneable handle to a running node: requests go to the driver task

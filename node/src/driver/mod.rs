@@ -11,6 +11,7 @@ mod events;
 pub mod handle;
 mod persister;
 mod run;
+pub mod status;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;

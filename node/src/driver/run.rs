@@ -18,6 +18,7 @@ use super::compaction::{Compaction, Written};
 use super::events::log_event;
 use super::handle::{NodeStatus, ReadError, WriteError};
 use super::persister::{Persister, Report};
+use super::status::incarnation_text;
 use super::{PendingReads, PendingWrites, Request, Shared, INPUTS_PER_READY_MAX};
 use crate::log_events;
 use crate::options::NodeOptions;
@@ -722,7 +723,7 @@ impl Driver {
             digest: std::mem::take(&mut previous.digest),
             leader_contact_ms: 0,
             match_index: status.match_index,
-            incarnation: format!("{:016x}", status.incarnation),
+            incarnation: incarnation_text(status.incarnation),
             registered: status.registered,
             strangers: status.strangers,
             pid: std::process::id(),
