@@ -11,6 +11,7 @@ mod cluster;
 mod dashboard;
 mod digest;
 mod evidence;
+mod gate_record;
 mod integrity;
 mod jobs;
 mod kv_cli;

@@ -31,27 +31,18 @@ use tokio_util::sync::CancellationToken;
 use crate::clock;
 use crate::cluster::ClusterLayout;
 use crate::digest::state_digest;
-use crate::evidence::{
-    self, BenchResult, Bundle, CatchUp, DigestRow, Election, GateNode, GateRecord, ItemResult,
-    RunMode, StepKind, TimelineEntry, Verdict,
+use crate::evidence::{self, Bundle};
+use crate::gate_record::{
+    self, BenchResult, CatchUp, DigestRow, Election, GateNode, GateRecord, ItemResult, RunMode,
+    StepKind, TimelineEntry, Verdict,
 };
 use crate::integrity::{Alarm, IntegrityWatch};
-use crate::plan::{self, bench_key_name, key_name, ITEM_COUNT, ITEM_NAMES};
+use crate::plan::{
+    self, bench_key_name, key_name, BENCH_CLIENTS, BENCH_SETS, ITEM_COUNT, ITEM_NAMES,
+    KEYS_PER_PHASE,
+};
 use crate::status::{NodeStatus, Role, StatusFetcher};
 use crate::supervisor::{ExitKind, ProcessEvent, ProcessReport, Supervisor};
-
-/// Keys written in each write phase (items 2 and 5).
-pub const KEYS_PER_PHASE: u64 = 50;
-/// SETs of the built-in benchmark (item 8).
-pub const BENCH_SETS: u64 = 2_000;
-/// Concurrent benchmark clients, each with its own connection.
-pub const BENCH_CLIENTS: u64 = 16;
-const _: () = assert!(
-    BENCH_SETS.is_multiple_of(BENCH_CLIENTS),
-    "every client writes the same share"
-);
-const _: () = assert!(2 * KEYS_PER_PHASE <= 9_999, "key names have four digits");
-const _: () = assert!(BENCH_SETS <= 9_999, "bench key names have four digits");
 
 /// How often a waiting step polls its condition.
 pub const POLL_INTERVAL_MS: u64 = 20;
@@ -248,7 +239,7 @@ impl GateContext {
     ) -> GateContext {
         GateContext {
             mode: RunMode::Dashboard,
-            nodes: evidence::nodes_from_layout(layout),
+            nodes: gate_record::nodes_from_layout(layout),
             data_dir: Some(layout.data_dir.clone()),
             processes: ProcessControl::Dashboard(requests),
             out_dir,
@@ -266,7 +257,7 @@ impl GateContext {
         log_dir: Option<&Path>,
         out_dir: PathBuf,
     ) -> GateContext {
-        let nodes = evidence::nodes_from_addrs(nodes, log_dir);
+        let nodes = gate_record::nodes_from_addrs(nodes, log_dir);
         GateContext {
             mode: RunMode::Attached,
             nodes,

@@ -21,7 +21,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::ops::Range;
 use std::path::PathBuf;
 
-use crate::evidence::GateRecord;
+use crate::gate_record::GateRecord;
 use crate::integrity::IntegrityWatch;
 use crate::poll::{LogLine, StatusReport};
 use crate::scenario::{GateOutcome, GateProgress};

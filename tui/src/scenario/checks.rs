@@ -9,7 +9,8 @@ use raftkv_node::client::{Connection, NODE_QUERY_TIMEOUT_MS};
 use raftkv_node::resp::Frame;
 
 use crate::clock;
-use crate::evidence::{self, GateNode};
+use crate::evidence;
+use crate::gate_record::{self, GateNode};
 use crate::poll::{parse_event_line, LogLine};
 use crate::status::NodeStatus;
 
@@ -214,8 +215,8 @@ pub(crate) fn detection_of(
     line_number: usize,
     line: &LogLine,
     killed_at_ms: u64,
-) -> evidence::Detection {
-    evidence::Detection {
+) -> gate_record::Detection {
+    gate_record::Detection {
         node,
         after_kill_ms: line.at_ms.saturating_sub(killed_at_ms),
         event: line.event.clone().unwrap_or_default(),

@@ -114,7 +114,7 @@ impl Gate {
             .cloned()
             .collect();
         let deadline = Instant::now() + Duration::from_millis(DETECTION_DEADLINE_MS);
-        let mut found: BTreeMap<u64, evidence::Detection> = BTreeMap::new();
+        let mut found: BTreeMap<u64, gate_record::Detection> = BTreeMap::new();
         let mut problems: BTreeMap<u64, String> = BTreeMap::new();
         loop {
             let pending: Vec<&GateNode> = survivors
@@ -149,7 +149,7 @@ impl Gate {
                 break;
             }
         }
-        let detections: Vec<evidence::Detection> = found.into_values().collect();
+        let detections: Vec<gate_record::Detection> = found.into_values().collect();
         for d in &detections {
             self.emit(
                 "3.2",

@@ -302,7 +302,10 @@ fn v_and_d_fail_with_the_alarm_even_when_every_key_reads_back() {
     );
     let mut record = gate_record(&[], &[]);
     for item in 1..=ITEM_COUNT {
-        record.set_item(item, crate::evidence::ItemResult::pass("measured", "here"));
+        record.set_item(
+            item,
+            crate::gate_record::ItemResult::pass("measured", "here"),
+        );
     }
     app.update(
         Report::GateFinished(Box::new(GateOutcome {
