@@ -7,12 +7,15 @@
 //!
 //! This file holds the run itself (items 1, 2, 7, 8 and the checkpoints);
 //! `failover` holds items 3-6 (kill, detection, election, restart),
-//! `checks` the pure evaluation of what was observed, `write_bench` the
-//! built-in benchmark and `demo` the `raftkv demo` command.
+//! `probes` the reads of node logs and keys, `checks` the pure evaluation of
+//! what was observed, `sabotage` the test-only WAL corruption, `write_bench`
+//! the built-in benchmark and `demo` the `raftkv demo` command.
 
 mod checks;
 mod demo;
 mod failover;
+mod probes;
+mod sabotage;
 mod write_bench;
 
 pub use demo::{run_demo, DemoArgs, EXIT_CANNOT_START};
@@ -770,7 +773,7 @@ impl Gate {
             let checks = futures::future::join_all(pending.iter().map(|id| {
                 let addr = self.addr(*id);
                 let expected = &expected;
-                async move { (*id, checks::read_local_values(&addr, expected).await) }
+                async move { (*id, probes::read_local_values(&addr, expected).await) }
             }))
             .await;
             for (id, check) in checks {

@@ -1,17 +1,9 @@
 //! Pure evaluation of what the gate observed: leader agreement, detection
-//! and election lines in node logs, read-back values, and the test-only WAL
-//! sabotage. No waiting here; the scenario polls and these judge.
+//! and election lines in node logs, read-back values. No I/O and no waiting
+//! here: `probes` reads the nodes, the scenario polls, and these judge.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use raftkv_node::client::{Connection, NODE_QUERY_TIMEOUT_MS};
-use raftkv_node::resp::Frame;
-
-use crate::clock;
-use crate::evidence;
-use crate::gate_record::{self, GateNode};
-use crate::poll::{parse_event_line, LogLine};
+use crate::gate_record;
+use crate::poll::LogLine;
 use crate::status::NodeStatus;
 
 /// The leader every answering node agrees on, if a majority of the
@@ -110,21 +102,6 @@ pub fn find_became_leader(
         .map(|(number, line)| (*number, line))
 }
 
-/// Numbered, parsed lines of this run's part of a node's event log.
-pub fn read_event_lines(node: &GateNode) -> Result<Vec<(usize, LogLine)>, String> {
-    let path = node
-        .event_log
-        .as_ref()
-        .ok_or_else(|| format!("node {}'s log is not on this machine", node.id))?;
-    let bytes = evidence::read_log_portion(path, node.log_start_offset_bytes)?;
-    let now_ms = clock::now_ms();
-    Ok(String::from_utf8_lossy(&bytes)
-        .lines()
-        .enumerate()
-        .map(|(i, line)| (i + 1, parse_event_line(node.id, line, now_ms)))
-        .collect())
-}
-
 /// How one node's copy of some keys compares with what was written.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyCheck {
@@ -177,34 +154,6 @@ pub fn compare_values(expected: &[(String, String)], found: &[Option<Vec<u8>>]) 
     check
 }
 
-/// Flips the checksum byte of the first record of the node's oldest WAL
-/// segment: the node must then refuse to start (DESIGN.md "Storage").
-pub fn corrupt_wal(node_data_dir: &Path) -> Result<String, String> {
-    let wal_dir = node_data_dir.join("wal");
-    let mut segments: Vec<PathBuf> = std::fs::read_dir(&wal_dir)
-        .map_err(|e| format!("cannot list {}: {e}", wal_dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "wal"))
-        .collect();
-    segments.sort();
-    let first = segments
-        .first()
-        .ok_or_else(|| format!("{} holds no WAL segment", wal_dir.display()))?;
-    let mut bytes =
-        std::fs::read(first).map_err(|e| format!("cannot read {}: {e}", first.display()))?;
-    // Record layout: u32 length | u32 CRC32C | payload.
-    const CHECKSUM_BYTE_OFFSET: usize = 4;
-    let byte = bytes
-        .get_mut(CHECKSUM_BYTE_OFFSET)
-        .ok_or_else(|| format!("{} is too short to corrupt", first.display()))?;
-    *byte ^= 0xFF;
-    std::fs::write(first, &bytes).map_err(|e| format!("cannot write {}: {e}", first.display()))?;
-    Ok(format!(
-        "flipped byte {CHECKSUM_BYTE_OFFSET} (the first record's checksum) of {}",
-        first.display()
-    ))
-}
-
 /// The first 16 hex digits of a digest: enough to tell digests apart in a line.
 pub(crate) fn short(digest: &str) -> &str {
     digest.get(..16).unwrap_or(digest)
@@ -226,49 +175,12 @@ pub(crate) fn detection_of(
     }
 }
 
-/// Reads `expected`'s keys from one node's own state: READONLY, then one MGET.
-pub(crate) async fn read_local_values(
-    addr: &str,
-    expected: &[(String, String)],
-) -> Result<KeyCheck, String> {
-    let timeout = Duration::from_millis(NODE_QUERY_TIMEOUT_MS);
-    let mut connection = Connection::connect(addr, timeout)
-        .await
-        .map_err(|e| e.to_string())?;
-    match connection
-        .request(&[b"READONLY"])
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        Frame::Simple(ok) if ok == "OK" => {}
-        other => return Err(format!("{addr} answered READONLY with {other:?}")),
-    }
-    let mut args: Vec<&[u8]> = vec![b"MGET"];
-    args.extend(expected.iter().map(|(key, _)| key.as_bytes()));
-    let values = match connection.request(&args).await.map_err(|e| e.to_string())? {
-        Frame::Array(items) if items.len() == expected.len() => items
-            .into_iter()
-            .map(|item| match item {
-                Frame::Bulk(bytes) => Ok(Some(bytes.to_vec())),
-                Frame::Null => Ok(None),
-                other => Err(format!("{addr} answered MGET with an element {other:?}")),
-            })
-            .collect::<Result<Vec<_>, String>>()?,
-        Frame::Error(message) => return Err(format!("{addr} refused MGET: {message}")),
-        other => {
-            return Err(format!(
-                "{addr} answered MGET of {} keys with {other:?}",
-                expected.len()
-            ))
-        }
-    };
-    Ok(compare_values(expected, &values))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock;
     use crate::plan::key_name;
+    use crate::poll::parse_event_line;
     use crate::status::tests::fields;
 
     fn status(id: u64, role: &str, term: u64, leader_id: u64) -> NodeStatus {
@@ -400,24 +312,5 @@ mod tests {
         );
         // A short reply counts the rest as missing, never panics.
         assert_eq!(compare_values(&expected, &[]).missing.len(), 4);
-    }
-
-    #[test]
-    fn corrupting_the_wal_flips_the_first_records_checksum() {
-        let dir = tempfile::tempdir().unwrap();
-        let wal = dir.path().join("wal");
-        std::fs::create_dir_all(&wal).unwrap();
-        std::fs::write(wal.join("00000002.wal"), [0u8; 16]).unwrap();
-        std::fs::write(wal.join("00000001.wal"), [1u8; 16]).unwrap();
-        let note = corrupt_wal(dir.path()).unwrap();
-        assert!(note.contains("00000001.wal"), "{note}");
-        let bytes = std::fs::read(wal.join("00000001.wal")).unwrap();
-        assert_eq!(bytes[4], 0xFE);
-        assert_eq!(bytes[3], 1);
-        assert_eq!(std::fs::read(wal.join("00000002.wal")).unwrap(), [0u8; 16]);
-        let empty = tempfile::tempdir().unwrap();
-        assert!(corrupt_wal(empty.path())
-            .unwrap_err()
-            .contains("cannot list"));
     }
 }

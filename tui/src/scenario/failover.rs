@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::checks::{
-    corrupt_wal, detection_of, find_became_leader, find_detection, read_event_lines,
-};
+use super::checks::{detection_of, find_became_leader, find_detection};
+use super::probes::read_event_lines;
+use super::sabotage::corrupt_wal;
 use super::*;
 
 impl Gate {
