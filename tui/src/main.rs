@@ -14,6 +14,7 @@ mod evidence;
 mod gate_record;
 mod integrity;
 mod jobs;
+mod key_check;
 mod kv_cli;
 mod plan;
 mod poll;

@@ -7,7 +7,7 @@
 //!
 //! This file holds the run itself (items 1, 2, 7, 8 and the checkpoints);
 //! `failover` holds items 3-6 (kill, detection, election, restart),
-//! `probes` the reads of node logs and keys, `checks` the pure evaluation of
+//! `probes` the reads of node logs, `checks` the pure evaluation of
 //! what was observed, `sabotage` the test-only WAL corruption, `write_bench`
 //! the built-in benchmark and `demo` the `raftkv demo` command.
 
@@ -40,6 +40,7 @@ use crate::gate_record::{
     StepKind, TimelineEntry, Verdict,
 };
 use crate::integrity::{Alarm, IntegrityWatch};
+use crate::key_check;
 use crate::plan::{
     self, bench_key_name, key_name, BENCH_CLIENTS, BENCH_SETS, ITEM_COUNT, ITEM_NAMES,
     KEYS_PER_PHASE,
@@ -773,7 +774,7 @@ impl Gate {
             let checks = futures::future::join_all(pending.iter().map(|id| {
                 let addr = self.addr(*id);
                 let expected = &expected;
-                async move { (*id, probes::read_local_values(&addr, expected).await) }
+                async move { (*id, key_check::read_back(&addr, expected).await) }
             }))
             .await;
             for (id, check) in checks {

@@ -1,6 +1,7 @@
 //! Pure evaluation of what the gate observed: leader agreement, detection
-//! and election lines in node logs, read-back values. No I/O and no waiting
-//! here: `probes` reads the nodes, the scenario polls, and these judge.
+//! and election lines in node logs. No I/O and no waiting here: `probes`
+//! reads the node logs, the scenario polls, and these judge. Read-back keys
+//! are judged by `crate::key_check`, shared with the dashboard's `v`.
 
 use crate::gate_record;
 use crate::poll::LogLine;
@@ -102,58 +103,6 @@ pub fn find_became_leader(
         .map(|(number, line)| (*number, line))
 }
 
-/// How one node's copy of some keys compares with what was written.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeyCheck {
-    pub right: u64,
-    pub missing: Vec<String>,
-    /// (key, value found)
-    pub wrong: Vec<(String, String)>,
-}
-
-impl KeyCheck {
-    pub fn is_complete(&self) -> bool {
-        self.missing.is_empty() && self.wrong.is_empty()
-    }
-
-    /// `48/50 right; missing key:0049, key:0050`
-    pub fn describe(&self, total: u64) -> String {
-        let mut text = format!("{}/{total} right", self.right);
-        if !self.missing.is_empty() {
-            let shown: Vec<&str> = self.missing.iter().take(3).map(String::as_str).collect();
-            text.push_str(&format!(
-                "; {} missing ({}",
-                self.missing.len(),
-                shown.join(", ")
-            ));
-            text.push_str(if self.missing.len() > 3 {
-                ", ...)"
-            } else {
-                ")"
-            });
-        }
-        if let Some((key, value)) = self.wrong.first() {
-            text.push_str(&format!("; {} wrong ({key} = '{value}')", self.wrong.len()));
-        }
-        text
-    }
-}
-
-/// Compares values read back (in key order, `None` = missing) with the expected ones.
-pub fn compare_values(expected: &[(String, String)], found: &[Option<Vec<u8>>]) -> KeyCheck {
-    let mut check = KeyCheck::default();
-    for (i, (key, value)) in expected.iter().enumerate() {
-        match found.get(i).cloned().flatten() {
-            None => check.missing.push(key.clone()),
-            Some(bytes) if bytes == value.as_bytes() => check.right += 1,
-            Some(bytes) => check
-                .wrong
-                .push((key.clone(), String::from_utf8_lossy(&bytes).into_owned())),
-        }
-    }
-    check
-}
-
 /// The first 16 hex digits of a digest: enough to tell digests apart in a line.
 pub(crate) fn short(digest: &str) -> &str {
     digest.get(..16).unwrap_or(digest)
@@ -179,7 +128,6 @@ pub(crate) fn detection_of(
 mod tests {
     use super::*;
     use crate::clock;
-    use crate::plan::key_name;
     use crate::poll::parse_event_line;
     use crate::status::tests::fields;
 
@@ -285,32 +233,5 @@ mod tests {
         let (number, line) = find_became_leader(&lines, 3, kill_ms).unwrap();
         assert_eq!((number, line.at_ms - kill_ms), (5, 310));
         assert!(find_became_leader(&lines, 4, kill_ms).is_none());
-    }
-
-    #[test]
-    fn read_back_values_are_compared_key_by_key() {
-        let expected: Vec<(String, String)> = (1..=4)
-            .map(|n| (key_name(n), format!("value-{n}")))
-            .collect();
-        let found = vec![
-            Some(b"value-1".to_vec()),
-            None,
-            Some(b"value-9".to_vec()),
-            Some(b"value-4".to_vec()),
-        ];
-        let check = compare_values(&expected, &found);
-        assert_eq!(check.right, 2);
-        assert_eq!(check.missing, vec!["key:0002"]);
-        assert_eq!(
-            check.wrong,
-            vec![("key:0003".to_string(), "value-9".to_string())]
-        );
-        assert!(!check.is_complete());
-        assert_eq!(
-            check.describe(4),
-            "2/4 right; 1 missing (key:0002); 1 wrong (key:0003 = 'value-9')"
-        );
-        // A short reply counts the rest as missing, never panics.
-        assert_eq!(compare_values(&expected, &[]).missing.len(), 4);
     }
 }

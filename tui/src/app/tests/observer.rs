@@ -5,6 +5,7 @@
 #![allow(clippy::single_range_in_vec_init)]
 
 use super::*;
+use crate::key_check::KeyCheck;
 #[test]
 fn failover_is_timed_from_the_kill() {
     let mut app = election();
