@@ -22,7 +22,8 @@ use crate::clock;
 use crate::cluster::{
     node_log_path, node_output_path, parse_addr_list, ClusterArgs, ClusterLayout,
 };
-use crate::evidence::{self, GateRecord, RunMode};
+use crate::evidence;
+use crate::gate_record::{self, GateRecord, RunMode};
 use crate::jobs::{self, KeySpace};
 use crate::poll::{self, LogLine, StatusReport};
 use crate::scenario::{self, GateContext, GateOutcome, GateProgress, ProcessRequest};
@@ -165,10 +166,10 @@ impl Workers {
     }
 
     /// The nodes a bundle names when no gate has run.
-    fn export_nodes(&self) -> Vec<evidence::GateNode> {
+    fn export_nodes(&self) -> Vec<gate_record::GateNode> {
         match &self.layout {
-            Some(layout) => evidence::nodes_from_layout(layout),
-            None => evidence::nodes_from_addrs(self.nodes.clone(), Some(&self.log_dir)),
+            Some(layout) => gate_record::nodes_from_layout(layout),
+            None => gate_record::nodes_from_addrs(self.nodes.clone(), Some(&self.log_dir)),
         }
     }
 

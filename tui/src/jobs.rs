@@ -8,17 +8,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use raftkv_node::client::{ClientError, ClusterClient, Connection, NODE_QUERY_TIMEOUT_MS};
-use raftkv_node::resp::Frame;
+use raftkv_node::client::{ClientError, ClusterClient};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::{
-    BulkWriteResult, KeyCheck, NodeVerification, VerifyResult, WriteReport, VERIFY_EXAMPLES_MAX,
-};
+use crate::app::{BulkWriteResult, NodeVerification, VerifyResult, WriteReport};
 use crate::clock;
+use crate::key_check::{self, KeyCheck};
 use crate::status::{NodeStatus, StatusFetcher};
 
 /// One write may retry (elections, redirects) for this long before it fails.
@@ -31,8 +28,6 @@ pub const LOAD_WRITERS: usize = 4;
 pub const ACK_FLUSH_INTERVAL_MS: u64 = 100;
 /// The continuous load gives up when no write succeeded for this long.
 pub const LOAD_FAILING_MS_MAX: u64 = 30_000;
-/// GETs sent per pipeline while verifying.
-pub const VERIFY_PIPELINE_MAX: usize = 256;
 /// A node gets this long to apply everything committed before it is checked.
 pub const VERIFY_CATCH_UP_MS: u64 = 5_000;
 /// How often a lagging node's applied index is re-read while verifying.
@@ -353,6 +348,8 @@ pub async fn wait_applied(addr: &str, target: u64, patience: Duration) -> Result
     }
 }
 
+/// Waits for the node to apply everything committed, then reads every
+/// acknowledged key back from its own state.
 async fn verify_node(
     addr: &str,
     target: u64,
@@ -360,49 +357,12 @@ async fn verify_node(
     keys: &KeySpace,
 ) -> Result<KeyCheck, String> {
     wait_applied(addr, target, Duration::from_millis(VERIFY_CATCH_UP_MS)).await?;
-    let mut connection = Connection::connect(addr, Duration::from_millis(NODE_QUERY_TIMEOUT_MS))
-        .await
-        .map_err(|e| e.to_string())?;
-    let reply = connection
-        .request(&[b"READONLY"])
-        .await
-        .map_err(|e| e.to_string())?;
-    if let Frame::Error(message) = reply {
-        return Err(format!("READONLY refused: {message}"));
-    }
-    let mut check = KeyCheck::default();
-    let seqs: Vec<u64> = ranges.iter().flat_map(|r| r.clone()).collect();
-    for chunk in seqs.chunks(VERIFY_PIPELINE_MAX) {
-        let requests: Vec<Vec<Bytes>> = chunk
-            .iter()
-            .map(|seq| vec![Bytes::from_static(b"GET"), Bytes::from(keys.key(*seq))])
-            .collect();
-        let replies = connection
-            .pipeline(&requests)
-            .await
-            .map_err(|e| e.to_string())?;
-        for (seq, reply) in chunk.iter().zip(replies) {
-            let expected = keys.value(*seq);
-            let problem = match reply {
-                Frame::Bulk(value) if value == expected.as_bytes() => continue,
-                Frame::Null => {
-                    check.missing += 1;
-                    "missing"
-                }
-                Frame::Error(message) => {
-                    return Err(format!("GET {} failed: {message}", keys.key(*seq)))
-                }
-                _ => {
-                    check.wrong += 1;
-                    "wrong value"
-                }
-            };
-            if check.examples.len() < VERIFY_EXAMPLES_MAX {
-                check.examples.push(format!("{} {problem}", keys.key(*seq)));
-            }
-        }
-    }
-    Ok(check)
+    let expected: Vec<(String, String)> = ranges
+        .iter()
+        .flat_map(|range| range.clone())
+        .map(|seq| (keys.key(seq), keys.value(seq)))
+        .collect();
+    key_check::read_back(addr, &expected).await
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
-//! The quality gate's numbered plan and the names of its eight items: printed
-//! by `raftkv demo --plan` and at the start of every run, saved as DEMO.md in
-//! the evidence bundle, and kept equal to docs/DEMO.md by a test.
-
-use crate::scenario::{BENCH_CLIENTS, BENCH_SETS, KEYS_PER_PHASE};
+//! The quality gate's numbered plan, the names of its eight items and the
+//! counts it runs with: printed by `raftkv demo --plan` and at the start of
+//! every run, saved as DEMO.md in the evidence bundle, and kept equal to
+//! docs/DEMO.md by a test. The scenario runs with these constants and the
+//! bundle reports them; this module imports neither.
 
 /// The gate's items, in order, named exactly as the checklist prints them.
 pub const ITEM_NAMES: [&str; ITEM_COUNT] = [
@@ -16,6 +16,19 @@ pub const ITEM_NAMES: [&str; ITEM_COUNT] = [
     "Month 3 report written",
 ];
 pub const ITEM_COUNT: usize = 8;
+
+/// Keys written in each write phase (items 2 and 5).
+pub const KEYS_PER_PHASE: u64 = 50;
+/// SETs of the built-in benchmark (item 8).
+pub const BENCH_SETS: u64 = 2_000;
+/// Concurrent benchmark clients, each with its own connection.
+pub const BENCH_CLIENTS: u64 = 16;
+const _: () = assert!(
+    BENCH_SETS.is_multiple_of(BENCH_CLIENTS),
+    "every client writes the same share"
+);
+const _: () = assert!(2 * KEYS_PER_PHASE <= 9_999, "key names have four digits");
+const _: () = assert!(BENCH_SETS <= 9_999, "bench key names have four digits");
 
 /// The digest of key:0001..key:0100 = value-1..value-100 (DESIGN.md "State
 /// digest"): the state a fresh cluster must hold after step 6.

@@ -7,12 +7,15 @@
 //!
 //! This file holds the run itself (items 1, 2, 7, 8 and the checkpoints);
 //! `failover` holds items 3-6 (kill, detection, election, restart),
-//! `checks` the pure evaluation of what was observed, `write_bench` the
-//! built-in benchmark and `demo` the `raftkv demo` command.
+//! `probes` the reads of node logs, `checks` the pure evaluation of
+//! what was observed, `sabotage` the test-only WAL corruption, `write_bench`
+//! the built-in benchmark and `demo` the `raftkv demo` command.
 
 mod checks;
 mod demo;
 mod failover;
+mod probes;
+mod sabotage;
 mod write_bench;
 
 pub use demo::{run_demo, DemoArgs, EXIT_CANNOT_START};
@@ -31,27 +34,19 @@ use tokio_util::sync::CancellationToken;
 use crate::clock;
 use crate::cluster::ClusterLayout;
 use crate::digest::state_digest;
-use crate::evidence::{
-    self, BenchResult, Bundle, CatchUp, DigestRow, Election, GateNode, GateRecord, ItemResult,
-    RunMode, StepKind, TimelineEntry, Verdict,
+use crate::evidence::{self, Bundle};
+use crate::gate_record::{
+    self, BenchResult, CatchUp, DigestRow, Election, GateNode, GateRecord, ItemResult, RunMode,
+    StepKind, TimelineEntry, Verdict,
 };
 use crate::integrity::{Alarm, IntegrityWatch};
-use crate::plan::{self, bench_key_name, key_name, ITEM_COUNT, ITEM_NAMES};
+use crate::key_check;
+use crate::plan::{
+    self, bench_key_name, key_name, BENCH_CLIENTS, BENCH_SETS, ITEM_COUNT, ITEM_NAMES,
+    KEYS_PER_PHASE,
+};
 use crate::status::{NodeStatus, Role, StatusFetcher};
 use crate::supervisor::{ExitKind, ProcessEvent, ProcessReport, Supervisor};
-
-/// Keys written in each write phase (items 2 and 5).
-pub const KEYS_PER_PHASE: u64 = 50;
-/// SETs of the built-in benchmark (item 8).
-pub const BENCH_SETS: u64 = 2_000;
-/// Concurrent benchmark clients, each with its own connection.
-pub const BENCH_CLIENTS: u64 = 16;
-const _: () = assert!(
-    BENCH_SETS.is_multiple_of(BENCH_CLIENTS),
-    "every client writes the same share"
-);
-const _: () = assert!(2 * KEYS_PER_PHASE <= 9_999, "key names have four digits");
-const _: () = assert!(BENCH_SETS <= 9_999, "bench key names have four digits");
 
 /// How often a waiting step polls its condition.
 pub const POLL_INTERVAL_MS: u64 = 20;
@@ -248,7 +243,7 @@ impl GateContext {
     ) -> GateContext {
         GateContext {
             mode: RunMode::Dashboard,
-            nodes: evidence::nodes_from_layout(layout),
+            nodes: gate_record::nodes_from_layout(layout),
             data_dir: Some(layout.data_dir.clone()),
             processes: ProcessControl::Dashboard(requests),
             out_dir,
@@ -266,7 +261,7 @@ impl GateContext {
         log_dir: Option<&Path>,
         out_dir: PathBuf,
     ) -> GateContext {
-        let nodes = evidence::nodes_from_addrs(nodes, log_dir);
+        let nodes = gate_record::nodes_from_addrs(nodes, log_dir);
         GateContext {
             mode: RunMode::Attached,
             nodes,
@@ -779,7 +774,7 @@ impl Gate {
             let checks = futures::future::join_all(pending.iter().map(|id| {
                 let addr = self.addr(*id);
                 let expected = &expected;
-                async move { (*id, checks::read_local_values(&addr, expected).await) }
+                async move { (*id, key_check::read_back(&addr, expected).await) }
             }))
             .await;
             for (id, check) in checks {

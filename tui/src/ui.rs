@@ -11,7 +11,7 @@ use ratatui::widgets::{
 use crate::app::keymap::{self, FooterPlace, KEYMAP};
 use crate::app::{App, Convergence, Input, Mode, NodeView, ProcessState, Tone};
 use crate::clock::{format_duration_ms, format_time_of_day};
-use crate::evidence::{GateRecord, Verdict};
+use crate::gate_record::{GateRecord, Verdict};
 use crate::integrity::AlarmKind;
 use crate::plan::ITEM_NAMES;
 use crate::poll::LogSource;

@@ -114,7 +114,7 @@ fn attached_footer_offers_no_process_keys() {
 /// pane with each item's verdict so far, the step in progress and the bundle.
 #[test]
 fn gate_running() {
-    use crate::evidence::{GateRecord, ItemResult, RunMode, StepKind, TimelineEntry};
+    use crate::gate_record::{GateRecord, ItemResult, RunMode, StepKind, TimelineEntry};
     let mut app = fixtures::healthy();
     fixtures::key(
         &mut app,

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::{App, Effect, Mode, Tone};
-use crate::evidence::{GateRecord, StepKind, Verdict};
+use crate::gate_record::{GateRecord, StepKind, Verdict};
 use crate::plan::ITEM_COUNT;
 use crate::scenario::{GateOutcome, GateProgress};
 

@@ -21,7 +21,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::ops::Range;
 use std::path::PathBuf;
 
-use crate::evidence::GateRecord;
+use crate::gate_record::GateRecord;
 use crate::integrity::IntegrityWatch;
 use crate::poll::{LogLine, StatusReport};
 use crate::scenario::{GateOutcome, GateProgress};
@@ -32,8 +32,8 @@ pub use keymap::action_for_key;
 pub use nodes::{NodeConfig, NodeView, ProcessState, ATTACHED_REFUSAL};
 pub use observer::{Convergence, LeaderKill};
 pub use workload::{
-    AckedKeys, BulkWriteResult, KeyCheck, NodeVerification, VerifyResult, WriteRate, WriteReport,
-    BULK_WRITE_COUNT_DEFAULT, VERIFY_EXAMPLES_MAX,
+    AckedKeys, BulkWriteResult, NodeVerification, VerifyResult, WriteRate, WriteReport,
+    BULK_WRITE_COUNT_DEFAULT,
 };
 
 /// The event timeline keeps this many entries (older ones scroll away).

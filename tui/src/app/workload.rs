@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use super::{App, Effect, Flash, Tone, GATE_RUNNING_REFUSAL};
 use crate::clock::format_duration_ms;
+use crate::key_check::{KeyCheck, KEY_PROBLEM_EXAMPLES_PER_KIND_MAX};
 use crate::poll::StatusReport;
 use crate::status::NodeStatus;
 
@@ -21,6 +22,10 @@ pub const BULK_WRITE_COUNT_DEFAULT: u64 = 50;
 
 /// Verify reports name at most this many bad keys per node.
 pub const VERIFY_EXAMPLES_MAX: usize = 3;
+const _: () = assert!(
+    VERIFY_EXAMPLES_MAX <= KEY_PROBLEM_EXAMPLES_PER_KIND_MAX,
+    "a KeyCheck keeps the first bad keys the report names"
+);
 
 const _: () = assert!(BULK_WRITE_COUNTS[1] == BULK_WRITE_COUNT_DEFAULT);
 
@@ -156,14 +161,6 @@ pub struct NodeVerification {
     pub id: u64,
     /// `Err` when the node could not be checked (down, unreachable, behind).
     pub result: Result<KeyCheck, String>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeyCheck {
-    pub missing: u64,
-    pub wrong: u64,
-    /// A few of the bad keys, for the report.
-    pub examples: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -390,13 +387,13 @@ impl App {
         let mut problems = Vec::new();
         for node in &result.nodes {
             match &node.result {
-                Ok(check) if check.missing == 0 && check.wrong == 0 => {}
+                Ok(check) if check.is_complete() => {}
                 Ok(check) => problems.push(format!(
                     "node {}: {} missing, {} wrong ({})",
                     node.id,
                     check.missing,
                     check.wrong,
-                    check.examples.join(", ")
+                    check.examples_text(VERIFY_EXAMPLES_MAX)
                 )),
                 Err(error) => problems.push(format!("node {}: not checked, {error}", node.id)),
             }

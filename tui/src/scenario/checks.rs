@@ -1,17 +1,12 @@
 //! Pure evaluation of what the gate observed: leader agreement, detection
-//! and election lines in node logs, read-back values, and the test-only WAL
-//! sabotage. No waiting here; the scenario polls and these judge.
+//! and election lines in node logs. No I/O and no waiting here: `probes`
+//! reads the node logs, the scenario polls, and these judge. Read-back keys
+//! are judged by `crate::key_check`, shared with the dashboard's `v`.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use raftkv_node::client::{Connection, NODE_QUERY_TIMEOUT_MS};
 use raftkv_node::log_events;
-use raftkv_node::resp::Frame;
 
-use crate::clock;
-use crate::evidence::{self, GateNode};
-use crate::poll::{parse_event_line, LogLine};
+use crate::gate_record;
+use crate::poll::LogLine;
 use crate::status::NodeStatus;
 
 /// The leader every answering node agrees on, if a majority of the
@@ -110,101 +105,6 @@ pub fn find_became_leader(
         .map(|(number, line)| (*number, line))
 }
 
-/// Numbered, parsed lines of this run's part of a node's event log.
-pub fn read_event_lines(node: &GateNode) -> Result<Vec<(usize, LogLine)>, String> {
-    let path = node
-        .event_log
-        .as_ref()
-        .ok_or_else(|| format!("node {}'s log is not on this machine", node.id))?;
-    let bytes = evidence::read_log_portion(path, node.log_start_offset_bytes)?;
-    let now_ms = clock::now_ms();
-    Ok(String::from_utf8_lossy(&bytes)
-        .lines()
-        .enumerate()
-        .map(|(i, line)| (i + 1, parse_event_line(node.id, line, now_ms)))
-        .collect())
-}
-
-/// How one node's copy of some keys compares with what was written.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeyCheck {
-    pub right: u64,
-    pub missing: Vec<String>,
-    /// (key, value found)
-    pub wrong: Vec<(String, String)>,
-}
-
-impl KeyCheck {
-    pub fn is_complete(&self) -> bool {
-        self.missing.is_empty() && self.wrong.is_empty()
-    }
-
-    /// `48/50 right; missing key:0049, key:0050`
-    pub fn describe(&self, total: u64) -> String {
-        let mut text = format!("{}/{total} right", self.right);
-        if !self.missing.is_empty() {
-            let shown: Vec<&str> = self.missing.iter().take(3).map(String::as_str).collect();
-            text.push_str(&format!(
-                "; {} missing ({}",
-                self.missing.len(),
-                shown.join(", ")
-            ));
-            text.push_str(if self.missing.len() > 3 {
-                ", ...)"
-            } else {
-                ")"
-            });
-        }
-        if let Some((key, value)) = self.wrong.first() {
-            text.push_str(&format!("; {} wrong ({key} = '{value}')", self.wrong.len()));
-        }
-        text
-    }
-}
-
-/// Compares values read back (in key order, `None` = missing) with the expected ones.
-pub fn compare_values(expected: &[(String, String)], found: &[Option<Vec<u8>>]) -> KeyCheck {
-    let mut check = KeyCheck::default();
-    for (i, (key, value)) in expected.iter().enumerate() {
-        match found.get(i).cloned().flatten() {
-            None => check.missing.push(key.clone()),
-            Some(bytes) if bytes == value.as_bytes() => check.right += 1,
-            Some(bytes) => check
-                .wrong
-                .push((key.clone(), String::from_utf8_lossy(&bytes).into_owned())),
-        }
-    }
-    check
-}
-
-/// Flips the checksum byte of the first record of the node's oldest WAL
-/// segment: the node must then refuse to start (DESIGN.md "Storage").
-pub fn corrupt_wal(node_data_dir: &Path) -> Result<String, String> {
-    let wal_dir = node_data_dir.join("wal");
-    let mut segments: Vec<PathBuf> = std::fs::read_dir(&wal_dir)
-        .map_err(|e| format!("cannot list {}: {e}", wal_dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "wal"))
-        .collect();
-    segments.sort();
-    let first = segments
-        .first()
-        .ok_or_else(|| format!("{} holds no WAL segment", wal_dir.display()))?;
-    let mut bytes =
-        std::fs::read(first).map_err(|e| format!("cannot read {}: {e}", first.display()))?;
-    // Record layout: u32 length | u32 CRC32C | payload.
-    const CHECKSUM_BYTE_OFFSET: usize = 4;
-    let byte = bytes
-        .get_mut(CHECKSUM_BYTE_OFFSET)
-        .ok_or_else(|| format!("{} is too short to corrupt", first.display()))?;
-    *byte ^= 0xFF;
-    std::fs::write(first, &bytes).map_err(|e| format!("cannot write {}: {e}", first.display()))?;
-    Ok(format!(
-        "flipped byte {CHECKSUM_BYTE_OFFSET} (the first record's checksum) of {}",
-        first.display()
-    ))
-}
-
 /// The first 16 hex digits of a digest: enough to tell digests apart in a line.
 pub(crate) fn short(digest: &str) -> &str {
     digest.get(..16).unwrap_or(digest)
@@ -215,8 +115,8 @@ pub(crate) fn detection_of(
     line_number: usize,
     line: &LogLine,
     killed_at_ms: u64,
-) -> evidence::Detection {
-    evidence::Detection {
+) -> gate_record::Detection {
+    gate_record::Detection {
         node,
         after_kill_ms: line.at_ms.saturating_sub(killed_at_ms),
         event: line.event.clone().unwrap_or_default(),
@@ -226,49 +126,11 @@ pub(crate) fn detection_of(
     }
 }
 
-/// Reads `expected`'s keys from one node's own state: READONLY, then one MGET.
-pub(crate) async fn read_local_values(
-    addr: &str,
-    expected: &[(String, String)],
-) -> Result<KeyCheck, String> {
-    let timeout = Duration::from_millis(NODE_QUERY_TIMEOUT_MS);
-    let mut connection = Connection::connect(addr, timeout)
-        .await
-        .map_err(|e| e.to_string())?;
-    match connection
-        .request(&[b"READONLY"])
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        Frame::Simple(ok) if ok == "OK" => {}
-        other => return Err(format!("{addr} answered READONLY with {other:?}")),
-    }
-    let mut args: Vec<&[u8]> = vec![b"MGET"];
-    args.extend(expected.iter().map(|(key, _)| key.as_bytes()));
-    let values = match connection.request(&args).await.map_err(|e| e.to_string())? {
-        Frame::Array(items) if items.len() == expected.len() => items
-            .into_iter()
-            .map(|item| match item {
-                Frame::Bulk(bytes) => Ok(Some(bytes.to_vec())),
-                Frame::Null => Ok(None),
-                other => Err(format!("{addr} answered MGET with an element {other:?}")),
-            })
-            .collect::<Result<Vec<_>, String>>()?,
-        Frame::Error(message) => return Err(format!("{addr} refused MGET: {message}")),
-        other => {
-            return Err(format!(
-                "{addr} answered MGET of {} keys with {other:?}",
-                expected.len()
-            ))
-        }
-    };
-    Ok(compare_values(expected, &values))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::key_name;
+    use crate::clock;
+    use crate::poll::parse_event_line;
     use crate::status::tests::fields;
 
     fn status(id: u64, role: &str, term: u64, leader_id: u64) -> NodeStatus {
@@ -373,51 +235,5 @@ mod tests {
         let (number, line) = find_became_leader(&lines, 3, kill_ms).unwrap();
         assert_eq!((number, line.at_ms - kill_ms), (5, 310));
         assert!(find_became_leader(&lines, 4, kill_ms).is_none());
-    }
-
-    #[test]
-    fn read_back_values_are_compared_key_by_key() {
-        let expected: Vec<(String, String)> = (1..=4)
-            .map(|n| (key_name(n), format!("value-{n}")))
-            .collect();
-        let found = vec![
-            Some(b"value-1".to_vec()),
-            None,
-            Some(b"value-9".to_vec()),
-            Some(b"value-4".to_vec()),
-        ];
-        let check = compare_values(&expected, &found);
-        assert_eq!(check.right, 2);
-        assert_eq!(check.missing, vec!["key:0002"]);
-        assert_eq!(
-            check.wrong,
-            vec![("key:0003".to_string(), "value-9".to_string())]
-        );
-        assert!(!check.is_complete());
-        assert_eq!(
-            check.describe(4),
-            "2/4 right; 1 missing (key:0002); 1 wrong (key:0003 = 'value-9')"
-        );
-        // A short reply counts the rest as missing, never panics.
-        assert_eq!(compare_values(&expected, &[]).missing.len(), 4);
-    }
-
-    #[test]
-    fn corrupting_the_wal_flips_the_first_records_checksum() {
-        let dir = tempfile::tempdir().unwrap();
-        let wal = dir.path().join("wal");
-        std::fs::create_dir_all(&wal).unwrap();
-        std::fs::write(wal.join("00000002.wal"), [0u8; 16]).unwrap();
-        std::fs::write(wal.join("00000001.wal"), [1u8; 16]).unwrap();
-        let note = corrupt_wal(dir.path()).unwrap();
-        assert!(note.contains("00000001.wal"), "{note}");
-        let bytes = std::fs::read(wal.join("00000001.wal")).unwrap();
-        assert_eq!(bytes[4], 0xFE);
-        assert_eq!(bytes[3], 1);
-        assert_eq!(std::fs::read(wal.join("00000002.wal")).unwrap(), [0u8; 16]);
-        let empty = tempfile::tempdir().unwrap();
-        assert!(corrupt_wal(empty.path())
-            .unwrap_err()
-            .contains("cannot list"));
     }
 }

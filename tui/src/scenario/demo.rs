@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{run_gate, GateContext, ProcessControl, PROCESS_REPORTS_MAX, STATUS_DEADLINE_MS};
 use crate::cluster::{parse_addr_list, ClusterArgs, ClusterLayout};
-use crate::evidence::{self, GateRecord, RunMode, Verdict};
+use crate::evidence;
+use crate::gate_record::{self, GateRecord, RunMode, Verdict};
 use crate::integrity::IntegrityWatch;
 use crate::plan::{self, ITEM_COUNT};
 use crate::status::StatusFetcher;
@@ -187,7 +188,7 @@ async fn prepare(args: &DemoArgs) -> Result<GateContext, String> {
     );
     Ok(GateContext {
         mode: RunMode::Demo,
-        nodes: evidence::nodes_from_layout(&layout),
+        nodes: gate_record::nodes_from_layout(&layout),
         data_dir: Some(layout.data_dir.clone()),
         processes: ProcessControl::Owned {
             supervisor,
@@ -264,7 +265,7 @@ pub fn create_git_tag(name: &str, record: &GateRecord) -> Result<String, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evidence::ItemResult;
+    use crate::gate_record::ItemResult;
 
     #[test]
     fn tagging_is_refused_when_an_item_failed() {

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use raftkv_node::log_events;
 
-use super::checks::{
-    corrupt_wal, detection_of, find_became_leader, find_detection, read_event_lines,
-};
+use super::checks::{detection_of, find_became_leader, find_detection};
+use super::probes::read_event_lines;
+use super::sabotage::corrupt_wal;
 use super::*;
 
 impl Gate {
@@ -116,7 +116,7 @@ impl Gate {
             .cloned()
             .collect();
         let deadline = Instant::now() + Duration::from_millis(DETECTION_DEADLINE_MS);
-        let mut found: BTreeMap<u64, evidence::Detection> = BTreeMap::new();
+        let mut found: BTreeMap<u64, gate_record::Detection> = BTreeMap::new();
         let mut problems: BTreeMap<u64, String> = BTreeMap::new();
         loop {
             let pending: Vec<&GateNode> = survivors
@@ -151,7 +151,7 @@ impl Gate {
                 break;
             }
         }
-        let detections: Vec<evidence::Detection> = found.into_values().collect();
+        let detections: Vec<gate_record::Detection> = found.into_values().collect();
         for d in &detections {
             self.emit(
                 "3.2",

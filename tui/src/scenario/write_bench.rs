@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use raftkv_node::client::ClusterClient;
 
-use super::{BENCH_CLIENTS, BENCH_LATENCY_US_MAX, BENCH_SETS, REQUEST_DEADLINE_MS};
-use crate::evidence::BenchResult;
-use crate::plan::bench_key_name;
+use super::{BENCH_LATENCY_US_MAX, REQUEST_DEADLINE_MS};
+use crate::gate_record::BenchResult;
+use crate::plan::{bench_key_name, BENCH_CLIENTS, BENCH_SETS};
 
 /// The built-in write benchmark: BENCH_SETS SETs from BENCH_CLIENTS
 /// concurrent clients, each with its own connection to `addr`.

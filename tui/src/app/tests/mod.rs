@@ -11,7 +11,7 @@ use super::nodes::STATUS_STALE_MS;
 use super::observer::OUTPUT_LINES_IN_TIMELINE_MAX;
 use super::workload::BULK_WRITES_QUEUED_MAX;
 use super::*;
-use crate::evidence::{StepKind, Verdict};
+use crate::gate_record::{StepKind, Verdict};
 use crate::plan::ITEM_COUNT;
 use crate::poll::LogSource;
 use crate::status::NodeStatus;
@@ -453,9 +453,9 @@ fn timeline_text(app: &App) -> Vec<String> {
 /// A gate record as the scenario sends it: `entries` timeline lines, the
 /// given verdicts.
 fn gate_record(entries: &[(&str, StepKind, &str)], verdicts: &[(usize, bool)]) -> GateRecord {
-    let mut record = GateRecord::new(crate::evidence::RunMode::Dashboard, Vec::new(), T0);
+    let mut record = GateRecord::new(crate::gate_record::RunMode::Dashboard, Vec::new(), T0);
     for (i, (step, kind, text)) in entries.iter().enumerate() {
-        record.push(crate::evidence::TimelineEntry {
+        record.push(crate::gate_record::TimelineEntry {
             at_ms: T0 + 5_000 + i as u64,
             step: step.to_string(),
             kind: *kind,
@@ -464,9 +464,9 @@ fn gate_record(entries: &[(&str, StepKind, &str)], verdicts: &[(usize, bool)]) -
     }
     for (item, pass) in verdicts {
         let result = if *pass {
-            crate::evidence::ItemResult::pass("measured", "here")
+            crate::gate_record::ItemResult::pass("measured", "here")
         } else {
-            crate::evidence::ItemResult::fail("why", "here")
+            crate::gate_record::ItemResult::fail("why", "here")
         };
         record.set_item(*item, result);
     }

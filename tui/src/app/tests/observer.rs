@@ -5,6 +5,7 @@
 #![allow(clippy::single_range_in_vec_init)]
 
 use super::*;
+use crate::key_check::KeyCheck;
 #[test]
 fn failover_is_timed_from_the_kill() {
     let mut app = election();
@@ -314,7 +315,10 @@ fn v_and_d_fail_with_the_alarm_even_when_every_key_reads_back() {
     );
     let mut record = gate_record(&[], &[]);
     for item in 1..=ITEM_COUNT {
-        record.set_item(item, crate::evidence::ItemResult::pass("measured", "here"));
+        record.set_item(
+            item,
+            crate::gate_record::ItemResult::pass("measured", "here"),
+        );
     }
     app.update(
         Report::GateFinished(Box::new(GateOutcome {

@@ -4,6 +4,7 @@
 #![allow(clippy::single_range_in_vec_init)]
 
 use super::*;
+use crate::key_check::{KeyCheck, KeyProblem};
 #[test]
 fn w_writes_through_the_leader_queues_behind_a_running_write_and_refuses_without_leader() {
     let mut app = healthy();
@@ -150,9 +151,12 @@ fn v_verifies_written_keys_and_refuses_when_nothing_or_busy() {
                 check(
                     2,
                     Ok(KeyCheck {
+                        right: 99,
                         missing: 1,
                         wrong: 0,
-                        examples: vec!["dash:1:000007 missing".into()],
+                        examples: vec![KeyProblem::Missing {
+                            key: "dash:1:000007".into(),
+                        }],
                     }),
                 ),
                 check(3, Err("connection refused".into())),
