@@ -14,16 +14,6 @@ use raftkv_node::log_events::{
     SNAPSHOT_INSTALLED, SNAPSHOT_SENT,
 };
 
-async fn write_keys(cluster: &Cluster, range: std::ops::RangeInclusive<u32>) {
-    let mut client = cluster.client();
-    for i in range {
-        client
-            .set(format!("key:{i:04}"), format!("value-{i}"))
-            .await
-            .unwrap_or_else(|e| panic!("SET key:{i:04}: {e}"));
-    }
-}
-
 /// Every key in `range` reads back with its value from `id`'s own state.
 async fn assert_keys_on(cluster: &Cluster, id: u64, range: std::ops::RangeInclusive<u32>) {
     let addr = cluster.node(id).client_addr.clone();

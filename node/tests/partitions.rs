@@ -8,16 +8,6 @@ use common::*;
 use raftkv_node::fault_proxy::{FaultProxy, LinkMode};
 use raftkv_node::log_events::STEPPED_DOWN;
 
-async fn write_keys(cluster: &Cluster, range: std::ops::RangeInclusive<u32>) {
-    let mut client = cluster.client();
-    for i in range {
-        client
-            .set(format!("key:{i:04}"), format!("value-{i}"))
-            .await
-            .unwrap_or_else(|e| panic!("SET key:{i:04}: {e}"));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_isolated_leader_steps_down_the_others_go_on_and_it_rejoins_after_the_heal() {
     let mut cluster = Cluster::new(3, Vec::new());

@@ -240,6 +240,18 @@ pub fn log_events(path: &Path, event: &str) -> Vec<serde_json::Value> {
 
 pub type Status = BTreeMap<String, String>;
 
+/// SET key:NNNN = value-N for every N in `range`, through the cluster
+/// client (follows MOVED, retries elections); panics on a failed write.
+pub async fn write_keys(cluster: &Cluster, range: std::ops::RangeInclusive<u32>) {
+    let mut client = cluster.client();
+    for i in range {
+        client
+            .set(format!("key:{i:04}"), format!("value-{i}"))
+            .await
+            .unwrap_or_else(|e| panic!("SET key:{i:04}: {e}"));
+    }
+}
+
 /// RAFT.STATUS of every running node (a node that does not answer is absent).
 pub async fn statuses(cluster: &Cluster) -> BTreeMap<u64, Status> {
     let mut out = BTreeMap::new();

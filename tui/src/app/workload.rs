@@ -171,13 +171,22 @@ pub struct VerifyResult {
 }
 
 impl App {
-    pub(super) fn bulk_write(&mut self) -> Vec<Effect> {
+    /// Refuses a new write (with the reason) while quitting or while the
+    /// gate runs; true when refused.
+    fn refuse_writes(&mut self) -> bool {
         if self.quitting_since_ms.is_some() {
             self.refuse("quitting: no more writes".into());
-            return Vec::new();
+            return true;
         }
         if self.gate_running() {
             self.refuse(GATE_RUNNING_REFUSAL.to_string());
+            return true;
+        }
+        false
+    }
+
+    pub(super) fn bulk_write(&mut self) -> Vec<Effect> {
+        if self.refuse_writes() {
             return Vec::new();
         }
         let count = self.bulk_write_count;
@@ -246,12 +255,7 @@ impl App {
             self.tell(Tone::Action, "continuous write load: stopping".into());
             return vec![Effect::SetWriteLoad { on: false }];
         }
-        if self.quitting_since_ms.is_some() {
-            self.refuse("quitting: no more writes".into());
-            return Vec::new();
-        }
-        if self.gate_running() {
-            self.refuse(GATE_RUNNING_REFUSAL.to_string());
+        if self.refuse_writes() {
             return Vec::new();
         }
         self.load_on = true;
