@@ -122,6 +122,18 @@ impl FaultProxy {
         }
     }
 
+    /// Cuts every link to or from a node in `isolated` and opens the others.
+    pub fn isolate(&self, isolated: &std::collections::BTreeSet<u64>) {
+        for (&(from, to), proxied) in &self.links {
+            let mode = if isolated.contains(&from) || isolated.contains(&to) {
+                LinkMode::Sever
+            } else {
+                LinkMode::Open
+            };
+            proxied.mode.send_replace(mode);
+        }
+    }
+
     /// Every link open again.
     pub fn heal(&self) {
         for proxied in self.links.values() {

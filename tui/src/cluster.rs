@@ -1,6 +1,7 @@
 //! The local cluster's shape: node ids, ports, data and log directories, and
 //! the exact `raftkv node ...` command line each child runs.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -39,6 +40,9 @@ pub struct ClusterLayout {
     pub base_port: u16,
     pub data_dir: PathBuf,
     pub log_dir: PathBuf,
+    /// Node id -> its `--cluster` value when its peer links pass through a
+    /// fault proxy (`raftkv_node::fault_proxy`); otherwise `cluster_arg()`.
+    pub routed_cluster_args: BTreeMap<u64, String>,
 }
 
 impl ClusterLayout {
@@ -65,6 +69,7 @@ impl ClusterLayout {
             base_port: args.base_port,
             data_dir: args.data_dir.clone(),
             log_dir: args.log_dir.clone(),
+            routed_cluster_args: BTreeMap::new(),
         })
     }
 
@@ -75,6 +80,11 @@ impl ClusterLayout {
     fn port(&self, offset: u64) -> u16 {
         // In range: checked by `new`.
         (u64::from(self.base_port) + offset) as u16
+    }
+
+    /// (id, real peer address) of every node.
+    pub fn peer_addrs(&self) -> Vec<(u64, SocketAddr)> {
+        self.ids().map(|id| (id, self.peer_addr(id))).collect()
     }
 
     pub fn client_addr(&self, id: u64) -> SocketAddr {
@@ -113,7 +123,11 @@ impl ClusterLayout {
             "--peer".into(),
             self.peer_addr(id).to_string().into(),
             "--cluster".into(),
-            self.cluster_arg().into(),
+            self.routed_cluster_args
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| self.cluster_arg())
+                .into(),
             "--data-dir".into(),
             self.node_data_dir(id).into_os_string(),
             "--log-dir".into(),

@@ -2,12 +2,13 @@
 //! on every exit path), runs the event loop, and carries out the app's
 //! effects with the supervisor and background jobs.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crossterm::event::{Event, EventStream};
 use futures::{Stream, StreamExt};
+use raftkv_node::fault_proxy::FaultProxy;
 use ratatui::backend::Backend;
 use ratatui::Terminal;
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -151,6 +152,10 @@ struct Workers {
     gate_done_tx: mpsc::Sender<GateOutcome>,
     process_requests_tx: mpsc::Sender<ProcessRequest>,
     gate_stop: Option<CancellationToken>,
+    /// Where the supervised nodes' peer links pass (None when attached).
+    fault_proxy: Option<FaultProxy>,
+    /// Nodes cut off from their peers (`p`).
+    isolated: BTreeSet<u64>,
 }
 
 impl Workers {
@@ -261,6 +266,17 @@ impl Workers {
                     self.cancel.clone(),
                     &self.tracker,
                 );
+                Vec::new()
+            }
+            Effect::SetIsolated { id, isolated } => {
+                if isolated {
+                    self.isolated.insert(id);
+                } else {
+                    self.isolated.remove(&id);
+                }
+                if let Some(proxy) = &self.fault_proxy {
+                    proxy.isolate(&self.isolated);
+                }
                 Vec::new()
             }
             Effect::StopAll => {
@@ -439,6 +455,23 @@ async fn run_with_terminal<B: Backend>(
         cancel.clone(),
         &tracker,
     );
+    // Every peer link of a cluster this dashboard runs passes through the
+    // fault proxy, so `p` can cut a node off without touching it.
+    let mut plan = plan;
+    let fault_proxy = match &mut plan.layout {
+        Some(layout) => {
+            let peers = layout.peer_addrs();
+            let proxy = FaultProxy::start(&peers)
+                .await
+                .map_err(|e| format!("cannot start the fault proxy: {e}"))?;
+            layout.routed_cluster_args = peers
+                .iter()
+                .map(|&(id, _)| (id, proxy.cluster_arg(id, &peers)))
+                .collect();
+            Some(proxy)
+        }
+        None => None,
+    };
     let layout = plan.layout.clone();
     let supervisor = match plan.layout {
         Some(layout) => Some(Supervisor::new(
@@ -451,6 +484,8 @@ async fn run_with_terminal<B: Backend>(
     };
     let mut workers = Workers {
         supervisor,
+        fault_proxy,
+        isolated: BTreeSet::new(),
         addrs,
         keys: KeySpace::new(now_ms),
         cancel: cancel.clone(),
@@ -655,6 +690,8 @@ mod tests {
             gate_done_tx: senders.gate_done,
             process_requests_tx: senders.process_requests,
             gate_stop: None,
+            fault_proxy: None,
+            isolated: BTreeSet::new(),
         };
         let nodes = vec![NodeConfig {
             id: 1,

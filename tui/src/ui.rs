@@ -204,6 +204,7 @@ fn process_label(node: &NodeView, wide: bool) -> String {
     match &node.process {
         ProcessState::NotStarted => "not started".into(),
         ProcessState::Starting => "starting".into(),
+        ProcessState::Running { .. } if node.isolated => "running ✂ isolated".into(),
         ProcessState::Running { .. } => "running".into(),
         ProcessState::Stopping { graceful: true, .. } => "stopping".into(),
         ProcessState::Stopping {

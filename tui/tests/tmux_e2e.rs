@@ -337,6 +337,64 @@ fn dashboard_refuses_a_wipe_that_would_lose_writes_and_readmits_an_allowed_one()
     assert_no_node_left(&data_dir, Duration::from_secs(10));
 }
 
+/// `p` cuts the leader off from its peers through the dashboard's fault
+/// proxy: the other two elect a new leader while it keeps running; `p`
+/// again heals it and every node converges.
+#[test]
+fn isolating_the_leader_elects_another_and_healing_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir: PathBuf = dir.path().join("data");
+    let log_dir: PathBuf = dir.path().join("logs");
+    let tmux = start_dashboard(&data_dir, &log_dir);
+    wait_for(
+        &tmux,
+        "CONVERGED on three rows",
+        FIRST_LEADER_WAIT_MS,
+        &log_dir,
+        converged_on_three_rows,
+    );
+    let leader = wait_for(&tmux, "a leader", STEP_WAIT_MS, &log_dir, leader_on_screen);
+    tmux.send(&leader.to_string());
+    tmux.send("p");
+    wait_for(
+        &tmux,
+        "the leader's row isolated",
+        STEP_WAIT_MS,
+        &log_dir,
+        |screen| row_text(screen, leader).filter(|text| text.contains("isolated")),
+    );
+    let second = wait_for(&tmux, "another leader", STEP_WAIT_MS, &log_dir, |screen| {
+        leader_on_screen(screen).filter(|l| *l != leader)
+    });
+    assert_ne!(second, leader);
+    let screen = tmux.screen();
+    assert!(
+        row_text(&screen, leader).is_some_and(|t| !t.contains("non-voter")),
+        "a cut-off node is not a node that lost its disk:\n{screen}"
+    );
+    tmux.send(&leader.to_string());
+    tmux.send("p");
+    wait_for(
+        &tmux,
+        "CONVERGED on three rows after the heal",
+        STEP_WAIT_MS,
+        &log_dir,
+        |screen| {
+            converged_on_three_rows(screen)
+                .filter(|_| row_text(screen, leader).is_some_and(|t| !t.contains("isolated")))
+        },
+    );
+    tmux.send("q");
+    wait_for(
+        &tmux,
+        "the dashboard to exit",
+        QUIT_WAIT_MS,
+        &log_dir,
+        |screen| screen.contains("raftkv-exit-code=0").then_some(()),
+    );
+    assert_no_node_left(&data_dir, Duration::from_secs(10));
+}
+
 /// The parent-death signal: SIGKILL the supervisor (`raftkv up`), and every
 /// node it started dies too, so no orphan keeps a port.
 #[test]

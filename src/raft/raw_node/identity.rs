@@ -148,11 +148,12 @@ impl RawNode {
         complete.then_some(registry)
     }
 
-    /// Peers whose replies come from an incarnation that is not counted.
+    /// Peers whose replies come from an incarnation that is not counted (a
+    /// peer that has not replied in this term is not one of them).
     pub(super) fn strangers(&self) -> Vec<NodeId> {
         self.progress
             .iter()
-            .filter(|(&id, p)| !self.counts(id, p.incarnation))
+            .filter(|(&id, p)| p.incarnation != NO_INCARNATION && !self.counts(id, p.incarnation))
             .map(|(&id, _)| id)
             .collect()
     }

@@ -67,6 +67,10 @@ fn a_vote_from_another_incarnation_of_a_voter_is_not_counted() {
     node.step(message(3, 1, 2, Body::VoteReply { granted: true }))
         .expect("voter");
     assert_eq!(node.status().role, Role::Leader);
+    assert!(
+        node.status().strangers.is_empty(),
+        "peers that have not replied in this term are not strangers"
+    );
 }
 
 #[test]
@@ -186,7 +190,11 @@ fn acks_of_a_wiped_node_do_not_count_towards_commit_until_it_is_readmitted() {
         cluster.node(1).status().commit_index < index,
         "but its acks do not commit it"
     );
-    assert_eq!(cluster.node(1).status().strangers, vec![3]);
+    assert_eq!(
+        cluster.node(1).status().strangers,
+        vec![3],
+        "node 2 is down, not a stranger"
+    );
     cluster.restart(2);
     assert!(
         cluster.run_until(200, |c| c.node(1).status().commit_index >= index

@@ -157,12 +157,17 @@ pub const KEYMAP: &[KeyBinding] = &[
         .with_help(
             "R",
             &[
-                "wipe the selected node's data and restart it (new incarnation,",
-                "a non-voter until re-admitted); refused unless a quorum of the",
-                "other nodes still hold the committed log",
+                "wipe the selected node's data, restart it as a non-voter until",
+                "re-admitted; refused unless a quorum of the others hold the log",
             ],
         )
         .with_footer("wipe", IfRoomLeft)
+        .controlling_processes(),
+    key("p", &[KeyCode::Char('p')], Input::ToggleIsolateSelected)
+        .with_help(
+            "p",
+            &["cut the selected node off from its peers, or heal it"],
+        )
         .controlling_processes(),
     key("w", &[KeyCode::Char('w')], Input::BulkWrite)
         .with_help("w", &["write a batch of keys through the leader"])

@@ -89,6 +89,8 @@ pub enum Input {
     StopSelected,
     RestartSelected,
     WipeAndRestartSelected,
+    /// Cut every peer link to and from the selected node, or heal them (`p`).
+    ToggleIsolateSelected,
     BulkWrite,
     BulkWriteCountUp,
     BulkWriteCountDown,
@@ -167,6 +169,12 @@ pub enum Effect {
     Verify {
         nodes: Vec<(u64, String)>,
         ranges: Vec<Range<u64>>,
+    },
+    /// Cut (`true`) or heal every peer link to and from node `id` in the
+    /// fault proxy its links pass through.
+    SetIsolated {
+        id: u64,
+        isolated: bool,
     },
     /// Graceful stop of every running node (quitting).
     StopAll,
@@ -341,6 +349,7 @@ impl App {
             Input::StopSelected => self.stop_selected(),
             Input::RestartSelected => self.restart_selected(),
             Input::WipeAndRestartSelected => self.wipe_and_restart_selected(),
+            Input::ToggleIsolateSelected => self.toggle_isolate_selected(),
             Input::BulkWrite => self.bulk_write(),
             Input::BulkWriteCountUp => {
                 self.step_bulk_count(true);

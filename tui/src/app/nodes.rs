@@ -84,6 +84,8 @@ pub struct NodeView {
     /// different one registered later is a re-admission (its disk was
     /// replaced, by this dashboard or by hand).
     pub registered_incarnation: Option<String>,
+    /// Every peer link to and from this node is cut (`p`).
+    pub isolated: bool,
 }
 
 impl NodeView {
@@ -100,6 +102,7 @@ impl NodeView {
             log_tail: VecDeque::new(),
             wiped_at_ms: None,
             registered_incarnation: None,
+            isolated: false,
         }
     }
 
@@ -228,6 +231,32 @@ impl App {
         let term = leader.term;
         self.selected = row;
         self.kill_row(row, Some(term))
+    }
+
+    /// `p`: cuts every peer link to and from the selected node (it keeps
+    /// running and serving clients, as a partitioned machine does), or heals
+    /// them. Links between two isolated nodes stay cut until both are healed.
+    pub(super) fn toggle_isolate_selected(&mut self) -> Vec<Effect> {
+        if self.refuse_process_control() {
+            return Vec::new();
+        }
+        let row = self.selected;
+        let node = &mut self.nodes[row];
+        let id = node.config.id;
+        node.isolated = !node.isolated;
+        let isolated = node.isolated;
+        let text = if isolated {
+            let role = self
+                .leader()
+                .filter(|(leader_row, _)| *leader_row == row)
+                .map(|(_, s)| format!(" (leader, term {})", s.term))
+                .unwrap_or_default();
+            format!("node {id}{role} isolated: every peer link to and from it cut")
+        } else {
+            format!("node {id} healed: its peer links are open again")
+        };
+        self.tell(Tone::Action, text);
+        vec![Effect::SetIsolated { id, isolated }]
     }
 
     pub(super) fn kill_selected(&mut self) -> Vec<Effect> {

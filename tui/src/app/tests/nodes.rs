@@ -71,7 +71,7 @@ fn process_keys_are_refused_when_attached() {
             status(i as u64 + 1, role, 2, 2, 7, DIGEST_A),
         );
     }
-    for code in ['k', 'x', 's', 'r', 'R'] {
+    for code in ['k', 'x', 's', 'r', 'R', 'p'] {
         assert!(
             key(&mut app, T0 + 20, KeyCode::Char(code)).is_empty(),
             "{code}"
@@ -378,5 +378,37 @@ fn the_writes_commit_index_counts_for_the_wipe_refusal_before_the_next_poll() {
             .contains("would leave 1 intact holder of the committed log (up to index 57: node 2)"),
         "{}",
         flash_text(&app)
+    );
+}
+
+#[test]
+fn p_isolates_the_selected_node_and_p_again_heals_it() {
+    let mut app = healthy();
+    key(&mut app, T0 + 4_000, KeyCode::Char('2'));
+    assert_eq!(
+        key(&mut app, T0 + 4_001, KeyCode::Char('p')),
+        vec![Effect::SetIsolated {
+            id: 2,
+            isolated: true
+        }]
+    );
+    assert!(app.nodes[1].isolated);
+    assert!(
+        timeline_text(&app).contains(
+            &"node 2 (leader, term 2) isolated: every peer link to and from it cut".to_string()
+        ),
+        "{:?}",
+        timeline_text(&app)
+    );
+    assert_eq!(
+        key(&mut app, T0 + 4_100, KeyCode::Char('p')),
+        vec![Effect::SetIsolated {
+            id: 2,
+            isolated: false
+        }]
+    );
+    assert!(!app.nodes[1].isolated);
+    assert!(
+        timeline_text(&app).contains(&"node 2 healed: its peer links are open again".to_string())
     );
 }
