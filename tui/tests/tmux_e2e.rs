@@ -140,6 +140,33 @@ fn start_dashboard(data_dir: &Path, log_dir: &Path) -> Tmux {
     Tmux::start(120, 40, &command)
 }
 
+/// A fresh dashboard whose three nodes have converged; returns the leader.
+fn start_converged(data_dir: &Path, log_dir: &Path) -> (Tmux, u64) {
+    let tmux = start_dashboard(data_dir, log_dir);
+    wait_for(
+        &tmux,
+        "CONVERGED on three rows",
+        FIRST_LEADER_WAIT_MS,
+        log_dir,
+        converged_on_three_rows,
+    );
+    let leader = wait_for(&tmux, "a leader", STEP_WAIT_MS, log_dir, leader_on_screen);
+    (tmux, leader)
+}
+
+/// `q`: the dashboard exits with code 0 and no node process is left.
+fn quit_cleanly(tmux: &Tmux, data_dir: &Path, log_dir: &Path) {
+    tmux.send("q");
+    wait_for(
+        tmux,
+        "the dashboard to exit",
+        QUIT_WAIT_MS,
+        log_dir,
+        |screen| screen.contains("raftkv-exit-code=0").then_some(()),
+    );
+    assert_no_node_left(data_dir, Duration::from_secs(10));
+}
+
 /// The process column of node `id`'s row.
 fn row_text(screen: &str, id: u64) -> Option<String> {
     table_rows(screen)
@@ -238,16 +265,7 @@ fn dashboard_refuses_a_wipe_that_would_lose_writes_and_readmits_an_allowed_one()
     let dir = tempfile::tempdir().unwrap();
     let data_dir: PathBuf = dir.path().join("data");
     let log_dir: PathBuf = dir.path().join("logs");
-    let tmux = start_dashboard(&data_dir, &log_dir);
-
-    wait_for(
-        &tmux,
-        "CONVERGED on three rows",
-        FIRST_LEADER_WAIT_MS,
-        &log_dir,
-        converged_on_three_rows,
-    );
-    let leader = wait_for(&tmux, "a leader", STEP_WAIT_MS, &log_dir, leader_on_screen);
+    let (tmux, leader) = start_converged(&data_dir, &log_dir);
     let mut followers = (1..=u64::from(NODES)).filter(|id| *id != leader);
     let (f, g) = (followers.next().unwrap(), followers.next().unwrap());
 
@@ -326,15 +344,7 @@ fn dashboard_refuses_a_wipe_that_would_lose_writes_and_readmits_an_allowed_one()
         "{}",
         tmux.screen()
     );
-    tmux.send("q");
-    wait_for(
-        &tmux,
-        "the dashboard to exit",
-        QUIT_WAIT_MS,
-        &log_dir,
-        |screen| screen.contains("raftkv-exit-code=0").then_some(()),
-    );
-    assert_no_node_left(&data_dir, Duration::from_secs(10));
+    quit_cleanly(&tmux, &data_dir, &log_dir);
 }
 
 /// `p` cuts the leader off from its peers through the dashboard's fault
@@ -345,15 +355,7 @@ fn isolating_the_leader_elects_another_and_healing_converges() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir: PathBuf = dir.path().join("data");
     let log_dir: PathBuf = dir.path().join("logs");
-    let tmux = start_dashboard(&data_dir, &log_dir);
-    wait_for(
-        &tmux,
-        "CONVERGED on three rows",
-        FIRST_LEADER_WAIT_MS,
-        &log_dir,
-        converged_on_three_rows,
-    );
-    let leader = wait_for(&tmux, "a leader", STEP_WAIT_MS, &log_dir, leader_on_screen);
+    let (tmux, leader) = start_converged(&data_dir, &log_dir);
     tmux.send(&leader.to_string());
     tmux.send("p");
     wait_for(
@@ -384,15 +386,7 @@ fn isolating_the_leader_elects_another_and_healing_converges() {
                 .filter(|_| row_text(screen, leader).is_some_and(|t| !t.contains("isolated")))
         },
     );
-    tmux.send("q");
-    wait_for(
-        &tmux,
-        "the dashboard to exit",
-        QUIT_WAIT_MS,
-        &log_dir,
-        |screen| screen.contains("raftkv-exit-code=0").then_some(()),
-    );
-    assert_no_node_left(&data_dir, Duration::from_secs(10));
+    quit_cleanly(&tmux, &data_dir, &log_dir);
 }
 
 /// The parent-death signal: SIGKILL the supervisor (`raftkv up`), and every
