@@ -11,24 +11,12 @@ const DIGEST_B: &str = "f9de357db9c61f71fae95744165a192bd493832bd09207da42c26293
 
 fn status(id: u64, role: Role, term: u64, commit: u64, last: u64, digest: &str) -> NodeStatus {
     NodeStatus {
-        id,
-        role,
         term,
-        leader_id: 0,
-        leader_client_addr: String::new(),
         commit_index: commit,
         applied_index: commit,
-        first_index: 1,
         last_index: last,
-        snapshot_index: 0,
-        keys: 0,
         digest: digest.into(),
-        leader_contact_ms: 0,
-        pid: 0,
-        uptime_ms: 0,
-        incarnation: None,
-        registered: None,
-        strangers: Vec::new(),
+        ..crate::status::example_status(id, role)
     }
 }
 

@@ -312,24 +312,17 @@ mod tests {
 
     fn status(id: u64, role: Role, term: u64, applied: u64, digest: &str) -> NodeStatus {
         NodeStatus {
-            id,
-            role,
             term,
             leader_id: 2,
-            leader_client_addr: String::new(),
             commit_index: applied,
             applied_index: applied,
-            first_index: 1,
             last_index: applied,
-            snapshot_index: 0,
             keys: 10,
             digest: digest.into(),
             leader_contact_ms: 12,
             pid: 100 + id as u32,
             uptime_ms: 61_000,
-            incarnation: None,
-            registered: None,
-            strangers: Vec::new(),
+            ..crate::status::example_status(id, role)
         }
     }
 

@@ -218,6 +218,32 @@ pub fn frame_text(frame: Frame) -> Result<String, String> {
     }
 }
 
+/// A status with plain values (term 0, empty log and digest, no pid) for
+/// tests to override with struct-update syntax.
+#[cfg(test)]
+pub fn example_status(id: u64, role: Role) -> NodeStatus {
+    NodeStatus {
+        id,
+        role,
+        term: 0,
+        leader_id: 0,
+        leader_client_addr: String::new(),
+        commit_index: 0,
+        applied_index: 0,
+        first_index: 1,
+        last_index: 0,
+        snapshot_index: 0,
+        keys: 0,
+        digest: String::new(),
+        leader_contact_ms: 0,
+        pid: 0,
+        uptime_ms: 0,
+        incarnation: None,
+        registered: None,
+        strangers: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -226,24 +226,10 @@ mod tests {
 
     fn status(id: u64, role: Role, term: u64) -> NodeStatus {
         NodeStatus {
-            id,
-            role,
             term,
-            leader_id: 0,
-            leader_client_addr: String::new(),
-            commit_index: 0,
-            applied_index: 0,
-            first_index: 1,
-            last_index: 0,
-            snapshot_index: 0,
-            keys: 0,
-            digest: String::new(),
-            leader_contact_ms: 0,
             pid: 1,
             uptime_ms: 1,
-            incarnation: None,
-            registered: None,
-            strangers: Vec::new(),
+            ..crate::status::example_status(id, role)
         }
     }
 

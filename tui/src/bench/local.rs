@@ -340,24 +340,16 @@ mod tests {
         digest: &str,
     ) -> NodeStatus {
         NodeStatus {
-            id,
-            role,
             term: 3,
             leader_id,
-            leader_client_addr: String::new(),
             commit_index: commit,
             applied_index: applied,
-            first_index: 1,
             last_index: commit,
-            snapshot_index: 0,
             keys: 1,
             digest: digest.into(),
-            leader_contact_ms: 0,
             pid: 1,
             uptime_ms: 1,
-            incarnation: None,
-            registered: None,
-            strangers: Vec::new(),
+            ..crate::status::example_status(id, role)
         }
     }
 

@@ -42,8 +42,6 @@ pub(crate) mod fixtures {
         digest: &str,
     ) -> NodeStatus {
         NodeStatus {
-            id,
-            role,
             term,
             leader_id,
             leader_client_addr: if leader_id == 0 {
@@ -53,17 +51,13 @@ pub(crate) mod fixtures {
             },
             commit_index: applied,
             applied_index: applied,
-            first_index: 1,
             last_index: applied,
-            snapshot_index: 0,
             keys: applied.saturating_sub(7),
             digest: digest.to_string(),
             leader_contact_ms: if leader_id == id { 0 } else { 14 + id },
             pid: 4100 + id as u32,
             uptime_ms: 60_000,
-            incarnation: None,
-            registered: None,
-            strangers: Vec::new(),
+            ..crate::status::example_status(id, role)
         }
     }
 
