@@ -2,7 +2,7 @@
 //! on every exit path), runs the event loop, and carries out the app's
 //! effects with the supervisor and background jobs.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -154,8 +154,6 @@ struct Workers {
     gate_stop: Option<CancellationToken>,
     /// Where the supervised nodes' peer links pass (None when attached).
     fault_proxy: Option<FaultProxy>,
-    /// Nodes cut off from their peers (`p`).
-    isolated: BTreeSet<u64>,
 }
 
 impl Workers {
@@ -268,14 +266,25 @@ impl Workers {
                 );
                 Vec::new()
             }
-            Effect::SetIsolated { id, isolated } => {
-                if isolated {
-                    self.isolated.insert(id);
-                } else {
-                    self.isolated.remove(&id);
-                }
+            Effect::SetLinks { links } => {
                 if let Some(proxy) = &self.fault_proxy {
-                    proxy.isolate(&self.isolated);
+                    for (link, mode) in links {
+                        proxy.set(link, mode);
+                    }
+                }
+                Vec::new()
+            }
+            Effect::Pause { id } | Effect::Resume { id } => {
+                let Some(supervisor) = &self.supervisor else {
+                    return Vec::new();
+                };
+                let result = if matches!(effect, Effect::Pause { .. }) {
+                    supervisor.pause(id)
+                } else {
+                    supervisor.resume(id)
+                };
+                if let Err(error) = result {
+                    tracing::warn!(event = "signal_not_sent", node = id, %error);
                 }
                 Vec::new()
             }
@@ -485,7 +494,6 @@ async fn run_with_terminal<B: Backend>(
     let mut workers = Workers {
         supervisor,
         fault_proxy,
-        isolated: BTreeSet::new(),
         addrs,
         keys: KeySpace::new(now_ms),
         cancel: cancel.clone(),
@@ -599,6 +607,7 @@ async fn event_loop<B: Backend>(
         terminal
             .draw(|frame| frame.render_widget(&*app, frame.area()))
             .map_err(|e| format!("cannot draw: {e}"))?;
+        app.note_drawn();
         let frame_ms = drawing.elapsed().as_millis() as u64;
         if frame_ms > FRAME_BUDGET_MS {
             tracing::warn!(event = "slow_frame", frame_ms);
@@ -691,8 +700,7 @@ mod tests {
             process_requests_tx: senders.process_requests,
             gate_stop: None,
             fault_proxy: None,
-            isolated: BTreeSet::new(),
-        };
+            };
         let nodes = vec![NodeConfig {
             id: 1,
             client_addr: addr,

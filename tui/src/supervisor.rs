@@ -250,6 +250,16 @@ impl Supervisor {
         self.send(id, Control::Signal(libc::SIGKILL))
     }
 
+    /// SIGSTOP: the process freezes with its sockets open.
+    pub fn pause(&self, id: u64) -> Result<u32, String> {
+        self.send(id, Control::Signal(libc::SIGSTOP))
+    }
+
+    /// SIGCONT.
+    pub fn resume(&self, id: u64) -> Result<u32, String> {
+        self.send(id, Control::Signal(libc::SIGCONT))
+    }
+
     /// SIGTERM, then SIGKILL after the grace period if the node is still alive.
     pub fn stop(&self, id: u64) -> Result<u32, String> {
         self.send(
@@ -348,6 +358,8 @@ async fn watch_child(
                 Control::Signal(signal) => send_signal(pid, signal),
                 Control::Stop { grace_ms } => {
                     send_signal(pid, libc::SIGTERM);
+                    // A paused node (`z`) must wake up to stop gracefully.
+                    send_signal(pid, libc::SIGCONT);
                     kill_at.get_or_insert(
                         tokio::time::Instant::now() + Duration::from_millis(grace_ms),
                     );

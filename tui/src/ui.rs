@@ -22,6 +22,9 @@ use crate::supervisor::{signal_name, ExitKind};
 /// the timeline and log sit side by side.
 const WIDE_COLUMNS_MIN: u16 = 110;
 
+/// The footer's lines: process and network keys, then the others.
+const FOOTER_LINES: u16 = 2;
+
 /// Under the keys in the help overlay: words the screen uses.
 const GLOSSARY: [(&str, &str); 3] = [
     ("", ""),
@@ -48,7 +51,7 @@ impl Widget for &App {
             Constraint::Length(1),
             Constraint::Min(4),
             Constraint::Length(1),
-            Constraint::Length(1),
+            Constraint::Length(FOOTER_LINES),
         ])
         .areas(area);
         render_header(self, header, buf);
@@ -164,6 +167,23 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
             Style::new().fg(Color::Black).bg(Color::Yellow).bold(),
             format!(" {} not answering", crate::app::name_nodes(&silent)),
         ),
+        Convergence::NoQuorum {
+            candidates,
+            majority,
+        } => (
+            " NO QUORUM ",
+            Style::new().fg(Color::White).bg(Color::Red).bold(),
+            format!(
+                " {} of {} nodes up and connected{}; {majority} needed to elect or commit",
+                candidates.len(),
+                app.nodes.len(),
+                if candidates.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", crate::app::name_nodes(&candidates))
+                }
+            ),
+        ),
         Convergence::NoLeader => (
             " NO LEADER ",
             Style::new().fg(Color::White).bg(Color::Red).bold(),
@@ -204,7 +224,9 @@ fn process_label(node: &NodeView, wide: bool) -> String {
     match &node.process {
         ProcessState::NotStarted => "not started".into(),
         ProcessState::Starting => "starting".into(),
-        ProcessState::Running { .. } if node.isolated => "running ✂ isolated".into(),
+        ProcessState::Running { .. } if node.faults.paused => "PAUSED".into(),
+        // A narrow table has no LINKS column: the link fault shows here.
+        ProcessState::Running { .. } if !wide && node.faults.any() => node.faults.links_label(),
         ProcessState::Running { .. } => "running".into(),
         ProcessState::Stopping { graceful: true, .. } => "stopping".into(),
         ProcessState::Stopping {
@@ -249,8 +271,12 @@ fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
     if wide {
         header.push("PID");
     }
+    header.push("PROCESS");
+    if wide {
+        header.push("LINKS");
+    }
     header.extend([
-        "PROCESS", "ROLE", "TERM", "COMMIT", "APPLIED", "KEYS", "DIGEST", "CONTACT", "LAG",
+        "ROLE", "TERM", "COMMIT", "APPLIED", "KEYS", "DIGEST", "CONTACT", "LAG",
     ]);
     let rows = app.nodes.iter().enumerate().map(|(row, node)| {
         let selected = row == app.selected;
@@ -282,8 +308,16 @@ fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
         if wide {
             cells.push(Cell::from(pid));
         }
+        cells.push(Cell::from(process_label(node, wide)));
+        if wide {
+            let links = if node.process.is_alive() || node.faults.any() {
+                node.faults.links_label()
+            } else {
+                "—".to_string()
+            };
+            cells.push(Cell::from(links));
+        }
         cells.extend([
-            Cell::from(process_label(node, wide)),
             Cell::from(role),
             Cell::from(number(shown.map(|s| s.term))),
             Cell::from(number(shown.map(|s| s.commit_index))),
@@ -315,8 +349,11 @@ fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
     if wide {
         widths.push(Constraint::Length(8));
     }
+    widths.push(Constraint::Length(if wide { 18 } else { 11 }));
+    if wide {
+        widths.push(Constraint::Length(8));
+    }
     widths.extend([
-        Constraint::Length(if wide { 18 } else { 11 }),
         Constraint::Length(if wide { 12 } else { 9 }),
         Constraint::Length(5),
         Constraint::Length(if wide { 8 } else { 6 }),
@@ -345,8 +382,14 @@ fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
 fn render_write_rate(app: &App, area: Rect, buf: &mut Buffer) {
     let label = " writes/s ";
     let load = if app.load_on { "load ON" } else { "load off" };
+    // Writes retry until a leader answers: say so while they wait.
+    let waiting = if (app.load_on || app.bulk_in_flight.is_some()) && app.leader().is_none() {
+        "waiting for a leader · "
+    } else {
+        ""
+    };
     let stats = format!(
-        " {}/s · peak {} · {load} · w={} ",
+        " {waiting}{}/s · peak {} · {load} · w={} ",
         app.write_rate.last_complete_second(),
         app.write_rate.peak(),
         app.bulk_write_count
@@ -584,28 +627,49 @@ fn render_message(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 /// The `KEYMAP` rows with a footer label, in footer order, as (key, label,
-/// place); process keys are left out when attached.
-fn footer_entries(app: &App) -> Vec<(&'static str, String, FooterPlace)> {
-    let mut entries: Vec<_> = KEYMAP
-        .iter()
-        .filter(|binding| app.mode == Mode::Supervised || !binding.controls_processes)
-        .filter_map(|binding| {
-            let label = binding.footer_label(app.bulk_write_count)?;
-            let place = binding.footer.as_ref()?.place;
-            Some((binding.label, label, place))
+/// place), on two lines: the keys that act on processes and the network
+/// first (left out when attached), then the rest.
+fn footer_lines(app: &App) -> Vec<Vec<(&'static str, String, FooterPlace)>> {
+    [true, false]
+        .into_iter()
+        .filter(|processes| app.mode == Mode::Supervised || !processes)
+        .map(|processes| {
+            let mut entries: Vec<_> = KEYMAP
+                .iter()
+                .filter(|binding| binding.controls_processes == processes)
+                .filter_map(|binding| {
+                    let label = binding.footer_label(app.bulk_write_count)?;
+                    let place = binding.footer.as_ref()?.place;
+                    Some((binding.label, label, place))
+                })
+                .collect();
+            // Stable: each place keeps the KEYMAP order.
+            entries.sort_by_key(|(_, _, place)| *place);
+            entries
         })
-        .collect();
-    // Stable: each place keeps the KEYMAP order.
-    entries.sort_by_key(|(_, _, place)| *place);
-    entries
+        .collect()
 }
 
 fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
-    let entries = footer_entries(app);
+    let lines: Vec<Line> = footer_lines(app)
+        .into_iter()
+        .map(|entries| footer_line(entries, usize::from(area.width)))
+        .collect();
+    // The last line sits at the bottom, as a one-line footer did.
+    let top = area.height.saturating_sub(lines.len() as u16);
+    let area = Rect {
+        y: area.y + top,
+        height: area.height - top,
+        ..area
+    };
+    Paragraph::new(lines).render(area, buf);
+}
+
+/// One footer line: the entries that always show get their room first; the
+/// others follow while they fit.
+fn footer_line(entries: Vec<(&'static str, String, FooterPlace)>, width: usize) -> Line<'static> {
     let cost = |key: &str, label: &str| key.len() + label.len() + 3;
-    // Room for the entries that always show is kept first; the others follow
-    // while they fit.
-    let mut budget = usize::from(area.width).saturating_sub(
+    let mut budget = width.saturating_sub(
         entries
             .iter()
             .filter(|(_, _, place)| *place == FooterPlace::Always)
@@ -633,7 +697,7 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
             ]
         })
         .collect();
-    Paragraph::new(Line::from(spans)).render(area, buf);
+    Line::from(spans)
 }
 
 /// The help overlay's rows as (key column, text): every `KEYMAP` row with

@@ -34,6 +34,17 @@ fn healthy_cluster_at_80x24() {
     assert_screen!("healthy_80x24", draw(&fixtures::healthy(), 80, 24));
 }
 
+/// LINKS, PAUSED and the header without a quorum, wide and narrow (where
+/// the link fault shows in the process column).
+#[test]
+fn faults_in_the_table_and_the_header() {
+    let app = fixtures::faulted();
+    let wide = draw(&app, 120, 32);
+    assert!(wide.lines().next().unwrap().contains("NO QUORUM"), "{wide}");
+    assert_screen!("faulted", wide);
+    assert_screen!("faulted_80x24", draw(&app, 80, 24));
+}
+
 #[test]
 fn leader_killed() {
     assert_screen!("leader_killed", draw(&fixtures::leader_killed(), 120, 32));
@@ -179,18 +190,31 @@ fn data_loss_alarm_in_the_header() {
     assert_screen!("data_loss", screen);
 }
 
-/// Every `KEYMAP` row with a footer label shows it at 120 columns.
+/// Every `KEYMAP` row with a footer label shows it at 120 columns, on the
+/// footer's two lines.
 #[test]
 fn every_footer_label_of_the_keymap_is_in_the_footer_at_120_columns() {
     let app = fixtures::healthy();
     let screen = draw(&app, 120, 32);
-    let footer = screen.lines().last().unwrap();
+    let lines: Vec<&str> = screen.lines().collect();
+    let footer = lines[lines.len() - 2..].join("\n");
     for binding in KEYMAP {
         let Some(label) = binding.footer_label(app.bulk_write_count) else {
             continue;
         };
         let entry = format!(" {} {label} ", binding.label);
         assert!(footer.contains(&entry), "{entry:?} not in {footer}");
+    }
+}
+
+/// Every help line fits the `?` overlay (76 columns less its borders and
+/// the key column).
+#[test]
+fn every_help_line_fits_the_overlay() {
+    for help in KEYMAP.iter().filter_map(|binding| binding.help) {
+        for line in help.lines {
+            assert!(line.chars().count() <= 64, "{line:?} is too long for the help");
+        }
     }
 }
 

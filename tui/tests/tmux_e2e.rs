@@ -348,8 +348,9 @@ fn dashboard_refuses_a_wipe_that_would_lose_writes_and_readmits_an_allowed_one()
 }
 
 /// `p` cuts the leader off from its peers through the dashboard's fault
-/// proxy: the other two elect a new leader while it keeps running; `p`
-/// again heals it and every node converges.
+/// proxy: the other two elect a new leader while it keeps running, and the
+/// old one steps down without a quorum; `h` heals it and every node
+/// converges.
 #[test]
 fn isolating_the_leader_elects_another_and_healing_converges() {
     let dir = tempfile::tempdir().unwrap();
@@ -360,10 +361,10 @@ fn isolating_the_leader_elects_another_and_healing_converges() {
     tmux.send("p");
     wait_for(
         &tmux,
-        "the leader's row isolated",
+        "the leader's row with its links cut",
         STEP_WAIT_MS,
         &log_dir,
-        |screen| row_text(screen, leader).filter(|text| text.contains("isolated")),
+        |screen| row_text(screen, leader).filter(|text| text.contains(" cut ")),
     );
     let second = wait_for(&tmux, "another leader", STEP_WAIT_MS, &log_dir, |screen| {
         leader_on_screen(screen).filter(|l| *l != leader)
@@ -374,16 +375,30 @@ fn isolating_the_leader_elects_another_and_healing_converges() {
         row_text(&screen, leader).is_some_and(|t| !t.contains("non-voter")),
         "a cut-off node is not a node that lost its disk:\n{screen}"
     );
-    tmux.send(&leader.to_string());
-    tmux.send("p");
+    // Check-quorum: the old leader gives up on its own, and the timeline
+    // says how long it led without a quorum.
+    let step_down = format!("node {leader} (leader, term");
     wait_for(
         &tmux,
-        "CONVERGED on three rows after the heal",
+        "the old leader's step-down in the timeline",
+        STEP_WAIT_MS,
+        &log_dir,
+        |screen| {
+            screen
+                .lines()
+                .find(|line| line.contains(&step_down) && line.contains("stepped down after"))
+                .map(str::to_string)
+        },
+    );
+    tmux.send("h");
+    wait_for(
+        &tmux,
+        "CONVERGED on three rows after h",
         STEP_WAIT_MS,
         &log_dir,
         |screen| {
             converged_on_three_rows(screen)
-                .filter(|_| row_text(screen, leader).is_some_and(|t| !t.contains("isolated")))
+                .filter(|_| row_text(screen, leader).is_some_and(|t| t.contains(" ok ")))
         },
     );
     quit_cleanly(&tmux, &data_dir, &log_dir);

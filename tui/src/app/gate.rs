@@ -79,6 +79,10 @@ impl App {
             self.load_on = false;
             effects.push(Effect::SetWriteLoad { on: false });
         }
+        if self.any_fault() {
+            // The gate measures failover on a healthy network.
+            effects.extend(self.heal_all());
+        }
         self.gate = Some(GateView {
             record: None,
             bundle_dir: None,

@@ -119,7 +119,7 @@ const DIGITS: &[KeyCode] = &[
 /// Every key, in the order of the `?` help.
 pub const KEYMAP: &[KeyBinding] = &[
     key("k", &[KeyCode::Char('k')], Input::KillLeader)
-        .with_help("k", &["kill -9 the leader"])
+        .with_help("k x", &["kill -9 the leader (k) or the selected node (x)"])
         .with_footer("kill leader", WhileRoom)
         .with_hint("kills the leader")
         .controlling_processes(),
@@ -135,7 +135,6 @@ pub const KEYMAP: &[KeyBinding] = &[
         hint: None,
     },
     key("x", &[KeyCode::Char('x')], Input::KillSelected)
-        .with_help("x", &["kill -9 the selected node"])
         .with_footer("kill", WhileRoom)
         .controlling_processes(),
     key("s", &[KeyCode::Char('s')], Input::StopSelected)
@@ -165,20 +164,42 @@ pub const KEYMAP: &[KeyBinding] = &[
         .controlling_processes(),
     key("p", &[KeyCode::Char('p')], Input::ToggleIsolateSelected)
         .with_help(
-            "p",
-            &["cut the selected node off from its peers, or heal it"],
+            "p o",
+            &["isolate the selected node (p), or cut only what it hears (o)"],
         )
+        .with_footer("cut", WhileRoom)
+        .controlling_processes(),
+    key("o", &[KeyCode::Char('o')], Input::ToggleInboundCutSelected)
+        .with_footer("one-way", WhileRoom)
+        .controlling_processes(),
+    key("z", &[KeyCode::Char('z')], Input::TogglePauseSelected)
+        .with_help("z", &["pause the selected node (SIGSTOP); again resumes it"])
+        .with_footer("pause", WhileRoom)
+        .controlling_processes(),
+    key("l", &[KeyCode::Char('l')], Input::ToggleSlowSelected)
+        .with_help(
+            "l",
+            &["slow the selected node's links (40 ms + up to 20 ms each way)"],
+        )
+        .with_footer("slow", IfRoomLeft)
+        .controlling_processes(),
+    key("h", &[KeyCode::Char('h')], Input::HealAll)
+        .with_help("h", &["heal: every link open, every paused node resumed"])
+        .with_footer("heal", WhileRoom)
+        .with_hint("heals every fault")
         .controlling_processes(),
     key("w", &[KeyCode::Char('w')], Input::BulkWrite)
-        .with_help("w", &["write a batch of keys through the leader"])
+        .with_help(
+            "w + -",
+            &["write a batch of keys through the leader (+ - change its size)"],
+        )
         .with_footer("write {count}", WhileRoom),
     // `=` is `+` without shift.
     key(
         "+",
         &[KeyCode::Char('+'), KeyCode::Char('=')],
         Input::BulkWriteCountUp,
-    )
-    .with_help("+ -", &["change the batch size of w"]),
+    ),
     key("-", &[KeyCode::Char('-')], Input::BulkWriteCountDown),
     key("W", &[KeyCode::Char('W')], Input::ToggleWriteLoad)
         .with_help("W", &["continuous write load on/off"])
@@ -188,11 +209,12 @@ pub const KEYMAP: &[KeyBinding] = &[
         .with_footer("verify", WhileRoom)
         .with_hint("verifies every key on every node"),
     key("d", &[KeyCode::Char('d')], Input::RunGate)
-        .with_help("d", &["run the quality-gate scenario"])
+        .with_help(
+            "d e",
+            &["run the quality gate (d); export the evidence bundle (e)"],
+        )
         .with_footer("gate", WhileRoom),
-    key("e", &[KeyCode::Char('e')], Input::ExportEvidence)
-        .with_help("e", &["export the evidence bundle"])
-        .with_footer("export", WhileRoom),
+    key("e", &[KeyCode::Char('e')], Input::ExportEvidence).with_footer("export", WhileRoom),
     key("?", &[KeyCode::Char('?')], Input::ToggleHelp)
         .with_help("?", &["this help (Esc or ? closes it)"])
         .with_footer("help", Always)
@@ -340,6 +362,11 @@ mod tests {
             Input::StopSelected,
             Input::RestartSelected,
             Input::WipeAndRestartSelected,
+            Input::ToggleIsolateSelected,
+            Input::ToggleInboundCutSelected,
+            Input::TogglePauseSelected,
+            Input::ToggleSlowSelected,
+            Input::HealAll,
             Input::BulkWrite,
             Input::BulkWriteCountUp,
             Input::BulkWriteCountDown,
@@ -351,7 +378,7 @@ mod tests {
         for input in &inputs {
             assert!(!key_label(input).is_empty(), "no key gives {input:?}");
         }
-        assert_eq!(binding_for(&Input::UnknownKey("z".into())), None);
+        assert_eq!(binding_for(&Input::UnknownKey("j".into())), None);
     }
 
     #[test]

@@ -6,11 +6,13 @@
 //! that owns the concern:
 //! - `keymap`: every key, its input, footer label, help text and hint;
 //! - `nodes`: the node processes (kill, stop, restart, wipe and its refusal);
+//! - `faults`: partitions, one-way links, slow links and pauses (`p o l z h`);
 //! - `workload`: bulk writes, the continuous load, verification;
 //! - `observer`: status polls, node log events, integrity alarms, the timeline's
 //!   leader, convergence and catch-up entries;
 //! - `gate`: the quality gate and the evidence bundle.
 
+mod faults;
 mod gate;
 pub mod keymap;
 mod nodes;
@@ -21,12 +23,15 @@ use std::collections::{BTreeSet, VecDeque};
 use std::ops::Range;
 use std::path::PathBuf;
 
+use raftkv_node::fault_proxy::{Link, LinkMode};
+
 use crate::gate_record::GateRecord;
 use crate::integrity::IntegrityWatch;
 use crate::poll::{LogLine, StatusReport};
 use crate::scenario::{GateOutcome, GateProgress};
 use crate::supervisor::ProcessReport;
 
+pub use faults::LeaderFault;
 pub use gate::{GateView, GATE_RUNNING_REFUSAL};
 pub use keymap::action_for_key;
 pub use nodes::{NodeConfig, NodeView, ProcessState, ATTACHED_REFUSAL};
@@ -91,6 +96,14 @@ pub enum Input {
     WipeAndRestartSelected,
     /// Cut every peer link to and from the selected node, or heal them (`p`).
     ToggleIsolateSelected,
+    /// The selected node keeps sending but receives nothing, or hears again (`o`).
+    ToggleInboundCutSelected,
+    /// SIGSTOP / SIGCONT the selected node (`z`).
+    TogglePauseSelected,
+    /// Slow links to and from the selected node, or fast again (`l`).
+    ToggleSlowSelected,
+    /// Every link open, every paused node resumed (`h`).
+    HealAll,
     BulkWrite,
     BulkWriteCountUp,
     BulkWriteCountDown,
@@ -170,11 +183,18 @@ pub enum Effect {
         nodes: Vec<(u64, String)>,
         ranges: Vec<Range<u64>>,
     },
-    /// Cut (`true`) or heal every peer link to and from node `id` in the
-    /// fault proxy its links pass through.
-    SetIsolated {
+    /// Give every ordered peer link (from, to) this mode in the fault proxy
+    /// the links pass through.
+    SetLinks {
+        links: Vec<(Link, LinkMode)>,
+    },
+    /// SIGSTOP.
+    Pause {
         id: u64,
-        isolated: bool,
+    },
+    /// SIGCONT.
+    Resume {
+        id: u64,
     },
     /// Graceful stop of every running node (quitting).
     StopAll,
@@ -246,6 +266,10 @@ pub struct App {
     pub elections_seen: u64,
     /// Set by a leader kill (`nodes`), timed by the observer.
     pub leader_kill: Option<LeaderKill>,
+    /// Set by a fault on the leader (`faults`), timed by the observer.
+    pub leader_fault: Option<LeaderFault>,
+    /// (row, term) of the leader the screen showed when last drawn.
+    pub drawn_leader: Option<(usize, u64)>,
     /// What the cluster has been seen to commit and apply, and the alarms.
     pub integrity: IntegrityWatch,
     /// (event, peer, incarnation) of membership events already in the
@@ -290,6 +314,8 @@ impl App {
             announced_term: 0,
             elections_seen: 0,
             leader_kill: None,
+            leader_fault: None,
+            drawn_leader: None,
             gate: None,
             integrity: IntegrityWatch::new(crate::poll::STATUS_DEADLINE_MS),
             membership_events_shown: BTreeSet::new(),
@@ -350,6 +376,10 @@ impl App {
             Input::RestartSelected => self.restart_selected(),
             Input::WipeAndRestartSelected => self.wipe_and_restart_selected(),
             Input::ToggleIsolateSelected => self.toggle_isolate_selected(),
+            Input::ToggleInboundCutSelected => self.toggle_inbound_cut_selected(),
+            Input::TogglePauseSelected => self.toggle_pause_selected(),
+            Input::ToggleSlowSelected => self.toggle_slow_selected(),
+            Input::HealAll => self.heal_all(),
             Input::BulkWrite => self.bulk_write(),
             Input::BulkWriteCountUp => {
                 self.step_bulk_count(true);

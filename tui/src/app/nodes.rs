@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 
+use super::faults::NodeFaults;
 use super::{keymap, name_nodes, App, Effect, Input, LeaderKill, Mode, Tone, GATE_RUNNING_REFUSAL};
 use crate::poll::LogLine;
 use crate::status::NodeStatus;
@@ -84,8 +85,15 @@ pub struct NodeView {
     /// different one registered later is a re-admission (its disk was
     /// replaced, by this dashboard or by hand).
     pub registered_incarnation: Option<String>,
-    /// Every peer link to and from this node is cut (`p`).
-    pub isolated: bool,
+    /// The faults this dashboard set on the node (`p`, `o`, `l`, `z`).
+    pub faults: NodeFaults,
+    /// When `z` paused the process.
+    pub paused_at_ms: Option<u64>,
+    /// Set when the node is healed or resumed; cleared (with a timeline
+    /// entry) when it follows the leader and has caught up.
+    pub rejoining_since_ms: Option<u64>,
+    /// Election timeouts logged since the node last had a leader.
+    pub election_timeouts_in_a_row: u32,
 }
 
 impl NodeView {
@@ -102,7 +110,10 @@ impl NodeView {
             log_tail: VecDeque::new(),
             wiped_at_ms: None,
             registered_incarnation: None,
-            isolated: false,
+            faults: NodeFaults::default(),
+            paused_at_ms: None,
+            rejoining_since_ms: None,
+            election_timeouts_in_a_row: 0,
         }
     }
 
@@ -201,7 +212,7 @@ impl App {
 
     /// Refuses in `--attach` mode, while the gate runs and while quitting;
     /// true when refused.
-    fn refuse_process_control(&mut self) -> bool {
+    pub(super) fn refuse_process_control(&mut self) -> bool {
         if self.mode == Mode::Attached {
             self.refuse(ATTACHED_REFUSAL.to_string());
             return true;
@@ -221,42 +232,15 @@ impl App {
         if self.refuse_process_control() {
             return Vec::new();
         }
-        let Some((row, leader)) = self.leader() else {
+        let Some((row, term)) = self.table_leader() else {
             self.refuse(
                 "no leader to kill: none is elected right now (election running or no quorum)"
                     .into(),
             );
             return Vec::new();
         };
-        let term = leader.term;
         self.selected = row;
         self.kill_row(row, Some(term))
-    }
-
-    /// `p`: cuts every peer link to and from the selected node (it keeps
-    /// running and serving clients, as a partitioned machine does), or heals
-    /// them. Links between two isolated nodes stay cut until both are healed.
-    pub(super) fn toggle_isolate_selected(&mut self) -> Vec<Effect> {
-        if self.refuse_process_control() {
-            return Vec::new();
-        }
-        let row = self.selected;
-        let node = &mut self.nodes[row];
-        let id = node.config.id;
-        node.isolated = !node.isolated;
-        let isolated = node.isolated;
-        let text = if isolated {
-            let role = self
-                .leader()
-                .filter(|(leader_row, _)| *leader_row == row)
-                .map(|(_, s)| format!(" (leader, term {})", s.term))
-                .unwrap_or_default();
-            format!("node {id}{role} isolated: every peer link to and from it cut")
-        } else {
-            format!("node {id} healed: its peer links are open again")
-        };
-        self.tell(Tone::Action, text);
-        vec![Effect::SetIsolated { id, isolated }]
     }
 
     pub(super) fn kill_selected(&mut self) -> Vec<Effect> {
@@ -265,9 +249,9 @@ impl App {
         }
         let row = self.selected;
         let term = self
-            .leader()
+            .table_leader()
             .filter(|(leader_row, _)| *leader_row == row)
-            .map(|(_, s)| s.term);
+            .map(|(_, term)| term);
         self.kill_row(row, term)
     }
 
@@ -530,6 +514,7 @@ impl App {
             .unwrap_or_default();
         node.process = ProcessState::Dead { exit };
         node.restarted_at_ms = None;
+        self.forget_process_faults(row);
         let tone = if expected { Tone::Warn } else { Tone::Bad };
         let surprise = if expected { "" } else { " unexpectedly" };
         self.record_at(at_ms, tone, format!("node {id}{surprise} {exit}{pid}"));

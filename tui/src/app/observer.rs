@@ -18,6 +18,10 @@ pub const LOG_TAIL_LINES_MAX: usize = 200;
 /// stay in the log pane.
 pub const OUTPUT_LINES_IN_TIMELINE_MAX: u32 = 5;
 
+/// Election timeouts of one node without a leader in between that the
+/// timeline says; the next one is summed up, the rest only logged.
+pub const ELECTION_TIMEOUTS_SAID_IN_A_ROW: u32 = 2;
+
 /// Membership events (per event, peer and incarnation) said once each; past
 /// this many, later ones are no longer said at all (a wipe loop gone wild).
 pub const MEMBERSHIP_EVENTS_REMEMBERED_MAX: usize = 1_024;
@@ -28,6 +32,14 @@ pub enum Convergence {
     /// An integrity alarm stands (the first one raised): committed data was
     /// lost or two nodes diverged. It never clears during the session.
     Alarm(Alarm),
+    /// Fewer than a majority of the nodes are running, unpaused and on the
+    /// network both ways (as this dashboard's faults and processes say):
+    /// nothing can be elected or committed.
+    NoQuorum {
+        /// The nodes a quorum could be made of.
+        candidates: Vec<u64>,
+        majority: usize,
+    },
     NoLeader,
     /// These running nodes do not answer, so nobody can say they agree.
     Unknown {
@@ -161,6 +173,23 @@ impl App {
             .max_by_key(|(_, status)| status.term)
     }
 
+    /// The leader as the table shows it: the current one, or the one drawn
+    /// last while its process lives and its status has only gone stale since
+    /// (a loaded machine polls late): a key acts on what the screen shows.
+    pub fn table_leader(&self) -> Option<(usize, u64)> {
+        self.leader()
+            .map(|(row, status)| (row, status.term))
+            .or_else(|| {
+                self.drawn_leader
+                    .filter(|(row, _)| self.nodes.get(*row).is_some_and(|n| n.process.is_alive()))
+            })
+    }
+
+    /// The screen has just been drawn: remember the leader it showed.
+    pub fn note_drawn(&mut self) {
+        self.drawn_leader = self.leader().map(|(row, status)| (row, status.term));
+    }
+
     /// How far node `row` is behind the leader's commit index.
     pub fn lag_of(&self, row: usize) -> Option<u64> {
         let (_, leader) = self.leader()?;
@@ -174,13 +203,24 @@ impl App {
         if let Some(alarm) = self.integrity.first_alarm() {
             return Convergence::Alarm(alarm.clone());
         }
+        let candidates = self.quorum_candidates();
+        if candidates.len() < self.majority() {
+            return Convergence::NoQuorum {
+                candidates,
+                majority: self.majority(),
+            };
+        }
         if self.leader().is_none() {
             return Convergence::NoLeader;
         }
+        // A paused node is known not to answer: the others' agreement is
+        // still worth saying, as for a node that is down.
         let silent: Vec<u64> = self
             .nodes
             .iter()
-            .filter(|n| n.process.is_alive() && n.live_status(self.now_ms).is_none())
+            .filter(|n| {
+                n.process.is_alive() && !n.faults.paused && n.live_status(self.now_ms).is_none()
+            })
             .map(|n| n.config.id)
             .collect();
         if !silent.is_empty() {
@@ -351,17 +391,18 @@ impl App {
             log_events::LEADER_LOST | log_events::ELECTION_TIMEOUT => {
                 self.on_leader_silence(event, line, &term_text)
             }
+            log_events::BECAME_FOLLOWER if line.field_u64("leader").is_some_and(|l| l != 0) => {
+                self.set_timeouts_in_a_row(id, 0);
+            }
             log_events::BECAME_LEADER => {
+                self.set_timeouts_in_a_row(id, 0);
                 if let Some(term) = term {
                     self.announce_leader(id, term, line.at_ms);
                 }
             }
             log_events::STEPPED_DOWN => {
-                self.record_at(
-                    line.at_ms,
-                    Tone::Warn,
-                    format!("node {id} stepped down{term_text}"),
-                );
+                let text = self.describe_step_down(id, &term_text, line.field("reason"), line.at_ms);
+                self.record_at(line.at_ms, Tone::Warn, text);
             }
             log_events::SNAPSHOT_SENT | log_events::SNAPSHOT_INSTALLED | log_events::RECOVERY => {
                 let (tone, text) = describe_storage_event(id, event, line);
@@ -380,6 +421,28 @@ impl App {
     /// here, how long this node took to notice.
     fn on_leader_silence(&mut self, event: &str, line: &LogLine, term_text: &str) {
         let id = line.id;
+        if event == log_events::ELECTION_TIMEOUT {
+            // A node cut off from a quorum times out every few hundred ms:
+            // the timeline says the first two and the log pane has the rest.
+            let in_a_row = self.row_of(id).map_or(0, |row| {
+                let node = &mut self.nodes[row];
+                node.election_timeouts_in_a_row += 1;
+                node.election_timeouts_in_a_row
+            });
+            if in_a_row == ELECTION_TIMEOUTS_SAID_IN_A_ROW + 1 {
+                self.record_at(
+                    line.at_ms,
+                    Tone::Warn,
+                    format!(
+                        "node {id} keeps timing out without finding a leader (further timeouts \
+                         in its log only)"
+                    ),
+                );
+            }
+            if in_a_row > ELECTION_TIMEOUTS_SAID_IN_A_ROW {
+                return;
+            }
+        }
         let what = match (event, line.field("leader")) {
             (log_events::LEADER_LOST, Some(leader)) => format!("lost leader {leader}"),
             (log_events::LEADER_LOST, None) => "lost the leader".to_string(),
@@ -401,6 +464,12 @@ impl App {
         );
     }
 
+    fn set_timeouts_in_a_row(&mut self, id: u64, count: u32) {
+        if let Some(row) = self.row_of(id) {
+            self.nodes[row].election_timeouts_in_a_row = count;
+        }
+    }
+
     /// Every node logs a re-admission's steps; the timeline says each once.
     fn on_membership_event(&mut self, event: &str, line: &LogLine) {
         let Some((tone, text)) = describe_membership_event(event, line) else {
@@ -420,6 +489,9 @@ impl App {
 
     /// ` (312 ms after the kill)` for a node's first detection of a killed leader.
     fn time_detection(&mut self, id: u64, at_ms: u64) -> String {
+        if self.leader_kill.is_none() {
+            return self.time_fault_detection(id, at_ms);
+        }
         match &mut self.leader_kill {
             Some(kill) if kill.node != id && !kill.detected_by.contains(&id) => {
                 kill.detected_by.push(id);
@@ -449,6 +521,7 @@ impl App {
                 ));
             }
         }
+        text.push_str(&self.time_new_leader(id, at_ms));
         self.record_at(at_ms, Tone::Good, text);
     }
 
@@ -513,33 +586,38 @@ impl App {
         let Some((_, leader)) = self.leader() else {
             return;
         };
-        let (leader_id, leader_commit) = (leader.id, leader.commit_index);
+        let (leader_id, leader_commit, leader_term) = (leader.id, leader.commit_index, leader.term);
         let now_ms = self.now_ms;
-        let mut caught_up = Vec::new();
+        let mut said = Vec::new();
         for node in &mut self.nodes {
-            let Some(restarted_at_ms) = node.restarted_at_ms else {
-                continue;
-            };
             let Some(status) = node.live_status(now_ms) else {
                 continue;
             };
-            if status.leader_id == leader_id && status.applied_index >= leader_commit {
-                caught_up.push((
-                    node.config.id,
-                    status.applied_index,
-                    now_ms - restarted_at_ms,
+            if status.leader_id != leader_id || status.applied_index < leader_commit {
+                continue;
+            }
+            let (id, index, is_leader) = (node.config.id, status.applied_index, status.id == leader_id);
+            if let Some(restarted_at_ms) = node.restarted_at_ms.take() {
+                said.push(format!(
+                    "node {id} caught up to index {index}, {} after restart",
+                    format_duration_ms(now_ms - restarted_at_ms)
                 ));
-                node.restarted_at_ms = None;
+            }
+            if let Some(since_ms) = node.rejoining_since_ms.take() {
+                let role = if is_leader {
+                    "as leader"
+                } else {
+                    "as follower"
+                };
+                said.push(format!(
+                    "node {id} rejoined {role} of term {leader_term}, caught up to index {index} \
+                     in {}",
+                    format_duration_ms(now_ms.saturating_sub(since_ms))
+                ));
             }
         }
-        for (id, index, ms) in caught_up {
-            self.record(
-                Tone::Good,
-                format!(
-                    "node {id} caught up to index {index}, {} after restart",
-                    format_duration_ms(ms)
-                ),
-            );
+        for text in said {
+            self.record(Tone::Good, text);
         }
     }
 }

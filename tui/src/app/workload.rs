@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use super::{App, Effect, Flash, Tone, GATE_RUNNING_REFUSAL};
 use crate::clock::format_duration_ms;
+use crate::jobs::WRITE_DEADLINE_MS;
 use crate::key_check::{KeyCheck, KEY_PROBLEM_EXAMPLES_PER_KIND_MAX};
 use crate::poll::StatusReport;
 use crate::status::NodeStatus;
@@ -208,13 +209,20 @@ impl App {
             );
             return Vec::new();
         }
-        if self.leader().is_none() {
-            self.refuse(format!(
-                "no leader to write {count} keys through: wait for the election to finish"
-            ));
-            return Vec::new();
-        }
         self.bulk_in_flight = Some(count);
+        if self.leader().is_none() {
+            // As a Redis client does on CLUSTERDOWN: each write retries
+            // until a leader answers or its deadline passes.
+            self.tell(
+                Tone::Action,
+                format!(
+                    "write {count} keys: no leader right now, waiting for one (each write gives \
+                     up after {} s)",
+                    WRITE_DEADLINE_MS / 1_000
+                ),
+            );
+            return vec![Effect::BulkWrite { count }];
+        }
         self.record(
             Tone::Action,
             format!("write {count} keys through the leader"),

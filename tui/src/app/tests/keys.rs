@@ -23,7 +23,12 @@ fn every_key_maps_to_its_action() {
         (KeyCode::Char('v'), Input::Verify),
         (KeyCode::Char('d'), Input::RunGate),
         (KeyCode::Char('e'), Input::ExportEvidence),
-        (KeyCode::Char('z'), Input::UnknownKey("z".into())),
+        (KeyCode::Char('p'), Input::ToggleIsolateSelected),
+        (KeyCode::Char('o'), Input::ToggleInboundCutSelected),
+        (KeyCode::Char('z'), Input::TogglePauseSelected),
+        (KeyCode::Char('l'), Input::ToggleSlowSelected),
+        (KeyCode::Char('h'), Input::HealAll),
+        (KeyCode::Char('j'), Input::UnknownKey("j".into())),
     ];
     for (code, action) in table {
         assert_eq!(press(code), Some(action), "{code:?}");
@@ -42,10 +47,10 @@ fn every_key_maps_to_its_action() {
 #[test]
 fn unknown_keys_say_they_did_nothing() {
     let mut app = healthy();
-    key(&mut app, T0 + 4_000, KeyCode::Char('z'));
+    key(&mut app, T0 + 4_000, KeyCode::Char('j'));
     assert_eq!(
         flash_text(&app),
-        "key 'z' does nothing; press ? for the list of keys"
+        "key 'j' does nothing; press ? for the list of keys"
     );
 }
 

@@ -242,6 +242,24 @@ pub(crate) mod fixtures {
         )
     }
 
+    /// `healthy`, then faults: node 1 isolated, node 3 one-way and slow,
+    /// node 2 (the leader) paused and silent. No quorum can form.
+    pub(crate) fn faulted() -> App {
+        let mut app = healthy();
+        key(&mut app, T0 + 4_000, KeyCode::Char('p'));
+        key(&mut app, T0 + 4_001, KeyCode::Char('3'));
+        key(&mut app, T0 + 4_002, KeyCode::Char('o'));
+        key(&mut app, T0 + 4_003, KeyCode::Char('l'));
+        key(&mut app, T0 + 4_004, KeyCode::Char('2'));
+        key(&mut app, T0 + 4_005, KeyCode::Char('z'));
+        poll_failed(&mut app, T0 + 4_500, 2, "timed out");
+        let at = T0 + 4_500;
+        poll(&mut app, at, status(1, Role::PreCandidate, 2, 0, 107, DIGEST_A));
+        poll(&mut app, at, status(3, Role::PreCandidate, 2, 0, 107, DIGEST_A));
+        app.update(Report::Tick, T0 + 4_600);
+        app
+    }
+
     /// `healthy`, then k: node 2 killed; followers noticed, no leader yet.
     pub(crate) fn leader_killed() -> App {
         let mut app = healthy();
@@ -475,6 +493,7 @@ fn gate_progress(app: &mut App, at_ms: u64, record: GateRecord) {
     app.update(Report::GateProgress(Box::new(progress)), at_ms);
 }
 
+mod faults;
 mod gate;
 mod keys;
 mod nodes;
