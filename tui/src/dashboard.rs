@@ -700,7 +700,7 @@ mod tests {
             process_requests_tx: senders.process_requests,
             gate_stop: None,
             fault_proxy: None,
-            };
+        };
         let nodes = vec![NodeConfig {
             id: 1,
             client_addr: addr,

@@ -213,7 +213,10 @@ fn every_footer_label_of_the_keymap_is_in_the_footer_at_120_columns() {
 fn every_help_line_fits_the_overlay() {
     for help in KEYMAP.iter().filter_map(|binding| binding.help) {
         for line in help.lines {
-            assert!(line.chars().count() <= 64, "{line:?} is too long for the help");
+            assert!(
+                line.chars().count() <= 64,
+                "{line:?} is too long for the help"
+            );
         }
     }
 }

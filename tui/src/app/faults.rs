@@ -125,10 +125,7 @@ impl LeaderFault {
 impl App {
     /// The row's faults, in `link_modes`' form, for every node.
     fn node_faults(&self) -> Vec<(u64, NodeFaults)> {
-        self.nodes
-            .iter()
-            .map(|n| (n.config.id, n.faults))
-            .collect()
+        self.nodes.iter().map(|n| (n.config.id, n.faults)).collect()
     }
 
     /// The effect that gives the proxy the links every node's faults ask for.
@@ -283,7 +280,9 @@ impl App {
         self.nodes[row].paused_at_ms = Some(self.now_ms);
         self.tell(
             Tone::Action,
-            format!("node {id}{role} paused (SIGSTOP): frozen, sockets open, still sure of its role"),
+            format!(
+                "node {id}{role} paused (SIGSTOP): frozen, sockets open, still sure of its role"
+            ),
         );
         vec![Effect::Pause { id }]
     }
@@ -294,13 +293,21 @@ impl App {
         let paused_for = self.nodes[row]
             .paused_at_ms
             .take()
-            .map(|at| format!(" after {}", format_duration_ms(self.now_ms.saturating_sub(at))))
+            .map(|at| {
+                format!(
+                    " after {}",
+                    format_duration_ms(self.now_ms.saturating_sub(at))
+                )
+            })
             .unwrap_or_default();
         if let Some(fault) = self.leader_fault.as_mut().filter(|f| f.node == id) {
             fault.resumed_at_ms = Some(self.now_ms);
         }
         self.start_rejoin(row);
-        self.tell(Tone::Action, format!("node {id} resumed (SIGCONT){paused_for}"));
+        self.tell(
+            Tone::Action,
+            format!("node {id} resumed (SIGCONT){paused_for}"),
+        );
     }
 
     /// `h`: every link open and every paused node resumed.
@@ -333,7 +340,10 @@ impl App {
         effects.push(self.links_effect());
         self.tell(
             Tone::Action,
-            format!("healed: every link open, nothing paused ({} had faults)", name_nodes(&healed)),
+            format!(
+                "healed: every link open, nothing paused ({} had faults)",
+                name_nodes(&healed)
+            ),
         );
         effects
     }
@@ -374,7 +384,9 @@ impl App {
     pub(super) fn time_fault_detection(&mut self, id: u64, at_ms: u64) -> String {
         match &mut self.leader_fault {
             Some(fault)
-                if fault.node != id && !fault.detected_by.contains(&id) && !fault.new_leader_announced =>
+                if fault.node != id
+                    && !fault.detected_by.contains(&id)
+                    && !fault.new_leader_announced =>
             {
                 fault.detected_by.push(id);
                 format!(

@@ -173,7 +173,10 @@ pub const KEYMAP: &[KeyBinding] = &[
         .with_footer("one-way", WhileRoom)
         .controlling_processes(),
     key("z", &[KeyCode::Char('z')], Input::TogglePauseSelected)
-        .with_help("z", &["pause the selected node (SIGSTOP); again resumes it"])
+        .with_help(
+            "z",
+            &["pause the selected node (SIGSTOP); again resumes it"],
+        )
         .with_footer("pause", WhileRoom)
         .controlling_processes(),
     key("l", &[KeyCode::Char('l')], Input::ToggleSlowSelected)

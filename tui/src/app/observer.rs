@@ -401,7 +401,8 @@ impl App {
                 }
             }
             log_events::STEPPED_DOWN => {
-                let text = self.describe_step_down(id, &term_text, line.field("reason"), line.at_ms);
+                let text =
+                    self.describe_step_down(id, &term_text, line.field("reason"), line.at_ms);
                 self.record_at(line.at_ms, Tone::Warn, text);
             }
             log_events::SNAPSHOT_SENT | log_events::SNAPSHOT_INSTALLED | log_events::RECOVERY => {
@@ -596,7 +597,8 @@ impl App {
             if status.leader_id != leader_id || status.applied_index < leader_commit {
                 continue;
             }
-            let (id, index, is_leader) = (node.config.id, status.applied_index, status.id == leader_id);
+            let (id, index, is_leader) =
+                (node.config.id, status.applied_index, status.id == leader_id);
             if let Some(restarted_at_ms) = node.restarted_at_ms.take() {
                 said.push(format!(
                     "node {id} caught up to index {index}, {} after restart",

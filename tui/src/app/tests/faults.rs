@@ -56,8 +56,14 @@ fn link_modes_follow_every_nodes_faults() {
     assert_eq!(mode(2, 3), SLOW_LINK);
     assert_eq!(mode(3, 2), SLOW_LINK);
     // Isolation wins over everything else on its links.
-    let modes = link_modes(&[(1, faults(true, true, true)), (2, faults(false, false, true))]);
-    assert!(modes.iter().all(|(_, m)| *m == LinkMode::Sever), "{modes:?}");
+    let modes = link_modes(&[
+        (1, faults(true, true, true)),
+        (2, faults(false, false, true)),
+    ]);
+    assert!(
+        modes.iter().all(|(_, m)| *m == LinkMode::Sever),
+        "{modes:?}"
+    );
 }
 
 #[test]
@@ -123,20 +129,27 @@ fn isolating_the_leader_tells_the_failover_and_the_rejoin_with_figures() {
         "node 2 (leader, term 2) stepped down after 1.2 s without a quorum: lost contact with a \
          majority",
     ] {
-        assert!(timeline.contains(&line.to_string()), "{line}\n{timeline:#?}");
+        assert!(
+            timeline.contains(&line.to_string()),
+            "{line}\n{timeline:#?}"
+        );
     }
     assert_eq!(app.leader_fault, None, "both consequences told");
 
     let effects = key(&mut app, T0 + 6_000, KeyCode::Char('p'));
     assert!(all_links_open(&effects), "{effects:?}");
-    assert_eq!(flash_text(&app), "node 2 healed: its peer links are open again");
+    assert_eq!(
+        flash_text(&app),
+        "node 2 healed: its peer links are open again"
+    );
     let at = T0 + 6_038;
     poll(&mut app, at, status(1, Role::Leader, 3, 1, 108, DIGEST_A));
     poll(&mut app, at, status(2, Role::Follower, 3, 1, 108, DIGEST_A));
     poll(&mut app, at, status(3, Role::Follower, 3, 1, 108, DIGEST_A));
     assert!(
-        timeline_text(&app)
-            .contains(&"node 2 rejoined as follower of term 3, caught up to index 108 in 38 ms".into()),
+        timeline_text(&app).contains(
+            &"node 2 rejoined as follower of term 3, caught up to index 108 in 38 ms".into()
+        ),
         "{:#?}",
         timeline_text(&app)
     );
@@ -173,7 +186,11 @@ fn slow_links_are_a_toggle() {
         flash_text(&app),
         "node 1 slow links: 40 ms + up to 20 ms each way, to and from it"
     );
-    assert!(all_links_open(&key(&mut app, T0 + 4_100, KeyCode::Char('l'))));
+    assert!(all_links_open(&key(
+        &mut app,
+        T0 + 4_100,
+        KeyCode::Char('l')
+    )));
 }
 
 /// `z` on the leader: SIGSTOP, PAUSED, the others elect; `z` again: SIGCONT,
@@ -204,11 +221,15 @@ fn pausing_the_leader_and_resuming_it_is_told_with_figures() {
     poll(&mut app, at, status(1, Role::Follower, 3, 3, 108, DIGEST_A));
     poll(&mut app, at, status(3, Role::Leader, 3, 3, 108, DIGEST_A));
     assert!(
-        matches!(app.convergence(), Convergence::Converged { nodes_up: 2, .. }),
+        matches!(
+            app.convergence(),
+            Convergence::Converged { nodes_up: 2, .. }
+        ),
         "{:?}",
         app.convergence()
     );
-    assert!(timeline_text(&app).contains(&"node 3 leader of term 3, 300 ms after node 2 was paused".into()));
+    assert!(timeline_text(&app)
+        .contains(&"node 3 leader of term 3, 300 ms after node 2 was paused".into()));
 
     assert_eq!(
         key(&mut app, T0 + 9_000, KeyCode::Char('z')),
@@ -300,7 +321,10 @@ fn the_gate_heals_every_fault_before_it_runs() {
 fn fault_keys_are_refused_when_attached() {
     let mut app = App::new(Mode::Attached, config(3), T0, Vec::new());
     for code in ['p', 'o', 'z', 'l', 'h'] {
-        assert!(key(&mut app, T0 + 1, KeyCode::Char(code)).is_empty(), "{code}");
+        assert!(
+            key(&mut app, T0 + 1, KeyCode::Char(code)).is_empty(),
+            "{code}"
+        );
         assert_eq!(flash_text(&app), ATTACHED_REFUSAL);
     }
 }

@@ -254,8 +254,16 @@ pub(crate) mod fixtures {
         key(&mut app, T0 + 4_005, KeyCode::Char('z'));
         poll_failed(&mut app, T0 + 4_500, 2, "timed out");
         let at = T0 + 4_500;
-        poll(&mut app, at, status(1, Role::PreCandidate, 2, 0, 107, DIGEST_A));
-        poll(&mut app, at, status(3, Role::PreCandidate, 2, 0, 107, DIGEST_A));
+        poll(
+            &mut app,
+            at,
+            status(1, Role::PreCandidate, 2, 0, 107, DIGEST_A),
+        );
+        poll(
+            &mut app,
+            at,
+            status(3, Role::PreCandidate, 2, 0, 107, DIGEST_A),
+        );
         app.update(Report::Tick, T0 + 4_600);
         app
     }

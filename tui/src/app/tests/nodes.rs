@@ -65,7 +65,11 @@ fn k_kills_the_leader_the_screen_showed_even_when_its_status_went_stale() {
     app.note_drawn();
     app.update(Report::Tick, T0 + 3_200 + STATUS_STALE_MS + 1);
     assert!(app.leader().is_none());
-    let effects = key(&mut app, T0 + 3_200 + STATUS_STALE_MS + 2, KeyCode::Char('k'));
+    let effects = key(
+        &mut app,
+        T0 + 3_200 + STATUS_STALE_MS + 2,
+        KeyCode::Char('k'),
+    );
     assert_eq!(effects, vec![Effect::Kill { id: 2 }]);
     assert!(flash_text(&app).starts_with("kill -9 node 2, leader of term 2"));
 }
@@ -394,4 +398,3 @@ fn the_writes_commit_index_counts_for_the_wipe_refusal_before_the_next_poll() {
         flash_text(&app)
     );
 }
-
