@@ -238,11 +238,11 @@ async fn read_chunks(
     connection: CancellationToken,
 ) {
     let mut jitter = Jitter::new(source.as_ref().local_addr().map_or(0, |a| a.port()));
+    let mut buffer = vec![0u8; CHUNK_BYTES_MAX];
     loop {
         let Some(mode) = wait_until_flowing(&mut modes, &connection).await else {
             break;
         };
-        let mut buffer = vec![0u8; CHUNK_BYTES_MAX];
         let read = tokio::select! {
             () = connection.cancelled() => break,
             changed = modes.changed() => {
@@ -257,9 +257,8 @@ async fn read_chunks(
             Ok(0) | Err(_) => break,
             Ok(count) => count,
         };
-        buffer.truncate(count);
         let due = Instant::now() + jitter.delay(mode);
-        if chunks.send((due, buffer)).await.is_err() {
+        if chunks.send((due, buffer[..count].to_vec())).await.is_err() {
             break;
         }
     }
@@ -277,9 +276,13 @@ async fn write_chunks(
     connection: CancellationToken,
 ) {
     while let Some((due, chunk)) = queued.recv().await {
-        tokio::select! {
-            () = connection.cancelled() => break,
-            () = tokio::time::sleep_until(due) => {}
+        // tokio's timer rounds up to the next millisecond: an open link
+        // must not wait for it.
+        if due > Instant::now() {
+            tokio::select! {
+                () = connection.cancelled() => break,
+                () = tokio::time::sleep_until(due) => {}
+            }
         }
         if wait_until_flowing(&mut modes, &connection).await.is_none() {
             break;

@@ -46,6 +46,23 @@ pub struct ClusterLayout {
 }
 
 impl ClusterLayout {
+    /// Starts a fault proxy for this cluster's peer links and routes every
+    /// node's `--cluster` through it (`routed_cluster_args`); the proxy
+    /// lives as long as the returned value.
+    pub async fn route_through_fault_proxy(
+        &mut self,
+    ) -> Result<raftkv_node::fault_proxy::FaultProxy, String> {
+        let peers = self.peer_addrs();
+        let proxy = raftkv_node::fault_proxy::FaultProxy::start(&peers)
+            .await
+            .map_err(|e| format!("cannot start the fault proxy: {e}"))?;
+        self.routed_cluster_args = peers
+            .iter()
+            .map(|&(id, _)| (id, proxy.cluster_arg(id, &peers)))
+            .collect();
+        Ok(proxy)
+    }
+
     /// Checks the node count and that every port fits below 65536.
     pub fn new(args: &ClusterArgs) -> Result<ClusterLayout, String> {
         if args.nodes == 0 || args.nodes > NODES_MAX {

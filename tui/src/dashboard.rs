@@ -468,17 +468,7 @@ async fn run_with_terminal<B: Backend>(
     // fault proxy, so `p` can cut a node off without touching it.
     let mut plan = plan;
     let fault_proxy = match &mut plan.layout {
-        Some(layout) => {
-            let peers = layout.peer_addrs();
-            let proxy = FaultProxy::start(&peers)
-                .await
-                .map_err(|e| format!("cannot start the fault proxy: {e}"))?;
-            layout.routed_cluster_args = peers
-                .iter()
-                .map(|&(id, _)| (id, proxy.cluster_arg(id, &peers)))
-                .collect();
-            Some(proxy)
-        }
+        Some(layout) => Some(layout.route_through_fault_proxy().await?),
         None => None,
     };
     let layout = plan.layout.clone();

@@ -29,7 +29,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::cluster::ClusterArgs;
 use crate::dashboard::TuiArgs;
 
 #[derive(Debug, Parser)]
@@ -54,7 +53,7 @@ enum Command {
     /// The live dashboard on a local cluster it starts (or --attach to one).
     Tui(TuiArgs),
     /// Start a local cluster without a screen; Ctrl-C stops it gracefully.
-    Up(ClusterArgs),
+    Up(up::UpArgs),
     /// Run the failover quality gate headless (exit code 0 only if it passes).
     Demo(scenario::DemoArgs),
     /// Run one node (the flags are a public interface; see DESIGN.md).

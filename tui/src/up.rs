@@ -18,7 +18,20 @@ const PROCESS_REPORTS_MAX: usize = 64;
 const STATUS_DEADLINE_MS: u64 = 300;
 const LEADER_POLL_INTERVAL_MS: u64 = 100;
 
-pub fn run(args: ClusterArgs) -> Result<(), String> {
+/// `raftkv up`'s flags.
+#[derive(Clone, Debug, clap::Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Route every peer link through an in-process fault proxy, as the
+    /// dashboard and `raftkv chaos` do (to measure what the extra hop costs).
+    #[arg(long)]
+    pub faults: bool,
+}
+
+pub fn run(args: UpArgs) -> Result<(), String> {
+    let faults = args.faults;
+    let args = args.cluster;
     let layout = ClusterLayout::new(&args)?;
     layout.create_dirs()?;
     layout.check_ports_free()?;
@@ -42,10 +55,18 @@ pub fn run(args: ClusterArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     // `block_on` runs on the main thread, which the children's parent-death
     // signal is tied to (see supervisor.rs).
-    runtime.block_on(supervise(layout))
+    runtime.block_on(supervise(layout, faults))
 }
 
-async fn supervise(layout: ClusterLayout) -> Result<(), String> {
+async fn supervise(mut layout: ClusterLayout, faults: bool) -> Result<(), String> {
+    // Kept alive until the nodes stop: their peer links pass through it.
+    let _proxy = if faults {
+        let proxy = layout.route_through_fault_proxy().await?;
+        println!("--faults: every peer link passes through this process's fault proxy");
+        Some(proxy)
+    } else {
+        None
+    };
     let (reports_tx, mut reports) = mpsc::channel(PROCESS_REPORTS_MAX);
     let mut supervisor = Supervisor::new(
         layout.clone(),
