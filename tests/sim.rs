@@ -28,8 +28,6 @@ mod cluster;
 mod faults;
 #[path = "sim/history.rs"]
 mod history;
-#[path = "sim/linearizability.rs"]
-mod linearizability;
 #[path = "sim/net.rs"]
 mod net;
 #[path = "sim/node.rs"]

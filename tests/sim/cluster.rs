@@ -34,10 +34,10 @@ use raftkv::raft::{
 use super::checks::{hex, SafetyChecker};
 use super::faults::{corrupt, FaultProfile, Garbage, Regime};
 use super::history::{History, HistoryStats, OpId, Proposal};
-use super::linearizability::{check_history, OpKind, Value, NIL};
 use super::net::{chance, Network, NetworkFaults, NetworkStats};
 use super::node::DurableStore;
 use super::persister::{AsyncDisk, DiskStats, DriverBug, Persister};
+use raftkv::linearizability::{check_history, OpKind, Value, NIL};
 
 /// After healing, a stable leader (every node in its term, following it)
 /// must exist within this many ticks: ten worst-case election timeouts.

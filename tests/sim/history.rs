@@ -3,7 +3,7 @@
 
 use raftkv::message::{Index, NodeId, Term};
 
-use super::linearizability::{OpKind, Operation, Outcome, Value, NIL};
+use raftkv::linearizability::{OpKind, Operation, Outcome, Value, NIL};
 
 /// Identifies an operation; also the read context handed to `read_index`.
 pub type OpId = u64;

@@ -6,6 +6,7 @@
 
 mod app;
 mod bench;
+mod chaos;
 mod clock;
 mod cluster;
 mod dashboard;
@@ -60,6 +61,9 @@ enum Command {
     Node(NodeArgs),
     /// A client for a running cluster: get, set, del, status, digest, dump, wait-converged.
     Kv(kv_cli::KvArgs),
+    /// A Jepsen-style run: clients on contended keys under a seeded nemesis,
+    /// then a linearizability verdict (exit 0 only when everything holds).
+    Chaos(chaos::ChaosArgs),
     /// Load, failover and catch-up benchmarks.
     Bench(bench::BenchArgs),
 }
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
         None => report("raftkv", dashboard::run(cli.tui)),
         Some(Command::Tui(args)) => report("raftkv tui", dashboard::run(args)),
         Some(Command::Up(args)) => report("raftkv up", up::run(args)),
+        Some(Command::Chaos(args)) => ExitCode::from(chaos::run(args) as u8),
         Some(Command::Demo(args)) => demo(args),
         Some(Command::Node(args)) => report("raftkv node", run_node(args.options)),
         Some(Command::Kv(args)) => report("raftkv kv", kv_cli::run(args)),

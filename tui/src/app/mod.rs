@@ -31,7 +31,7 @@ use crate::poll::{LogLine, StatusReport};
 use crate::scenario::{GateOutcome, GateProgress};
 use crate::supervisor::ProcessReport;
 
-pub use faults::LeaderFault;
+pub use faults::{LeaderFault, SLOW_LINK};
 pub use gate::{GateView, GATE_RUNNING_REFUSAL};
 pub use keymap::action_for_key;
 pub use nodes::{NodeConfig, NodeView, ProcessState, ATTACHED_REFUSAL};
