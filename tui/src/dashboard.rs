@@ -9,6 +9,9 @@ use std::time::Duration;
 use crossterm::event::{Event, EventStream};
 use futures::{Stream, StreamExt};
 use raftkv_node::fault_proxy::FaultProxy;
+
+use crate::chaos::{self, Recorder};
+use crate::live_history::{self, HistoryVerdict};
 use ratatui::backend::Backend;
 use ratatui::Terminal;
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -75,6 +78,7 @@ struct Channels {
     verify: mpsc::Receiver<VerifyResult>,
     gate: mpsc::Receiver<GateProgress>,
     gate_done: mpsc::Receiver<GateOutcome>,
+    history: mpsc::Receiver<HistoryVerdict>,
     /// The gate's kill/start/pid requests, served on this (the main) thread.
     process_requests: mpsc::Receiver<ProcessRequest>,
 }
@@ -88,6 +92,7 @@ struct ChannelSenders {
     verify: mpsc::Sender<VerifyResult>,
     gate: mpsc::Sender<GateProgress>,
     gate_done: mpsc::Sender<GateOutcome>,
+    history: mpsc::Sender<HistoryVerdict>,
     process_requests: mpsc::Sender<ProcessRequest>,
 }
 
@@ -103,6 +108,7 @@ impl Channels {
         let (verify_tx, verify) = mpsc::channel(REPORTS_QUEUE_MAX);
         let (gate_tx, gate) = mpsc::channel(scenario::PROGRESS_QUEUE_MAX);
         let (gate_done_tx, gate_done) = mpsc::channel(GATE_DONE_QUEUE_MAX);
+        let (history_tx, history) = mpsc::channel(REPORTS_QUEUE_MAX);
         let (process_requests_tx, process_requests) = mpsc::channel(REPORTS_QUEUE_MAX);
         let senders = ChannelSenders {
             status: status_tx,
@@ -112,6 +118,7 @@ impl Channels {
             verify: verify_tx,
             gate: gate_tx,
             gate_done: gate_done_tx,
+            history: history_tx,
             process_requests: process_requests_tx,
         };
         let channels = Channels {
@@ -122,6 +129,7 @@ impl Channels {
             verify,
             gate,
             gate_done,
+            history,
             process_requests,
         };
         (senders, channels)
@@ -154,6 +162,10 @@ struct Workers {
     gate_stop: Option<CancellationToken>,
     /// Where the supervised nodes' peer links pass (None when attached).
     fault_proxy: Option<FaultProxy>,
+    /// Every operation of the load's clients on the contended keys.
+    history: Recorder,
+    /// Loads started so far: each gets new client ids (values stay unique).
+    load_sessions: u64,
 }
 
 impl Workers {
@@ -166,6 +178,39 @@ impl Workers {
             }
             None => GateContext::for_attached(self.nodes.clone(), Some(&self.log_dir), out_dir),
         }
+    }
+
+    /// The load's history and its verdict, into an evidence bundle.
+    /// Nothing is written when the load has not run.
+    fn export_history(&self, dir: &Path) -> Result<(), String> {
+        let records = self.history.records();
+        if records.is_empty() {
+            return Ok(());
+        }
+        let readme = "\nhistory.jsonl   Every operation the dashboard's load (W) sent to the contended\n\
+                      \x20               keys live:0-4: client, key, read or write, unique value,\n\
+                      \x20               invoke and complete time (us), outcome (ok, failed, unknown).\n\
+                      verdict.txt     That history checked for linearizability per key (the\n\
+                      \x20               checker of the simulator and `raftkv chaos`;\n\
+                      \x20               `raftkv chaos --check history.jsonl` checks it again).\n";
+        let readme_path = dir.join("README.txt");
+        let mut text = std::fs::read_to_string(&readme_path).unwrap_or_default();
+        text.push_str(readme);
+        std::fs::write(&readme_path, text)
+            .map_err(|e| format!("cannot write {}: {e}", readme_path.display()))?;
+        let lines = chaos::verdict_lines(&records, &chaos::check(&records));
+        let history: String = records
+            .iter()
+            .map(|r| r.to_json().to_string() + "\n")
+            .collect();
+        for (name, text) in [
+            ("history.jsonl", history),
+            ("verdict.txt", lines.join("\n") + "\n"),
+        ] {
+            std::fs::write(dir.join(name), text)
+                .map_err(|e| format!("cannot write {}: {e}", dir.join(name).display()))?;
+        }
+        Ok(())
     }
 
     /// The nodes a bundle names when no gate has run.
@@ -245,6 +290,16 @@ impl Workers {
                         stop.clone(),
                         &self.tracker,
                     );
+                    let first = self.load_sessions * live_history::CLIENTS + 1;
+                    self.load_sessions += 1;
+                    chaos::spawn_workload(
+                        &self.addrs,
+                        first..=first + live_history::CLIENTS - 1,
+                        live_history::KEY_PREFIX,
+                        self.load_sessions,
+                        &self.history,
+                        &stop,
+                    );
                     self.load_stop = Some(stop);
                 }
                 Vec::new()
@@ -321,7 +376,8 @@ impl Workers {
                         GateRecord::new(RunMode::ExportOnly, self.export_nodes(), clock::now_ms())
                     }
                 };
-                let result = evidence::export_evidence(&record, &evidence_dir(&self.log_dir));
+                let result = evidence::export_evidence(&record, &evidence_dir(&self.log_dir))
+                    .and_then(|dir| self.export_history(&dir).map(|()| dir));
                 vec![Report::EvidenceExported(result).into()]
             }
         }
@@ -481,6 +537,7 @@ async fn run_with_terminal<B: Backend>(
         )),
         None => None,
     };
+    let history = Recorder::new(std::time::Instant::now());
     let mut workers = Workers {
         supervisor,
         fault_proxy,
@@ -502,7 +559,10 @@ async fn run_with_terminal<B: Backend>(
         gate_done_tx: senders.gate_done,
         process_requests_tx: senders.process_requests,
         gate_stop: None,
+        history: history.clone(),
+        load_sessions: 0,
     };
+    live_history::spawn_checker(history, senders.history, cancel.clone(), &tracker);
     let mut app = App::new(plan.mode, plan.nodes, now_ms, plan.notes);
     let start = app.start_all();
     let mut pending: VecDeque<Action> =
@@ -619,6 +679,7 @@ async fn event_loop<B: Backend>(
             Some(result) = channels.verify.recv() => Some(Report::VerifyFinished(result).into()),
             Some(progress) = channels.gate.recv() => Some(Report::GateProgress(Box::new(progress)).into()),
             Some(outcome) = channels.gate_done.recv() => Some(Report::GateFinished(Box::new(outcome)).into()),
+            Some(verdict) = channels.history.recv() => Some(Report::HistoryChecked(verdict).into()),
             Some(request) = channels.process_requests.recv() => workers.serve_process_request(request),
             _ = tick.tick() => Some(Report::Tick.into()),
             () = next_quit_signal(&mut quit_signals) => Some(Input::Quit.into()),
@@ -690,6 +751,8 @@ mod tests {
             process_requests_tx: senders.process_requests,
             gate_stop: None,
             fault_proxy: None,
+            history: Recorder::new(std::time::Instant::now()),
+            load_sessions: 0,
         };
         let nodes = vec![NodeConfig {
             id: 1,

@@ -17,6 +17,7 @@ mod integrity;
 mod jobs;
 mod key_check;
 mod kv_cli;
+mod live_history;
 mod plan;
 mod poll;
 mod scenario;

@@ -208,12 +208,36 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
             Style::new().fg(Color::Yellow),
         ));
     }
+    if let Some(verdict) = &app.history_verdict {
+        let (text, color) = match &verdict.problem {
+            None => ("LINEARIZABLE".to_string(), Color::Green),
+            Some(problem) => (format!("NOT LINEARIZABLE ({problem})"), Color::Red),
+        };
+        second.push(Span::raw(format!(
+            " · history {} ops · ",
+            group_thousands(verdict.ops)
+        )));
+        second.push(Span::styled(text, Style::new().fg(color).bold()));
+    }
     let mode = match app.mode {
         Mode::Supervised => format!(" · {} nodes supervised", app.nodes.len()),
         Mode::Attached => format!(" · attached to {} nodes", app.nodes.len()),
     };
     second.push(Span::styled(mode, Style::new().fg(Color::DarkGray)));
     Paragraph::new(vec![Line::from(first), Line::from(second)]).render(area, buf);
+}
+
+/// `48,211`.
+fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The process column, short or long.

@@ -45,6 +45,22 @@ fn faults_in_the_table_and_the_header() {
     assert_screen!("faulted_80x24", draw(&app, 80, 24));
 }
 
+/// The load's history verdict sits on the header's second line.
+#[test]
+fn the_history_verdict_is_in_the_header() {
+    let mut app = fixtures::healthy();
+    app.history_verdict = Some(crate::live_history::HistoryVerdict {
+        ops: 48_211,
+        problem: None,
+    });
+    let screen = draw(&app, 120, 32);
+    let second = screen.lines().nth(1).unwrap();
+    assert!(
+        second.contains("history 48,211 ops · LINEARIZABLE"),
+        "{second}"
+    );
+}
+
 #[test]
 fn leader_killed() {
     assert_screen!("leader_killed", draw(&fixtures::leader_killed(), 120, 32));

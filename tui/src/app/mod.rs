@@ -27,6 +27,7 @@ use raftkv_node::fault_proxy::{Link, LinkMode};
 
 use crate::gate_record::GateRecord;
 use crate::integrity::IntegrityWatch;
+use crate::live_history::HistoryVerdict;
 use crate::poll::{LogLine, StatusReport};
 use crate::scenario::{GateOutcome, GateProgress};
 use crate::supervisor::ProcessReport;
@@ -134,6 +135,8 @@ pub enum Report {
     GateFinished(Box<GateOutcome>),
     /// `e` has written a bundle (its folder), or why not.
     EvidenceExported(Result<PathBuf, String>),
+    /// The load's history has been checked again.
+    HistoryChecked(HistoryVerdict),
 }
 
 /// Everything that can happen to the dashboard: a person's input or a report.
@@ -279,6 +282,9 @@ pub struct App {
     /// (index, nodes up) of the last CONVERGED entry in the timeline.
     announced_converged: Option<(u64, usize)>,
 
+    /// The last verdict on the load's history; a problem, once seen, stays.
+    pub history_verdict: Option<HistoryVerdict>,
+
     // ----- gate -----
     /// The quality gate, from `d` until well after it ends.
     pub gate: Option<GateView>,
@@ -316,6 +322,7 @@ impl App {
             leader_kill: None,
             leader_fault: None,
             drawn_leader: None,
+            history_verdict: None,
             gate: None,
             integrity: IntegrityWatch::new(crate::poll::STATUS_DEADLINE_MS),
             membership_events_shown: BTreeSet::new(),
@@ -427,6 +434,10 @@ impl App {
             }
             Report::EvidenceExported(result) => {
                 self.on_evidence_exported(result);
+                Vec::new()
+            }
+            Report::HistoryChecked(verdict) => {
+                self.on_history_checked(verdict);
                 Vec::new()
             }
         }

@@ -8,6 +8,7 @@ use raftkv_node::log_events;
 use super::{App, Effect, Flash, Tone};
 use crate::clock::format_duration_ms;
 use crate::integrity::Alarm;
+use crate::live_history::HistoryVerdict;
 use crate::poll::{LogLine, LogSource, StatusReport};
 use crate::status::{short_incarnation, NodeStatus};
 
@@ -469,6 +470,28 @@ impl App {
         if let Some(row) = self.row_of(id) {
             self.nodes[row].election_timeouts_in_a_row = count;
         }
+    }
+
+    /// A new verdict on the load's history. A violation is said once in the
+    /// timeline and stays in the header for the rest of the session.
+    pub(super) fn on_history_checked(&mut self, verdict: HistoryVerdict) {
+        let had_problem = self
+            .history_verdict
+            .as_ref()
+            .is_some_and(|v| v.problem.is_some());
+        if had_problem {
+            if let Some(shown) = &mut self.history_verdict {
+                shown.ops = shown.ops.max(verdict.ops);
+            }
+            return;
+        }
+        if let Some(problem) = &verdict.problem {
+            self.tell(
+                Tone::Bad,
+                format!("history of {} ops NOT LINEARIZABLE: {problem}", verdict.ops),
+            );
+        }
+        self.history_verdict = Some(verdict);
     }
 
     /// Every node logs a re-admission's steps; the timeline says each once.

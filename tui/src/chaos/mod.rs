@@ -108,7 +108,7 @@ fn check_file(path: &Path) -> i32 {
 }
 
 /// The verdict's lines: counts, then LINEARIZABLE or what breaks it.
-fn verdict_lines(records: &[Record], verdict: &Verdict) -> Vec<String> {
+pub fn verdict_lines(records: &[Record], verdict: &Verdict) -> Vec<String> {
     let t = tally(records);
     let mut lines = vec![format!(
         "history: {} ops; writes {} ok, {} failed, {} unknown; reads {} ok, {} failed, {} unknown",
@@ -155,16 +155,18 @@ fn verdict_lines(records: &[Record], verdict: &Verdict) -> Vec<String> {
     lines
 }
 
-/// The workload: `clients` tasks, each reading or writing one of `KEYS`
-/// keys at a time until `stop`.
-fn spawn_workload(
+/// The workload: a task per client id, each reading or writing one of
+/// `KEYS` keys (`<prefix>:0` ..) at a time until `stop`. Client ids must be
+/// new to the recorder: written values are `client * 10^9 + n`.
+pub fn spawn_workload(
     addrs: &[String],
-    clients: u64,
+    clients: std::ops::RangeInclusive<u64>,
+    key_prefix: &'static str,
     seed: u64,
     recorder: &Recorder,
     stop: &CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    (1..=clients)
+    clients
         .map(|client| {
             let addrs = addrs.to_vec();
             let recorder = recorder.clone();
@@ -174,7 +176,7 @@ fn spawn_workload(
                 let mut cluster = ClusterClient::new(addrs, Duration::from_millis(OP_DEADLINE_MS));
                 let mut written = 0u64;
                 while !stop.is_cancelled() {
-                    let key = format!("chaos:{}", rng.below(KEYS));
+                    let key = format!("{key_prefix}:{}", rng.below(KEYS));
                     if rng.below(2) == 0 {
                         written += 1;
                         // Unique per client and write, never 0.
@@ -324,7 +326,8 @@ async fn run_chaos(args: ChaosArgs) -> Result<bool, String> {
     let stop = CancellationToken::new();
     let workload = spawn_workload(
         &layout.client_addrs(),
-        args.clients,
+        1..=args.clients,
+        "chaos",
         args.seed,
         &recorder,
         &stop,

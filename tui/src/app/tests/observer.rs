@@ -437,3 +437,33 @@ fn readmission_events_read_as_sentences_once_each() {
         ]
     );
 }
+
+/// A verdict on the load's history shows in the header; a violation is said
+/// once and stays, whatever later checks say.
+#[test]
+fn a_history_violation_is_told_once_and_stays() {
+    use crate::live_history::HistoryVerdict;
+    let mut app = healthy();
+    let ok = |ops| HistoryVerdict { ops, problem: None };
+    app.update(Report::HistoryChecked(ok(1_000)), T0 + 4_000);
+    assert_eq!(app.history_verdict, Some(ok(1_000)));
+    let bad = HistoryVerdict {
+        ops: 2_000,
+        problem: Some("key live:3: read 1 after write 2 was acknowledged".into()),
+    };
+    app.update(Report::HistoryChecked(bad.clone()), T0 + 6_000);
+    app.update(Report::HistoryChecked(ok(3_000)), T0 + 8_000);
+    assert_eq!(
+        app.history_verdict.as_ref().and_then(|v| v.problem.clone()),
+        bad.problem
+    );
+    assert_eq!(app.history_verdict.as_ref().map(|v| v.ops), Some(3_000));
+    let told: Vec<String> = timeline_text(&app)
+        .into_iter()
+        .filter(|t| t.contains("NOT LINEARIZABLE"))
+        .collect();
+    assert_eq!(
+        told,
+        vec!["history of 2000 ops NOT LINEARIZABLE: key live:3: read 1 after write 2 was acknowledged"]
+    );
+}
