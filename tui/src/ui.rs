@@ -215,7 +215,7 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
         };
         second.push(Span::raw(format!(
             " · history {} ops · ",
-            group_thousands(verdict.ops)
+            crate::plan::thousands(verdict.ops)
         )));
         second.push(Span::styled(text, Style::new().fg(color).bold()));
     }
@@ -225,19 +225,6 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
     };
     second.push(Span::styled(mode, Style::new().fg(Color::DarkGray)));
     Paragraph::new(vec![Line::from(first), Line::from(second)]).render(area, buf);
-}
-
-/// `48,211`.
-fn group_thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// The process column, short or long.

@@ -188,43 +188,53 @@ impl App {
     /// running and serving clients, as a partitioned machine does), or heals
     /// them.
     pub(super) fn toggle_isolate_selected(&mut self) -> Vec<Effect> {
-        if self.refuse_process_control() {
-            return Vec::new();
-        }
-        let row = self.selected;
-        let id = self.nodes[row].config.id;
-        let isolated = !self.nodes[row].faults.isolated;
-        let text = if isolated {
-            self.time_leader_fault(row, LeaderFaultKind::Isolated);
-            let role = self.leader_role_text(row);
-            format!("node {id}{role} isolated: every peer link to and from it cut")
-        } else {
-            self.start_rejoin(row);
-            format!("node {id} healed: its peer links are open again")
-        };
-        self.nodes[row].faults.isolated = isolated;
-        self.tell(Tone::Action, text);
-        vec![self.links_effect()]
+        self.toggle_cut_selected(
+            LeaderFaultKind::Isolated,
+            "isolated: every peer link to and from it cut",
+            "healed: its peer links are open again",
+        )
     }
 
     /// `o`: the selected node keeps sending but hears nothing (a one-way
     /// partition), or hears again.
     pub(super) fn toggle_inbound_cut_selected(&mut self) -> Vec<Effect> {
+        self.toggle_cut_selected(
+            LeaderFaultKind::InboundCut,
+            "one-way: it still sends, but receives nothing from its peers",
+            "healed: it receives from its peers again",
+        )
+    }
+
+    /// `p` and `o`: puts the cut in place (timing it when it hits the
+    /// leader) or heals it (timing the rejoin), and says which.
+    fn toggle_cut_selected(
+        &mut self,
+        kind: LeaderFaultKind,
+        cut_text: &str,
+        heal_text: &str,
+    ) -> Vec<Effect> {
         if self.refuse_process_control() {
             return Vec::new();
         }
         let row = self.selected;
         let id = self.nodes[row].config.id;
-        let cut = !self.nodes[row].faults.inbound_cut;
+        let faults = &self.nodes[row].faults;
+        let cut = match kind {
+            LeaderFaultKind::InboundCut => !faults.inbound_cut,
+            _ => !faults.isolated,
+        };
         let text = if cut {
-            self.time_leader_fault(row, LeaderFaultKind::InboundCut);
-            let role = self.leader_role_text(row);
-            format!("node {id}{role} one-way: it still sends, but receives nothing from its peers")
+            self.time_leader_fault(row, kind);
+            format!("node {id}{} {cut_text}", self.leader_role_text(row))
         } else {
             self.start_rejoin(row);
-            format!("node {id} healed: it receives from its peers again")
+            format!("node {id} {heal_text}")
         };
-        self.nodes[row].faults.inbound_cut = cut;
+        let faults = &mut self.nodes[row].faults;
+        match kind {
+            LeaderFaultKind::InboundCut => faults.inbound_cut = cut,
+            _ => faults.isolated = cut,
+        }
         self.tell(Tone::Action, text);
         vec![self.links_effect()]
     }
