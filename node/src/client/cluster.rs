@@ -61,6 +61,8 @@ pub struct ClusterClient {
     next_addr: usize,
     deadline: Duration,
     attempt_timeout: Duration,
+    /// Resend SET, DEL and MSET after an attempt whose outcome is unknown.
+    resend_ambiguous_writes: bool,
     pub(super) connection: Option<Connection>,
 }
 
@@ -95,8 +97,20 @@ impl ClusterClient {
             next_addr: 0,
             deadline,
             attempt_timeout: Duration::from_millis(ATTEMPT_TIMEOUT_MS_DEFAULT),
+            resend_ambiguous_writes: true,
             connection: None,
         }
+    }
+
+    /// Never resend a write whose outcome is unknown: report it as
+    /// `OutcomeUnknown` instead. Resending SET is safe only for a key no
+    /// other client writes: when another writer's SET lands between the
+    /// two copies, the resent one takes effect again after it, and a
+    /// reader sees an old value come back (`raftkv chaos` found this). A
+    /// client that checks linearizability over contended keys needs this.
+    pub fn without_resending_ambiguous_writes(mut self) -> Self {
+        self.resend_ambiguous_writes = false;
+        self
     }
 
     /// Caps one attempt (default `ATTEMPT_TIMEOUT_MS_DEFAULT`). A write that
@@ -259,7 +273,8 @@ impl ClusterClient {
         attempt: Attempt,
         redirects_in_row: &mut u32,
     ) -> Verdict {
-        let retry_unknown = is_idempotent(name, arg_count);
+        let retry_unknown = READ_ONLY_COMMANDS.contains(&name)
+            || (self.resend_ambiguous_writes && is_idempotent(name, arg_count));
         let is_write = !READ_ONLY_COMMANDS.contains(&name);
         let message = match attempt {
             Attempt::Reply(Frame::Error(message)) => message,

@@ -364,6 +364,30 @@ async fn uncertain_set_is_retried() {
     assert_eq!(server.count("SET"), 2);
 }
 
+/// A client that must not resend ambiguous writes reports the SET as
+/// outcome-unknown after one attempt, on UNCERTAIN and on a lost reply.
+#[tokio::test]
+async fn without_resending_ambiguous_writes_an_uncertain_set_is_returned() {
+    let server = FakeServer::start(|_, number| {
+        if number == 0 {
+            error("UNCERTAIN outcome unknown: leadership lost")
+        } else {
+            ok()
+        }
+    })
+    .await;
+    let mut strict = client(&[&server.addr]).without_resending_ambiguous_writes();
+    let error = strict.set("k", "v").await.unwrap_err();
+    assert!(error.is_outcome_unknown(), "{error:?}");
+    assert_eq!(server.count("SET"), 1);
+
+    let server =
+        FakeServer::start(|_, number| if number == 0 { Action::Close } else { ok() }).await;
+    let mut strict = client(&[&server.addr]).without_resending_ambiguous_writes();
+    assert!(strict.set("k", "v").await.unwrap_err().is_outcome_unknown());
+    assert_eq!(server.count("SET"), 1);
+}
+
 #[tokio::test]
 async fn a_connection_lost_after_sending_makes_incr_uncertain_and_set_retry() {
     let server =
