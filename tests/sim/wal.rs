@@ -504,17 +504,11 @@ pub fn apply_ops(store: &mut DurableStore, ops: &[DiskOp]) -> Result<(), String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raftkv::message::{EntryKind, SnapshotMeta, Term};
+    use crate::node::tests::{entry, snapshot};
+    use raftkv::message::Term;
 
     fn entries(indexes: std::ops::RangeInclusive<Index>, term: Term) -> Vec<Entry> {
-        indexes
-            .map(|index| Entry {
-                index,
-                term,
-                kind: EntryKind::Noop,
-                data: Bytes::new(),
-            })
-            .collect()
+        indexes.map(|index| entry(index, term)).collect()
     }
 
     fn disk(jobs_per_batch_max: usize) -> AsyncDisk {
@@ -536,18 +530,6 @@ mod tests {
                 hard_state: None,
                 sync: true,
             },
-        }
-    }
-
-    fn snapshot(index: Index, term: Term) -> Snapshot {
-        Snapshot {
-            meta: SnapshotMeta {
-                index,
-                term,
-                voters: vec![1, 2, 3],
-                registry: Vec::new(),
-            },
-            data: Bytes::new(),
         }
     }
 

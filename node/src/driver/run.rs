@@ -558,25 +558,40 @@ impl NodeIo {
         }
     }
 
-    fn write_refusal(&self, error: ProposeError) -> WriteError {
+    /// Why the core refused a request, with the leader's client address
+    /// when it knows the leader.
+    fn refusal(&self, error: ProposeError) -> Refusal {
         match error {
-            ProposeError::NotLeader { leader } if leader != 0 => WriteError::NotLeader {
-                leader_client_addr: self.leader_client_addr(leader),
-            },
-            ProposeError::NotLeader { .. } => WriteError::NoLeader,
-            other => WriteError::Refused(other.to_string()),
+            ProposeError::NotLeader { leader } if leader != 0 => {
+                Refusal::NotLeader(self.leader_client_addr(leader))
+            }
+            ProposeError::NotLeader { .. } => Refusal::NoLeader,
+            other => Refusal::Other(other.to_string()),
+        }
+    }
+
+    fn write_refusal(&self, error: ProposeError) -> WriteError {
+        match self.refusal(error) {
+            Refusal::NotLeader(leader_client_addr) => WriteError::NotLeader { leader_client_addr },
+            Refusal::NoLeader => WriteError::NoLeader,
+            Refusal::Other(why) => WriteError::Refused(why),
         }
     }
 
     fn read_refusal(&self, error: ProposeError) -> ReadError {
-        match error {
-            ProposeError::NotLeader { leader } if leader != 0 => ReadError::NotLeader {
-                leader_client_addr: self.leader_client_addr(leader),
-            },
-            ProposeError::NotLeader { .. } => ReadError::NoLeader,
-            other => ReadError::Refused(other.to_string()),
+        match self.refusal(error) {
+            Refusal::NotLeader(leader_client_addr) => ReadError::NotLeader { leader_client_addr },
+            Refusal::NoLeader => ReadError::NoLeader,
+            Refusal::Other(why) => ReadError::Refused(why),
         }
     }
+}
+
+/// A refused write or read, before it becomes the client's error.
+enum Refusal {
+    NotLeader(Option<String>),
+    NoLeader,
+    Other(String),
 }
 
 impl ReadyIo for NodeIo {
