@@ -25,6 +25,9 @@
 mod reads;
 mod wal;
 
+#[cfg(test)]
+mod tests;
+
 pub use reads::{PendingReads, ReadFailure, ReadGate, READ_BATCH_READERS_MAX};
 pub use wal::{HandOff, Handed, Released, WalJob, WalQueue, WalReport, WalWrite};
 
