@@ -31,7 +31,7 @@ mod tests;
 pub use reads::{PendingReads, ReadFailure, ReadGate, READ_BATCH_READERS_MAX};
 pub use wal::{HandOff, Handed, Released, WalJob, WalQueue, WalReport, WalWrite};
 
-use crate::message::{Body, Entry, Index, Message, Snapshot};
+use crate::message::{Body, Entry, EntryKind, Index, Message, Snapshot};
 use crate::raft::{RawNode, Ready, ReadyAck, Role, Status};
 
 /// Mistakes a driver could make with asynchronous persistence, planted on
@@ -287,11 +287,21 @@ impl<B> Pipeline<B> {
         // A leader keeps serving while its disk works; a follower with an
         // idle WAL writes inline.
         let inline = self.config.inline_follower_writes && self.last_role != Role::Leader;
+        // A commit index alone is not fsynced, but one that covers a
+        // membership (registry) entry is: a node that lost it in a crash
+        // could no longer tell the change committed, and once the leader
+        // that appended it is gone (before appending it again), no member
+        // could, and the re-admitted member would be counted by no one.
+        let sync_commit = ready
+            .committed_entries
+            .iter()
+            .any(|entry| entry.kind == EntryKind::Registry);
         let handed = self.wal.write(
             std::mem::take(&mut ready.entries),
             ready.hard_state,
             std::mem::take(&mut ready.persisted_messages),
             inline,
+            sync_commit,
         );
         match handed.hand_off {
             HandOff::Nothing => {}

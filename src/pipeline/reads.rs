@@ -74,7 +74,7 @@ impl<B> ReadGate<B> {
 }
 
 /// Why a batch of reads failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadFailure {
     /// The core refused the ReadIndex (not the leader, or not yet able).
     Refused(ProposeError),

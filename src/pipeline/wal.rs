@@ -175,15 +175,20 @@ impl WalQueue {
     /// leave once they are durable. With `inline` and no job in flight the
     /// write happens on the caller's thread; otherwise it is queued. With
     /// nothing to write, the messages still wait for the jobs before them
-    /// (they may promise what those jobs write).
+    /// (they may promise what those jobs write). `sync_commit`: the commit
+    /// index is written and fsynced now, not with the next write.
     pub fn write(
         &mut self,
         entries: Vec<Entry>,
         hard_state: Option<HardState>,
         held_messages: Vec<Message>,
         inline: bool,
+        sync_commit: bool,
     ) -> Handed {
-        let sync = !entries.is_empty() || self.hard_state_needs_sync(hard_state);
+        let commit_unwritten = hard_state.is_some() || self.unwritten_commit.is_some();
+        let sync = !entries.is_empty()
+            || self.hard_state_needs_sync(hard_state)
+            || (sync_commit && commit_unwritten);
         if let Some(h) = hard_state {
             self.recorded_hard_state = h;
         }
@@ -390,6 +395,7 @@ mod tests {
             Some(hard_state(1, 0, 0)),
             vec![vote_reply(2)],
             false,
+            false,
         );
         let seq = queued_seq(&first);
         assert!(first.release.is_empty() && first.persisted_last.is_none());
@@ -400,6 +406,7 @@ mod tests {
             Some(hard_state(1, 0, 2)),
             vec![vote_reply(3)],
             false,
+            false,
         );
         assert_eq!(commit_only.hand_off, HandOff::Nothing);
         assert!(commit_only.release.is_empty());
@@ -409,7 +416,7 @@ mod tests {
         assert_eq!(to, vec![2, 3], "held messages leave in the order produced");
         assert!(wal.is_idle());
         // The commit index rides along with the next write.
-        let next = wal.write(entries(3..=3, 1), None, Vec::new(), false);
+        let next = wal.write(entries(3..=3, 1), None, Vec::new(), false, false);
         match next.hand_off {
             HandOff::Queued(WalJob::Write { write, .. }) => {
                 assert_eq!(write.hard_state, Some(hard_state(1, 0, 2)));
@@ -422,15 +429,15 @@ mod tests {
     #[test]
     fn an_idle_follower_writes_inline_and_a_busy_one_queues() {
         let mut wal = WalQueue::new(HardState::default(), 16);
-        let inline = wal.write(entries(1..=1, 1), None, vec![vote_reply(2)], true);
+        let inline = wal.write(entries(1..=1, 1), None, vec![vote_reply(2)], true, false);
         assert!(matches!(inline.hand_off, HandOff::Inline(_)));
         assert_eq!(
             (inline.persisted_last, inline.release.len()),
             (Some((1, 1)), 1)
         );
-        let queued = wal.write(entries(2..=2, 1), None, Vec::new(), false);
+        let queued = wal.write(entries(2..=2, 1), None, Vec::new(), false, false);
         queued_seq(&queued);
-        let busy = wal.write(entries(3..=3, 1), None, Vec::new(), true);
+        let busy = wal.write(entries(3..=3, 1), None, Vec::new(), true, false);
         queued_seq(&busy);
     }
 
@@ -442,20 +449,43 @@ mod tests {
             Some(hard_state(2, 3, 0)),
             vec![vote_reply(3)],
             false,
+            false,
         );
         match vote.hand_off {
             HandOff::Queued(WalJob::Write { write, .. }) => assert!(write.sync),
             other => panic!("a vote is written: {other:?}"),
         }
         assert!(vote.release.is_empty(), "the vote waits for its fsync");
-        let commit = wal.write(Vec::new(), Some(hard_state(2, 3, 5)), Vec::new(), false);
+        let commit = wal.write(
+            Vec::new(),
+            Some(hard_state(2, 3, 5)),
+            Vec::new(),
+            false,
+            false,
+        );
         assert_eq!(commit.hand_off, HandOff::Nothing);
+        // A commit index over a membership change is fsynced, the one
+        // that waited included.
+        let membership = wal.write(Vec::new(), None, Vec::new(), false, true);
+        match membership.hand_off {
+            HandOff::Queued(WalJob::Write { write, .. }) => {
+                assert_eq!(write.hard_state, Some(hard_state(2, 3, 5)));
+                assert!(write.sync);
+            }
+            other => panic!("the commit index is written: {other:?}"),
+        }
+        assert_eq!(
+            wal.write(Vec::new(), None, Vec::new(), false, true)
+                .hand_off,
+            HandOff::Nothing,
+            "nothing left to write"
+        );
     }
 
     #[test]
     fn own_snapshot_reports_retire_the_jobs_before_them() {
         let mut wal = WalQueue::new(HardState::default(), 2);
-        let write = wal.write(entries(1..=2, 1), None, Vec::new(), false);
+        let write = wal.write(entries(1..=2, 1), None, Vec::new(), false, false);
         queued_seq(&write);
         let seq = wal.own_snapshot_job();
         assert!(!wal.has_room());

@@ -1084,7 +1084,7 @@ impl Sim {
 
     /// A read that will never be served: the client hears the refusal (and
     /// follows a leader hint).
-    fn fail_read(&mut self, op: OpId, why: &ReadFailure) {
+    fn fail_read(&mut self, op: OpId, why: ReadFailure) {
         if self.history.get(op).open {
             self.history.fail(op);
         }
@@ -1092,7 +1092,7 @@ impl Sim {
         let client = self.history.get(op).client as usize;
         if self.clients[client].op.is_some_and(|(o, _)| o == op) {
             if let ReadFailure::Refused(error) = why {
-                self.redirect_client(client, *error);
+                self.redirect_client(client, error);
             }
         }
         self.release_client(op);

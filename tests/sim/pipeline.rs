@@ -147,7 +147,7 @@ impl ReadyIo for SimIo<'_> {
     fn read_failed(&mut self, reads: ReadBatchId, why: ReadFailure) {
         let ops = self.driver().batches.remove(&reads).unwrap_or_default();
         for op in ops {
-            self.sim.fail_read(op, &why);
+            self.sim.fail_read(op, why);
         }
     }
 
@@ -173,8 +173,8 @@ impl ReadyIo for SimIo<'_> {
             .finish_compaction(self.i, self.running, index, data)?)
     }
 
-    fn advanced(&mut self, status: &Status) -> Result<(), Stop> {
-        Ok(self.sim.maybe_compact_async(self.i, self.running, status)?)
+    fn advanced(&mut self, _status: &Status) -> Result<(), Stop> {
+        Ok(self.sim.maybe_compact_async(self.i, self.running)?)
     }
 
     fn reached(&mut self, stage: Stage) -> Result<(), Stop> {
@@ -461,12 +461,7 @@ impl Sim {
     /// the applied index, a task writes the file, and the WAL thread puts it
     /// in place behind every write handed over before that; the core drops
     /// the log only once the snapshot is durable.
-    fn maybe_compact_async(
-        &mut self,
-        i: usize,
-        running: &mut Running,
-        _status: &Status,
-    ) -> Result<(), Failure> {
+    fn maybe_compact_async(&mut self, i: usize, running: &mut Running) -> Result<(), Failure> {
         let wal = &mut running.driver.as_mut().expect("asynchronous mode").wal;
         if wal.compaction_pending
             || running.applied <= wal.snapshot_index_handed_over

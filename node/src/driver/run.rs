@@ -163,10 +163,15 @@ struct NodeIo {
     leader_contact: Option<Instant>,
 }
 
-/// A driver that stops (or fails) tells the reads it still held.
+/// A driver that stops (or fails) tells the reads it still held, and its
+/// WAL thread writes what was handed over (with a commit index no job
+/// carried yet) before it ends.
 impl Drop for Driver {
     fn drop(&mut self) {
         refuse_stopped_reads(self.pipeline.take_pending_reads());
+        self.io
+            .persister
+            .stop(self.pipeline.take_unwritten_commit());
     }
 }
 
