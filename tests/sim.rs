@@ -2,9 +2,10 @@
 //! one seeded RNG for every fault, checked for Raft's safety invariants,
 //! liveness after healing, and linearizability of the clients' history.
 //! Half of the seeds persist each Ready straight through; the other half
-//! persist asynchronously, as the node's driver and WAL thread do
-//! (`sim/persister.rs`, `sim/async_ready.rs`), and the summary says what
-//! that mode exercised.
+//! run the node's own Ready pipeline (`raftkv::pipeline`: what to send,
+//! hold, hand to the WAL, apply and answer, and the read batching) over a
+//! simulated WAL thread (`sim/pipeline.rs`, `sim/wal.rs`), and the summary
+//! says what that mode exercised.
 //!
 //! `cargo test --release -p raftkv --test sim` runs the default seed count
 //! per cluster size. Environment:
@@ -13,8 +14,8 @@
 //!   `-- --nocapture` to see it, and a test name to pick the cluster size;
 //!   planted-bug tests take `RAFTKV_SIM_CLUSTER_SIZE` to override theirs).
 //!
-//! Each planted bug of the core (feature `planted-bugs`) and the simulated
-//! driver's `AckBeforeFsync` have a test asserting the simulator catches
+//! Each planted bug of the core (feature `planted-bugs`) and the shared
+//! pipeline's `AckBeforeFsync` have a test asserting the simulator catches
 //! them within `PLANTED_BUG_SEEDS_MAX` seeds. The driver's
 //! `PersistedBeforeFsync` needs a leader to crash while its own fsync is
 //! slower than a follower's ack: it is caught too, but only around seed
@@ -32,8 +33,8 @@ mod history;
 mod net;
 #[path = "sim/node.rs"]
 mod node;
-#[path = "sim/persister.rs"]
-mod persister;
+#[path = "sim/wal.rs"]
+mod wal;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,8 +43,9 @@ use std::time::Instant;
 
 use cluster::{Failure, FailureKind, Planted, SimOptions, SimReport};
 use history::HistoryStats;
-use persister::{DiskStats, DriverBug};
+use raftkv::pipeline::DriverBug;
 use raftkv::raft::PlantedBug;
+use wal::DiskStats;
 
 /// Prints a summary line straight to stderr, past the test harness's
 /// output capture, so every run shows how much it checked.
@@ -267,7 +269,7 @@ fn simulate_cluster(test: &str, cluster_size: usize) {
     report!(
         "{test}: asynchronous persistence in {} of {} seeds: {} WAL batches of {} jobs ({} of several jobs), \
          {} inline follower writes, {} Readies taken with writes pending, {} messages held for an fsync, \
-         {} batches torn and {} queued jobs lost by crashes",
+         {} batches torn and {} queued jobs lost by crashes; {} read batches issued, {} reads shared a batch",
         d.runs,
         totals.seeds,
         d.batches,
@@ -277,7 +279,9 @@ fn simulate_cluster(test: &str, cluster_size: usize) {
         d.readies_with_writes_pending,
         d.messages_held,
         d.torn_batches,
-        d.jobs_lost
+        d.jobs_lost,
+        d.read_batches,
+        d.reads_sharing_a_batch
     );
     assert_eq!(totals.seeds, seeds, "{test}: every seed must have run");
     if seeds >= COVERAGE_SEEDS_MIN {
@@ -286,7 +290,9 @@ fn simulate_cluster(test: &str, cluster_size: usize) {
                 && d.batches_of_several_jobs > 0
                 && d.readies_with_writes_pending > 0
                 && d.messages_held > 0
-                && d.torn_batches > 0,
+                && d.torn_batches > 0
+                && d.read_batches > 0
+                && d.reads_sharing_a_batch > 0,
             "{test}: the asynchronous mode never overlapped persistence with the rest: {d:?}"
         );
     }

@@ -17,7 +17,8 @@
 //!
 //! Persistence is synchronous (each Ready persisted straight through, the
 //! order of the contract in `raftkv::raft`) or, in half of the runs,
-//! asynchronous as the node does it (`persister.rs`, `async_ready.rs`).
+//! asynchronous through the node's own Ready pipeline (`raftkv::pipeline`)
+//! over a simulated WAL thread (`pipeline.rs`, `wal.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -36,8 +37,10 @@ use super::faults::{corrupt, FaultProfile, Garbage, Regime};
 use super::history::{History, HistoryStats, OpId, Proposal};
 use super::net::{chance, Network, NetworkFaults, NetworkStats};
 use super::node::DurableStore;
-use super::persister::{AsyncDisk, DiskStats, DriverBug, Persister};
+use super::wal::{AsyncDisk, DiskStats};
+use pipeline::AsyncDriver;
 use raftkv::linearizability::{check_history, OpKind, Value, NIL};
+use raftkv::pipeline::{DriverBug, ReadFailure};
 
 /// After healing, a stable leader (every node in its term, following it)
 /// must exist within this many ticks: ten worst-case election timeouts.
@@ -167,11 +170,9 @@ struct Running {
     term: Term,
     /// The commit index last seen: it never falls within one incarnation.
     commit_index: Index,
-    /// Asynchronous mode: the driver's persister and the WAL thread.
-    persister: Option<Persister>,
-    /// The role after the last Ready was acknowledged (the driver's
-    /// `last_role`: a follower writes inline, a leader never does).
-    last_role: Role,
+    /// Asynchronous mode: the shared Ready pipeline, the WAL thread and
+    /// the read batching.
+    driver: Option<AsyncDriver>,
 }
 
 struct SimNode {
@@ -233,8 +234,8 @@ macro_rules! trace {
 }
 
 // After `trace!`, which it uses.
-#[path = "async_ready.rs"]
-mod async_ready;
+#[path = "pipeline.rs"]
+mod pipeline;
 
 /// Seeds the disk RNG from the run's seed.
 const DISK_RNG_SALT: u64 = 0x5EED_D15C_A5F0_0D11;
@@ -501,10 +502,9 @@ impl Sim {
             role: status.role,
             term: status.term,
             commit_index: status.commit_index,
-            persister: self
+            driver: self
                 .disk
-                .map(|disk| Persister::new(disk, &node.durable, driver_bug)),
-            last_role: Role::Follower,
+                .map(|disk| AsyncDriver::new(disk, &node.durable, driver_bug)),
         }));
         node.restart_at_tick = None;
         // The restarted process's links come up: every driver reports it
@@ -581,8 +581,11 @@ impl Sim {
         point: Option<CrashPoint>,
     ) -> Result<(), Failure> {
         self.report.crashes += 1;
-        if let Some(persister) = running.persister.take() {
-            let torn = persister
+        let mut held_reads = Vec::new();
+        if let Some(driver) = running.driver.take() {
+            held_reads.extend(driver.held_reads());
+            let torn = driver
+                .wal
                 .crash(
                     &mut self.disk_rng,
                     &mut self.nodes[i].durable,
@@ -626,7 +629,8 @@ impl Sim {
             .reads_requested
             .values()
             .copied()
-            .chain(running.reads_ready.iter().map(|r| r.context));
+            .chain(running.reads_ready.iter().map(|r| r.context))
+            .chain(held_reads);
         for op in reads.collect::<Vec<_>>() {
             if self.history.get(op).open {
                 self.history.fail(op);
@@ -710,10 +714,10 @@ impl Sim {
 
     /// A leader that just applied newly committed entries may be cut off at
     /// once, so the appends in flight to the others are lost.
-    fn maybe_strike_after_commit(&mut self, id: NodeId, status: &Status, ready: &Ready) {
+    fn maybe_strike_after_commit(&mut self, id: NodeId, status: &Status, committed: bool) {
         if self.phase == Phase::Faults
             && status.role == Role::Leader
-            && !ready.committed_entries.is_empty()
+            && committed
             && chance(&mut self.rng, self.profile.leader_commit_strike_probability)
         {
             self.net.heal();
@@ -758,7 +762,7 @@ impl Sim {
         }
         running.raw.advance(ack);
         self.maybe_compact(i, running)?;
-        self.maybe_strike_after_commit(id, &status, &ready);
+        self.maybe_strike_after_commit(id, &status, !ready.committed_entries.is_empty());
         Ok(ReadyOutcome::Alive)
     }
 
@@ -775,9 +779,9 @@ impl Sim {
         let node = &self.nodes[i];
         let id = node.id;
         let log = running
-            .persister
+            .driver
             .as_ref()
-            .map_or(&node.durable, |p| &p.submitted);
+            .map_or(&node.durable, |d| &d.wal.submitted);
         if let Some(hard_state) = ready.hard_state {
             let durable = log.hard_state;
             if hard_state.term < durable.term {
@@ -933,58 +937,9 @@ impl Sim {
         node_term: Term,
     ) -> Result<(), Failure> {
         if let Some(snapshot) = &ready.snapshot {
-            let kv = KvStore::restore(&snapshot.data).map_err(|e| {
-                self.failure(
-                    FailureKind::Safety,
-                    format!(
-                        "node {id}: snapshot at index {} does not restore: {e:?}",
-                        snapshot.meta.index
-                    ),
-                )
-            })?;
-            self.checker
-                .observe_snapshot_restored(id, snapshot, kv.digest())
-                .map_err(|v| self.failure(FailureKind::Safety, v))?;
-            running.kv = kv;
-            running.applied = snapshot.meta.index;
-            self.report.snapshots_installed += 1;
-            // Writes proposed here and covered by the snapshot: the applied
-            // record says whether each one made it.
-            let covered: Vec<Index> = running
-                .proposed
-                .range(..=snapshot.meta.index)
-                .map(|(i, _)| *i)
-                .collect();
-            for index in covered {
-                let (term, op, data) = running.proposed.remove(&index).expect("listed");
-                let record = self
-                    .checker
-                    .applied(index)
-                    .expect("covered by a restored snapshot");
-                let (record_term, record_data) = (record.term, record.data.clone());
-                self.resolve_write(id, op, index, term, &data, record_term, &record_data)?;
-            }
+            self.restore_snapshot(id, running, snapshot)?;
         }
-        for entry in &ready.committed_entries {
-            if entry.index != running.applied + 1 {
-                return Err(self.failure(
-                    FailureKind::Safety,
-                    format!(
-                        "node {id}: committed entry {} handed out after applied index {} (skipped or applied twice)",
-                        entry.index, running.applied
-                    ),
-                ));
-            }
-            self.apply_entry(id, running, entry)?;
-            let now = self.history.now();
-            self.checker
-                .observe_applied(id, entry, running.kv.digest(), node_term, now)
-                .map_err(|v| self.failure(FailureKind::Safety, v))?;
-            running.applied = entry.index;
-            if let Some((term, op, data)) = running.proposed.remove(&entry.index) {
-                self.resolve_write(id, op, entry.index, term, &data, entry.term, &entry.data)?;
-            }
-        }
+        self.apply_committed(id, running, &ready.committed_entries, node_term)?;
         for read in &ready.read_states {
             match running.reads_requested.remove(&read.context) {
                 Some(_) => running.reads_ready.push(*read),
@@ -1005,28 +960,7 @@ impl Sim {
             .partition(|r| r.index <= running.applied);
         running.reads_ready = wait;
         for read in serve {
-            let op = read.context;
-            if !self.history.get(op).open {
-                continue;
-            }
-            let key = self.history.get(op).key;
-            let value = match running.kv.get(&key_bytes(key)) {
-                None => NIL,
-                Some(bytes) => parse_value(bytes).ok_or_else(|| {
-                    self.failure(
-                        FailureKind::Safety,
-                        format!("node {id}: key k{key} holds a value no client wrote"),
-                    )
-                })?,
-            };
-            trace!(
-                self,
-                "n{id} READ op={op} k{key} -> {value} (read index {} applied {})",
-                read.index,
-                running.applied
-            );
-            self.history.complete_read(op, value);
-            self.release_client(op);
+            self.serve_read(id, running, read.context, read.index)?;
         }
         for &context in &ready.dropped_reads {
             if running.reads_requested.remove(&context).is_none() {
@@ -1041,6 +975,127 @@ impl Sim {
             self.release_client(context);
         }
         Ok(())
+    }
+
+    /// Replaces the state machine with a snapshot's, checking it is the
+    /// state the cluster applied at its index.
+    fn restore_snapshot(
+        &mut self,
+        id: NodeId,
+        running: &mut Running,
+        snapshot: &Snapshot,
+    ) -> Result<(), Failure> {
+        let kv = KvStore::restore(&snapshot.data).map_err(|e| {
+            self.failure(
+                FailureKind::Safety,
+                format!(
+                    "node {id}: snapshot at index {} does not restore: {e:?}",
+                    snapshot.meta.index
+                ),
+            )
+        })?;
+        self.checker
+            .observe_snapshot_restored(id, snapshot, kv.digest())
+            .map_err(|v| self.failure(FailureKind::Safety, v))?;
+        running.kv = kv;
+        running.applied = snapshot.meta.index;
+        self.report.snapshots_installed += 1;
+        // Writes proposed here and covered by the snapshot: the applied
+        // record says whether each one made it.
+        let covered: Vec<Index> = running
+            .proposed
+            .range(..=snapshot.meta.index)
+            .map(|(i, _)| *i)
+            .collect();
+        for index in covered {
+            let (term, op, data) = running.proposed.remove(&index).expect("listed");
+            let record = self
+                .checker
+                .applied(index)
+                .expect("covered by a restored snapshot");
+            let (record_term, record_data) = (record.term, record.data.clone());
+            self.resolve_write(id, op, index, term, &data, record_term, &record_data)?;
+        }
+        Ok(())
+    }
+
+    /// Applies committed entries in order, checking each, and resolves the
+    /// writes proposed here.
+    fn apply_committed(
+        &mut self,
+        id: NodeId,
+        running: &mut Running,
+        entries: &[Entry],
+        node_term: Term,
+    ) -> Result<(), Failure> {
+        for entry in entries {
+            if entry.index != running.applied + 1 {
+                return Err(self.failure(
+                    FailureKind::Safety,
+                    format!(
+                        "node {id}: committed entry {} handed out after applied index {} (skipped or applied twice)",
+                        entry.index, running.applied
+                    ),
+                ));
+            }
+            self.apply_entry(id, running, entry)?;
+            let now = self.history.now();
+            self.checker
+                .observe_applied(id, entry, running.kv.digest(), node_term, now)
+                .map_err(|v| self.failure(FailureKind::Safety, v))?;
+            running.applied = entry.index;
+            if let Some((term, op, data)) = running.proposed.remove(&entry.index) {
+                self.resolve_write(id, op, entry.index, term, &data, entry.term, &entry.data)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A read whose ReadIndex is applied here reads the state machine now.
+    fn serve_read(
+        &mut self,
+        id: NodeId,
+        running: &Running,
+        op: OpId,
+        read_index: Index,
+    ) -> Result<(), Failure> {
+        if !self.history.get(op).open {
+            return Ok(());
+        }
+        let key = self.history.get(op).key;
+        let value = match running.kv.get(&key_bytes(key)) {
+            None => NIL,
+            Some(bytes) => parse_value(bytes).ok_or_else(|| {
+                self.failure(
+                    FailureKind::Safety,
+                    format!("node {id}: key k{key} holds a value no client wrote"),
+                )
+            })?,
+        };
+        trace!(
+            self,
+            "n{id} READ op={op} k{key} -> {value} (read index {read_index} applied {})",
+            running.applied
+        );
+        self.history.complete_read(op, value);
+        self.release_client(op);
+        Ok(())
+    }
+
+    /// A read that will never be served: the client hears the refusal (and
+    /// follows a leader hint).
+    fn fail_read(&mut self, op: OpId, why: ReadFailure) {
+        if self.history.get(op).open {
+            self.history.fail(op);
+        }
+        trace!(self, "READ op={op} failed: {why:?}");
+        let client = self.history.get(op).client as usize;
+        if self.clients[client].op.is_some_and(|(o, _)| o == op) {
+            if let ReadFailure::Refused(error) = why {
+                self.redirect_client(client, error);
+            }
+        }
+        self.release_client(op);
     }
 
     fn apply_entry(
@@ -1160,6 +1215,9 @@ impl Sim {
             let garbage = self.phase == Phase::Faults
                 && chance(&mut self.rng, self.profile.garbage_probability);
             let copy = (misdeliver || garbage).then(|| message.clone());
+            // Reads gathered since the node's last turn ride the next
+            // heartbeat round (asynchronous mode, as the node's driver).
+            self.issue_open_reads(i);
             let running = self.nodes[i].running.as_mut().expect("running");
             if let Err(e) = running.raw.step(message) {
                 return Err(self.failure(
@@ -1492,6 +1550,9 @@ impl Sim {
     }
 
     fn client_read(&mut self, c: usize, i: usize, key: u64) {
+        if self.disk.is_some() {
+            return self.client_read_batched(c, i, key);
+        }
         let op = self.history.invoke_read(c as u64, key);
         let running = self.nodes[i].running.as_mut().expect("running");
         let result = running.raw.read_index(op);
@@ -1733,8 +1794,8 @@ impl Sim {
         if self.disk.is_some() {
             self.report.disk.runs = 1;
             for node in &self.nodes {
-                if let Some(persister) = node.running.as_ref().and_then(|r| r.persister.as_ref()) {
-                    self.report.disk.add(&persister.stats);
+                if let Some(driver) = node.running.as_ref().and_then(|r| r.driver.as_ref()) {
+                    self.report.disk.add(&driver.wal.stats);
                 }
             }
         }
@@ -1762,8 +1823,8 @@ impl Sim {
         let node = &self.nodes[i];
         node.running
             .as_ref()
-            .and_then(|r| r.persister.as_ref())
-            .map_or(&node.durable, |p| &p.submitted)
+            .and_then(|r| r.driver.as_ref())
+            .map_or(&node.durable, |d| &d.wal.submitted)
     }
 
     // ---- trace ----
@@ -1855,12 +1916,12 @@ impl Sim {
             let pending = node
                 .running
                 .as_ref()
-                .and_then(|r| r.persister.as_ref())
-                .map_or(String::new(), |p| {
+                .and_then(|r| r.driver.as_ref())
+                .map_or(String::new(), |d| {
                     format!(
                         "; handed over last={}, {} jobs not yet reported durable",
-                        p.submitted.last_index(),
-                        p.in_flight_len()
+                        d.wal.submitted.last_index(),
+                        d.pipeline.jobs_in_flight()
                     )
                 });
             lines.push(format!(

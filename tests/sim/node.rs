@@ -121,13 +121,15 @@ impl DurableStore {
     }
 }
 
+/// Test helpers, shared with the other modules' tests.
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
     use bytes::Bytes;
     use raftkv::message::{EntryKind, SnapshotMeta};
 
-    fn entry(index: Index, term: Term) -> Entry {
+    /// A no-op entry.
+    pub fn entry(index: Index, term: Term) -> Entry {
         Entry {
             index,
             term,
@@ -136,7 +138,8 @@ mod tests {
         }
     }
 
-    fn snapshot(index: Index, term: Term) -> Snapshot {
+    /// An empty snapshot of a three-voter cluster.
+    pub fn snapshot(index: Index, term: Term) -> Snapshot {
         Snapshot {
             meta: SnapshotMeta {
                 index,

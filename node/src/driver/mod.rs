@@ -13,7 +13,7 @@ mod persister;
 mod run;
 pub mod status;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
@@ -168,52 +168,44 @@ async fn announce_when_queued(shared: &Shared, batch: &Arc<ReadBatch>, request: 
     announce.sent = true;
 }
 
-/// Most readers one ReadIndex answers; the next reader starts a new batch.
-pub const READ_BATCH_READERS_MAX: usize = 4_096;
+pub use raftkv::pipeline::READ_BATCH_READERS_MAX;
 
 /// Linearizable reads that arrive while the driver is busy share one
-/// ReadIndex and one confirmation: the first reader opens a batch and
-/// announces it to the driver; later readers join it until the driver
-/// closes it (when it takes the batch, just before `read_index`). Every
-/// reader of a batch arrived before its ReadIndex was issued, so the
-/// confirmed index covers every write acknowledged before any of them
-/// started: the reads stay linearizable.
+/// ReadIndex and one confirmation (`raftkv::pipeline::ReadGate`, shared
+/// with the simulator): the first reader opens a batch and announces it to
+/// the driver; later readers join it until the driver closes it (when it
+/// takes the batch, just before `read_index`).
 #[derive(Default)]
 pub(crate) struct ReadGate {
-    open: Mutex<Option<Arc<ReadBatch>>>,
+    open: Mutex<raftkv::pipeline::ReadGate<Arc<ReadBatch>>>,
 }
 
 impl ReadGate {
     /// Joins the open batch, or opens one; `true`: this reader opened it and
     /// must announce it to the driver.
     fn join(&self) -> (Arc<ReadBatch>, bool) {
-        let mut open = self.open.lock();
-        if let Some(batch) = open.as_ref() {
-            let mut state = batch.state.lock();
-            if state.readers < READ_BATCH_READERS_MAX {
-                state.readers += 1;
-                drop(state);
-                return (batch.clone(), false);
-            }
+        let (batch, opened) = self.open.lock().join(Arc::default);
+        #[cfg(test)]
+        {
+            batch.state.lock().readers += 1;
         }
-        let batch = Arc::new(ReadBatch::default());
-        batch.state.lock().readers = 1;
-        *open = Some(batch.clone());
-        (batch, true)
+        (batch, opened)
     }
 
     /// The driver takes the open batch to issue its ReadIndex: readers that
     /// come after this start a new batch.
     pub(crate) fn take_open(&self) -> Option<Arc<ReadBatch>> {
-        self.open.lock().take()
+        self.open.lock().take_open()
     }
 
     /// Closes `batch` if it is still the open one.
     pub(crate) fn close(&self, batch: &Arc<ReadBatch>) {
-        let mut open = self.open.lock();
-        if open.as_ref().is_some_and(|b| Arc::ptr_eq(b, batch)) {
-            *open = None;
-        }
+        self.open.lock().close_if(|open| Arc::ptr_eq(open, batch));
+    }
+
+    #[cfg(test)]
+    fn open_batch(&self) -> Option<Arc<ReadBatch>> {
+        self.open.lock().open().cloned()
     }
 }
 
@@ -225,6 +217,8 @@ pub(crate) struct ReadBatch {
 
 #[derive(Default)]
 struct BatchState {
+    /// Readers that joined (kept for tests).
+    #[cfg(test)]
     readers: usize,
     /// The driver issued this batch's ReadIndex (or answered it).
     issued: bool,
@@ -296,6 +290,15 @@ impl Drop for ReadAnnouncement {
                 "the read never reached the node (it is stopping, or the reader that queued it left); retry".into(),
             )));
         }
+    }
+}
+
+/// A driver that stops (or fails) tells the reads it still held.
+pub(crate) fn refuse_stopped_reads(batches: Vec<Arc<ReadBatch>>) {
+    for batch in batches {
+        batch.complete(Err(ReadError::Refused(
+            "node stopped before the read completed".into(),
+        )));
     }
 }
 
@@ -449,78 +452,6 @@ impl PendingWrites {
     }
 }
 
-/// Read batches waiting for leadership confirmation, then for the apply index.
-#[derive(Default)]
-pub(crate) struct PendingReads {
-    next_context: u64,
-    unconfirmed: HashMap<u64, Arc<ReadBatch>>,
-    /// Confirmed batches waiting until applied >= the key.
-    waiting: BTreeMap<u64, Vec<Arc<ReadBatch>>>,
-}
-
-impl PendingReads {
-    pub fn register(&mut self, batch: Arc<ReadBatch>) -> u64 {
-        self.next_context += 1;
-        self.unconfirmed.insert(self.next_context, batch);
-        self.next_context
-    }
-
-    pub fn unregister(&mut self, context: u64) -> Option<Arc<ReadBatch>> {
-        self.unconfirmed.remove(&context)
-    }
-
-    pub fn confirmed(&mut self, context: u64, index: u64, applied: u64) {
-        if let Some(batch) = self.unconfirmed.remove(&context) {
-            if index <= applied {
-                batch.complete(Ok(()));
-            } else {
-                self.waiting.entry(index).or_default().push(batch);
-            }
-        }
-    }
-
-    pub fn dropped(&mut self, context: u64) {
-        if let Some(batch) = self.unconfirmed.remove(&context) {
-            batch.complete(Err(ReadError::NoLeader));
-        }
-    }
-
-    pub fn applied_through(&mut self, applied: u64) {
-        while let Some(entry) = self.waiting.first_entry() {
-            if *entry.key() > applied {
-                break;
-            }
-            for batch in entry.remove() {
-                batch.complete(Ok(()));
-            }
-        }
-    }
-
-    pub fn leadership_lost(&mut self) {
-        self.fail_all(ReadError::NoLeader);
-    }
-
-    fn fail_all(&mut self, error: ReadError) {
-        for (_, batch) in self.unconfirmed.drain() {
-            batch.complete(Err(error.clone()));
-        }
-        for (_, batches) in std::mem::take(&mut self.waiting) {
-            for batch in batches {
-                batch.complete(Err(error.clone()));
-            }
-        }
-    }
-}
-
-/// A driver that stops (or fails) tells the reads it still held.
-impl Drop for PendingReads {
-    fn drop(&mut self) {
-        self.fail_all(ReadError::Refused(
-            "node stopped before the read completed".into(),
-        ));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -535,8 +466,8 @@ mod tests {
 
     use super::handle::{ReadError, WriteError};
     use super::{
-        read_barrier, PendingReads, PendingWrites, PublishedStatus, ReadAnnouncement, ReadGate,
-        Request, Shared, READ_BATCH_READERS_MAX,
+        read_barrier, refuse_stopped_reads, PendingWrites, PublishedStatus, ReadAnnouncement,
+        ReadGate, Request, Shared, READ_BATCH_READERS_MAX,
     };
 
     fn shared(queue_max: usize) -> (Arc<Shared>, mpsc::Receiver<Request>) {
@@ -618,7 +549,7 @@ mod tests {
     #[tokio::test]
     async fn reads_are_refused_when_the_driver_stops_with_them() {
         let (shared, mut receiver) = shared(16);
-        let mut pending = PendingReads::default();
+        let mut pending = raftkv::pipeline::PendingReads::default();
         let held = spawn_reads(&shared, 1).pop().unwrap();
         let announcement = next_batch(&mut receiver).await;
         shared.read_gate.close(&announcement.0);
@@ -626,11 +557,11 @@ mod tests {
         pending.register(announcement.0.clone());
         drop(announcement);
         let queued = spawn_reads(&shared, 1).pop().unwrap();
-        while shared.read_gate.open.lock().is_none() {
+        while shared.read_gate.open_batch().is_none() {
             tokio::task::yield_now().await;
         }
         // The driver goes away: its pending reads and its queue with it.
-        drop(pending);
+        refuse_stopped_reads(pending.take_all());
         drop(receiver);
         for reader in [held, queued] {
             match tokio::time::timeout(Duration::from_secs(5), reader).await {
@@ -675,11 +606,11 @@ mod tests {
             })
             .unwrap_or_else(|_| panic!("the queue has room"));
         let opener = spawn_reads(&shared, 1).pop().unwrap();
-        while shared.read_gate.open.lock().is_none() {
+        while shared.read_gate.open_batch().is_none() {
             tokio::task::yield_now().await;
         }
         let joiner = spawn_reads(&shared, 1).pop().unwrap();
-        let batch = shared.read_gate.open.lock().clone().unwrap();
+        let batch = shared.read_gate.open_batch().unwrap();
         while batch.readers() < 2 {
             tokio::task::yield_now().await;
         }
@@ -690,51 +621,13 @@ mod tests {
             other => panic!("expected a refusal, got {other:?}"),
         }
         assert!(
-            shared.read_gate.open.lock().is_none(),
+            shared.read_gate.open_batch().is_none(),
             "the batch was closed"
         );
         assert!(matches!(receiver.try_recv(), Ok(Request::Write { .. })));
         assert!(
             receiver.try_recv().is_err(),
             "the abandoned batch never reached the driver"
-        );
-    }
-
-    #[tokio::test]
-    async fn confirmed_batches_wait_for_the_apply_index_and_fail_when_leadership_is_lost() {
-        let (shared, mut receiver) = shared(16);
-        let mut pending = PendingReads::default();
-        let mut batches = Vec::new();
-        let mut readers = Vec::new();
-        for _ in 0..4 {
-            readers.push(spawn_reads(&shared, 1).pop().unwrap());
-            let announcement = next_batch(&mut receiver).await;
-            shared.read_gate.close(&announcement.0);
-            assert!(announcement.0.mark_issued());
-            batches.push(pending.register(announcement.0.clone()));
-        }
-        let [applied_already, applied_later, dropped, _lost] = batches[..] else {
-            unreachable!()
-        };
-        pending.confirmed(applied_already, 10, 10);
-        pending.confirmed(applied_later, 12, 10);
-        pending.dropped(dropped);
-        let mut readers = readers.into_iter();
-        assert_eq!(readers.next().unwrap().await.unwrap(), Ok(()));
-        let waiting = readers.next().unwrap();
-        assert_eq!(
-            readers.next().unwrap().await.unwrap(),
-            Err(ReadError::NoLeader)
-        );
-        pending.applied_through(11);
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished(), "read index 12 is not applied at 11");
-        pending.applied_through(12);
-        assert_eq!(waiting.await.unwrap(), Ok(()));
-        pending.leadership_lost();
-        assert_eq!(
-            readers.next().unwrap().await.unwrap(),
-            Err(ReadError::NoLeader)
         );
     }
 

@@ -1,15 +1,20 @@
 //! The driver's loop: one task that takes inputs (ticks, peer messages,
 //! client requests, WAL reports, written snapshots), steps the core with
 //! them, and handles each Ready it hands back (send, apply, persist,
-//! acknowledge). The node's parts are opened and started by the
+//! acknowledge) through the shared Ready pipeline (`raftkv::pipeline`),
+//! supplying its I/O (`NodeIo`). The node's parts are opened and started by the
 //! composition root (`crate::node`) and handed over in `DriverParts`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use raftkv::kv::{Command, KvStore, Reply};
-use raftkv::message::{Body, Entry, EntryKind, Message, NodeId};
-use raftkv::raft::{HardState, ProposeError, RawNode, Ready, ReadyAck, Role, Status};
+use raftkv::message::{Entry, EntryKind, Index, Message, NodeId};
+use raftkv::pipeline::{
+    Pipeline, PipelineConfig, ReadFailure, ReadyIo, SnapshotTurn, WalJob, WalWrite,
+};
+use raftkv::raft::{ProposeError, RawNode, Ready, Role, Status};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -17,9 +22,11 @@ use tracing::{info, warn};
 use super::compaction::{Compaction, Written};
 use super::events::log_event;
 use super::handle::{NodeStatus, ReadError, WriteError};
-use super::persister::{Persister, Report};
+use super::persister::{Persister, Report, PERSIST_JOBS_IN_FLIGHT_MAX};
 use super::status::incarnation_text;
-use super::{PendingReads, PendingWrites, Request, Shared, INPUTS_PER_READY_MAX};
+use super::{
+    refuse_stopped_reads, PendingWrites, ReadBatch, Request, Shared, INPUTS_PER_READY_MAX,
+};
 use crate::log_events;
 use crate::options::NodeOptions;
 use crate::storage::{SnapshotPages, Storage};
@@ -70,24 +77,31 @@ pub(crate) async fn run_driver(
         parts.snapshot_pages,
         snapshot_index,
     );
+    let pipeline = Pipeline::new(
+        PipelineConfig {
+            jobs_in_flight_max: PERSIST_JOBS_IN_FLIGHT_MAX,
+            inline_follower_writes: true,
+        },
+        recorded_hard_state,
+    );
     let mut driver = Driver {
-        id,
         client_addr: options.client.to_string(),
         tick_ms: options.tick_interval_ms,
-        raw: parts.raw,
-        persister,
-        recorded_hard_state,
-        compaction,
+        pipeline,
+        io: NodeIo {
+            id,
+            raw: parts.raw,
+            persister,
+            compaction,
+            transport: parts.transport,
+            shared: parts.shared,
+            writes: PendingWrites::default(),
+            applied_term: parts.applied_term,
+            last_leader: 0,
+            leader_contact: None,
+        },
         published: None,
         published_contact: None,
-        transport: parts.transport,
-        shared: parts.shared,
-        writes: PendingWrites::default(),
-        reads: PendingReads::default(),
-        applied_term: parts.applied_term,
-        last_role: Role::Follower,
-        last_leader: 0,
-        leader_contact: None,
     };
     let inputs = Inputs {
         inbound: parts.inbound,
@@ -115,34 +129,50 @@ fn return_freed_memory() {
     }
 }
 
-/// The one owner of the core: its state, the WAL thread's handle, the
-/// peer links and the clients waiting for answers.
+/// The one owner of the core: the Ready pipeline's state and the I/O it
+/// runs on.
 struct Driver {
-    id: NodeId,
     /// This node's advertised RESP address (shown as leader_client_addr when leading).
     client_addr: String,
     tick_ms: u64,
-    raw: RawNode,
-    /// Owns the storage on the WAL thread.
-    persister: Persister,
-    /// The hard state last handed to the persister (its term and vote are
-    /// durable: a change of either is always fsynced).
-    recorded_hard_state: HardState,
-    /// Own snapshots: when to take one, and the snapshot file mappings.
-    compaction: Compaction,
+    /// What to do with each Ready and each WAL report (shared with the
+    /// simulator).
+    pipeline: Pipeline<Arc<ReadBatch>>,
+    io: NodeIo,
     /// What `publish_status` last published, to skip unchanged turns.
     published: Option<StatusKey>,
     /// The last leader contact handed to the status readers.
     published_contact: Option<Instant>,
+}
+
+/// The pipeline's I/O on this node: the core, the WAL thread, the peer
+/// links, the state machine and the clients waiting for answers.
+struct NodeIo {
+    id: NodeId,
+    raw: RawNode,
+    /// Owns the storage on the WAL thread.
+    persister: Persister,
+    /// Own snapshots: when to take one, and the snapshot file mappings.
+    compaction: Compaction,
     transport: Transport,
     shared: Arc<Shared>,
     writes: PendingWrites,
-    reads: PendingReads,
     /// Term of the last applied entry (for snapshot metadata).
     applied_term: u64,
-    last_role: Role,
     last_leader: NodeId,
     leader_contact: Option<Instant>,
+}
+
+/// A driver that stops (or fails) tells the reads it still held, and its
+/// WAL thread writes what was handed over (with a commit index no job
+/// carried yet) before it ends.
+impl Drop for Driver {
+    fn drop(&mut self) {
+        refuse_stopped_reads(self.pipeline.take_pending_reads());
+        self.io
+            .persister
+            .stop(self.pipeline.take_unwritten_commit());
+    }
 }
 
 impl Driver {
@@ -154,20 +184,20 @@ impl Driver {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled(), if transfer_deadline.is_none() => {
-                    if self.raw.status().role == Role::Leader && self.begin_transfer() {
+                    if self.io.raw.status().role == Role::Leader && self.begin_transfer() {
                         transfer_deadline = Some(tokio::time::Instant::now() + Duration::from_millis(TRANSFER_WAIT_MS));
                     } else {
                         break;
                     }
                 }
                 report = inputs.reports.recv() => {
-                    let report = report.ok_or_else(|| format!("node {}: the WAL thread stopped", self.id))?;
+                    let report = report.ok_or_else(|| format!("node {}: the WAL thread stopped", self.io.id))?;
                     self.on_report(report)?;
                 }
                 _ = ticker.tick() => {
-                    self.raw.tick();
+                    self.io.raw.tick();
                     if let Some(deadline) = transfer_deadline {
-                        if self.raw.status().role != Role::Leader || tokio::time::Instant::now() >= deadline {
+                        if self.io.raw.status().role != Role::Leader || tokio::time::Instant::now() >= deadline {
                             break;
                         }
                     }
@@ -183,15 +213,17 @@ impl Driver {
             // acks that advance the commit index and new proposals go out
             // together, and their entries reach the WAL as one job.
             self.drain_queued(&mut inputs)?;
-            while self.raw.has_ready() && self.persister.has_room() {
-                let ready = self.raw.ready();
+            while self.io.raw.has_ready() && self.pipeline.has_room() {
+                let ready = self.io.raw.ready();
                 self.handle_ready(ready, &mut inputs).await?;
             }
             self.publish_status();
         }
         // Writes and fsyncs everything handed over, then ends the thread.
-        self.persister.stop();
-        info!(event = log_events::STOPPED, id = self.id);
+        self.io
+            .persister
+            .stop(self.pipeline.take_unwritten_commit());
+        info!(event = log_events::STOPPED, id = self.io.id);
         Ok(())
     }
 
@@ -223,11 +255,11 @@ impl Driver {
 
     /// Graceful stop on the leader: hand leadership to the most caught-up peer.
     fn begin_transfer(&mut self) -> bool {
-        let status = self.raw.status();
+        let status = self.io.raw.status();
         let Some((target, _)) = status.match_index.iter().max_by_key(|(_, m)| *m).copied() else {
             return false;
         };
-        match self.raw.transfer_leadership(target) {
+        match self.io.raw.transfer_leadership(target) {
             Ok(()) => {
                 info!(event = log_events::GRACEFUL_STOP, transfer_to = target);
                 true
@@ -237,13 +269,13 @@ impl Driver {
     }
 
     fn handle_inbound(&mut self, input: Inbound) {
+        let io = &mut self.io;
         match input {
             Inbound::Message(message) => {
-                let status_leader = self.last_leader;
-                if message.from == status_leader {
-                    self.leader_contact = Some(Instant::now());
+                if message.from == io.last_leader {
+                    io.leader_contact = Some(Instant::now());
                 }
-                if let Err(e) = self.raw.step(message) {
+                if let Err(e) = io.raw.step(message) {
                     warn!(event = log_events::PEER_MESSAGE_REFUSED, reason = %e);
                 }
             }
@@ -260,19 +292,17 @@ impl Driver {
                 );
                 // The peer may have restarted with less than it
                 // acknowledged (a wiped data dir): a leader probes it again.
-                self.raw.peer_reconnected(id);
+                io.raw.peer_reconnected(id);
             }
             Inbound::PeerDown { id, reason } => {
-                let silence_ms = self
-                    .leader_contact
-                    .map(|at| at.elapsed().as_millis() as u64);
-                if id == self.last_leader && self.last_role != Role::Leader {
+                let silence_ms = io.leader_contact.map(|at| at.elapsed().as_millis() as u64);
+                if id == io.last_leader && self.pipeline.last_role() != Role::Leader {
                     info!(
                         event = log_events::LEADER_LOST,
                         leader = id,
                         silence_ms,
                         reason = reason.as_str(),
-                        term = self.raw.status().term
+                        term = io.raw.status().term
                     );
                 } else {
                     info!(
@@ -299,7 +329,7 @@ impl Driver {
                 self.propose(encoded, reply)
             }
             Request::Read { batch } => {
-                self.shared.read_gate.close(&batch.0);
+                self.io.shared.read_gate.close(&batch.0);
                 self.issue_read(batch.0.clone());
             }
         }
@@ -309,84 +339,41 @@ impl Driver {
     /// they ride the next heartbeat round (called before peer acks are
     /// stepped: an ack that confirms a round starts the next one at once).
     fn issue_open_reads(&mut self) {
-        if let Some(batch) = self.shared.read_gate.take_open() {
+        if let Some(batch) = self.io.shared.read_gate.take_open() {
             self.issue_read(batch);
         }
     }
 
-    fn issue_read(&mut self, batch: Arc<super::ReadBatch>) {
-        if !batch.mark_issued() {
-            return;
-        }
-        let context = self.reads.register(batch);
-        if let Err(e) = self.raw.read_index(context) {
-            if let Some(batch) = self.reads.unregister(context) {
-                batch.complete(Err(self.read_refusal(e)));
-            }
+    fn issue_read(&mut self, batch: Arc<ReadBatch>) {
+        if batch.mark_issued() {
+            self.pipeline.issue_read(batch, &mut self.io);
         }
     }
 
     fn propose(
         &mut self,
-        encoded: bytes::Bytes,
+        encoded: Bytes,
         reply: tokio::sync::oneshot::Sender<Result<Reply, WriteError>>,
     ) {
-        match self.raw.propose(encoded) {
-            Ok((term, index)) => self.writes.insert(term, index, reply),
+        match self.io.raw.propose(encoded) {
+            Ok((term, index)) => self.io.writes.insert(term, index, reply),
             Err(e) => {
-                let _ = reply.send(Err(self.write_refusal(e)));
+                let _ = reply.send(Err(self.io.write_refusal(e)));
             }
         }
     }
 
-    fn leader_client_addr(&self, leader: NodeId) -> Option<String> {
-        if leader == 0 {
-            None
-        } else {
-            self.transport.peer_client_addr(leader)
-        }
-    }
-
-    fn write_refusal(&self, error: ProposeError) -> WriteError {
-        match error {
-            ProposeError::NotLeader { leader } if leader != 0 => WriteError::NotLeader {
-                leader_client_addr: self.leader_client_addr(leader),
-            },
-            ProposeError::NotLeader { .. } => WriteError::NoLeader,
-            other => WriteError::Refused(other.to_string()),
-        }
-    }
-
-    fn read_refusal(&self, error: ProposeError) -> ReadError {
-        match error {
-            ProposeError::NotLeader { leader } if leader != 0 => ReadError::NotLeader {
-                leader_client_addr: self.leader_client_addr(leader),
-            },
-            ProposeError::NotLeader { .. } => ReadError::NoLeader,
-            other => ReadError::Refused(other.to_string()),
-        }
-    }
-
-    /// Send, apply, hand over for persisting, acknowledge. Messages that
-    /// promise durability leave only once the WAL thread reports their job
-    /// durable (`on_report`); everything else goes on meanwhile.
-    async fn handle_ready(&mut self, mut ready: Ready, inputs: &mut Inputs) -> Result<(), String> {
-        let ack = ready.ack();
-        let had_leader = self.last_leader != 0;
+    /// One Ready through the pipeline: send, apply, hand over for
+    /// persisting, acknowledge. Messages that promise durability leave only
+    /// once the WAL thread reports their job durable (`on_report`);
+    /// everything else goes on meanwhile.
+    async fn handle_ready(&mut self, ready: Ready, inputs: &mut Inputs) -> Result<(), String> {
+        let had_leader = self.io.last_leader != 0;
         for event in &ready.events {
             log_event(event, self.tick_ms, had_leader);
         }
-        // Appends that only carry the commit index wait until the clients
-        // they answer have been: on this thread, tasks run in wake-up order.
-        let (commit_only, messages): (Vec<Message>, Vec<Message>) = ready
-            .messages
-            .drain(..)
-            .partition(|message| matches!(&message.body, Body::Append { entries, .. } if entries.is_empty()));
-        let sent_entries = !messages.is_empty();
-        for message in messages {
-            self.send(message);
-        }
-        if sent_entries && (!ready.entries.is_empty() || !ready.committed_entries.is_empty()) {
+        let turn = self.pipeline.start(ready, &mut self.io)?;
+        if turn.wants_yield() {
             // The peer links run on this thread: let them put the appends on
             // the wire before this turn wakes the WAL thread or applies, so
             // followers start their fsync first (each is on a write's
@@ -395,72 +382,16 @@ impl Driver {
             // the messages leave as soon as this turn ends anyway.
             tokio::task::yield_now().await;
         }
-        if ready.snapshot.is_some() {
-            for message in commit_only {
-                self.send(message);
-            }
+        if turn.ready().snapshot.is_some() {
             // The store is about to be replaced outside `apply`: the
             // published status keeps the digest of the state it shows.
-            self.shared.status.lock().refresh_digest(&self.shared.store);
-            return self.handle_snapshot_ready(ready, ack, inputs).await;
+            let shared = &self.io.shared;
+            shared.status.lock().refresh_digest(&shared.store);
         }
-        // Committed entries are durable on a majority (the leader counts its
-        // own copy only once the WAL thread reported it), so applying them
-        // and answering their clients need not wait for this Ready's writes.
-        let applied = self.apply_and_answer(&ready);
-        for message in commit_only {
-            self.send(message);
+        match self.pipeline.finish(turn, &mut self.io)? {
+            None => Ok(()),
+            Some(turn) => self.handle_snapshot_ready(turn, inputs).await,
         }
-        let persisted_last = self.hand_to_wal(&mut ready)?;
-        self.raw.advance(ReadyAck {
-            persisted_last,
-            snapshot_index: None,
-            applied,
-        });
-        self.after_advance();
-        Ok(())
-    }
-
-    /// Hands the Ready's entries, hard state and held-back messages to the
-    /// WAL thread as one job. Returns the (index, term) of the last entry
-    /// made durable now (a follower writing inline), after sending the
-    /// messages that waited for it; None when the job is queued.
-    fn hand_to_wal(&mut self, ready: &mut Ready) -> Result<Option<(u64, u64)>, String> {
-        let sync = !ready.entries.is_empty() || self.hard_state_needs_sync(ready);
-        if let Some(hard_state) = ready.hard_state {
-            self.recorded_hard_state = hard_state;
-        }
-        // A leader keeps serving while its disk works; a follower with an
-        // idle WAL thread writes inline (see the persister's docs).
-        let inline = self.last_role != Role::Leader;
-        let durable = self
-            .persister
-            .write(
-                std::mem::take(&mut ready.entries),
-                ready.hard_state,
-                sync,
-                std::mem::take(&mut ready.persisted_messages),
-                inline,
-            )
-            .map_err(|e| format!("node {}: {e}", self.id))?;
-        let Some(durable) = durable else {
-            return Ok(None);
-        };
-        for message in durable.messages {
-            self.send(message);
-        }
-        Ok(durable.persisted_last)
-    }
-
-    /// Term and vote must be durable before the messages that depend on
-    /// them leave. A commit index alone need not be (as in etcd's MustSync):
-    /// it only covers entries already handed to the WAL thread ahead of it,
-    /// and a node that loses it in a crash learns it again from the leader.
-    fn hard_state_needs_sync(&self, ready: &Ready) -> bool {
-        ready.hard_state.is_some_and(|hard_state| {
-            hard_state.term != self.recorded_hard_state.term
-                || hard_state.vote != self.recorded_hard_state.vote
-        })
     }
 
     /// A snapshot from the leader (rare): everything queued before it is
@@ -468,43 +399,31 @@ impl Driver {
     /// then is the state machine replaced.
     async fn handle_snapshot_ready(
         &mut self,
-        mut ready: Ready,
-        ack: ReadyAck,
+        mut turn: SnapshotTurn,
         inputs: &mut Inputs,
     ) -> Result<(), String> {
-        let snapshot = ready.snapshot.take().expect("checked by the caller");
         let reports = &mut inputs.reports;
         self.wait_until_durable(reports).await?;
-        if let Some(hard_state) = ready.hard_state {
-            self.recorded_hard_state = hard_state;
-        }
-        self.compaction.leader_snapshot_queued(snapshot.meta.index);
+        let snapshot = turn.snapshot();
         let (index, snapshot_term) = (snapshot.meta.index, snapshot.meta.term);
         // The WAL thread writes the snapshot while a blocking thread builds
         // the new state machine from it; the state is replaced once both are
         // done. (A snapshot that does not load stops the node either way:
         // it is the cluster's committed state, there is no other to take.)
         let data = snapshot.data.clone();
-        self.persister.install_snapshot(
-            snapshot,
-            std::mem::take(&mut ready.entries),
-            ready.hard_state,
-            std::mem::take(&mut ready.persisted_messages),
-        );
+        self.io.compaction.leader_snapshot_queued(index);
+        self.pipeline.install_snapshot(&mut turn, &mut self.io)?;
+        let id = self.io.id;
         let started = Instant::now();
         let restored = tokio::task::spawn_blocking(move || KvStore::restore(&data))
             .await
-            .map_err(|e| format!("node {}: restoring the snapshot failed: {e}", self.id))?
-            .map_err(|e| {
-                format!(
-                    "node {}: snapshot from the leader does not load: {e}",
-                    self.id
-                )
-            })?;
+            .map_err(|e| format!("node {id}: restoring the snapshot failed: {e}"))?
+            .map_err(|e| format!("node {id}: snapshot from the leader does not load: {e}"))?;
         let restore_ms = started.elapsed().as_millis() as u64;
         self.wait_until_durable(reports).await?;
-        self.compaction
-            .map_leader_snapshot(&mut self.raw, index, snapshot_term);
+        let io = &mut self.io;
+        io.compaction
+            .map_leader_snapshot(&mut io.raw, index, snapshot_term);
         // The received copy (as large as the state) is free now.
         return_freed_memory();
         info!(
@@ -514,18 +433,11 @@ impl Driver {
             restore_ms,
             elapsed_ms = started.elapsed().as_millis() as u64
         );
-        let replaced = std::mem::replace(&mut *self.shared.store.write(), restored);
+        let replaced = std::mem::replace(&mut *io.shared.store.write(), restored);
         // Freeing a large map takes a while: not on the Ready loop.
         tokio::task::spawn_blocking(move || drop(replaced));
-        self.applied_term = snapshot_term;
-        let applied = self.apply_and_answer(&ready);
-        self.raw.advance(ReadyAck {
-            persisted_last: None,
-            snapshot_index: ack.snapshot_index,
-            applied,
-        });
-        self.after_advance();
-        Ok(())
+        io.applied_term = snapshot_term;
+        self.pipeline.finish_snapshot(turn, &mut self.io)
     }
 
     /// Waits until every job handed to the WAL thread is durable.
@@ -533,144 +445,53 @@ impl Driver {
         &mut self,
         reports: &mut mpsc::Receiver<Report>,
     ) -> Result<(), String> {
-        while !self.persister.is_idle() {
+        while !self.pipeline.is_idle() {
             let report = reports
                 .recv()
                 .await
-                .ok_or_else(|| format!("node {}: the WAL thread stopped", self.id))?;
+                .ok_or_else(|| format!("node {}: the WAL thread stopped", self.io.id))?;
             self.on_report(report)?;
         }
         Ok(())
     }
 
-    /// Jobs became durable: send what they held back, let the core count
-    /// the entries, and finish a compaction whose snapshot was saved.
+    /// Jobs became durable (or the storage failed, which stops the node).
     fn on_report(&mut self, report: Report) -> Result<(), String> {
-        let durable = self
-            .persister
-            .complete(report)
-            .map_err(|e| format!("node {}: {e}", self.id))?;
-        for message in durable.messages {
-            self.send(message);
-        }
-        if durable.persisted_last.is_some() {
-            self.raw.advance(ReadyAck {
-                persisted_last: durable.persisted_last,
-                snapshot_index: None,
-                applied: None,
-            });
-        }
-        if let Some((index, data)) = durable.snapshot_saved {
-            self.compaction.finish(&mut self.raw, index, data);
-        }
-        Ok(())
-    }
-
-    fn after_advance(&mut self) {
-        let status = self.raw.status();
-        self.reads.applied_through(status.applied_index);
-        self.track_role(status.role, status.leader_id);
-        self.compaction.maybe_start(
-            &self.raw,
-            &self.shared.store,
-            status.applied_index,
-            self.applied_term,
-            status.snapshot_index,
-        );
-    }
-
-    /// Applies the Ready's committed entries (answering their writers) and
-    /// answers the reads it confirmed or dropped. Returns the last entry
-    /// applied.
-    fn apply_and_answer(&mut self, ready: &Ready) -> Option<u64> {
-        let applied = self.apply(&ready.committed_entries);
-        let applied_index = self.raw.status().applied_index.max(applied.unwrap_or(0));
-        for read in &ready.read_states {
-            self.reads
-                .confirmed(read.context, read.index, applied_index);
-        }
-        for context in &ready.dropped_reads {
-            self.reads.dropped(*context);
-        }
-        applied
-    }
-
-    /// Applies committed entries in order; returns the last index applied.
-    /// The published applied index moves in the same critical section, so a
-    /// status reader computing the digest sees the state it names (see
-    /// `PublishedStatus`).
-    fn apply(&mut self, entries: &[Entry]) -> Option<u64> {
-        let last = entries.last()?.index;
-        let mut published = self.shared.status.lock();
-        let mut store = self.shared.store.write();
-        for entry in entries {
-            self.applied_term = entry.term;
-            let reply = match entry.kind {
-                EntryKind::Noop | EntryKind::Registry => None,
-                EntryKind::Normal => Some(match Command::decode(&entry.data) {
-                    Ok(command) => store.apply(&command),
-                    Err(e) => {
-                        warn!(event = log_events::BAD_ENTRY, index = entry.index, reason = %e);
-                        Reply::Error(format!("ERR entry {} is not a raftkv command", entry.index))
-                    }
-                }),
-            };
-            self.writes.applied(entry.index, entry.term, reply);
-        }
-        drop(store);
-        let shown = &mut published.status;
-        shown.applied_index = last;
-        shown.commit_index = shown.commit_index.max(last);
-        shown.last_index = shown.last_index.max(last);
-        Some(last)
-    }
-
-    fn track_role(&mut self, role: Role, leader: NodeId) {
-        if self.last_role == Role::Leader && role != Role::Leader {
-            self.writes.leadership_lost();
-            self.reads.leadership_lost();
-        }
-        if leader != self.last_leader && leader != 0 && leader != self.id {
-            self.leader_contact = Some(Instant::now());
-        }
-        self.last_role = role;
-        self.last_leader = leader;
+        let report = report.map_err(|e| format!("node {}: {e}", self.io.id))?;
+        self.pipeline.on_report(report, &mut self.io)
     }
 
     /// The snapshot task wrote its file: the WAL thread puts it in place
     /// behind the writes handed over before it (see `Compaction::written`).
     fn save_own_snapshot(&mut self, written: Written) {
-        if let Some(prepared) = self.compaction.written(written) {
-            self.persister.save_prepared_snapshot(prepared);
+        if let Some(prepared) = self.io.compaction.written(written) {
+            let seq = self.pipeline.own_snapshot_job();
+            self.io.persister.save_prepared_snapshot(seq, prepared);
         }
-    }
-
-    fn send(&self, message: Message) {
-        self.transport.send(message);
     }
 
     /// Publishes the status for RAFT.STATUS when something it shows
     /// changed. The digest and key count are computed only when a reader
     /// asks (`PublishedStatus::refresh_digest`).
     fn publish_status(&mut self) {
-        let status = self.raw.status();
+        let status = self.io.raw.status();
         let key = self.status_key(&status);
         let contact = if status.role == Role::Leader {
             None
         } else {
-            self.leader_contact
+            self.io.leader_contact
         };
         if self.published.as_ref() == Some(&key) {
             // Heartbeats move the leader contact without changing anything
             // else: RAFT.STATUS's leader_contact_ms must still restart.
             if contact != self.published_contact {
-                self.shared.status.lock().leader_contact = contact;
+                self.io.shared.status.lock().leader_contact = contact;
                 self.published_contact = contact;
             }
             return;
         }
         let first_publish = self.published.is_none();
-        let mut published = self.shared.status.lock();
+        let mut published = self.io.shared.status.lock();
         let next = self.shown_status(status, &mut published.status);
         self.published = Some(key);
         published.status = next;
@@ -693,7 +514,7 @@ impl Driver {
             last_index: status.last_index,
             snapshot_index: status.snapshot_index,
             match_index: status.match_index.clone(),
-            leader_known: self.leader_client_addr(status.leader_id).is_some(),
+            leader_known: self.io.leader_client_addr(status.leader_id).is_some(),
             registered: status.registered,
             strangers: status.strangers.clone(),
         }
@@ -704,14 +525,15 @@ impl Driver {
     /// and uptime left at 0: all four are computed when a reader asks.
     fn shown_status(&self, status: Status, previous: &mut NodeStatus) -> NodeStatus {
         NodeStatus {
-            id: self.id,
+            id: self.io.id,
             role: status.role.as_str(),
             term: status.term,
             leader_id: status.leader_id,
-            leader_client_addr: if status.leader_id == self.id {
+            leader_client_addr: if status.leader_id == self.io.id {
                 self.client_addr.clone()
             } else {
-                self.leader_client_addr(status.leader_id)
+                self.io
+                    .leader_client_addr(status.leader_id)
                     .unwrap_or_default()
             },
             commit_index: status.commit_index,
@@ -729,6 +551,145 @@ impl Driver {
             pid: std::process::id(),
             uptime_ms: 0,
         }
+    }
+}
+
+impl NodeIo {
+    fn leader_client_addr(&self, leader: NodeId) -> Option<String> {
+        if leader == 0 {
+            None
+        } else {
+            self.transport.peer_client_addr(leader)
+        }
+    }
+
+    /// Why the core refused a request, with the leader's client address
+    /// when it knows the leader.
+    fn refusal(&self, error: ProposeError) -> Refusal {
+        match error {
+            ProposeError::NotLeader { leader } if leader != 0 => {
+                Refusal::NotLeader(self.leader_client_addr(leader))
+            }
+            ProposeError::NotLeader { .. } => Refusal::NoLeader,
+            other => Refusal::Other(other.to_string()),
+        }
+    }
+
+    fn write_refusal(&self, error: ProposeError) -> WriteError {
+        match self.refusal(error) {
+            Refusal::NotLeader(leader_client_addr) => WriteError::NotLeader { leader_client_addr },
+            Refusal::NoLeader => WriteError::NoLeader,
+            Refusal::Other(why) => WriteError::Refused(why),
+        }
+    }
+
+    fn read_refusal(&self, error: ProposeError) -> ReadError {
+        match self.refusal(error) {
+            Refusal::NotLeader(leader_client_addr) => ReadError::NotLeader { leader_client_addr },
+            Refusal::NoLeader => ReadError::NoLeader,
+            Refusal::Other(why) => ReadError::Refused(why),
+        }
+    }
+}
+
+/// A refused write or read, before it becomes the client's error.
+enum Refusal {
+    NotLeader(Option<String>),
+    NoLeader,
+    Other(String),
+}
+
+impl ReadyIo for NodeIo {
+    type Error = String;
+    type Reads = Arc<ReadBatch>;
+
+    fn raw(&mut self) -> &mut RawNode {
+        &mut self.raw
+    }
+
+    fn send(&mut self, message: Message) -> Result<(), String> {
+        self.transport.send(message);
+        Ok(())
+    }
+
+    /// Applies committed entries in order. The published applied index
+    /// moves in the same critical section, so a status reader computing
+    /// the digest sees the state it names (see `PublishedStatus`).
+    fn apply(&mut self, entries: &[Entry]) -> Result<(), String> {
+        let Some(last) = entries.last().map(|e| e.index) else {
+            return Ok(());
+        };
+        let mut published = self.shared.status.lock();
+        let mut store = self.shared.store.write();
+        for entry in entries {
+            self.applied_term = entry.term;
+            let reply = match entry.kind {
+                EntryKind::Noop | EntryKind::Registry => None,
+                EntryKind::Normal => Some(match Command::decode(&entry.data) {
+                    Ok(command) => store.apply(&command),
+                    Err(e) => {
+                        warn!(event = log_events::BAD_ENTRY, index = entry.index, reason = %e);
+                        Reply::Error(format!("ERR entry {} is not a raftkv command", entry.index))
+                    }
+                }),
+            };
+            self.writes.applied(entry.index, entry.term, reply);
+        }
+        drop(store);
+        let shown = &mut published.status;
+        shown.applied_index = last;
+        shown.commit_index = shown.commit_index.max(last);
+        shown.last_index = shown.last_index.max(last);
+        Ok(())
+    }
+
+    fn read_safe(&mut self, reads: Arc<ReadBatch>) -> Result<(), String> {
+        reads.complete(Ok(()));
+        Ok(())
+    }
+
+    fn read_failed(&mut self, reads: Arc<ReadBatch>, why: ReadFailure) {
+        reads.complete(Err(match why {
+            ReadFailure::Refused(e) => self.read_refusal(e),
+            ReadFailure::NoLeader => ReadError::NoLeader,
+        }));
+    }
+
+    fn write_inline(&mut self, write: WalWrite) -> Result<(), String> {
+        self.persister
+            .write_inline(&write)
+            .map_err(|e| format!("node {}: {e}", self.id))
+    }
+
+    fn submit(&mut self, job: WalJob) -> Result<(), String> {
+        self.persister.submit(job);
+        Ok(())
+    }
+
+    fn own_snapshot_saved(&mut self, index: Index, data: Bytes) -> Result<(), String> {
+        self.compaction.finish(&mut self.raw, index, data);
+        Ok(())
+    }
+
+    fn leadership_lost(&mut self) {
+        self.writes.leadership_lost();
+    }
+
+    /// Notes the leader, maybe starts a compaction.
+    fn advanced(&mut self, status: &Status) -> Result<(), String> {
+        let leader = status.leader_id;
+        if leader != self.last_leader && leader != 0 && leader != self.id {
+            self.leader_contact = Some(Instant::now());
+        }
+        self.last_leader = leader;
+        self.compaction.maybe_start(
+            &self.raw,
+            &self.shared.store,
+            status.applied_index,
+            self.applied_term,
+            status.snapshot_index,
+        );
+        Ok(())
     }
 }
 

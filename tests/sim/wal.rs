@@ -1,11 +1,9 @@
-//! Asynchronous persistence exactly as the node does it
-//! (`node/src/driver/persister.rs` and `node/src/storage`): the driver
-//! hands each Ready's entries and hard state to a WAL thread as a job and
-//! goes on; the thread takes every job queued since its last fsync as one
-//! batch (group commit), writes and fsyncs it after a seeded number of WAL
-//! steps, and reports it durable. Messages that promise durability wait for
-//! the report of their job; the core hears about durable entries in pieces,
-//! one `ReadyAck { persisted_last, .. }` per report.
+//! The simulated WAL thread and disk under the shared Ready pipeline
+//! (`raftkv::pipeline`, which the node's driver runs too): the pipeline
+//! hands each Ready's write over as a job and goes on; this thread takes
+//! every job queued since its last fsync as one batch (group commit),
+//! writes and fsyncs it after a seeded number of WAL steps, and reports it
+//! durable, as `node/src/driver/persister.rs` does with real files.
 //!
 //! A crash loses every job the thread had not taken and tears the batch it
 //! was writing the way the node's storage can tear it: everything up to the
@@ -17,7 +15,8 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use raftkv::message::{Entry, Index, Message, Snapshot, Term};
+use raftkv::message::{Entry, Index, Snapshot};
+use raftkv::pipeline::{WalJob, WalReport, WalWrite};
 use raftkv::raft::{HardState, Rng};
 
 use super::net::chance;
@@ -71,18 +70,6 @@ impl AsyncDisk {
     }
 }
 
-/// Mistakes a driver could make with asynchronous persistence, planted on
-/// purpose to prove the simulator catches them (see tests/sim.rs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DriverBug {
-    /// Votes and append acks leave when their Ready is handed to the WAL
-    /// thread instead of after its fsync.
-    AckBeforeFsync,
-    /// The core is told a Ready's entries are durable when they are handed
-    /// over (a leader counts its own copy towards commit too early).
-    PersistedBeforeFsync,
-}
-
 /// What the asynchronous mode exercised, so a run that never overlapped
 /// persistence with anything is visible in the totals.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -103,6 +90,10 @@ pub struct DiskStats {
     /// Crashes that tore the batch being written, and jobs lost unwritten.
     pub torn_batches: u64,
     pub jobs_lost: u64,
+    /// ReadIndex requests issued for batches of reads (the shared
+    /// `ReadGate`), and reads that joined a batch another read opened.
+    pub read_batches: u64,
+    pub reads_sharing_a_batch: u64,
 }
 
 impl DiskStats {
@@ -116,6 +107,8 @@ impl DiskStats {
         self.messages_held += other.messages_held;
         self.torn_batches += other.torn_batches;
         self.jobs_lost += other.jobs_lost;
+        self.read_batches += other.read_batches;
+        self.reads_sharing_a_batch += other.reads_sharing_a_batch;
     }
 }
 
@@ -132,7 +125,7 @@ pub enum DiskOp {
     Sync,
 }
 
-/// What the driver asked the WAL thread to do.
+/// A job as the WAL thread performs it.
 #[derive(Clone, Debug)]
 struct Job {
     seq: u64,
@@ -150,47 +143,15 @@ struct Batch {
     steps_left: u64,
 }
 
-/// What the WAL thread reports (the node's `persister::Report`).
-#[derive(Clone, Debug)]
-pub enum Report {
-    Durable { through_seq: u64 },
-    SnapshotSaved { seq: u64, index: Index, data: Bytes },
-}
-
-/// A submitted job the driver still waits on.
-#[derive(Debug)]
-struct InFlight {
-    seq: u64,
-    persisted_last: Option<(Index, Term)>,
-    held_messages: Vec<Message>,
-}
-
-/// What a report, or an inline write, means for the driver.
-#[derive(Debug, Default)]
-pub struct Durable {
-    pub persisted_last: Option<(Index, Term)>,
-    /// Messages to send now, in the order they were produced.
-    pub messages: Vec<Message>,
-    pub snapshot_saved: Option<(Index, Bytes)>,
-}
-
-/// One node's persister (driver side) and WAL thread, for one incarnation.
-pub struct Persister {
+/// One node's WAL thread and disk, for one incarnation.
+pub struct SimWal {
     pub disk: AsyncDisk,
     /// The log as handed over: durable plus every job submitted since. The
     /// core's log is this with the current Ready laid over it.
     pub submitted: DurableStore,
     queued: VecDeque<Job>,
     writing: Option<Batch>,
-    reports: VecDeque<Report>,
-    in_flight: VecDeque<InFlight>,
-    next_seq: u64,
-    /// A commit-only hard state not handed over yet: it rides along with
-    /// the next job.
-    unwritten_commit: Option<HardState>,
-    /// The hard state last handed over (its term and vote are durable or
-    /// queued with a sync).
-    pub recorded_hard_state: HardState,
+    reports: VecDeque<WalReport>,
     /// Index of the newest snapshot saved or queued.
     pub snapshot_index_handed_over: Index,
     /// An own snapshot is being prepared or is queued, and not yet
@@ -201,166 +162,85 @@ pub struct Persister {
     /// from now, behind whatever was handed over meanwhile.
     preparing: Option<(Snapshot, u64)>,
     pub stats: DiskStats,
-    bug: Option<DriverBug>,
 }
 
-impl Persister {
-    pub fn new(disk: AsyncDisk, durable: &DurableStore, bug: Option<DriverBug>) -> Self {
-        Persister {
+/// The records a write makes: entries before the hard state, so a torn
+/// batch never leaves a commit index durable without the entries it covers.
+fn write_ops(write: WalWrite) -> Vec<DiskOp> {
+    let mut ops: Vec<DiskOp> = write.entries.into_iter().map(DiskOp::Entry).collect();
+    ops.extend(write.hard_state.map(DiskOp::HardState));
+    ops
+}
+
+impl SimWal {
+    pub fn new(disk: AsyncDisk, durable: &DurableStore) -> Self {
+        SimWal {
             disk,
             submitted: durable.clone(),
             queued: VecDeque::new(),
             writing: None,
             reports: VecDeque::new(),
-            in_flight: VecDeque::new(),
-            next_seq: 0,
-            unwritten_commit: None,
-            recorded_hard_state: durable.hard_state,
             snapshot_index_handed_over: durable.snapshot_index(),
             compaction_pending: false,
             preparing: None,
             stats: DiskStats::default(),
-            bug,
         }
     }
 
-    pub fn has_room(&self) -> bool {
-        self.in_flight.len() < self.disk.jobs_in_flight_max
-    }
-
-    pub fn is_idle(&self) -> bool {
-        self.in_flight.is_empty()
-    }
-
-    /// Nothing for the WAL thread or the driver to do: no job, no report,
-    /// no snapshot file being written.
+    /// Nothing for the WAL thread to do: no job, no report, no snapshot
+    /// file being written.
     pub fn is_quiet(&self) -> bool {
-        self.in_flight.is_empty()
+        self.queued.is_empty()
             && self.writing.is_none()
             && self.reports.is_empty()
             && self.preparing.is_none()
     }
 
-    /// Jobs submitted and not yet reported, for the trace.
-    pub fn in_flight_len(&self) -> usize {
-        self.in_flight.len()
-    }
-
-    /// Term and vote must be durable before what depends on them leaves; a
-    /// commit index alone need not be (the driver's `hard_state_needs_sync`).
-    pub fn needs_sync(&self, hard_state: Option<HardState>) -> bool {
-        hard_state.is_some_and(|h| {
-            h.term != self.recorded_hard_state.term || h.vote != self.recorded_hard_state.vote
-        })
-    }
-
-    /// The driver's `Persister::write`. Returns what is durable already
-    /// (inline write, or nothing to write with no job in flight), or `None`
-    /// when a later report will say so. With `inline` and no job in flight
-    /// the write happens now, into `durable`, unless `torn_inline`: then it
-    /// becomes the batch in progress and the caller crashes the node.
-    #[allow(clippy::too_many_arguments)]
-    pub fn write(
+    /// The pipeline's inline write: durable at once, unless `torn`: then it
+    /// becomes the batch in progress, and the node crashes before the fsync
+    /// returns.
+    pub fn write_inline(
         &mut self,
-        entries: Vec<Entry>,
-        hard_state: Option<HardState>,
-        sync: bool,
-        held_messages: Vec<Message>,
-        inline: bool,
-        torn_inline: bool,
+        write: WalWrite,
+        torn: bool,
         durable: &mut DurableStore,
-    ) -> Result<Option<Durable>, String> {
-        if let Some(h) = hard_state {
-            self.recorded_hard_state = h;
-        }
-        if entries.is_empty() && !sync {
-            if hard_state.is_some() {
-                self.unwritten_commit = hard_state;
-            }
-            let in_flight = match self.bug {
-                Some(DriverBug::AckBeforeFsync) => None,
-                _ => self.in_flight.back_mut(),
-            };
-            return Ok(match in_flight {
-                Some(last) => {
-                    last.held_messages.extend(held_messages);
-                    None
-                }
-                None => Some(Durable {
-                    messages: held_messages,
-                    ..Durable::default()
-                }),
+    ) -> Result<(), String> {
+        let ops = write_ops(write);
+        apply_ops(&mut self.submitted, &ops)?;
+        let job = Job {
+            seq: 0,
+            ops,
+            own_snapshot: None,
+        };
+        if torn {
+            self.writing = Some(Batch {
+                jobs: vec![job],
+                steps_left: 0,
             });
+            return Ok(());
         }
-        let hard_state = hard_state.or(self.unwritten_commit.take());
-        let persisted_last = entries.last().map(|e| (e.index, e.term));
-        let mut ops: Vec<DiskOp> = entries.into_iter().map(DiskOp::Entry).collect();
-        // Entries before the hard state: a torn batch never leaves a commit
-        // index durable without the entries it covers.
-        ops.extend(hard_state.map(DiskOp::HardState));
-        if inline && self.is_idle() {
-            apply_ops(&mut self.submitted, &ops)?;
-            self.next_seq += 1;
-            let job = Job {
-                seq: self.next_seq,
-                ops,
-                own_snapshot: None,
-            };
-            if torn_inline {
-                self.writing = Some(Batch {
-                    jobs: vec![job],
-                    steps_left: 0,
-                });
-                return Ok(None);
-            }
-            apply_ops(durable, &job.ops)?;
-            self.stats.inline_writes += 1;
-            return Ok(Some(Durable {
-                persisted_last,
-                messages: held_messages,
-                snapshot_saved: None,
-            }));
-        }
-        match self.bug {
-            Some(DriverBug::AckBeforeFsync) => {
-                self.submit(ops, None, persisted_last, Vec::new())?;
-                Ok(Some(Durable {
-                    messages: held_messages,
-                    ..Durable::default()
-                }))
-            }
-            Some(DriverBug::PersistedBeforeFsync) => {
-                self.submit(ops, None, None, held_messages)?;
-                Ok(Some(Durable {
-                    persisted_last,
-                    ..Durable::default()
-                }))
-            }
-            None => {
-                self.submit(ops, None, persisted_last, held_messages)?;
-                Ok(None)
-            }
-        }
+        apply_ops(durable, &job.ops)?;
+        self.stats.inline_writes += 1;
+        Ok(())
     }
 
-    /// A snapshot from the leader with the entries and hard state after it.
-    pub fn install_snapshot(
-        &mut self,
-        snapshot: Snapshot,
-        entries: Vec<Entry>,
-        hard_state: Option<HardState>,
-        held_messages: Vec<Message>,
-    ) -> Result<(), String> {
-        if let Some(h) = hard_state {
-            self.recorded_hard_state = h;
-        }
-        self.snapshot_index_handed_over = self.snapshot_index_handed_over.max(snapshot.meta.index);
-        let persisted_last = entries.last().map(|e| (e.index, e.term));
-        let hard_state = hard_state.or(self.unwritten_commit.take());
-        let mut ops = vec![DiskOp::Snapshot(snapshot), DiskOp::Sync];
-        ops.extend(entries.into_iter().map(DiskOp::Entry));
-        ops.extend(hard_state.map(DiskOp::HardState));
-        self.submit(ops, None, persisted_last, held_messages)
+    /// A job the pipeline handed over.
+    pub fn submit(&mut self, job: WalJob) -> Result<(), String> {
+        let (seq, ops) = match job {
+            WalJob::Write { seq, write } => (seq, write_ops(write)),
+            WalJob::InstallSnapshot {
+                seq,
+                snapshot,
+                write,
+            } => {
+                self.snapshot_index_handed_over =
+                    self.snapshot_index_handed_over.max(snapshot.meta.index);
+                let mut ops = vec![DiskOp::Snapshot(snapshot), DiskOp::Sync];
+                ops.extend(write_ops(write));
+                (seq, ops)
+            }
+        };
+        self.queue(seq, ops, None)
     }
 
     /// The driver's `Compaction::maybe_start`: a clone of the state machine at
@@ -383,44 +263,35 @@ impl Persister {
         }
     }
 
-    /// The driver's `save_own_snapshot`: a prepared snapshot goes to the WAL
-    /// thread, unless a snapshot at least as new was handed over meanwhile
-    /// (a leader's). Returns whether it was handed over.
-    pub fn save_own_snapshot(&mut self, snapshot: Snapshot) -> Result<bool, String> {
+    /// The driver's `Compaction::written`: a prepared snapshot is handed
+    /// over only if no snapshot at least as new was handed over meanwhile
+    /// (a leader's).
+    pub fn wants_own_snapshot(&mut self, snapshot: &Snapshot) -> bool {
         if snapshot.meta.index <= self.snapshot_index_handed_over {
             self.compaction_pending = false;
-            return Ok(false);
+            return false;
         }
-        let own = Some((snapshot.meta.index, snapshot.data.clone()));
-        self.snapshot_index_handed_over = snapshot.meta.index;
-        self.submit(
-            vec![DiskOp::Snapshot(snapshot), DiskOp::Sync],
-            own,
-            None,
-            Vec::new(),
-        )?;
-        Ok(true)
+        true
     }
 
-    fn submit(
+    /// Queues an own snapshot as the pipeline's job `seq`.
+    pub fn save_own_snapshot(&mut self, seq: u64, snapshot: Snapshot) -> Result<(), String> {
+        let own = Some((snapshot.meta.index, snapshot.data.clone()));
+        self.snapshot_index_handed_over = snapshot.meta.index;
+        self.queue(seq, vec![DiskOp::Snapshot(snapshot), DiskOp::Sync], own)
+    }
+
+    fn queue(
         &mut self,
+        seq: u64,
         ops: Vec<DiskOp>,
         own_snapshot: Option<(Index, Bytes)>,
-        persisted_last: Option<(Index, Term)>,
-        held_messages: Vec<Message>,
     ) -> Result<(), String> {
         apply_ops(&mut self.submitted, &ops)?;
-        self.next_seq += 1;
-        let seq = self.next_seq;
         self.queued.push_back(Job {
             seq,
             ops,
             own_snapshot,
-        });
-        self.in_flight.push_back(InFlight {
-            seq,
-            persisted_last,
-            held_messages,
         });
         Ok(())
     }
@@ -525,7 +396,7 @@ impl Persister {
             match job.own_snapshot {
                 Some((index, data)) => {
                     through_seq = None;
-                    self.reports.push_back(Report::SnapshotSaved {
+                    self.reports.push_back(WalReport::SnapshotSaved {
                         seq: job.seq,
                         index,
                         data,
@@ -535,42 +406,14 @@ impl Persister {
             }
         }
         if let Some(through_seq) = through_seq {
-            self.reports.push_back(Report::Durable { through_seq });
+            self.reports.push_back(WalReport::Durable { through_seq });
         }
         Ok(())
     }
 
     /// The next report the driver has not handled yet.
-    pub fn next_report(&mut self) -> Option<Report> {
+    pub fn next_report(&mut self) -> Option<WalReport> {
         self.reports.pop_front()
-    }
-
-    /// The driver's `Persister::complete`: retires the jobs a report covers.
-    pub fn retire(&mut self, report: Report) -> Durable {
-        let (through_seq, snapshot_saved) = match report {
-            Report::Durable { through_seq } => (through_seq, None),
-            Report::SnapshotSaved { seq, index, data } => {
-                self.compaction_pending = false;
-                (seq, Some((index, data)))
-            }
-        };
-        let mut durable = Durable {
-            snapshot_saved,
-            ..Durable::default()
-        };
-        while self
-            .in_flight
-            .front()
-            .is_some_and(|job| job.seq <= through_seq)
-        {
-            let job = self.in_flight.pop_front().expect("non-empty");
-            if job.persisted_last.is_some() {
-                durable.persisted_last = job.persisted_last;
-            }
-            self.stats.messages_held += job.held_messages.len() as u64;
-            durable.messages.extend(job.held_messages);
-        }
-        durable
     }
 
     /// The process dies: jobs the thread had not taken are lost, and the
@@ -661,38 +504,11 @@ pub fn apply_ops(store: &mut DurableStore, ops: &[DiskOp]) -> Result<(), String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raftkv::message::{Body, EntryKind, SnapshotMeta};
-
-    fn entry(index: Index, term: Term) -> Entry {
-        Entry {
-            index,
-            term,
-            kind: EntryKind::Noop,
-            data: Bytes::new(),
-        }
-    }
+    use crate::node::tests::{entry, snapshot};
+    use raftkv::message::Term;
 
     fn entries(indexes: std::ops::RangeInclusive<Index>, term: Term) -> Vec<Entry> {
         indexes.map(|index| entry(index, term)).collect()
-    }
-
-    fn vote_reply(to: u64) -> Message {
-        Message {
-            from: 1,
-            to,
-            term: 2,
-            incarnation: 1,
-            body: Body::VoteReply { granted: true },
-        }
-    }
-
-    fn hard_state(term: Term, commit: Index) -> HardState {
-        HardState {
-            term,
-            vote: 0,
-            vote_incarnation: 0,
-            commit,
-        }
     }
 
     fn disk(jobs_per_batch_max: usize) -> AsyncDisk {
@@ -706,25 +522,15 @@ mod tests {
         }
     }
 
-    /// Hands over a synced job that only appends `indexes`: no hard
-    /// state, no held messages, not written inline.
-    fn write_entries(
-        persister: &mut Persister,
-        indexes: std::ops::RangeInclusive<Index>,
-        term: Term,
-        durable: &mut DurableStore,
-    ) {
-        persister
-            .write(
-                entries(indexes, term),
-                None,
-                true,
-                Vec::new(),
-                false,
-                false,
-                durable,
-            )
-            .unwrap();
+    fn write(seq: u64, indexes: std::ops::RangeInclusive<Index>, term: Term) -> WalJob {
+        WalJob::Write {
+            seq,
+            write: WalWrite {
+                entries: entries(indexes, term),
+                hard_state: None,
+                sync: true,
+            },
+        }
     }
 
     fn durable_with_entries(last: Index) -> DurableStore {
@@ -736,132 +542,54 @@ mod tests {
     }
 
     /// Steps the WAL thread until it has nothing left to write.
-    fn run_wal(persister: &mut Persister, rng: &mut Rng, durable: &mut DurableStore) {
+    fn run_wal(wal: &mut SimWal, rng: &mut Rng, durable: &mut DurableStore) {
         for _ in 0..10 {
-            persister.step(rng, false, false, durable).unwrap();
+            wal.step(rng, false, false, durable).unwrap();
         }
     }
 
     #[test]
-    fn held_messages_leave_with_the_report_of_the_job_before_them() {
+    fn an_inline_write_is_durable_at_once_and_a_torn_one_is_not() {
         let mut durable = DurableStore::default();
-        let mut persister = Persister::new(disk(1024), &durable, None);
-        let mut rng = Rng::new(1);
-        let queued = persister
-            .write(
-                entries(1..=2, 1),
-                Some(hard_state(1, 0)),
-                true,
-                vec![vote_reply(2)],
-                false,
-                false,
-                &mut durable,
-            )
-            .unwrap();
-        assert!(queued.is_none(), "a queued write is not durable yet");
-        // A commit-only Ready writes nothing, but its ack may promise the
-        // entries queued before it: it waits behind that job.
-        let commit_only = persister
-            .write(
-                Vec::new(),
-                Some(hard_state(1, 2)),
-                false,
-                vec![vote_reply(3)],
-                false,
-                false,
-                &mut durable,
-            )
-            .unwrap();
-        assert!(commit_only.is_none());
-        assert_eq!(
-            durable.last_index(),
-            0,
-            "nothing is durable before the fsync"
-        );
-        assert_eq!(persister.submitted.last_index(), 2);
-        run_wal(&mut persister, &mut rng, &mut durable);
-        let report = persister.next_report().expect("the batch was reported");
-        let released = persister.retire(report);
-        assert_eq!(released.persisted_last, Some((2, 1)));
-        let to: Vec<u64> = released.messages.iter().map(|m| m.to).collect();
-        assert_eq!(to, vec![2, 3], "held messages leave in the order produced");
-        assert_eq!(durable.last_index(), 2);
-        assert_eq!(
-            durable.hard_state.commit, 0,
-            "a commit-only hard state waits for the next write"
-        );
-        assert!(persister.is_idle());
-    }
-
-    #[test]
-    fn an_idle_follower_writes_inline_and_a_busy_one_queues() {
-        let mut durable = DurableStore::default();
-        let mut persister = Persister::new(disk(1024), &durable, None);
-        let inline = persister
-            .write(
-                entries(1..=1, 1),
-                None,
-                true,
-                vec![vote_reply(2)],
-                true,
-                false,
-                &mut durable,
-            )
-            .unwrap()
-            .expect("written inline");
-        assert_eq!(
-            (inline.persisted_last, inline.messages.len()),
-            (Some((1, 1)), 1)
-        );
+        let mut wal = SimWal::new(disk(1024), &durable);
+        let inline = |first| WalWrite {
+            entries: entries(first..=first, 1),
+            hard_state: None,
+            sync: true,
+        };
+        wal.write_inline(inline(1), false, &mut durable).unwrap();
         assert_eq!(durable.last_index(), 1);
-        write_entries(&mut persister, 2..=2, 1, &mut durable);
-        let busy = persister
-            .write(
-                entries(3..=3, 1),
-                None,
-                true,
-                Vec::new(),
-                true,
-                false,
-                &mut durable,
-            )
-            .unwrap();
-        assert!(
-            busy.is_none(),
-            "a job in flight keeps later writes in order behind it"
-        );
-        assert_eq!(durable.last_index(), 1);
+        wal.write_inline(inline(2), true, &mut durable).unwrap();
+        assert_eq!((durable.last_index(), wal.submitted.last_index()), (1, 2));
+        assert!(!wal.is_quiet(), "the torn write is the batch in progress");
     }
 
     #[test]
     fn group_commit_reports_the_newest_job_and_own_snapshots_in_order() {
         let mut durable = DurableStore::default();
-        let mut persister = Persister::new(disk(1024), &durable, None);
+        let mut wal = SimWal::new(disk(1024), &durable);
         let mut rng = Rng::new(2);
-        write_entries(&mut persister, 1..=2, 1, &mut durable);
-        persister
-            .save_own_snapshot(Snapshot {
-                meta: SnapshotMeta {
-                    index: 2,
-                    term: 1,
-                    voters: vec![1, 2, 3],
-                    registry: Vec::new(),
-                },
-                data: Bytes::new(),
+        wal.submit(write(1, 1..=2, 1)).unwrap();
+        assert!(wal.wants_own_snapshot(&snapshot(2, 1)));
+        wal.save_own_snapshot(2, snapshot(2, 1)).unwrap();
+        wal.submit(write(3, 3..=4, 1)).unwrap();
+        assert!(!wal.wants_own_snapshot(&snapshot(2, 1)), "not newer");
+        run_wal(&mut wal, &mut rng, &mut durable);
+        assert!(matches!(
+            wal.next_report(),
+            Some(WalReport::SnapshotSaved {
+                seq: 2,
+                index: 2,
+                ..
             })
-            .unwrap();
-        write_entries(&mut persister, 3..=4, 1, &mut durable);
-        run_wal(&mut persister, &mut rng, &mut durable);
-        let report = persister.next_report().unwrap();
-        let saved = persister.retire(report);
-        assert_eq!(saved.persisted_last, Some((2, 1)));
-        assert_eq!(saved.snapshot_saved.map(|(index, _)| index), Some(2));
-        let report = persister.next_report().unwrap();
-        let rest = persister.retire(report);
-        assert_eq!(rest.persisted_last, Some((4, 1)));
-        assert!(persister.next_report().is_none());
+        ));
+        assert_eq!(
+            wal.next_report(),
+            Some(WalReport::Durable { through_seq: 3 })
+        );
+        assert!(wal.next_report().is_none());
         assert_eq!((durable.snapshot_index(), durable.last_index()), (2, 4));
-        assert_eq!(persister.stats.batches_of_several_jobs, 1);
+        assert_eq!(wal.stats.batches_of_several_jobs, 1);
     }
 
     #[test]
@@ -869,25 +597,26 @@ mod tests {
         let mut outcomes = std::collections::BTreeSet::new();
         for seed in 0..200 {
             let mut durable = durable_with_entries(2);
-            let mut persister = Persister::new(disk(1), &durable, None);
+            let mut wal = SimWal::new(disk(1), &durable);
             let mut rng = Rng::new(seed);
-            persister
-                .write(
-                    entries(3..=5, 2),
-                    Some(hard_state(2, 2)),
-                    true,
-                    Vec::new(),
-                    false,
-                    false,
-                    &mut durable,
-                )
-                .unwrap();
-            persister
-                .step(&mut rng, false, false, &mut durable)
-                .unwrap();
-            write_entries(&mut persister, 6..=6, 2, &mut durable);
+            wal.submit(WalJob::Write {
+                seq: 1,
+                write: WalWrite {
+                    entries: entries(3..=5, 2),
+                    hard_state: Some(HardState {
+                        term: 2,
+                        vote: 0,
+                        vote_incarnation: 0,
+                        commit: 2,
+                    }),
+                    sync: true,
+                },
+            })
+            .unwrap();
+            wal.step(&mut rng, false, false, &mut durable).unwrap();
+            wal.submit(write(2, 6..=6, 2)).unwrap();
             let mut stats = DiskStats::default();
-            persister.crash(&mut rng, &mut durable, &mut stats).unwrap();
+            wal.crash(&mut rng, &mut durable, &mut stats).unwrap();
             assert_eq!((stats.torn_batches, stats.jobs_lost), (1, 1));
             let last = durable.last_index();
             assert!(
@@ -907,25 +636,13 @@ mod tests {
         let mut snapshot_without_earlier_records = false;
         for seed in 0..200 {
             let mut durable = durable_with_entries(2);
-            let mut persister = Persister::new(disk(1024), &durable, None);
+            let mut wal = SimWal::new(disk(1024), &durable);
             let mut rng = Rng::new(seed);
-            write_entries(&mut persister, 3..=5, 1, &mut durable);
-            persister
-                .save_own_snapshot(Snapshot {
-                    meta: SnapshotMeta {
-                        index: 4,
-                        term: 1,
-                        voters: vec![1, 2, 3],
-                        registry: Vec::new(),
-                    },
-                    data: Bytes::new(),
-                })
-                .unwrap();
-            persister
-                .step(&mut rng, false, false, &mut durable)
-                .unwrap();
+            wal.submit(write(1, 3..=5, 1)).unwrap();
+            wal.save_own_snapshot(2, snapshot(4, 1)).unwrap();
+            wal.step(&mut rng, false, false, &mut durable).unwrap();
             let mut stats = DiskStats::default();
-            persister.crash(&mut rng, &mut durable, &mut stats).unwrap();
+            wal.crash(&mut rng, &mut durable, &mut stats).unwrap();
             if durable.snapshot_index() == 4 {
                 // The log follows the snapshot, whatever survived before it.
                 assert!(durable.entries.iter().all(|e| e.index == 5));
