@@ -88,6 +88,8 @@ pub(crate) async fn run_driver(
         last_role: Role::Follower,
         last_leader: 0,
         leader_contact: None,
+        members: options.cluster.0.iter().map(|p| p.id).collect(),
+        link_changes: 0,
     };
     let inputs = Inputs {
         inbound: parts.inbound,
@@ -143,6 +145,12 @@ struct Driver {
     last_role: Role,
     last_leader: NodeId,
     leader_contact: Option<Instant>,
+    /// Every member id (this node included), for the client addresses the
+    /// status carries (CLUSTER SLOTS / NODES).
+    members: Vec<NodeId>,
+    /// Bumped on every peer link up or down: the status is republished, since
+    /// the addresses and the leader's reachability it shows may have changed.
+    link_changes: u64,
 }
 
 impl Driver {
@@ -261,8 +269,10 @@ impl Driver {
                 // The peer may have restarted with less than it
                 // acknowledged (a wiped data dir): a leader probes it again.
                 self.raw.peer_reconnected(id);
+                self.link_changes += 1;
             }
             Inbound::PeerDown { id, reason } => {
+                self.link_changes += 1;
                 let silence_ms = self
                     .leader_contact
                     .map(|at| at.elapsed().as_millis() as u64);
@@ -339,8 +349,12 @@ impl Driver {
         }
     }
 
+    /// Where clients should go: the leader's client address, or None when
+    /// no leader is known or this node's link to it is down. A follower
+    /// that sees the leader's link break stops redirecting clients to it at
+    /// once (they get CLUSTERDOWN), not only when its election timer fires.
     fn leader_client_addr(&self, leader: NodeId) -> Option<String> {
-        if leader == 0 {
+        if leader == 0 || (leader != self.id && !self.transport.is_connected(leader)) {
             None
         } else {
             self.transport.peer_client_addr(leader)
@@ -696,6 +710,7 @@ impl Driver {
             leader_known: self.leader_client_addr(status.leader_id).is_some(),
             registered: status.registered,
             strangers: status.strangers.clone(),
+            link_changes: self.link_changes,
         }
     }
 
@@ -726,6 +741,11 @@ impl Driver {
             incarnation: incarnation_text(status.incarnation),
             registered: status.registered,
             strangers: status.strangers,
+            member_client_addrs: self
+                .members
+                .iter()
+                .filter_map(|&id| Some((id, self.transport.peer_client_addr(id)?)))
+                .collect(),
             pid: std::process::id(),
             uptime_ms: 0,
         }
@@ -755,6 +775,7 @@ struct StatusKey {
     snapshot_index: u64,
     match_index: Vec<(NodeId, u64)>,
     leader_known: bool,
+    link_changes: u64,
     registered: bool,
     strangers: Vec<NodeId>,
 }

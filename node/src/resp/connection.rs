@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::backend::Backend;
-use super::cmd::{Command, Context, Execution};
+use super::cmd::{request_slot, Command, Context, Execution};
 use super::session::Session;
 use super::state::ServerState;
 use super::{Frame, FrameError};
@@ -211,11 +211,13 @@ impl<B: Backend> Connection<B> {
                 }
                 _ => {}
             }
+            let slot = request_slot(&frame);
             let execution = match Command::from_frame(frame) {
                 Ok(command) => {
                     let mut context = Context {
                         server: &self.state,
                         session: &mut self.session,
+                        slot,
                     };
                     command.execute(&mut context)
                 }

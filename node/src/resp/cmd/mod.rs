@@ -5,6 +5,7 @@
 
 mod args;
 mod client;
+mod cluster;
 mod command;
 mod dbsize;
 mod del;
@@ -34,6 +35,8 @@ use futures::FutureExt;
 use raftkv::kv::{Command as KvCommand, KvStore};
 
 pub(crate) use args::Args;
+#[cfg(test)]
+pub(crate) use cluster::cluster_node_id;
 
 use super::backend::{read_error_frame, reply_frame, write_error_frame, Backend};
 use super::session::Session;
@@ -56,6 +59,7 @@ pub(crate) struct Spec {
 /// Every command, in `COMMAND` order.
 pub(crate) const SPECS: &[&Spec] = &[
     &client::SPEC,
+    &cluster::SPEC,
     &command::SPEC,
     &dbsize::SPEC,
     &del::SPEC,
@@ -144,6 +148,7 @@ impl CommandError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Command {
     Client(client::Client),
+    Cluster(cluster::Cluster),
     CommandTable(command::CommandTable),
     DbSize(dbsize::DbSize),
     Del(del::Del),
@@ -208,6 +213,7 @@ impl Command {
         let mut args = Args::new(spec.name, words);
         let command = match spec.name {
             "client" => Command::Client(client::Client::from_args(&mut args)?),
+            "cluster" => Command::Cluster(cluster::Cluster::from_args(&mut args)?),
             "command" => Command::CommandTable(command::CommandTable::from_args(&mut args)?),
             "dbsize" => Command::DbSize(dbsize::DbSize::from_args(&mut args)?),
             "del" => Command::Del(del::Del::from_args(&mut args)?),
@@ -245,6 +251,7 @@ impl Command {
     pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
         match self {
             Command::Client(command) => command.execute(context),
+            Command::Cluster(command) => command.execute(context),
             Command::CommandTable(command) => command.execute(context),
             Command::DbSize(command) => command.execute(context),
             Command::Del(command) => command.execute(context),
@@ -273,6 +280,30 @@ impl Command {
 pub(crate) struct Context<'a, B: Backend> {
     pub server: &'a Arc<ServerState<B>>,
     pub session: &'a mut Session,
+    /// The slot of the request's first key (0 without keys): what a
+    /// `-MOVED` for this request names.
+    pub slot: u16,
+}
+
+/// The slot of a request's first key, by its command's key spec (0 for a
+/// request without keys or that does not parse).
+pub(crate) fn request_slot(frame: &Frame) -> u16 {
+    let Frame::Array(words) = frame else {
+        return 0;
+    };
+    let Some(Frame::Bulk(name)) = words.first() else {
+        return 0;
+    };
+    let Some(spec) = spec_of(name) else {
+        return 0;
+    };
+    match usize::try_from(spec.first_key)
+        .ok()
+        .and_then(|at| words.get(at))
+    {
+        Some(Frame::Bulk(key)) if spec.first_key > 0 => super::slot::key_slot(key),
+        _ => 0,
+    }
 }
 
 /// How a command's reply is produced. The connection keeps replies in
@@ -297,6 +328,7 @@ where
     F: FnOnce(&KvStore) -> Frame + Send + 'static,
 {
     let backend = context.server.backend.clone();
+    let slot = context.slot;
     if context.session.readonly {
         Execution::Read(async move { backend.local_read(read) }.boxed())
     } else {
@@ -305,7 +337,7 @@ where
                 backend
                     .linearizable_read(read)
                     .await
-                    .unwrap_or_else(read_error_frame)
+                    .unwrap_or_else(|error| read_error_frame(error, slot))
             }
             .boxed(),
         )
@@ -315,11 +347,12 @@ where
 /// A write replicated through the node.
 pub(crate) fn write_store<B: Backend>(context: &Context<'_, B>, command: KvCommand) -> Execution {
     let backend = context.server.backend.clone();
+    let slot = context.slot;
     Execution::Write(
         async move {
             match backend.write(command).await {
                 Ok(reply) => reply_frame(reply),
-                Err(error) => write_error_frame(error),
+                Err(error) => write_error_frame(error, slot),
             }
         }
         .boxed(),

@@ -219,40 +219,43 @@ fn error_replies_that_raftkv_adds_have_fixed_wording() {
         leader_client_addr: Some("127.0.0.1:7001".into()),
     };
     assert_eq!(
-        write_error_frame(moved),
-        Frame::error("MOVED 0 127.0.0.1:7001")
+        write_error_frame(moved, 12182),
+        Frame::error("MOVED 12182 127.0.0.1:7001")
     );
     assert_eq!(
-        write_error_frame(WriteError::NotLeader {
-            leader_client_addr: None
-        }),
+        write_error_frame(
+            WriteError::NotLeader {
+                leader_client_addr: None
+            },
+            0
+        ),
         Frame::error("CLUSTERDOWN no leader")
     );
     assert_eq!(
-        write_error_frame(WriteError::NoLeader),
+        write_error_frame(WriteError::NoLeader, 0),
         Frame::error("CLUSTERDOWN no leader")
     );
     assert_eq!(
-        write_error_frame(WriteError::OutcomeUnknown("leadership lost".into())),
+        write_error_frame(WriteError::OutcomeUnknown("leadership lost".into()), 0),
         Frame::error("UNCERTAIN outcome unknown: leadership lost")
     );
     assert_eq!(
-        write_error_frame(WriteError::Refused("overloaded".into())),
+        write_error_frame(WriteError::Refused("overloaded".into()), 0),
         Frame::error("TRYAGAIN overloaded")
     );
     let read_moved = ReadError::NotLeader {
         leader_client_addr: Some("127.0.0.1:7002".into()),
     };
     assert_eq!(
-        read_error_frame(read_moved),
+        read_error_frame(read_moved, 0),
         Frame::error("MOVED 0 127.0.0.1:7002")
     );
     assert_eq!(
-        read_error_frame(ReadError::NoLeader),
+        read_error_frame(ReadError::NoLeader, 0),
         Frame::error("CLUSTERDOWN no leader")
     );
     assert_eq!(
-        read_error_frame(ReadError::Refused("busy".into())),
+        read_error_frame(ReadError::Refused("busy".into()), 0),
         Frame::error("TRYAGAIN busy")
     );
 }

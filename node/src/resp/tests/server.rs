@@ -138,11 +138,11 @@ async fn node_errors_become_moved_clusterdown_uncertain_tryagain() {
     });
     assert_eq!(
         client.call(&["SET", "k", "v"]).await,
-        Frame::error("MOVED 0 127.0.0.1:7001")
+        Frame::error("MOVED 7629 127.0.0.1:7001")
     );
     assert_eq!(
         client.call(&["GET", "k"]).await,
-        Frame::error("MOVED 0 127.0.0.1:7001")
+        Frame::error("MOVED 7629 127.0.0.1:7001")
     );
     server.node.set_role(Role::Follower {
         leader_client_addr: None,
@@ -187,7 +187,7 @@ async fn readonly_serves_reads_locally_until_readwrite() {
     });
     assert_eq!(
         client.call(&["GET", "k"]).await,
-        Frame::error("MOVED 0 127.0.0.1:7001")
+        Frame::error("MOVED 7629 127.0.0.1:7001")
     );
     assert_eq!(client.call(&["READONLY"]).await, Frame::ok());
     assert_eq!(client.call(&["GET", "k"]).await, bulk("v"));
@@ -204,18 +204,18 @@ async fn readonly_serves_reads_locally_until_readwrite() {
     // Writes still go to the leader.
     assert_eq!(
         client.call(&["SET", "k", "w"]).await,
-        Frame::error("MOVED 0 127.0.0.1:7001")
+        Frame::error("MOVED 7629 127.0.0.1:7001")
     );
     assert_eq!(client.call(&["READWRITE"]).await, Frame::ok());
     assert_eq!(
         client.call(&["GET", "k"]).await,
-        Frame::error("MOVED 0 127.0.0.1:7001")
+        Frame::error("MOVED 7629 127.0.0.1:7001")
     );
     // READONLY is per connection.
     let mut other = server.connect().await;
     assert_eq!(
         other.call(&["GET", "k"]).await,
-        Frame::error("MOVED 0 127.0.0.1:7001")
+        Frame::error("MOVED 7629 127.0.0.1:7001")
     );
     server.stop().await;
 }
