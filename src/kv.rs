@@ -3,7 +3,12 @@
 //! DESIGN.md ("State digest").
 
 mod pair;
+mod query;
+mod strings;
 mod tree;
+
+pub use query::Query;
+pub use strings::{format_float, parse_float, parse_strict_i64, STRING_BYTES_MAX};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -12,12 +17,78 @@ use pair::{Pair, ValueOwner};
 use tree::{Item, Probe, Tree};
 
 /// A write command, replicated through the log as `encode()`d bytes.
+///
+/// The log holds these in postcard form, where a variant is its position:
+/// new variants go at the end and existing ones never change, so every
+/// entry ever written applies the same way on every version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    Set { key: Bytes, value: Bytes },
-    Del { keys: Vec<Bytes> },
-    MSet { pairs: Vec<(Bytes, Bytes)> },
-    Incr { key: Bytes },
+    Set {
+        key: Bytes,
+        value: Bytes,
+    },
+    Del {
+        keys: Vec<Bytes>,
+    },
+    MSet {
+        pairs: Vec<(Bytes, Bytes)>,
+    },
+    /// INCR as first logged: the value parses as Rust's `i64::from_str`
+    /// (kept for entries already in logs; new INCRs are `IncrBy`).
+    Incr {
+        key: Bytes,
+    },
+    /// INCR, INCRBY, DECR, DECRBY: Redis's strict integer syntax.
+    IncrBy {
+        key: Bytes,
+        by: i64,
+    },
+    /// INCRBYFLOAT; `by` is the increment's text, parsed when applied.
+    IncrByFloat {
+        key: Bytes,
+        by: Bytes,
+    },
+    Append {
+        key: Bytes,
+        value: Bytes,
+    },
+    SetRange {
+        key: Bytes,
+        offset: u64,
+        value: Bytes,
+    },
+    /// SET with NX / XX / GET (GETSET is SET ... GET).
+    SetWith {
+        key: Bytes,
+        value: Bytes,
+        condition: SetCondition,
+        get: bool,
+    },
+    GetDel {
+        key: Bytes,
+    },
+    /// MSETNX (and SETNX, its one-pair case): all or nothing, 1 or 0.
+    MSetNx {
+        pairs: Vec<(Bytes, Bytes)>,
+    },
+    /// RENAME (`only_if_absent` false) and RENAMENX.
+    Rename {
+        from: Bytes,
+        to: Bytes,
+        only_if_absent: bool,
+    },
+    /// FLUSHDB / FLUSHALL.
+    FlushAll,
+}
+
+/// When SET stores its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SetCondition {
+    Always,
+    /// NX: only when the key does not exist.
+    IfAbsent,
+    /// XX: only when the key exists.
+    IfPresent,
 }
 
 /// The result of applying a command, as Redis would reply.
@@ -26,6 +97,12 @@ pub enum Reply {
     Ok,
     Integer(i64),
     Error(String),
+    /// A null bulk string (missing key, condition not met).
+    Nil,
+    Bulk(Bytes),
+    /// A status reply other than OK (TYPE's `string`).
+    Status(String),
+    Array(Vec<Reply>),
 }
 
 impl Command {
@@ -34,6 +111,31 @@ impl Command {
         Bytes::from(
             postcard::to_allocvec(self).expect("serializing a command into memory cannot fail"),
         )
+    }
+
+    /// (payload bytes, byte strings) the command holds: sizes the buffer
+    /// `encode` fills.
+    pub fn size_hint(&self) -> (usize, usize) {
+        let pairs_size = |pairs: &[(Bytes, Bytes)]| {
+            (
+                pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
+                2 * pairs.len(),
+            )
+        };
+        match self {
+            Command::Set { key, value }
+            | Command::Append { key, value }
+            | Command::SetRange { key, value, .. }
+            | Command::SetWith { key, value, .. }
+            | Command::IncrByFloat { key, by: value } => (key.len() + value.len(), 2),
+            Command::Del { keys } => (keys.iter().map(|k| k.len()).sum(), keys.len()),
+            Command::MSet { pairs } | Command::MSetNx { pairs } => pairs_size(pairs),
+            Command::Incr { key } | Command::IncrBy { key, .. } | Command::GetDel { key } => {
+                (key.len(), 1)
+            }
+            Command::Rename { from, to, .. } => (from.len() + to.len(), 2),
+            Command::FlushAll => (0, 0),
+        }
     }
 
     /// Parses log bytes; an error means the entry is not a raftkv command.
@@ -219,7 +321,41 @@ impl KvStore {
                 Reply::Ok
             }
             Command::Incr { key } => self.incr(key),
+            Command::IncrBy { key, by } => self.incr_by(key, *by),
+            Command::IncrByFloat { key, by } => self.incr_by_float(key, by),
+            Command::Append { key, value } => self.append(key, value),
+            Command::SetRange { key, offset, value } => self.set_range(key, *offset, value),
+            Command::SetWith {
+                key,
+                value,
+                condition,
+                get,
+            } => self.set_with(key, value, *condition, *get),
+            Command::GetDel { key } => match self.get_bytes(key) {
+                Some(value) => {
+                    self.remove(key);
+                    Reply::Bulk(value)
+                }
+                None => Reply::Nil,
+            },
+            Command::MSetNx { pairs } => self.mset_nx(pairs),
+            Command::Rename {
+                from,
+                to,
+                only_if_absent,
+            } => self.rename(from, to, *only_if_absent),
+            Command::FlushAll => {
+                *self = KvStore::new();
+                Reply::Ok
+            }
         }
+    }
+
+    /// Stores `value` under `key`, or the reply refusing a pair too large.
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), Reply> {
+        let pair = Pair::new(key, value).ok_or_else(|| Reply::Error(TOO_LARGE.into()))?;
+        self.insert(pair);
+        Ok(())
     }
 
     fn insert(&mut self, pair: Pair) {
@@ -749,9 +885,44 @@ mod tests {
         prop_oneof![
             (key.clone(), value.clone()).prop_map(|(key, value)| Command::Set { key, value }),
             prop::collection::vec(key.clone(), 1..3).prop_map(|keys| Command::Del { keys }),
-            prop::collection::vec((key.clone(), value), 1..3)
+            prop::collection::vec((key.clone(), value.clone()), 1..3)
                 .prop_map(|pairs| Command::MSet { pairs }),
-            key.prop_map(|key| Command::Incr { key }),
+            key.clone().prop_map(|key| Command::Incr { key }),
+            (key.clone(), -3i64..3).prop_map(|(key, by)| Command::IncrBy { key, by }),
+            (key.clone(), value.clone()).prop_map(|(key, value)| Command::Append { key, value }),
+            (key.clone(), 0u64..6, value.clone())
+                .prop_map(|(key, offset, value)| Command::SetRange { key, offset, value }),
+            (key.clone(), value.clone(), 0..3usize, any::<bool>()).prop_map(
+                |(key, value, condition, get)| Command::SetWith {
+                    key,
+                    value,
+                    condition: [
+                        SetCondition::Always,
+                        SetCondition::IfAbsent,
+                        SetCondition::IfPresent
+                    ][condition],
+                    get,
+                }
+            ),
+            key.clone().prop_map(|key| Command::GetDel { key }),
+            prop::collection::vec((key.clone(), value.clone()), 1..3)
+                .prop_map(|pairs| Command::MSetNx { pairs }),
+            (key.clone(), key.clone(), any::<bool>()).prop_map(|(from, to, only_if_absent)| {
+                Command::Rename {
+                    from,
+                    to,
+                    only_if_absent,
+                }
+            }),
+            (
+                key.clone(),
+                prop::sample::select(vec!["1.5", "-2", "1e3", "x"])
+            )
+                .prop_map(|(key, by)| Command::IncrByFloat {
+                    key,
+                    by: Bytes::from(by)
+                }),
+            Just(Command::FlushAll),
         ]
     }
 

@@ -102,5 +102,9 @@ pub fn reply_frame(reply: Reply) -> Frame {
         Reply::Integer(value) => Frame::Integer(value),
         // The state machine's messages already carry their code (`ERR ...`).
         Reply::Error(message) => Frame::Error(message),
+        Reply::Nil => Frame::Null,
+        Reply::Bulk(bytes) => Frame::Bulk(bytes),
+        Reply::Status(text) => Frame::Simple(text),
+        Reply::Array(replies) => Frame::Array(replies.into_iter().map(reply_frame).collect()),
     }
 }

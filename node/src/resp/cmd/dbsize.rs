@@ -1,9 +1,7 @@
 //! DBSIZE: the number of keys.
 
-use super::{read_store, Args, CommandError, Context, Execution, Spec};
-use crate::resp::backend::Backend;
-use crate::resp::Frame;
-
+use super::{Args, CommandError, DataOp, Spec};
+use raftkv::kv::Query;
 pub(crate) const SPEC: Spec = Spec {
     name: "dbsize",
     arity: 1,
@@ -13,16 +11,7 @@ pub(crate) const SPEC: Spec = Spec {
     key_step: 0,
 };
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct DbSize;
-
-impl DbSize {
-    pub(crate) fn from_args(args: &mut Args) -> Result<DbSize, CommandError> {
-        args.finish()?;
-        Ok(DbSize)
-    }
-
-    pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
-        read_store(context, |store| Frame::Integer(store.len() as i64))
-    }
+pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
+    args.finish()?;
+    Ok(DataOp::Read(Query::DbSize))
 }

@@ -1,12 +1,8 @@
 //! GET key: the value, or null. A linearizable read on the leader; a local
 //! read after READONLY.
 
-use bytes::Bytes;
-
-use super::{read_store, Args, CommandError, Context, Execution, Spec};
-use crate::resp::backend::Backend;
-use crate::resp::Frame;
-
+use super::{Args, CommandError, DataOp, Spec};
+use raftkv::kv::Query;
 pub(crate) const SPEC: Spec = Spec {
     name: "get",
     arity: 2,
@@ -16,24 +12,8 @@ pub(crate) const SPEC: Spec = Spec {
     key_step: 1,
 };
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Get {
-    pub key: Bytes,
-}
-
-impl Get {
-    pub(crate) fn from_args(args: &mut Args) -> Result<Get, CommandError> {
-        Ok(Get {
-            key: args.next_bytes()?,
-        })
-    }
-
-    pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
-        read_store(context, move |store| {
-            store
-                .get_bytes(&self.key)
-                .map(Frame::Bulk)
-                .unwrap_or(Frame::Null)
-        })
-    }
+pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
+    Ok(DataOp::Read(Query::Get {
+        key: args.next_bytes()?,
+    }))
 }

@@ -1,11 +1,7 @@
 //! MGET key [key ...]: the values in order, null for missing keys.
 
-use bytes::Bytes;
-
-use super::{read_store, Args, CommandError, Context, Execution, Spec};
-use crate::resp::backend::Backend;
-use crate::resp::Frame;
-
+use super::{Args, CommandError, DataOp, Spec};
+use raftkv::kv::Query;
 pub(crate) const SPEC: Spec = Spec {
     name: "mget",
     arity: -2,
@@ -15,28 +11,8 @@ pub(crate) const SPEC: Spec = Spec {
     key_step: 1,
 };
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct MGet {
-    pub keys: Vec<Bytes>,
-}
-
-impl MGet {
-    pub(crate) fn from_args(args: &mut Args) -> Result<MGet, CommandError> {
-        let keys = args.take_rest();
-        if keys.is_empty() {
-            return Err(args.wrong_arity());
-        }
-        Ok(MGet { keys })
-    }
-
-    pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
-        read_store(context, move |store| {
-            Frame::Array(
-                self.keys
-                    .iter()
-                    .map(|key| store.get_bytes(key).map(Frame::Bulk).unwrap_or(Frame::Null))
-                    .collect(),
-            )
-        })
-    }
+pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
+    Ok(DataOp::Read(Query::MGet {
+        keys: args.take_at_least_one()?,
+    }))
 }

@@ -3,36 +3,60 @@
 //! rejects wrong arity and unknown options with Redis's wording; executing
 //! it gives either an immediate reply or a future for the node.
 
+mod append;
 mod args;
 mod client;
 mod cluster;
 mod command;
+mod config;
 mod dbsize;
+mod decr;
+mod decrby;
 mod del;
 mod echo;
 mod exists;
+mod flushall;
+mod flushdb;
 mod get;
+mod getdel;
+mod getrange;
+mod getset;
 mod hello;
 mod incr;
+mod incrby;
+mod incrbyfloat;
 mod info;
 mod keys;
 mod mget;
 mod mset;
+mod msetnx;
 mod ping;
 mod quit;
 mod raft_digest;
 mod raft_status;
+mod randomkey;
 mod readonly;
 mod readwrite;
+mod rename;
+mod renamenx;
 mod scan;
+mod select;
 mod set;
+mod setnx;
+mod setrange;
+mod strlen;
+mod time;
+mod touch;
+mod r#type;
+mod unlink;
+mod wait;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use raftkv::kv::{Command as KvCommand, KvStore};
+use raftkv::kv::{Command as KvCommand, KvStore, Query};
 
 pub(crate) use args::Args;
 #[cfg(test)]
@@ -58,28 +82,52 @@ pub(crate) struct Spec {
 
 /// Every command, in `COMMAND` order.
 pub(crate) const SPECS: &[&Spec] = &[
+    &append::SPEC,
     &client::SPEC,
     &cluster::SPEC,
     &command::SPEC,
+    &config::SPEC,
     &dbsize::SPEC,
+    &decr::SPEC,
+    &decrby::SPEC,
     &del::SPEC,
     &echo::SPEC,
     &exists::SPEC,
+    &flushall::SPEC,
+    &flushdb::SPEC,
     &get::SPEC,
+    &getdel::SPEC,
+    &getrange::SPEC,
+    &getset::SPEC,
     &hello::SPEC,
     &incr::SPEC,
+    &incrby::SPEC,
+    &incrbyfloat::SPEC,
     &info::SPEC,
     &keys::SPEC,
     &mget::SPEC,
     &mset::SPEC,
+    &msetnx::SPEC,
     &ping::SPEC,
     &quit::SPEC,
     &raft_digest::SPEC,
     &raft_status::SPEC,
+    &randomkey::SPEC,
     &readonly::SPEC,
     &readwrite::SPEC,
+    &rename::SPEC,
+    &renamenx::SPEC,
     &scan::SPEC,
+    &select::SPEC,
     &set::SPEC,
+    &setnx::SPEC,
+    &setrange::SPEC,
+    &strlen::SPEC,
+    &time::SPEC,
+    &touch::SPEC,
+    &r#type::SPEC,
+    &unlink::SPEC,
+    &wait::SPEC,
 ];
 
 /// The spec of `name` (any case).
@@ -148,19 +196,14 @@ impl CommandError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Command {
     Client(client::Client),
+    /// A read or write of the data (every command that names keys).
+    Data(DataOp),
     Cluster(cluster::Cluster),
     CommandTable(command::CommandTable),
-    DbSize(dbsize::DbSize),
-    Del(del::Del),
     Echo(echo::Echo),
-    Exists(exists::Exists),
-    Get(get::Get),
     Hello(hello::Hello),
-    Incr(incr::Incr),
     Info(info::Info),
     Keys(keys::Keys),
-    MGet(mget::MGet),
-    MSet(mset::MSet),
     Ping(ping::Ping),
     Quit(quit::Quit),
     RaftDigest(raft_digest::RaftDigest),
@@ -168,7 +211,10 @@ pub(crate) enum Command {
     ReadOnly(readonly::ReadOnly),
     ReadWrite(readwrite::ReadWrite),
     Scan(scan::Scan),
-    Set(set::Set),
+    Wait(wait::Wait),
+    Time(time::Time),
+    Select(select::Select),
+    Config(config::Config),
 }
 
 impl Command {
@@ -211,21 +257,19 @@ impl Command {
             return Err(CommandError::WrongArity(spec.name.to_string()));
         }
         let mut args = Args::new(spec.name, words);
+        if let Some(parse) = data_parser(spec.name) {
+            let op = parse(&mut args)?;
+            args.finish()?;
+            return Ok(Command::Data(op));
+        }
         let command = match spec.name {
             "client" => Command::Client(client::Client::from_args(&mut args)?),
             "cluster" => Command::Cluster(cluster::Cluster::from_args(&mut args)?),
             "command" => Command::CommandTable(command::CommandTable::from_args(&mut args)?),
-            "dbsize" => Command::DbSize(dbsize::DbSize::from_args(&mut args)?),
-            "del" => Command::Del(del::Del::from_args(&mut args)?),
             "echo" => Command::Echo(echo::Echo::from_args(&mut args)?),
-            "exists" => Command::Exists(exists::Exists::from_args(&mut args)?),
-            "get" => Command::Get(get::Get::from_args(&mut args)?),
             "hello" => Command::Hello(hello::Hello::from_args(&mut args)?),
-            "incr" => Command::Incr(incr::Incr::from_args(&mut args)?),
             "info" => Command::Info(info::Info::from_args(&mut args)?),
             "keys" => Command::Keys(keys::Keys::from_args(&mut args)?),
-            "mget" => Command::MGet(mget::MGet::from_args(&mut args)?),
-            "mset" => Command::MSet(mset::MSet::from_args(&mut args)?),
             "ping" => Command::Ping(ping::Ping::from_args(&mut args)?),
             "quit" => Command::Quit(quit::Quit::from_args(&mut args)?),
             "raft.digest" => Command::RaftDigest(raft_digest::RaftDigest::from_args(&mut args)?),
@@ -233,7 +277,10 @@ impl Command {
             "readonly" => Command::ReadOnly(readonly::ReadOnly::from_args(&mut args)?),
             "readwrite" => Command::ReadWrite(readwrite::ReadWrite::from_args(&mut args)?),
             "scan" => Command::Scan(scan::Scan::from_args(&mut args)?),
-            "set" => Command::Set(set::Set::from_args(&mut args)?),
+            "wait" => Command::Wait(wait::Wait::from_args(&mut args)?),
+            "time" => Command::Time(time::Time::from_args(&mut args)?),
+            "select" => Command::Select(select::Select::from_args(&mut args)?),
+            "config" => Command::Config(config::Config::from_args(&mut args)?),
             // Every SPECS entry has an arm above (tested); never panic on a slip.
             _ => {
                 return Err(CommandError::Unknown {
@@ -251,19 +298,13 @@ impl Command {
     pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
         match self {
             Command::Client(command) => command.execute(context),
+            Command::Data(op) => run_data(context, op),
             Command::Cluster(command) => command.execute(context),
             Command::CommandTable(command) => command.execute(context),
-            Command::DbSize(command) => command.execute(context),
-            Command::Del(command) => command.execute(context),
             Command::Echo(command) => command.execute(),
-            Command::Exists(command) => command.execute(context),
-            Command::Get(command) => command.execute(context),
             Command::Hello(command) => command.execute(context),
-            Command::Incr(command) => command.execute(context),
             Command::Info(command) => command.execute(context),
             Command::Keys(command) => command.execute(context),
-            Command::MGet(command) => command.execute(context),
-            Command::MSet(command) => command.execute(context),
             Command::Ping(command) => command.execute(),
             Command::Quit(command) => command.execute(),
             Command::RaftDigest(command) => command.execute(context),
@@ -271,7 +312,10 @@ impl Command {
             Command::ReadOnly(command) => command.execute(context),
             Command::ReadWrite(command) => command.execute(context),
             Command::Scan(command) => command.execute(context),
-            Command::Set(command) => command.execute(context),
+            Command::Wait(command) => command.execute(context),
+            Command::Time(command) => command.execute(),
+            Command::Select(command) => command.execute(),
+            Command::Config(command) => command.execute(context),
         }
     }
 }
@@ -357,4 +401,88 @@ pub(crate) fn write_store<B: Backend>(context: &Context<'_, B>, command: KvComma
         }
         .boxed(),
     )
+}
+
+/// A command on the data: a write replicated through the log, or a read
+/// evaluated on the state machine. MULTI queues these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum DataOp {
+    Write(KvCommand),
+    Read(Query),
+}
+
+type DataParser = fn(&mut Args) -> Result<DataOp, CommandError>;
+
+/// The data commands and their parsers (each in its own file).
+const DATA_COMMANDS: &[(&str, DataParser)] = &[
+    ("append", append::parse),
+    ("dbsize", dbsize::parse),
+    ("decr", decr::parse),
+    ("decrby", decrby::parse),
+    ("del", del::parse),
+    ("exists", exists::parse),
+    ("flushall", flushall::parse),
+    ("flushdb", flushdb::parse),
+    ("get", get::parse),
+    ("getdel", getdel::parse),
+    ("getrange", getrange::parse),
+    ("getset", getset::parse),
+    ("incr", incr::parse),
+    ("incrby", incrby::parse),
+    ("incrbyfloat", incrbyfloat::parse),
+    ("mget", mget::parse),
+    ("mset", mset::parse),
+    ("msetnx", msetnx::parse),
+    ("randomkey", randomkey::parse),
+    ("rename", rename::parse),
+    ("renamenx", renamenx::parse),
+    ("set", set::parse),
+    ("setnx", setnx::parse),
+    ("setrange", setrange::parse),
+    ("strlen", strlen::parse),
+    ("touch", touch::parse),
+    ("type", r#type::parse),
+    ("unlink", unlink::parse),
+];
+
+fn data_parser(name: &str) -> Option<DataParser> {
+    DATA_COMMANDS
+        .iter()
+        .find(|(command, _)| *command == name)
+        .map(|(_, parse)| *parse)
+}
+
+/// Runs a data command: a read through `read_store`, a write through `write_store`.
+pub(crate) fn run_data<B: Backend>(context: &Context<'_, B>, op: DataOp) -> Execution {
+    match op {
+        DataOp::Write(command) => write_store(context, command),
+        DataOp::Read(query) => read_store(context, move |store| reply_frame(store.query(&query))),
+    }
+}
+
+/// FLUSHDB / FLUSHALL's optional mode: both are applied the same way.
+fn flush_mode(args: &mut Args) -> Result<(), CommandError> {
+    match args.next_optional() {
+        None => Ok(()),
+        Some(mode) if mode.eq_ignore_ascii_case(b"ASYNC") || mode.eq_ignore_ascii_case(b"SYNC") => {
+            Ok(())
+        }
+        Some(_) => Err(CommandError::Syntax),
+    }
+}
+
+/// Random bytes for RANDOMKEY, drawn from a per-process counter mixed
+/// through SHA-256 with the clock: any spread over the key space will do.
+fn random_probe() -> Bytes {
+    use sha2::{Digest, Sha256};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static DRAWS: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut hasher = Sha256::new();
+    hasher.update(DRAWS.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    hasher.update(nanos.to_be_bytes());
+    Bytes::copy_from_slice(&hasher.finalize()[..8])
 }

@@ -1,12 +1,11 @@
-//! SET key value: replicated, replies `+OK`. Expiry and conditional options
-//! (EX, PX, NX, XX, KEEPTTL, GET, ...) are not supported and get
-//! `-ERR syntax error`, so a client never believes one took effect.
+//! SET key value [NX | XX] [GET]: replicated. `+OK`, or null when NX/XX is
+//! not met; with GET the old value (or null). Expiry options (EX, PX, EXAT,
+//! PXAT, KEEPTTL) are refused with an error naming the option, so a client
+//! never believes a TTL took effect.
 
-use bytes::Bytes;
-use raftkv::kv::Command as KvCommand;
+use raftkv::kv::{Command as KvCommand, SetCondition};
 
-use super::{write_store, Args, CommandError, Context, Execution, Spec};
-use crate::resp::backend::Backend;
+use super::{Args, CommandError, DataOp, Spec};
 
 pub(crate) const SPEC: Spec = Spec {
     name: "set",
@@ -17,29 +16,41 @@ pub(crate) const SPEC: Spec = Spec {
     key_step: 1,
 };
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Set {
-    pub key: Bytes,
-    pub value: Bytes,
-}
-
-impl Set {
-    pub(crate) fn from_args(args: &mut Args) -> Result<Set, CommandError> {
-        let key = args.next_bytes()?;
-        let value = args.next_bytes()?;
-        if args.remaining() > 0 {
-            return Err(CommandError::Syntax);
+pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
+    let key = args.next_bytes()?;
+    let value = args.next_bytes()?;
+    let mut condition = SetCondition::Always;
+    let mut get = false;
+    while let Some(option) = args.next_optional() {
+        match option.to_ascii_uppercase().as_slice() {
+            b"NX" if condition != SetCondition::IfPresent => condition = SetCondition::IfAbsent,
+            b"XX" if condition != SetCondition::IfAbsent => condition = SetCondition::IfPresent,
+            b"NX" | b"XX" => return Err(CommandError::Syntax),
+            b"GET" => get = true,
+            b"EX" | b"PX" | b"EXAT" | b"PXAT" | b"KEEPTTL" => {
+                return Err(CommandError::Other(format!(
+                    "ERR SET option '{}' is not supported: raftkv keys do not expire",
+                    String::from_utf8_lossy(&option)
+                )))
+            }
+            _ => {
+                return Err(CommandError::Other(format!(
+                    "ERR syntax error: unknown SET option '{}'",
+                    String::from_utf8_lossy(&option)
+                )))
+            }
         }
-        Ok(Set { key, value })
     }
-
-    pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
-        write_store(
-            context,
-            KvCommand::Set {
-                key: self.key,
-                value: self.value,
-            },
-        )
-    }
+    Ok(DataOp::Write(
+        if condition == SetCondition::Always && !get {
+            KvCommand::Set { key, value }
+        } else {
+            KvCommand::SetWith {
+                key,
+                value,
+                condition,
+                get,
+            }
+        },
+    ))
 }

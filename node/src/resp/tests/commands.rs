@@ -2,7 +2,9 @@
 
 use bytes::Bytes;
 
-use crate::resp::cmd::{Command, CommandError, SPECS};
+use raftkv::kv::{Command as KvCommand, Query, SetCondition};
+
+use crate::resp::cmd::{Command, CommandError, DataOp, SPECS};
 
 fn parse(words: &[&str]) -> Result<Command, CommandError> {
     Command::from_words(
@@ -50,7 +52,10 @@ fn every_fixed_arity_command_rejects_extra_arguments() {
 
 #[test]
 fn command_names_are_case_insensitive() {
-    assert!(matches!(parse(&["gEt", "k"]), Ok(Command::Get(_))));
+    assert!(matches!(
+        parse(&["gEt", "k"]),
+        Ok(Command::Data(DataOp::Read(Query::Get { .. })))
+    ));
     assert!(matches!(
         parse(&["raft.STATUS"]),
         Ok(Command::RaftStatus(_))
@@ -89,26 +94,44 @@ fn mset_needs_pairs() {
     assert_eq!(error_of(&["mset", "a"]), arity_error("mset"));
     assert_eq!(error_of(&["mset", "a", "1", "b"]), arity_error("mset"));
     match parse(&["mset", "a", "1", "b", "2"]) {
-        Ok(Command::MSet(mset)) => assert_eq!(mset.pairs.len(), 2),
+        Ok(Command::Data(DataOp::Write(KvCommand::MSet { pairs }))) => assert_eq!(pairs.len(), 2),
         other => panic!("{other:?}"),
     }
 }
 
 #[test]
-fn set_options_are_refused_as_syntax_errors() {
-    assert!(matches!(parse(&["set", "k", "v"]), Ok(Command::Set(_))));
-    for option in [
-        &["EX", "10"][..],
-        &["PX", "10"],
-        &["NX"],
-        &["XX"],
-        &["KEEPTTL"],
-        &["GET"],
-    ] {
-        let mut words = vec!["set", "k", "v"];
-        words.extend_from_slice(option);
-        assert_eq!(error_of(&words), "ERR syntax error", "{words:?}");
+fn set_parses_nx_xx_get_and_names_the_options_it_refuses() {
+    let set_with = |words: &[&str]| match parse(words) {
+        Ok(Command::Data(DataOp::Write(KvCommand::SetWith { condition, get, .. }))) => {
+            (condition, get)
+        }
+        other => panic!("{words:?}: {other:?}"),
+    };
+    assert!(matches!(
+        parse(&["set", "k", "v"]),
+        Ok(Command::Data(DataOp::Write(KvCommand::Set { .. })))
+    ));
+    assert_eq!(
+        set_with(&["set", "k", "v", "nx"]),
+        (SetCondition::IfAbsent, false)
+    );
+    assert_eq!(
+        set_with(&["set", "k", "v", "XX", "GET"]),
+        (SetCondition::IfPresent, true)
+    );
+    assert_eq!(
+        set_with(&["set", "k", "v", "GET"]),
+        (SetCondition::Always, true)
+    );
+    assert_eq!(error_of(&["set", "k", "v", "NX", "XX"]), "ERR syntax error");
+    for option in ["EX", "PX", "EXAT", "PXAT", "KEEPTTL"] {
+        let error = error_of(&["set", "k", "v", option, "10"]);
+        assert!(error.contains(&format!("'{option}'")), "{error}");
     }
+    assert_eq!(
+        error_of(&["set", "k", "v", "BOGUS"]),
+        "ERR syntax error: unknown SET option 'BOGUS'"
+    );
     assert_eq!(error_of(&["set", "k"]), arity_error("set"));
 }
 

@@ -7,3 +7,4 @@ mod fake;
 mod frame;
 mod glob;
 mod server;
+mod strings;

@@ -1,0 +1,22 @@
+//! SETRANGE key offset value: overwrites from offset, padding with zero
+//! bytes; the new length.
+
+use super::{Args, CommandError, DataOp, Spec};
+use raftkv::kv::Command as KvCommand;
+pub(crate) const SPEC: Spec = Spec {
+    name: "setrange",
+    arity: 4,
+    flags: &["write", "denyoom"],
+    first_key: 1,
+    last_key: 1,
+    key_step: 1,
+};
+
+pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
+    let key = args.next_bytes()?;
+    let offset = args.next_i64()?;
+    let value = args.next_bytes()?;
+    let offset = u64::try_from(offset)
+        .map_err(|_| CommandError::Other("ERR offset is out of range".into()))?;
+    Ok(DataOp::Write(KvCommand::SetRange { key, offset, value }))
+}

@@ -1,0 +1,126 @@
+//! Read-only commands on the state machine: what a linearizable read (or a
+//! READONLY local read) evaluates, and what a transaction's reads evaluate
+//! at their position in the log.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{KvStore, Reply};
+
+/// A read of the store. Never changes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Query {
+    Get {
+        key: Bytes,
+    },
+    MGet {
+        keys: Vec<Bytes>,
+    },
+    /// EXISTS and TOUCH: how many of the keys exist (repeats count again).
+    Exists {
+        keys: Vec<Bytes>,
+    },
+    StrLen {
+        key: Bytes,
+    },
+    GetRange {
+        key: Bytes,
+        start: i64,
+        end: i64,
+    },
+    Type {
+        key: Bytes,
+    },
+    DbSize,
+    /// RANDOMKEY: the first key at or after `probe` (random bytes the
+    /// server drew), wrapping to the first key.
+    RandomKey {
+        probe: Bytes,
+    },
+}
+
+impl KvStore {
+    /// Evaluates a read.
+    pub fn query(&self, query: &Query) -> Reply {
+        let bulk_or_nil = |value: Option<Bytes>| value.map_or(Reply::Nil, Reply::Bulk);
+        match query {
+            Query::Get { key } => bulk_or_nil(self.get_bytes(key)),
+            Query::MGet { keys } => Reply::Array(
+                keys.iter()
+                    .map(|k| bulk_or_nil(self.get_bytes(k)))
+                    .collect(),
+            ),
+            Query::Exists { keys } => {
+                Reply::Integer(keys.iter().filter(|k| self.get(k).is_some()).count() as i64)
+            }
+            Query::StrLen { key } => Reply::Integer(self.get(key).map_or(0, |v| v.len() as i64)),
+            Query::GetRange { key, start, end } => {
+                let value = self.get_bytes(key).unwrap_or_default();
+                let (from, to) = range_of(value.len() as i64, *start, *end);
+                Reply::Bulk(value.slice(from..to))
+            }
+            Query::Type { key } => Reply::Status(
+                if self.get(key).is_some() {
+                    "string"
+                } else {
+                    "none"
+                }
+                .into(),
+            ),
+            Query::DbSize => Reply::Integer(self.len() as i64),
+            Query::RandomKey { probe } => {
+                let before: Vec<u8> = probe.to_vec();
+                let at = self
+                    .scan_from(&before)
+                    .or_else(|| self.scan(None, 1).into_iter().next().map(|(k, _)| k));
+                bulk_or_nil(at)
+            }
+        }
+    }
+
+    /// The first key at or after `from`.
+    fn scan_from(&self, from: &[u8]) -> Option<Bytes> {
+        if self.get(from).is_some() {
+            return Some(Bytes::copy_from_slice(from));
+        }
+        self.scan(Some(from), 1).into_iter().next().map(|(k, _)| k)
+    }
+}
+
+/// GETRANGE's byte range of a string of `len` bytes, as Redis computes it
+/// (negative positions count from the end; out-of-range ends are clamped).
+fn range_of(len: i64, start: i64, end: i64) -> (usize, usize) {
+    if len == 0 || (start < 0 && end < 0 && start > end) {
+        return (0, 0);
+    }
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
+    let end = if end < 0 { (len + end).max(0) } else { end }.min(len - 1);
+    if start > end {
+        (0, 0)
+    } else {
+        (start as usize, end as usize + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::range_of;
+
+    #[test]
+    fn getrange_positions_follow_redis() {
+        // "This is a string" (16 bytes), from the GETRANGE documentation.
+        assert_eq!(range_of(16, 0, 3), (0, 4));
+        assert_eq!(range_of(16, -3, -1), (13, 16));
+        assert_eq!(range_of(16, 0, -1), (0, 16));
+        assert_eq!(range_of(16, 10, 100), (10, 16));
+        assert_eq!(range_of(16, 5, 3), (0, 0));
+        assert_eq!(range_of(16, -1, -5), (0, 0));
+        assert_eq!(range_of(16, -100, 2), (0, 3));
+        assert_eq!(range_of(0, 0, -1), (0, 0));
+        assert_eq!(range_of(16, 20, 30), (0, 0));
+    }
+}
