@@ -79,6 +79,27 @@ pub enum Command {
     },
     /// FLUSHDB / FLUSHALL.
     FlushAll,
+    /// MULTI ... EXEC: applied as one entry, so no other command runs in
+    /// between on any node. If a watched key's version differs from the
+    /// one recorded at WATCH, nothing is applied and the reply is nil.
+    Exec {
+        ops: Vec<TxOp>,
+        watched: Vec<Watched>,
+    },
+}
+
+/// One queued command of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxOp {
+    Write(Command),
+    Read(Query),
+}
+
+/// A key WATCHed before MULTI, with its version then (`KvStore::version`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watched {
+    pub key: Bytes,
+    pub version: Option<[u8; 32]>,
 }
 
 /// When SET stores its value.
@@ -135,6 +156,23 @@ impl Command {
             }
             Command::Rename { from, to, .. } => (from.len() + to.len(), 2),
             Command::FlushAll => (0, 0),
+            Command::Exec { ops, watched } => {
+                let (mut bytes, mut items) = (0, 0);
+                for op in ops {
+                    let (b, i) = match op {
+                        TxOp::Write(command) => command.size_hint(),
+                        // Reads are small; the encoder grows if needed.
+                        TxOp::Read(_) => (0, 1),
+                    };
+                    bytes += b;
+                    items += i + 1;
+                }
+                for w in watched {
+                    bytes += w.key.len() + 33;
+                    items += 1;
+                }
+                (bytes, items)
+            }
         }
     }
 
@@ -348,7 +386,28 @@ impl KvStore {
                 *self = KvStore::new();
                 Reply::Ok
             }
+            Command::Exec { ops, watched } => {
+                if watched.iter().any(|w| self.version(&w.key) != w.version) {
+                    return Reply::Nil;
+                }
+                Reply::Array(
+                    ops.iter()
+                        .map(|op| match op {
+                            TxOp::Write(command) => self.apply(command),
+                            TxOp::Read(query) => self.query(query),
+                        })
+                        .collect(),
+                )
+            }
         }
+    }
+
+    /// What WATCH records of a key: the hash of its pair (None when absent).
+    /// A transaction runs only if every watched key still has the version
+    /// recorded; a key rewritten with the same value counts as unchanged.
+    pub fn version(&self, key: &[u8]) -> Option<[u8; 32]> {
+        self.get(key)
+            .map(|value| pair_hash(key, value).to_be_bytes())
     }
 
     /// Stores `value` under `key`, or the reply refusing a pair too large.
@@ -733,6 +792,44 @@ mod tests {
             store.apply(&Command::Incr { key }),
             Reply::Error("ERR increment or decrement would overflow".into())
         );
+    }
+
+    #[test]
+    fn exec_applies_all_or_nothing_by_its_watched_versions() {
+        let mut store = KvStore::new();
+        store.apply(&set("a", "1"));
+        let ops = vec![
+            TxOp::Write(Command::IncrBy {
+                key: Bytes::from("a"),
+                by: 5,
+            }),
+            TxOp::Read(Query::Get {
+                key: Bytes::from("a"),
+            }),
+        ];
+        let stale = Command::Exec {
+            ops: ops.clone(),
+            watched: vec![Watched {
+                key: Bytes::from("a"),
+                version: None,
+            }],
+        };
+        let before = store.digest_hex();
+        assert_eq!(store.apply(&stale), Reply::Nil);
+        assert_eq!(store.digest_hex(), before);
+        let current = Command::Exec {
+            ops,
+            watched: vec![Watched {
+                key: Bytes::from("a"),
+                version: store.version(b"a"),
+            }],
+        };
+        assert_eq!(
+            store.apply(&current),
+            Reply::Array(vec![Reply::Integer(6), Reply::Bulk(Bytes::from("6"))])
+        );
+        assert_eq!(Command::decode(&current.encode()).unwrap(), current);
+        assert_eq!(store.digest_hex(), full_scan_digest(&store));
     }
 
     #[test]

@@ -221,7 +221,13 @@ impl<B: Backend> Connection<B> {
                     };
                     command.execute(&mut context)
                 }
-                Err(error) => Execution::Now(error.to_frame()),
+                Err(error) => {
+                    // Inside MULTI, a command refused while queueing makes EXEC fail.
+                    if let Some(transaction) = self.session.transaction.as_mut() {
+                        transaction.failed = true;
+                    }
+                    Execution::Now(error.to_frame())
+                }
             };
             let resp3 = self.session.resp3;
             match execution {

@@ -13,7 +13,11 @@ mod dbsize;
 mod decr;
 mod decrby;
 mod del;
+mod discard;
 mod echo;
+mod eval;
+mod evalsha;
+mod exec;
 mod exists;
 mod flushall;
 mod flushdb;
@@ -30,6 +34,7 @@ mod keys;
 mod mget;
 mod mset;
 mod msetnx;
+mod multi;
 mod ping;
 mod quit;
 mod raft_digest;
@@ -49,7 +54,9 @@ mod time;
 mod touch;
 mod r#type;
 mod unlink;
+mod unwatch;
 mod wait;
+mod watch;
 
 use std::sync::Arc;
 
@@ -63,7 +70,7 @@ pub(crate) use args::Args;
 pub(crate) use cluster::cluster_node_id;
 
 use super::backend::{read_error_frame, reply_frame, write_error_frame, Backend};
-use super::session::Session;
+use super::session::{Session, Transaction, TRANSACTION_OPS_MAX};
 use super::state::ServerState;
 use super::Frame;
 
@@ -91,7 +98,11 @@ pub(crate) const SPECS: &[&Spec] = &[
     &decr::SPEC,
     &decrby::SPEC,
     &del::SPEC,
+    &discard::SPEC,
     &echo::SPEC,
+    &eval::SPEC,
+    &evalsha::SPEC,
+    &exec::SPEC,
     &exists::SPEC,
     &flushall::SPEC,
     &flushdb::SPEC,
@@ -108,6 +119,7 @@ pub(crate) const SPECS: &[&Spec] = &[
     &mget::SPEC,
     &mset::SPEC,
     &msetnx::SPEC,
+    &multi::SPEC,
     &ping::SPEC,
     &quit::SPEC,
     &raft_digest::SPEC,
@@ -127,7 +139,9 @@ pub(crate) const SPECS: &[&Spec] = &[
     &touch::SPEC,
     &r#type::SPEC,
     &unlink::SPEC,
+    &unwatch::SPEC,
     &wait::SPEC,
+    &watch::SPEC,
 ];
 
 /// The spec of `name` (any case).
@@ -211,6 +225,11 @@ pub(crate) enum Command {
     ReadOnly(readonly::ReadOnly),
     ReadWrite(readwrite::ReadWrite),
     Scan(scan::Scan),
+    Watch(watch::Watch),
+    Unwatch(unwatch::Unwatch),
+    Multi(multi::Multi),
+    Exec(exec::Exec),
+    Discard(discard::Discard),
     Wait(wait::Wait),
     Time(time::Time),
     Select(select::Select),
@@ -277,6 +296,12 @@ impl Command {
             "readonly" => Command::ReadOnly(readonly::ReadOnly::from_args(&mut args)?),
             "readwrite" => Command::ReadWrite(readwrite::ReadWrite::from_args(&mut args)?),
             "scan" => Command::Scan(scan::Scan::from_args(&mut args)?),
+            "eval" | "evalsha" => return Err(refuse_script(spec.name)),
+            "watch" => Command::Watch(watch::Watch::from_args(&mut args)?),
+            "unwatch" => Command::Unwatch(unwatch::Unwatch::from_args(&mut args)?),
+            "multi" => Command::Multi(multi::Multi::from_args(&mut args)?),
+            "exec" => Command::Exec(exec::Exec::from_args(&mut args)?),
+            "discard" => Command::Discard(discard::Discard::from_args(&mut args)?),
             "wait" => Command::Wait(wait::Wait::from_args(&mut args)?),
             "time" => Command::Time(time::Time::from_args(&mut args)?),
             "select" => Command::Select(select::Select::from_args(&mut args)?),
@@ -296,6 +321,22 @@ impl Command {
     /// Runs the command: session and status commands answer at once;
     /// reads and writes return a future for the node.
     pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
+        if let Some(transaction) = context.session.transaction.as_mut() {
+            match self {
+                Command::Exec(_)
+                | Command::Discard(_)
+                | Command::Multi(_)
+                | Command::Watch(_)
+                | Command::Quit(_) => {}
+                Command::Data(op) => return queue(transaction, op),
+                _ => {
+                    transaction.failed = true;
+                    return Execution::Now(Frame::error(
+                        "ERR only commands that read or write keys can be queued in MULTI",
+                    ));
+                }
+            }
+        }
         match self {
             Command::Client(command) => command.execute(context),
             Command::Data(op) => run_data(context, op),
@@ -312,6 +353,11 @@ impl Command {
             Command::ReadOnly(command) => command.execute(context),
             Command::ReadWrite(command) => command.execute(context),
             Command::Scan(command) => command.execute(context),
+            Command::Watch(command) => command.execute(context),
+            Command::Unwatch(command) => command.execute(context),
+            Command::Multi(command) => command.execute(context),
+            Command::Exec(command) => command.execute(context),
+            Command::Discard(command) => command.execute(context),
             Command::Wait(command) => command.execute(context),
             Command::Time(command) => command.execute(),
             Command::Select(command) => command.execute(),
@@ -485,4 +531,24 @@ fn random_probe() -> Bytes {
     hasher.update(DRAWS.fetch_add(1, Ordering::Relaxed).to_be_bytes());
     hasher.update(nanos.to_be_bytes());
     Bytes::copy_from_slice(&hasher.finalize()[..8])
+}
+
+/// Queues a data command between MULTI and EXEC.
+fn queue(transaction: &mut Transaction, op: DataOp) -> Execution {
+    if transaction.ops.len() >= TRANSACTION_OPS_MAX {
+        transaction.failed = true;
+        return Execution::Now(Frame::error(format!(
+            "ERR a transaction holds at most {TRANSACTION_OPS_MAX} commands"
+        )));
+    }
+    transaction.ops.push(op);
+    Execution::Now(Frame::Simple("QUEUED".into()))
+}
+
+/// EVAL and EVALSHA's refusal, naming what to use instead.
+fn refuse_script(name: &str) -> CommandError {
+    CommandError::Other(format!(
+        "ERR {} is not supported: raftkv runs no scripts. Use MULTI/EXEC for atomic updates, with WATCH for check-and-set",
+        name.to_ascii_uppercase()
+    ))
 }

@@ -8,3 +8,4 @@ mod frame;
 mod glob;
 mod server;
 mod strings;
+mod transactions;

@@ -1,0 +1,34 @@
+//! MULTI: starts queueing this connection's data commands for EXEC.
+
+use super::{Args, CommandError, Context, Execution, Spec};
+use crate::resp::backend::Backend;
+use crate::resp::session::Transaction;
+use crate::resp::Frame;
+
+pub(crate) const SPEC: Spec = Spec {
+    name: "multi",
+    arity: 1,
+    flags: &["noscript", "loading", "stale", "fast"],
+    first_key: 0,
+    last_key: 0,
+    key_step: 0,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Multi;
+
+impl Multi {
+    pub(crate) fn from_args(args: &mut Args) -> Result<Multi, CommandError> {
+        args.finish()?;
+        Ok(Multi)
+    }
+
+    pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
+        if context.session.transaction.is_some() {
+            // As in Redis, this does not abort the transaction being queued.
+            return Execution::Now(Frame::error("ERR MULTI calls can not be nested"));
+        }
+        context.session.transaction = Some(Transaction::default());
+        Execution::Now(Frame::ok())
+    }
+}
