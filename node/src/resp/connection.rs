@@ -127,7 +127,8 @@ pub(crate) async fn run<B: Backend>(
         .local_addr()
         .map(|addr| addr.to_string())
         .unwrap_or_default();
-    let session = Session::new(state.next_client_id(), peer.to_string(), local);
+    let mut session = Session::new(state.next_client_id(), peer.to_string(), local);
+    session.authenticated = state.limits.requirepass.is_none();
     let id = session.id;
     debug!(event = log_events::CLIENT_CONNECTED, id, peer = %peer);
     let mut connection = Connection {

@@ -48,6 +48,8 @@ pub(crate) struct Session {
     pub readonly: bool,
     /// Between MULTI and EXEC/DISCARD: the commands queued so far.
     pub transaction: Option<Transaction>,
+    /// AUTH succeeded, or no password is configured.
+    pub authenticated: bool,
     pub watched: Arc<Mutex<WatchState>>,
 }
 
@@ -64,6 +66,7 @@ impl Session {
             resp3: false,
             readonly: false,
             transaction: None,
+            authenticated: true,
             watched: Arc::default(),
         }
     }

@@ -5,6 +5,7 @@
 
 mod append;
 mod args;
+mod auth;
 mod client;
 mod cluster;
 mod command;
@@ -90,6 +91,7 @@ pub(crate) struct Spec {
 /// Every command, in `COMMAND` order.
 pub(crate) const SPECS: &[&Spec] = &[
     &append::SPEC,
+    &auth::SPEC,
     &client::SPEC,
     &cluster::SPEC,
     &command::SPEC,
@@ -209,6 +211,7 @@ impl CommandError {
 /// One parsed request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Command {
+    Auth(auth::Auth),
     Client(client::Client),
     /// A read or write of the data (every command that names keys).
     Data(DataOp),
@@ -282,6 +285,7 @@ impl Command {
             return Ok(Command::Data(op));
         }
         let command = match spec.name {
+            "auth" => Command::Auth(auth::Auth::from_args(&mut args)?),
             "client" => Command::Client(client::Client::from_args(&mut args)?),
             "cluster" => Command::Cluster(cluster::Cluster::from_args(&mut args)?),
             "command" => Command::CommandTable(command::CommandTable::from_args(&mut args)?),
@@ -321,6 +325,14 @@ impl Command {
     /// Runs the command: session and status commands answer at once;
     /// reads and writes return a future for the node.
     pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
+        if !context.session.authenticated
+            && !matches!(
+                self,
+                Command::Auth(_) | Command::Hello(_) | Command::Quit(_)
+            )
+        {
+            return Execution::Now(Frame::error(auth::NOAUTH));
+        }
         if let Some(transaction) = context.session.transaction.as_mut() {
             match self {
                 Command::Exec(_)
@@ -338,6 +350,7 @@ impl Command {
             }
         }
         match self {
+            Command::Auth(command) => command.execute(context),
             Command::Client(command) => command.execute(context),
             Command::Data(op) => run_data(context, op),
             Command::Cluster(command) => command.execute(context),

@@ -1,6 +1,7 @@
 //! Tests of the RESP server that need no running node: frames, glob,
 //! command decoding, and raw RESP against a server backed by a fake node.
 
+mod auth;
 mod cluster;
 mod commands;
 mod fake;

@@ -245,7 +245,7 @@ async fn hello_switches_protocol_and_encoding() {
     };
     assert_eq!(field("proto"), Some(Frame::Integer(3)));
     assert_eq!(field("role"), Some(bulk("master")));
-    assert_eq!(field("mode"), Some(bulk("standalone")));
+    assert_eq!(field("mode"), Some(bulk("cluster")));
     assert!(matches!(field("id"), Some(Frame::Integer(id)) if id > 0));
     assert_eq!(client.call(&["CLIENT", "GETNAME"]).await, bulk("dash"));
     // Raw bytes: RESP3 null is `_`.
