@@ -6,7 +6,9 @@ while the leader is killed with SIGKILL loses no acknowledged write.
 Run by node/tests/compat.rs against a real 3-node cluster:
     python redis_py.py HOST:PORT[,HOST:PORT...]
 Exits non-zero on the first failed check. The last line is the failover
-measurement as JSON (the `failover` object).
+measurement as JSON (the `failover` object). bench/redis_py_failover.sh
+runs only the failover, with `--failover-only [REFRESH_MIN_INTERVAL_S]`
+(redis-py's topology_refresh_min_interval; its default is 1 s).
 """
 
 import json
@@ -32,9 +34,9 @@ def check(condition, what):
         raise AssertionError(what)
 
 
-def cluster_client(addrs):
+def cluster_client(addrs, **options):
     nodes = [ClusterNode(host, int(port)) for host, port in (a.rsplit(":", 1) for a in addrs)]
-    return RedisCluster(startup_nodes=nodes, decode_responses=True)
+    return RedisCluster(startup_nodes=nodes, decode_responses=True, **options)
 
 
 def raft_status(addr):
@@ -132,13 +134,13 @@ def pipelines_and_transactions(rc):
     tx.reset()
 
 
-def failover(addrs):
+def failover(addrs, **options):
     """Writes in a loop through RedisCluster, kills the leader with SIGKILL,
     and keeps writing. Every write that was acknowledged must be readable
     afterwards. Returns the measurement."""
     leader, pid = leader_addr(addrs)
     check(pid is not None, "a leader before the kill")
-    rc = cluster_client(addrs)
+    rc = cluster_client(addrs, **options)
     acked = {}
     ack_times = []
     errors = 0
@@ -156,7 +158,7 @@ def failover(addrs):
                 acked[key] = value
                 ack_times.append(time.monotonic())
                 i += 1
-        except (redis.RedisError, OSError):
+        except (redis.RedisError, redis.exceptions.RedisClusterException, OSError):
             # Not acknowledged: the same key is written again (SET is idempotent).
             errors += 1
             time.sleep(0.001)
@@ -178,6 +180,13 @@ def failover(addrs):
 
 def main():
     addrs = sys.argv[1].split(",")
+    if len(sys.argv) > 2 and sys.argv[2] == "--failover-only":
+        options = {}
+        if len(sys.argv) > 3:
+            options["topology_refresh_min_interval"] = float(sys.argv[3])
+        print(json.dumps({"redis_py": redis.__version__, "options": options,
+                          "failover": failover(addrs, **options)}))
+        return
     leader, _ = leader_addr(addrs)
     check(leader is not None, "a leader")
     discovery_and_routing(addrs, leader)
