@@ -37,30 +37,53 @@ pub enum Query {
     RandomKey {
         probe: Bytes,
     },
+    /// TTL / PTTL: the time left; -1 without an expiry, -2 for a missing key.
+    Ttl {
+        key: Bytes,
+        unit: TimeUnit,
+    },
+    /// EXPIRETIME / PEXPIRETIME: the expiry as a Unix time; -1, -2 as TTL.
+    ExpireTime {
+        key: Bytes,
+        unit: TimeUnit,
+    },
+}
+
+/// The unit a TTL query answers in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimeUnit {
+    Seconds,
+    Milliseconds,
 }
 
 impl KvStore {
-    /// Evaluates a read.
-    pub fn query(&self, query: &Query) -> Reply {
+    /// Evaluates a read at `now_ms` (ms since the epoch): a key whose expiry
+    /// is at or before it reads as missing.
+    pub fn query(&self, query: &Query, now_ms: u64) -> Reply {
         let bulk_or_nil = |value: Option<Bytes>| value.map_or(Reply::Nil, Reply::Bulk);
-        match query {
-            Query::Get { key } => bulk_or_nil(self.get_bytes(key)),
-            Query::MGet { keys } => Reply::Array(
-                keys.iter()
-                    .map(|k| bulk_or_nil(self.get_bytes(k)))
-                    .collect(),
-            ),
-            Query::Exists { keys } => {
-                Reply::Integer(keys.iter().filter(|k| self.get(k).is_some()).count() as i64)
+        let live = |key: &[u8]| {
+            if self.is_live(key, now_ms) {
+                self.get_bytes(key)
+            } else {
+                None
             }
-            Query::StrLen { key } => Reply::Integer(self.get(key).map_or(0, |v| v.len() as i64)),
+        };
+        match query {
+            Query::Get { key } => bulk_or_nil(live(key)),
+            Query::MGet { keys } => {
+                Reply::Array(keys.iter().map(|k| bulk_or_nil(live(k))).collect())
+            }
+            Query::Exists { keys } => {
+                Reply::Integer(keys.iter().filter(|k| self.is_live(k, now_ms)).count() as i64)
+            }
+            Query::StrLen { key } => Reply::Integer(live(key).map_or(0, |v| v.len() as i64)),
             Query::GetRange { key, start, end } => {
-                let value = self.get_bytes(key).unwrap_or_default();
+                let value = live(key).unwrap_or_default();
                 let (from, to) = range_of(value.len() as i64, *start, *end);
                 Reply::Bulk(value.slice(from..to))
             }
             Query::Type { key } => Reply::Status(
-                if self.get(key).is_some() {
+                if self.is_live(key, now_ms) {
                     "string"
                 } else {
                     "none"
@@ -75,7 +98,35 @@ impl KvStore {
                     .or_else(|| self.scan(None, 1).into_iter().next().map(|(k, _)| k));
                 bulk_or_nil(at)
             }
+            Query::Ttl { key, unit } => Reply::Integer(match self.expiry_of(key, now_ms) {
+                Err(code) => code,
+                Ok(at) => {
+                    let left_ms = at.saturating_sub(now_ms);
+                    match unit {
+                        // Rounded to the nearest second, as Redis does.
+                        TimeUnit::Seconds => (left_ms + 500) / 1000,
+                        TimeUnit::Milliseconds => left_ms,
+                    }
+                    .min(i64::MAX as u64) as i64
+                }
+            }),
+            Query::ExpireTime { key, unit } => Reply::Integer(match self.expiry_of(key, now_ms) {
+                Err(code) => code,
+                Ok(at) => match unit {
+                    TimeUnit::Seconds => at / 1000,
+                    TimeUnit::Milliseconds => at,
+                }
+                .min(i64::MAX as u64) as i64,
+            }),
         }
+    }
+
+    /// A live key's expiry, or TTL's code: -2 missing, -1 no expiry.
+    fn expiry_of(&self, key: &[u8], now_ms: u64) -> Result<u64, i64> {
+        if !self.is_live(key, now_ms) {
+            return Err(-2);
+        }
+        self.expire_at(key).ok_or(-1)
     }
 
     /// The first key at or after `from`.

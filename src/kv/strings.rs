@@ -66,7 +66,7 @@ impl KvStore {
         let Some(next) = current.checked_add(by) else {
             return Reply::Error(OVERFLOW.into());
         };
-        match self.put(key, next.to_string().as_bytes()) {
+        match self.put_keeping_ttl(key, next.to_string().as_bytes()) {
             Ok(()) => Reply::Integer(next),
             Err(refusal) => refusal,
         }
@@ -88,7 +88,7 @@ impl KvStore {
             return Reply::Error(NAN_OR_INFINITY.into());
         }
         let text = format_float(next);
-        match self.put(key, text.as_bytes()) {
+        match self.put_keeping_ttl(key, text.as_bytes()) {
             Ok(()) => Reply::Bulk(Bytes::from(text)),
             Err(refusal) => refusal,
         }
@@ -100,7 +100,7 @@ impl KvStore {
             return Reply::Error(TOO_BIG.into());
         }
         joined.extend_from_slice(value);
-        match self.put(key, &joined) {
+        match self.put_keeping_ttl(key, &joined) {
             Ok(()) => Reply::Integer(joined.len() as i64),
             Err(refusal) => refusal,
         }
@@ -122,20 +122,33 @@ impl KvStore {
             next.resize(end, 0);
         }
         next[offset as usize..end].copy_from_slice(value);
-        match self.put(key, &next) {
+        match self.put_keeping_ttl(key, &next) {
             Ok(()) => Reply::Integer(next.len() as i64),
             Err(refusal) => refusal,
         }
     }
 
-    /// SET with NX / XX / GET: OK, or nil when the condition is not met; with
-    /// GET the old value (or nil) whether or not the value was stored.
+    /// SET with NX / XX / GET (the expiry is cleared).
     pub(super) fn set_with(
         &mut self,
         key: &[u8],
         value: &[u8],
         condition: SetCondition,
         get: bool,
+    ) -> Reply {
+        self.set_ttl(key, value, condition, get, super::TtlChange::Clear)
+    }
+
+    /// SET with every option: OK, or nil when the condition is not met; with
+    /// GET the old value (or nil) whether or not the value was stored. An
+    /// expiry already past removes the key once stored (as Redis does).
+    pub(super) fn set_ttl(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        condition: SetCondition,
+        get: bool,
+        ttl: super::TtlChange,
     ) -> Reply {
         let old = self.get_bytes(key);
         let allowed = match condition {
@@ -144,9 +157,10 @@ impl KvStore {
             SetCondition::IfPresent => old.is_some(),
         };
         if allowed {
-            if let Err(refusal) = self.put(key, value) {
+            if let Err(refusal) = self.put_keeping_ttl(key, value) {
                 return refusal;
             }
+            self.change_ttl(key, ttl);
         }
         match (get, old) {
             (true, Some(old)) => Reply::Bulk(old),
@@ -178,10 +192,12 @@ impl KvStore {
             return Reply::Integer(0);
         }
         if from != to {
+            let ttl = self.expire_at(from);
             self.remove(from);
             if let Err(refusal) = self.put(to, &value) {
                 return refusal;
             }
+            self.set_expiry(to, ttl);
         }
         if only_if_absent {
             Reply::Integer(1)

@@ -108,6 +108,21 @@ def commands(rc):
         check("MULTI/EXEC" in str(error), f"EVAL refusal: {error}")
 
 
+def expiry(rc):
+    check(rc.set("compat:ttl", "v", ex=100) is True, "SET EX")
+    check(rc.ttl("compat:ttl") == 100, "TTL")
+    check(rc.pexpire("compat:ttl", 50_000) is True and rc.ttl("compat:ttl") == 50, "PEXPIRE")
+    check(rc.persist("compat:ttl") is True and rc.ttl("compat:ttl") == -1, "PERSIST")
+    check(rc.setex("compat:short", 1, "v") is True, "SETEX")
+    check(rc.set("compat:gone", "v", px=50) is True, "SET PX")
+    deadline = time.monotonic() + 10
+    while rc.get("compat:gone") is not None:
+        check(time.monotonic() < deadline, "a key with a 50 ms TTL never expired")
+        time.sleep(0.01)
+    check(rc.exists("compat:gone") == 0 and rc.ttl("compat:gone") == -2, "expired key is gone")
+    check(rc.getex("compat:short", persist=True) == "v" and rc.ttl("compat:short") == -1, "GETEX PERSIST")
+
+
 def pipelines_and_transactions(rc):
     pipe = rc.pipeline()
     for i in range(50):
@@ -194,6 +209,7 @@ def main():
     check(rc.flushall(target_nodes=RedisCluster.PRIMARIES) is True, "FLUSHALL")
     check(rc.dbsize(target_nodes=RedisCluster.PRIMARIES) == 0, "DBSIZE after FLUSHALL")
     commands(rc)
+    expiry(rc)
     pipelines_and_transactions(rc)
     rc.close()
     print(json.dumps({"redis_py": redis.__version__, "failover": failover(addrs)}))

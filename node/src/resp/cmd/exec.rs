@@ -60,7 +60,7 @@ impl Exec {
                     ops,
                     watched: watch.keys,
                 };
-                match backend.write(command).await {
+                match backend.write(super::stamped(command)).await {
                     Ok(reply) => reply_frame(reply),
                     Err(error) => write_error_frame(error, slot),
                 }

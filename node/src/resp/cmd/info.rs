@@ -91,9 +91,11 @@ impl Info {
                     }
                 }
                 _ => {
-                    let keys = server.backend.local_read(|store| store.len());
+                    let (keys, expires) = server
+                        .backend
+                        .local_read(|store| (store.len(), store.keys_with_expiry()));
                     text.push_str("# Keyspace\r\n");
-                    let _ = write!(text, "db0:keys={keys},expires=0,avg_ttl=0\r\n");
+                    let _ = write!(text, "db0:keys={keys},expires={expires},avg_ttl=0\r\n");
                 }
             }
         }

@@ -20,10 +20,15 @@ mod eval;
 mod evalsha;
 mod exec;
 mod exists;
+mod expire;
+mod expireat;
+mod expiretime;
+mod expiry_args;
 mod flushall;
 mod flushdb;
 mod get;
 mod getdel;
+mod getex;
 mod getrange;
 mod getset;
 mod hello;
@@ -36,7 +41,13 @@ mod mget;
 mod mset;
 mod msetnx;
 mod multi;
+mod persist;
+mod pexpire;
+mod pexpireat;
+mod pexpiretime;
 mod ping;
+mod psetex;
+mod pttl;
 mod quit;
 mod raft_digest;
 mod raft_status;
@@ -48,11 +59,13 @@ mod renamenx;
 mod scan;
 mod select;
 mod set;
+mod setex;
 mod setnx;
 mod setrange;
 mod strlen;
 mod time;
 mod touch;
+mod ttl;
 mod r#type;
 mod unlink;
 mod unwatch;
@@ -69,6 +82,8 @@ use raftkv::kv::{Command as KvCommand, KvStore, Query};
 pub(crate) use args::Args;
 #[cfg(test)]
 pub(crate) use cluster::cluster_node_id;
+#[cfg(test)]
+pub(crate) use expiry_args::now_ms;
 
 use super::backend::{read_error_frame, reply_frame, write_error_frame, Backend};
 use super::session::{Session, Transaction, TRANSACTION_OPS_MAX};
@@ -106,10 +121,14 @@ pub(crate) const SPECS: &[&Spec] = &[
     &evalsha::SPEC,
     &exec::SPEC,
     &exists::SPEC,
+    &expire::SPEC,
+    &expireat::SPEC,
+    &expiretime::SPEC,
     &flushall::SPEC,
     &flushdb::SPEC,
     &get::SPEC,
     &getdel::SPEC,
+    &getex::SPEC,
     &getrange::SPEC,
     &getset::SPEC,
     &hello::SPEC,
@@ -122,7 +141,13 @@ pub(crate) const SPECS: &[&Spec] = &[
     &mset::SPEC,
     &msetnx::SPEC,
     &multi::SPEC,
+    &persist::SPEC,
+    &pexpire::SPEC,
+    &pexpireat::SPEC,
+    &pexpiretime::SPEC,
     &ping::SPEC,
+    &psetex::SPEC,
+    &pttl::SPEC,
     &quit::SPEC,
     &raft_digest::SPEC,
     &raft_status::SPEC,
@@ -134,11 +159,13 @@ pub(crate) const SPECS: &[&Spec] = &[
     &scan::SPEC,
     &select::SPEC,
     &set::SPEC,
+    &setex::SPEC,
     &setnx::SPEC,
     &setrange::SPEC,
     &strlen::SPEC,
     &time::SPEC,
     &touch::SPEC,
+    &ttl::SPEC,
     &r#type::SPEC,
     &unlink::SPEC,
     &unwatch::SPEC,
@@ -453,13 +480,23 @@ pub(crate) fn write_store<B: Backend>(context: &Context<'_, B>, command: KvComma
     let slot = context.slot;
     Execution::Write(
         async move {
-            match backend.write(command).await {
+            match backend.write(stamped(command)).await {
                 Ok(reply) => reply_frame(reply),
                 Err(error) => write_error_frame(error, slot),
             }
         }
         .boxed(),
     )
+}
+
+/// `command` stamped with this node's clock. Only a leader proposes, so the
+/// stamp is the leader's clock when it accepted the write: every node
+/// expires keys by these stamps (`kv::Command::At`), never by its own clock.
+pub(crate) fn stamped(command: KvCommand) -> KvCommand {
+    KvCommand::At {
+        now_ms: expiry_args::now_ms(),
+        command: Box::new(command),
+    }
 }
 
 /// A command on the data: a write replicated through the log, or a read
@@ -480,10 +517,14 @@ const DATA_COMMANDS: &[(&str, DataParser)] = &[
     ("decrby", decrby::parse),
     ("del", del::parse),
     ("exists", exists::parse),
+    ("expire", expire::parse),
+    ("expireat", expireat::parse),
+    ("expiretime", expiretime::parse),
     ("flushall", flushall::parse),
     ("flushdb", flushdb::parse),
     ("get", get::parse),
     ("getdel", getdel::parse),
+    ("getex", getex::parse),
     ("getrange", getrange::parse),
     ("getset", getset::parse),
     ("incr", incr::parse),
@@ -492,14 +533,22 @@ const DATA_COMMANDS: &[(&str, DataParser)] = &[
     ("mget", mget::parse),
     ("mset", mset::parse),
     ("msetnx", msetnx::parse),
+    ("persist", persist::parse),
+    ("pexpire", pexpire::parse),
+    ("pexpireat", pexpireat::parse),
+    ("pexpiretime", pexpiretime::parse),
+    ("psetex", psetex::parse),
+    ("pttl", pttl::parse),
     ("randomkey", randomkey::parse),
     ("rename", rename::parse),
     ("renamenx", renamenx::parse),
     ("set", set::parse),
+    ("setex", setex::parse),
     ("setnx", setnx::parse),
     ("setrange", setrange::parse),
     ("strlen", strlen::parse),
     ("touch", touch::parse),
+    ("ttl", ttl::parse),
     ("type", r#type::parse),
     ("unlink", unlink::parse),
 ];
@@ -515,7 +564,13 @@ fn data_parser(name: &str) -> Option<DataParser> {
 pub(crate) fn run_data<B: Backend>(context: &Context<'_, B>, op: DataOp) -> Execution {
     match op {
         DataOp::Write(command) => write_store(context, command),
-        DataOp::Read(query) => read_store(context, move |store| reply_frame(store.query(&query))),
+        DataOp::Read(query) => read_store(context, move |store| {
+            // The leader's clock (or the store's, if this node's is behind):
+            // a key whose expiry passed reads as missing before any write
+            // removes it.
+            let now_ms = expiry_args::now_ms().max(store.clock_ms());
+            reply_frame(store.query(&query, now_ms))
+        }),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use raftkv::kv::{Command as KvCommand, Query, SetCondition};
+use raftkv::kv::{Command as KvCommand, Query, SetCondition, TtlChange};
 
 use crate::resp::cmd::{Command, CommandError, DataOp, SPECS};
 
@@ -100,11 +100,14 @@ fn mset_needs_pairs() {
 }
 
 #[test]
-fn set_parses_nx_xx_get_and_names_the_options_it_refuses() {
-    let set_with = |words: &[&str]| match parse(words) {
-        Ok(Command::Data(DataOp::Write(KvCommand::SetWith { condition, get, .. }))) => {
-            (condition, get)
-        }
+fn set_parses_its_options_and_names_the_ones_it_does_not_know() {
+    let set_ttl = |words: &[&str]| match parse(words) {
+        Ok(Command::Data(DataOp::Write(KvCommand::SetTtl {
+            condition,
+            get,
+            ttl,
+            ..
+        }))) => (condition, get, ttl),
         other => panic!("{words:?}: {other:?}"),
     };
     assert!(matches!(
@@ -112,27 +115,70 @@ fn set_parses_nx_xx_get_and_names_the_options_it_refuses() {
         Ok(Command::Data(DataOp::Write(KvCommand::Set { .. })))
     ));
     assert_eq!(
-        set_with(&["set", "k", "v", "nx"]),
-        (SetCondition::IfAbsent, false)
+        set_ttl(&["set", "k", "v", "nx"]),
+        (SetCondition::IfAbsent, false, TtlChange::Clear)
     );
     assert_eq!(
-        set_with(&["set", "k", "v", "XX", "GET"]),
-        (SetCondition::IfPresent, true)
+        set_ttl(&["set", "k", "v", "XX", "GET", "KEEPTTL"]),
+        (SetCondition::IfPresent, true, TtlChange::Keep)
     );
     assert_eq!(
-        set_with(&["set", "k", "v", "GET"]),
-        (SetCondition::Always, true)
+        set_ttl(&["set", "k", "v", "PXAT", "1700000000000"]),
+        (
+            SetCondition::Always,
+            false,
+            TtlChange::At(1_700_000_000_000)
+        )
     );
+    assert!(matches!(
+        set_ttl(&["set", "k", "v", "EX", "10"]).2,
+        TtlChange::At(at) if at > 1_700_000_000_000
+    ));
     assert_eq!(error_of(&["set", "k", "v", "NX", "XX"]), "ERR syntax error");
-    for option in ["EX", "PX", "EXAT", "PXAT", "KEEPTTL"] {
-        let error = error_of(&["set", "k", "v", option, "10"]);
-        assert!(error.contains(&format!("'{option}'")), "{error}");
-    }
+    assert_eq!(
+        error_of(&["set", "k", "v", "EX", "1", "PX", "1"]),
+        "ERR syntax error"
+    );
+    assert_eq!(error_of(&["set", "k", "v", "EX"]), "ERR syntax error");
+    assert_eq!(
+        error_of(&["set", "k", "v", "EX", "0"]),
+        "ERR invalid expire time in 'set' command"
+    );
+    assert_eq!(
+        error_of(&["set", "k", "v", "EX", "x"]),
+        "ERR value is not an integer or out of range"
+    );
     assert_eq!(
         error_of(&["set", "k", "v", "BOGUS"]),
         "ERR syntax error: unknown SET option 'BOGUS'"
     );
     assert_eq!(error_of(&["set", "k"]), arity_error("set"));
+}
+
+#[test]
+fn expire_options_follow_redis() {
+    assert_eq!(
+        error_of(&["expire", "k", "10", "NX", "XX"]),
+        "ERR NX and XX, GT or LT options at the same time are not compatible"
+    );
+    assert_eq!(
+        error_of(&["expire", "k", "10", "GT", "LT"]),
+        "ERR NX and XX, GT or LT options at the same time are not compatible"
+    );
+    assert!(parse(&["expire", "k", "10", "XX", "GT"]).is_ok());
+    assert_eq!(
+        error_of(&["expire", "k", "10", "SOON"]),
+        "ERR Unsupported option SOON"
+    );
+    assert_eq!(
+        error_of(&["expire", "k", "9223372036854775807"]),
+        "ERR invalid expire time in 'expire' command"
+    );
+    assert_eq!(
+        error_of(&["setex", "k", "-1", "v"]),
+        "ERR invalid expire time in 'setex' command"
+    );
+    assert_eq!(error_of(&["getex", "k", "EX"]), "ERR syntax error");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 mod auth;
 mod cluster;
 mod commands;
+mod expiry;
 mod fake;
 mod frame;
 mod glob;

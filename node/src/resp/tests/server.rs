@@ -73,8 +73,8 @@ async fn string_commands_on_the_leader() {
     };
     assert!(message.starts_with("ERR "), "{message}");
     assert_eq!(
-        client.call(&["SET", "k", "v", "EX", "10"]).await,
-        Frame::error("ERR SET option 'EX' is not supported: raftkv keys do not expire")
+        client.call(&["SET", "k", "v", "EX", "0"]).await,
+        Frame::error("ERR invalid expire time in 'set' command")
     );
     assert_eq!(
         client.call(&["GET"]).await,
