@@ -10,14 +10,11 @@ use super::{Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "auth",
-    arity: -2,
-    flags: &["noscript", "loading", "stale", "fast", "noauth"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec = Spec::keyless(
+    "auth",
+    -2,
+    &["noscript", "loading", "stale", "fast", "noauth"],
+);
 
 pub(crate) const NOAUTH: &str = "NOAUTH Authentication required.";
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";

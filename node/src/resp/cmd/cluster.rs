@@ -19,14 +19,7 @@ use crate::resp::backend::{not_leader_frame, Backend};
 use crate::resp::slot::{key_slot, SLOTS};
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "cluster",
-    arity: -2,
-    flags: &["stale", "loading"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec = Spec::keyless("cluster", -2, &["stale", "loading"]);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Cluster {

@@ -10,14 +10,8 @@ use super::{Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::Backend;
 use crate::resp::{glob_match, Frame};
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "config",
-    arity: -2,
-    flags: &["admin", "noscript", "loading", "stale"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec =
+    Spec::keyless("config", -2, &["admin", "noscript", "loading", "stale"]);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Config {

@@ -1,15 +1,10 @@
 //! DECRBY key decrement: the new value.
 
-use super::{Args, CommandError, DataOp, Spec};
 use raftkv::kv::Command as KvCommand;
-pub(crate) const SPEC: Spec = Spec {
-    name: "decrby",
-    arity: 3,
-    flags: &["write", "denyoom", "fast"],
-    first_key: 1,
-    last_key: 1,
-    key_step: 1,
-};
+
+use super::{Args, CommandError, DataOp, Spec};
+
+pub(crate) const SPEC: Spec = Spec::one_key("decrby", 3, &["write", "denyoom", "fast"]);
 
 pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
     let key = args.next_bytes()?;

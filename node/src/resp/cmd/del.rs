@@ -1,15 +1,10 @@
 //! DEL key [key ...]: replicated; replies the number of keys that existed.
 
-use super::{Args, CommandError, DataOp, Spec};
 use raftkv::kv::Command as KvCommand;
-pub(crate) const SPEC: Spec = Spec {
-    name: "del",
-    arity: -2,
-    flags: &["write"],
-    first_key: 1,
-    last_key: -1,
-    key_step: 1,
-};
+
+use super::{Args, CommandError, DataOp, Spec};
+
+pub(crate) const SPEC: Spec = Spec::all_keys("del", -2, &["write"]);
 
 pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
     Ok(DataOp::Write(KvCommand::Del {

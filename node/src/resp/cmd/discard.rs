@@ -4,14 +4,8 @@ use super::{Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "discard",
-    arity: 1,
-    flags: &["noscript", "loading", "stale", "fast"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec =
+    Spec::keyless("discard", 1, &["noscript", "loading", "stale", "fast"]);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Discard;

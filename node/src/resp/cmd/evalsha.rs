@@ -3,11 +3,4 @@
 
 use super::Spec;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "evalsha",
-    arity: -3,
-    flags: &["noscript", "stale"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec = Spec::keyless("evalsha", -3, &["noscript", "stale"]);

@@ -10,14 +10,8 @@ use super::{Args, CommandError, Context, DataOp, Execution, Spec};
 use crate::resp::backend::{reply_frame, write_error_frame, Backend};
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "exec",
-    arity: 1,
-    flags: &["noscript", "loading", "stale", "skip_slowlog"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec =
+    Spec::keyless("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"]);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Exec;

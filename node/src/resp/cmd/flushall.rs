@@ -1,15 +1,10 @@
 //! FLUSHALL [ASYNC|SYNC]: FLUSHDB (raftkv has one database).
 
-use super::{Args, CommandError, DataOp, Spec};
 use raftkv::kv::Command as KvCommand;
-pub(crate) const SPEC: Spec = Spec {
-    name: "flushall",
-    arity: -1,
-    flags: &["write"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+
+use super::{Args, CommandError, DataOp, Spec};
+
+pub(crate) const SPEC: Spec = Spec::keyless("flushall", -1, &["write"]);
 
 pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
     super::flush_mode(args)?;

@@ -1,16 +1,11 @@
 //! GETRANGE key start end: the bytes from start to end inclusive (negative
 //! positions count from the end), empty for a missing key.
 
-use super::{Args, CommandError, DataOp, Spec};
 use raftkv::kv::Query;
-pub(crate) const SPEC: Spec = Spec {
-    name: "getrange",
-    arity: 4,
-    flags: &["readonly"],
-    first_key: 1,
-    last_key: 1,
-    key_step: 1,
-};
+
+use super::{Args, CommandError, DataOp, Spec};
+
+pub(crate) const SPEC: Spec = Spec::one_key("getrange", 4, &["readonly"]);
 
 pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
     let key = args.next_bytes()?;

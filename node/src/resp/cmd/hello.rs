@@ -11,14 +11,7 @@ use super::{Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "hello",
-    arity: -1,
-    flags: &["fast", "stale", "noauth"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec = Spec::keyless("hello", -1, &["fast", "stale", "noauth"]);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Hello {

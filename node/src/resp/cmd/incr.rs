@@ -1,16 +1,11 @@
 //! INCR key: replicated; the new value, or Redis's error when the value is
 //! not an integer or the result would overflow.
 
-use super::{Args, CommandError, DataOp, Spec};
 use raftkv::kv::Command as KvCommand;
-pub(crate) const SPEC: Spec = Spec {
-    name: "incr",
-    arity: 2,
-    flags: &["write", "denyoom", "fast"],
-    first_key: 1,
-    last_key: 1,
-    key_step: 1,
-};
+
+use super::{Args, CommandError, DataOp, Spec};
+
+pub(crate) const SPEC: Spec = Spec::one_key("incr", 2, &["write", "denyoom", "fast"]);
 
 pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
     Ok(DataOp::Write(KvCommand::IncrBy {

@@ -1,16 +1,11 @@
 //! INCRBYFLOAT key increment: the new value as text (shortest form that reads
 //! back as the same double).
 
-use super::{Args, CommandError, DataOp, Spec};
 use raftkv::kv::Command as KvCommand;
-pub(crate) const SPEC: Spec = Spec {
-    name: "incrbyfloat",
-    arity: 3,
-    flags: &["write", "denyoom", "fast"],
-    first_key: 1,
-    last_key: 1,
-    key_step: 1,
-};
+
+use super::{Args, CommandError, DataOp, Spec};
+
+pub(crate) const SPEC: Spec = Spec::one_key("incrbyfloat", 3, &["write", "denyoom", "fast"]);
 
 pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
     let key = args.next_bytes()?;

@@ -13,14 +13,7 @@ use crate::driver::handle::NodeStatus;
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "info",
-    arity: -1,
-    flags: &["stale", "loading"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec = Spec::keyless("info", -1, &["stale", "loading"]);
 
 /// The Redis version clients may assume for the protocol and reply shapes.
 pub(crate) const REDIS_COMPATIBLE_VERSION: &str = "7.2.4";

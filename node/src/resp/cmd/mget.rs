@@ -1,15 +1,10 @@
 //! MGET key [key ...]: the values in order, null for missing keys.
 
-use super::{Args, CommandError, DataOp, Spec};
 use raftkv::kv::Query;
-pub(crate) const SPEC: Spec = Spec {
-    name: "mget",
-    arity: -2,
-    flags: &["readonly", "fast"],
-    first_key: 1,
-    last_key: -1,
-    key_step: 1,
-};
+
+use super::{Args, CommandError, DataOp, Spec};
+
+pub(crate) const SPEC: Spec = Spec::all_keys("mget", -2, &["readonly", "fast"]);
 
 pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
     Ok(DataOp::Read(Query::MGet {

@@ -173,6 +173,53 @@ pub(crate) const SPECS: &[&Spec] = &[
     &watch::SPEC,
 ];
 
+impl Spec {
+    /// A command whose keys are its arguments from the first to `last_key`
+    /// (-1: the last), every `key_step`-th.
+    pub(crate) const fn keys(
+        name: &'static str,
+        arity: i64,
+        flags: &'static [&'static str],
+        (last_key, key_step): (i64, i64),
+    ) -> Spec {
+        Spec {
+            name,
+            arity,
+            flags,
+            first_key: if key_step == 0 { 0 } else { 1 },
+            last_key,
+            key_step,
+        }
+    }
+
+    /// A command whose one key is its first argument.
+    pub(crate) const fn one_key(
+        name: &'static str,
+        arity: i64,
+        flags: &'static [&'static str],
+    ) -> Spec {
+        Spec::keys(name, arity, flags, (1, 1))
+    }
+
+    /// A command whose every argument is a key.
+    pub(crate) const fn all_keys(
+        name: &'static str,
+        arity: i64,
+        flags: &'static [&'static str],
+    ) -> Spec {
+        Spec::keys(name, arity, flags, (-1, 1))
+    }
+
+    /// A command without keys.
+    pub(crate) const fn keyless(
+        name: &'static str,
+        arity: i64,
+        flags: &'static [&'static str],
+    ) -> Spec {
+        Spec::keys(name, arity, flags, (0, 0))
+    }
+}
+
 /// The spec of `name` (any case).
 pub(crate) fn spec_of(name: &[u8]) -> Option<&'static Spec> {
     SPECS

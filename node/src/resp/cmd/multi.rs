@@ -5,14 +5,7 @@ use crate::resp::backend::Backend;
 use crate::resp::session::Transaction;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "multi",
-    arity: 1,
-    flags: &["noscript", "loading", "stale", "fast"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec = Spec::keyless("multi", 1, &["noscript", "loading", "stale", "fast"]);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Multi;

@@ -2,14 +2,8 @@
 
 use super::expiry_args::{expire, Unit};
 use super::{Args, CommandError, DataOp, Spec};
-pub(crate) const SPEC: Spec = Spec {
-    name: "pexpire",
-    arity: -3,
-    flags: &["write", "fast"],
-    first_key: 1,
-    last_key: 1,
-    key_step: 1,
-};
+
+pub(crate) const SPEC: Spec = Spec::one_key("pexpire", -3, &["write", "fast"]);
 
 pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
     expire(args, "pexpire", Unit::Milliseconds, false)

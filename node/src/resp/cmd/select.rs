@@ -5,14 +5,7 @@ use super::args::parse_i64;
 use super::{Args, CommandError, Execution, Spec};
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "select",
-    arity: 2,
-    flags: &["loading", "stale", "fast"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec = Spec::keyless("select", 2, &["loading", "stale", "fast"]);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Select;

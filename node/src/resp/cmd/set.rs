@@ -8,14 +8,7 @@ use raftkv::kv::{Command as KvCommand, SetCondition, TtlChange};
 use super::expiry_args::set_option_ttl;
 use super::{Args, CommandError, DataOp, Spec};
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "set",
-    arity: -3,
-    flags: &["write", "denyoom"],
-    first_key: 1,
-    last_key: 1,
-    key_step: 1,
-};
+pub(crate) const SPEC: Spec = Spec::one_key("set", -3, &["write", "denyoom"]);
 
 pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
     let key = args.next_bytes()?;

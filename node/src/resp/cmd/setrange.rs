@@ -1,16 +1,11 @@
 //! SETRANGE key offset value: overwrites from offset, padding with zero
 //! bytes; the new length.
 
-use super::{Args, CommandError, DataOp, Spec};
 use raftkv::kv::Command as KvCommand;
-pub(crate) const SPEC: Spec = Spec {
-    name: "setrange",
-    arity: 4,
-    flags: &["write", "denyoom"],
-    first_key: 1,
-    last_key: 1,
-    key_step: 1,
-};
+
+use super::{Args, CommandError, DataOp, Spec};
+
+pub(crate) const SPEC: Spec = Spec::one_key("setrange", 4, &["write", "denyoom"]);
 
 pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
     let key = args.next_bytes()?;

@@ -4,14 +4,7 @@
 use super::{Args, CommandError, Execution, Spec};
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "time",
-    arity: 1,
-    flags: &["loading", "stale", "fast"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec = Spec::keyless("time", 1, &["loading", "stale", "fast"]);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Time;

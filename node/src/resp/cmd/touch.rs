@@ -1,16 +1,11 @@
 //! TOUCH key [key ...]: how many of the keys exist. raftkv keeps no access
 //! times, so it changes nothing.
 
-use super::{Args, CommandError, DataOp, Spec};
 use raftkv::kv::Query;
-pub(crate) const SPEC: Spec = Spec {
-    name: "touch",
-    arity: -2,
-    flags: &["readonly", "fast"],
-    first_key: 1,
-    last_key: -1,
-    key_step: 1,
-};
+
+use super::{Args, CommandError, DataOp, Spec};
+
+pub(crate) const SPEC: Spec = Spec::all_keys("touch", -2, &["readonly", "fast"]);
 
 pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
     Ok(DataOp::Read(Query::Exists {

@@ -1,16 +1,11 @@
 //! UNLINK key [key ...]: DEL (a removal is O(1) per key here, so there is
 //! nothing to do in the background).
 
-use super::{Args, CommandError, DataOp, Spec};
 use raftkv::kv::Command as KvCommand;
-pub(crate) const SPEC: Spec = Spec {
-    name: "unlink",
-    arity: -2,
-    flags: &["write", "fast"],
-    first_key: 1,
-    last_key: -1,
-    key_step: 1,
-};
+
+use super::{Args, CommandError, DataOp, Spec};
+
+pub(crate) const SPEC: Spec = Spec::all_keys("unlink", -2, &["write", "fast"]);
 
 pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
     Ok(DataOp::Write(KvCommand::Del {

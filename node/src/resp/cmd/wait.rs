@@ -13,14 +13,7 @@ use crate::driver::handle::NodeStatus;
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "wait",
-    arity: 3,
-    flags: &["noscript"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec = Spec::keyless("wait", 3, &["noscript"]);
 
 /// Longest WAIT, also for `timeout` 0 (Redis waits forever).
 const WAIT_MS_MAX: u64 = 60_000;

@@ -11,14 +11,8 @@ use super::{Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::{read_error_frame, Backend};
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "watch",
-    arity: -2,
-    flags: &["noscript", "loading", "stale", "fast"],
-    first_key: 1,
-    last_key: -1,
-    key_step: 1,
-};
+pub(crate) const SPEC: Spec =
+    Spec::all_keys("watch", -2, &["noscript", "loading", "stale", "fast"]);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Watch {
