@@ -100,7 +100,7 @@ impl KvStore {
     }
 
     /// Whether `key` exists and has not expired at `now_ms`.
-    pub(super) fn is_live(&self, key: &[u8], now_ms: u64) -> bool {
+    pub fn is_live(&self, key: &[u8], now_ms: u64) -> bool {
         self.get(key).is_some() && self.expire_at(key).is_none_or(|at| at > now_ms)
     }
 

@@ -32,8 +32,8 @@ pub enum Query {
         key: Bytes,
     },
     DbSize,
-    /// RANDOMKEY: the first key at or after `probe` (random bytes the
-    /// server drew), wrapping to the first key.
+    /// RANDOMKEY: the first key after `probe` (random bytes the server
+    /// drew), wrapping to the first key.
     RandomKey {
         probe: Bytes,
     },
@@ -92,11 +92,15 @@ impl KvStore {
             ),
             Query::DbSize => Reply::Integer(self.len() as i64),
             Query::RandomKey { probe } => {
-                let before: Vec<u8> = probe.to_vec();
-                let at = self
-                    .scan_from(&before)
-                    .or_else(|| self.scan(None, 1).into_iter().next().map(|(k, _)| k));
-                bulk_or_nil(at)
+                // The first live key after the probe, wrapping around;
+                // keys that expired but are not removed yet are skipped.
+                let live_key = |after: Option<&[u8]>| {
+                    self.scan(after, RANDOMKEY_PROBES_MAX)
+                        .into_iter()
+                        .map(|(k, _)| k)
+                        .find(|key| self.is_live(key, now_ms))
+                };
+                bulk_or_nil(live_key(Some(probe)).or_else(|| live_key(None)))
             }
             Query::Ttl { key, unit } => Reply::Integer(match self.expiry_of(key, now_ms) {
                 Err(code) => code,
@@ -128,15 +132,11 @@ impl KvStore {
         }
         self.expire_at(key).ok_or(-1)
     }
-
-    /// The first key at or after `from`.
-    fn scan_from(&self, from: &[u8]) -> Option<Bytes> {
-        if self.get(from).is_some() {
-            return Some(Bytes::copy_from_slice(from));
-        }
-        self.scan(Some(from), 1).into_iter().next().map(|(k, _)| k)
-    }
 }
+
+/// Keys RANDOMKEY looks at on each side of its probe for one that has not
+/// expired (so it stays cheap when many keys expired at once).
+const RANDOMKEY_PROBES_MAX: usize = 1_000;
 
 /// GETRANGE's byte range of a string of `len` bytes, as Redis computes it
 /// (negative positions count from the end; out-of-range ends are clamped).

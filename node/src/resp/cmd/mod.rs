@@ -536,6 +536,13 @@ pub(crate) fn write_store<B: Backend>(context: &Context<'_, B>, command: KvComma
     )
 }
 
+/// The time a read is evaluated at: this node's clock, or the store's
+/// (the latest leader stamp) if this node's is behind. A key whose expiry
+/// passed reads as missing before any write removes it.
+pub(crate) fn read_clock_ms(store: &KvStore) -> u64 {
+    expiry_args::now_ms().max(store.clock_ms())
+}
+
 /// `command` stamped with this node's clock. Only a leader proposes, so the
 /// stamp is the leader's clock when it accepted the write: every node
 /// expires keys by these stamps (`kv::Command::At`), never by its own clock.
@@ -615,8 +622,7 @@ pub(crate) fn run_data<B: Backend>(context: &Context<'_, B>, op: DataOp) -> Exec
             // The leader's clock (or the store's, if this node's is behind):
             // a key whose expiry passed reads as missing before any write
             // removes it.
-            let now_ms = expiry_args::now_ms().max(store.clock_ms());
-            reply_frame(store.query(&query, now_ms))
+            reply_frame(store.query(&query, read_clock_ms(store)))
         }),
     }
 }

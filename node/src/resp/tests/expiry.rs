@@ -99,6 +99,12 @@ async fn an_expired_key_reads_as_missing_before_any_write_removes_it() {
     assert_eq!(c.call(&["GET", "k"]).await, Frame::Null);
     assert_eq!(c.call(&["EXISTS", "k"]).await, Frame::Integer(0));
     assert_eq!(c.call(&["TTL", "k"]).await, Frame::Integer(-2));
+    assert_eq!(c.call(&["KEYS", "*"]).await, Frame::Array(vec![]));
+    assert_eq!(
+        c.call(&["SCAN", "0"]).await,
+        Frame::Array(vec![Frame::bulk("0"), Frame::Array(vec![])])
+    );
+    assert_eq!(c.call(&["RANDOMKEY"]).await, Frame::Null);
     // The next write removes it from the state (and the digest).
     c.call(&["SET", "other", "x"]).await;
     assert!(server.node.store.read().get(b"k").is_none());
