@@ -104,6 +104,31 @@ async fn gate_path_survives_leader_failure() {
     }
     let (new_leader, new_term) = wait_for_leader(&cluster).await;
     assert_ne!(new_leader, old_leader);
+    // Cluster clients are sent to the new leader, and never to the dead node.
+    let new_leader_addr = cluster.node(new_leader).client_addr.clone();
+    for id in &followers {
+        let addr = cluster.node(*id).client_addr.clone();
+        let (old, new) = (old_leader_addr.clone(), new_leader_addr.clone());
+        wait_for(
+            &format!("node {id}: CLUSTER SLOTS without the dead node"),
+            || {
+                let (addr, old, new) = (addr.clone(), old.clone(), new.clone());
+                async move {
+                    let mut connection = Connection::connect(&addr, WAIT_DEADLINE).await.ok()?;
+                    let slots = connection.request(&[b"CLUSTER", b"SLOTS"]).await.ok()?;
+                    let text = format!("{slots:?}");
+                    let master_port = new.rsplit_once(':')?.1;
+                    let dead_port = old.rsplit_once(':')?.1;
+                    let master_first = matches!(&slots, Frame::Array(shards)
+                    if matches!(shards.first(), Some(Frame::Array(shard))
+                        if matches!(shard.get(2), Some(Frame::Array(node))
+                            if node.get(1) == Some(&Frame::Integer(master_port.parse().ok()?)))));
+                    (master_first && !text.contains(&format!("Integer({dead_port})"))).then_some(())
+                }
+            },
+        )
+        .await;
+    }
     assert!(
         new_term > old_term,
         "new term {new_term} must exceed {old_term}"

@@ -741,9 +741,12 @@ impl Driver {
             incarnation: incarnation_text(status.incarnation),
             registered: status.registered,
             strangers: status.strangers,
+            // Members this node cannot reach are left out: a cluster client
+            // must not be sent to a replica that is down.
             member_client_addrs: self
                 .members
                 .iter()
+                .filter(|&&id| id == self.id || self.transport.is_connected(id))
                 .filter_map(|&id| Some((id, self.transport.peer_client_addr(id)?)))
                 .collect(),
             pid: std::process::id(),
