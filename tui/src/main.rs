@@ -80,6 +80,7 @@ fn main() -> ExitCode {
         Some(Command::Tui(args)) => args.cluster.requirepass.clone(),
         Some(Command::Up(args)) => args.requirepass.clone(),
         Some(Command::Demo(args)) => args.cluster.requirepass.clone(),
+        Some(Command::Kv(args)) => args.requirepass.clone(),
         Some(_) => None,
     };
     raftkv_node::client::use_password(requirepass);
