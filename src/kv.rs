@@ -2,8 +2,15 @@
 //! SET, DEL, MSET and INCR, and the order-independent incremental digest of
 //! DESIGN.md ("State digest").
 
+mod expiry;
 mod pair;
+mod query;
+mod strings;
 mod tree;
+
+pub use expiry::{ExpireCondition, TtlChange};
+pub use query::{Query, TimeUnit};
+pub use strings::{format_float, parse_float, parse_strict_i64, STRING_BYTES_MAX};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -12,12 +19,127 @@ use pair::{Pair, ValueOwner};
 use tree::{Item, Probe, Tree};
 
 /// A write command, replicated through the log as `encode()`d bytes.
+///
+/// The log holds these in postcard form, where a variant is its position:
+/// new variants go at the end and existing ones never change, so every
+/// entry ever written applies the same way on every version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    Set { key: Bytes, value: Bytes },
-    Del { keys: Vec<Bytes> },
-    MSet { pairs: Vec<(Bytes, Bytes)> },
-    Incr { key: Bytes },
+    Set {
+        key: Bytes,
+        value: Bytes,
+    },
+    Del {
+        keys: Vec<Bytes>,
+    },
+    MSet {
+        pairs: Vec<(Bytes, Bytes)>,
+    },
+    /// INCR as first logged: the value parses as Rust's `i64::from_str`
+    /// (kept for entries already in logs; new INCRs are `IncrBy`).
+    Incr {
+        key: Bytes,
+    },
+    /// INCR, INCRBY, DECR, DECRBY: Redis's strict integer syntax.
+    IncrBy {
+        key: Bytes,
+        by: i64,
+    },
+    /// INCRBYFLOAT; `by` is the increment's text, parsed when applied.
+    IncrByFloat {
+        key: Bytes,
+        by: Bytes,
+    },
+    Append {
+        key: Bytes,
+        value: Bytes,
+    },
+    SetRange {
+        key: Bytes,
+        offset: u64,
+        value: Bytes,
+    },
+    /// SET with NX / XX / GET (GETSET is SET ... GET).
+    SetWith {
+        key: Bytes,
+        value: Bytes,
+        condition: SetCondition,
+        get: bool,
+    },
+    GetDel {
+        key: Bytes,
+    },
+    /// MSETNX (and SETNX, its one-pair case): all or nothing, 1 or 0.
+    MSetNx {
+        pairs: Vec<(Bytes, Bytes)>,
+    },
+    /// RENAME (`only_if_absent` false) and RENAMENX.
+    Rename {
+        from: Bytes,
+        to: Bytes,
+        only_if_absent: bool,
+    },
+    /// FLUSHDB / FLUSHALL.
+    FlushAll,
+    /// MULTI ... EXEC: applied as one entry, so no other command runs in
+    /// between on any node. If a watched key's version differs from the
+    /// one recorded at WATCH, nothing is applied and the reply is nil.
+    Exec {
+        ops: Vec<TxOp>,
+        watched: Vec<Watched>,
+    },
+    /// `command` stamped with the proposing leader's clock (ms since the
+    /// Unix epoch): applying it first advances the store's clock and
+    /// removes the keys that expired by then (see `expiry.rs`).
+    At {
+        now_ms: u64,
+        command: Box<Command>,
+    },
+    /// SET with an expiry option (EX, PX, EXAT, PXAT, KEEPTTL), SETEX, PSETEX.
+    SetTtl {
+        key: Bytes,
+        value: Bytes,
+        condition: SetCondition,
+        get: bool,
+        ttl: TtlChange,
+    },
+    /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT (`at_ms` absolute).
+    Expire {
+        key: Bytes,
+        at_ms: u64,
+        condition: ExpireCondition,
+    },
+    Persist {
+        key: Bytes,
+    },
+    GetEx {
+        key: Bytes,
+        ttl: TtlChange,
+    },
+}
+
+/// One queued command of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxOp {
+    Write(Command),
+    Read(Query),
+}
+
+/// A key WATCHed before MULTI, with its version then (`KvStore::version`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watched {
+    pub key: Bytes,
+    pub version: Option<[u8; 32]>,
+}
+
+/// When SET stores its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SetCondition {
+    Always,
+    /// NX: only when the key does not exist.
+    IfAbsent,
+    /// XX: only when the key exists.
+    IfPresent,
 }
 
 /// The result of applying a command, as Redis would reply.
@@ -26,6 +148,12 @@ pub enum Reply {
     Ok,
     Integer(i64),
     Error(String),
+    /// A null bulk string (missing key, condition not met).
+    Nil,
+    Bulk(Bytes),
+    /// A status reply other than OK (TYPE's `string`).
+    Status(String),
+    Array(Vec<Reply>),
 }
 
 impl Command {
@@ -34,6 +162,53 @@ impl Command {
         Bytes::from(
             postcard::to_allocvec(self).expect("serializing a command into memory cannot fail"),
         )
+    }
+
+    /// (payload bytes, byte strings) the command holds: sizes the buffer
+    /// `encode` fills.
+    pub fn size_hint(&self) -> (usize, usize) {
+        let pairs_size = |pairs: &[(Bytes, Bytes)]| {
+            (
+                pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
+                2 * pairs.len(),
+            )
+        };
+        match self {
+            Command::At { command, .. } => command.size_hint(),
+            Command::Set { key, value }
+            | Command::SetTtl { key, value, .. }
+            | Command::Append { key, value }
+            | Command::SetRange { key, value, .. }
+            | Command::SetWith { key, value, .. }
+            | Command::IncrByFloat { key, by: value } => (key.len() + value.len(), 2),
+            Command::Del { keys } => (keys.iter().map(|k| k.len()).sum(), keys.len()),
+            Command::MSet { pairs } | Command::MSetNx { pairs } => pairs_size(pairs),
+            Command::Incr { key }
+            | Command::IncrBy { key, .. }
+            | Command::GetDel { key }
+            | Command::Expire { key, .. }
+            | Command::Persist { key }
+            | Command::GetEx { key, .. } => (key.len(), 1),
+            Command::Rename { from, to, .. } => (from.len() + to.len(), 2),
+            Command::FlushAll => (0, 0),
+            Command::Exec { ops, watched } => {
+                let (mut bytes, mut items) = (0, 0);
+                for op in ops {
+                    let (b, i) = match op {
+                        TxOp::Write(command) => command.size_hint(),
+                        // Reads are small; the encoder grows if needed.
+                        TxOp::Read(_) => (0, 1),
+                    };
+                    bytes += b;
+                    items += i + 1;
+                }
+                for w in watched {
+                    bytes += w.key.len() + 33;
+                    items += 1;
+                }
+                (bytes, items)
+            }
+        }
     }
 
     /// Parses log bytes; an error means the entry is not a raftkv command.
@@ -174,6 +349,10 @@ const TOO_LARGE: &str = "ERR key or value too large";
 pub struct KvStore {
     map: Tree,
     acc: U256,
+    /// Keys with an expiry (`expiry.rs`).
+    expiries: std::sync::Arc<expiry::Expiries>,
+    /// The latest leader stamp applied, ms since the epoch; never decreases.
+    clock_ms: u64,
 }
 
 impl std::fmt::Debug for KvStore {
@@ -193,12 +372,9 @@ impl KvStore {
     /// Applies a write; deterministic on every replica.
     pub fn apply(&mut self, command: &Command) -> Reply {
         match command {
-            Command::Set { key, value } => match Pair::new(key, value) {
-                Some(pair) => {
-                    self.insert(pair);
-                    Reply::Ok
-                }
-                None => Reply::Error(TOO_LARGE.into()),
+            Command::Set { key, value } => match self.put(key, value) {
+                Ok(()) => Reply::Ok,
+                Err(refusal) => refusal,
             },
             Command::Del { keys } => {
                 let removed = keys.iter().filter(|key| self.remove(key)).count();
@@ -214,25 +390,121 @@ impl KvStore {
                     return Reply::Error(TOO_LARGE.into());
                 };
                 for pair in built {
+                    self.set_expiry(pair.key(), None);
                     self.insert(pair);
                 }
                 Reply::Ok
             }
             Command::Incr { key } => self.incr(key),
+            Command::IncrBy { key, by } => self.incr_by(key, *by),
+            Command::IncrByFloat { key, by } => self.incr_by_float(key, by),
+            Command::Append { key, value } => self.append(key, value),
+            Command::SetRange { key, offset, value } => self.set_range(key, *offset, value),
+            Command::SetWith {
+                key,
+                value,
+                condition,
+                get,
+            } => self.set_with(key, value, *condition, *get),
+            Command::GetDel { key } => match self.get_bytes(key) {
+                Some(value) => {
+                    self.remove(key);
+                    Reply::Bulk(value)
+                }
+                None => Reply::Nil,
+            },
+            Command::MSetNx { pairs } => self.mset_nx(pairs),
+            Command::Rename {
+                from,
+                to,
+                only_if_absent,
+            } => self.rename(from, to, *only_if_absent),
+            Command::FlushAll => {
+                *self = KvStore {
+                    clock_ms: self.clock_ms,
+                    ..KvStore::new()
+                };
+                Reply::Ok
+            }
+            Command::Exec { ops, watched } => {
+                if watched.iter().any(|w| self.version(&w.key) != w.version) {
+                    return Reply::Nil;
+                }
+                let now_ms = self.clock_ms;
+                Reply::Array(
+                    ops.iter()
+                        .map(|op| match op {
+                            TxOp::Write(command) => self.apply(command),
+                            TxOp::Read(query) => self.query(query, now_ms),
+                        })
+                        .collect(),
+                )
+            }
+            Command::At { now_ms, command } => {
+                self.advance_clock(*now_ms);
+                self.apply(command)
+            }
+            Command::SetTtl {
+                key,
+                value,
+                condition,
+                get,
+                ttl,
+            } => self.set_ttl(key, value, *condition, *get, *ttl),
+            Command::Expire {
+                key,
+                at_ms,
+                condition,
+            } => self.expire(key, *at_ms, *condition),
+            Command::Persist { key } => self.persist(key),
+            Command::GetEx { key, ttl } => self.get_ex(key, *ttl),
         }
     }
 
+    /// What WATCH records of a key: the hash of its pair (None when absent).
+    /// A transaction runs only if every watched key still has the version
+    /// recorded; a key rewritten with the same value counts as unchanged.
+    pub fn version(&self, key: &[u8]) -> Option<[u8; 32]> {
+        self.get(key)
+            .map(|value| pair_hash(key, value).to_be_bytes())
+    }
+
+    /// Stores `value` under `key` without an expiry (SET), or the reply
+    /// refusing a pair too large.
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), Reply> {
+        let pair = Pair::new(key, value).ok_or_else(|| Reply::Error(TOO_LARGE.into()))?;
+        self.set_expiry(key, None);
+        self.insert(pair);
+        Ok(())
+    }
+
+    /// Stores `value` under `key`, keeping its expiry (APPEND, INCR, ...).
+    fn put_keeping_ttl(&mut self, key: &[u8], value: &[u8]) -> Result<(), Reply> {
+        let pair = Pair::new(key, value).ok_or_else(|| Reply::Error(TOO_LARGE.into()))?;
+        self.insert(pair);
+        Ok(())
+    }
+
+    /// Inserts or replaces a pair; the key keeps its expiry.
     fn insert(&mut self, pair: Pair) {
-        self.acc = self.acc.wrapping_add(pair_hash(pair.key(), pair.value()));
+        let ttl = self.expire_at(pair.key());
+        self.acc = self
+            .acc
+            .wrapping_add(expiry::entry_hash(pair.key(), pair.value(), ttl));
         if let Some(old) = self.map.insert(Item::new(pair)) {
-            self.acc = self.acc.wrapping_sub(pair_hash(old.key(), old.value()));
+            self.acc = self
+                .acc
+                .wrapping_sub(expiry::entry_hash(old.key(), old.value(), ttl));
         }
     }
 
     fn remove(&mut self, key: &[u8]) -> bool {
         match self.map.remove(&Probe::new(key)) {
             Some(old) => {
-                self.acc = self.acc.wrapping_sub(pair_hash(old.key(), old.value()));
+                let ttl = self.drop_expiry(key);
+                self.acc = self
+                    .acc
+                    .wrapping_sub(expiry::entry_hash(old.key(), old.value(), ttl));
                 true
             }
             None => false,
@@ -348,6 +620,20 @@ impl KvStore {
             out.write_all(value)?;
             payload += (key.len() + value.len()) as u64;
         }
+        // The expiry section: only when there is something to carry, so a
+        // store without expiries writes exactly the image of before.
+        if self.clock_ms > 0 || self.expiries.len() > 0 {
+            out.write_all(&[EXPIRY_SECTION_TAG])?;
+            payload += 1;
+            varint(out, self.clock_ms)?;
+            varint(out, self.expiries.len() as u64)?;
+            for (key, at) in self.expiries.iter() {
+                varint(out, key.len() as u64)?;
+                out.write_all(key)?;
+                varint(out, at)?;
+                payload += key.len() as u64;
+            }
+        }
         Ok(written + payload)
     }
 
@@ -405,14 +691,21 @@ impl KvStore {
         if let Some(what) = problem {
             return Err(fail(what));
         }
+        let mut store = KvStore {
+            map,
+            acc,
+            ..KvStore::default()
+        };
+        if reader.has_more().map_err(fail)? {
+            store.restore_expiries(&mut reader).map_err(fail)?;
+        }
         if reader.has_more().map_err(fail)? {
             return Err(fail(format!(
                 "bytes follow the last pair at byte {}",
                 reader.offset
             )));
         }
-        let store = KvStore { map, acc };
-        if store.len() != count || acc.to_be_bytes() != acc_bytes {
+        if store.len() != count || store.acc.to_be_bytes() != acc_bytes {
             return Err(DecodeError(format!(
                 "snapshot does not verify: it claims {count} keys, rebuilding it gave {} keys and a different digest",
                 store.len()
@@ -421,6 +714,61 @@ impl KvStore {
         Ok(store)
     }
 }
+
+impl KvStore {
+    /// Reads the expiry section that follows the pairs in images written
+    /// since keys can expire (older images end after the pairs).
+    fn restore_expiries<R: std::io::Read>(&mut self, reader: &mut Reader<R>) -> Result<(), String> {
+        let mut tag = [0u8];
+        reader.read_exact(&mut tag)?;
+        if tag[0] != EXPIRY_SECTION_TAG {
+            return Err(format!(
+                "bytes follow the last pair at byte {}",
+                reader.offset - 1
+            ));
+        }
+        self.clock_ms = reader.varint()?;
+        let listed = reader.varint()?;
+        let mut key = Vec::new();
+        for _ in 0..listed {
+            reader.field(&mut key)?;
+            let at = reader.varint()?;
+            if self.get(&key).is_none() || self.expire_at(&key).is_some() {
+                return Err(format!(
+                    "an expiry for a missing or repeated key before byte {}",
+                    reader.offset
+                ));
+            }
+            self.set_expiry(&key, Some(at));
+        }
+        Ok(())
+    }
+
+    /// Every pair in key order with its expiry (for full-scan digests).
+    pub fn iter_with_expiry(&self) -> impl Iterator<Item = (&[u8], &[u8], Option<u64>)> {
+        self.iter()
+            .map(|(key, value)| (key, value, self.expire_at(key)))
+    }
+}
+
+/// The digest of pairs with their expiries, computed from scratch (what
+/// `digest_of` is for stores without expiries).
+pub fn digest_with_expiry<'a>(
+    entries: impl IntoIterator<Item = (&'a [u8], &'a [u8], Option<u64>)>,
+) -> [u8; 32] {
+    let mut acc = U256::default();
+    let mut count = 0u64;
+    for (key, value, at) in entries {
+        acc = acc.wrapping_add(expiry::entry_hash(key, value, at));
+        count += 1;
+    }
+    finish_digest(count, acc)
+}
+
+/// Marks the expiry section after the pairs of a snapshot image: the clock
+/// (varint ms), then varint(count) and (varint(len k) | k | varint(at ms))*
+/// in key order.
+const EXPIRY_SECTION_TAG: u8 = 0xe7;
 
 /// Read buffer of `restore_from`.
 const RESTORE_BUFFER_BYTES: usize = 256 * 1024;
@@ -528,7 +876,7 @@ mod tests {
     }
 
     fn full_scan_digest(store: &KvStore) -> String {
-        hex(&digest_of(store.iter()))
+        hex(&digest_with_expiry(store.iter_with_expiry()))
     }
 
     /// The test vectors of DESIGN.md, computed independently of raftkv.
@@ -597,6 +945,199 @@ mod tests {
             store.apply(&Command::Incr { key }),
             Reply::Error("ERR increment or decrement would overflow".into())
         );
+    }
+
+    #[test]
+    fn exec_applies_all_or_nothing_by_its_watched_versions() {
+        let mut store = KvStore::new();
+        store.apply(&set("a", "1"));
+        let ops = vec![
+            TxOp::Write(Command::IncrBy {
+                key: Bytes::from("a"),
+                by: 5,
+            }),
+            TxOp::Read(Query::Get {
+                key: Bytes::from("a"),
+            }),
+        ];
+        let stale = Command::Exec {
+            ops: ops.clone(),
+            watched: vec![Watched {
+                key: Bytes::from("a"),
+                version: None,
+            }],
+        };
+        let before = store.digest_hex();
+        assert_eq!(store.apply(&stale), Reply::Nil);
+        assert_eq!(store.digest_hex(), before);
+        let current = Command::Exec {
+            ops,
+            watched: vec![Watched {
+                key: Bytes::from("a"),
+                version: store.version(b"a"),
+            }],
+        };
+        assert_eq!(
+            store.apply(&current),
+            Reply::Array(vec![Reply::Integer(6), Reply::Bulk(Bytes::from("6"))])
+        );
+        assert_eq!(Command::decode(&current.encode()).unwrap(), current);
+        assert_eq!(store.digest_hex(), full_scan_digest(&store));
+    }
+
+    /// Expiry is decided by the entries' stamps: two stores that apply the
+    /// same log hold the same keys and digest, whatever their own clocks.
+    #[test]
+    fn keys_expire_at_the_log_position_their_stamp_reaches() {
+        let at = |now_ms: u64, command: Command| Command::At {
+            now_ms,
+            command: Box::new(command),
+        };
+        let log = vec![
+            at(1_000, set("plain", "v")),
+            at(
+                1_000,
+                Command::SetTtl {
+                    key: Bytes::from("ttl"),
+                    value: Bytes::from("v"),
+                    condition: SetCondition::Always,
+                    get: false,
+                    ttl: TtlChange::At(1_500),
+                },
+            ),
+            // A later leader's clock behind: the store's clock does not go back.
+            at(900, set("other", "x")),
+        ];
+        let mut a = KvStore::new();
+        for command in &log {
+            a.apply(command);
+        }
+        assert_eq!(a.expire_at(b"ttl"), Some(1_500));
+        assert_eq!(a.clock_ms(), 1_000);
+        // Reads hide the key once the reader's clock passes its expiry.
+        assert_eq!(
+            a.query(
+                &Query::Get {
+                    key: Bytes::from("ttl")
+                },
+                1_499
+            ),
+            Reply::Bulk(Bytes::from("v"))
+        );
+        assert_eq!(
+            a.query(
+                &Query::Get {
+                    key: Bytes::from("ttl")
+                },
+                1_500
+            ),
+            Reply::Nil
+        );
+        // Its digest term includes the expiry; the others hash as before.
+        let without_ttl = hex(&digest_of([
+            (&b"other"[..], &b"x"[..]),
+            (b"plain", b"v"),
+            (b"ttl", b"v"),
+        ]));
+        assert_ne!(a.digest_hex(), without_ttl);
+        assert_eq!(a.digest_hex(), full_scan_digest(&a));
+        // A snapshot carries the expiry and the clock.
+        let restored = KvStore::restore(&a.snapshot()).unwrap();
+        assert_eq!(restored.digest_hex(), a.digest_hex());
+        assert_eq!(restored.expire_at(b"ttl"), Some(1_500));
+        assert_eq!(restored.clock_ms(), 1_000);
+        // The next stamped entry past the expiry removes the key on every node.
+        let mut b = restored;
+        a.apply(&at(1_600, set("later", "y")));
+        b.apply(&at(1_600, set("later", "y")));
+        assert_eq!(a.get(b"ttl"), None);
+        assert_eq!(a.digest_hex(), b.digest_hex());
+        assert_eq!(
+            a.digest_hex(),
+            hex(&digest_of([
+                (&b"later"[..], &b"y"[..]),
+                (b"other", b"x"),
+                (b"plain", b"v")
+            ]))
+        );
+    }
+
+    #[test]
+    fn expire_conditions_and_ttl_replies_follow_redis() {
+        let mut store = KvStore::new();
+        store.apply(&set("k", "v"));
+        let expire = |at_ms, condition| Command::Expire {
+            key: Bytes::from("k"),
+            at_ms,
+            condition,
+        };
+        let ttl = |store: &KvStore, unit| {
+            store.query(
+                &Query::Ttl {
+                    key: Bytes::from("k"),
+                    unit,
+                },
+                0,
+            )
+        };
+        assert_eq!(ttl(&store, TimeUnit::Seconds), Reply::Integer(-1));
+        assert_eq!(
+            store.apply(&expire(10_000, ExpireCondition::IfSome)),
+            Reply::Integer(0)
+        );
+        assert_eq!(
+            store.apply(&expire(10_000, ExpireCondition::IfLater)),
+            Reply::Integer(0)
+        );
+        assert_eq!(
+            store.apply(&expire(10_000, ExpireCondition::IfNone)),
+            Reply::Integer(1)
+        );
+        assert_eq!(ttl(&store, TimeUnit::Seconds), Reply::Integer(10));
+        assert_eq!(ttl(&store, TimeUnit::Milliseconds), Reply::Integer(10_000));
+        assert_eq!(
+            store.apply(&expire(20_000, ExpireCondition::IfEarlier)),
+            Reply::Integer(0)
+        );
+        assert_eq!(
+            store.apply(&expire(5_000, ExpireCondition::IfEarlier)),
+            Reply::Integer(1)
+        );
+        assert_eq!(
+            store.query(
+                &Query::ExpireTime {
+                    key: Bytes::from("k"),
+                    unit: TimeUnit::Seconds
+                },
+                0
+            ),
+            Reply::Integer(5)
+        );
+        // INCR-like edits keep the expiry, SET clears it.
+        store.apply(&Command::Append {
+            key: Bytes::from("k"),
+            value: Bytes::from("w"),
+        });
+        assert_eq!(store.expire_at(b"k"), Some(5_000));
+        store.apply(&set("k", "1"));
+        assert_eq!(store.expire_at(b"k"), None);
+        assert_eq!(
+            store.apply(&Command::Persist {
+                key: Bytes::from("k")
+            }),
+            Reply::Integer(0)
+        );
+        assert_eq!(
+            store.query(
+                &Query::Ttl {
+                    key: Bytes::from("none"),
+                    unit: TimeUnit::Seconds
+                },
+                0
+            ),
+            Reply::Integer(-2)
+        );
+        assert_eq!(store.digest_hex(), full_scan_digest(&store));
     }
 
     #[test]
@@ -749,10 +1290,86 @@ mod tests {
         prop_oneof![
             (key.clone(), value.clone()).prop_map(|(key, value)| Command::Set { key, value }),
             prop::collection::vec(key.clone(), 1..3).prop_map(|keys| Command::Del { keys }),
-            prop::collection::vec((key.clone(), value), 1..3)
+            prop::collection::vec((key.clone(), value.clone()), 1..3)
                 .prop_map(|pairs| Command::MSet { pairs }),
-            key.prop_map(|key| Command::Incr { key }),
+            key.clone().prop_map(|key| Command::Incr { key }),
+            (key.clone(), -3i64..3).prop_map(|(key, by)| Command::IncrBy { key, by }),
+            (key.clone(), value.clone()).prop_map(|(key, value)| Command::Append { key, value }),
+            (key.clone(), 0u64..6, value.clone())
+                .prop_map(|(key, offset, value)| Command::SetRange { key, offset, value }),
+            (key.clone(), value.clone(), 0..3usize, any::<bool>()).prop_map(
+                |(key, value, condition, get)| Command::SetWith {
+                    key,
+                    value,
+                    condition: [
+                        SetCondition::Always,
+                        SetCondition::IfAbsent,
+                        SetCondition::IfPresent
+                    ][condition],
+                    get,
+                }
+            ),
+            key.clone().prop_map(|key| Command::GetDel { key }),
+            prop::collection::vec((key.clone(), value.clone()), 1..3)
+                .prop_map(|pairs| Command::MSetNx { pairs }),
+            (key.clone(), key.clone(), any::<bool>()).prop_map(|(from, to, only_if_absent)| {
+                Command::Rename {
+                    from,
+                    to,
+                    only_if_absent,
+                }
+            }),
+            (
+                key.clone(),
+                prop::sample::select(vec!["1.5", "-2", "1e3", "x"])
+            )
+                .prop_map(|(key, by)| Command::IncrByFloat {
+                    key,
+                    by: Bytes::from(by)
+                }),
+            Just(Command::FlushAll),
+            (key.clone(), 0u64..40, 0..5usize).prop_map(|(key, at_ms, condition)| {
+                Command::Expire {
+                    key,
+                    at_ms,
+                    condition: [
+                        ExpireCondition::Always,
+                        ExpireCondition::IfNone,
+                        ExpireCondition::IfSome,
+                        ExpireCondition::IfLater,
+                        ExpireCondition::IfEarlier,
+                    ][condition],
+                }
+            }),
+            key.clone().prop_map(|key| Command::Persist { key }),
+            (key.clone(), value.clone(), 0u64..40, any::<bool>()).prop_map(
+                |(key, value, at, keep)| {
+                    Command::SetTtl {
+                        key,
+                        value,
+                        condition: SetCondition::Always,
+                        get: false,
+                        ttl: if keep {
+                            TtlChange::Keep
+                        } else {
+                            TtlChange::At(at)
+                        },
+                    }
+                }
+            ),
         ]
+        .prop_flat_map(|command| {
+            (Just(command), 0u64..40, any::<bool>()).prop_map(|(command, now_ms, stamped)| {
+                if stamped {
+                    Command::At {
+                        now_ms,
+                        command: Box::new(command),
+                    }
+                } else {
+                    command
+                }
+            })
+        })
     }
 
     proptest! {

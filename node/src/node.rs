@@ -289,6 +289,7 @@ async fn start_client_server(
         bulk_bytes_max: options.bulk_bytes_max,
         arguments_max: options.arguments_max,
         connections_max: options.connections_max,
+        requirepass: options.requirepass.clone(),
         ..Default::default()
     };
     let server_shutdown = shutdown.clone();

@@ -91,4 +91,8 @@ pub struct NodeOptions {
     /// Largest number of simultaneous client connections.
     #[arg(long, default_value_t = 10_000)]
     pub connections_max: usize,
+    /// Clients must AUTH with this password before any other command
+    /// (as Redis's requirepass). Without it AUTH is refused.
+    #[arg(long)]
+    pub requirepass: Option<String>,
 }

@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use raftkv_node::client::ClusterClient;
+use raftkv_node::client::{ClusterClient, Connection};
 use raftkv_node::log_events::{
     AWAITING_READMISSION, LEADER_LOST, MEMBER_READMITTED, PEER_INCARNATION_CHANGED,
     SNAPSHOT_INSTALLED, SNAPSHOT_SENT,
 };
+use raftkv_node::resp::Frame;
 
 /// Every key in `range` reads back with its value from `id`'s own state.
 async fn assert_keys_on(cluster: &Cluster, id: u64, range: std::ops::RangeInclusive<u32>) {
@@ -77,6 +78,7 @@ async fn gate_path_survives_leader_failure() {
     let (applied_1, digest_1) = wait_converged(&cluster).await;
     assert!(applied_1 >= 50);
 
+    let old_leader_addr = cluster.node(old_leader).client_addr.clone();
     cluster.kill(old_leader);
     let followers: Vec<u64> = cluster.live_ids();
     for id in &followers {
@@ -86,9 +88,47 @@ async fn gate_path_survives_leader_failure() {
             async move { (!log_events(&path, LEADER_LOST).is_empty()).then_some(()) }
         })
         .await;
+        // Once a follower saw the leader's link break, it never sends a
+        // client to the dead leader again (CLUSTERDOWN until a new one).
+        let mut connection = Connection::connect(&cluster.node(*id).client_addr, WAIT_DEADLINE)
+            .await
+            .expect("connect to a follower");
+        let reply = connection
+            .request(&[b"SET", b"probe", b"1"])
+            .await
+            .expect("a reply");
+        assert!(
+            !matches!(&reply, Frame::Error(m) if m.starts_with("MOVED") && m.ends_with(&old_leader_addr)),
+            "node {id} redirected to the dead leader after leader_lost: {reply:?}"
+        );
     }
     let (new_leader, new_term) = wait_for_leader(&cluster).await;
     assert_ne!(new_leader, old_leader);
+    // Cluster clients are sent to the new leader, and never to the dead node.
+    let new_leader_addr = cluster.node(new_leader).client_addr.clone();
+    for id in &followers {
+        let addr = cluster.node(*id).client_addr.clone();
+        let (old, new) = (old_leader_addr.clone(), new_leader_addr.clone());
+        wait_for(
+            &format!("node {id}: CLUSTER SLOTS without the dead node"),
+            || {
+                let (addr, old, new) = (addr.clone(), old.clone(), new.clone());
+                async move {
+                    let mut connection = Connection::connect(&addr, WAIT_DEADLINE).await.ok()?;
+                    let slots = connection.request(&[b"CLUSTER", b"SLOTS"]).await.ok()?;
+                    let text = format!("{slots:?}");
+                    let master_port = new.rsplit_once(':')?.1;
+                    let dead_port = old.rsplit_once(':')?.1;
+                    let master_first = matches!(&slots, Frame::Array(shards)
+                    if matches!(shards.first(), Some(Frame::Array(shard))
+                        if matches!(shard.get(2), Some(Frame::Array(node))
+                            if node.get(1) == Some(&Frame::Integer(master_port.parse().ok()?)))));
+                    (master_first && !text.contains(&format!("Integer({dead_port})"))).then_some(())
+                }
+            },
+        )
+        .await;
+    }
     assert!(
         new_term > old_term,
         "new term {new_term} must exceed {old_term}"

@@ -31,6 +31,10 @@ pub struct ClusterArgs {
     /// Delete the nodes' data dirs first and start an empty cluster.
     #[arg(long)]
     pub fresh: bool,
+    /// Start every node with `--requirepass`; the dashboard's, the gate's
+    /// and the benchmarks' own connections AUTH with it.
+    #[arg(long)]
+    pub requirepass: Option<String>,
 }
 
 /// Where every node of a local cluster lives.
@@ -43,6 +47,8 @@ pub struct ClusterLayout {
     /// Node id -> its `--cluster` value when its peer links pass through a
     /// fault proxy (`raftkv_node::fault_proxy`); otherwise `cluster_arg()`.
     pub routed_cluster_args: BTreeMap<u64, String>,
+    /// Every node's `--requirepass`.
+    pub requirepass: Option<String>,
 }
 
 impl ClusterLayout {
@@ -87,6 +93,7 @@ impl ClusterLayout {
             data_dir: args.data_dir.clone(),
             log_dir: args.log_dir.clone(),
             routed_cluster_args: BTreeMap::new(),
+            requirepass: args.requirepass.clone(),
         })
     }
 
@@ -131,7 +138,7 @@ impl ClusterLayout {
 
     /// Arguments after the program name: `node --id i --client ... --log-dir L`.
     pub fn node_args(&self, id: u64) -> Vec<OsString> {
-        vec![
+        let mut args: Vec<OsString> = vec![
             "node".into(),
             "--id".into(),
             id.to_string().into(),
@@ -149,7 +156,11 @@ impl ClusterLayout {
             self.node_data_dir(id).into_os_string(),
             "--log-dir".into(),
             self.log_dir.clone().into_os_string(),
-        ]
+        ];
+        if let Some(password) = &self.requirepass {
+            args.extend(["--requirepass".into(), password.into()]);
+        }
+        args
     }
 
     /// Client addresses in id order.
@@ -259,6 +270,7 @@ mod tests {
             data_dir: "d".into(),
             log_dir: "l".into(),
             fresh: false,
+            requirepass: None,
         }
     }
 
@@ -276,6 +288,10 @@ mod tests {
              --cluster 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103 \
              --data-dir d/node-2 --log-dir l"
         );
+        let mut protected = args(3, 7000);
+        protected.requirepass = Some("pw".into());
+        let line = ClusterLayout::new(&protected).unwrap().node_args(1);
+        assert_eq!(line[line.len() - 2..], ["--requirepass", "pw"]);
     }
 
     #[test]

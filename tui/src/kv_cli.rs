@@ -26,6 +26,9 @@ pub struct KvArgs {
     /// How long one request may retry (elections, redirects) before failing.
     #[arg(long, default_value_t = 5_000)]
     pub deadline_ms: u64,
+    /// AUTH with this password (nodes started with `--requirepass`).
+    #[arg(long)]
+    pub requirepass: Option<String>,
     #[command(subcommand)]
     pub command: KvCommand,
 }

@@ -77,6 +77,17 @@ struct NodeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The nodes this process starts require the password: every client
+    // connection it opens (dashboard polls, gate, benchmarks) sends AUTH.
+    let requirepass = match &cli.command {
+        None => cli.tui.cluster.requirepass.clone(),
+        Some(Command::Tui(args)) => args.cluster.requirepass.clone(),
+        Some(Command::Up(args)) => args.cluster.requirepass.clone(),
+        Some(Command::Demo(args)) => args.cluster.requirepass.clone(),
+        Some(Command::Kv(args)) => args.requirepass.clone(),
+        Some(_) => None,
+    };
+    raftkv_node::client::use_password(requirepass);
     match cli.command {
         None if !std::io::stdout().is_terminal() => {
             eprintln!(

@@ -412,6 +412,7 @@ mod tests {
             data_dir: dir.path().join("data"),
             log_dir: dir.path().join("logs"),
             fresh: false,
+            requirepass: None,
         })
         .unwrap();
         layout.create_dirs().unwrap();

@@ -15,6 +15,25 @@ use crate::resp::{Frame, Limits};
 /// Bytes reserved in the read buffer before each socket read.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
+/// The password every new connection of this process sends with AUTH
+/// (`raftkv up|tui|demo --requirepass`); None: no AUTH.
+static PASSWORD: std::sync::RwLock<Option<String>> = std::sync::RwLock::new(None);
+
+/// Makes every connection this process opens from now on authenticate with
+/// `password` (the dashboard, the gate and the benchmarks share this client).
+pub fn use_password(password: Option<String>) {
+    *PASSWORD
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = password;
+}
+
+fn password() -> Option<String> {
+    PASSWORD
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone()
+}
+
 /// A connected RESP client socket.
 pub struct Connection {
     addr: String,
@@ -55,14 +74,26 @@ impl Connection {
             addr: addr.to_string(),
             source,
         })?;
-        Ok(Connection {
+        let mut connection = Connection {
             addr: addr.to_string(),
             stream,
             read_buffer: BytesMut::with_capacity(READ_CHUNK_BYTES),
             io_timeout: timeout,
             limits: Limits::default(),
             in_flight: false,
-        })
+        };
+        if let Some(password) = password() {
+            match connection.request(&[b"AUTH", password.as_bytes()]).await? {
+                Frame::Simple(_) => {}
+                reply => {
+                    return Err(ClientError::Server {
+                        addr: addr.to_string(),
+                        message: format!("AUTH refused: {reply:?}"),
+                    })
+                }
+            }
+        }
+        Ok(connection)
     }
 
     /// The address this connection was opened to.

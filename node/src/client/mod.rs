@@ -28,7 +28,7 @@ pub use cluster::{
     NODE_QUERY_TIMEOUT_MS, REDIRECTS_WITHOUT_BACKOFF_MAX, RETRY_BACKOFF_INITIAL_MS,
     RETRY_BACKOFF_MAX_MS, STATUS_TIMEOUT_MS,
 };
-pub use connection::{encode_request, Connection};
+pub use connection::{encode_request, use_password, Connection};
 
 use crate::resp::FrameError;
 

@@ -362,15 +362,7 @@ pub(crate) fn status(shared: &Shared) -> NodeStatus {
 pub(crate) fn encode_command(command: &Command) -> bytes::Bytes {
     /// Bound on a postcard varint (a length or the variant tag).
     const VARINT_BYTES_MAX: usize = 10;
-    let (payload_bytes, items) = match command {
-        Command::Set { key, value } => (key.len() + value.len(), 2),
-        Command::Del { keys } => (keys.iter().map(|k| k.len()).sum(), keys.len()),
-        Command::MSet { pairs } => (
-            pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
-            2 * pairs.len(),
-        ),
-        Command::Incr { key } => (key.len(), 1),
-    };
+    let (payload_bytes, items) = command.size_hint();
     let capacity = payload_bytes + VARINT_BYTES_MAX * (items + 2);
     let encoded = postcard::to_extend(command, Vec::with_capacity(capacity))
         .expect("serializing a command into memory cannot fail");

@@ -99,6 +99,8 @@ pub(crate) async fn run_driver(
             applied_term: parts.applied_term,
             last_leader: 0,
             leader_contact: None,
+            members: options.cluster.0.iter().map(|p| p.id).collect(),
+            link_changes: 0,
         },
         published: None,
         published_contact: None,
@@ -161,6 +163,12 @@ struct NodeIo {
     applied_term: u64,
     last_leader: NodeId,
     leader_contact: Option<Instant>,
+    /// Every member id (this node included), for the client addresses the
+    /// status carries (CLUSTER SLOTS / NODES).
+    members: Vec<NodeId>,
+    /// Bumped on every peer link up or down: the status is republished, since
+    /// the addresses and the leader's reachability it shows may have changed.
+    link_changes: u64,
 }
 
 /// A driver that stops (or fails) tells the reads it still held, and its
@@ -293,8 +301,10 @@ impl Driver {
                 // The peer may have restarted with less than it
                 // acknowledged (a wiped data dir): a leader probes it again.
                 io.raw.peer_reconnected(id);
+                io.link_changes += 1;
             }
             Inbound::PeerDown { id, reason } => {
+                io.link_changes += 1;
                 let silence_ms = io.leader_contact.map(|at| at.elapsed().as_millis() as u64);
                 if id == io.last_leader && self.pipeline.last_role() != Role::Leader {
                     info!(
@@ -517,6 +527,7 @@ impl Driver {
             leader_known: self.io.leader_client_addr(status.leader_id).is_some(),
             registered: status.registered,
             strangers: status.strangers.clone(),
+            link_changes: self.io.link_changes,
         }
     }
 
@@ -548,6 +559,15 @@ impl Driver {
             incarnation: incarnation_text(status.incarnation),
             registered: status.registered,
             strangers: status.strangers,
+            // Members this node cannot reach are left out: a cluster client
+            // must not be sent to a replica that is down.
+            member_client_addrs: self
+                .io
+                .members
+                .iter()
+                .filter(|&&id| id == self.io.id || self.io.transport.is_connected(id))
+                .filter_map(|&id| Some((id, self.io.transport.peer_client_addr(id)?)))
+                .collect(),
             pid: std::process::id(),
             uptime_ms: 0,
         }
@@ -555,8 +575,12 @@ impl Driver {
 }
 
 impl NodeIo {
+    /// Where clients should go: the leader's client address, or None when
+    /// no leader is known or this node's link to it is down. A follower
+    /// that sees the leader's link break stops redirecting clients to it at
+    /// once (they get CLUSTERDOWN), not only when its election timer fires.
     fn leader_client_addr(&self, leader: NodeId) -> Option<String> {
-        if leader == 0 {
+        if leader == 0 || (leader != self.id && !self.transport.is_connected(leader)) {
             None
         } else {
             self.transport.peer_client_addr(leader)
@@ -716,6 +740,7 @@ struct StatusKey {
     snapshot_index: u64,
     match_index: Vec<(NodeId, u64)>,
     leader_known: bool,
+    link_changes: u64,
     registered: bool,
     strangers: Vec<NodeId>,
 }

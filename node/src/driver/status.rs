@@ -64,6 +64,10 @@ pub struct NodeStatus {
     /// Leader only: peers whose replies come from another incarnation than
     /// the registered one, so they count for neither votes nor commit.
     pub strangers: Vec<u64>,
+    /// (member id, client address) of every member whose address is known,
+    /// this node included. Not a RAFT.STATUS field: CLUSTER SLOTS, SHARDS
+    /// and NODES show it.
+    pub member_client_addrs: Vec<(u64, String)>,
     pub pid: u32,
     pub uptime_ms: u64,
 }
@@ -212,6 +216,7 @@ mod tests {
             incarnation: incarnation_text(0xa41f_0c9d_22e3_b871),
             registered: true,
             strangers: vec![3],
+            member_client_addrs: Vec::new(),
             pid: 4242,
             uptime_ms: 1000,
         };

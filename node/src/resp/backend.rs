@@ -2,8 +2,8 @@
 //! tested against an in-memory store, and how node errors become RESP errors.
 //!
 //! Error replies a client can meet (DESIGN.md "Client protocol"):
-//! - `-MOVED 0 <host:port>`: this node is not the leader; the leader's client
-//!   address is given. The command was definitely not applied; retry there
+//! - `-MOVED <slot> <host:port>`: this node is not the leader; the leader's
+//!   client address is given, with the slot of the request's first key. The command was definitely not applied; retry there
 //!   (`redis-cli -c` follows it).
 //! - `-CLUSTERDOWN no leader`: no leader is known (an election is running).
 //!   The command was definitely not applied; retry after a short wait.
@@ -60,22 +60,23 @@ impl Backend for NodeHandle {
     }
 }
 
-/// `-MOVED 0 <addr>` or `-CLUSTERDOWN no leader` for a request this node
-/// cannot serve because it is not the leader.
-pub fn not_leader_frame(leader_client_addr: Option<&str>) -> Frame {
+/// `-MOVED <slot> <addr>` or `-CLUSTERDOWN no leader` for a request this
+/// node cannot serve because it is not the leader (`slot`: the slot of the
+/// request's first key, 0 without keys).
+pub fn not_leader_frame(leader_client_addr: Option<&str>, slot: u16) -> Frame {
     match leader_client_addr {
-        Some(addr) if !addr.is_empty() => Frame::error(format!("MOVED 0 {addr}")),
+        Some(addr) if !addr.is_empty() => Frame::error(format!("MOVED {slot} {addr}")),
         _ => Frame::error("CLUSTERDOWN no leader"),
     }
 }
 
 /// The reply to a write the node did not (or may not have) applied.
-pub fn write_error_frame(error: WriteError) -> Frame {
+pub fn write_error_frame(error: WriteError, slot: u16) -> Frame {
     match error {
         WriteError::NotLeader { leader_client_addr } => {
-            not_leader_frame(leader_client_addr.as_deref())
+            not_leader_frame(leader_client_addr.as_deref(), slot)
         }
-        WriteError::NoLeader => not_leader_frame(None),
+        WriteError::NoLeader => not_leader_frame(None, slot),
         WriteError::OutcomeUnknown(reason) => {
             Frame::error(format!("UNCERTAIN outcome unknown: {reason}"))
         }
@@ -84,12 +85,12 @@ pub fn write_error_frame(error: WriteError) -> Frame {
 }
 
 /// The reply to a linearizable read the node could not serve.
-pub fn read_error_frame(error: ReadError) -> Frame {
+pub fn read_error_frame(error: ReadError, slot: u16) -> Frame {
     match error {
         ReadError::NotLeader { leader_client_addr } => {
-            not_leader_frame(leader_client_addr.as_deref())
+            not_leader_frame(leader_client_addr.as_deref(), slot)
         }
-        ReadError::NoLeader => not_leader_frame(None),
+        ReadError::NoLeader => not_leader_frame(None, slot),
         ReadError::Refused(reason) => Frame::error(format!("TRYAGAIN {reason}")),
     }
 }
@@ -101,5 +102,9 @@ pub fn reply_frame(reply: Reply) -> Frame {
         Reply::Integer(value) => Frame::Integer(value),
         // The state machine's messages already carry their code (`ERR ...`).
         Reply::Error(message) => Frame::Error(message),
+        Reply::Nil => Frame::Null,
+        Reply::Bulk(bytes) => Frame::Bulk(bytes),
+        Reply::Status(text) => Frame::Simple(text),
+        Reply::Array(replies) => Frame::Array(replies.into_iter().map(reply_frame).collect()),
     }
 }

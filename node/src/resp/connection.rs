@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::backend::Backend;
-use super::cmd::{Command, Context, Execution};
+use super::cmd::{request_slot, Command, Context, Execution};
 use super::session::Session;
 use super::state::ServerState;
 use super::{Frame, FrameError};
@@ -127,7 +127,8 @@ pub(crate) async fn run<B: Backend>(
         .local_addr()
         .map(|addr| addr.to_string())
         .unwrap_or_default();
-    let session = Session::new(state.next_client_id(), peer.to_string(), local);
+    let mut session = Session::new(state.next_client_id(), peer.to_string(), local);
+    session.authenticated = state.limits.requirepass.is_none();
     let id = session.id;
     debug!(event = log_events::CLIENT_CONNECTED, id, peer = %peer);
     let mut connection = Connection {
@@ -211,15 +212,23 @@ impl<B: Backend> Connection<B> {
                 }
                 _ => {}
             }
+            let slot = request_slot(&frame);
             let execution = match Command::from_frame(frame) {
                 Ok(command) => {
                     let mut context = Context {
                         server: &self.state,
                         session: &mut self.session,
+                        slot,
                     };
                     command.execute(&mut context)
                 }
-                Err(error) => Execution::Now(error.to_frame()),
+                Err(error) => {
+                    // Inside MULTI, a command refused while queueing makes EXEC fail.
+                    if let Some(transaction) = self.session.transaction.as_mut() {
+                        transaction.failed = true;
+                    }
+                    Execution::Now(error.to_frame())
+                }
             };
             let resp3 = self.session.resp3;
             match execution {

@@ -25,6 +25,9 @@ pub struct Limits {
     /// Encoded replies are flushed to the socket once this many bytes are
     /// pending, even in the middle of a pipelined batch.
     pub write_buffer_bytes_max: usize,
+    /// Not a bound but the one other setting every connection reads: the
+    /// password clients must AUTH with (`--requirepass`); None: no AUTH.
+    pub requirepass: Option<String>,
 }
 
 impl Default for Limits {
@@ -38,6 +41,7 @@ impl Default for Limits {
             frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
             pipeline_inflight_max: 128,
             write_buffer_bytes_max: 64 * 1024,
+            requirepass: None,
         }
     }
 }

@@ -19,6 +19,7 @@ mod limits;
 mod scan_cursors;
 mod server;
 mod session;
+mod slot;
 mod state;
 
 pub use backend::Backend;

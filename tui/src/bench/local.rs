@@ -75,6 +75,7 @@ impl LocalCluster {
             data_dir: data_dir.clone(),
             log_dir: args.log_dir.clone(),
             fresh: args.fresh,
+            requirepass: None,
         })?;
         if layout.has_existing_data() {
             if !args.fresh {

@@ -291,6 +291,7 @@ async fn run_chaos(args: ChaosArgs) -> Result<bool, String> {
         data_dir,
         log_dir: log_dir.clone(),
         fresh: true,
+        requirepass: None,
     })?;
     layout.create_dirs()?;
     layout.check_ports_free()?;

@@ -63,6 +63,7 @@ impl Default for DemoArgs {
                 data_dir: "data".into(),
                 log_dir: "logs".into(),
                 fresh: true,
+                requirepass: None,
             },
             out: "logs/evidence".into(),
             attach: None,

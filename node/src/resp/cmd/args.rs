@@ -45,6 +45,34 @@ impl Args {
         self.rest.drain(..).collect()
     }
 
+    /// The next argument as an integer (`ERR value is not an integer or out
+    /// of range` otherwise).
+    pub(crate) fn next_i64(&mut self) -> Result<i64, CommandError> {
+        let word = self.next_bytes()?;
+        parse_i64(&word).ok_or(CommandError::NotAnInteger)
+    }
+
+    /// Every remaining argument; at least one (a key list).
+    pub(crate) fn take_at_least_one(&mut self) -> Result<Vec<Bytes>, CommandError> {
+        let rest = self.take_rest();
+        if rest.is_empty() {
+            return Err(self.wrong_arity());
+        }
+        Ok(rest)
+    }
+
+    /// Every remaining argument as key/value pairs; at least one pair.
+    pub(crate) fn take_pairs(&mut self) -> Result<Vec<(Bytes, Bytes)>, CommandError> {
+        if self.rest.is_empty() || !self.rest.len().is_multiple_of(2) {
+            return Err(self.wrong_arity());
+        }
+        let mut pairs = Vec::with_capacity(self.rest.len() / 2);
+        while let (Some(key), Some(value)) = (self.rest.pop_front(), self.rest.pop_front()) {
+            pairs.push((key, value));
+        }
+        Ok(pairs)
+    }
+
     /// Errors if arguments are left over.
     pub(crate) fn finish(&self) -> Result<(), CommandError> {
         if self.rest.is_empty() {

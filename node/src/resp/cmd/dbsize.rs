@@ -1,28 +1,12 @@
 //! DBSIZE: the number of keys.
 
-use super::{read_store, Args, CommandError, Context, Execution, Spec};
-use crate::resp::backend::Backend;
-use crate::resp::Frame;
+use raftkv::kv::Query;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "dbsize",
-    arity: 1,
-    flags: &["readonly", "fast"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+use super::{Args, CommandError, DataOp, Spec};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct DbSize;
+pub(crate) const SPEC: Spec = Spec::keyless("dbsize", 1, &["readonly", "fast"]);
 
-impl DbSize {
-    pub(crate) fn from_args(args: &mut Args) -> Result<DbSize, CommandError> {
-        args.finish()?;
-        Ok(DbSize)
-    }
-
-    pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
-        read_store(context, |store| Frame::Integer(store.len() as i64))
-    }
+pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
+    args.finish()?;
+    Ok(DataOp::Read(Query::DbSize))
 }

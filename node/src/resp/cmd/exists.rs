@@ -1,43 +1,14 @@
 //! EXISTS key [key ...]: how many of the keys exist (a key named twice
 //! counts twice, as in Redis).
 
-use bytes::Bytes;
+use raftkv::kv::Query;
 
-use super::{read_store, Args, CommandError, Context, Execution, Spec};
-use crate::resp::backend::Backend;
-use crate::resp::Frame;
+use super::{Args, CommandError, DataOp, Spec};
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "exists",
-    arity: -2,
-    flags: &["readonly", "fast"],
-    first_key: 1,
-    last_key: -1,
-    key_step: 1,
-};
+pub(crate) const SPEC: Spec = Spec::all_keys("exists", -2, &["readonly", "fast"]);
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Exists {
-    pub keys: Vec<Bytes>,
-}
-
-impl Exists {
-    pub(crate) fn from_args(args: &mut Args) -> Result<Exists, CommandError> {
-        let keys = args.take_rest();
-        if keys.is_empty() {
-            return Err(args.wrong_arity());
-        }
-        Ok(Exists { keys })
-    }
-
-    pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
-        read_store(context, move |store| {
-            Frame::Integer(
-                self.keys
-                    .iter()
-                    .filter(|key| store.get(key).is_some())
-                    .count() as i64,
-            )
-        })
-    }
+pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
+    Ok(DataOp::Read(Query::Exists {
+        keys: args.take_at_least_one()?,
+    }))
 }

@@ -1,39 +1,14 @@
 //! GET key: the value, or null. A linearizable read on the leader; a local
 //! read after READONLY.
 
-use bytes::Bytes;
+use raftkv::kv::Query;
 
-use super::{read_store, Args, CommandError, Context, Execution, Spec};
-use crate::resp::backend::Backend;
-use crate::resp::Frame;
+use super::{Args, CommandError, DataOp, Spec};
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "get",
-    arity: 2,
-    flags: &["readonly", "fast"],
-    first_key: 1,
-    last_key: 1,
-    key_step: 1,
-};
+pub(crate) const SPEC: Spec = Spec::one_key("get", 2, &["readonly", "fast"]);
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Get {
-    pub key: Bytes,
-}
-
-impl Get {
-    pub(crate) fn from_args(args: &mut Args) -> Result<Get, CommandError> {
-        Ok(Get {
-            key: args.next_bytes()?,
-        })
-    }
-
-    pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
-        read_store(context, move |store| {
-            store
-                .get_bytes(&self.key)
-                .map(Frame::Bulk)
-                .unwrap_or(Frame::Null)
-        })
-    }
+pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
+    Ok(DataOp::Read(Query::Get {
+        key: args.next_bytes()?,
+    }))
 }

@@ -1,7 +1,7 @@
 //! HELLO [protover [AUTH user pass] [SETNAME name]]: switches the
-//! connection to RESP2 or RESP3 and describes the server. raftkv has no
-//! users, so AUTH is accepted with any credentials, like Redis's default
-//! user without a password.
+//! connection to RESP2 or RESP3 and describes the server. AUTH is checked
+//! as the AUTH command checks it (refused when no password is configured);
+//! an unauthenticated connection must use it.
 
 use bytes::Bytes;
 
@@ -11,20 +11,15 @@ use super::{Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "hello",
-    arity: -1,
-    flags: &["fast", "stale", "noauth"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec = Spec::keyless("hello", -1, &["fast", "stale", "noauth"]);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Hello {
     /// `None`: keep the current protocol.
     pub protocol: Option<i64>,
     pub name: Option<Bytes>,
+    /// AUTH's (username, password).
+    pub auth: Option<(Bytes, Bytes)>,
 }
 
 impl Hello {
@@ -32,6 +27,7 @@ impl Hello {
         let mut hello = Hello {
             protocol: None,
             name: None,
+            auth: None,
         };
         let Some(version) = args.next_optional() else {
             return Ok(hello);
@@ -43,8 +39,9 @@ impl Hello {
         while let Some(option) = args.next_optional() {
             match option.to_ascii_uppercase().as_slice() {
                 b"AUTH" if args.remaining() >= 2 => {
-                    args.next_bytes()?;
-                    args.next_bytes()?;
+                    let user = args.next_bytes()?;
+                    let password = args.next_bytes()?;
+                    hello.auth = Some((user, password));
                 }
                 b"SETNAME" if args.remaining() >= 1 => {
                     let name = args.next_bytes()?;
@@ -63,6 +60,18 @@ impl Hello {
     }
 
     pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
+        if let Some((user, password)) = &self.auth {
+            let required = context.server.limits.requirepass.as_deref();
+            if let Err(message) = super::auth::check(required, Some(user), password) {
+                return Execution::Now(Frame::error(message));
+            }
+            context.session.authenticated = true;
+        }
+        if !context.session.authenticated {
+            return Execution::Now(Frame::error(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+            ));
+        }
         match self.protocol {
             Some(2) => context.session.resp3 = false,
             Some(3) => context.session.resp3 = true,
@@ -82,7 +91,7 @@ impl Hello {
             ),
             (Frame::bulk("proto"), Frame::Integer(protocol)),
             (Frame::bulk("id"), Frame::Integer(context.session.id as i64)),
-            (Frame::bulk("mode"), Frame::bulk("standalone")),
+            (Frame::bulk("mode"), Frame::bulk("cluster")),
             (Frame::bulk("role"), Frame::bulk(redis_role(status.role))),
             (Frame::bulk("modules"), Frame::Array(Vec::new())),
         ]))

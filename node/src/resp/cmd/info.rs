@@ -1,5 +1,5 @@
 //! INFO [section ...]: Redis INFO text. Sections: `server`, `clients`,
-//! `replication`, `raft` (every RAFT.STATUS field) and `keyspace`; no
+//! `replication`, `cluster`, `raft` (every RAFT.STATUS field) and `keyspace`; no
 //! section, `default`, `all` or `everything` gives them all. Like Valkey,
 //! the server section reports the Redis version whose protocol clients may
 //! assume (`redis_version`) and its own name and version.
@@ -13,19 +13,19 @@ use crate::driver::handle::NodeStatus;
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "info",
-    arity: -1,
-    flags: &["stale", "loading"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec = Spec::keyless("info", -1, &["stale", "loading"]);
 
 /// The Redis version clients may assume for the protocol and reply shapes.
 pub(crate) const REDIS_COMPATIBLE_VERSION: &str = "7.2.4";
 
-const SECTIONS: &[&str] = &["server", "clients", "replication", "raft", "keyspace"];
+const SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "replication",
+    "cluster",
+    "raft",
+    "keyspace",
+];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Info {
@@ -75,6 +75,8 @@ impl Info {
                     let _ = write!(text, "maxclients:{}\r\n", server.limits.connections_max);
                 }
                 "replication" => replication_section(&mut text, &status),
+                // Cluster clients check this before CLUSTER SLOTS (see cluster.rs).
+                "cluster" => text.push_str("# Cluster\r\ncluster_enabled:1\r\n"),
                 "raft" => {
                     text.push_str("# Raft\r\n");
                     for (field, value) in status.fields() {
@@ -82,9 +84,11 @@ impl Info {
                     }
                 }
                 _ => {
-                    let keys = server.backend.local_read(|store| store.len());
+                    let (keys, expires) = server
+                        .backend
+                        .local_read(|store| (store.len(), store.keys_with_expiry()));
                     text.push_str("# Keyspace\r\n");
-                    let _ = write!(text, "db0:keys={keys},expires=0,avg_ttl=0\r\n");
+                    let _ = write!(text, "db0:keys={keys},expires={expires},avg_ttl=0\r\n");
                 }
             }
         }
@@ -101,7 +105,7 @@ fn server_section(text: &mut String, status: &NodeStatus, local_port: u16) {
     let _ = write!(text, "redis_version:{REDIS_COMPATIBLE_VERSION}\r\n");
     let _ = write!(text, "server_name:raftkv\r\n");
     let _ = write!(text, "raftkv_version:{}\r\n", env!("CARGO_PKG_VERSION"));
-    let _ = write!(text, "redis_mode:standalone\r\n");
+    let _ = write!(text, "redis_mode:cluster\r\n");
     let _ = write!(
         text,
         "os:{} {}\r\n",

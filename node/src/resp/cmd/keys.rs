@@ -32,10 +32,12 @@ impl Keys {
     pub(crate) fn execute<B: Backend>(self, context: &mut Context<'_, B>) -> Execution {
         read_store(context, move |store| {
             let match_all = &self.pattern[..] == b"*";
+            let now_ms = super::read_clock_ms(store);
             Frame::Array(
                 store
                     .iter()
                     .filter(|(key, _)| match_all || glob_match(&self.pattern, key))
+                    .filter(|(key, _)| store.is_live(key, now_ms))
                     .map(|(key, _)| Frame::Bulk(Bytes::copy_from_slice(key)))
                     .collect(),
             )

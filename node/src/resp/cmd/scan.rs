@@ -84,10 +84,13 @@ impl Scan {
                 .type_name
                 .as_ref()
                 .is_none_or(|name| name.eq_ignore_ascii_case(b"string"));
+            let now_ms = super::read_clock_ms(store);
             let keys = batch
                 .into_iter()
                 .filter(|(key, _)| {
-                    type_matches && self.pattern.as_ref().is_none_or(|p| glob_match(p, key))
+                    type_matches
+                        && self.pattern.as_ref().is_none_or(|p| glob_match(p, key))
+                        && store.is_live(key, now_ms)
                 })
                 .map(|(key, _)| Frame::Bulk(key))
                 .collect();

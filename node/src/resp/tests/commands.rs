@@ -2,7 +2,9 @@
 
 use bytes::Bytes;
 
-use crate::resp::cmd::{Command, CommandError, SPECS};
+use raftkv::kv::{Command as KvCommand, Query, SetCondition, TtlChange};
+
+use crate::resp::cmd::{Command, CommandError, DataOp, SPECS};
 
 fn parse(words: &[&str]) -> Result<Command, CommandError> {
     Command::from_words(
@@ -50,7 +52,10 @@ fn every_fixed_arity_command_rejects_extra_arguments() {
 
 #[test]
 fn command_names_are_case_insensitive() {
-    assert!(matches!(parse(&["gEt", "k"]), Ok(Command::Get(_))));
+    assert!(matches!(
+        parse(&["gEt", "k"]),
+        Ok(Command::Data(DataOp::Read(Query::Get { .. })))
+    ));
     assert!(matches!(
         parse(&["raft.STATUS"]),
         Ok(Command::RaftStatus(_))
@@ -89,27 +94,91 @@ fn mset_needs_pairs() {
     assert_eq!(error_of(&["mset", "a"]), arity_error("mset"));
     assert_eq!(error_of(&["mset", "a", "1", "b"]), arity_error("mset"));
     match parse(&["mset", "a", "1", "b", "2"]) {
-        Ok(Command::MSet(mset)) => assert_eq!(mset.pairs.len(), 2),
+        Ok(Command::Data(DataOp::Write(KvCommand::MSet { pairs }))) => assert_eq!(pairs.len(), 2),
         other => panic!("{other:?}"),
     }
 }
 
 #[test]
-fn set_options_are_refused_as_syntax_errors() {
-    assert!(matches!(parse(&["set", "k", "v"]), Ok(Command::Set(_))));
-    for option in [
-        &["EX", "10"][..],
-        &["PX", "10"],
-        &["NX"],
-        &["XX"],
-        &["KEEPTTL"],
-        &["GET"],
-    ] {
-        let mut words = vec!["set", "k", "v"];
-        words.extend_from_slice(option);
-        assert_eq!(error_of(&words), "ERR syntax error", "{words:?}");
-    }
+fn set_parses_its_options_and_names_the_ones_it_does_not_know() {
+    let set_ttl = |words: &[&str]| match parse(words) {
+        Ok(Command::Data(DataOp::Write(KvCommand::SetTtl {
+            condition,
+            get,
+            ttl,
+            ..
+        }))) => (condition, get, ttl),
+        other => panic!("{words:?}: {other:?}"),
+    };
+    assert!(matches!(
+        parse(&["set", "k", "v"]),
+        Ok(Command::Data(DataOp::Write(KvCommand::Set { .. })))
+    ));
+    assert_eq!(
+        set_ttl(&["set", "k", "v", "nx"]),
+        (SetCondition::IfAbsent, false, TtlChange::Clear)
+    );
+    assert_eq!(
+        set_ttl(&["set", "k", "v", "XX", "GET", "KEEPTTL"]),
+        (SetCondition::IfPresent, true, TtlChange::Keep)
+    );
+    assert_eq!(
+        set_ttl(&["set", "k", "v", "PXAT", "1700000000000"]),
+        (
+            SetCondition::Always,
+            false,
+            TtlChange::At(1_700_000_000_000)
+        )
+    );
+    assert!(matches!(
+        set_ttl(&["set", "k", "v", "EX", "10"]).2,
+        TtlChange::At(at) if at > 1_700_000_000_000
+    ));
+    assert_eq!(error_of(&["set", "k", "v", "NX", "XX"]), "ERR syntax error");
+    assert_eq!(
+        error_of(&["set", "k", "v", "EX", "1", "PX", "1"]),
+        "ERR syntax error"
+    );
+    assert_eq!(error_of(&["set", "k", "v", "EX"]), "ERR syntax error");
+    assert_eq!(
+        error_of(&["set", "k", "v", "EX", "0"]),
+        "ERR invalid expire time in 'set' command"
+    );
+    assert_eq!(
+        error_of(&["set", "k", "v", "EX", "x"]),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(
+        error_of(&["set", "k", "v", "BOGUS"]),
+        "ERR syntax error: unknown SET option 'BOGUS'"
+    );
     assert_eq!(error_of(&["set", "k"]), arity_error("set"));
+}
+
+#[test]
+fn expire_options_follow_redis() {
+    assert_eq!(
+        error_of(&["expire", "k", "10", "NX", "XX"]),
+        "ERR NX and XX, GT or LT options at the same time are not compatible"
+    );
+    assert_eq!(
+        error_of(&["expire", "k", "10", "GT", "LT"]),
+        "ERR NX and XX, GT or LT options at the same time are not compatible"
+    );
+    assert!(parse(&["expire", "k", "10", "XX", "GT"]).is_ok());
+    assert_eq!(
+        error_of(&["expire", "k", "10", "SOON"]),
+        "ERR Unsupported option SOON"
+    );
+    assert_eq!(
+        error_of(&["expire", "k", "9223372036854775807"]),
+        "ERR invalid expire time in 'expire' command"
+    );
+    assert_eq!(
+        error_of(&["setex", "k", "-1", "v"]),
+        "ERR invalid expire time in 'setex' command"
+    );
+    assert_eq!(error_of(&["getex", "k", "EX"]), "ERR syntax error");
 }
 
 #[test]
@@ -219,40 +288,43 @@ fn error_replies_that_raftkv_adds_have_fixed_wording() {
         leader_client_addr: Some("127.0.0.1:7001".into()),
     };
     assert_eq!(
-        write_error_frame(moved),
-        Frame::error("MOVED 0 127.0.0.1:7001")
+        write_error_frame(moved, 12182),
+        Frame::error("MOVED 12182 127.0.0.1:7001")
     );
     assert_eq!(
-        write_error_frame(WriteError::NotLeader {
-            leader_client_addr: None
-        }),
+        write_error_frame(
+            WriteError::NotLeader {
+                leader_client_addr: None
+            },
+            0
+        ),
         Frame::error("CLUSTERDOWN no leader")
     );
     assert_eq!(
-        write_error_frame(WriteError::NoLeader),
+        write_error_frame(WriteError::NoLeader, 0),
         Frame::error("CLUSTERDOWN no leader")
     );
     assert_eq!(
-        write_error_frame(WriteError::OutcomeUnknown("leadership lost".into())),
+        write_error_frame(WriteError::OutcomeUnknown("leadership lost".into()), 0),
         Frame::error("UNCERTAIN outcome unknown: leadership lost")
     );
     assert_eq!(
-        write_error_frame(WriteError::Refused("overloaded".into())),
+        write_error_frame(WriteError::Refused("overloaded".into()), 0),
         Frame::error("TRYAGAIN overloaded")
     );
     let read_moved = ReadError::NotLeader {
         leader_client_addr: Some("127.0.0.1:7002".into()),
     };
     assert_eq!(
-        read_error_frame(read_moved),
+        read_error_frame(read_moved, 0),
         Frame::error("MOVED 0 127.0.0.1:7002")
     );
     assert_eq!(
-        read_error_frame(ReadError::NoLeader),
+        read_error_frame(ReadError::NoLeader, 0),
         Frame::error("CLUSTERDOWN no leader")
     );
     assert_eq!(
-        read_error_frame(ReadError::Refused("busy".into())),
+        read_error_frame(ReadError::Refused("busy".into()), 0),
         Frame::error("TRYAGAIN busy")
     );
 }

@@ -105,17 +105,19 @@ impl Backend for FakeNode {
 
     fn status(&self) -> NodeStatus {
         let store = self.store.read();
-        let leader = *self.role.lock() == Role::Leader;
+        let role = self.role.lock().clone();
+        let leader = role == Role::Leader;
+        let (leader_id, leader_client_addr) = match role {
+            Role::Leader => (1, "127.0.0.1:7001"),
+            Role::Candidate => (0, ""),
+            _ => (2, "127.0.0.1:7002"),
+        };
         NodeStatus {
             id: 1,
             role: if leader { "leader" } else { "follower" },
             term: 4,
-            leader_id: if leader { 1 } else { 2 },
-            leader_client_addr: if leader {
-                "127.0.0.1:7001".into()
-            } else {
-                "127.0.0.1:7002".into()
-            },
+            leader_id,
+            leader_client_addr: leader_client_addr.into(),
             commit_index: self.applied_index.load(Ordering::SeqCst),
             applied_index: self.applied_index.load(Ordering::SeqCst),
             first_index: 1,
@@ -132,6 +134,11 @@ impl Backend for FakeNode {
             } else {
                 Vec::new()
             },
+            member_client_addrs: vec![
+                (1, "127.0.0.1:7001".into()),
+                (2, "127.0.0.1:7002".into()),
+                (3, "127.0.0.1:7003".into()),
+            ],
             pid: std::process::id(),
             uptime_ms: 1234,
         }

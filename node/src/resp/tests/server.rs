@@ -73,16 +73,16 @@ async fn string_commands_on_the_leader() {
     };
     assert!(message.starts_with("ERR "), "{message}");
     assert_eq!(
-        client.call(&["SET", "k", "v", "EX", "10"]).await,
-        Frame::error("ERR syntax error")
+        client.call(&["SET", "k", "v", "EX", "0"]).await,
+        Frame::error("ERR invalid expire time in 'set' command")
     );
     assert_eq!(
         client.call(&["GET"]).await,
         Frame::error("ERR wrong number of arguments for 'get' command")
     );
     assert_eq!(
-        client.call(&["FLUSHALL", "ASYNC"]).await,
-        Frame::error("ERR unknown command 'FLUSHALL', with args beginning with: 'ASYNC' ")
+        client.call(&["SHUTDOWN", "NOSAVE"]).await,
+        Frame::error("ERR unknown command 'SHUTDOWN', with args beginning with: 'NOSAVE' ")
     );
     server.stop().await;
 }
@@ -138,11 +138,11 @@ async fn node_errors_become_moved_clusterdown_uncertain_tryagain() {
     });
     assert_eq!(
         client.call(&["SET", "k", "v"]).await,
-        Frame::error("MOVED 0 127.0.0.1:7001")
+        Frame::error("MOVED 7629 127.0.0.1:7001")
     );
     assert_eq!(
         client.call(&["GET", "k"]).await,
-        Frame::error("MOVED 0 127.0.0.1:7001")
+        Frame::error("MOVED 7629 127.0.0.1:7001")
     );
     server.node.set_role(Role::Follower {
         leader_client_addr: None,
@@ -187,7 +187,7 @@ async fn readonly_serves_reads_locally_until_readwrite() {
     });
     assert_eq!(
         client.call(&["GET", "k"]).await,
-        Frame::error("MOVED 0 127.0.0.1:7001")
+        Frame::error("MOVED 7629 127.0.0.1:7001")
     );
     assert_eq!(client.call(&["READONLY"]).await, Frame::ok());
     assert_eq!(client.call(&["GET", "k"]).await, bulk("v"));
@@ -204,18 +204,18 @@ async fn readonly_serves_reads_locally_until_readwrite() {
     // Writes still go to the leader.
     assert_eq!(
         client.call(&["SET", "k", "w"]).await,
-        Frame::error("MOVED 0 127.0.0.1:7001")
+        Frame::error("MOVED 7629 127.0.0.1:7001")
     );
     assert_eq!(client.call(&["READWRITE"]).await, Frame::ok());
     assert_eq!(
         client.call(&["GET", "k"]).await,
-        Frame::error("MOVED 0 127.0.0.1:7001")
+        Frame::error("MOVED 7629 127.0.0.1:7001")
     );
     // READONLY is per connection.
     let mut other = server.connect().await;
     assert_eq!(
         other.call(&["GET", "k"]).await,
-        Frame::error("MOVED 0 127.0.0.1:7001")
+        Frame::error("MOVED 7629 127.0.0.1:7001")
     );
     server.stop().await;
 }
@@ -245,7 +245,7 @@ async fn hello_switches_protocol_and_encoding() {
     };
     assert_eq!(field("proto"), Some(Frame::Integer(3)));
     assert_eq!(field("role"), Some(bulk("master")));
-    assert_eq!(field("mode"), Some(bulk("standalone")));
+    assert_eq!(field("mode"), Some(bulk("cluster")));
     assert!(matches!(field("id"), Some(Frame::Integer(id)) if id > 0));
     assert_eq!(client.call(&["CLIENT", "GETNAME"]).await, bulk("dash"));
     // Raw bytes: RESP3 null is `_`.

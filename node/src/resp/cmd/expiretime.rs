@@ -1,0 +1,14 @@
+//! EXPIRETIME key: when the key expires, in Unix seconds; -1, -2 as TTL.
+
+use raftkv::kv::{Query, TimeUnit};
+
+use super::{Args, CommandError, DataOp, Spec};
+
+pub(crate) const SPEC: Spec = Spec::one_key("expiretime", 2, &["readonly", "fast"]);
+
+pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
+    Ok(DataOp::Read(Query::ExpireTime {
+        key: args.next_bytes()?,
+        unit: TimeUnit::Seconds,
+    }))
+}

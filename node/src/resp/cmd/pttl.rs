@@ -1,0 +1,14 @@
+//! PTTL key: milliseconds left before the key expires; -1, -2 as TTL.
+
+use raftkv::kv::{Query, TimeUnit};
+
+use super::{Args, CommandError, DataOp, Spec};
+
+pub(crate) const SPEC: Spec = Spec::one_key("pttl", 2, &["readonly", "fast"]);
+
+pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
+    Ok(DataOp::Read(Query::Ttl {
+        key: args.next_bytes()?,
+        unit: TimeUnit::Milliseconds,
+    }))
+}

@@ -1,0 +1,14 @@
+//! TOUCH key [key ...]: how many of the keys exist. raftkv keeps no access
+//! times, so it changes nothing.
+
+use raftkv::kv::Query;
+
+use super::{Args, CommandError, DataOp, Spec};
+
+pub(crate) const SPEC: Spec = Spec::all_keys("touch", -2, &["readonly", "fast"]);
+
+pub(crate) fn parse(args: &mut Args) -> Result<DataOp, CommandError> {
+    Ok(DataOp::Read(Query::Exists {
+        keys: args.take_at_least_one()?,
+    }))
+}
