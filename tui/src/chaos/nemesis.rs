@@ -1,8 +1,9 @@
 //! The chaos run's nemesis: a seeded schedule of faults, each held 1-3 s
-//! and then healed, with a pause of 0.5-1.5 s between two. Faults act
-//! through the supervisor (kill -9 and restart, SIGSTOP and SIGCONT) and
-//! the fault proxy (isolation, halves, one-way, slow links), as in the
-//! dashboard. Faults do not overlap: each is healed before the next.
+//! and then healed, with a pause of 0.5-1.5 s between two; a third of them
+//! get a second fault half-way through their hold, and both are healed
+//! together. Faults act through the supervisor (kill -9 and restart,
+//! SIGSTOP and SIGCONT) and the fault proxy (isolation, halves, one-way,
+//! slow links), as in the dashboard.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -16,6 +17,8 @@ use crate::supervisor::Supervisor;
 /// How long a fault is held, and the quiet gap after its heal.
 const HOLD_MS: (u64, u64) = (1_000, 3_000);
 const GAP_MS: (u64, u64) = (500, 1_500);
+/// One fault in this many gets a second one while it is held.
+const OVERLAP_ONE_IN: u64 = 3;
 /// A killed node's restart waits at most this for the old process to exit.
 const EXIT_WAIT_MS: u64 = 5_000;
 
@@ -172,23 +175,41 @@ impl Nemesis {
                 break;
             }
             tokio::time::sleep(gap).await;
-            let kind = self.kinds[self.rng.below(self.kinds.len() as u64) as usize];
-            let leader = leader_of(addrs).await;
-            let (what, nodes, undo) = self.inject(kind, leader, supervisor, proxy);
-            println!("  {:>6.1} s  {what}", self.started.elapsed().as_secs_f64());
-            self.events.push(NemesisEvent {
-                kind,
-                what,
-                nodes,
-                start_us: self.now_us(),
-                end_us: None,
-            });
-            tokio::time::sleep(hold).await;
-            heal(undo, supervisor, proxy).await;
-            if let Some(event) = self.events.last_mut() {
-                event.end_us = Some(self.started.elapsed().as_micros() as u64);
+            let mut undos = vec![self.inject_next(supervisor, proxy, addrs).await];
+            // A third of the faults get company half-way through their hold:
+            // both are in place at once, then healed together.
+            tokio::time::sleep(hold / 2).await;
+            if self.rng.below(OVERLAP_ONE_IN) == 0 {
+                undos.push(self.inject_next(supervisor, proxy, addrs).await);
+            }
+            tokio::time::sleep(hold - hold / 2).await;
+            for (undo, event) in undos.into_iter().rev() {
+                heal(undo, supervisor, proxy).await;
+                self.events[event].end_us = Some(self.now_us());
             }
         }
+    }
+
+    /// Draws a fault and puts it in place; returns its undo and its event's
+    /// index.
+    async fn inject_next(
+        &mut self,
+        supervisor: &mut Supervisor,
+        proxy: &FaultProxy,
+        addrs: &[(u64, String)],
+    ) -> (Undo, usize) {
+        let kind = self.kinds[self.rng.below(self.kinds.len() as u64) as usize];
+        let leader = leader_of(addrs).await;
+        let (what, nodes, undo) = self.inject(kind, leader, supervisor, proxy);
+        println!("  {:>6.1} s  {what}", self.started.elapsed().as_secs_f64());
+        self.events.push(NemesisEvent {
+            kind,
+            what,
+            nodes,
+            start_us: self.now_us(),
+            end_us: None,
+        });
+        (undo, self.events.len() - 1)
     }
 
     /// Puts one fault in place; returns its description, nodes and undo.
@@ -213,7 +234,11 @@ impl Nemesis {
         };
         match kind {
             FaultKind::Kill => {
-                let id = leader_or_random;
+                // A node killed by an overlapping fault is not killed twice.
+                let id = Some(leader_or_random)
+                    .filter(|id| supervisor.pid(*id).is_some())
+                    .or_else(|| (1..=self.nodes).find(|id| supervisor.pid(*id).is_some()))
+                    .unwrap_or(leader_or_random);
                 let _ = supervisor.kill(id);
                 (
                     format!("kill -9 node {id}{}", role(id)),
