@@ -18,6 +18,10 @@ pub enum PlantedBug {
     /// Count a vote whatever incarnation of the voter sent it, so a node
     /// that lost its disk is counted as the voter it replaced.
     CountAnyIncarnation,
+    /// Accept a configuration change while another is not committed yet,
+    /// so two changes are in flight and the configurations that decide
+    /// may have majorities that do not overlap.
+    TwoChangesInFlight,
 }
 
 /// The minimum election timeout spans at least this many heartbeat
@@ -47,7 +51,10 @@ pub struct Config {
     /// This node's incarnation: drawn at random when its data dir was
     /// empty and kept with its storage (see `raft::registry`). Never 0.
     pub incarnation: Incarnation,
-    /// Every voter, including `id`. 3 by default, 5 works; any size >= 1.
+    /// The voters of a new cluster, including `id` (3 by default, 5 works;
+    /// any size >= 1). Used only until the log or a snapshot holds a
+    /// configuration, which then decides. Empty for a node started to join
+    /// a running cluster: it waits to be sent the log.
     pub voters: Vec<NodeId>,
     /// Leader sends a heartbeat every this many ticks; at most
     /// `election_ticks_min / ELECTION_TICKS_PER_HEARTBEAT_MIN`.
@@ -111,7 +118,7 @@ impl Config {
                 "incarnation 0 is reserved for \"no incarnation\"".into(),
             ));
         }
-        if !self.voters.contains(&self.id) {
+        if !self.voters.is_empty() && !self.voters.contains(&self.id) {
             return Err(ConfigError(format!(
                 "node id {} is not among the voters {:?}",
                 self.id, self.voters

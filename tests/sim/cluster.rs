@@ -1050,7 +1050,7 @@ impl Sim {
         entry: &Entry,
     ) -> Result<(), Failure> {
         match entry.kind {
-            EntryKind::Noop | EntryKind::Registry => Ok(()),
+            EntryKind::Noop | EntryKind::Registry | EntryKind::Config => Ok(()),
             EntryKind::Normal => {
                 let command = Command::decode(&entry.data).map_err(|e| {
                     self.failure(
@@ -1114,7 +1114,7 @@ impl Sim {
         let index = running.applied;
         let term = self.checker.applied(index).expect("applied here").term;
         let data = running.kv.snapshot();
-        let registry = running.raw.registry_at(index);
+        let members = running.raw.members_at(index);
         running.raw.compact(index, data.clone()).map_err(|e| {
             self.failure(
                 FailureKind::Contract,
@@ -1130,8 +1130,7 @@ impl Sim {
             meta: SnapshotMeta {
                 index,
                 term,
-                voters: node.config.voters.clone(),
-                registry,
+                members,
             },
             data,
         });

@@ -141,8 +141,7 @@ mod tests {
             meta: SnapshotMeta {
                 index,
                 term,
-                voters: vec![1, 2, 3],
-                registry: Vec::new(),
+                members: Vec::new(),
             },
             data: Bytes::new(),
         }

@@ -844,8 +844,7 @@ mod tests {
                 meta: SnapshotMeta {
                     index: 2,
                     term: 1,
-                    voters: vec![1, 2, 3],
-                    registry: Vec::new(),
+                    members: Vec::new(),
                 },
                 data: Bytes::new(),
             })
@@ -915,8 +914,7 @@ mod tests {
                     meta: SnapshotMeta {
                         index: 4,
                         term: 1,
-                        voters: vec![1, 2, 3],
-                        registry: Vec::new(),
+                        members: Vec::new(),
                     },
                     data: Bytes::new(),
                 })
