@@ -18,9 +18,11 @@ pub enum PlantedBug {
     /// Count a vote whatever incarnation of the voter sent it, so a node
     /// that lost its disk is counted as the voter it replaced.
     CountAnyIncarnation,
-    /// Accept a configuration change while another is not committed yet,
-    /// so two changes are in flight and the configurations that decide
-    /// may have majorities that do not overlap.
+    /// Single-server changes without their safeguard: decide by the
+    /// newest configuration alone (no joint majority) and accept a change
+    /// while another is not committed yet, so two changes are in flight
+    /// and the configurations that decide may have majorities that do not
+    /// overlap (e.g. {1,2,3,4,5} and {1,2,3}).
     TwoChangesInFlight,
 }
 

@@ -132,6 +132,13 @@ pub struct SimReport {
     pub wipes: u64,
     /// Wiped nodes seen registered as voters again.
     pub readmissions: u64,
+    /// Membership changes the leader accepted (see `membership.rs`).
+    pub membership_changes: u64,
+    /// Of those, removals of the leader itself.
+    pub leader_removals: u64,
+    /// The most and the fewest voters a configuration of the run had.
+    pub voters_max: u64,
+    pub voters_min_proposed: u64,
     pub leaders: u64,
     pub snapshots_installed: u64,
     pub compactions: u64,
@@ -185,6 +192,9 @@ struct SimNode {
     paused_until_tick: u64,
     /// Chance this node's clock advances on a simulated tick.
     tick_probability: f64,
+    /// No process and none to come: a slot never added to the cluster, or
+    /// a member removed and stopped (see `membership.rs`).
+    absent: bool,
 }
 
 struct Client {
@@ -232,9 +242,11 @@ macro_rules! trace {
     };
 }
 
-// After `trace!`, which it uses.
+// After `trace!`, which they use.
 #[path = "async_ready.rs"]
 mod async_ready;
+#[path = "membership.rs"]
+mod membership;
 
 /// Seeds the disk RNG from the run's seed.
 const DISK_RNG_SALT: u64 = 0x5EED_D15C_A5F0_0D11;
@@ -260,6 +272,9 @@ pub struct Sim {
     disk_rng: Rng,
     /// Nodes whose disk was wiped and that no one counts as a voter yet.
     unreadmitted: BTreeSet<NodeId>,
+    /// The voter sets of every configuration that may still decide: the
+    /// settled leader's, and each one proposed since.
+    voter_sets_in_play: Vec<BTreeSet<NodeId>>,
 }
 
 /// Runs one seed to the end; `Err` names the broken check.
@@ -284,10 +299,16 @@ impl Sim {
         let profile = FaultProfile::draw(&mut rng);
         let voters: Vec<NodeId> = (1..=options.cluster_size as NodeId).collect();
         let base = draw_config(&mut rng, &options, &profile, voters.clone());
+        let slots = options.cluster_size.max(membership::MEMBER_SLOTS) as NodeId;
         let mut nodes = Vec::new();
-        for &id in &voters {
-            let config = Config { id, ..base.clone() };
+        for id in 1..=slots {
+            let absent = !voters.contains(&id);
+            let mut config = Config { id, ..base.clone() };
+            if absent {
+                config.voters = Vec::new();
+            }
             nodes.push(SimNode {
+                absent,
                 id,
                 config,
                 durable: DurableStore::default(),
@@ -309,7 +330,7 @@ impl Sim {
             rng,
             now_tick: 0,
             phase: Phase::Faults,
-            net: Network::new(options.cluster_size, profile.network),
+            net: Network::new(slots as usize, profile.network),
             profile,
             nodes,
             clients,
@@ -320,7 +341,10 @@ impl Sim {
             disk,
             disk_rng,
             unreadmitted: BTreeSet::new(),
+            voter_sets_in_play: vec![voters.iter().copied().collect()],
         };
+        sim.report.voters_max = voters.len() as u64;
+        sim.report.voters_min_proposed = voters.len() as u64;
         trace!(
             sim,
             "seed {} cluster of {} profile {:?}",
@@ -331,7 +355,9 @@ impl Sim {
         trace!(sim, "persistence {:?}", sim.disk);
         trace!(sim, "config {:?}", base);
         for i in 0..sim.nodes.len() {
-            sim.start(i)?;
+            if !sim.nodes[i].absent {
+                sim.start(i)?;
+            }
         }
         Ok(sim)
     }
@@ -433,7 +459,7 @@ impl Sim {
         if !self.unreadmitted.is_empty() {
             self.note_readmissions();
         }
-        Ok(())
+        self.membership_upkeep()
     }
 
     fn shuffled_nodes(&mut self) -> Vec<usize> {
@@ -516,15 +542,12 @@ impl Sim {
 
     /// Raft tolerates lost disks only while the members whose disks are
     /// intact still form a majority: a wipe is drawn only for a node that
-    /// was a registered voter, and only while at most `n - majority` nodes
-    /// are wiped and not yet re-admitted (more would leave the cluster
+    /// is registered, and only while the intact voters stay a majority of
+    /// every configuration that may decide (more would leave the cluster
     /// unavailable for good, which is safe but cannot heal).
     fn may_wipe(&self, i: usize, registered: bool) -> bool {
-        let n = self.nodes.len();
-        let tolerated = n - (n / 2 + 1);
-        registered
-            && self.unreadmitted.len() < tolerated
-            && !self.unreadmitted.contains(&self.nodes[i].id)
+        let id = self.nodes[i].id;
+        registered && !self.unreadmitted.contains(&id) && self.may_lose_voter(id)
     }
 
     /// The crashed node's disk is gone: it restarts empty, as a new
@@ -621,7 +644,13 @@ impl Sim {
             self.nodes[i].durable.last_index(),
             self.nodes[i].durable.snapshot_index()
         );
-        // Reads never change state: a lost read simply failed.
+        self.release_clients_of(&running);
+        Ok(())
+    }
+
+    /// The process of `running` is gone: its clients hear a connection
+    /// error. Reads never change state: a lost read simply failed.
+    fn release_clients_of(&mut self, running: &Running) {
         let reads = running
             .reads_requested
             .values()
@@ -638,7 +667,6 @@ impl Sim {
         for (_, op, _) in running.proposed.values() {
             self.release_client(*op);
         }
-        Ok(())
     }
 
     fn process_ready(&mut self, i: usize) -> Result<(), Failure> {
@@ -1251,6 +1279,7 @@ impl Sim {
 
     fn inject_faults(&mut self) -> Result<(), Failure> {
         self.strike_new_leaders()?;
+        self.change_membership()?;
         if chance(&mut self.rng, self.profile.partition_change_probability) {
             self.change_partition();
         }
@@ -1450,7 +1479,7 @@ impl Sim {
             node.tick_probability = 1.0;
         }
         for i in 0..self.nodes.len() {
-            if self.nodes[i].running.is_none() {
+            if self.nodes[i].running.is_none() && !self.nodes[i].absent {
                 self.start(i)?;
             }
         }
@@ -1594,6 +1623,7 @@ impl Sim {
         let statuses: Vec<Status> = self
             .nodes
             .iter()
+            .filter(|n| !n.absent)
             .map(|n| n.running.as_ref().map(|r| r.raw.status()))
             .collect::<Option<Vec<_>>>()?;
         let leader = statuses.iter().position(|s| s.role == Role::Leader)?;
@@ -1601,7 +1631,7 @@ impl Sim {
         statuses
             .iter()
             .all(|s| s.term == term && s.leader_id == id)
-            .then(|| (leader, statuses[leader].clone()))
+            .then(|| ((id - 1) as usize, statuses[leader].clone()))
     }
 
     /// How long the node furthest behind the leader may take to catch up
@@ -1631,14 +1661,20 @@ impl Sim {
         }
         let last = leader.last_index;
         let mut digest = None;
-        for node in &self.nodes {
+        for node in self.nodes.iter().filter(|n| !n.absent) {
             let running = node.running.as_ref().expect("stable leader means all up");
             let status = running.raw.status();
             if running.applied != last || status.commit_index != last || status.last_index != last {
                 return false;
             }
-            if !status.registered {
-                // A wiped node must also be re-admitted as a voter.
+            let incarnation_unknown = leader
+                .members
+                .iter()
+                .any(|m| m.id == node.id && m.incarnation == NO_INCARNATION);
+            if !status.registered && !incarnation_unknown {
+                // A wiped node must also be re-admitted as a member (a
+                // learner added without its incarnation gets it when
+                // promoted).
                 return false;
             }
             let node_digest = running.kv.digest();
@@ -1652,7 +1688,12 @@ impl Sim {
     /// After convergence: decide open writes from the log, check every
     /// acknowledged write is durable, then check linearizability.
     fn final_checks(&mut self) -> Result<(), Failure> {
-        let final_index = self.nodes[0].running.as_ref().expect("converged").applied;
+        let final_index = self
+            .first_present()
+            .running
+            .as_ref()
+            .expect("converged")
+            .applied;
         self.report.final_applied_index = final_index;
         if self.checker.applied_len() != final_index {
             return Err(self.failure(
@@ -1745,7 +1786,13 @@ impl Sim {
                 trace!(
                     self,
                     "END applied={final_index} digest={} history={:?} checked={} leaders={}",
-                    hex(&self.nodes[0].running.as_ref().expect("up").kv.digest()),
+                    hex(&self
+                        .first_present()
+                        .running
+                        .as_ref()
+                        .expect("up")
+                        .kv
+                        .digest()),
                     self.report.history,
                     stats.operations,
                     self.report.leaders
@@ -1754,6 +1801,14 @@ impl Sim {
             }
             Err(error) => Err(self.failure(FailureKind::Linearizability, error.to_string())),
         }
+    }
+
+    /// The first node that is a member (after convergence: running).
+    fn first_present(&self) -> &SimNode {
+        self.nodes
+            .iter()
+            .find(|n| !n.absent)
+            .expect("a cluster keeps voters")
     }
 
     /// Node `i`'s log as handed to storage.

@@ -42,7 +42,12 @@ impl RawNode {
         };
         let newest = self.log.newest_membership();
         let previous = self.log.membership_before_newest();
-        if self.log.membership_change_pending() && !previous.is_empty() && previous != newest {
+        let joint = !planted!(self, TwoChangesInFlight);
+        if joint
+            && self.log.membership_change_pending()
+            && !previous.is_empty()
+            && previous != newest
+        {
             vec![set(previous), set(newest)]
         } else {
             vec![set(newest)]
@@ -221,15 +226,27 @@ impl RawNode {
         }
     }
 
-    /// True when this node may campaign: it is a voter of the newest
-    /// configuration as its own incarnation (at bootstrap: one of
-    /// `Config::voters`). A learner, a removed member, a node started to
-    /// join and a node back with an empty disk wait for a leader: nobody
-    /// would count their votes, and their terms would only disturb.
+    /// True when this node may campaign: it is a voter, as its own
+    /// incarnation, of a deciding configuration (at bootstrap: one of
+    /// `Config::voters`). A voter that the pending change removes still
+    /// campaigns: its log may be the only one holding that change, and the
+    /// joint majority it needs includes the new configuration's. A learner,
+    /// a removed member, a node started to join and a node back with an
+    /// empty disk wait for a leader: nobody would count their votes, and
+    /// their terms would only disturb.
     pub(super) fn may_campaign(&self) -> bool {
-        if self.bootstrapping() {
-            return self.config.voters.contains(&self.config.id);
-        }
+        let (id, own) = (self.config.id, self.config.incarnation);
+        self.voter_sets().iter().any(|set| {
+            set.iter().any(|&(voter, required)| {
+                voter == id && (required == NO_INCARNATION || required == own)
+            })
+        })
+    }
+
+    /// True when this node is a voter of the newest configuration as its
+    /// own incarnation (a leader that is not steps down once that
+    /// configuration is committed).
+    fn in_newest_voters(&self) -> bool {
         self.log
             .newest_membership()
             .get(&self.config.id)
@@ -465,7 +482,7 @@ impl RawNode {
         {
             return;
         }
-        if self.may_campaign() {
+        if self.in_newest_voters() {
             return;
         }
         let successor = membership::voters(self.log.newest_membership())
