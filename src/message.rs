@@ -22,7 +22,7 @@ pub const NO_NODE: NodeId = 0;
 /// on its first start with an empty data dir and keeps with its storage. A
 /// node that lost its disk comes back under the same id with a new
 /// incarnation, and is not counted as the voter it replaced until the
-/// cluster re-admits it through the log (see `raft::registry`).
+/// cluster re-admits it through the log (see `raft::membership`).
 pub type Incarnation = u64;
 
 /// "No incarnation known" (never drawn by a real node).
@@ -116,7 +116,7 @@ pub enum Body {
         last_term: Term,
         /// The candidate's commit index and the term of its entry there: a
         /// voter whose log holds that entry learns it is committed (it may
-        /// settle a member registry it holds; see `raft::registry`).
+        /// settle a configuration change it holds; see `raft::membership`).
         commit: Index,
         commit_term: Term,
     },

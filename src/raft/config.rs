@@ -51,7 +51,7 @@ const _: () = assert!(ELECTION_TICKS_MAX_DEFAULT > ELECTION_TICKS_MIN_DEFAULT);
 pub struct Config {
     pub id: NodeId,
     /// This node's incarnation: drawn at random when its data dir was
-    /// empty and kept with its storage (see `raft::registry`). Never 0.
+    /// empty and kept with its storage (see `raft::membership`). Never 0.
     pub incarnation: Incarnation,
     /// The voters of a new cluster, including `id` (3 by default, 5 works;
     /// any size >= 1). Used only until the log or a snapshot holds a

@@ -181,7 +181,7 @@ pub enum Event {
         registered: Incarnation,
     },
     /// Leader: `peer` (incarnation `incarnation`) holds everything
-    /// committed (through `match_index`); the registry naming it was
+    /// committed (through `match_index`); the configuration naming it was
     /// appended at `index`.
     ReadmissionProposed {
         peer: NodeId,
@@ -277,7 +277,8 @@ pub struct Status {
     /// Set while a leadership transfer is in progress.
     pub transfer_target: Option<NodeId>,
     pub incarnation: Incarnation,
-    /// This incarnation is the one the committed member registry names.
+    /// This incarnation is the one the configuration names (and not only
+    /// a change still pending).
     pub registered: bool,
     /// Leader only: peers whose replies come from an incarnation that is
     /// not counted (they lost their disk and await re-admission).

@@ -80,6 +80,11 @@ impl Sim {
         Ok(())
     }
 
+    /// The status of running node `i`.
+    fn status_of(&self, i: usize) -> Status {
+        self.nodes[i].running.as_ref().expect("runs").raw.status()
+    }
+
     /// True while losing voter `id` (a wipe, or its removal) leaves the
     /// intact voters a majority of every configuration that may decide.
     pub(super) fn may_lose_voter(&self, id: NodeId) -> bool {
@@ -103,12 +108,7 @@ impl Sim {
         let Some(leader) = self.current_leader() else {
             return Ok(());
         };
-        let status = self.nodes[leader]
-            .running
-            .as_ref()
-            .expect("leader runs")
-            .raw
-            .status();
+        let status = self.status_of(leader);
         let voters = status.voters();
         let learners = status.learners();
         let members: BTreeSet<NodeId> = status.members.iter().map(|m| m.id).collect();
@@ -168,12 +168,7 @@ impl Sim {
     /// {1,2,3}).
     /// Returns whether the leader accepted it.
     fn second_removal(&mut self, leader: usize) -> Result<bool, Failure> {
-        let status = self.nodes[leader]
-            .running
-            .as_ref()
-            .expect("leader runs")
-            .raw
-            .status();
+        let status = self.status_of(leader);
         let voters = status.voters();
         if voters.len() <= VOTERS_MIN {
             return Ok(false);
@@ -193,12 +188,7 @@ impl Sim {
     /// newest configuration to be a majority of it are cut off from the
     /// rest, who may hold only an older configuration.
     fn cut_off_smallest_majority(&mut self, leader: usize) {
-        let status = self.nodes[leader]
-            .running
-            .as_ref()
-            .expect("leader runs")
-            .raw
-            .status();
+        let status = self.status_of(leader);
         let leader_id = status.id;
         let voters = status.voters();
         let mut side = vec![leader_id];
@@ -252,12 +242,7 @@ impl Sim {
             return Ok(false);
         }
         self.report.membership_changes += 1;
-        let status = self.nodes[leader]
-            .running
-            .as_ref()
-            .expect("leader runs")
-            .raw
-            .status();
+        let status = self.status_of(leader);
         if change == (ConfChange::Remove { id: status.id }) {
             self.report.leader_removals += 1;
         }

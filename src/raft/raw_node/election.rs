@@ -2,7 +2,7 @@
 //! role change (Raft §5.2, thesis §9.6 pre-vote, §6.2 check-quorum).
 
 use super::RawNode;
-use crate::message::{Body, Incarnation, Index, Message, NodeId, Term, NO_INCARNATION, NO_NODE};
+use crate::message::{Body, Incarnation, Index, Message, NodeId, Term, NO_NODE};
 use crate::raft::progress::Progress;
 use crate::raft::quorum::VoteResult;
 use crate::raft::{Event, Role, StepDownReason};
@@ -36,7 +36,7 @@ pub(super) struct VoteRequest {
 
 impl RawNode {
     /// Draws a fresh timeout in `election_ticks_min..election_ticks_max`.
-    /// While the cluster has no member registry (see `raft::registry`),
+    /// While the cluster has no configuration (see `raft::membership`),
     /// an election needs every member's vote, so two candidates in one
     /// term both lose: members then take turns, in id order, one minimum
     /// election timeout apart.
@@ -479,16 +479,7 @@ impl RawNode {
     /// Check-quorum: did a majority of every deciding voter set (self
     /// included) reply in this interval?
     fn quorum_recently_active(&self) -> bool {
-        let own = self.config.incarnation;
-        let active = self.joint_majority_value(|id| {
-            if id == self.config.id {
-                return (own, 1);
-            }
-            self.progress.get(&id).map_or((NO_INCARNATION, 0), |p| {
-                (p.incarnation, u64::from(p.recent_active))
-            })
-        });
-        active == 1
+        self.joint_majority_value(1, |p| u64::from(p.recent_active)) == 1
     }
 
     pub(super) fn abort_transfer(&mut self) {

@@ -54,10 +54,19 @@ impl RawNode {
         }
     }
 
-    /// The largest value a majority of every voter set reaches, where
-    /// `value(id, incarnation)` is what that voter reached (self included)
-    /// and a voter whose message carried another incarnation counts 0.
-    pub(super) fn joint_majority_value(&self, value: impl Fn(NodeId) -> (Incarnation, u64)) -> u64 {
+    /// The largest value a majority of every voter set reaches: `own` for
+    /// this node, `peer(progress)` for a peer whose messages carry the
+    /// incarnation the set names, 0 for any other voter (one that lost its
+    /// disk stores nothing and confirms nothing).
+    pub(super) fn joint_majority_value(&self, own: u64, peer: impl Fn(&Progress) -> u64) -> u64 {
+        let value = |id: NodeId| -> (Incarnation, u64) {
+            if id == self.config.id {
+                return (self.config.incarnation, own);
+            }
+            self.progress
+                .get(&id)
+                .map_or((NO_INCARNATION, 0), |p| (p.incarnation, peer(p)))
+        };
         self.voter_sets()
             .iter()
             .map(|set| {
@@ -302,11 +311,18 @@ impl RawNode {
     }
 
     /// Peers whose replies come from an incarnation that is not counted (a
-    /// peer that has not replied in this term is not one of them).
+    /// peer that has not replied in this term is not one of them, nor a
+    /// learner added before its incarnation was known).
     pub(super) fn strangers(&self) -> Vec<NodeId> {
+        let newest = self.log.newest_membership();
         self.progress
             .iter()
             .filter(|(&id, p)| p.incarnation != NO_INCARNATION && !self.counts(id, p.incarnation))
+            .filter(|(id, _)| {
+                newest
+                    .get(id)
+                    .is_none_or(|m| m.incarnation != NO_INCARNATION)
+            })
             .map(|(&id, _)| id)
             .collect()
     }
@@ -447,6 +463,10 @@ impl RawNode {
             self.append_membership(settled);
             return;
         }
+        if !self.in_newest_voters() {
+            // Removed: it only hands over (see `maybe_step_down_removed`).
+            return;
+        }
         let committed = self.log.committed();
         let ready = self.progress.iter().find(|(&id, p)| {
             p.incarnation != NO_INCARNATION
@@ -474,15 +494,21 @@ impl RawNode {
     }
 
     /// Leader, after its commit index moved: once the configuration that
-    /// removed it is known committed, it stops leading (thesis §4.2.2) and
-    /// tells the most caught-up remaining voter to campaign at once, so
-    /// the others need not wait out an election timeout.
+    /// removed it is committed, and so is its second copy, it stops leading
+    /// (thesis §4.2.2) and tells the most caught-up remaining voter to
+    /// campaign at once, so the others need not wait out an election
+    /// timeout. Waiting for the second copy matters: a majority of the new
+    /// configuration then holds a log that shows the change committed, so
+    /// they elect among themselves without the removed members' votes
+    /// (which a removed member holding a longer log would refuse).
     pub(super) fn maybe_step_down_removed(&mut self) {
-        if self.role != Role::Leader || self.bootstrapping() || self.log.membership_change_pending()
+        let settled = self.log.membership_before_newest() == self.log.newest_membership();
+        if self.role != Role::Leader
+            || self.bootstrapping()
+            || self.log.membership_change_pending()
+            || !settled
+            || self.in_newest_voters()
         {
-            return;
-        }
-        if self.in_newest_voters() {
             return;
         }
         let successor = membership::voters(self.log.newest_membership())

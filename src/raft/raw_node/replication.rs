@@ -3,7 +3,7 @@
 //! follower's receiving side.
 
 use super::RawNode;
-use crate::message::{AppendOutcome, Body, Entry, Index, NodeId, Term, INDEX_MAX, NO_INCARNATION};
+use crate::message::{AppendOutcome, Body, Entry, Index, NodeId, Term, INDEX_MAX};
 use crate::raft::progress::ReplicationState;
 use crate::raft::{ReadState, Role};
 
@@ -353,19 +353,7 @@ impl RawNode {
     pub(super) fn maybe_commit(&mut self) -> bool {
         // A voter whose replies come from another incarnation than the
         // configured one counts as storing nothing (see `raft::membership`).
-        let (own_id, own, persisted) = (
-            self.config.id,
-            self.config.incarnation,
-            self.log.persisted(),
-        );
-        let majority_index = self.joint_majority_value(|id| {
-            if id == own_id {
-                return (own, persisted);
-            }
-            self.progress
-                .get(&id)
-                .map_or((NO_INCARNATION, 0), |p| (p.incarnation, p.match_index))
-        });
+        let majority_index = self.joint_majority_value(self.log.persisted(), |p| p.match_index);
         if majority_index <= self.log.committed() {
             return false;
         }
@@ -396,16 +384,7 @@ impl RawNode {
     /// majority of every deciding voter set).
     pub(super) fn start_read(&mut self, context: u64) {
         let index = self.log.committed();
-        let own = self.config.incarnation;
-        let own_id = self.config.id;
-        let alone = self.joint_majority_value(|id| {
-            if id == own_id {
-                (own, 1)
-            } else {
-                (NO_INCARNATION, 0)
-            }
-        });
-        if alone == 1 {
+        if self.joint_majority_value(1, |_| 0) == 1 {
             self.read_states.push(ReadState { context, index });
             return;
         }
@@ -417,19 +396,8 @@ impl RawNode {
     /// Releases reads whose round a majority acknowledged and, if others
     /// wait for a round not sent yet, sends it now.
     fn release_reads(&mut self) {
-        let (own_id, own, last_round_sent) = (
-            self.config.id,
-            self.config.incarnation,
-            self.read_only.last_round_sent(),
-        );
-        let confirmed_round = self.joint_majority_value(|id| {
-            if id == own_id {
-                return (own, last_round_sent);
-            }
-            self.progress
-                .get(&id)
-                .map_or((NO_INCARNATION, 0), |p| (p.incarnation, p.read_round_acked))
-        });
+        let last_round_sent = self.read_only.last_round_sent();
+        let confirmed_round = self.joint_majority_value(last_round_sent, |p| p.read_round_acked);
         let released = self.read_only.release(confirmed_round);
         self.read_states.extend(released);
         if self.read_only.needs_round() {

@@ -209,6 +209,25 @@ pub struct Cluster {
     pub dropped_messages: usize,
 }
 
+impl Peer {
+    /// A node started from `durable`, nothing applied yet.
+    fn start(config: Config, durable: Durable, seed: u64) -> Self {
+        let node =
+            RawNode::new(config.clone(), durable.initial_state(), seed).expect("valid config");
+        Peer {
+            node,
+            config,
+            durable,
+            state: Vec::new(),
+            applied_index: 0,
+            events: Vec::new(),
+            read_states: Vec::new(),
+            dropped_reads: Vec::new(),
+            seed,
+        }
+    }
+}
+
 impl Cluster {
     /// A cluster of nodes 1..=size with the default config (pre-vote and
     /// check-quorum on), changed by `configure`.
@@ -223,20 +242,7 @@ impl Cluster {
                 snapshot: registered_start(&voters),
                 ..Durable::default()
             };
-            let node =
-                RawNode::new(config.clone(), durable.initial_state(), seed).expect("valid config");
-            let peer = Peer {
-                node,
-                config,
-                durable,
-                state: Vec::new(),
-                applied_index: 0,
-                events: Vec::new(),
-                read_states: Vec::new(),
-                dropped_reads: Vec::new(),
-                seed,
-            };
-            peers.insert(id, peer);
+            peers.insert(id, Peer::start(config, durable, seed));
         }
         Cluster {
             peers,
@@ -461,20 +467,7 @@ impl Cluster {
         let mut config = Config::new(id, Vec::new());
         configure(&mut config);
         let seed = 1000 + id * 7919;
-        let durable = Durable::default();
-        let node =
-            RawNode::new(config.clone(), durable.initial_state(), seed).expect("valid config");
-        let peer = Peer {
-            node,
-            config,
-            durable,
-            state: Vec::new(),
-            applied_index: 0,
-            events: Vec::new(),
-            read_states: Vec::new(),
-            dropped_reads: Vec::new(),
-            seed,
-        };
+        let peer = Peer::start(config, Durable::default(), seed);
         self.peers.insert(id, peer);
     }
 

@@ -35,11 +35,16 @@ fn settle(cluster: &mut Cluster, leader: u64) {
     }));
 }
 
+/// Ticks until node `id` applied everything leader 1 committed.
+fn caught_up(cluster: &mut Cluster, id: u64) {
+    assert!(cluster.run_until(200, |c| c.node(id).status().applied_index
+        >= c.node(1).status().commit_index));
+}
+
 fn grow_to_four(cluster: &mut Cluster) {
     cluster.change(1, add_learner(4)).expect("learner added");
     settle(cluster, 1);
-    assert!(cluster.run_until(200, |c| c.node(4).status().applied_index
-        >= c.node(1).status().commit_index));
+    caught_up(cluster, 4);
     cluster
         .change(1, ConfChange::Promote { id: 4 })
         .expect("caught-up learner promoted");
@@ -110,8 +115,7 @@ fn a_learner_is_promoted_only_once_caught_up() {
         "{refused:?}"
     );
     cluster.heal();
-    assert!(cluster.run_until(200, |c| c.node(4).status().applied_index
-        >= c.node(1).status().commit_index));
+    caught_up(&mut cluster, 4);
     cluster
         .change(1, ConfChange::Promote { id: 4 })
         .expect("promoted once caught up");
@@ -315,8 +319,7 @@ fn a_member_is_replaced_by_a_new_incarnation() {
     cluster.change(1, add_learner(3)).expect("added back");
     cluster.propose(1, "during");
     settle(&mut cluster, 1);
-    assert!(cluster.run_until(200, |c| c.node(3).status().applied_index
-        >= c.node(1).status().commit_index));
+    caught_up(&mut cluster, 3);
     cluster
         .change(1, ConfChange::Promote { id: 3 })
         .expect("promoted");
@@ -344,8 +347,7 @@ fn a_cluster_grows_to_five_and_shrinks_back() {
     cluster.add_joiner(5, |_| {});
     cluster.change(1, add_learner(5)).expect("learner 5");
     settle(&mut cluster, 1);
-    assert!(cluster.run_until(200, |c| c.node(5).status().applied_index
-        >= c.node(1).status().commit_index));
+    caught_up(&mut cluster, 5);
     cluster
         .change(1, ConfChange::Promote { id: 5 })
         .expect("voter 5");
