@@ -547,7 +547,10 @@ impl Sim {
     /// unavailable for good, which is safe but cannot heal).
     fn may_wipe(&self, i: usize, registered: bool) -> bool {
         let id = self.nodes[i].id;
-        registered && !self.unreadmitted.contains(&id) && self.may_lose_voter(id)
+        registered
+            && !self.unreadmitted.contains(&id)
+            && self.may_lose_voter(id)
+            && self.membership_settled_for_wipes()
     }
 
     /// The crashed node's disk is gone: it restarts empty, as a new
@@ -1892,7 +1895,8 @@ impl Sim {
                     Some(running) => {
                         let s = running.raw.status();
                         format!(
-                        "{} term={} vote={} leader={} commit={} applied={} first={} last={}/{}{}",
+                        "{} term={} vote={} leader={} commit={} applied={} first={} last={}/{}{} \
+                         voters={:?} learners={:?} joint_with={:?} config_at={} registered={}",
                         s.role.as_str(),
                         s.term,
                         s.vote,
@@ -1902,7 +1906,12 @@ impl Sim {
                         s.first_index,
                         s.last_index,
                         s.last_term,
-                        if node.paused_until_tick > self.now_tick { " paused" } else { "" }
+                        if node.paused_until_tick > self.now_tick { " paused" } else { "" },
+                        s.voters(),
+                        s.learners(),
+                        s.previous_voters,
+                        s.membership_index,
+                        s.registered
                     )
                     }
                 };

@@ -262,14 +262,17 @@ impl RawNode {
             .is_some_and(|m| m.is_voter() && m.incarnation == self.config.incarnation)
     }
 
-    /// True when the log itself settles this node's incarnation as a
-    /// member: the newest configuration names it, and so does the one
-    /// before it if that one names its id.
+    /// True when this node's incarnation is a member for good: the newest
+    /// configuration names it, so does the one before it if that one names
+    /// its id (the second copy of a re-admission), and that entry is known
+    /// committed. Then a majority holds a log that names it twice, and no
+    /// future leader's log names another incarnation for it.
     pub(super) fn registered(&self) -> bool {
         let (id, own) = (self.config.id, self.config.incarnation);
         let named = |m: &Membership| m.get(&id).map(|member| member.incarnation);
         named(self.log.newest_membership()) == Some(own)
             && named(self.log.membership_before_newest()).is_none_or(|i| i == own)
+            && !self.log.membership_change_pending()
     }
 
     /// Reports, once per (peer, incarnation), a message from a life of

@@ -371,3 +371,48 @@ fn a_cluster_grows_to_five_and_shrinks_back() {
     assert_eq!(cluster.state_of(4), cluster.state_of(1));
     assert_eq!(cluster.state_of(5), cluster.state_of(1));
 }
+
+/// "Learners never count for votes": with both other voters down, the
+/// leader's learner cannot make it (or anyone) a leader again.
+#[test]
+fn a_learner_vote_elects_nobody() {
+    let mut cluster = cluster_with_joiner();
+    cluster.change(1, add_learner(4)).expect("learner added");
+    settle(&mut cluster, 1);
+    caught_up(&mut cluster, 4);
+    cluster.crash(2);
+    cluster.crash(3);
+    cluster.run(300);
+    assert_eq!(cluster.leader(), None, "one voter and a learner elected");
+    let granted_by_learner = cluster
+        .events_of(4)
+        .iter()
+        .any(|e| matches!(e, Event::VoteGranted { candidate: 1, .. }));
+    assert!(granted_by_learner, "the learner did answer node 1");
+}
+
+/// "A removed server that keeps campaigning must not disrupt the
+/// cluster": node 3 misses its own removal and campaigns, in vain.
+#[test]
+fn a_removed_node_that_missed_its_removal_does_not_disrupt() {
+    let mut cluster = Cluster::new(3, |_| {});
+    cluster.elect(1);
+    cluster.propose(1, "before");
+    cluster.isolate(3);
+    cluster
+        .change(1, ConfChange::Remove { id: 3 })
+        .expect("removed");
+    cluster.propose(1, "without 3");
+    settle(&mut cluster, 1);
+    let term = cluster.node(1).status().term;
+    cluster.heal();
+    cluster.run(300);
+    let campaigned = cluster
+        .events_of(3)
+        .iter()
+        .any(|e| matches!(e, Event::BecamePreCandidate { .. }));
+    assert!(campaigned, "node 3 did campaign");
+    assert_eq!(cluster.leader(), Some(1));
+    assert_eq!(cluster.node(1).status().term, term, "no term change");
+    cluster.propose(1, "still leading");
+}
