@@ -111,7 +111,8 @@ pub enum StepDownReason {
     LostQuorum,
     /// Leadership was handed to another node.
     Transferred,
-    /// The configuration that removed this node committed.
+    /// This node is not a voter of the committed configuration (it was
+    /// removed, or was elected as a learner): it hands leadership over.
     Removed,
 }
 

@@ -547,10 +547,7 @@ impl Sim {
     /// unavailable for good, which is safe but cannot heal).
     fn may_wipe(&self, i: usize, registered: bool) -> bool {
         let id = self.nodes[i].id;
-        registered
-            && !self.unreadmitted.contains(&id)
-            && self.may_lose_voter(id)
-            && self.membership_settled_for_wipes()
+        registered && !self.unreadmitted.contains(&id) && self.may_lose_voter(id)
     }
 
     /// The crashed node's disk is gone: it restarts empty, as a new

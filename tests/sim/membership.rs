@@ -85,17 +85,6 @@ impl Sim {
         self.nodes[i].running.as_ref().expect("runs").raw.status()
     }
 
-    /// True when a disk may be wiped: no change of voters may be pending.
-    /// A lost voter while one is leaves some configurations with a bare
-    /// majority of intact voters, and one of those may be a learner whose
-    /// promotion has not reached it, holding the freshest log: it refuses
-    /// every candidate and cannot campaign, so no leader is ever elected
-    /// (a liveness gap, see ARCHITECTURE.md). For the same reason no change
-    /// is proposed while a wiped node awaits re-admission.
-    pub(super) fn membership_settled_for_wipes(&self) -> bool {
-        self.voter_sets_in_play.len() == 1
-    }
-
     /// True while losing voter `id` (a wipe, or its removal) leaves the
     /// intact voters a majority of every configuration that may decide.
     pub(super) fn may_lose_voter(&self, id: NodeId) -> bool {
@@ -113,7 +102,6 @@ impl Sim {
     pub(super) fn change_membership(&mut self) -> Result<(), Failure> {
         if self.phase != Phase::Faults
             || !chance(&mut self.rng, self.profile.membership_change_probability)
-            || !self.unreadmitted.is_empty()
         {
             return Ok(());
         }

@@ -235,21 +235,30 @@ impl RawNode {
         }
     }
 
-    /// True when this node may campaign: it is a voter, as its own
+    /// True when this node may campaign: it is a member, as its own
     /// incarnation, of a deciding configuration (at bootstrap: one of
     /// `Config::voters`). A voter that the pending change removes still
     /// campaigns: its log may be the only one holding that change, and the
-    /// joint majority it needs includes the new configuration's. A learner,
-    /// a removed member, a node started to join and a node back with an
-    /// empty disk wait for a leader: nobody would count their votes, and
-    /// their terms would only disturb.
+    /// joint majority it needs includes the new configuration's. A learner
+    /// campaigns too, though its own vote never counts: it may have been
+    /// promoted in entries it has not received yet, while holding the
+    /// freshest log, which every voter's vote would need; elected, it
+    /// hands leadership to the most caught-up voter as soon as an entry of
+    /// its term commits (`maybe_step_down_removed`). Pre-vote and the
+    /// leader lease keep a learner that merely lost its leader from
+    /// disturbing anyone. A removed member, a node started to join and a
+    /// node back with an empty disk wait for a leader.
     pub(super) fn may_campaign(&self) -> bool {
         let (id, own) = (self.config.id, self.config.incarnation);
-        self.voter_sets().iter().any(|set| {
-            set.iter().any(|&(voter, required)| {
-                voter == id && (required == NO_INCARNATION || required == own)
-            })
-        })
+        if self.bootstrapping() {
+            return self.config.voters.contains(&id);
+        }
+        let member = |m: &Membership| {
+            m.get(&id)
+                .is_some_and(|member| [own, NO_INCARNATION].contains(&member.incarnation))
+        };
+        let pending_voter = self.voter_sets().iter().any(|set| set.contains(&(id, own)));
+        member(self.log.newest_membership()) || pending_voter
     }
 
     /// True when this node is a voter of the newest configuration as its

@@ -3,10 +3,14 @@
 //! one change in flight, joint majorities, and the configuration restored
 //! from a snapshot.
 
+use bytes::Bytes;
+
 use super::harness::*;
-use crate::message::{Body, NO_INCARNATION};
-use crate::raft::membership::MemberRole;
-use crate::raft::{ConfChange, ConfChangeError, Event, Role, StepDownReason};
+use crate::message::{AppendOutcome, Body, Snapshot, SnapshotMeta, NO_INCARNATION};
+use crate::raft::membership::{Member, MemberRole};
+use crate::raft::{
+    ConfChange, ConfChangeError, Event, HardState, InitialState, RawNode, Role, StepDownReason,
+};
 
 fn add_learner(id: u64) -> ConfChange {
     ConfChange::AddLearner {
@@ -84,22 +88,99 @@ fn a_learner_is_never_counted_for_commit() {
     assert!(cluster.run_until(100, |c| c.node(1).status().commit_index >= index));
 }
 
-/// A learner never campaigns, however long it hears no leader.
+/// A learner cut off from its leader pre-campaigns (it may have been
+/// promoted without knowing it) but disturbs nobody: it never bumps a
+/// term, and the voters that hear their leader refuse it.
 #[test]
-fn a_learner_never_campaigns() {
+fn a_learner_cut_off_disturbs_nobody() {
     let mut cluster = cluster_with_joiner();
     cluster.change(1, add_learner(4)).expect("learner added");
     settle(&mut cluster, 1);
-    cluster.isolate(4);
+    let term = cluster.node(1).status().term;
+    cluster.cut_links.insert((1, 4));
     cluster.run(200);
-    let campaigned = cluster.events_of(4).iter().any(|e| {
-        matches!(
-            e,
-            Event::BecamePreCandidate { .. } | Event::BecameCandidate { .. }
-        )
-    });
-    assert!(!campaigned);
+    let campaigns = |c: &Cluster| {
+        c.events_of(4)
+            .iter()
+            .filter(|e| matches!(e, Event::BecamePreCandidate { .. }))
+            .count()
+    };
+    assert!(campaigns(&cluster) > 0, "the learner pre-campaigned");
+    assert!(!cluster
+        .events_of(4)
+        .iter()
+        .any(|e| matches!(e, Event::BecameCandidate { .. })));
+    assert_eq!(cluster.leader(), Some(1));
+    assert_eq!(cluster.node(1).status().term, term);
     assert_eq!(cluster.node(4).status().role, Role::Follower);
+}
+
+/// A learner elected (its log the freshest, its promotion perhaps not
+/// received) hands leadership to a voter as soon as an entry of its term
+/// commits: learners do not lead.
+#[test]
+fn an_elected_learner_hands_leadership_to_a_voter() {
+    let mut members: Vec<Member> = [1, 2, 3].map(|id| Member::voter(id, id)).to_vec();
+    members.push(Member {
+        role: MemberRole::Learner,
+        ..Member::voter(4, 4)
+    });
+    let initial = InitialState {
+        hard_state: HardState {
+            term: 1,
+            ..HardState::default()
+        },
+        snapshot: Some(Snapshot {
+            meta: SnapshotMeta {
+                index: 0,
+                term: 0,
+                members,
+            },
+            data: Bytes::new(),
+        }),
+        entries: entries_with_terms(&[1, 1]),
+    };
+    let mut node = RawNode::new(plain_config(4, &[]), initial, 7).expect("valid");
+    tick_until_campaign(&mut node);
+    let term = node.status().term;
+    for voter in [2, 3] {
+        node.step(message(voter, 4, term, Body::VoteReply { granted: true }))
+            .expect("a voter");
+    }
+    drain(&mut node);
+    assert_eq!(node.status().role, Role::Leader, "elected by the voters");
+    let last_index = node.status().last_index;
+    let accepted = AppendOutcome::Accepted {
+        match_index: last_index,
+    };
+    // The learner's own copy never counts: two of three voters must hold it.
+    node.step(message(3, 4, term, Body::AppendReply { outcome: accepted }))
+        .expect("a voter");
+    drain(&mut node);
+    assert_eq!(
+        node.status().role,
+        Role::Leader,
+        "one voter is not a majority"
+    );
+    let behind = AppendOutcome::Accepted {
+        match_index: last_index - 1,
+    };
+    node.step(message(2, 4, term, Body::AppendReply { outcome: behind }))
+        .expect("a voter");
+    node.step(message(2, 4, term, Body::AppendReply { outcome: accepted }))
+        .expect("a voter");
+    let ready = drain(&mut node);
+    assert_eq!(node.status().commit_index, last_index);
+    assert_eq!(node.status().role, Role::Follower, "handed over");
+    assert!(ready.events.contains(&Event::SteppedDown {
+        term,
+        reason: StepDownReason::Removed,
+    }));
+    let timeout_now = all_messages(&ready)
+        .into_iter()
+        .find(|m| m.body == Body::TimeoutNow)
+        .expect("the most caught-up voter is told to campaign");
+    assert_eq!(timeout_now.to, 3);
 }
 
 /// "Promote only when caught up, or a new voter stalls commits."
