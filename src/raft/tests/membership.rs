@@ -21,11 +21,17 @@ fn add_learner(id: u64) -> ConfChange {
     }
 }
 
-/// A cluster of 3 led by node 1, with node 4 started to join.
-fn cluster_with_joiner() -> Cluster {
+/// A cluster of 3 led by node 1, one entry committed.
+fn led_by_1() -> Cluster {
     let mut cluster = Cluster::new(3, |_| {});
     cluster.elect(1);
     cluster.propose(1, "before");
+    cluster
+}
+
+/// A cluster of 3 led by node 1, with node 4 started to join.
+fn cluster_with_joiner() -> Cluster {
+    let mut cluster = led_by_1();
     cluster.add_joiner(4, |_| {});
     cluster
 }
@@ -285,9 +291,7 @@ fn a_new_leader_proposes_no_change_before_committing_in_its_term() {
 /// 3 are a majority of the old one, not of the new one {1,2}.
 #[test]
 fn a_change_commits_only_with_majorities_of_both_configurations() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
-    cluster.propose(1, "before");
+    let mut cluster = led_by_1();
     cluster.isolate(2);
     let (_, index) = cluster
         .change(1, ConfChange::Remove { id: 3 })
@@ -308,9 +312,7 @@ fn a_change_commits_only_with_majorities_of_both_configurations() {
 /// before any election timeout, and it never campaigns again.
 #[test]
 fn a_removed_leader_steps_down_once_committed_and_hands_over() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
-    cluster.propose(1, "before");
+    let mut cluster = led_by_1();
     let term = cluster.node(1).status().term;
     cluster.isolate(2);
     cluster.isolate(3);
@@ -386,9 +388,7 @@ fn the_configuration_is_restored_from_a_snapshot() {
 /// added as a learner and promoted once caught up, under writes.
 #[test]
 fn a_member_is_replaced_by_a_new_incarnation() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
-    cluster.propose(1, "before");
+    let mut cluster = led_by_1();
     cluster.crash(3);
     cluster
         .change(1, ConfChange::Remove { id: 3 })
@@ -476,9 +476,7 @@ fn a_learner_vote_elects_nobody() {
 /// cluster": node 3 misses its own removal and campaigns, in vain.
 #[test]
 fn a_removed_node_that_missed_its_removal_does_not_disrupt() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
-    cluster.propose(1, "before");
+    let mut cluster = led_by_1();
     cluster.isolate(3);
     cluster
         .change(1, ConfChange::Remove { id: 3 })
