@@ -6,6 +6,10 @@
 //! (`sim/persister.rs`, `sim/async_ready.rs`), and the summary says what
 //! that mode exercised.
 //!
+//! A cluster starts with 3 or 5 voters; in most runs its membership then
+//! changes under the faults (`sim/membership.rs`: learners added and
+//! promoted, members removed, the leader too, between 3 and 5 voters).
+//!
 //! `cargo test --release -p raftkv --test sim` runs the default seed count
 //! per cluster size. Environment:
 //! - `RAFTKV_SIM_SEEDS=N` runs N seeds per cluster size;

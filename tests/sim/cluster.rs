@@ -5,7 +5,7 @@
 //! A run has three phases. Fault phase: clients write and read while the
 //! network drops, delays, duplicates, misdelivers, corrupts and partitions,
 //! nodes crash (also in the middle of handling a Ready), stall, drift and
-//! compact. A misdelivered copy must be refused and a corrupted one (a
+//! compact, and the membership changes (`membership.rs`). A misdelivered copy must be refused and a corrupted one (a
 //! garbage term or index, a malformed append or snapshot chunk, a snapshot
 //! past `snapshot_bytes_max`) must change nothing the node believes.
 //! Healing: all faults stop and every node restarts; a leader must appear
