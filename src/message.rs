@@ -6,6 +6,8 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+pub use crate::raft::membership::{Member, MemberRole};
+
 /// A node's identity in the cluster. `0` means "no node" (no vote, no leader).
 pub type NodeId = u64;
 /// A Raft term.
@@ -20,7 +22,7 @@ pub const NO_NODE: NodeId = 0;
 /// on its first start with an empty data dir and keeps with its storage. A
 /// node that lost its disk comes back under the same id with a new
 /// incarnation, and is not counted as the voter it replaced until the
-/// cluster re-admits it through the log (see `raft::registry`).
+/// cluster re-admits it through the log (see `raft::membership`).
 pub type Incarnation = u64;
 
 /// "No incarnation known" (never drawn by a real node).
@@ -45,10 +47,15 @@ pub enum EntryKind {
     Noop,
     /// An opaque client command (for raftkv: an encoded `kv::Command`).
     Normal,
-    /// The member registry from here on: which incarnation of each node id
-    /// is the voter (`raft::registry::encode`). Appended by a leader that
-    /// bootstraps the registry or re-admits a node that lost its disk.
+    /// Written before learners existed: the configuration from here on as
+    /// (id, incarnation) pairs, every member a voter
+    /// (`raft::membership::decode_registry`). Read, never written.
     Registry,
+    /// The configuration from here on: every member with its incarnation,
+    /// role and addresses (`raft::membership::encode`). Appended by a
+    /// leader that bootstraps the cluster, changes its membership or
+    /// re-admits a node that lost its disk.
+    Config,
 }
 
 /// One log entry.
@@ -61,15 +68,15 @@ pub struct Entry {
 }
 
 /// What a snapshot covers: everything up to and including `index`, whose
-/// entry had `term`. `voters` is the membership at that point and
-/// `registry` the incarnation registered for each voter (empty before the
-/// first registry entry commits).
+/// entry had `term`. `members` is the configuration in force there (always
+/// a committed one), in id order; empty before the cluster's first
+/// configuration entry. A node restored from the snapshot takes its
+/// membership from it, not from its flags.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotMeta {
     pub index: Index,
     pub term: Term,
-    pub voters: Vec<NodeId>,
-    pub registry: Vec<(NodeId, Incarnation)>,
+    pub members: Vec<Member>,
 }
 
 /// A state-machine snapshot: metadata plus the opaque state bytes
@@ -109,7 +116,7 @@ pub enum Body {
         last_term: Term,
         /// The candidate's commit index and the term of its entry there: a
         /// voter whose log holds that entry learns it is committed (it may
-        /// settle a member registry it holds; see `raft::registry`).
+        /// settle a configuration change it holds; see `raft::membership`).
         commit: Index,
         commit_term: Term,
     },

@@ -7,6 +7,10 @@
 //! simulated WAL thread (`sim/pipeline.rs`, `sim/wal.rs`), and the summary
 //! says what that mode exercised.
 //!
+//! A cluster starts with 3 or 5 voters; in most runs its membership then
+//! changes under the faults (`sim/membership.rs`: learners added and
+//! promoted, members removed, the leader too, between 3 and 5 voters).
+//!
 //! `cargo test --release -p raftkv --test sim` runs the default seed count
 //! per cluster size. Environment:
 //! - `RAFTKV_SIM_SEEDS=N` runs N seeds per cluster size;
@@ -78,6 +82,11 @@ struct Totals {
     crashes: u64,
     wipes: u64,
     readmissions: u64,
+    membership_changes: u64,
+    leader_removals: u64,
+    /// Runs whose cluster grew to five voters (from three) or shrank to
+    /// three (from five).
+    runs_resized: u64,
     leaders: u64,
     snapshots_installed: u64,
     compactions: u64,
@@ -97,6 +106,11 @@ impl Totals {
         self.crashes += report.crashes;
         self.wipes += report.wipes;
         self.readmissions += report.readmissions;
+        self.membership_changes += report.membership_changes;
+        self.leader_removals += report.leader_removals;
+        if report.voters_max == 5 && report.voters_min_proposed <= 3 {
+            self.runs_resized += 1;
+        }
         self.leaders += report.leaders;
         self.snapshots_installed += report.snapshots_installed;
         self.compactions += report.compactions;
@@ -244,7 +258,7 @@ fn simulate_cluster(test: &str, cluster_size: usize) {
     report!(
         "{test}: {} seeds passed in {:.1}s ({} ticks, {} messages delivered, {} misdelivered and refused, \
          {} garbage copies ignored, {} leaders, {} crashes ({} wiping the disk, {} wiped nodes re-admitted), \
-         {} compactions, {} snapshots installed, slowest leader after healing {} ticks); \
+         {} membership changes ({} removing the leader; {} runs between 3 and 5 voters), {} compactions, {} snapshots installed, slowest leader after healing {} ticks); \
          operations: {} writes ok, {} failed, {} unknown; {} reads ok, {} failed; {} checked for linearizability",
         totals.seeds,
         started.elapsed().as_secs_f64(),
@@ -256,6 +270,9 @@ fn simulate_cluster(test: &str, cluster_size: usize) {
         totals.crashes,
         totals.wipes,
         totals.readmissions,
+        totals.membership_changes,
+        totals.leader_removals,
+        totals.runs_resized,
         totals.compactions,
         totals.snapshots_installed,
         totals.ticks_to_leader_after_heal_max,
@@ -303,6 +320,10 @@ fn simulate_cluster(test: &str, cluster_size: usize) {
             "{test}: no node lost its disk and was re-admitted ({} wipes, {} re-admissions)",
             totals.wipes,
             totals.readmissions
+        );
+        assert!(
+            totals.membership_changes > 0 && totals.leader_removals > 0 && totals.runs_resized > 0,
+            "{test}: the membership never changed, or never removed the leader, or never went between 3 and 5 voters"
         );
     }
     assert!(
@@ -419,6 +440,14 @@ fn planted_count_any_incarnation_is_caught() {
 }
 
 #[test]
+fn planted_two_changes_in_flight_is_caught() {
+    catch_planted_bug(
+        "planted_two_changes_in_flight_is_caught",
+        Planted::Core(PlantedBug::TwoChangesInFlight),
+    );
+}
+
+#[test]
 fn planted_ack_before_fsync_is_caught() {
     catch_planted_bug(
         "planted_ack_before_fsync_is_caught",
@@ -440,6 +469,7 @@ fn planted_bug_catch_rates() {
         Planted::Core(PlantedBug::SkipLogMatching),
         Planted::Core(PlantedBug::ReadWithoutQuorum),
         Planted::Core(PlantedBug::CountAnyIncarnation),
+        Planted::Core(PlantedBug::TwoChangesInFlight),
         Planted::Driver(DriverBug::AckBeforeFsync),
         Planted::Driver(DriverBug::PersistedBeforeFsync),
     ] {

@@ -24,6 +24,7 @@ pub const PEER_INCARNATION_CHANGED: &str = "peer_incarnation_changed";
 pub const AWAITING_READMISSION: &str = "awaiting_readmission";
 pub const READMISSION_PROPOSED: &str = "readmission_proposed";
 pub const MEMBER_READMITTED: &str = "member_readmitted";
+pub const MEMBERSHIP_COMMITTED: &str = "membership_committed";
 
 // The driver's own loop: peer links, bad input, stopping (driver/run.rs).
 pub const PEER_UP: &str = "peer_up";
@@ -96,6 +97,7 @@ pub const ALL: &[&str] = &[
     AWAITING_READMISSION,
     READMISSION_PROPOSED,
     MEMBER_READMITTED,
+    MEMBERSHIP_COMMITTED,
     PEER_UP,
     PEER_DOWN,
     PEER_MESSAGE_REFUSED,

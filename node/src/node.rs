@@ -168,7 +168,7 @@ fn open_storage(options: &NodeOptions) -> Result<(Storage, InitialState, Identit
         incarnation = identity.incarnation_hex(), new_incarnation = identity.created);
     if identity.created && summary.last_index == 0 && summary.hard_state.term == 0 {
         // Either a brand-new cluster or a node that lost its disk: the
-        // cluster tells which (see raftkv::raft::registry).
+        // cluster tells which (see raftkv::raft::membership).
         info!(
             event = log_events::IDENTITY_CREATED,
             incarnation = identity.incarnation_hex(),

@@ -295,7 +295,7 @@ impl<B> Pipeline<B> {
         let sync_commit = ready
             .committed_entries
             .iter()
-            .any(|entry| entry.kind == EntryKind::Registry);
+            .any(|entry| matches!(entry.kind, EntryKind::Registry | EntryKind::Config));
         let handed = self.wal.write(
             std::mem::take(&mut ready.entries),
             ready.hard_state,

@@ -18,6 +18,12 @@ pub enum PlantedBug {
     /// Count a vote whatever incarnation of the voter sent it, so a node
     /// that lost its disk is counted as the voter it replaced.
     CountAnyIncarnation,
+    /// Single-server changes without their safeguard: decide by the
+    /// newest configuration alone (no joint majority) and accept a change
+    /// while another is not committed yet, so two changes are in flight
+    /// and the configurations that decide may have majorities that do not
+    /// overlap (e.g. {1,2,3,4,5} and {1,2,3}).
+    TwoChangesInFlight,
 }
 
 /// The minimum election timeout spans at least this many heartbeat
@@ -45,9 +51,12 @@ const _: () = assert!(ELECTION_TICKS_MAX_DEFAULT > ELECTION_TICKS_MIN_DEFAULT);
 pub struct Config {
     pub id: NodeId,
     /// This node's incarnation: drawn at random when its data dir was
-    /// empty and kept with its storage (see `raft::registry`). Never 0.
+    /// empty and kept with its storage (see `raft::membership`). Never 0.
     pub incarnation: Incarnation,
-    /// Every voter, including `id`. 3 by default, 5 works; any size >= 1.
+    /// The voters of a new cluster, including `id` (3 by default, 5 works;
+    /// any size >= 1). Used only until the log or a snapshot holds a
+    /// configuration, which then decides. Empty for a node started to join
+    /// a running cluster: it waits to be sent the log.
     pub voters: Vec<NodeId>,
     /// Leader sends a heartbeat every this many ticks; at most
     /// `election_ticks_min / ELECTION_TICKS_PER_HEARTBEAT_MIN`.
@@ -111,7 +120,7 @@ impl Config {
                 "incarnation 0 is reserved for \"no incarnation\"".into(),
             ));
         }
-        if !self.voters.contains(&self.id) {
+        if !self.voters.is_empty() && !self.voters.contains(&self.id) {
             return Err(ConfigError(format!(
                 "node id {} is not among the voters {:?}",
                 self.id, self.voters

@@ -10,8 +10,8 @@
 
 use bytes::Bytes;
 
-use super::registry::{self, Registries, Registry};
-use crate::message::{Entry, EntryKind, Index, NodeId, Snapshot, SnapshotMeta, Term};
+use super::membership::{self, Membership, Memberships};
+use crate::message::{Entry, EntryKind, Index, Snapshot, SnapshotMeta, Term};
 
 /// Bound on committed entries handed out in one Ready (the rest follow in the next).
 pub(crate) const COMMITTED_ENTRIES_PER_READY_MAX: usize = 4096;
@@ -40,8 +40,8 @@ pub(crate) struct RaftLog {
     snapshot_unrestored: bool,
     /// Last index handed out in `Ready.committed_entries`.
     committed_handed_out: Index,
-    /// The member registry at every index of the log.
-    registries: Registries,
+    /// The configuration at every index of the log.
+    memberships: Memberships,
 }
 
 /// Why an initial state cannot be restored.
@@ -75,12 +75,19 @@ impl RaftLog {
             previous_term = entry.term;
         }
         let last_index = snapshot_index + entries.len() as Index;
-        let base = snapshot
-            .as_ref()
-            .map_or_else(Registry::new, |s| registry::from_pairs(&s.meta.registry));
-        let mut registries = Registries::new(base);
+        let base = match &snapshot {
+            None => Membership::new(),
+            Some(s) if s.meta.members.is_empty() => Membership::new(),
+            Some(s) => membership::from_members(&s.meta.members).ok_or_else(|| {
+                format!(
+                    "the snapshot at index {} carries a malformed configuration",
+                    s.meta.index
+                )
+            })?,
+        };
+        let mut memberships = Memberships::new(base);
         for entry in &entries {
-            record_registry(&mut registries, entry);
+            record_membership(&mut memberships, entry);
         }
         let log = RaftLog {
             snapshot,
@@ -94,7 +101,7 @@ impl RaftLog {
             snapshot_unannounced: false,
             snapshot_unrestored: false,
             committed_handed_out: snapshot_index,
-            registries,
+            memberships,
         };
         log.debug_check();
         Ok(log)
@@ -200,7 +207,7 @@ impl RaftLog {
             kind,
             data,
         };
-        record_registry(&mut self.registries, &entry);
+        record_membership(&mut self.memberships, &entry);
         self.entries.push(entry);
         index
     }
@@ -227,7 +234,7 @@ impl RaftLog {
             self.truncate_from(first_new);
         }
         for entry in &entries[conflict..] {
-            record_registry(&mut self.registries, entry);
+            record_membership(&mut self.memberships, entry);
         }
         self.entries.extend_from_slice(&entries[conflict..]);
     }
@@ -236,7 +243,7 @@ impl RaftLog {
         debug_assert!(index > self.snapshot_index);
         let offset = self.offset_of(index);
         self.entries.truncate(offset);
-        self.registries.truncate_from(index);
+        self.memberships.truncate_from(index);
         self.unstable_from = self.unstable_from.min(index);
         self.persisted = self.persisted.min(index - 1);
     }
@@ -296,11 +303,11 @@ impl RaftLog {
             self.persisted = self.persisted.min(index);
         } else {
             self.entries.clear();
-            self.registries.truncate_from(0);
+            self.memberships.truncate_from(0);
             self.persisted = self.persisted.min(self.committed);
         }
-        self.registries
-            .install(index, registry::from_pairs(&snapshot.meta.registry));
+        let base = membership::from_members(&snapshot.meta.members).unwrap_or_default();
+        self.memberships.install(index, base);
         self.snapshot_index = index;
         self.snapshot_term = term;
         self.snapshot = Some(snapshot);
@@ -314,22 +321,21 @@ impl RaftLog {
 
     /// Replaces the log prefix through `index` (which must be applied) by a
     /// snapshot holding `data`.
-    pub fn compact(&mut self, index: Index, data: Bytes, voters: Vec<NodeId>) -> Result<(), ()> {
+    pub fn compact(&mut self, index: Index, data: Bytes) -> Result<(), ()> {
         if index <= self.snapshot_index || index > self.applied {
             return Err(());
         }
         let term = self.term_at(index).ok_or(())?;
         let drop_through = self.offset_of(index) + 1;
         self.entries.drain(..drop_through);
-        self.registries.compact_to(index);
+        self.memberships.compact_to(index);
         self.snapshot_index = index;
         self.snapshot_term = term;
         self.snapshot = Some(Snapshot {
             meta: SnapshotMeta {
                 index,
                 term,
-                voters,
-                registry: registry::to_pairs(self.registries.at(index)),
+                members: self.memberships.at(index).values().cloned().collect(),
             },
             data,
         });
@@ -424,32 +430,37 @@ impl RaftLog {
         self.applied = self.applied.max(index.min(self.committed_handed_out));
     }
 
-    /// The member registry of the committed log.
-    pub fn committed_registry(&self) -> &Registry {
-        self.registries.at(self.committed)
+    /// The configuration of the committed log.
+    pub fn committed_membership(&self) -> &Membership {
+        self.memberships.at(self.committed)
     }
 
-    /// The member registry in force at `index` (>= the snapshot index).
-    pub fn registry_at(&self, index: Index) -> &Registry {
+    /// The configuration in force at `index` (>= the snapshot index).
+    pub fn membership_at(&self, index: Index) -> &Membership {
         debug_assert!(index >= self.snapshot_index);
-        self.registries.at(index)
+        self.memberships.at(index)
     }
 
-    /// The newest member registry the log holds, committed or not.
-    pub fn newest_registry(&self) -> &Registry {
-        self.registries.newest()
+    /// The newest configuration the log holds, committed or not.
+    pub fn newest_membership(&self) -> &Membership {
+        self.memberships.newest()
     }
 
-    /// True while a registry entry is appended but not known committed.
-    pub fn registry_change_pending(&self) -> bool {
-        self.registries.newest_index() > self.committed
+    /// Index of the newest configuration entry (0: none after the snapshot).
+    pub fn newest_membership_index(&self) -> Index {
+        self.memberships.newest_index()
     }
 
-    /// The registry in force before the newest registry entry.
-    pub fn registry_before_newest(&self) -> &Registry {
-        match self.registries.newest_index() {
-            0 => self.registries.newest(),
-            index => self.registries.at(index - 1),
+    /// True while a configuration entry is appended but not known committed.
+    pub fn membership_change_pending(&self) -> bool {
+        self.memberships.newest_index() > self.committed
+    }
+
+    /// The configuration in force before the newest configuration entry.
+    pub fn membership_before_newest(&self) -> &Membership {
+        match self.memberships.newest_index() {
+            0 => self.memberships.newest(),
+            index => self.memberships.at(index - 1),
         }
     }
 
@@ -477,13 +488,12 @@ impl RaftLog {
     }
 }
 
-/// Keeps the registries in step with a registry entry entering the log.
-/// A malformed one never gets here: `step` drops appends carrying it.
-fn record_registry(registries: &mut Registries, entry: &Entry) {
-    if entry.kind == EntryKind::Registry {
-        if let Some(registry) = registry::decode(&entry.data) {
-            registries.record(entry.index, registry);
-        }
+/// Keeps the configurations in step with a configuration entry entering
+/// the log. A malformed one never gets here: `step` drops appends carrying
+/// it (and `decode_entry` refuses it).
+fn record_membership(memberships: &mut Memberships, entry: &Entry) {
+    if let Some(membership) = membership::decode_entry(entry) {
+        memberships.record(entry.index, membership);
     }
 }
 
@@ -586,20 +596,14 @@ mod tests {
         log.commit_to(3);
         log.take_committed();
         log.applied_to(3);
-        assert!(
-            log.compact(4, Bytes::new(), vec![1]).is_err(),
-            "not applied yet"
-        );
-        log.compact(2, Bytes::from_static(b"s"), vec![1])
+        assert!(log.compact(4, Bytes::new()).is_err(), "not applied yet");
+        log.compact(2, Bytes::from_static(b"s"))
             .expect("applied prefix compacts");
         assert_eq!(log.first_index(), 3);
         assert_eq!(log.term_at(2), Some(2));
         assert_eq!(log.term_at(1), None);
         assert_eq!(log.entries_from(2, 10, 100), None);
-        assert!(
-            log.compact(2, Bytes::new(), vec![1]).is_err(),
-            "already compacted"
-        );
+        assert!(log.compact(2, Bytes::new()).is_err(), "already compacted");
     }
 
     #[test]
@@ -612,7 +616,7 @@ mod tests {
             !log.replace_snapshot_data(2, Bytes::from_static(b"ab")),
             "no snapshot yet"
         );
-        log.compact(2, Bytes::from_static(b"ab"), vec![1]).unwrap();
+        log.compact(2, Bytes::from_static(b"ab")).unwrap();
         assert!(
             !log.replace_snapshot_data(1, Bytes::from_static(b"ab")),
             "other index"
@@ -639,8 +643,7 @@ mod tests {
         let meta = |index, term| SnapshotMeta {
             index,
             term,
-            voters: vec![1],
-            registry: Vec::new(),
+            members: Vec::new(),
         };
         let mut log = log_with_terms(&[1, 1, 2, 2]);
         log.install_snapshot(Snapshot {

@@ -32,11 +32,11 @@
 
 mod config;
 mod log;
+pub mod membership;
 mod progress;
 mod quorum;
 mod raw_node;
 mod read_only;
-pub mod registry;
 #[cfg(test)]
 mod tests;
 
@@ -46,6 +46,7 @@ pub use config::{Config, ConfigError, ELECTION_TICKS_PER_HEARTBEAT_MIN};
 pub use raw_node::RawNode;
 
 use crate::message::{Entry, Incarnation, Index, Message, NodeId, Snapshot, Term};
+use membership::Member;
 
 /// State that must be durable before any message depending on it is sent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -110,6 +111,9 @@ pub enum StepDownReason {
     LostQuorum,
     /// Leadership was handed to another node.
     Transferred,
+    /// This node is not a voter of the committed configuration (it was
+    /// removed, or was elected as a learner): it hands leadership over.
+    Removed,
 }
 
 /// Observable events for the node's log (and the simulator's trace).
@@ -178,7 +182,7 @@ pub enum Event {
         registered: Incarnation,
     },
     /// Leader: `peer` (incarnation `incarnation`) holds everything
-    /// committed (through `match_index`); the registry naming it was
+    /// committed (through `match_index`); the configuration naming it was
     /// appended at `index`.
     ReadmissionProposed {
         peer: NodeId,
@@ -192,12 +196,19 @@ pub enum Event {
         incarnation: Incarnation,
         registered: Incarnation,
     },
-    /// The committed registry now names `incarnation` for `peer` (the
+    /// The committed configuration now names `incarnation` for `peer` (the
     /// commit index reached `index`): it counts as a voter again.
     MemberReadmitted {
         peer: NodeId,
         incarnation: Incarnation,
         index: Index,
+    },
+    /// The committed configuration changed (the commit index reached
+    /// `index`): these are now its voters and learners.
+    MembershipCommitted {
+        index: Index,
+        voters: Vec<NodeId>,
+        learners: Vec<NodeId>,
     },
 }
 
@@ -267,12 +278,135 @@ pub struct Status {
     /// Set while a leadership transfer is in progress.
     pub transfer_target: Option<NodeId>,
     pub incarnation: Incarnation,
-    /// This incarnation is the one the committed member registry names.
+    /// This incarnation is the one the configuration names (and not only
+    /// a change still pending).
     pub registered: bool,
     /// Leader only: peers whose replies come from an incarnation that is
     /// not counted (they lost their disk and await re-admission).
     pub strangers: Vec<NodeId>,
+    /// The newest configuration this node's log holds, committed or not,
+    /// in id order (empty before the cluster's first one).
+    pub members: Vec<Member>,
+    /// While that configuration is not known committed (a joint
+    /// configuration): the voters of the one before it, whose majority
+    /// every decision needs as well. Empty otherwise.
+    pub previous_voters: Vec<NodeId>,
+    /// Log index of the newest configuration entry (0: the snapshot's).
+    pub membership_index: Index,
 }
+
+impl Status {
+    /// Voters of the newest configuration.
+    pub fn voters(&self) -> Vec<NodeId> {
+        self.members
+            .iter()
+            .filter(|m| m.is_voter())
+            .map(|m| m.id)
+            .collect()
+    }
+
+    /// Learners of the newest configuration.
+    pub fn learners(&self) -> Vec<NodeId> {
+        self.members
+            .iter()
+            .filter(|m| !m.is_voter())
+            .map(|m| m.id)
+            .collect()
+    }
+
+    /// True while a configuration change is appended but not known
+    /// committed: decisions need a majority of `previous_voters` too.
+    pub fn joint(&self) -> bool {
+        !self.previous_voters.is_empty()
+    }
+}
+
+/// A change of membership, proposed with `RawNode::propose_conf_change`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfChange {
+    /// Adds `id` as a learner. `incarnation` may be `NO_INCARNATION` when
+    /// not known yet: the one that catches up is the one promoted.
+    AddLearner {
+        id: NodeId,
+        incarnation: Incarnation,
+        peer_addr: String,
+        client_addr: String,
+    },
+    /// Makes the learner `id` a voter, once it holds everything committed
+    /// (match index >= the leader's commit index): a voter that lags would
+    /// stall commits.
+    Promote { id: NodeId },
+    /// Removes the member `id` (the leader included), never the last voter.
+    Remove { id: NodeId },
+}
+
+/// Why a configuration change was refused. Nothing was appended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfChangeError {
+    /// Not the leader; `leader` is the known leader (`NO_NODE` if none).
+    NotLeader { leader: NodeId },
+    /// A leadership transfer is in progress; retry shortly.
+    TransferInProgress,
+    /// This leader has not committed an entry of its term yet, so it cannot
+    /// know whether its log holds an uncommitted change; retry shortly.
+    TermNotCommitted,
+    /// Another change (or its confirming second entry) is not committed
+    /// yet; one change is in flight at a time. Retry once it commits.
+    ChangeInFlight,
+    /// `id` is not a member.
+    UnknownMember { id: NodeId },
+    /// `id` is already a member (remove it first to replace it).
+    AlreadyMember { id: NodeId },
+    /// `id` is 0 or an address is longer than `ADDRESS_BYTES_MAX`.
+    InvalidMember { id: NodeId },
+    /// `id` is a voter already.
+    NotALearner { id: NodeId },
+    /// The learner `id` has not answered yet or holds less than the commit
+    /// index: promoting it would stall commits. Retry once it caught up.
+    NotCaughtUp {
+        id: NodeId,
+        match_index: Index,
+        commit_index: Index,
+    },
+    /// `id` is the last voter: a cluster without voters can never decide.
+    LastVoter { id: NodeId },
+}
+
+impl std::fmt::Display for ConfChangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfChangeError::NotLeader { leader } => write!(f, "not the leader (leader: {leader})"),
+            ConfChangeError::TransferInProgress => write!(f, "leadership transfer in progress"),
+            ConfChangeError::TermNotCommitted => {
+                write!(f, "the new leader has not committed an entry of its term yet; retry shortly")
+            }
+            ConfChangeError::ChangeInFlight => {
+                write!(f, "another membership change is in flight; retry once it commits")
+            }
+            ConfChangeError::UnknownMember { id } => write!(f, "node {id} is not a member"),
+            ConfChangeError::AlreadyMember { id } => {
+                write!(f, "node {id} is already a member; remove it first to replace it")
+            }
+            ConfChangeError::InvalidMember { id } => {
+                write!(f, "node {id}: id 0 is reserved and addresses must be short")
+            }
+            ConfChangeError::NotALearner { id } => write!(f, "node {id} is a voter already"),
+            ConfChangeError::NotCaughtUp {
+                id,
+                match_index,
+                commit_index,
+            } => write!(
+                f,
+                "learner {id} has not caught up (match index {match_index}, commit index {commit_index}); retry once it has"
+            ),
+            ConfChangeError::LastVoter { id } => {
+                write!(f, "node {id} is the last voter and cannot be removed")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfChangeError {}
 
 /// Why a proposal, read or transfer was refused. Nothing was appended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -326,8 +326,7 @@ mod tests {
             meta: crate::message::SnapshotMeta {
                 index: 10,
                 term: 2,
-                voters: vec![1, 2, 3],
-                registry: Vec::new(),
+                members: Vec::new(),
             },
             data: bytes::Bytes::from_static(b"state"),
         });

@@ -41,7 +41,7 @@ pub(crate) fn vote_result(voter_count: usize, granted: usize, refused: usize) ->
 }
 
 /// Decides an election that needs every one of `voter_count` votes (a
-/// cluster without a committed member registry; see `raft::registry`).
+/// cluster without any configuration; see `raft::membership`).
 pub(crate) fn unanimous_vote_result(
     voter_count: usize,
     granted: usize,

@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::log::RaftLog;
+use super::membership::{self as config_membership, Member, Membership};
 use super::progress::Progress;
 use super::read_only::{ReadOnly, PENDING_READS_MAX};
-use super::registry::{self, Registry};
 use super::{
-    CompactError, Config, ConfigError, Event, HardState, InitialState, ProposeError, ReadState,
-    Ready, ReadyAck, Rng, Role, Status, StepError,
+    CompactError, ConfChange, ConfChangeError, Config, ConfigError, Event, HardState, InitialState,
+    ProposeError, ReadState, Ready, ReadyAck, Rng, Role, Status, StepError,
 };
 use crate::message::{
     Body, EntryKind, Incarnation, Index, Message, NodeId, SnapshotMeta, Term, INDEX_MAX,
@@ -39,7 +39,7 @@ macro_rules! planted {
 }
 
 mod election;
-mod identity;
+mod membership;
 mod replication;
 mod snapshot;
 
@@ -84,15 +84,16 @@ pub struct RawNode {
     had_leader_contact: bool,
     /// Leader only: every other voter's replication state.
     progress: BTreeMap<NodeId, Progress>,
-    /// (Pre-)candidate only: answers received, self included.
-    votes: BTreeMap<NodeId, bool>,
+    /// (Pre-)candidate only: answers received, self included, each with
+    /// the incarnation that sent it.
+    votes: BTreeMap<NodeId, (Incarnation, bool)>,
     /// Candidate only: the incarnation of each voter that granted its vote
-    /// (the registry a bootstrapping leader appends).
-    vote_incarnations: Registry,
+    /// (the configuration a bootstrapping leader appends).
+    vote_incarnations: BTreeMap<NodeId, Incarnation>,
     /// Peers reported as another incarnation than the registered one.
     strangers_reported: BTreeMap<NodeId, Incarnation>,
-    /// The committed registry as last reported in events.
-    registry_reported: Registry,
+    /// The committed configuration as last reported in events.
+    membership_reported: Membership,
     /// `Event::AwaitingReadmission` was reported.
     awaiting_readmission_reported: bool,
     read_only: ReadOnly,
@@ -124,12 +125,6 @@ impl RawNode {
             snapshot,
             entries,
         } = initial;
-        if hard_state.vote != NO_NODE && !config.voters.contains(&hard_state.vote) {
-            return Err(ConfigError(format!(
-                "persisted vote for node {} who is not among the voters {:?}",
-                hard_state.vote, config.voters
-            )));
-        }
         let log = RaftLog::restore(snapshot, entries, hard_state.commit).map_err(|problem| {
             ConfigError(format!(
                 "persisted state of node {} is unusable: {problem}",
@@ -149,7 +144,7 @@ impl RawNode {
                 hard_state.vote_incarnation,
             )
         };
-        let registry_reported = log.committed_registry().clone();
+        let membership_reported = log.committed_membership().clone();
         let commit_handed_out = log.committed();
         let mut node = RawNode {
             rng: Rng::new(seed),
@@ -167,9 +162,9 @@ impl RawNode {
             had_leader_contact: false,
             progress: BTreeMap::new(),
             votes: BTreeMap::new(),
-            vote_incarnations: Registry::new(),
+            vote_incarnations: BTreeMap::new(),
             strangers_reported: BTreeMap::new(),
-            registry_reported,
+            membership_reported,
             awaiting_readmission_reported: false,
             read_only: ReadOnly::default(),
             transfer: None,
@@ -204,13 +199,13 @@ impl RawNode {
     }
 
     /// Handles one message from a peer. Messages not addressed to this node
-    /// or not from another voter are refused; malformed ones are dropped.
+    /// or from no node or itself are refused; malformed ones are dropped.
+    /// A sender outside this node's configuration is heard (thesis §4.2.3:
+    /// it may be a leader or candidate of a configuration this node has
+    /// not received yet) but counted only where a configuration names it.
     pub fn step(&mut self, message: Message) -> Result<(), StepError> {
         let from = message.from;
-        if message.to != self.config.id
-            || from == self.config.id
-            || !self.config.voters.contains(&from)
-        {
+        if message.to != self.config.id || from == self.config.id || from == NO_NODE {
             return Err(StepError::UnknownPeer {
                 from,
                 to: message.to,
@@ -259,7 +254,6 @@ impl RawNode {
                 progress.note_incarnation(incarnation, last_index);
             }
         }
-        let counted = self.counts(from, incarnation);
         let ballot = if matches!(body, Body::PreVote { .. }) {
             election::Ballot::PreVote
         } else {
@@ -292,15 +286,9 @@ impl RawNode {
                 self.handle_vote_request(request, ballot);
             }
             Body::PreVoteReply { granted } => {
-                if counted {
-                    self.handle_pre_vote_reply(from, term, granted)
-                }
+                self.handle_pre_vote_reply(from, incarnation, term, granted)
             }
-            Body::VoteReply { granted } => {
-                if counted {
-                    self.handle_vote_reply(from, incarnation, granted)
-                }
-            }
+            Body::VoteReply { granted } => self.handle_vote_reply(from, incarnation, granted),
             Body::Append {
                 prev_index,
                 prev_term,
@@ -372,6 +360,24 @@ impl RawNode {
         Ok((self.term, index))
     }
 
+    /// Leader only: proposes a change of membership through the log. The
+    /// new configuration is in force as soon as it is appended, jointly
+    /// with the one before until it commits (see `raft::membership`).
+    /// Refused, with the reason, unless this node leads, an entry of its
+    /// term committed, no other change is in flight and no transfer is
+    /// under way; a learner is promoted only once it holds everything
+    /// committed; the last voter is never removed. Removing the leader
+    /// itself is allowed: it leads until the change commits, then steps
+    /// down and hands leadership to the most caught-up remaining voter.
+    pub fn propose_conf_change(
+        &mut self,
+        change: ConfChange,
+    ) -> Result<(Term, Index), ConfChangeError> {
+        let result = self.propose_conf_change_now(change);
+        self.debug_check();
+        result
+    }
+
     /// Leader only: asks for a linearizable read point identified by
     /// `context`. It comes out as a `ReadState` once leadership is confirmed
     /// by a majority after this call, or in `dropped_reads` if leadership is
@@ -408,7 +414,12 @@ impl RawNode {
                 leader: self.leader_id,
             });
         }
-        if to == self.config.id || !self.progress.contains_key(&to) {
+        let voter = self
+            .log
+            .newest_membership()
+            .get(&to)
+            .is_none_or(|m| m.is_voter());
+        if to == self.config.id || !self.progress.contains_key(&to) || !voter {
             return Err(ProposeError::InvalidTarget);
         }
         if let Some(transfer) = self.transfer {
@@ -438,15 +449,14 @@ impl RawNode {
             first_index: self.log.first_index(),
             applied: self.log.applied(),
         };
-        self.log
-            .compact(index, data, self.config.voters.clone())
-            .map_err(|()| refused)
+        self.log.compact(index, data).map_err(|()| refused)
     }
 
-    /// The member registry in force at `index` (at or after the snapshot
-    /// index), as a snapshot taken there must carry it.
-    pub fn registry_at(&self, index: Index) -> Vec<(NodeId, Incarnation)> {
-        registry::to_pairs(self.log.registry_at(index))
+    /// The configuration in force at `index` (at or after the snapshot
+    /// index), as a snapshot taken there must carry it
+    /// (`SnapshotMeta::members`).
+    pub fn members_at(&self, index: Index) -> Vec<Member> {
+        self.log.membership_at(index).values().cloned().collect()
     }
 
     /// Swaps the bytes kept for the snapshot at `index` (the newest one)
@@ -463,7 +473,7 @@ impl RawNode {
 
     pub fn has_ready(&self) -> bool {
         self.hard_state() != self.hard_state_handed_out
-            || *self.log.committed_registry() != self.registry_reported
+            || *self.log.committed_membership() != self.membership_reported
             || self.log.has_unannounced_snapshot()
             || self.log.has_unstable()
             || self.log.has_committed_to_hand_out()
@@ -484,7 +494,7 @@ impl RawNode {
         if std::mem::take(&mut self.proposals_unsent) && self.role == Role::Leader {
             self.broadcast_appends(replication::EmptyAppend::Skip);
         }
-        self.report_registry_changes();
+        self.report_membership_changes();
         let hard_state = self.hard_state();
         // Within one process the commit index never moves back (after a
         // restart it starts from what was durable). Asserted in release too.
@@ -561,6 +571,15 @@ impl RawNode {
             } else {
                 Vec::new()
             },
+            members: self.log.newest_membership().values().cloned().collect(),
+            previous_voters: if self.log.membership_change_pending() {
+                config_membership::voters(self.log.membership_before_newest())
+                    .map(|m| m.id)
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            membership_index: self.log.newest_membership_index(),
         }
     }
 
@@ -597,15 +616,6 @@ impl RawNode {
         });
     }
 
-    fn peers(&self) -> Vec<NodeId> {
-        self.config
-            .voters
-            .iter()
-            .copied()
-            .filter(|&id| id != self.config.id)
-            .collect()
-    }
-
     fn debug_check(&self) {
         self.log.debug_check();
         debug_assert!(self.role != Role::Leader || self.leader_id == self.config.id);
@@ -634,9 +644,7 @@ fn malformed(message: &Message) -> bool {
             ..
         } => {
             !replication::well_formed_append(*prev_index, *prev_term, entries, message.term)
-                || entries
-                    .iter()
-                    .any(|e| e.kind == EntryKind::Registry && registry::decode(&e.data).is_none())
+                || entries.iter().any(config_membership::is_malformed_entry)
         }
         Body::Snapshot {
             meta,
@@ -646,6 +654,8 @@ fn malformed(message: &Message) -> bool {
         } => {
             meta.index > INDEX_MAX
                 || meta.term > message.term
+                || (!meta.members.is_empty()
+                    && config_membership::from_members(&meta.members).is_none())
                 || offset.checked_add(chunk.len() as u64).is_none()
         }
         _ => false,

@@ -5,7 +5,7 @@
 //! A run has three phases. Fault phase: clients write and read while the
 //! network drops, delays, duplicates, misdelivers, corrupts and partitions,
 //! nodes crash (also in the middle of handling a Ready), stall, drift and
-//! compact. A misdelivered copy must be refused and a corrupted one (a
+//! compact, and the membership changes (`membership.rs`). A misdelivered copy must be refused and a corrupted one (a
 //! garbage term or index, a malformed append or snapshot chunk, a snapshot
 //! past `snapshot_bytes_max`) must change nothing the node believes.
 //! Healing: all faults stop and every node restarts; a leader must appear
@@ -135,6 +135,13 @@ pub struct SimReport {
     pub wipes: u64,
     /// Wiped nodes seen registered as voters again.
     pub readmissions: u64,
+    /// Membership changes the leader accepted (see `membership.rs`).
+    pub membership_changes: u64,
+    /// Of those, removals of the leader itself.
+    pub leader_removals: u64,
+    /// The most and the fewest voters a configuration of the run had.
+    pub voters_max: u64,
+    pub voters_min_proposed: u64,
     pub leaders: u64,
     pub snapshots_installed: u64,
     pub compactions: u64,
@@ -186,6 +193,9 @@ struct SimNode {
     paused_until_tick: u64,
     /// Chance this node's clock advances on a simulated tick.
     tick_probability: f64,
+    /// No process and none to come: a slot never added to the cluster, or
+    /// a member removed and stopped (see `membership.rs`).
+    absent: bool,
 }
 
 struct Client {
@@ -233,7 +243,9 @@ macro_rules! trace {
     };
 }
 
-// After `trace!`, which it uses.
+// After `trace!`, which they use.
+#[path = "membership.rs"]
+mod membership;
 #[path = "pipeline.rs"]
 mod pipeline;
 
@@ -261,6 +273,9 @@ pub struct Sim {
     disk_rng: Rng,
     /// Nodes whose disk was wiped and that no one counts as a voter yet.
     unreadmitted: BTreeSet<NodeId>,
+    /// The voter sets of every configuration that may still decide: the
+    /// settled leader's, and each one proposed since.
+    voter_sets_in_play: Vec<BTreeSet<NodeId>>,
 }
 
 /// Runs one seed to the end; `Err` names the broken check.
@@ -285,10 +300,16 @@ impl Sim {
         let profile = FaultProfile::draw(&mut rng);
         let voters: Vec<NodeId> = (1..=options.cluster_size as NodeId).collect();
         let base = draw_config(&mut rng, &options, &profile, voters.clone());
+        let slots = options.cluster_size.max(membership::MEMBER_SLOTS) as NodeId;
         let mut nodes = Vec::new();
-        for &id in &voters {
-            let config = Config { id, ..base.clone() };
+        for id in 1..=slots {
+            let absent = !voters.contains(&id);
+            let mut config = Config { id, ..base.clone() };
+            if absent {
+                config.voters = Vec::new();
+            }
             nodes.push(SimNode {
+                absent,
                 id,
                 config,
                 durable: DurableStore::default(),
@@ -310,7 +331,7 @@ impl Sim {
             rng,
             now_tick: 0,
             phase: Phase::Faults,
-            net: Network::new(options.cluster_size, profile.network),
+            net: Network::new(slots as usize, profile.network),
             profile,
             nodes,
             clients,
@@ -321,7 +342,10 @@ impl Sim {
             disk,
             disk_rng,
             unreadmitted: BTreeSet::new(),
+            voter_sets_in_play: vec![voters.iter().copied().collect()],
         };
+        sim.report.voters_max = voters.len() as u64;
+        sim.report.voters_min_proposed = voters.len() as u64;
         trace!(
             sim,
             "seed {} cluster of {} profile {:?}",
@@ -332,7 +356,9 @@ impl Sim {
         trace!(sim, "persistence {:?}", sim.disk);
         trace!(sim, "config {:?}", base);
         for i in 0..sim.nodes.len() {
-            sim.start(i)?;
+            if !sim.nodes[i].absent {
+                sim.start(i)?;
+            }
         }
         Ok(sim)
     }
@@ -434,7 +460,7 @@ impl Sim {
         if !self.unreadmitted.is_empty() {
             self.note_readmissions();
         }
-        Ok(())
+        self.membership_upkeep()
     }
 
     fn shuffled_nodes(&mut self) -> Vec<usize> {
@@ -516,15 +542,12 @@ impl Sim {
 
     /// Raft tolerates lost disks only while the members whose disks are
     /// intact still form a majority: a wipe is drawn only for a node that
-    /// was a registered voter, and only while at most `n - majority` nodes
-    /// are wiped and not yet re-admitted (more would leave the cluster
+    /// is registered, and only while the intact voters stay a majority of
+    /// every configuration that may decide (more would leave the cluster
     /// unavailable for good, which is safe but cannot heal).
     fn may_wipe(&self, i: usize, registered: bool) -> bool {
-        let n = self.nodes.len();
-        let tolerated = n - (n / 2 + 1);
-        registered
-            && self.unreadmitted.len() < tolerated
-            && !self.unreadmitted.contains(&self.nodes[i].id)
+        let id = self.nodes[i].id;
+        registered && !self.unreadmitted.contains(&id) && self.may_lose_voter(id)
     }
 
     /// The crashed node's disk is gone: it restarts empty, as a new
@@ -624,7 +647,14 @@ impl Sim {
             self.nodes[i].durable.last_index(),
             self.nodes[i].durable.snapshot_index()
         );
-        // Reads never change state: a lost read simply failed.
+        self.release_clients_of(&running, held_reads);
+        Ok(())
+    }
+
+    /// The process of `running` is gone: its clients hear a connection
+    /// error, those of the reads its pipeline held (`held_reads`) too.
+    /// Reads never change state: a lost read simply failed.
+    fn release_clients_of(&mut self, running: &Running, held_reads: Vec<OpId>) {
         let reads = running
             .reads_requested
             .values()
@@ -642,7 +672,6 @@ impl Sim {
         for (_, op, _) in running.proposed.values() {
             self.release_client(*op);
         }
-        Ok(())
     }
 
     fn process_ready(&mut self, i: usize) -> Result<(), Failure> {
@@ -1105,7 +1134,7 @@ impl Sim {
         entry: &Entry,
     ) -> Result<(), Failure> {
         match entry.kind {
-            EntryKind::Noop | EntryKind::Registry => Ok(()),
+            EntryKind::Noop | EntryKind::Registry | EntryKind::Config => Ok(()),
             EntryKind::Normal => {
                 let command = Command::decode(&entry.data).map_err(|e| {
                     self.failure(
@@ -1169,7 +1198,7 @@ impl Sim {
         let index = running.applied;
         let term = self.checker.applied(index).expect("applied here").term;
         let data = running.kv.snapshot();
-        let registry = running.raw.registry_at(index);
+        let members = running.raw.members_at(index);
         running.raw.compact(index, data.clone()).map_err(|e| {
             self.failure(
                 FailureKind::Contract,
@@ -1185,8 +1214,7 @@ impl Sim {
             meta: SnapshotMeta {
                 index,
                 term,
-                voters: node.config.voters.clone(),
-                registry,
+                members,
             },
             data,
         });
@@ -1310,6 +1338,7 @@ impl Sim {
 
     fn inject_faults(&mut self) -> Result<(), Failure> {
         self.strike_new_leaders()?;
+        self.change_membership()?;
         if chance(&mut self.rng, self.profile.partition_change_probability) {
             self.change_partition();
         }
@@ -1509,7 +1538,7 @@ impl Sim {
             node.tick_probability = 1.0;
         }
         for i in 0..self.nodes.len() {
-            if self.nodes[i].running.is_none() {
+            if self.nodes[i].running.is_none() && !self.nodes[i].absent {
                 self.start(i)?;
             }
         }
@@ -1656,6 +1685,7 @@ impl Sim {
         let statuses: Vec<Status> = self
             .nodes
             .iter()
+            .filter(|n| !n.absent)
             .map(|n| n.running.as_ref().map(|r| r.raw.status()))
             .collect::<Option<Vec<_>>>()?;
         let leader = statuses.iter().position(|s| s.role == Role::Leader)?;
@@ -1663,7 +1693,7 @@ impl Sim {
         statuses
             .iter()
             .all(|s| s.term == term && s.leader_id == id)
-            .then(|| (leader, statuses[leader].clone()))
+            .then(|| ((id - 1) as usize, statuses[leader].clone()))
     }
 
     /// How long the node furthest behind the leader may take to catch up
@@ -1693,14 +1723,20 @@ impl Sim {
         }
         let last = leader.last_index;
         let mut digest = None;
-        for node in &self.nodes {
+        for node in self.nodes.iter().filter(|n| !n.absent) {
             let running = node.running.as_ref().expect("stable leader means all up");
             let status = running.raw.status();
             if running.applied != last || status.commit_index != last || status.last_index != last {
                 return false;
             }
-            if !status.registered {
-                // A wiped node must also be re-admitted as a voter.
+            let incarnation_unknown = leader
+                .members
+                .iter()
+                .any(|m| m.id == node.id && m.incarnation == NO_INCARNATION);
+            if !status.registered && !incarnation_unknown {
+                // A wiped node must also be re-admitted as a member (a
+                // learner added without its incarnation gets it when
+                // promoted).
                 return false;
             }
             let node_digest = running.kv.digest();
@@ -1714,7 +1750,12 @@ impl Sim {
     /// After convergence: decide open writes from the log, check every
     /// acknowledged write is durable, then check linearizability.
     fn final_checks(&mut self) -> Result<(), Failure> {
-        let final_index = self.nodes[0].running.as_ref().expect("converged").applied;
+        let final_index = self
+            .first_present()
+            .running
+            .as_ref()
+            .expect("converged")
+            .applied;
         self.report.final_applied_index = final_index;
         if self.checker.applied_len() != final_index {
             return Err(self.failure(
@@ -1807,7 +1848,13 @@ impl Sim {
                 trace!(
                     self,
                     "END applied={final_index} digest={} history={:?} checked={} leaders={}",
-                    hex(&self.nodes[0].running.as_ref().expect("up").kv.digest()),
+                    hex(&self
+                        .first_present()
+                        .running
+                        .as_ref()
+                        .expect("up")
+                        .kv
+                        .digest()),
                     self.report.history,
                     stats.operations,
                     self.report.leaders
@@ -1816,6 +1863,14 @@ impl Sim {
             }
             Err(error) => Err(self.failure(FailureKind::Linearizability, error.to_string())),
         }
+    }
+
+    /// The first node that is a member (after convergence: running).
+    fn first_present(&self) -> &SimNode {
+        self.nodes
+            .iter()
+            .find(|n| !n.absent)
+            .expect("a cluster keeps voters")
     }
 
     /// Node `i`'s log as handed to storage.
@@ -1899,7 +1954,8 @@ impl Sim {
                     Some(running) => {
                         let s = running.raw.status();
                         format!(
-                        "{} term={} vote={} leader={} commit={} applied={} first={} last={}/{}{}",
+                        "{} term={} vote={} leader={} commit={} applied={} first={} last={}/{}{} \
+                         voters={:?} learners={:?} joint_with={:?} config_at={} registered={}",
                         s.role.as_str(),
                         s.term,
                         s.vote,
@@ -1909,7 +1965,12 @@ impl Sim {
                         s.first_index,
                         s.last_index,
                         s.last_term,
-                        if node.paused_until_tick > self.now_tick { " paused" } else { "" }
+                        if node.paused_until_tick > self.now_tick { " paused" } else { "" },
+                        s.voters(),
+                        s.learners(),
+                        s.previous_voters,
+                        s.membership_index,
+                        s.registered
                     )
                     }
                 };

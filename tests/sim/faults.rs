@@ -69,7 +69,13 @@ pub struct FaultProfile {
     pub clients: usize,
     /// Keys are k0..k<keys>; few keys make many operations collide.
     pub keys: u64,
+    /// Per tick: the leader is asked to change the membership (add a
+    /// learner, promote one, remove a member; see `Sim::change_membership`).
+    pub membership_change_probability: f64,
 }
+
+/// Share of runs whose membership changes during the fault phase.
+pub const MEMBERSHIP_CHANGES_PROBABILITY: f64 = 0.75;
 
 /// Fault phase length: long enough for several leader changes, short
 /// enough that 1,000 runs per cluster size take a few minutes.
@@ -84,11 +90,15 @@ fn uniform(rng: &mut Rng, lo: f64, hi: f64) -> f64 {
 
 impl FaultProfile {
     pub fn draw(rng: &mut Rng) -> Self {
-        if chance(rng, LEADER_CHURN_PROBABILITY) {
+        let mut profile = if chance(rng, LEADER_CHURN_PROBABILITY) {
             Self::draw_leader_churn(rng)
         } else {
             Self::draw_swarm(rng)
+        };
+        if chance(rng, MEMBERSHIP_CHANGES_PROBABILITY) {
+            profile.membership_change_probability = uniform(rng, 0.005, 0.04);
         }
+        profile
     }
 
     fn draw_swarm(rng: &mut Rng) -> Self {
@@ -165,6 +175,7 @@ impl FaultProfile {
             read_probability,
             clients: rng.range(2, 7) as usize,
             keys: rng.range(1, 6),
+            membership_change_probability: 0.0,
         }
     }
 
@@ -200,6 +211,7 @@ impl FaultProfile {
             read_probability: uniform(rng, 0.1, 0.4),
             clients: rng.range(3, 7) as usize,
             keys: rng.range(1, 4),
+            membership_change_probability: 0.0,
         }
     }
 }

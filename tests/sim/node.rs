@@ -144,8 +144,7 @@ pub mod tests {
             meta: SnapshotMeta {
                 index,
                 term,
-                voters: vec![1, 2, 3],
-                registry: Vec::new(),
+                members: Vec::new(),
             },
             data: Bytes::new(),
         }

@@ -475,8 +475,7 @@ impl Sim {
             meta: SnapshotMeta {
                 index,
                 term,
-                voters: self.nodes[i].config.voters.clone(),
-                registry: running.raw.registry_at(index),
+                members: running.raw.members_at(index),
             },
             data: running.kv.snapshot(),
         };

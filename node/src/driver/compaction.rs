@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::RwLock;
 use raftkv::kv::KvStore;
-use raftkv::message::{NodeId, SnapshotMeta};
+use raftkv::message::SnapshotMeta;
 use raftkv::raft::RawNode;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -46,8 +46,6 @@ pub(crate) struct Compaction {
     /// Entries applied since the last snapshot before the next one is
     /// considered (`--snapshot-entries-threshold`).
     entries_threshold: u64,
-    /// The voters written into own snapshots' metadata.
-    voters: Vec<NodeId>,
     /// Where own snapshots are written (this node's data dir).
     data_dir: PathBuf,
     /// The mapping of the snapshot file the core keeps (its state bytes).
@@ -76,7 +74,6 @@ impl Compaction {
     /// driver passes each to `written`.
     pub(crate) fn new(
         entries_threshold: u64,
-        voters: Vec<NodeId>,
         data_dir: PathBuf,
         snapshot_pages: Option<SnapshotPages>,
         durable_snapshot_index: u64,
@@ -85,7 +82,6 @@ impl Compaction {
         let (written, receiver) = mpsc::channel(1);
         let compaction = Compaction {
             entries_threshold,
-            voters,
             data_dir,
             snapshot_pages,
             pending_snapshot_pages: None,
@@ -143,8 +139,7 @@ impl Compaction {
         let meta = SnapshotMeta {
             index: applied,
             term: applied_term,
-            voters: self.voters.clone(),
-            registry: raw.registry_at(applied),
+            members: raw.members_at(applied),
         };
         self.spawn_writer(image, meta);
     }

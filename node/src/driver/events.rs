@@ -39,6 +39,7 @@ pub(crate) fn log_event(event: &Event, tick_ms: u64, had_leader: bool) {
                 StepDownReason::HigherTerm => "higher term seen",
                 StepDownReason::LostQuorum => "lost contact with a majority",
                 StepDownReason::Transferred => "leadership transferred",
+                StepDownReason::Removed => "removed from the cluster's configuration",
             };
             info!(event = log_events::STEPPED_DOWN, term, reason)
         }
@@ -135,6 +136,16 @@ pub(crate) fn log_event(event: &Event, tick_ms: u64, had_leader: bool) {
             peer,
             incarnation = hex(*incarnation),
             index
+        ),
+        Event::MembershipCommitted {
+            index,
+            voters,
+            learners,
+        } => info!(
+            event = log_events::MEMBERSHIP_COMMITTED,
+            index,
+            voters = format!("{voters:?}"),
+            learners = format!("{learners:?}")
         ),
     }
 }

@@ -66,13 +66,11 @@ pub(crate) async fn run_driver(
     shutdown: CancellationToken,
 ) -> Result<(), String> {
     let id = options.id;
-    let voters: Vec<NodeId> = options.cluster.0.iter().map(|p| p.id).collect();
     let recorded_hard_state = parts.storage.hard_state();
     let snapshot_index = parts.storage.snapshot_index();
     let (persister, reports) = Persister::start(parts.storage, id)?;
     let (compaction, written) = Compaction::new(
         options.snapshot_entries_threshold,
-        voters,
         options.data_dir.clone(),
         parts.snapshot_pages,
         snapshot_index,
@@ -648,7 +646,7 @@ impl ReadyIo for NodeIo {
         for entry in entries {
             self.applied_term = entry.term;
             let reply = match entry.kind {
-                EntryKind::Noop | EntryKind::Registry => None,
+                EntryKind::Noop | EntryKind::Registry | EntryKind::Config => None,
                 EntryKind::Normal => Some(match Command::decode(&entry.data) {
                     Ok(command) => store.apply(&command),
                     Err(e) => {

@@ -150,34 +150,58 @@ pub(super) fn write(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, StorageE
     Ok(final_path)
 }
 
+/// The meta of a snapshot file written before snapshots carried the
+/// configuration: the voters and the member registry (the incarnation of
+/// each voter; empty before the first registry entry committed).
+#[derive(serde::Deserialize)]
+struct MetaWithRegistry {
+    index: raftkv::message::Index,
+    term: raftkv::message::Term,
+    voters: Vec<u64>,
+    registry: Vec<(u64, u64)>,
+}
+
 /// The meta of a snapshot file written before snapshots carried the member
-/// registry: it reads back with an empty one.
+/// registry: it reads back with no configuration (the flags' voters decide
+/// until the log holds one, as when it was written).
 #[derive(serde::Deserialize)]
 struct MetaWithoutRegistry {
     index: raftkv::message::Index,
     term: raftkv::message::Term,
+    #[allow(dead_code)]
     voters: Vec<u64>,
 }
 
-/// Decodes a snapshot file's meta, in either format; the whole of
-/// `bytes` must be the meta.
+/// Decodes a snapshot file's meta, in any of the three formats; the whole
+/// of `bytes` must be the meta. A registry reads as a configuration of
+/// those voters with those incarnations.
 fn decode_meta(bytes: &[u8]) -> Result<SnapshotMeta, String> {
-    match postcard::take_from_bytes::<SnapshotMeta>(bytes) {
+    let error = match postcard::take_from_bytes::<SnapshotMeta>(bytes) {
         Ok((meta, [])) => return Ok(meta),
-        Ok(_) => {}
-        Err(error) => {
-            if let Ok((old, [])) = postcard::take_from_bytes::<MetaWithoutRegistry>(bytes) {
-                return Ok(SnapshotMeta {
-                    index: old.index,
-                    term: old.term,
-                    voters: old.voters,
-                    registry: Vec::new(),
-                });
-            }
-            return Err(format!("meta does not decode: {error}"));
-        }
+        Ok(_) => "meta has trailing bytes".to_string(),
+        Err(error) => format!("meta does not decode: {error}"),
+    };
+    if let Ok((old, [])) = postcard::take_from_bytes::<MetaWithRegistry>(bytes) {
+        let _ = &old.voters;
+        let members = old
+            .registry
+            .iter()
+            .map(|&(id, incarnation)| raftkv::message::Member::voter(id, incarnation))
+            .collect();
+        return Ok(SnapshotMeta {
+            index: old.index,
+            term: old.term,
+            members,
+        });
     }
-    Err("meta has trailing bytes".into())
+    if let Ok((old, [])) = postcard::take_from_bytes::<MetaWithoutRegistry>(bytes) {
+        return Ok(SnapshotMeta {
+            index: old.index,
+            term: old.term,
+            members: Vec::new(),
+        });
+    }
+    Err(error)
 }
 
 /// Why a snapshot file cannot be used; `offset` is where the problem is.
@@ -559,7 +583,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_meta_written_before_registries_reads_back_with_an_empty_one() {
+    fn metas_written_before_configurations_read_back() {
         #[derive(serde::Serialize)]
         struct OldMeta {
             index: u64,
@@ -573,13 +597,33 @@ mod tests {
         })
         .expect("encodes");
         let meta = decode_meta(&old).expect("old format decodes");
-        assert_eq!((meta.index, meta.term, meta.voters), (9, 2, vec![1, 2, 3]));
-        assert!(meta.registry.is_empty());
+        assert_eq!((meta.index, meta.term), (9, 2));
+        assert!(meta.members.is_empty());
+        #[derive(serde::Serialize)]
+        struct RegistryMeta {
+            index: u64,
+            term: u64,
+            voters: Vec<u64>,
+            registry: Vec<(u64, u64)>,
+        }
+        let with_registry = postcard::to_allocvec(&RegistryMeta {
+            index: 9,
+            term: 2,
+            voters: vec![1, 2],
+            registry: vec![(1, 7), (2, 8)],
+        })
+        .expect("encodes");
+        let meta = decode_meta(&with_registry).expect("registry format decodes");
+        use raftkv::message::Member;
+        assert_eq!(meta.members, vec![Member::voter(1, 7), Member::voter(2, 8)]);
         let new = SnapshotMeta {
             index: 9,
             term: 2,
-            voters: vec![1, 2, 3],
-            registry: vec![(1, 7), (2, 8), (3, 9)],
+            members: vec![
+                Member::voter(1, 7),
+                Member::voter(2, 8),
+                Member::voter(3, 9),
+            ],
         };
         let bytes = postcard::to_allocvec(&new).expect("encodes");
         assert_eq!(decode_meta(&bytes), Ok(new));
@@ -594,8 +638,7 @@ mod tests {
             meta: SnapshotMeta {
                 index,
                 term,
-                voters: vec![1, 2, 3],
-                registry: Vec::new(),
+                members: Vec::new(),
             },
             data: Bytes::from_static(data),
         }
@@ -651,8 +694,7 @@ mod tests {
         SnapshotMeta {
             index,
             term,
-            voters: vec![1, 2, 3],
-            registry: Vec::new(),
+            members: Vec::new(),
         }
     }
 

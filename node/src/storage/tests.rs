@@ -30,8 +30,7 @@ fn snapshot(index: Index, term: Term) -> Snapshot {
         meta: SnapshotMeta {
             index,
             term,
-            voters: vec![1, 2, 3],
-            registry: Vec::new(),
+            members: Vec::new(),
         },
         data: Bytes::from(format!("state through {index}")),
     }

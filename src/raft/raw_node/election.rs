@@ -4,7 +4,7 @@
 use super::RawNode;
 use crate::message::{Body, Incarnation, Index, Message, NodeId, Term, NO_NODE};
 use crate::raft::progress::Progress;
-use crate::raft::quorum::{self, VoteResult};
+use crate::raft::quorum::VoteResult;
 use crate::raft::{Event, Role, StepDownReason};
 
 /// What a (pre-)vote request asks.
@@ -36,7 +36,7 @@ pub(super) struct VoteRequest {
 
 impl RawNode {
     /// Draws a fresh timeout in `election_ticks_min..election_ticks_max`.
-    /// While the cluster has no member registry (see `raft::registry`),
+    /// While the cluster has no configuration (see `raft::membership`),
     /// an election needs every member's vote, so two candidates in one
     /// term both lose: members then take turns, in id order, one minimum
     /// election timeout apart.
@@ -249,7 +249,13 @@ impl RawNode {
         }
     }
 
-    pub(super) fn handle_pre_vote_reply(&mut self, from: NodeId, reply_term: Term, granted: bool) {
+    pub(super) fn handle_pre_vote_reply(
+        &mut self,
+        from: NodeId,
+        incarnation: Incarnation,
+        reply_term: Term,
+        granted: bool,
+    ) {
         // A grant carries the term we would campaign in; anything else is a
         // reply to an earlier pre-campaign and is dropped.
         let current = if granted {
@@ -258,7 +264,7 @@ impl RawNode {
             reply_term == self.term
         };
         if self.role == Role::PreCandidate && current {
-            self.poll(from, granted);
+            self.poll(from, incarnation, granted);
         }
     }
 
@@ -272,23 +278,16 @@ impl RawNode {
             if granted {
                 self.vote_incarnations.entry(from).or_insert(incarnation);
             }
-            self.poll(from, granted);
+            self.poll(from, incarnation, granted);
         }
     }
 
-    /// Counts an answer; without a committed member registry every member
-    /// must grant (see `raft::registry`).
-    fn poll(&mut self, from: NodeId, granted: bool) {
-        self.votes.entry(from).or_insert(granted);
-        let granted_count = self.votes.values().filter(|&&g| g).count();
-        let refused_count = self.votes.len() - granted_count;
-        let voter_count = self.config.voters.len();
-        let result = if self.bootstrapping() {
-            quorum::unanimous_vote_result(voter_count, granted_count, refused_count)
-        } else {
-            quorum::vote_result(voter_count, granted_count, refused_count)
-        };
-        match result {
+    /// Counts an answer: won with a majority of every deciding voter set
+    /// (see `tally_votes`; without any configuration every member must
+    /// grant).
+    fn poll(&mut self, from: NodeId, incarnation: Incarnation, granted: bool) {
+        self.votes.entry(from).or_insert((incarnation, granted));
+        match self.tally_votes() {
             VoteResult::Pending => {}
             VoteResult::Won if self.role == Role::PreCandidate => {
                 self.start_election(Campaign::Election)
@@ -326,7 +325,7 @@ impl RawNode {
                 },
             });
         }
-        self.poll(self.config.id, true);
+        self.poll(self.config.id, self.config.incarnation, true);
     }
 
     /// Raft §5.2: increment the term, vote for self, request votes. The
@@ -357,7 +356,7 @@ impl RawNode {
                 },
             );
         }
-        self.poll(self.config.id, true);
+        self.poll(self.config.id, self.config.incarnation, true);
     }
 
     /// Moves to follower of `term` (clearing the vote if the term is new).
@@ -413,13 +412,13 @@ impl RawNode {
             .into_iter()
             .map(|peer| (peer, Progress::new(next_index)))
             .collect();
-        // The term's first entry: the member registry when the cluster has
-        // none committed yet (see `raft::registry`), otherwise a no-op.
-        match self.bootstrap_registry() {
-            Some(registry) => self.log.append_new(
+        // The term's first entry: the configuration when the cluster has
+        // none yet (see `raft::membership`), otherwise a no-op.
+        match self.bootstrap_membership() {
+            Some(membership) => self.log.append_new(
                 self.term,
-                crate::message::EntryKind::Registry,
-                crate::raft::registry::encode(&registry),
+                crate::message::EntryKind::Config,
+                crate::raft::membership::encode(&membership),
             ),
             None => self.log.append_new(
                 self.term,
@@ -477,14 +476,10 @@ impl RawNode {
         self.count_ticks_awaiting_replies();
     }
 
-    /// Check-quorum: did a majority (self included) reply in this interval?
+    /// Check-quorum: did a majority of every deciding voter set (self
+    /// included) reply in this interval?
     fn quorum_recently_active(&self) -> bool {
-        let active = 1 + self
-            .progress
-            .iter()
-            .filter(|(&id, p)| p.recent_active && self.counts(id, p.incarnation))
-            .count();
-        active >= quorum::majority(self.config.voters.len())
+        self.joint_majority_value(1, |p| u64::from(p.recent_active)) == 1
     }
 
     pub(super) fn abort_transfer(&mut self) {

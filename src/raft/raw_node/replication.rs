@@ -5,7 +5,6 @@
 use super::RawNode;
 use crate::message::{AppendOutcome, Body, Entry, Index, NodeId, Term, INDEX_MAX};
 use crate::raft::progress::ReplicationState;
-use crate::raft::quorum;
 use crate::raft::{ReadState, Role};
 
 /// Heartbeat intervals an append may go unanswered, on a link a heartbeat
@@ -352,18 +351,9 @@ impl RawNode {
     /// current term; earlier entries then commit with it. Returns whether
     /// the commit index advanced.
     pub(super) fn maybe_commit(&mut self) -> bool {
-        // A peer that is not the registered incarnation counts as a voter
-        // that stores nothing (see `raft::registry`).
-        let mut match_indexes = Vec::with_capacity(self.config.voters.len());
-        match_indexes.push(self.log.persisted());
-        match_indexes.extend(self.progress.iter().map(|(&id, p)| {
-            if self.counts(id, p.incarnation) {
-                p.match_index
-            } else {
-                0
-            }
-        }));
-        let majority_index = quorum::majority_value(&match_indexes);
+        // A voter whose replies come from another incarnation than the
+        // configured one counts as storing nothing (see `raft::membership`).
+        let majority_index = self.joint_majority_value(self.log.persisted(), |p| p.match_index);
         if majority_index <= self.log.committed() {
             return false;
         }
@@ -377,6 +367,10 @@ impl RawNode {
                 self.start_read(context);
             }
         }
+        // A committed change ends the joint configuration: members that
+        // left it are no longer replicated to, and a removed leader goes.
+        self.sync_progress();
+        self.maybe_step_down_removed();
         self.maybe_readmit();
         true
     }
@@ -386,10 +380,11 @@ impl RawNode {
     }
 
     /// Queues a read at the current commit index behind a heartbeat round
-    /// sent after now (immediately answered in a single-voter cluster).
+    /// sent after now (immediately answered when this leader alone is a
+    /// majority of every deciding voter set).
     pub(super) fn start_read(&mut self, context: u64) {
         let index = self.log.committed();
-        if self.progress.is_empty() {
+        if self.joint_majority_value(1, |_| 0) == 1 {
             self.read_states.push(ReadState { context, index });
             return;
         }
@@ -401,16 +396,8 @@ impl RawNode {
     /// Releases reads whose round a majority acknowledged and, if others
     /// wait for a round not sent yet, sends it now.
     fn release_reads(&mut self) {
-        let mut rounds = Vec::with_capacity(self.config.voters.len());
-        rounds.push(self.read_only.last_round_sent());
-        rounds.extend(self.progress.iter().map(|(&id, p)| {
-            if self.counts(id, p.incarnation) {
-                p.read_round_acked
-            } else {
-                0
-            }
-        }));
-        let confirmed_round = quorum::majority_value(&rounds);
+        let last_round_sent = self.read_only.last_round_sent();
+        let confirmed_round = self.joint_majority_value(last_round_sent, |p| p.read_round_acked);
         let released = self.read_only.release(confirmed_round);
         self.read_states.extend(released);
         if self.read_only.needs_round() {

@@ -9,7 +9,11 @@ use bytes::Bytes;
 use crate::message::{
     Body, Entry, EntryKind, Index, Message, NodeId, Snapshot, SnapshotMeta, Term,
 };
-use crate::raft::{Config, Event, HardState, InitialState, RawNode, ReadState, Ready, Role};
+use crate::raft::membership::Member;
+use crate::raft::{
+    ConfChange, ConfChangeError, Config, Event, HardState, InitialState, RawNode, ReadState, Ready,
+    Role,
+};
 
 /// Bound on Ready batches handled for one node in a row (a livelock guard).
 const READY_ROUNDS_MAX: usize = 10_000;
@@ -73,8 +77,7 @@ pub fn registered_start(voters: &[NodeId]) -> Option<Snapshot> {
         meta: SnapshotMeta {
             index: 0,
             term: 0,
-            voters: voters.to_vec(),
-            registry: voters.iter().map(|&id| (id, id)).collect(),
+            members: voters.iter().map(|&id| Member::voter(id, id)).collect(),
         },
         data: Bytes::new(),
     })
@@ -206,6 +209,25 @@ pub struct Cluster {
     pub dropped_messages: usize,
 }
 
+impl Peer {
+    /// A node started from `durable`, nothing applied yet.
+    fn start(config: Config, durable: Durable, seed: u64) -> Self {
+        let node =
+            RawNode::new(config.clone(), durable.initial_state(), seed).expect("valid config");
+        Peer {
+            node,
+            config,
+            durable,
+            state: Vec::new(),
+            applied_index: 0,
+            events: Vec::new(),
+            read_states: Vec::new(),
+            dropped_reads: Vec::new(),
+            seed,
+        }
+    }
+}
+
 impl Cluster {
     /// A cluster of nodes 1..=size with the default config (pre-vote and
     /// check-quorum on), changed by `configure`.
@@ -220,20 +242,7 @@ impl Cluster {
                 snapshot: registered_start(&voters),
                 ..Durable::default()
             };
-            let node =
-                RawNode::new(config.clone(), durable.initial_state(), seed).expect("valid config");
-            let peer = Peer {
-                node,
-                config,
-                durable,
-                state: Vec::new(),
-                applied_index: 0,
-                events: Vec::new(),
-                read_states: Vec::new(),
-                dropped_reads: Vec::new(),
-                seed,
-            };
-            peers.insert(id, peer);
+            peers.insert(id, Peer::start(config, durable, seed));
         }
         Cluster {
             peers,
@@ -360,9 +369,10 @@ impl Cluster {
         panic!("the network never went quiet");
     }
 
-    /// Delivers one message unless its link is cut.
+    /// Delivers one message unless its link is cut or its addressee was
+    /// never started.
     pub fn deliver(&mut self, message: Message) {
-        if !self.link_open(message.from, message.to) {
+        if !self.link_open(message.from, message.to) || !self.peers.contains_key(&message.to) {
             self.dropped_messages += 1;
             return;
         }
@@ -451,6 +461,28 @@ impl Cluster {
         placed
     }
 
+    /// Starts node `id` with an empty disk and no voters, as a node
+    /// started to join a running cluster; it waits to be sent the log.
+    pub fn add_joiner(&mut self, id: NodeId, configure: impl Fn(&mut Config)) {
+        let mut config = Config::new(id, Vec::new());
+        configure(&mut config);
+        let seed = 1000 + id * 7919;
+        let peer = Peer::start(config, Durable::default(), seed);
+        self.peers.insert(id, peer);
+    }
+
+    /// Proposes a configuration change on `id` and settles the network.
+    pub fn change(
+        &mut self,
+        id: NodeId,
+        change: ConfChange,
+    ) -> Result<(Term, Index), ConfChangeError> {
+        let placed = self.node_mut(id).propose_conf_change(change)?;
+        self.process(id);
+        self.deliver_all();
+        Ok(placed)
+    }
+
     pub fn isolate(&mut self, id: NodeId) {
         for &other in self.peers.keys() {
             if other != id {
@@ -505,6 +537,7 @@ impl Cluster {
             .find(|e| e.index == index)
             .map(|e| e.term)
             .expect("applied entry is durable");
+        let members = peer.node.members_at(index);
         peer.node
             .compact(index, data.clone())
             .expect("compacting the applied prefix");
@@ -512,8 +545,7 @@ impl Cluster {
             meta: SnapshotMeta {
                 index,
                 term,
-                voters: peer.config.voters.clone(),
-                registry: Vec::new(),
+                members,
             },
             data,
         });

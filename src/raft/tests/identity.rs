@@ -4,7 +4,8 @@
 
 use super::harness::*;
 use crate::message::{Body, EntryKind, Message, NodeId};
-use crate::raft::{registry, Event, Role};
+use crate::raft::membership::{self, Member, Membership};
+use crate::raft::{Event, Role};
 
 /// A message as another incarnation of `from` would send it.
 fn from_incarnation(from: NodeId, incarnation: u64, to: NodeId, term: u64, body: Body) -> Message {
@@ -219,20 +220,29 @@ fn a_new_cluster_needs_every_member_for_its_first_election_and_registers_them() 
         .first()
         .expect("an entry")
         .clone();
-    assert_eq!(first.kind, EntryKind::Registry);
-    let expected: registry::Registry = [(1, 1), (2, 2), (3, 3)].into_iter().collect();
-    assert_eq!(registry::decode(&first.data), Some(expected));
+    assert_eq!(first.kind, EntryKind::Config);
+    let expected: Membership = [1, 2, 3]
+        .into_iter()
+        .map(|id| (id, Member::voter(id, id)))
+        .collect();
+    assert_eq!(membership::decode(&first.data), Some(expected));
     // From now on a majority elects.
     cluster.crash(leader);
     assert!(cluster.run_until(500, |c| c.leader().is_some_and(|l| l != leader)));
 }
 
 #[test]
-fn a_malformed_registry_entry_is_dropped_with_its_append() {
+fn a_malformed_configuration_entry_is_dropped_with_its_append() {
+    for kind in [EntryKind::Registry, EntryKind::Config] {
+        a_malformed_entry_is_dropped(kind);
+    }
+}
+
+fn a_malformed_entry_is_dropped(kind: EntryKind) {
     let mut node = node_with_log(plain_config(1, &[1, 2, 3]), &[], 1, 0);
     let mut bad = entry(1, 1);
-    bad.kind = EntryKind::Registry;
-    bad.data = bytes::Bytes::from_static(b"not a registry");
+    bad.kind = kind;
+    bad.data = bytes::Bytes::from_static(b"not a configuration");
     node.step(message(
         2,
         1,

@@ -7,6 +7,7 @@ mod harness;
 mod durability;
 mod election;
 mod identity;
+mod membership;
 #[cfg(feature = "planted-bugs")]
 mod planted;
 mod reads;

@@ -20,8 +20,7 @@ fn snapshot_chunk(index: u64, term: u64, offset: u64, data: &'static [u8], done:
         meta: SnapshotMeta {
             index,
             term,
-            voters: vec![1, 2, 3],
-            registry: Vec::new(),
+            members: Vec::new(),
         },
         offset,
         chunk: Bytes::from_static(data),
@@ -91,8 +90,7 @@ fn paper_5_3_append_reaching_beyond_index_max_is_dropped() {
         meta: SnapshotMeta {
             index: INDEX_MAX - 1,
             term: 1,
-            voters: vec![1, 2, 3],
-            registry: Vec::new(),
+            members: Vec::new(),
         },
         data: Bytes::new(),
     };

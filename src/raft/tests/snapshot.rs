@@ -77,8 +77,7 @@ fn paper_7_snapshot_not_beyond_the_commit_index_is_acknowledged_without_rollback
     let meta = SnapshotMeta {
         index: 2,
         term: 1,
-        voters: vec![1, 2, 3],
-        registry: Vec::new(),
+        members: Vec::new(),
     };
     let chunk = Body::Snapshot {
         meta,
@@ -106,8 +105,7 @@ fn paper_7_snapshot_keeps_matching_entries_after_it_or_drops_the_log() {
     let meta = |index, term| SnapshotMeta {
         index,
         term,
-        voters: vec![1, 2, 3],
-        registry: Vec::new(),
+        members: Vec::new(),
     };
     let install = |index, term| Body::Snapshot {
         meta: meta(index, term),
@@ -162,8 +160,7 @@ fn paper_7_out_of_order_chunk_is_answered_with_the_expected_offset() {
     let meta = SnapshotMeta {
         index: 5,
         term: 1,
-        voters: vec![1, 2, 3],
-        registry: Vec::new(),
+        members: Vec::new(),
     };
     let chunk = |offset, data: &'static [u8], done| Body::Snapshot {
         meta: meta.clone(),
