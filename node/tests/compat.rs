@@ -4,8 +4,13 @@
 //! WATCH, and a kill -9 of the leader under a write loop with no
 //! acknowledged write lost).
 //!
+//! Then ioredis's `Redis.Cluster` (node/tests/compat/ioredis.js): discovery
+//! after that failover, strings, a pipeline and MULTI/EXEC.
+//!
 //! redis-py comes from a virtualenv that `.ci/run` creates at
-//! `target/compat-venv` (or the Python named by `RAFTKV_COMPAT_PYTHON`).
+//! `target/compat-venv` (or the Python named by `RAFTKV_COMPAT_PYTHON`),
+//! ioredis from `npm install --prefix target/compat-node` (or
+//! `RAFTKV_COMPAT_IOREDIS`).
 //! Without it this test fails and says how to create it: a compatibility
 //! suite that silently skips proves nothing.
 
@@ -146,4 +151,34 @@ async fn redis_cli_redis_benchmark_and_redis_py_work_against_a_cluster() {
     });
     assert_eq!(result["failover"]["lost"], 0, "{output}");
     println!("redis-py compat: {last}");
+
+    // ioredis gets every node as a startup node (the redis-py suite killed
+    // one): it asks them for CLUSTER SLOTS until one answers.
+    let ioredis = ioredis_module();
+    assert!(
+        ioredis.join("package.json").exists(),
+        "ioredis is not installed: {} does not exist. Install it with \
+         `npm install --prefix target/compat-node ioredis@5` (what .ci/run does), or point \
+         RAFTKV_COMPAT_IOREDIS at an ioredis module directory.",
+        ioredis.display()
+    );
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/compat/ioredis.js");
+    let mut node = Command::new("node");
+    node.arg(script)
+        .arg(&ioredis)
+        .arg(cluster.client_addrs().join(","));
+    let (ok, output) = run(node, cluster.dir.path().join("ioredis.out"));
+    assert!(ok, "the ioredis suite failed:\n{output}");
+    println!(
+        "ioredis compat: {}",
+        output.lines().last().unwrap_or_default()
+    );
+}
+
+/// The ioredis module `.ci/run` installs (or `RAFTKV_COMPAT_IOREDIS`).
+fn ioredis_module() -> PathBuf {
+    if let Some(module) = std::env::var_os("RAFTKV_COMPAT_IOREDIS") {
+        return PathBuf::from(module);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/compat-node/node_modules/ioredis")
 }

@@ -278,7 +278,15 @@ impl ClusterClient {
         let is_write = !READ_ONLY_COMMANDS.contains(&name);
         let message = match attempt {
             Attempt::Reply(Frame::Error(message)) => message,
-            Attempt::Reply(frame) => return Verdict::Done(Ok(frame)),
+            Attempt::Reply(frame) => {
+                // Only the leader acknowledges a write: remember who did, so
+                // `leader_hint` names the node that took it even when no
+                // redirect led there (the dashboard reads its status next).
+                if is_write {
+                    self.leader_hint = Some(target.to_string());
+                }
+                return Verdict::Done(Ok(frame));
+            }
             Attempt::NotSent(error) => {
                 self.move_on_from(target);
                 return Verdict::Backoff {

@@ -267,6 +267,18 @@ async fn a_cancelled_command_never_hands_its_late_reply_to_the_next() {
     assert_eq!(value, Some(Bytes::from_static(b"value-fast")));
 }
 
+/// The first node tried is the leader: no redirect, yet the client knows
+/// which node took the write (the dashboard reads that node's status to
+/// learn the commit index before it allows a wipe).
+#[tokio::test]
+async fn a_write_taken_without_a_redirect_names_its_node_as_the_leader() {
+    let leader = FakeServer::start(|_, _| ok()).await;
+    let mut client = client(&[&leader.addr]);
+    assert_eq!(client.leader_hint(), None);
+    client.set("k", "v").await.unwrap();
+    assert_eq!(client.leader_hint(), Some(leader.addr.as_str()));
+}
+
 #[tokio::test]
 async fn moved_is_followed_and_the_leader_remembered() {
     let leader = FakeServer::start(|args, _| match args[0].as_str() {
