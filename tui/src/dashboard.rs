@@ -199,10 +199,7 @@ impl Workers {
         std::fs::write(&readme_path, text)
             .map_err(|e| format!("cannot write {}: {e}", readme_path.display()))?;
         let lines = chaos::verdict_lines(&records, &chaos::check(&records));
-        let history: String = records
-            .iter()
-            .map(|r| r.to_json().to_string() + "\n")
-            .collect();
+        let history = chaos::to_jsonl(&records);
         for (name, text) in [
             ("history.jsonl", history),
             ("verdict.txt", lines.join("\n") + "\n"),

@@ -301,6 +301,14 @@ pub fn lost_writes(records: &[Record]) -> Vec<(String, Option<u64>, u64)> {
     lost
 }
 
+/// `history.jsonl`: one record a line.
+pub fn to_jsonl(records: &[Record]) -> String {
+    records
+        .iter()
+        .map(|r| r.to_json().to_string() + "\n")
+        .collect()
+}
+
 /// Reads a `history.jsonl` file.
 pub fn load(path: &std::path::Path) -> Result<Vec<Record>, String> {
     let text = std::fs::read_to_string(path)

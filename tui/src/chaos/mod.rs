@@ -21,7 +21,9 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::{ClusterArgs, ClusterLayout};
 use crate::status::{NodeStatus, StatusFetcher};
 use crate::supervisor::{NodeProgram, Supervisor, STOP_GRACE_MS_DEFAULT};
-pub use history::{check, load, lost_writes, tally, Record, RecordKind, Recorder, Verdict};
+pub use history::{
+    check, load, lost_writes, tally, to_jsonl, Record, RecordKind, Recorder, Verdict,
+};
 pub use nemesis::NemesisEvent;
 
 /// Exit status when the run cannot start or a file cannot be read.
@@ -461,13 +463,7 @@ fn write_bundle(
             .map_err(|e| format!("cannot write {}: {e}", bundle.join(name).display()))
     };
     write("verdict.txt", lines.join("\n") + "\n")?;
-    write(
-        "history.jsonl",
-        records
-            .iter()
-            .map(|r| r.to_json().to_string() + "\n")
-            .collect(),
-    )?;
+    write("history.jsonl", to_jsonl(records))?;
     write(
         "nemesis.jsonl",
         events
