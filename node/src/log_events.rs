@@ -28,6 +28,7 @@ pub const MEMBERSHIP_COMMITTED: &str = "membership_committed";
 
 // Membership changes asked for by clients (driver/run.rs) and joining a
 // running cluster (join.rs).
+pub const MEMBERSHIP_CHANGED: &str = "membership_changed";
 pub const CONF_CHANGE_PROPOSED: &str = "conf_change_proposed";
 pub const CONF_CHANGE_REFUSED: &str = "conf_change_refused";
 pub const JOIN_REQUESTED: &str = "join_requested";

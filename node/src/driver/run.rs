@@ -104,6 +104,7 @@ pub(crate) async fn run_driver(
             last_leader: 0,
             leader_contact: None,
             peers: parts.peers,
+            membership_logged: None,
             link_changes: 0,
         },
         published: None,
@@ -169,6 +170,8 @@ struct NodeIo {
     leader_contact: Option<Instant>,
     /// Where the peers are reached; the links follow the configuration.
     peers: PeerAddresses,
+    /// The newest configuration last logged (index, members).
+    membership_logged: Option<(Index, Vec<Member>)>,
     /// Bumped on every peer link up or down: the status is republished, since
     /// the addresses and the leader's reachability it shows may have changed.
     link_changes: u64,
@@ -618,8 +621,20 @@ impl Driver {
 }
 
 impl NodeIo {
-    /// Opens and closes peer links as the configuration changes.
+    /// Opens and closes peer links as the configuration changes, and logs
+    /// each new newest configuration.
     fn link_peers(&mut self, status: &Status) {
+        let shown = (status.membership_index, status.members.clone());
+        if self.membership_logged.as_ref() != Some(&shown) && !status.members.is_empty() {
+            info!(
+                event = log_events::MEMBERSHIP_CHANGED,
+                index = status.membership_index,
+                voters = ?status.voters(),
+                learners = ?status.learners(),
+                previous_voters = ?status.previous_voters
+            );
+            self.membership_logged = Some(shown);
+        }
         if let Some((wanted, accept_any)) =
             self.peers
                 .links_for(&status.members, &status.previous_voters, status.leader_id)
