@@ -496,12 +496,9 @@ fn a_removed_node_that_missed_its_removal_does_not_disrupt() {
     cluster.propose(1, "still leading");
 }
 
-/// A brand-new cluster's first configuration is written by its unanimous
-/// bootstrap election and has no configuration before it: it counts as
-/// confirmed, so the first change is accepted as soon as an entry of the
-/// leader's term committed (no compaction or second copy needed first).
-#[test]
-fn the_first_change_after_bootstrap_is_accepted() {
+/// A brand-new cluster of 3 (no configuration until its first, unanimous
+/// election) with one entry of its leader's term committed everywhere.
+fn bootstrapped_with_an_entry() -> (Cluster, u64) {
     let mut cluster = Cluster::unregistered(3, |_| {});
     assert!(cluster.run_until(500, |c| c.leader().is_some()
         && [1, 2, 3].iter().all(|&id| c.node(id).status().registered)));
@@ -511,6 +508,16 @@ fn the_first_change_after_bootstrap_is_accepted() {
         let status = c.node(leader).status();
         status.commit_index >= status.last_index
     }));
+    (cluster, leader)
+}
+
+/// A brand-new cluster's first configuration is written by its unanimous
+/// bootstrap election and has no configuration before it: it counts as
+/// confirmed, so the first change is accepted as soon as an entry of the
+/// leader's term committed (no compaction or second copy needed first).
+#[test]
+fn the_first_change_after_bootstrap_is_accepted() {
+    let (mut cluster, leader) = bootstrapped_with_an_entry();
     cluster.add_joiner(4, |_| {});
     cluster
         .change(leader, add_learner(4))
@@ -524,15 +531,7 @@ fn the_first_change_after_bootstrap_is_accepted() {
 /// others elect a leader among themselves.
 #[test]
 fn a_leader_removed_by_the_first_change_after_bootstrap_steps_down() {
-    let mut cluster = Cluster::unregistered(3, |_| {});
-    assert!(cluster.run_until(500, |c| c.leader().is_some()
-        && [1, 2, 3].iter().all(|&id| c.node(id).status().registered)));
-    let leader = cluster.leader().expect("leader");
-    cluster.propose(leader, "first");
-    assert!(cluster.run_until(100, |c| {
-        let status = c.node(leader).status();
-        status.commit_index >= status.last_index
-    }));
+    let (mut cluster, leader) = bootstrapped_with_an_entry();
     cluster
         .change(leader, ConfChange::Remove { id: leader })
         .expect("the leader may remove itself");
