@@ -117,9 +117,8 @@ async fn run(options: NodeOptions) -> Result<(), String> {
         options
             .bootstrap_members()
             .iter()
-            .map(|p| (p.id, p.peer_addr))
-            .chain(joined_members.iter().map(|m| (m.id, m.peer_addr))),
-        options.join.is_some(),
+            .map(|p| (p.id, p.peer_addr)),
+        joined_members.iter().map(|m| (m.id, m.peer_addr)),
     );
     let (shared, requests) = Shared::new(restored.store);
     let handle = NodeHandle {
@@ -163,6 +162,21 @@ async fn run(options: NodeOptions) -> Result<(), String> {
 fn raft_config(options: &NodeOptions) -> Config {
     let voters = options.bootstrap_members().iter().map(|p| p.id).collect();
     let mut config = Config::new(options.id, voters);
+    // This node's own entry is its real --peer address; the others are
+    // as it dials them (possibly a proxy: a node that starts with
+    // addresses of its own, or routes, prefers those).
+    config.voter_peer_addrs = options
+        .bootstrap_members()
+        .iter()
+        .map(|p| {
+            let addr = if p.id == options.id {
+                options.peer
+            } else {
+                p.peer_addr
+            };
+            (p.id, addr.to_string())
+        })
+        .collect();
     config.heartbeat_ticks = options.heartbeat_ticks;
     config.election_ticks_min = options.election_ticks_min;
     config.election_ticks_max = options.election_ticks_max;

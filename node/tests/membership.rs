@@ -118,7 +118,10 @@ async fn the_cluster_grows_from_three_to_five_and_back_under_writes() {
         assert_eq!(log_events(&log, "joined_as_learner").len(), 1, "node {id}");
     }
 
-    // A node that joined restarts from its own disk (no second join).
+    // A node that joined restarts from its own disk (no second join), even
+    // while the member it joined through is down: the addresses of the
+    // members it did not meet through its join are in the configuration.
+    cluster.kill(1);
     cluster.kill(four);
     cluster.start_node(four);
     wait_for("node 4 back and caught up", || async {
@@ -132,6 +135,7 @@ async fn the_cluster_grows_from_three_to_five_and_back_under_writes() {
         log_events(&cluster.log_path(four), "join_requested").len(),
         1
     );
+    cluster.start_node(1);
 
     // Shrink back to three.
     change(&cluster, &["RAFT.REMOVE", "5"]).await;

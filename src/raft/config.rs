@@ -58,6 +58,11 @@ pub struct Config {
     /// configuration, which then decides. Empty for a node started to join
     /// a running cluster: it waits to be sent the log.
     pub voters: Vec<NodeId>,
+    /// Where `voters` are reached, as this node was told (opaque to the
+    /// core, at most `membership::ADDRESS_BYTES_MAX` bytes each): written
+    /// into the cluster's first configuration by the node that wins the
+    /// bootstrap election, so that nodes that join later can dial them.
+    pub voter_peer_addrs: std::collections::BTreeMap<NodeId, String>,
     /// Leader sends a heartbeat every this many ticks; at most
     /// `election_ticks_min / ELECTION_TICKS_PER_HEARTBEAT_MIN`.
     pub heartbeat_ticks: u64,
@@ -94,6 +99,7 @@ impl Config {
             id,
             incarnation: id,
             voters,
+            voter_peer_addrs: std::collections::BTreeMap::new(),
             heartbeat_ticks: HEARTBEAT_TICKS_DEFAULT,
             election_ticks_min: ELECTION_TICKS_MIN_DEFAULT,
             election_ticks_max: ELECTION_TICKS_MAX_DEFAULT,
@@ -137,6 +143,16 @@ impl Config {
         }
         if sorted.contains(&crate::message::NO_NODE) {
             return Err(ConfigError("voter id 0 is reserved for \"no node\"".into()));
+        }
+        let address_max = crate::raft::membership::ADDRESS_BYTES_MAX;
+        if let Some((id, addr)) = self
+            .voter_peer_addrs
+            .iter()
+            .find(|(id, addr)| !self.voters.contains(id) || addr.len() > address_max)
+        {
+            return Err(ConfigError(format!(
+                "peer address of {id} ('{addr}'): not a voter, or longer than {address_max} bytes"
+            )));
         }
         if self.heartbeat_ticks == 0 {
             return Err(ConfigError("heartbeat_ticks must be at least 1".into()));

@@ -1681,6 +1681,11 @@ impl Sim {
     // ---- end of run ----
 
     /// A leader that every node follows, in its term.
+    /// A leader that every member of its newest configuration (and of the
+    /// one before it, while a change is pending) follows in its term. A
+    /// node outside them (a joiner whose
+    /// addition was truncated away, not yet stopped because the leader has
+    /// not settled) need not follow it: nobody replicates to it.
     fn stable_leader(&self) -> Option<(usize, Status)> {
         let statuses: Vec<Status> = self
             .nodes
@@ -1690,8 +1695,13 @@ impl Sim {
             .collect::<Option<Vec<_>>>()?;
         let leader = statuses.iter().position(|s| s.role == Role::Leader)?;
         let (term, id) = (statuses[leader].term, statuses[leader].id);
+        let (members, previous) = (&statuses[leader].members, &statuses[leader].previous_voters);
+        let member = |s: &Status| {
+            members.is_empty() || members.iter().any(|m| m.id == s.id) || previous.contains(&s.id)
+        };
         statuses
             .iter()
+            .filter(|s| member(s))
             .all(|s| s.term == term && s.leader_id == id)
             .then(|| ((id - 1) as usize, statuses[leader].clone()))
     }

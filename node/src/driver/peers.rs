@@ -2,12 +2,14 @@
 //! keeps open as the configuration changes.
 //!
 //! A peer's address comes from, in this order: `--peer-routes` (a fault
-//! proxy in between), the configuration entry that names the member (a
-//! member added at runtime carries its real `--peer` address), and the
-//! addresses the node started with (`--cluster`, or the member list the
-//! `--join` address answered). The cluster's first configuration is
-//! written by the bootstrap election and carries no addresses, so its
-//! members are reached at the addresses the nodes were started with.
+//! proxy in between), `--cluster` (the node's own view of the members it
+//! started with: with a fault proxy each node reaches a peer at another
+//! address), the configuration entry that names the member (a member added
+//! at runtime carries its real `--peer` address; the cluster's first
+//! configuration carries the addresses its bootstrap leader was started
+//! with), and last the member list the `--join` address answered. So a
+//! member a node started with keeps its address for that node; a machine
+//! replaced at another address joins under a new id.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -27,8 +29,10 @@ pub(crate) struct PeerAddresses {
     own_id: NodeId,
     /// `--peer-routes`.
     routes: BTreeMap<NodeId, SocketAddr>,
-    /// `--cluster`, or the members the `--join` address listed.
-    known: BTreeMap<NodeId, SocketAddr>,
+    /// `--cluster`.
+    started: BTreeMap<NodeId, SocketAddr>,
+    /// The members the `--join` address listed.
+    seeded: BTreeMap<NodeId, SocketAddr>,
     /// Started with `--join`: until the configuration arrives, handshakes
     /// from any member of the cluster are accepted (the leader that adds
     /// this node dials it before this node knows it is a member).
@@ -38,25 +42,30 @@ pub(crate) struct PeerAddresses {
 }
 
 impl PeerAddresses {
+    /// `started`: `--cluster`; `seeded`: what the `--join` address
+    /// listed (a node has one or the other).
     pub(crate) fn new(
         own_id: NodeId,
         routes: impl IntoIterator<Item = (NodeId, SocketAddr)>,
-        known: impl IntoIterator<Item = (NodeId, SocketAddr)>,
-        joining: bool,
+        started: impl IntoIterator<Item = (NodeId, SocketAddr)>,
+        seeded: impl IntoIterator<Item = (NodeId, SocketAddr)>,
     ) -> Self {
+        let seeded: BTreeMap<NodeId, SocketAddr> = seeded.into_iter().collect();
+        let started: BTreeMap<NodeId, SocketAddr> = started.into_iter().collect();
         PeerAddresses {
             own_id,
             routes: routes.into_iter().collect(),
-            known: known.into_iter().collect(),
-            joining,
+            joining: started.is_empty(),
+            started,
+            seeded,
             linked_for: None,
         }
     }
 
     /// The address to dial `id` at, given the configuration's entry for it.
     fn dial_address(&self, id: NodeId, configured: Option<&str>) -> Option<SocketAddr> {
-        if let Some(route) = self.routes.get(&id) {
-            return Some(*route);
+        if let Some(&addr) = self.routes.get(&id).or_else(|| self.started.get(&id)) {
+            return Some(addr);
         }
         let configured = configured.filter(|addr| !addr.is_empty());
         if let Some(text) = configured {
@@ -70,7 +79,7 @@ impl PeerAddresses {
                 ),
             }
         }
-        self.known.get(&id).copied()
+        self.seeded.get(&id).copied()
     }
 
     /// The peer address to show for `member`: its configured one, else the
@@ -79,15 +88,16 @@ impl PeerAddresses {
         if !member.peer_addr.is_empty() {
             return member.peer_addr.clone();
         }
-        self.known
+        self.started
             .get(&member.id)
+            .or_else(|| self.seeded.get(&member.id))
             .map(ToString::to_string)
             .unwrap_or_default()
     }
 
     /// The ids this node started with (`--cluster` or the join answer).
     pub(crate) fn known_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.known.keys().copied()
+        self.started.keys().chain(self.seeded.keys()).copied()
     }
 
     /// The links for `members` (the newest configuration; empty before the
@@ -109,10 +119,9 @@ impl PeerAddresses {
         self.linked_for = Some(key);
         let own = self.own_id;
         let mut wanted: WantedLinks = if members.is_empty() {
-            self.known
-                .keys()
-                .filter(|&&id| id != own)
-                .map(|&id| (id, self.dial_address(id, None)))
+            self.known_ids()
+                .filter(|&id| id != own)
+                .map(|id| (id, self.dial_address(id, None)))
                 .collect()
         } else {
             members
@@ -152,16 +161,16 @@ mod tests {
     }
 
     #[test]
-    fn routes_win_over_the_configuration_which_wins_over_the_start_addresses() {
+    fn routes_then_the_start_addresses_then_the_configuration() {
         let mut peers = PeerAddresses::new(
             1,
             [(3, addr(9003))],
             [(1, addr(7101)), (2, addr(7102)), (3, addr(7103))],
-            false,
+            [],
         );
         let members = [
             member(1, "", MemberRole::Voter),
-            member(2, "", MemberRole::Voter),
+            member(2, "127.0.0.1:9999", MemberRole::Voter),
             member(3, "127.0.0.1:7203", MemberRole::Voter),
             member(4, "127.0.0.1:7104", MemberRole::Learner),
         ];
@@ -180,7 +189,7 @@ mod tests {
 
     #[test]
     fn a_removed_member_keeps_its_link_while_it_counts_or_leads() {
-        let mut peers = PeerAddresses::new(1, [], [(2, addr(7102)), (3, addr(7103))], false);
+        let mut peers = PeerAddresses::new(1, [], [(2, addr(7102)), (3, addr(7103))], []);
         let members = [
             member(1, "", MemberRole::Voter),
             member(2, "", MemberRole::Voter),
@@ -191,20 +200,20 @@ mod tests {
         assert_eq!(wanted, vec![(2, Some(addr(7102)))]);
         // Seen from node 2, whose leader 3 removed itself: 3 stays linked
         // until it steps down.
-        let mut peers = PeerAddresses::new(2, [], [(1, addr(7101)), (3, addr(7103))], false);
+        let mut peers = PeerAddresses::new(2, [], [(1, addr(7101)), (3, addr(7103))], []);
         let (wanted, _) = peers.links_for(&members, &[], 3).unwrap();
         assert_eq!(wanted, vec![(1, Some(addr(7101))), (3, Some(addr(7103)))]);
         let (wanted, _) = peers.links_for(&members, &[], 1).unwrap();
         assert_eq!(wanted, vec![(1, Some(addr(7101)))]);
         // A removed member without a known address keeps an existing link.
-        let mut peers = PeerAddresses::new(1, [], [(2, addr(7102))], false);
+        let mut peers = PeerAddresses::new(1, [], [(2, addr(7102))], []);
         let (wanted, _) = peers.links_for(&members, &[1, 2, 5], 1).unwrap();
         assert_eq!(wanted, vec![(2, Some(addr(7102))), (5, None)]);
     }
 
     #[test]
     fn a_joining_node_dials_what_it_was_told_and_accepts_any_member_until_configured() {
-        let mut peers = PeerAddresses::new(4, [], [(1, addr(7101)), (2, addr(7102))], true);
+        let mut peers = PeerAddresses::new(4, [], [], [(1, addr(7101)), (2, addr(7102))]);
         let (wanted, accept_any) = peers.links_for(&[], &[], 0).unwrap();
         assert!(accept_any);
         assert_eq!(wanted, vec![(1, Some(addr(7101))), (2, Some(addr(7102)))]);
@@ -219,7 +228,7 @@ mod tests {
 
     #[test]
     fn a_malformed_configured_address_falls_back_to_the_start_address() {
-        let peers = PeerAddresses::new(1, [], [(2, addr(7102))], false);
+        let peers = PeerAddresses::new(1, [], [(2, addr(7102))], []);
         assert_eq!(
             peers.dial_address(2, Some("not an address")),
             Some(addr(7102))

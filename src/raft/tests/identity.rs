@@ -205,7 +205,11 @@ fn acks_of_a_wiped_node_do_not_count_towards_commit_until_it_is_readmitted() {
 
 #[test]
 fn a_new_cluster_needs_every_member_for_its_first_election_and_registers_them() {
-    let mut cluster = Cluster::unregistered(3, |_| {});
+    let mut cluster = Cluster::unregistered(3, |config| {
+        config.voter_peer_addrs = (1..=3)
+            .map(|id| (id, format!("10.0.0.{id}:7100")))
+            .collect();
+    });
     cluster.crash(3);
     cluster.run(300);
     assert_eq!(cluster.leader(), None, "two of three cannot bootstrap");
@@ -223,9 +227,20 @@ fn a_new_cluster_needs_every_member_for_its_first_election_and_registers_them() 
     assert_eq!(first.kind, EntryKind::Config);
     let expected: Membership = [1, 2, 3]
         .into_iter()
-        .map(|id| (id, Member::voter(id, id)))
+        .map(|id| {
+            let peer_addr = format!("10.0.0.{id}:7100");
+            let member = Member {
+                peer_addr,
+                ..Member::voter(id, id)
+            };
+            (id, member)
+        })
         .collect();
-    assert_eq!(membership::decode(&first.data), Some(expected));
+    assert_eq!(
+        membership::decode(&first.data),
+        Some(expected),
+        "the first configuration names every member with its address"
+    );
     // From now on a majority elects.
     cluster.crash(leader);
     assert!(cluster.run_until(500, |c| c.leader().is_some_and(|l| l != leader)));
