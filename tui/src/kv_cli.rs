@@ -1,5 +1,6 @@
 //! `raftkv kv`: a command-line client for a running cluster (get, set, del,
-//! an etcdctl-like status table, digests, a full dump, wait-converged).
+//! an etcdctl-like status table, digests, a full dump, wait-converged, and
+//! `member list|add|promote|remove`).
 
 use std::time::{Duration, Instant};
 
@@ -8,6 +9,7 @@ use raftkv_node::client::ClusterClient;
 use crate::clock::format_duration_ms;
 use crate::dashboard::{parse_addr_list_arg, AddrList};
 use crate::digest::state_digest;
+use crate::membership::{self, MemberChange};
 use crate::status::NodeStatus;
 
 /// How often `wait-converged` re-reads every node.
@@ -60,6 +62,30 @@ pub enum KvCommand {
         #[arg(long, default_value_t = 30_000)]
         timeout_ms: u64,
     },
+    /// List or change the members (through the leader; MOVED is followed).
+    Member {
+        #[command(subcommand)]
+        command: MemberCommand,
+    },
+}
+
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum MemberCommand {
+    /// One row per member: id, incarnation, role, addresses, match index.
+    List,
+    /// Add a learner: it receives the log and never votes until promoted.
+    /// (A node started with `raftkv node --join` adds itself.)
+    Add {
+        id: u64,
+        /// Its `--peer` address (host:port).
+        peer_addr: String,
+        /// Its `--client` address (host:port).
+        client_addr: String,
+    },
+    /// Make a caught-up learner a voter.
+    Promote { id: u64 },
+    /// Remove a member (the leader too; never the last voter).
+    Remove { id: u64 },
 }
 
 pub fn run(args: KvArgs) -> Result<(), String> {
@@ -93,8 +119,71 @@ async fn execute(args: KvArgs) -> Result<(), String> {
             return dump(&addr, check).await;
         }
         KvCommand::WaitConverged { timeout_ms } => return wait_converged(&addrs, timeout_ms).await,
+        KvCommand::Member { command } => {
+            return member(&addrs, command, Duration::from_millis(args.deadline_ms)).await
+        }
     }
     Ok(())
+}
+
+/// `raftkv kv member ...`: prints the table or what the change did; a
+/// refusal (`-ERR`) or a `-TRYAGAIN` is the error, with the node's reason.
+async fn member(
+    addrs: &[String],
+    command: MemberCommand,
+    deadline: Duration,
+) -> Result<(), String> {
+    let change = match command {
+        MemberCommand::List => {
+            let list = membership::list_members(addrs).await?;
+            print!("{}", membership::member_table(&list));
+            return Ok(());
+        }
+        MemberCommand::Add {
+            id,
+            peer_addr,
+            client_addr,
+        } => {
+            for (what, addr) in [("peer", &peer_addr), ("client", &client_addr)] {
+                crate::cluster::parse_addr_list(addr)
+                    .ok()
+                    .filter(|list| list.len() == 1)
+                    .ok_or_else(|| format!("{what} address '{addr}' is not one host:port"))?;
+            }
+            MemberChange::AddLearner {
+                id,
+                peer_addr,
+                client_addr,
+            }
+        }
+        MemberCommand::Promote { id } => MemberChange::Promote { id },
+        MemberCommand::Remove { id } => MemberChange::Remove { id },
+    };
+    let leader = membership::send_change(addrs, &change, false, deadline)
+        .await
+        .map_err(|error| error.to_string())?;
+    println!("{}", change_done(&change, &leader));
+    Ok(())
+}
+
+/// What `member add|promote|remove` prints after the leader's `+OK`.
+pub fn change_done(change: &MemberChange, leader: &str) -> String {
+    match change {
+        MemberChange::AddLearner {
+            id,
+            peer_addr,
+            client_addr,
+        } => format!(
+            "Member {id} added as a learner (peer {peer_addr}, client {client_addr}) by the \
+             leader at {leader}; once it has caught up: raftkv kv member promote {id}"
+        ),
+        MemberChange::Promote { id } => {
+            format!("Member {id} promoted to voter by the leader at {leader}")
+        }
+        MemberChange::Remove { id } => {
+            format!("Member {id} removed by the leader at {leader}; its process can be stopped now")
+        }
+    }
 }
 
 async fn statuses(addrs: &[String]) -> Vec<Result<NodeStatus, String>> {
