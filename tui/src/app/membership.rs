@@ -213,6 +213,20 @@ impl App {
             .unwrap_or(0)
     }
 
+    /// Why the node in `row` must be left to the change in progress (being
+    /// removed, or replaced and not started yet), if it must.
+    pub(super) fn member_op_holds(&self, row: usize) -> Option<&'static str> {
+        let node = &self.nodes[row];
+        match &self.member_op {
+            Some(MemberOp::Remove { id, .. }) if *id == node.id() => Some("being removed"),
+            Some(MemberOp::Replace { id, .. }) if *id == node.id() => {
+                Some("being replaced: it starts empty once the old member is removed")
+            }
+            _ if node.removed => Some("removed from the cluster"),
+            _ => None,
+        }
+    }
+
     /// The client address a node joins through: the leader's, else any
     /// other running node's.
     fn join_via(&self, id: u64) -> Option<String> {

@@ -1,7 +1,8 @@
 //! The node processes as the dashboard sees and controls them: each node's
-//! view (process state, last status, log tail), the selection, and the keys
-//! that kill, stop, restart and wipe a node, with the `R` refusal that keeps
-//! a quorum of intact copies of the committed log.
+//! view (process state, last status, log tail), the selection, the keys
+//! that kill, stop and restart a node, and the refusal (for `R`, in
+//! `membership`) to wipe a node when too few intact copies of the committed
+//! log would remain.
 
 use std::collections::VecDeque;
 
@@ -346,10 +347,14 @@ impl App {
             return Vec::new();
         }
         let row = self.selected;
+        let id = self.nodes[row].config.id;
+        if let Some(why) = self.member_op_holds(row) {
+            self.refuse(format!("r refused: node {id} is {why}"));
+            return Vec::new();
+        }
         if self.nodes[row].is_down() {
             return self.start_row(row, false);
         }
-        let id = self.nodes[row].config.id;
         if self.nodes[row].is_restarting() {
             self.refuse(format!("node {id} is already restarting"));
             return Vec::new();
@@ -363,7 +368,7 @@ impl App {
             return Vec::new();
         }
         let down: Vec<usize> = (0..self.nodes.len())
-            .filter(|r| self.nodes[*r].is_down())
+            .filter(|r| self.nodes[*r].is_down() && self.member_op_holds(*r).is_none())
             .collect();
         if !down.is_empty() {
             return down

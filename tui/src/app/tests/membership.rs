@@ -379,6 +379,13 @@ fn capital_r_replaces_a_node_stop_remove_wipe_join_promote() {
             addrs: vec!["127.0.0.1:7002".into(), "127.0.0.1:7003".into()],
         }]
     );
+    // Node 1 is down while its old member is removed: r leaves it alone.
+    key(&mut app, T0 + 4_101, KeyCode::Char('1'));
+    assert!(key(&mut app, T0 + 4_102, KeyCode::Char('r')).is_empty());
+    assert_eq!(
+        flash_text(&app),
+        "r refused: node 1 is being replaced: it starts empty once the old member is removed"
+    );
     assert_eq!(
         changed(
             &mut app,
