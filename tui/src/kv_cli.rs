@@ -210,7 +210,12 @@ pub fn status_table(addrs: &[String], statuses: &[Result<NodeStatus, String>]) -
             Ok(s) => rows.push(vec![
                 s.id.to_string(),
                 addr.clone(),
-                s.role.name().to_string(),
+                // A learner follows; its own configuration says it votes not.
+                if s.learners.contains(&s.id) {
+                    "learner".to_string()
+                } else {
+                    s.role.name().to_string()
+                },
                 s.term.to_string(),
                 s.leader_id.to_string(),
                 s.commit_index.to_string(),
@@ -448,18 +453,27 @@ mod tests {
 
     #[test]
     fn status_table_lines_up_and_names_unreachable_nodes() {
-        let addrs = vec!["127.0.0.1:7001".to_string(), "127.0.0.1:7002".to_string()];
+        let addrs = vec![
+            "127.0.0.1:7001".to_string(),
+            "127.0.0.1:7002".to_string(),
+            "127.0.0.1:7004".to_string(),
+        ];
         let table = status_table(
             &addrs,
             &[
                 Ok(status(1, Role::Leader, 4, 107, "9c416561b5d29b481f4a")),
                 Err("connection refused".into()),
+                Ok(NodeStatus {
+                    learners: vec![4],
+                    ..status(4, Role::Follower, 4, 60, "f9de357db9c61f71fae9")
+                }),
             ],
         );
         insta::assert_snapshot!(table, @r"
         ID  ADDRESS         ROLE         TERM  LEADER  COMMIT  APPLIED  KEYS  DIGEST            CONTACT  UPTIME
         1   127.0.0.1:7001  leader       4     2       107     107      10    9c416561b5d29b48  -        1m01s
         ?   127.0.0.1:7002  unreachable  -     -       -       -        -     -                 -        -
+        4   127.0.0.1:7004  learner      4     2       60      60       10    f9de357db9c61f71  12ms     1m01s
         127.0.0.1:7002: connection refused
         ");
     }
