@@ -13,6 +13,7 @@
 pub mod client;
 pub mod driver;
 pub mod fault_proxy;
+pub mod join;
 pub mod log_events;
 pub mod node;
 pub mod options;

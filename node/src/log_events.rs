@@ -26,6 +26,16 @@ pub const READMISSION_PROPOSED: &str = "readmission_proposed";
 pub const MEMBER_READMITTED: &str = "member_readmitted";
 pub const MEMBERSHIP_COMMITTED: &str = "membership_committed";
 
+// Membership changes asked for by clients (driver/run.rs) and joining a
+// running cluster (join.rs).
+pub const MEMBERSHIP_CHANGED: &str = "membership_changed";
+pub const CONF_CHANGE_PROPOSED: &str = "conf_change_proposed";
+pub const CONF_CHANGE_REFUSED: &str = "conf_change_refused";
+pub const JOIN_REQUESTED: &str = "join_requested";
+pub const JOINED_AS_LEARNER: &str = "joined_as_learner";
+pub const PROMOTED: &str = "promoted";
+pub const JOIN_RETRY: &str = "join_retry";
+
 // The driver's own loop: peer links, bad input, stopping (driver/run.rs).
 pub const PEER_UP: &str = "peer_up";
 pub const PEER_DOWN: &str = "peer_down";
@@ -62,6 +72,8 @@ pub const PEER_REJECTED: &str = "peer_rejected";
 pub const PEER_ACCEPTED: &str = "peer_accepted";
 pub const PEER_ACCEPT_FAILED: &str = "peer_accept_failed";
 pub const PEER_LINK_CLOSED: &str = "peer_link_closed";
+pub const PEER_LINK_ADDED: &str = "peer_link_added";
+pub const PEER_LINK_REMOVED: &str = "peer_link_removed";
 pub const MESSAGE_DROPPED: &str = "message_dropped";
 
 // The RESP server and its connections (resp/).

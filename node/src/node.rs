@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::driver::handle::NodeHandle;
-use crate::driver::{DriverParts, Shared, COMMAND_BYTES_MAX};
+use crate::driver::{DriverParts, PeerAddresses, Shared, COMMAND_BYTES_MAX};
 use crate::log_events;
 use crate::options::NodeOptions;
 use crate::storage::{Identity, SnapshotPages, Storage};
@@ -97,12 +97,30 @@ async fn run(options: NodeOptions) -> Result<(), String> {
     check_own_cluster_entry(&options)?;
     let (storage, mut initial, identity) = open_storage(&options)?;
     config.incarnation = identity.incarnation;
+    // A node that joins with an empty disk asks to be added; one that
+    // restarts after joining only learns the members' addresses.
+    let must_join =
+        options.join.is_some() && storage.last_index() == 0 && initial.snapshot.is_none();
+    let joined_members = match &options.join {
+        Some(join) => crate::join::fetch_members(id, join, must_join).await?,
+        None => Vec::new(),
+    };
     let restored = restore_state_machine(&options, &mut initial)?;
     let raw = RawNode::new(config, initial, seed_from_clock(id))
         .map_err(|e| format!("node {id}: {e}"))?;
 
     let shutdown = CancellationToken::new();
     let (transport, inbound) = start_transport(&options, &identity, &shutdown).await?;
+    let peers = PeerAddresses::new(
+        id,
+        options.routes().iter().map(|p| (p.id, p.peer_addr)),
+        options
+            .bootstrap_members()
+            .iter()
+            .map(|p| (p.id, p.peer_addr))
+            .chain(joined_members.iter().map(|m| (m.id, m.peer_addr))),
+        options.join.is_some(),
+    );
     let (shared, requests) = Shared::new(restored.store);
     let handle = NodeHandle {
         inner: shared.clone(),
@@ -110,6 +128,20 @@ async fn run(options: NodeOptions) -> Result<(), String> {
     let server = start_client_server(&options, handle, &shutdown).await?;
     info!(event = log_events::STARTED, id, client = %options.client, peer = %options.peer, pid = std::process::id());
     stop_on_signal(shutdown.clone());
+    if must_join {
+        let join = crate::join::Join {
+            id,
+            peer_addr: options.peer.to_string(),
+            client_addr: options.client.to_string(),
+            members: options
+                .join
+                .iter()
+                .cloned()
+                .chain(joined_members.iter().map(|m| m.client_addr.clone()))
+                .collect(),
+        };
+        tokio::spawn(crate::join::join_cluster(join, shutdown.clone()));
+    }
 
     let parts = DriverParts {
         raw,
@@ -120,6 +152,7 @@ async fn run(options: NodeOptions) -> Result<(), String> {
         requests,
         applied_term: restored.applied_term,
         snapshot_pages: restored.snapshot_pages,
+        peers,
     };
     let result = crate::driver::run_driver(&options, parts, shutdown.clone()).await;
     shutdown.cancel();
@@ -128,7 +161,8 @@ async fn run(options: NodeOptions) -> Result<(), String> {
 }
 
 fn raft_config(options: &NodeOptions) -> Config {
-    let mut config = Config::new(options.id, options.cluster.0.iter().map(|p| p.id).collect());
+    let voters = options.bootstrap_members().iter().map(|p| p.id).collect();
+    let mut config = Config::new(options.id, voters);
     config.heartbeat_ticks = options.heartbeat_ticks;
     config.election_ticks_min = options.election_ticks_min;
     config.election_ticks_max = options.election_ticks_max;
@@ -140,8 +174,10 @@ fn raft_config(options: &NodeOptions) -> Config {
 /// entry there is allowed (a proxy in between) but worth a warning.
 fn check_own_cluster_entry(options: &NodeOptions) -> Result<(), String> {
     let id = options.id;
-    let me = options
-        .cluster
+    let Some(cluster) = &options.cluster else {
+        return Ok(());
+    };
+    let me = cluster
         .0
         .iter()
         .find(|p| p.id == id)
@@ -251,7 +287,15 @@ async fn start_transport(
     let config = TransportConfig {
         id: options.id,
         listen: options.peer,
-        peers: options.cluster.0.clone(),
+        // A joining node links to the members once it knows them (the
+        // driver sets the links from the configuration).
+        peers: match &options.cluster {
+            Some(cluster) => cluster.0.clone(),
+            None => vec![crate::options::PeerAddr {
+                id: options.id,
+                peer_addr: options.peer,
+            }],
+        },
         cluster_id: options.cluster_id.clone(),
         incarnation: identity.incarnation,
         client_addr: options.client.to_string(),

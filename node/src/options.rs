@@ -44,6 +44,7 @@ pub fn parse_cluster(text: &str) -> Result<ClusterSpec, String> {
 }
 
 #[derive(Clone, Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("start").args(["cluster", "join"]).required(true))]
 pub struct NodeOptions {
     /// This node's id (1..).
     #[arg(long)]
@@ -54,9 +55,21 @@ pub struct NodeOptions {
     /// Address the peer (Raft) listener binds.
     #[arg(long)]
     pub peer: SocketAddr,
-    /// Every member: id=peer_host:port,... (including this node).
+    /// The members a new cluster starts with: id=peer_host:port,...
+    /// (including this node). Not with --join.
     #[arg(long, value_parser = parse_cluster)]
-    pub cluster: ClusterSpec,
+    pub cluster: Option<ClusterSpec>,
+    /// Joins a running cluster through any member's client address (its
+    /// RESP host:port) instead of starting one: with an empty data dir the
+    /// node asks to be added as a learner, catches up and asks to be
+    /// promoted to voter. A restarted node that joined earlier only learns
+    /// the members' addresses there.
+    #[arg(long, value_name = "CLIENT_ADDR")]
+    pub join: Option<String>,
+    /// Dials these peers at these addresses instead of the ones the
+    /// configuration names: id=host:port,... (a fault proxy in between).
+    #[arg(long, value_parser = parse_cluster, value_name = "ROUTES")]
+    pub peer_routes: Option<ClusterSpec>,
     /// This node's data directory (WAL, hard state, snapshots).
     #[arg(long)]
     pub data_dir: PathBuf,
@@ -95,4 +108,17 @@ pub struct NodeOptions {
     /// (as Redis's requirepass). Without it AUTH is refused.
     #[arg(long)]
     pub requirepass: Option<String>,
+}
+
+impl NodeOptions {
+    /// The members a new cluster starts with (`--cluster`); none for a
+    /// node that joins a running one.
+    pub fn bootstrap_members(&self) -> &[PeerAddr] {
+        self.cluster.as_ref().map_or(&[], |spec| &spec.0)
+    }
+
+    /// The `--peer-routes` entries.
+    pub fn routes(&self) -> &[PeerAddr] {
+        self.peer_routes.as_ref().map_or(&[], |spec| &spec.0)
+    }
 }

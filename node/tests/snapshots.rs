@@ -49,12 +49,16 @@ async fn cluster_with_a_stopped_snapshotted_follower() -> (Cluster, u64) {
         async move { compacted.then_some(()) }
     })
     .await;
+    // A compaction still under way keeps the previous file until the new
+    // one is complete: wait for it to finish (no write comes after, so no
+    // compaction starts later).
+    let data_dir = cluster.node(follower).data_dir.clone();
+    wait_for("one snapshot file kept", || {
+        let one = snapshot_files(&data_dir).len() == 1;
+        async move { one.then_some(()) }
+    })
+    .await;
     cluster.kill(follower);
-    assert_eq!(
-        snapshot_files(&cluster.node(follower).data_dir).len(),
-        1,
-        "one snapshot file is kept"
-    );
     (cluster, follower)
 }
 

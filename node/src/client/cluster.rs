@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{ClientError, Connection};
+use crate::driver::status::{member_field, MemberView};
 use crate::log_events;
 use crate::resp::Frame;
 
@@ -48,6 +49,7 @@ const READ_ONLY_COMMANDS: &[&str] = &[
     "COMMAND",
     "RAFT.STATUS",
     "RAFT.DIGEST",
+    "RAFT.MEMBERS",
 ];
 
 /// A client for a whole cluster. Not `Clone`: it keeps one connection and
@@ -378,6 +380,14 @@ impl ClusterClient {
         field_map(addr, "RAFT.STATUS", reply)
     }
 
+    /// `RAFT.MEMBERS` of one node: the newest configuration it knows.
+    pub async fn members(addr: &str) -> Result<Vec<MemberView>, ClientError> {
+        let mut connection =
+            Connection::connect(addr, Duration::from_millis(STATUS_TIMEOUT_MS)).await?;
+        let reply = connection.request(&[b"RAFT.MEMBERS"]).await?;
+        parse_members(reply).map_err(|reply| unexpected_reply(addr, "RAFT.MEMBERS", &reply))
+    }
+
     /// The value of `key` in one node's own state (`READONLY` then `GET`):
     /// possibly stale, never redirected.
     pub async fn local_get(
@@ -625,4 +635,59 @@ fn collect_values(
         }
     }
     Ok(())
+}
+
+/// RAFT.MEMBERS's reply: one flat field/value array (or RESP3 map) per
+/// member. The whole reply comes back when it is not of that shape.
+pub fn parse_members(reply: Frame) -> Result<Vec<MemberView>, Frame> {
+    let Frame::Array(entries) = &reply else {
+        return Err(reply);
+    };
+    let mut members = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let pairs: Vec<(&Frame, &Frame)> = match entry {
+            Frame::Array(flat) if flat.len() % 2 == 0 => flat
+                .chunks_exact(2)
+                .map(|pair| (&pair[0], &pair[1]))
+                .collect(),
+            Frame::Map(pairs) => pairs.iter().map(|(k, v)| (k, v)).collect(),
+            _ => return Err(reply),
+        };
+        let mut member = MemberView::default();
+        let mut has_id = false;
+        for (name, value) in pairs {
+            let text = match value {
+                Frame::Bulk(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                Frame::Simple(text) => text.clone(),
+                Frame::Integer(n) => n.to_string(),
+                Frame::Null => String::new(),
+                _ => return Err(reply),
+            };
+            let Frame::Bulk(name) = name else {
+                return Err(reply);
+            };
+            match name.as_ref() {
+                n if n == member_field::ID.as_bytes() => match text.parse() {
+                    Ok(id) => {
+                        member.id = id;
+                        has_id = true;
+                    }
+                    Err(_) => return Err(reply),
+                },
+                n if n == member_field::INCARNATION.as_bytes() => member.incarnation = text,
+                n if n == member_field::ROLE.as_bytes() => member.role = text,
+                n if n == member_field::PEER_ADDR.as_bytes() => member.peer_addr = text,
+                n if n == member_field::CLIENT_ADDR.as_bytes() => member.client_addr = text,
+                n if n == member_field::MATCH_INDEX.as_bytes() => {
+                    member.match_index = text.parse().ok()
+                }
+                _ => {}
+            }
+        }
+        if !has_id {
+            return Err(reply);
+        }
+        members.push(member);
+    }
+    Ok(members)
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use raftkv::kv::{Command, KvStore, Reply};
+use raftkv::raft::ConfChange;
 
 pub use super::status::NodeStatus;
 
@@ -27,6 +28,10 @@ pub enum WriteError {
     /// Refused before appending (overloaded, transfer in progress, shutting down). Not applied.
     #[error("{0}")]
     Refused(String),
+    /// Refused for good: the request can never succeed as it is (a
+    /// membership change naming an unknown node, removing the last voter...).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Why a linearizable read could not be served.
@@ -52,6 +57,12 @@ impl NodeHandle {
     /// on this node (after the fsync of a majority).
     pub async fn write(&self, command: Command) -> Result<Reply, WriteError> {
         super::write(&self.inner, command).await
+    }
+
+    /// Changes the membership through the log; answers once the change is
+    /// committed (and applied on this node).
+    pub async fn change_membership(&self, change: ConfChange) -> Result<(), WriteError> {
+        super::change_membership(&self.inner, change).await
     }
 
     /// Runs `read` against the state machine at a linearizable point (ReadIndex).

@@ -9,6 +9,7 @@
 mod compaction;
 mod events;
 pub mod handle;
+mod peers;
 mod persister;
 mod run;
 pub mod status;
@@ -20,10 +21,12 @@ use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 use raftkv::kv::{Command, KvStore, Reply};
+use raftkv::raft::ConfChange;
 use tokio::sync::{mpsc, oneshot};
 
 use handle::{NodeStatus, ReadError, WriteError};
 
+pub(crate) use peers::PeerAddresses;
 pub(crate) use run::{run_driver, DriverParts, COMMAND_BYTES_MAX};
 
 /// Bound on client requests queued for the driver.
@@ -39,6 +42,12 @@ pub(crate) enum Request {
     },
     /// Announces a batch of linearizable reads (sent by its first reader).
     Read { batch: ReadAnnouncement },
+    /// A membership change; answered once its configuration entry is
+    /// applied (so committed) here.
+    ConfChange {
+        change: ConfChange,
+        reply: oneshot::Sender<Result<Reply, WriteError>>,
+    },
 }
 
 /// State shared between the driver and the handles.
@@ -110,7 +119,27 @@ impl PublishedStatus {
 
 pub(crate) async fn write(shared: &Shared, command: Command) -> Result<Reply, WriteError> {
     let (reply, receive) = oneshot::channel();
-    let queued = match shared.requests.try_send(Request::Write { command, reply }) {
+    submit(shared, Request::Write { command, reply }, receive).await
+}
+
+/// Proposes a membership change and waits until it is applied here.
+pub(crate) async fn change_membership(
+    shared: &Shared,
+    change: ConfChange,
+) -> Result<(), WriteError> {
+    let (reply, receive) = oneshot::channel();
+    submit(shared, Request::ConfChange { change, reply }, receive)
+        .await
+        .map(|_| ())
+}
+
+/// Queues a request whose answer comes on `receive`, and waits for it.
+async fn submit(
+    shared: &Shared,
+    request: Request,
+    receive: oneshot::Receiver<Result<Reply, WriteError>>,
+) -> Result<Reply, WriteError> {
+    let queued = match shared.requests.try_send(request) {
         Ok(()) => Ok(()),
         Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
         // Boxed: the common path's future stays small.

@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use raftkv::kv::{Command, KvStore, Reply};
+use raftkv::message::NO_INCARNATION;
 use raftkv::message::{Entry, EntryKind, Index, Message, NodeId};
 use raftkv::pipeline::{
     Pipeline, PipelineConfig, ReadFailure, ReadyIo, SnapshotTurn, WalJob, WalWrite,
 };
-use raftkv::raft::{ProposeError, RawNode, Ready, Role, Status};
+use raftkv::raft::membership::Member;
+use raftkv::raft::{ConfChange, ConfChangeError, ProposeError, RawNode, Ready, Role, Status};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -24,8 +26,10 @@ use super::events::log_event;
 use super::handle::{NodeStatus, ReadError, WriteError};
 use super::persister::{Persister, Report, PERSIST_JOBS_IN_FLIGHT_MAX};
 use super::status::incarnation_text;
+use super::status::{MemberView, ROLE_LEARNER, ROLE_VOTER};
 use super::{
-    refuse_stopped_reads, PendingWrites, ReadBatch, Request, Shared, INPUTS_PER_READY_MAX,
+    refuse_stopped_reads, PeerAddresses, PendingWrites, ReadBatch, Request, Shared,
+    INPUTS_PER_READY_MAX,
 };
 use crate::log_events;
 use crate::options::NodeOptions;
@@ -56,6 +60,8 @@ pub(crate) struct DriverParts {
     pub applied_term: u64,
     /// The mapping of the restored snapshot file, if any.
     pub snapshot_pages: Option<SnapshotPages>,
+    /// Where the peers are reached.
+    pub peers: PeerAddresses,
 }
 
 /// Runs the driver until `shutdown` is cancelled (a leader first hands
@@ -97,7 +103,8 @@ pub(crate) async fn run_driver(
             applied_term: parts.applied_term,
             last_leader: 0,
             leader_contact: None,
-            members: options.cluster.0.iter().map(|p| p.id).collect(),
+            peers: parts.peers,
+            membership_logged: None,
             link_changes: 0,
         },
         published: None,
@@ -161,9 +168,10 @@ struct NodeIo {
     applied_term: u64,
     last_leader: NodeId,
     leader_contact: Option<Instant>,
-    /// Every member id (this node included), for the client addresses the
-    /// status carries (CLUSTER SLOTS / NODES).
-    members: Vec<NodeId>,
+    /// Where the peers are reached; the links follow the configuration.
+    peers: PeerAddresses,
+    /// The newest configuration last logged (index, members).
+    membership_logged: Option<(Index, Vec<Member>)>,
     /// Bumped on every peer link up or down: the status is republished, since
     /// the addresses and the leader's reachability it shows may have changed.
     link_changes: u64,
@@ -340,6 +348,36 @@ impl Driver {
                 self.io.shared.read_gate.close(&batch.0);
                 self.issue_read(batch.0.clone());
             }
+            Request::ConfChange { change, reply } => self.propose_conf_change(change, reply),
+        }
+    }
+
+    /// Proposes a membership change; its client is answered when the
+    /// configuration entry is applied, like a write.
+    fn propose_conf_change(
+        &mut self,
+        change: ConfChange,
+        reply: tokio::sync::oneshot::Sender<Result<Reply, WriteError>>,
+    ) {
+        let described = format!("{change:?}");
+        match self.io.raw.propose_conf_change(change) {
+            Ok((term, index)) => {
+                info!(
+                    event = log_events::CONF_CHANGE_PROPOSED,
+                    change = described.as_str(),
+                    index,
+                    term
+                );
+                self.io.writes.insert(term, index, reply);
+            }
+            Err(e) => {
+                info!(
+                    event = log_events::CONF_CHANGE_REFUSED,
+                    change = described.as_str(),
+                    reason = %e
+                );
+                let _ = reply.send(Err(self.io.conf_change_refusal(e)));
+            }
         }
     }
 
@@ -498,6 +536,7 @@ impl Driver {
             }
             return;
         }
+        self.io.link_peers(&status);
         let first_publish = self.published.is_none();
         let mut published = self.io.shared.status.lock();
         let next = self.shown_status(status, &mut published.status);
@@ -526,6 +565,9 @@ impl Driver {
             registered: status.registered,
             strangers: status.strangers.clone(),
             link_changes: self.io.link_changes,
+            membership_index: status.membership_index,
+            members: status.members.len(),
+            previous_voters: status.previous_voters.clone(),
         }
     }
 
@@ -533,6 +575,7 @@ impl Driver {
     /// the digest are carried over from `previous`, and the leader contact
     /// and uptime left at 0: all four are computed when a reader asks.
     fn shown_status(&self, status: Status, previous: &mut NodeStatus) -> NodeStatus {
+        let (voters, learners) = (status.voters(), status.learners());
         NodeStatus {
             id: self.io.id,
             role: status.role.as_str(),
@@ -556,15 +599,20 @@ impl Driver {
             match_index: status.match_index,
             incarnation: incarnation_text(status.incarnation),
             registered: status.registered,
-            strangers: status.strangers,
+            strangers: status.strangers.clone(),
+            voters,
+            learners,
+            previous_voters: status.previous_voters.clone(),
+            membership_index: status.membership_index,
+            members: self.io.member_views(&status.members),
             // Members this node cannot reach are left out: a cluster client
             // must not be sent to a replica that is down.
             member_client_addrs: self
                 .io
-                .members
-                .iter()
-                .filter(|&&id| id == self.io.id || self.io.transport.is_connected(id))
-                .filter_map(|&id| Some((id, self.io.transport.peer_client_addr(id)?)))
+                .member_ids(&status.members)
+                .into_iter()
+                .filter(|&id| id == self.io.id || self.io.transport.is_connected(id))
+                .filter_map(|id| Some((id, self.io.client_addr_of(id)?)))
                 .collect(),
             pid: std::process::id(),
             uptime_ms: 0,
@@ -573,6 +621,93 @@ impl Driver {
 }
 
 impl NodeIo {
+    /// Opens and closes peer links as the configuration changes, and logs
+    /// each new newest configuration.
+    fn link_peers(&mut self, status: &Status) {
+        let shown = (status.membership_index, status.members.clone());
+        if self.membership_logged.as_ref() != Some(&shown) && !status.members.is_empty() {
+            info!(
+                event = log_events::MEMBERSHIP_CHANGED,
+                index = status.membership_index,
+                voters = ?status.voters(),
+                learners = ?status.learners(),
+                previous_voters = ?status.previous_voters
+            );
+            self.membership_logged = Some(shown);
+        }
+        if let Some((wanted, accept_any)) =
+            self.peers
+                .links_for(&status.members, &status.previous_voters, status.leader_id)
+        {
+            self.transport.set_peers(&wanted, accept_any);
+        }
+    }
+
+    /// The members' ids: the configuration's, or before the cluster's
+    /// first one the ids this node started with.
+    fn member_ids(&self, members: &[Member]) -> Vec<NodeId> {
+        if members.is_empty() {
+            let mut ids: Vec<NodeId> = self.peers.known_ids().collect();
+            if !ids.contains(&self.id) {
+                ids.push(self.id);
+            }
+            ids
+        } else {
+            members.iter().map(|m| m.id).collect()
+        }
+    }
+
+    /// A member's client address: the configured one, or the one its
+    /// handshake announced (this node's own for itself).
+    fn client_addr_of(&self, id: NodeId) -> Option<String> {
+        self.transport.peer_client_addr(id)
+    }
+
+    /// The configuration as RAFT.MEMBERS shows it (before the cluster's
+    /// first configuration: the members this node started with, voters of
+    /// unknown incarnation).
+    fn member_views(&self, members: &[Member]) -> Vec<MemberView> {
+        if members.is_empty() {
+            return self
+                .member_ids(members)
+                .into_iter()
+                .map(|id| MemberView {
+                    id,
+                    role: ROLE_VOTER.into(),
+                    peer_addr: self
+                        .peers
+                        .shown_peer_addr(&Member::voter(id, NO_INCARNATION)),
+                    client_addr: self.client_addr_of(id).unwrap_or_default(),
+                    ..Default::default()
+                })
+                .collect();
+        }
+        members
+            .iter()
+            .map(|m| MemberView {
+                id: m.id,
+                incarnation: if m.incarnation == NO_INCARNATION {
+                    String::new()
+                } else {
+                    incarnation_text(m.incarnation)
+                },
+                role: if m.is_voter() {
+                    ROLE_VOTER
+                } else {
+                    ROLE_LEARNER
+                }
+                .into(),
+                peer_addr: self.peers.shown_peer_addr(m),
+                client_addr: if m.client_addr.is_empty() {
+                    self.client_addr_of(m.id).unwrap_or_default()
+                } else {
+                    m.client_addr.clone()
+                },
+                match_index: None,
+            })
+            .collect()
+    }
+
     /// Where clients should go: the leader's client address, or None when
     /// no leader is known or this node's link to it is down. A follower
     /// that sees the leader's link break stops redirecting clients to it at
@@ -594,6 +729,26 @@ impl NodeIo {
             }
             ProposeError::NotLeader { .. } => Refusal::NoLeader,
             other => Refusal::Other(other.to_string()),
+        }
+    }
+
+    /// A refused membership change as the client's error: retryable
+    /// refusals (`Refused`: TRYAGAIN) apart from the ones that can never
+    /// succeed as asked (`Invalid`).
+    fn conf_change_refusal(&self, error: ConfChangeError) -> WriteError {
+        match error {
+            ConfChangeError::NotLeader { leader } => {
+                self.write_refusal(ProposeError::NotLeader { leader })
+            }
+            ConfChangeError::TransferInProgress
+            | ConfChangeError::TermNotCommitted
+            | ConfChangeError::ChangeInFlight
+            | ConfChangeError::NotCaughtUp { .. } => WriteError::Refused(error.to_string()),
+            ConfChangeError::UnknownMember { .. }
+            | ConfChangeError::AlreadyMember { .. }
+            | ConfChangeError::InvalidMember { .. }
+            | ConfChangeError::NotALearner { .. }
+            | ConfChangeError::LastVoter { .. } => WriteError::Invalid(error.to_string()),
         }
     }
 
@@ -646,7 +801,9 @@ impl ReadyIo for NodeIo {
         for entry in entries {
             self.applied_term = entry.term;
             let reply = match entry.kind {
-                EntryKind::Noop | EntryKind::Registry | EntryKind::Config => None,
+                EntryKind::Noop | EntryKind::Registry => None,
+                // Answers the membership change that proposed it, if any.
+                EntryKind::Config => Some(Reply::Ok),
                 EntryKind::Normal => Some(match Command::decode(&entry.data) {
                     Ok(command) => store.apply(&command),
                     Err(e) => {
@@ -741,4 +898,7 @@ struct StatusKey {
     link_changes: u64,
     registered: bool,
     strangers: Vec<NodeId>,
+    membership_index: u64,
+    members: usize,
+    previous_voters: Vec<NodeId>,
 }

@@ -26,8 +26,57 @@ pub mod field {
     pub const INCARNATION: &str = "incarnation";
     pub const REGISTERED: &str = "registered";
     pub const STRANGERS: &str = "strangers";
+    /// Voters of the newest configuration this node's log holds.
+    pub const VOTERS: &str = "voters";
+    /// Learners of that configuration.
+    pub const LEARNERS: &str = "learners";
+    /// Non-empty only while that configuration is not known committed
+    /// (joint consensus): the voters of the one before it.
+    pub const PREVIOUS_VOTERS: &str = "previous_voters";
+    /// Log index of the newest configuration entry (0: a snapshot's, or none).
+    pub const MEMBERSHIP_INDEX: &str = "membership_index";
     pub const PID: &str = "pid";
     pub const UPTIME_MS: &str = "uptime_ms";
+}
+
+/// RAFT.MEMBERS field names: each member is a flat field/value array in
+/// this order.
+pub mod member_field {
+    pub const ID: &str = "id";
+    pub const INCARNATION: &str = "incarnation";
+    pub const ROLE: &str = "role";
+    pub const PEER_ADDR: &str = "peer_addr";
+    pub const CLIENT_ADDR: &str = "client_addr";
+    pub const MATCH_INDEX: &str = "match_index";
+}
+
+/// A member's role as RAFT.MEMBERS shows it.
+pub const ROLE_VOTER: &str = "voter";
+pub const ROLE_LEARNER: &str = "learner";
+
+/// One member as RAFT.MEMBERS shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberView {
+    pub id: u64,
+    /// 16 hex digits; empty while not known (a learner that has not
+    /// answered the leader yet, or a member before the cluster's first
+    /// configuration).
+    pub incarnation: String,
+    /// `voter` or `learner`.
+    pub role: String,
+    /// Where peers reach it (empty when unknown).
+    pub peer_addr: String,
+    /// Where clients reach it (empty when unknown).
+    pub client_addr: String,
+    /// The leader's match index for it (the leader's own last index for
+    /// itself); None on a follower or when not known.
+    pub match_index: Option<u64>,
+}
+
+impl MemberView {
+    pub fn is_voter(&self) -> bool {
+        self.role == ROLE_VOTER
+    }
 }
 
 /// Length of an incarnation id in hex (64 random bits).
@@ -64,6 +113,15 @@ pub struct NodeStatus {
     /// Leader only: peers whose replies come from another incarnation than
     /// the registered one, so they count for neither votes nor commit.
     pub strangers: Vec<u64>,
+    /// Voters, learners and, while a change is pending, the previous
+    /// voters of the newest configuration (see `field::VOTERS`...).
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    pub previous_voters: Vec<u64>,
+    pub membership_index: u64,
+    /// The newest configuration, for RAFT.MEMBERS (match indexes are
+    /// filled in from `match_index` when asked). Not a RAFT.STATUS field.
+    pub members: Vec<MemberView>,
     /// (member id, client address) of every member whose address is known,
     /// this node included. Not a RAFT.STATUS field: CLUSTER SLOTS, SHARDS
     /// and NODES show it.
@@ -100,6 +158,10 @@ impl NodeStatus {
             (field::INCARNATION, self.incarnation.clone()),
             (field::REGISTERED, flag_text(self.registered)),
             (field::STRANGERS, id_list_text(&self.strangers)),
+            (field::VOTERS, id_list_text(&self.voters)),
+            (field::LEARNERS, id_list_text(&self.learners)),
+            (field::PREVIOUS_VOTERS, id_list_text(&self.previous_voters)),
+            (field::MEMBERSHIP_INDEX, self.membership_index.to_string()),
             (field::PID, self.pid.to_string()),
             (field::UPTIME_MS, self.uptime_ms.to_string()),
         ];
@@ -216,6 +278,11 @@ mod tests {
             incarnation: incarnation_text(0xa41f_0c9d_22e3_b871),
             registered: true,
             strangers: vec![3],
+            voters: vec![1, 2, 3],
+            learners: vec![4],
+            previous_voters: vec![1, 2],
+            membership_index: 99,
+            members: Vec::new(),
             member_client_addrs: Vec::new(),
             pid: 4242,
             uptime_ms: 1000,
@@ -232,6 +299,10 @@ mod tests {
         assert_eq!(optional_flag(&fields, field::REGISTERED), Ok(Some(true)));
         assert_eq!(id_list(&fields, field::STRANGERS), Ok(vec![3]));
         assert_eq!(number(&fields, field::UPTIME_MS), Ok(1000));
+        assert_eq!(id_list(&fields, field::VOTERS), Ok(vec![1, 2, 3]));
+        assert_eq!(id_list(&fields, field::LEARNERS), Ok(vec![4]));
+        assert_eq!(id_list(&fields, field::PREVIOUS_VOTERS), Ok(vec![1, 2]));
+        assert_eq!(number(&fields, field::MEMBERSHIP_INDEX), Ok(99));
         assert_eq!(incarnation_text(1).len(), INCARNATION_HEX_CHARS);
 
         let idle = NodeStatus {

@@ -11,11 +11,15 @@
 //!   leadership was lost before it committed. It may or may not be applied;
 //!   read the key back before retrying a non-idempotent command (INCR).
 //! - `-TRYAGAIN <why>`: refused before being appended (overloaded, leadership
-//!   transfer, shutting down). Not applied; retry.
+//!   transfer, shutting down, another membership change in flight). Not
+//!   applied; retry.
+//! - `-ERR <why>` for a membership change that can never be taken as asked
+//!   (unknown id, already a member, the last voter). Not applied.
 
 use std::future::Future;
 
 use raftkv::kv::{Command, KvStore, Reply};
+use raftkv::raft::ConfChange;
 
 use super::Frame;
 use crate::driver::handle::{NodeHandle, NodeStatus, ReadError, WriteError};
@@ -36,6 +40,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// The latest published status.
     fn status(&self) -> NodeStatus;
+
+    /// Changes the membership; done once the change is committed.
+    fn change_membership(
+        &self,
+        change: ConfChange,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
 }
 
 impl Backend for NodeHandle {
@@ -57,6 +67,13 @@ impl Backend for NodeHandle {
 
     fn status(&self) -> NodeStatus {
         NodeHandle::status(self)
+    }
+
+    fn change_membership(
+        &self,
+        change: ConfChange,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send {
+        NodeHandle::change_membership(self, change)
     }
 }
 
@@ -81,6 +98,7 @@ pub fn write_error_frame(error: WriteError, slot: u16) -> Frame {
             Frame::error(format!("UNCERTAIN outcome unknown: {reason}"))
         }
         WriteError::Refused(reason) => Frame::error(format!("TRYAGAIN {reason}")),
+        WriteError::Invalid(reason) => Frame::error(format!("ERR {reason}")),
     }
 }
 

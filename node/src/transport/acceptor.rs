@@ -156,7 +156,7 @@ async fn read_link(
         older.cancel();
     }
     tracing::info!(event = log_events::PEER_ACCEPTED, peer = peer_id, remote = %remote);
-    if let Some(link) = shared.links.get(&peer_id) {
+    if let Some(link) = shared.links.read().get(&peer_id) {
         if !link.connected.load(std::sync::atomic::Ordering::Acquire) {
             link.redial_now.notify_one();
         }

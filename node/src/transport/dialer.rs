@@ -54,15 +54,17 @@ impl Backoff {
     }
 }
 
-/// Runs the outbound link to `peer_id` until `shutdown`.
+/// Runs the outbound link to `peer_id` until the transport shuts down or
+/// the link is removed (`PeerLink::stop`).
 pub(super) async fn run_peer_link(
     shared: Arc<Shared>,
     peer_id: u64,
+    link: Arc<PeerLink>,
     mut queue: mpsc::Receiver<Message>,
     inbound: mpsc::Sender<Inbound>,
-    shutdown: CancellationToken,
 ) {
-    let link = &shared.links[&peer_id];
+    let shutdown = link.stop.clone();
+    let link = &*link;
     let mut backoff = Backoff::new(
         RECONNECT_BACKOFF_INITIAL_MS,
         shared.reconnect_backoff_max_ms,

@@ -75,8 +75,9 @@ pub(crate) enum HandshakeError {
 pub(crate) struct HandshakeRules<'a> {
     pub cluster_id: &'a str,
     pub self_id: u64,
-    /// Every member id, including this node's.
-    pub member_ids: &'a [u64],
+    /// Every member id, including this node's; None: any id (a node
+    /// joining a cluster).
+    pub member_ids: Option<Vec<u64>>,
 }
 
 impl Hello {
@@ -133,7 +134,11 @@ impl Hello {
         if self.node_id == rules.self_id {
             return Err(HandshakeError::SameId { id: self.node_id });
         }
-        if !rules.member_ids.contains(&self.node_id) {
+        if rules
+            .member_ids
+            .as_ref()
+            .is_some_and(|ids| !ids.contains(&self.node_id))
+        {
             return Err(HandshakeError::UnknownNode { id: self.node_id });
         }
         if self.incarnation == 0 {
@@ -163,7 +168,7 @@ mod tests {
         HandshakeRules {
             cluster_id: "c1",
             self_id: 1,
-            member_ids: &MEMBERS,
+            member_ids: Some(MEMBERS.to_vec()),
         }
     }
 

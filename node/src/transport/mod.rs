@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use raftkv::message::Message;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -176,6 +176,9 @@ pub struct Transport {
     shared: Arc<Shared>,
     tasks: TaskTracker,
     local_addr: SocketAddr,
+    /// Where the dialers of links added later report.
+    inbound: mpsc::Sender<Inbound>,
+    shutdown: CancellationToken,
 }
 
 /// State shared by the transport handle and its tasks.
@@ -184,10 +187,16 @@ struct Shared {
     cluster_id: String,
     incarnation: u64,
     client_addr: String,
-    member_ids: Vec<u64>,
+    /// Ids whose handshakes are accepted (this node's included); None:
+    /// any id of this cluster (a node joining a cluster does not know the
+    /// members yet).
+    member_ids: RwLock<Option<Vec<u64>>>,
     frame_bytes_max: usize,
+    send_queue_max: usize,
     reconnect_backoff_max_ms: u64,
-    links: BTreeMap<u64, PeerLink>,
+    /// One outbound link per peer; the set follows the configuration
+    /// (`Transport::set_peers`).
+    links: RwLock<BTreeMap<u64, Arc<PeerLink>>>,
     counters: Counters,
     /// Per peer id, the token of its newest inbound connection: a newer
     /// handshake from the same id cancels the older connection, so a peer
@@ -198,6 +207,9 @@ struct Shared {
 /// The sending side of one peer's link.
 struct PeerLink {
     peer_addr: SocketAddr,
+    /// Cancelled when the link is removed (the peer left the
+    /// configuration or moved to another address): its dialer ends.
+    stop: CancellationToken,
     queue: mpsc::Sender<Message>,
     connected: AtomicBool,
     client_addr: Mutex<Option<String>>,
@@ -264,22 +276,16 @@ impl Transport {
     ) -> io::Result<Transport> {
         validate(&config)?;
         let local_addr = listener.local_addr()?;
-        let mut links = BTreeMap::new();
-        let mut queues = Vec::new();
-        for peer in config.peers.iter().filter(|p| p.id != config.id) {
-            let (sender, receiver) = mpsc::channel(config.send_queue_max);
-            links.insert(peer.id, PeerLink::new(peer.peer_addr, sender));
-            queues.push((peer.id, receiver));
-        }
         let shared = Arc::new(Shared {
             id: config.id,
             cluster_id: config.cluster_id.clone(),
             incarnation: config.incarnation,
             client_addr: config.client_addr.clone(),
-            member_ids: config.peers.iter().map(|p| p.id).collect(),
+            member_ids: RwLock::new(Some(config.peers.iter().map(|p| p.id).collect())),
             frame_bytes_max: config.frame_bytes_max,
+            send_queue_max: config.send_queue_max,
             reconnect_backoff_max_ms: config.reconnect_backoff_max_ms,
-            links,
+            links: RwLock::new(BTreeMap::new()),
             counters: Counters::default(),
             inbound_links: Mutex::new(HashMap::new()),
         });
@@ -292,28 +298,82 @@ impl Transport {
             shutdown.clone(),
             tasks.clone(),
         ));
-        for (peer_id, receiver) in queues {
-            tasks.spawn(dialer::run_peer_link(
-                shared.clone(),
-                peer_id,
-                receiver,
-                inbound.clone(),
-                shutdown.clone(),
-            ));
-        }
+        // Closed so that `stopped` resolves once every task has ended;
+        // links added later are still tracked.
         tasks.close();
-        Ok(Transport {
+        let transport = Transport {
             shared,
             tasks,
             local_addr,
-        })
+            inbound,
+            shutdown,
+        };
+        for peer in config.peers.iter().filter(|p| p.id != config.id) {
+            transport.add_link(&mut transport.shared.links.write(), peer.id, peer.peer_addr);
+        }
+        Ok(transport)
+    }
+
+    /// Makes the outbound links those of `peers`: a link is opened to every
+    /// listed peer with an address not linked yet (or linked at another
+    /// address), kept for a listed peer without an address (a member that
+    /// left the newest configuration but still counts until the change
+    /// commits), and closed for every peer not listed. Handshakes are then
+    /// accepted from the listed ids, or from any id of this cluster when
+    /// `accept_any_member` (a node joining a cluster before it knows the
+    /// members).
+    pub fn set_peers(&self, peers: &[(u64, Option<SocketAddr>)], accept_any_member: bool) {
+        let own = self.shared.id;
+        let mut links = self.shared.links.write();
+        let listed = |id: u64| peers.iter().any(|&(peer, _)| peer == id);
+        let gone: Vec<u64> = links.keys().copied().filter(|&id| !listed(id)).collect();
+        for id in gone {
+            if let Some(link) = links.remove(&id) {
+                link.stop.cancel();
+                tracing::info!(event = log_events::PEER_LINK_REMOVED, peer = id, addr = %link.peer_addr);
+            }
+        }
+        for &(id, addr) in peers {
+            let Some(addr) = addr else { continue };
+            if id == own || links.get(&id).is_some_and(|link| link.peer_addr == addr) {
+                continue;
+            }
+            if let Some(old) = links.remove(&id) {
+                old.stop.cancel();
+            }
+            self.add_link(&mut links, id, addr);
+            tracing::info!(event = log_events::PEER_LINK_ADDED, peer = id, addr = %addr);
+        }
+        let mut ids: Vec<u64> = peers.iter().map(|&(id, _)| id).collect();
+        ids.push(own);
+        *self.shared.member_ids.write() = (!accept_any_member).then_some(ids);
+    }
+
+    /// Opens the outbound link to `id` at `addr` (not linked yet).
+    fn add_link(&self, links: &mut BTreeMap<u64, Arc<PeerLink>>, id: u64, addr: SocketAddr) {
+        let (sender, receiver) = mpsc::channel(self.shared.send_queue_max);
+        let link = Arc::new(PeerLink::new(addr, sender, self.shutdown.child_token()));
+        links.insert(id, link.clone());
+        self.tasks.spawn(dialer::run_peer_link(
+            self.shared.clone(),
+            id,
+            link,
+            receiver,
+            self.inbound.clone(),
+        ));
+    }
+
+    /// The peers with an outbound link, in id order.
+    pub fn linked_peers(&self) -> Vec<u64> {
+        self.shared.links.read().keys().copied().collect()
     }
 
     /// Never blocks: enqueues to the peer's bounded queue; drops (and counts)
     /// when it is full, the peer is down, or `to` is not another member.
     pub fn send(&self, message: Message) {
         let counters = &self.shared.counters;
-        let Some(link) = self.shared.links.get(&message.to) else {
+        let links = self.shared.links.read();
+        let Some(link) = links.get(&message.to) else {
             bump(&counters.dropped_unknown_peer, 1);
             tracing::debug!(
                 event = log_events::MESSAGE_DROPPED,
@@ -346,13 +406,20 @@ impl Transport {
         if id == self.shared.id {
             return Some(self.shared.client_addr.clone());
         }
-        self.shared.links.get(&id)?.client_addr.lock().clone()
+        self.shared
+            .links
+            .read()
+            .get(&id)?
+            .client_addr
+            .lock()
+            .clone()
     }
 
     /// Whether the outbound link to `id` is up right now.
     pub fn is_connected(&self, id: u64) -> bool {
         self.shared
             .links
+            .read()
             .get(&id)
             .is_some_and(|link| link.connected.load(Ordering::Acquire))
     }
@@ -378,6 +445,7 @@ impl Transport {
             peers: self
                 .shared
                 .links
+                .read()
                 .iter()
                 .map(|(id, link)| link.stats(*id))
                 .collect(),
@@ -392,9 +460,10 @@ impl Transport {
 }
 
 impl PeerLink {
-    fn new(peer_addr: SocketAddr, queue: mpsc::Sender<Message>) -> Self {
+    fn new(peer_addr: SocketAddr, queue: mpsc::Sender<Message>, stop: CancellationToken) -> Self {
         PeerLink {
             peer_addr,
+            stop,
             queue,
             connected: AtomicBool::new(false),
             client_addr: Mutex::new(None),
@@ -432,7 +501,7 @@ impl Shared {
         handshake::HandshakeRules {
             cluster_id: &self.cluster_id,
             self_id: self.id,
-            member_ids: &self.member_ids,
+            member_ids: self.member_ids.read().clone(),
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct NodeProcess {
     pub peer_addr: String,
     pub data_dir: PathBuf,
     pub child: Option<Child>,
+    /// Started with `--join <this client address>` instead of `--cluster`.
+    pub join: Option<String>,
 }
 
 /// Process tests share 2 cores: one cluster at a time per test binary, so
@@ -77,6 +79,7 @@ impl Cluster {
                 peer_addr: format!("127.0.0.1:{}", free_port()),
                 data_dir: dir.path().join(format!("node-{id}")),
                 child: None,
+                join: None,
             });
         }
         let cluster_flag = nodes
@@ -112,15 +115,56 @@ impl Cluster {
             .arg("--client")
             .arg(&node.client_addr)
             .arg("--peer")
-            .arg(&node.peer_addr)
-            .arg("--cluster")
-            .arg(self.cluster_flags.get(&id).unwrap_or(&self.cluster_flag))
+            .arg(&node.peer_addr);
+        match &node.join {
+            Some(join) => command.arg("--join").arg(join),
+            None => command
+                .arg("--cluster")
+                .arg(self.cluster_flags.get(&id).unwrap_or(&self.cluster_flag)),
+        };
+        command
             .arg("--data-dir")
             .arg(&node.data_dir)
             .arg("--log-dir")
             .arg(&self.log_dir)
             .args(&self.extra_args);
         command
+    }
+
+    /// Adds node N+1 (new ports, empty data dir), started with `--join`
+    /// through node `via`'s client address; returns its id.
+    pub fn add_joining_node(&mut self, via: u64) -> u64 {
+        let id = self.nodes.len() as u64 + 1;
+        let join = self.node(via).client_addr.clone();
+        self.nodes.push(NodeProcess {
+            id,
+            client_addr: format!("127.0.0.1:{}", free_port()),
+            peer_addr: format!("127.0.0.1:{}", free_port()),
+            data_dir: self.dir.path().join(format!("node-{id}")),
+            child: None,
+            join: Some(join),
+        });
+        self.start_node(id);
+        id
+    }
+
+    /// Node `id` starts with `--join` through node `via` from its next
+    /// start on.
+    pub fn set_join(&mut self, id: u64, via: u64) {
+        let join = self.node(via).client_addr.clone();
+        self.node_mut(id).join = Some(join);
+    }
+
+    /// Deletes node `id`'s data dir (the node must be stopped).
+    pub fn wipe(&mut self, id: u64) {
+        assert!(
+            !self.is_running(id),
+            "wipe node {id} only while it is stopped"
+        );
+        let dir = self.node(id).data_dir.clone();
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).expect("remove the data dir");
+        }
     }
 
     /// Node `id` gets `flag` as its `--cluster` from its next start on.

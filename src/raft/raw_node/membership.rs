@@ -355,11 +355,21 @@ impl RawNode {
         if !self.committed_in_current_term() {
             return Some(ConfChangeError::TermNotCommitted);
         }
-        let settled = self.log.membership_before_newest() == self.log.newest_membership();
-        if self.log.membership_change_pending() || !settled || self.bootstrapping() {
+        if self.log.membership_change_pending() || !self.change_confirmed() || self.bootstrapping()
+        {
             return Some(ConfChangeError::ChangeInFlight);
         }
         None
+    }
+
+    /// True when the log shows by itself that its newest configuration
+    /// change committed: the entry before it holds the same configuration
+    /// (the second copy), or there is no configuration before it (the
+    /// cluster's first one, which counts from the moment it is appended:
+    /// every member elected its writer).
+    fn change_confirmed(&self) -> bool {
+        let previous = self.log.membership_before_newest();
+        previous.is_empty() || previous == self.log.newest_membership()
     }
 
     /// See `RawNode::propose_conf_change`.
@@ -514,7 +524,7 @@ impl RawNode {
     /// they elect among themselves without the removed members' votes
     /// (which a removed member holding a longer log would refuse).
     pub(super) fn maybe_step_down_removed(&mut self) {
-        let settled = self.log.membership_before_newest() == self.log.newest_membership();
+        let settled = self.change_confirmed();
         if self.role != Role::Leader
             || self.bootstrapping()
             || self.log.membership_change_pending()

@@ -495,3 +495,49 @@ fn a_removed_node_that_missed_its_removal_does_not_disrupt() {
     assert_eq!(cluster.node(1).status().term, term, "no term change");
     cluster.propose(1, "still leading");
 }
+
+/// A brand-new cluster of 3 (no configuration until its first, unanimous
+/// election) with one entry of its leader's term committed everywhere.
+fn bootstrapped_with_an_entry() -> (Cluster, u64) {
+    let mut cluster = Cluster::unregistered(3, |_| {});
+    assert!(cluster.run_until(500, |c| c.leader().is_some()
+        && [1, 2, 3].iter().all(|&id| c.node(id).status().registered)));
+    let leader = cluster.leader().expect("leader");
+    cluster.propose(leader, "first");
+    assert!(cluster.run_until(100, |c| {
+        let status = c.node(leader).status();
+        status.commit_index >= status.last_index
+    }));
+    (cluster, leader)
+}
+
+/// A brand-new cluster's first configuration is written by its unanimous
+/// bootstrap election and has no configuration before it: it counts as
+/// confirmed, so the first change is accepted as soon as an entry of the
+/// leader's term committed (no compaction or second copy needed first).
+#[test]
+fn the_first_change_after_bootstrap_is_accepted() {
+    let (mut cluster, leader) = bootstrapped_with_an_entry();
+    cluster.add_joiner(4, |_| {});
+    cluster
+        .change(leader, add_learner(4))
+        .expect("the first change is taken");
+    settle(&mut cluster, leader);
+    assert_eq!(cluster.node(leader).status().learners(), vec![4]);
+}
+
+/// The same from a brand-new cluster: the leader removes itself with the
+/// first change after bootstrap, steps down once it committed, and the
+/// others elect a leader among themselves.
+#[test]
+fn a_leader_removed_by_the_first_change_after_bootstrap_steps_down() {
+    let (mut cluster, leader) = bootstrapped_with_an_entry();
+    cluster
+        .change(leader, ConfChange::Remove { id: leader })
+        .expect("the leader may remove itself");
+    assert!(
+        cluster.run_until(300, |c| c.leader().is_some_and(|l| l != leader)),
+        "a remaining voter leads"
+    );
+    assert_ne!(cluster.node(leader).status().role, Role::Leader);
+}

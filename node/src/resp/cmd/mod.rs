@@ -50,6 +50,8 @@ mod psetex;
 mod pttl;
 mod quit;
 mod raft_digest;
+mod raft_members;
+mod raft_membership;
 mod raft_status;
 mod randomkey;
 mod readonly;
@@ -150,6 +152,10 @@ pub(crate) const SPECS: &[&Spec] = &[
     &pttl::SPEC,
     &quit::SPEC,
     &raft_digest::SPEC,
+    &raft_members::SPEC,
+    &raft_membership::ADDLEARNER_SPEC,
+    &raft_membership::PROMOTE_SPEC,
+    &raft_membership::REMOVE_SPEC,
     &raft_status::SPEC,
     &randomkey::SPEC,
     &readonly::SPEC,
@@ -298,6 +304,8 @@ pub(crate) enum Command {
     Ping(ping::Ping),
     Quit(quit::Quit),
     RaftDigest(raft_digest::RaftDigest),
+    RaftMembers(raft_members::RaftMembers),
+    RaftMembership(raft_membership::RaftMembershipChange),
     RaftStatus(raft_status::RaftStatus),
     ReadOnly(readonly::ReadOnly),
     ReadWrite(readwrite::ReadWrite),
@@ -371,6 +379,18 @@ impl Command {
             "quit" => Command::Quit(quit::Quit::from_args(&mut args)?),
             "raft.digest" => Command::RaftDigest(raft_digest::RaftDigest::from_args(&mut args)?),
             "raft.status" => Command::RaftStatus(raft_status::RaftStatus::from_args(&mut args)?),
+            "raft.members" => {
+                Command::RaftMembers(raft_members::RaftMembers::from_args(&mut args)?)
+            }
+            "raft.addlearner" => Command::RaftMembership(
+                raft_membership::RaftMembershipChange::add_learner(&mut args)?,
+            ),
+            "raft.promote" => {
+                Command::RaftMembership(raft_membership::RaftMembershipChange::promote(&mut args)?)
+            }
+            "raft.remove" => {
+                Command::RaftMembership(raft_membership::RaftMembershipChange::remove(&mut args)?)
+            }
             "readonly" => Command::ReadOnly(readonly::ReadOnly::from_args(&mut args)?),
             "readwrite" => Command::ReadWrite(readwrite::ReadWrite::from_args(&mut args)?),
             "scan" => Command::Scan(scan::Scan::from_args(&mut args)?),
@@ -437,6 +457,8 @@ impl Command {
             Command::Quit(command) => command.execute(),
             Command::RaftDigest(command) => command.execute(context),
             Command::RaftStatus(command) => command.execute(context),
+            Command::RaftMembers(command) => command.execute(context),
+            Command::RaftMembership(command) => command.execute(context),
             Command::ReadOnly(command) => command.execute(context),
             Command::ReadWrite(command) => command.execute(context),
             Command::Scan(command) => command.execute(context),

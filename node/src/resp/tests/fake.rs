@@ -10,12 +10,14 @@ use std::time::Duration;
 use bytes::BytesMut;
 use parking_lot::{Mutex, RwLock};
 use raftkv::kv::{Command, KvStore, Reply};
+use raftkv::raft::ConfChange;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::driver::handle::{NodeStatus, ReadError, WriteError};
+use crate::driver::status::MemberView;
 use crate::resp::{serve, Backend, Frame, Limits};
 
 /// How the fake node answers.
@@ -37,6 +39,8 @@ pub(crate) struct FakeNode {
     pub role: Arc<Mutex<Role>>,
     pub applied_index: Arc<AtomicU64>,
     writes_started: Arc<AtomicU64>,
+    /// Membership changes the fake leader took, in order.
+    pub changes: Arc<Mutex<Vec<ConfChange>>>,
 }
 
 impl FakeNode {
@@ -46,6 +50,7 @@ impl FakeNode {
             role: Arc::new(Mutex::new(Role::Leader)),
             applied_index: Arc::new(AtomicU64::new(0)),
             writes_started: Arc::new(AtomicU64::new(0)),
+            changes: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -129,6 +134,20 @@ impl Backend for FakeNode {
             incarnation: "00000000000000a1".into(),
             registered: true,
             strangers: Vec::new(),
+            voters: vec![1, 2, 3],
+            learners: Vec::new(),
+            previous_voters: Vec::new(),
+            membership_index: 3,
+            members: (1..=3)
+                .map(|id| MemberView {
+                    id,
+                    incarnation: format!("{:016x}", 0xa0 + id),
+                    role: "voter".into(),
+                    peer_addr: format!("127.0.0.1:710{id}"),
+                    client_addr: format!("127.0.0.1:700{id}"),
+                    match_index: None,
+                })
+                .collect(),
             match_index: if leader {
                 vec![(2, 7), (3, 9)]
             } else {
@@ -142,6 +161,19 @@ impl Backend for FakeNode {
             pid: std::process::id(),
             uptime_ms: 1234,
         }
+    }
+
+    /// The leader takes every change but the removal of a node it does not
+    /// know (as the core refuses it); other roles answer as for writes.
+    async fn change_membership(&self, change: ConfChange) -> Result<(), WriteError> {
+        if let ConfChange::Remove { id } = change {
+            if id > 3 {
+                return Err(WriteError::Invalid(format!("node {id} is not a member")));
+            }
+        }
+        self.write(Command::FlushAll).await.map(|_| ())?;
+        self.changes.lock().push(change);
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@ mod expiry;
 mod fake;
 mod frame;
 mod glob;
+mod membership;
 mod server;
 mod strings;
 mod transactions;
