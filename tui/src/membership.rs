@@ -1,14 +1,15 @@
-//! Membership from the client side: reading RAFT.MEMBERS, and sending a
+//! Membership from the client side: the member table, and sending a
 //! change (RAFT.ADDLEARNER, RAFT.PROMOTE, RAFT.REMOVE) to the leader,
 //! following MOVED. `raftkv kv member` and the dashboard's `a`, `-` and `R`
 //! both go through `send_change`, so they meet the same refusals.
 
 use std::time::{Duration, Instant};
 
-use raftkv_node::client::Connection;
+use raftkv_node::client::{ClusterClient, Connection};
+use raftkv_node::driver::status::MemberView;
 use raftkv_node::resp::Frame;
 
-use crate::status::{fields_from_frame, NodeStatus};
+use crate::status::NodeStatus;
 
 /// First wait after CLUSTERDOWN, a refused connection or (when retried)
 /// TRYAGAIN; doubled per retry up to `CHANGE_BACKOFF_MAX_MS`.
@@ -19,54 +20,6 @@ const CHANGE_BACKOFF_MAX_MS: u64 = 500;
 const REDIRECTS_WITHOUT_BACKOFF_MAX: u32 = 3;
 /// Connecting to one node may take this long before the next is tried.
 const CONNECT_TIMEOUT_MS: u64 = 1_000;
-
-/// One member of the newest configuration, as RAFT.MEMBERS lists it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Member {
-    pub id: u64,
-    /// 16 hex chars; empty while the leader has not heard from the member.
-    pub incarnation: String,
-    /// `voter` or `learner`.
-    pub role: String,
-    pub peer_addr: String,
-    pub client_addr: String,
-    /// Only the leader knows it (`None` elsewhere, or not yet known).
-    pub match_index: Option<u64>,
-}
-
-/// RAFT.MEMBERS' reply: an array of flat field/value arrays (or maps).
-pub fn members_from_frame(frame: Frame) -> Result<Vec<Member>, String> {
-    let entries = match frame {
-        Frame::Array(entries) | Frame::Set(entries) => entries,
-        Frame::Error(message) => return Err(format!("RAFT.MEMBERS failed: {message}")),
-        other => return Err(format!("RAFT.MEMBERS answered {other:?}, not an array")),
-    };
-    entries
-        .into_iter()
-        .map(|entry| {
-            let fields =
-                fields_from_frame(entry).map_err(|e| format!("RAFT.MEMBERS entry: {e}"))?;
-            let get = |name: &str| {
-                fields
-                    .get(name)
-                    .cloned()
-                    .ok_or_else(|| format!("RAFT.MEMBERS entry has no '{name}' field"))
-            };
-            let id = get("id")?;
-            let match_index = get("match_index").unwrap_or_else(|_| "-1".into());
-            Ok(Member {
-                id: id
-                    .parse()
-                    .map_err(|_| format!("RAFT.MEMBERS id '{id}' is not a node id"))?,
-                incarnation: get("incarnation").unwrap_or_default(),
-                role: get("role")?,
-                peer_addr: get("peer_addr")?,
-                client_addr: get("client_addr")?,
-                match_index: match_index.parse::<u64>().ok(),
-            })
-        })
-        .collect()
-}
 
 /// A membership change, as the leader takes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -310,7 +263,7 @@ fn refused(change: &str, addr: &str, reason: &str) -> ChangeError {
 /// listed them (the leader when one answers, so match indexes are known).
 #[derive(Clone, Debug)]
 pub struct MemberList {
-    pub members: Vec<Member>,
+    pub members: Vec<MemberView>,
     pub asked: String,
     pub status: Option<NodeStatus>,
 }
@@ -346,22 +299,18 @@ pub async fn list_members(addrs: &[String]) -> Result<MemberList, String> {
     let Some((asked, status)) = first_answering else {
         return Err(format!("no node answered: {}", errors.join("; ")));
     };
-    let mut connection = Connection::connect(&asked, Duration::from_millis(CONNECT_TIMEOUT_MS))
-        .await
-        .map_err(|e| e.to_string())?;
-    let reply = connection
-        .request(&[b"RAFT.MEMBERS"])
+    let members = ClusterClient::members(&asked)
         .await
         .map_err(|e| e.to_string())?;
     Ok(MemberList {
-        members: members_from_frame(reply).map_err(|e| format!("{asked}: {e}"))?,
+        members,
         asked,
         status: Some(status),
     })
 }
 
 async fn node_status(addr: &str) -> Result<NodeStatus, String> {
-    let fields = raftkv_node::client::ClusterClient::status(addr)
+    let fields = ClusterClient::status(addr)
         .await
         .map_err(|e| e.to_string())?;
     NodeStatus::from_fields(&fields)
@@ -472,7 +421,7 @@ mod tests {
             member_frame(2, "7c02e51a9b3d4f60", "voter", 12_044),
             member_frame(4, "", "learner", -1),
         ]);
-        let members = members_from_frame(reply).unwrap();
+        let members = raftkv_node::client::parse_members(reply).unwrap();
         assert_eq!(members.len(), 3);
         assert_eq!(members[2].role, "learner");
         assert_eq!(members[2].match_index, None);
@@ -492,16 +441,6 @@ mod tests {
         listed by leader node 1 at 127.0.0.1:7001, configuration at index 12040
         change pending (joint configuration): the previous voters {1,2,3} must agree too until it commits
         ");
-        assert!(
-            members_from_frame(Frame::Error("ERR unknown command".into()))
-                .unwrap_err()
-                .contains("unknown command")
-        );
-        assert!(
-            members_from_frame(Frame::Array(vec![entry(&[("id", Frame::Integer(1))])]))
-                .unwrap_err()
-                .contains("role")
-        );
     }
 
     /// A node that answers every request with the next reply of `script`

@@ -112,11 +112,11 @@ impl NodeStatus {
             incarnation: optional_incarnation(fields)?,
             registered: optional_flag(fields, field::REGISTERED)?,
             strangers: id_list(fields, field::STRANGERS)?,
-            voters: id_list(fields, membership_field::VOTERS)?,
-            learners: id_list(fields, membership_field::LEARNERS)?,
-            previous_voters: id_list(fields, membership_field::PREVIOUS_VOTERS)?,
-            membership_index: match fields.get(membership_field::MEMBERSHIP_INDEX) {
-                Some(_) => number(fields, membership_field::MEMBERSHIP_INDEX)?,
+            voters: id_list(fields, field::VOTERS)?,
+            learners: id_list(fields, field::LEARNERS)?,
+            previous_voters: id_list(fields, field::PREVIOUS_VOTERS)?,
+            membership_index: match fields.get(field::MEMBERSHIP_INDEX) {
+                Some(_) => number(fields, field::MEMBERSHIP_INDEX)?,
                 None => 0,
             },
             match_indexes: match_indexes(fields)?,
@@ -151,15 +151,6 @@ impl NodeStatus {
     pub fn is_leader(&self) -> bool {
         self.role == Role::Leader
     }
-}
-
-/// The membership fields of RAFT.STATUS (docs: the node's membership
-/// interface). Absent on nodes from before runtime membership changes.
-pub mod membership_field {
-    pub const VOTERS: &str = "voters";
-    pub const LEARNERS: &str = "learners";
-    pub const PREVIOUS_VOTERS: &str = "previous_voters";
-    pub const MEMBERSHIP_INDEX: &str = "membership_index";
 }
 
 /// Every `match_index_<id>` field, in id order.
