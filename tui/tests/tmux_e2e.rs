@@ -80,6 +80,16 @@ fn log_excerpts(log_dir: &Path) -> String {
     out
 }
 
+/// The timeline line the dashboard logged (in full, where the screen wraps
+/// it) that contains every one of `parts`.
+fn timeline_line(log_dir: &Path, parts: &[&str]) -> Option<String> {
+    let log = std::fs::read_to_string(log_dir.join("tui.log")).ok()?;
+    log.lines()
+        .filter(|line| line.contains("\"event\":\"timeline\""))
+        .find(|line| parts.iter().all(|part| line.contains(part)))
+        .map(str::to_string)
+}
+
 /// Polls the screen until `done` returns a value, or fails with the screen and logs.
 fn wait_for<T>(
     tmux: &Tmux,
@@ -348,12 +358,7 @@ fn dashboard_refuses_a_wipe_that_would_lose_writes_and_readmits_an_allowed_one()
         "F replaced: a learner, then a voter",
         STEP_WAIT_MS,
         &log_dir,
-        |screen| {
-            screen
-                .lines()
-                .find(|line| line.contains(&promoted) && line.contains("promoted; voters {1,2,3}"))
-                .map(str::to_string)
-        },
+        |_| timeline_line(&log_dir, &[&promoted, "promoted; voters {1,2,3}"]),
     );
     wait_for(
         &tmux,
@@ -408,14 +413,11 @@ fn a_adds_a_fourth_voter_and_minus_removes_it() {
         screen.contains("wrote 50 keys").then_some(())
     });
     tmux.send("a");
-    wait_for(&tmux, "node 4 promoted", STEP_WAIT_MS, &log_dir, |screen| {
-        screen
-            .lines()
-            .find(|line| {
-                line.contains("node 4 added as learner;")
-                    && line.contains("promoted; voters {1,2,3,4}")
-            })
-            .map(str::to_string)
+    wait_for(&tmux, "node 4 promoted", STEP_WAIT_MS, &log_dir, |_| {
+        timeline_line(
+            &log_dir,
+            &["node 4 added as learner;", "promoted; voters {1,2,3,4}"],
+        )
     });
     wait_for(
         &tmux,

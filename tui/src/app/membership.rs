@@ -646,7 +646,8 @@ impl App {
         let newer = view.index > joining.stale_index;
         let is_learner = newer && view.learners.contains(&id);
         let is_voter = newer && view.voters.contains(&id) && !view.is_joint();
-        if joining.learner_at.is_none() && (is_learner || is_voter) {
+        // Promoted before a poll saw it as a learner: the summary says it all.
+        if joining.learner_at.is_none() && is_learner {
             joining.learner_at = Some((now, view.index));
             let incarnation = joining
                 .incarnation
@@ -664,7 +665,11 @@ impl App {
         }
         let applied = own.as_ref().map(|s| s.applied_index);
         let reached = leader_match.or(applied).unwrap_or(0);
-        if joining.learner_at.is_some() && joining.caught_up.is_none() && reached >= leader_commit {
+        if joining.learner_at.is_some()
+            && !is_voter
+            && joining.caught_up.is_none()
+            && reached >= leader_commit
+        {
             joining.caught_up = Some((now, leader_commit));
             said.push((
                 Tone::Info,
