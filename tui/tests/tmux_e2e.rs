@@ -475,6 +475,100 @@ fn a_adds_a_fourth_voter_and_minus_removes_it() {
     quit_cleanly(&tmux, &data_dir, &log_dir);
 }
 
+/// Growing 3 -> 5 under the write load and shrinking back: `a` twice
+/// with `W` on, a fault on an added node (its links pass through the
+/// proxy: cut off, it falls behind; healed, it catches up), the quality
+/// gate on five nodes, then `-` twice, CONVERGED on three rows.
+#[test]
+fn growing_to_five_under_load_with_faults_and_the_gate_then_shrinking_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir: PathBuf = dir.path().join("data");
+    let log_dir: PathBuf = dir.path().join("logs");
+    let (tmux, _leader) = start_converged(&data_dir, &log_dir);
+    tmux.send("W");
+    for (id, voters) in [(4, "{1,2,3,4}"), (5, "{1,2,3,4,5}")] {
+        tmux.send("a");
+        let added = format!("node {id} added as learner;");
+        let promoted = format!("promoted; voters {voters}");
+        wait_for(
+            &tmux,
+            "a node promoted under load",
+            STEP_WAIT_MS,
+            &log_dir,
+            |_| timeline_line(&log_dir, &[&added, &promoted]),
+        );
+    }
+    tmux.send("W");
+    wait_for(
+        &tmux,
+        "CONVERGED on five rows",
+        STEP_WAIT_MS,
+        &log_dir,
+        |screen| converged_on_rows(screen, 5),
+    );
+
+    // Node 5 cut off: a write leaves it behind; healed, it catches up.
+    tmux.send("5");
+    tmux.send("p");
+    wait_for(&tmux, "node 5 cut", STEP_WAIT_MS, &log_dir, |screen| {
+        row_text(screen, 5).filter(|text| text.contains(" cut "))
+    });
+    tmux.send("w");
+    wait_for(
+        &tmux,
+        "node 5 behind the others",
+        STEP_WAIT_MS,
+        &log_dir,
+        |screen| (screen.contains("wrote 50 keys") && screen.contains("SYNCING")).then_some(()),
+    );
+    tmux.send("h");
+    wait_for(
+        &tmux,
+        "CONVERGED on five rows after the heal",
+        STEP_WAIT_MS,
+        &log_dir,
+        |screen| converged_on_rows(screen, 5),
+    );
+
+    tmux.send("d");
+    wait_for(
+        &tmux,
+        "the quality gate to pass on five nodes",
+        STEP_WAIT_MS,
+        &log_dir,
+        |screen| screen.contains("quality gate: 8/8 PASS").then_some(()),
+    );
+    wait_for(
+        &tmux,
+        "CONVERGED on five rows after the gate",
+        STEP_WAIT_MS,
+        &log_dir,
+        |screen| converged_on_rows(screen, 5),
+    );
+
+    for (id, rows) in [(5, 4), (4, 3)] {
+        tmux.send(&id.to_string());
+        tmux.send("-");
+        let removed = format!("node {id} removed and stopped");
+        wait_for(&tmux, "a node removed", STEP_WAIT_MS, &log_dir, |_| {
+            timeline_line(&log_dir, &[&removed])
+        });
+        wait_for(
+            &tmux,
+            "CONVERGED after a removal",
+            STEP_WAIT_MS,
+            &log_dir,
+            |screen| converged_on_rows(screen, rows),
+        );
+    }
+    assert!(
+        !tmux.screen().contains("DATA LOSS") && !tmux.screen().contains("DIVERGED"),
+        "{}",
+        tmux.screen()
+    );
+    quit_cleanly(&tmux, &data_dir, &log_dir);
+}
+
 /// `p` cuts the leader off from its peers through the dashboard's fault
 /// proxy: the other two elect a new leader while it keeps running, and the
 /// old one steps down without a quorum; `h` heals it and every node
