@@ -525,3 +525,15 @@ fn capital_r_on_a_dead_node_removes_at_once_and_a_failure_keeps_its_data() {
     assert!(app.nodes[1].wiped_at_ms.is_none());
     assert!(flash_text(&app).starts_with("replace node 2 stopped at step 2"));
 }
+
+/// The gate kills and restarts the leader: it waits for a change to end.
+#[test]
+fn d_waits_for_a_membership_change_to_finish() {
+    let mut app = learner_catching_up();
+    assert!(key(&mut app, T0 + 5_000, KeyCode::Char('d')).is_empty());
+    assert_eq!(
+        flash_text(&app),
+        "a membership change of node 4 is running: press d again once it has finished"
+    );
+    assert!(app.gate.is_none());
+}
