@@ -2,7 +2,7 @@
 //! on every exit path), runs the event loop, and carries out the app's
 //! effects with the supervisor and background jobs.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -25,10 +25,12 @@ use crate::app::{
 use crate::clock;
 use crate::cluster::{
     node_log_path, node_output_path, parse_addr_list, ClusterArgs, ClusterLayout,
+    DASHBOARD_MEMBERS_MAX,
 };
 use crate::evidence;
 use crate::gate_record::{self, GateRecord, RunMode};
 use crate::jobs::{self, KeySpace};
+use crate::membership;
 use crate::poll::{self, LogLine, StatusReport};
 use crate::scenario::{self, GateContext, GateOutcome, GateProgress, ProcessRequest};
 use crate::supervisor::{
@@ -81,6 +83,7 @@ struct Channels {
     history: mpsc::Receiver<HistoryVerdict>,
     /// The gate's kill/start/pid requests, served on this (the main) thread.
     process_requests: mpsc::Receiver<ProcessRequest>,
+    member: mpsc::Receiver<Report>,
 }
 
 /// The sending ends of `Channels`, handed to the background work.
@@ -94,6 +97,8 @@ struct ChannelSenders {
     gate_done: mpsc::Sender<GateOutcome>,
     history: mpsc::Sender<HistoryVerdict>,
     process_requests: mpsc::Sender<ProcessRequest>,
+    /// Replies to membership changes (`Report::MemberChanged`).
+    member: mpsc::Sender<Report>,
 }
 
 impl Channels {
@@ -110,7 +115,9 @@ impl Channels {
         let (gate_done_tx, gate_done) = mpsc::channel(GATE_DONE_QUEUE_MAX);
         let (history_tx, history) = mpsc::channel(REPORTS_QUEUE_MAX);
         let (process_requests_tx, process_requests) = mpsc::channel(REPORTS_QUEUE_MAX);
+        let (member_tx, member) = mpsc::channel(REPORTS_QUEUE_MAX);
         let senders = ChannelSenders {
+            member: member_tx,
             status: status_tx,
             process: process_tx,
             log: log_tx,
@@ -131,6 +138,7 @@ impl Channels {
             gate_done,
             history,
             process_requests,
+            member,
         };
         (senders, channels)
     }
@@ -166,6 +174,12 @@ struct Workers {
     history: Recorder,
     /// Loads started so far: each gets new client ids (values stay unique).
     load_sessions: u64,
+    /// Where pollers and log tailers of nodes added at runtime report.
+    status_tx: mpsc::Sender<StatusReport>,
+    log_tx: mpsc::Sender<LogLine>,
+    member_tx: mpsc::Sender<Report>,
+    /// Node ids whose status is polled and whose logs are tailed.
+    watched: BTreeSet<u64>,
 }
 
 impl Workers {
@@ -233,9 +247,96 @@ impl Workers {
         }
     }
 
+    /// Starts polling and tailing node `id` unless that runs already.
+    fn watch_node(&mut self, id: u64, client_addr: String) {
+        if !self.watched.insert(id) {
+            return;
+        }
+        poll::spawn_status_pollers(
+            vec![(id, client_addr)],
+            self.status_tx.clone(),
+            self.cancel.clone(),
+            &self.tracker,
+        );
+        poll::spawn_log_tailer(
+            vec![(
+                id,
+                node_log_path(&self.log_dir, id),
+                node_output_path(&self.log_dir, id),
+            )],
+            self.log_tx.clone(),
+            self.cancel.clone(),
+            &self.tracker,
+        );
+    }
+
+    /// Node `id` starts with `--join via`; from now on it is a member the
+    /// jobs, the gate and the pollers know.
+    fn join(&mut self, id: u64, via: String, wipe_data: bool) -> Vec<Action> {
+        let (Some(supervisor), Some(layout)) = (&mut self.supervisor, &mut self.layout) else {
+            return Vec::new();
+        };
+        let client_addr = layout.client_addr(id).to_string();
+        let result = if wipe_data {
+            supervisor.join(id, via.clone())
+        } else {
+            supervisor.restart_joined(id, via.clone())
+        };
+        if result.is_ok() {
+            // The gate's context and `e` name the members from this layout.
+            let _ = layout.add_joining_member(id, via);
+            if !self.addrs.contains(&client_addr) {
+                self.addrs.push(client_addr.clone());
+            }
+            if !self.nodes.iter().any(|(n, _)| *n == id) {
+                self.nodes.push((id, client_addr.clone()));
+                self.nodes.sort();
+            }
+            self.watch_node(id, client_addr);
+        }
+        let event = match result {
+            Ok(pid) => ProcessEvent::Started { pid },
+            Err(error) => ProcessEvent::SpawnFailed { error },
+        };
+        vec![Report::Process(ProcessReport {
+            id,
+            at_ms: clock::now_ms(),
+            event,
+        })
+        .into()]
+    }
+
     /// Does `effect`; returns what the app must hear at once (spawn results).
     fn execute(&mut self, effect: Effect) -> Vec<Action> {
         match effect {
+            Effect::Join { id, via, wipe_data } => self.join(id, via, wipe_data),
+            Effect::ChangeMembership { change, addrs } => {
+                let reports = self.member_tx.clone();
+                let cancel = self.cancel.clone();
+                self.tracker.spawn(async move {
+                    let deadline = Duration::from_millis(crate::app::MEMBER_CHANGE_DEADLINE_MS);
+                    let sent = membership::send_change(&addrs, &change, true, deadline);
+                    let result = tokio::select! {
+                        () = cancel.cancelled() => return,
+                        result = sent => result.map_err(|e| e.to_string()),
+                    };
+                    // A closed receiver means the dashboard is gone.
+                    let _ = reports.send(Report::MemberChanged { change, result }).await;
+                });
+                Vec::new()
+            }
+            Effect::Forget { id } => {
+                if let Some(supervisor) = &mut self.supervisor {
+                    supervisor.forget(id);
+                }
+                if let Some(layout) = &mut self.layout {
+                    layout.remove_member(id);
+                    let addr = layout.client_addr(id).to_string();
+                    self.addrs.retain(|a| *a != addr);
+                }
+                self.nodes.retain(|(n, _)| *n != id);
+                Vec::new()
+            }
             Effect::Kill { id } | Effect::Stop { id } => {
                 let Some(supervisor) = &self.supervisor else {
                     return Vec::new();
@@ -424,7 +525,10 @@ fn plan(args: &TuiArgs) -> Result<Plan, String> {
             notes: vec![format!("attached to {}", addrs.join(", "))],
         });
     }
-    let layout = ClusterLayout::new(&args.cluster)?;
+    let mut layout = ClusterLayout::new(&args.cluster)?;
+    // `a` adds nodes up to the cap; their ports and proxy links are
+    // reserved now, and `--fresh` wipes their data dirs too.
+    layout.allow_members_up_to(DASHBOARD_MEMBERS_MAX)?;
     layout.create_dirs()?;
     layout.check_ports_free()?;
     let data = layout.data_dir.display();
@@ -507,13 +611,13 @@ async fn run_with_terminal<B: Backend>(
             )
         })
         .collect();
-    poll::spawn_log_tailer(files, senders.log, cancel.clone(), &tracker);
+    poll::spawn_log_tailer(files, senders.log.clone(), cancel.clone(), &tracker);
     poll::spawn_status_pollers(
         plan.nodes
             .iter()
             .map(|n| (n.id, n.client_addr.clone()))
             .collect(),
-        senders.status,
+        senders.status.clone(),
         cancel.clone(),
         &tracker,
     );
@@ -558,9 +662,23 @@ async fn run_with_terminal<B: Backend>(
         gate_stop: None,
         history: history.clone(),
         load_sessions: 0,
+        status_tx: senders.status,
+        log_tx: senders.log,
+        member_tx: senders.member,
+        watched: plan.nodes.iter().map(|n| n.id).collect(),
     };
     live_history::spawn_checker(history, senders.history, cancel.clone(), &tracker);
     let mut app = App::new(plan.mode, plan.nodes, now_ms, plan.notes);
+    if let Some(layout) = &workers.layout {
+        app.set_addable(
+            (1..=layout.members_max)
+                .map(|id| NodeConfig {
+                    id,
+                    client_addr: layout.client_addr(id).to_string(),
+                })
+                .collect(),
+        );
+    }
     let start = app.start_all();
     let mut pending: VecDeque<Action> =
         start.into_iter().flat_map(|e| workers.execute(e)).collect();
@@ -678,6 +796,7 @@ async fn event_loop<B: Backend>(
             Some(outcome) = channels.gate_done.recv() => Some(Report::GateFinished(Box::new(outcome)).into()),
             Some(verdict) = channels.history.recv() => Some(Report::HistoryChecked(verdict).into()),
             Some(request) = channels.process_requests.recv() => workers.serve_process_request(request),
+            Some(report) = channels.member.recv() => Some(report.into()),
             _ = tick.tick() => Some(Report::Tick.into()),
             () = next_quit_signal(&mut quit_signals) => Some(Input::Quit.into()),
         };
@@ -727,7 +846,7 @@ mod tests {
         let tracker = TaskTracker::new();
         poll::spawn_status_pollers(
             vec![(1, addr.clone())],
-            senders.status,
+            senders.status.clone(),
             cancel.clone(),
             &tracker,
         );
@@ -750,6 +869,10 @@ mod tests {
             fault_proxy: None,
             history: Recorder::new(std::time::Instant::now()),
             load_sessions: 0,
+            status_tx: senders.status.clone(),
+            log_tx: senders.log.clone(),
+            member_tx: senders.member.clone(),
+            watched: BTreeSet::new(),
         };
         let nodes = vec![NodeConfig {
             id: 1,

@@ -1,5 +1,6 @@
 //! `raftkv kv`: a command-line client for a running cluster (get, set, del,
-//! an etcdctl-like status table, digests, a full dump, wait-converged).
+//! an etcdctl-like status table, digests, a full dump, wait-converged, and
+//! `member list|add|promote|remove`).
 
 use std::time::{Duration, Instant};
 
@@ -8,6 +9,7 @@ use raftkv_node::client::ClusterClient;
 use crate::clock::format_duration_ms;
 use crate::dashboard::{parse_addr_list_arg, AddrList};
 use crate::digest::state_digest;
+use crate::membership::{self, MemberChange};
 use crate::status::NodeStatus;
 
 /// How often `wait-converged` re-reads every node.
@@ -60,6 +62,30 @@ pub enum KvCommand {
         #[arg(long, default_value_t = 30_000)]
         timeout_ms: u64,
     },
+    /// List or change the members (through the leader; MOVED is followed).
+    Member {
+        #[command(subcommand)]
+        command: MemberCommand,
+    },
+}
+
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum MemberCommand {
+    /// One row per member: id, incarnation, role, addresses, match index.
+    List,
+    /// Add a learner: it receives the log and never votes until promoted.
+    /// (A node started with `raftkv node --join` adds itself.)
+    Add {
+        id: u64,
+        /// Its `--peer` address (host:port).
+        peer_addr: String,
+        /// Its `--client` address (host:port).
+        client_addr: String,
+    },
+    /// Make a caught-up learner a voter.
+    Promote { id: u64 },
+    /// Remove a member (the leader too; never the last voter).
+    Remove { id: u64 },
 }
 
 pub fn run(args: KvArgs) -> Result<(), String> {
@@ -93,8 +119,71 @@ async fn execute(args: KvArgs) -> Result<(), String> {
             return dump(&addr, check).await;
         }
         KvCommand::WaitConverged { timeout_ms } => return wait_converged(&addrs, timeout_ms).await,
+        KvCommand::Member { command } => {
+            return member(&addrs, command, Duration::from_millis(args.deadline_ms)).await
+        }
     }
     Ok(())
+}
+
+/// `raftkv kv member ...`: prints the table or what the change did; a
+/// refusal (`-ERR`) or a `-TRYAGAIN` is the error, with the node's reason.
+async fn member(
+    addrs: &[String],
+    command: MemberCommand,
+    deadline: Duration,
+) -> Result<(), String> {
+    let change = match command {
+        MemberCommand::List => {
+            let list = membership::list_members(addrs).await?;
+            print!("{}", membership::member_table(&list));
+            return Ok(());
+        }
+        MemberCommand::Add {
+            id,
+            peer_addr,
+            client_addr,
+        } => {
+            for (what, addr) in [("peer", &peer_addr), ("client", &client_addr)] {
+                crate::cluster::parse_addr_list(addr)
+                    .ok()
+                    .filter(|list| list.len() == 1)
+                    .ok_or_else(|| format!("{what} address '{addr}' is not one host:port"))?;
+            }
+            MemberChange::AddLearner {
+                id,
+                peer_addr,
+                client_addr,
+            }
+        }
+        MemberCommand::Promote { id } => MemberChange::Promote { id },
+        MemberCommand::Remove { id } => MemberChange::Remove { id },
+    };
+    let leader = membership::send_change(addrs, &change, false, deadline)
+        .await
+        .map_err(|error| error.to_string())?;
+    println!("{}", change_done(&change, &leader));
+    Ok(())
+}
+
+/// What `member add|promote|remove` prints after the leader's `+OK`.
+pub fn change_done(change: &MemberChange, leader: &str) -> String {
+    match change {
+        MemberChange::AddLearner {
+            id,
+            peer_addr,
+            client_addr,
+        } => format!(
+            "Member {id} added as a learner (peer {peer_addr}, client {client_addr}) by the \
+             leader at {leader}; once it has caught up: raftkv kv member promote {id}"
+        ),
+        MemberChange::Promote { id } => {
+            format!("Member {id} promoted to voter by the leader at {leader}")
+        }
+        MemberChange::Remove { id } => {
+            format!("Member {id} removed by the leader at {leader}; its process can be stopped now")
+        }
+    }
 }
 
 async fn statuses(addrs: &[String]) -> Vec<Result<NodeStatus, String>> {
@@ -121,7 +210,12 @@ pub fn status_table(addrs: &[String], statuses: &[Result<NodeStatus, String>]) -
             Ok(s) => rows.push(vec![
                 s.id.to_string(),
                 addr.clone(),
-                s.role.name().to_string(),
+                // A learner follows; its own configuration says it votes not.
+                if s.learners.contains(&s.id) {
+                    "learner".to_string()
+                } else {
+                    s.role.name().to_string()
+                },
                 s.term.to_string(),
                 s.leader_id.to_string(),
                 s.commit_index.to_string(),
@@ -359,18 +453,27 @@ mod tests {
 
     #[test]
     fn status_table_lines_up_and_names_unreachable_nodes() {
-        let addrs = vec!["127.0.0.1:7001".to_string(), "127.0.0.1:7002".to_string()];
+        let addrs = vec![
+            "127.0.0.1:7001".to_string(),
+            "127.0.0.1:7002".to_string(),
+            "127.0.0.1:7004".to_string(),
+        ];
         let table = status_table(
             &addrs,
             &[
                 Ok(status(1, Role::Leader, 4, 107, "9c416561b5d29b481f4a")),
                 Err("connection refused".into()),
+                Ok(NodeStatus {
+                    learners: vec![4],
+                    ..status(4, Role::Follower, 4, 60, "f9de357db9c61f71fae9")
+                }),
             ],
         );
         insta::assert_snapshot!(table, @r"
         ID  ADDRESS         ROLE         TERM  LEADER  COMMIT  APPLIED  KEYS  DIGEST            CONTACT  UPTIME
         1   127.0.0.1:7001  leader       4     2       107     107      10    9c416561b5d29b48  -        1m01s
         ?   127.0.0.1:7002  unreachable  -     -       -       -        -     -                 -        -
+        4   127.0.0.1:7004  learner      4     2       60      60       10    f9de357db9c61f71  12ms     1m01s
         127.0.0.1:7002: connection refused
         ");
     }

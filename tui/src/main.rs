@@ -18,6 +18,7 @@ mod jobs;
 mod key_check;
 mod kv_cli;
 mod live_history;
+mod membership;
 mod plan;
 mod poll;
 mod scenario;
@@ -60,7 +61,8 @@ enum Command {
     Demo(scenario::DemoArgs),
     /// Run one node (the flags are a public interface; see DESIGN.md).
     Node(NodeArgs),
-    /// A client for a running cluster: get, set, del, status, digest, dump, wait-converged.
+    /// A client for a running cluster: get, set, del, status, digest, dump,
+    /// wait-converged, member list|add|promote|remove.
     Kv(kv_cli::KvArgs),
     /// A Jepsen-style run: clients on contended keys under a seeded nemesis,
     /// then a linearizability verdict (exit 0 only when everything holds).

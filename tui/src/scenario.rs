@@ -145,6 +145,8 @@ pub fn serve_process_request(
 }
 
 /// How the gate reaches the node processes.
+// One per gate run, never moved around: the supervisor stays inline.
+#[allow(clippy::large_enum_variant)]
 pub enum ProcessControl {
     /// `raftkv demo`: the gate owns the supervisor and its reports. The gate
     /// future must then run on the main thread (`block_on`), see supervisor.rs.

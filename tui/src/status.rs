@@ -72,6 +72,18 @@ pub struct NodeStatus {
     /// Leader only: peers whose incarnation is not the registered one, so
     /// their votes and acknowledgements do not count. Empty otherwise.
     pub strangers: Vec<u64>,
+    /// The voters of the newest configuration this node holds (empty: an
+    /// older node that does not say, or a joiner that has no configuration).
+    pub voters: Vec<u64>,
+    /// Its learners: members that receive the log and never vote.
+    pub learners: Vec<u64>,
+    /// Non-empty only while a change is pending (a joint configuration):
+    /// the voters of the configuration before it, which must agree too.
+    pub previous_voters: Vec<u64>,
+    /// Log index of the newest configuration (0 when the node does not say).
+    pub membership_index: u64,
+    /// Leader only: (member id, match index), learners included.
+    pub match_indexes: Vec<(u64, u64)>,
 }
 
 impl NodeStatus {
@@ -100,7 +112,29 @@ impl NodeStatus {
             incarnation: optional_incarnation(fields)?,
             registered: optional_flag(fields, field::REGISTERED)?,
             strangers: id_list(fields, field::STRANGERS)?,
+            voters: id_list(fields, field::VOTERS)?,
+            learners: id_list(fields, field::LEARNERS)?,
+            previous_voters: id_list(fields, field::PREVIOUS_VOTERS)?,
+            membership_index: match fields.get(field::MEMBERSHIP_INDEX) {
+                Some(_) => number(fields, field::MEMBERSHIP_INDEX)?,
+                None => 0,
+            },
+            match_indexes: match_indexes(fields)?,
         })
+    }
+
+    /// True while a configuration change is pending: the previous voters
+    /// must agree as well as the new ones (joint consensus).
+    pub fn is_joint(&self) -> bool {
+        !self.previous_voters.is_empty()
+    }
+
+    /// The leader's match index for member `id`, learners included.
+    pub fn match_index_of(&self, id: u64) -> Option<u64> {
+        self.match_indexes
+            .iter()
+            .find(|(member, _)| *member == id)
+            .map(|(_, index)| *index)
     }
 
     /// False only when the node says it is not (yet) a registered voter.
@@ -117,6 +151,30 @@ impl NodeStatus {
     pub fn is_leader(&self) -> bool {
         self.role == Role::Leader
     }
+}
+
+/// Every `match_index_<id>` field, in id order.
+fn match_indexes(fields: &BTreeMap<String, String>) -> Result<Vec<(u64, u64)>, String> {
+    let mut indexes = Vec::new();
+    for (name, value) in fields {
+        let Some(id) = name.strip_prefix(field::MATCH_INDEX_PREFIX) else {
+            continue;
+        };
+        let (Ok(id), Ok(index)) = (id.parse::<u64>(), value.parse::<u64>()) else {
+            return Err(format!(
+                "RAFT.STATUS field '{name}' is '{value}', not a match index of a node id"
+            ));
+        };
+        indexes.push((id, index));
+    }
+    indexes.sort_unstable();
+    Ok(indexes)
+}
+
+/// Node ids as a set: `{1,2,3}`.
+pub fn id_set(ids: &[u64]) -> String {
+    let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+    format!("{{{}}}", ids.join(","))
 }
 
 /// The first four hex chars and an ellipsis, as the timeline shows an incarnation.
@@ -241,6 +299,11 @@ pub fn example_status(id: u64, role: Role) -> NodeStatus {
         incarnation: None,
         registered: None,
         strangers: Vec::new(),
+        voters: Vec::new(),
+        learners: Vec::new(),
+        previous_voters: Vec::new(),
+        membership_index: 0,
+        match_indexes: Vec::new(),
     }
 }
 
@@ -296,6 +359,41 @@ pub(crate) mod tests {
         assert!(status.strangers.is_empty());
         assert_eq!(Role::parse("precandidate"), Role::PreCandidate);
         assert_eq!(Role::parse("learner").name(), "learner");
+    }
+
+    #[test]
+    fn membership_fields_parse_and_say_when_a_change_is_pending() {
+        let mut map = fields(&[
+            ("id", "1"),
+            ("role", "leader"),
+            ("term", "5"),
+            ("leader_id", "1"),
+            ("commit_index", "54"),
+            ("applied_index", "54"),
+            ("last_index", "54"),
+            ("keys", "50"),
+            ("digest", "9c41"),
+            ("match_index_2", "54"),
+            ("match_index_4", "12"),
+            ("voters", "1,2,3,4"),
+            ("learners", "5"),
+            ("previous_voters", "1,2,3"),
+            ("membership_index", "53"),
+        ]);
+        let status = NodeStatus::from_fields(&map).unwrap();
+        assert_eq!(status.voters, vec![1, 2, 3, 4]);
+        assert_eq!(status.learners, vec![5]);
+        assert!(status.is_joint());
+        assert_eq!(status.membership_index, 53);
+        assert_eq!(status.match_index_of(4), Some(12));
+        assert_eq!(status.match_index_of(3), None);
+        assert_eq!(id_set(&status.voters), "{1,2,3,4}");
+        map.insert("previous_voters".into(), String::new());
+        assert!(!NodeStatus::from_fields(&map).unwrap().is_joint());
+        map.insert("match_index_x".into(), "3".into());
+        assert!(NodeStatus::from_fields(&map)
+            .unwrap_err()
+            .contains("match_index_x"));
     }
 
     #[test]

@@ -158,10 +158,38 @@ impl Supervisor {
         &self.layout
     }
 
+    /// Starts node `id` with an empty data dir as a new member that joins
+    /// through the member at client address `via` (`--join`); later starts
+    /// of `id` join too. Returns its pid.
+    pub fn join(&mut self, id: u64, via: String) -> Result<u32, String> {
+        if let Some(pid) = self.pid(id) {
+            return Err(format!("node {id} is still running (pid {pid})"));
+        }
+        self.layout.check_node_ports_free(id)?;
+        self.layout.add_joining_member(id, via)?;
+        self.start(id, true)
+    }
+
+    /// Starts a node that joined earlier again, with its data, telling it
+    /// the member `via` to learn addresses from (`--join`).
+    pub fn restart_joined(&mut self, id: u64, via: String) -> Result<u32, String> {
+        if let Some(pid) = self.pid(id) {
+            return Err(format!("node {id} is still running (pid {pid})"));
+        }
+        self.layout.add_joining_member(id, via)?;
+        self.start(id, false)
+    }
+
+    /// Node `id` left the cluster (its removal committed): it is no longer
+    /// started with the others.
+    pub fn forget(&mut self, id: u64) {
+        self.layout.remove_member(id);
+    }
+
     /// Starts node `id` (wiping its data dir first when asked) and returns its pid.
     /// Must run inside a tokio runtime, on the main thread (see the module doc).
     pub fn start(&mut self, id: u64, wipe_data: bool) -> Result<u32, String> {
-        if !(1..=self.layout.nodes).contains(&id) {
+        if !self.layout.is_possible_member(id) {
             return Err(format!("there is no node {id}"));
         }
         if let Some(pid) = self.pid(id) {

@@ -15,7 +15,7 @@ use crate::gate_record::{GateRecord, Verdict};
 use crate::integrity::AlarmKind;
 use crate::plan::ITEM_NAMES;
 use crate::poll::LogSource;
-use crate::status::Role;
+use crate::status::{id_set, Role};
 use crate::supervisor::{signal_name, ExitKind};
 
 /// At this width and wider the table gets a pid column and long labels, and
@@ -176,7 +176,7 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
             format!(
                 " {} of {} nodes up and connected{}; {majority} needed to elect or commit",
                 candidates.len(),
-                app.nodes.len(),
+                app.voter_ids().len(),
                 if candidates.is_empty() {
                     String::new()
                 } else {
@@ -231,6 +231,9 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
 fn process_label(node: &NodeView, wide: bool) -> String {
     if node.is_restarting() {
         return "restarting".into();
+    }
+    if node.removed && node.process.is_alive() {
+        return "removed".into();
     }
     match &node.process {
         ProcessState::NotStarted => "not started".into(),
@@ -296,7 +299,11 @@ fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
         let shown = live.or(node.status.as_ref());
         let number = |value: Option<u64>| value.map_or("—".to_string(), |v| v.to_string());
         let stranger = leader_strangers.contains(&node.config.id);
+        let joining = app.joining().is_some_and(|j| j.id == node.id());
         let role = match (live, node.process.is_alive()) {
+            (Some(_), _) if app.is_learner(node.id()) => "LEARNER".into(),
+            // Started with --join and not in the configuration yet.
+            (Some(_), _) if joining && !app.voter_ids().contains(&node.id()) => "joining".into(),
             // Came back with an empty disk: not counted until re-admitted.
             (Some(status), _) if !status.is_registered() || stranger => "non-voter".into(),
             (Some(status), _) => role_label(&status.role, wide),
@@ -374,10 +381,11 @@ fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
         Constraint::Length(7),
         Constraint::Length(6),
     ]);
-    let title = match app.mode {
-        Mode::Supervised => " Nodes ",
-        Mode::Attached => " Nodes (attached) ",
+    let mode = match app.mode {
+        Mode::Supervised => " Nodes",
+        Mode::Attached => " Nodes (attached)",
     };
+    let title = format!("{mode}{} ", membership_title(app));
     let table = Table::new(rows, widths)
         .flex(Flex::SpaceBetween)
         .header(Row::new(header).style(Style::new().fg(Color::DarkGray).bold()))
@@ -388,6 +396,33 @@ fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
                 .title(title),
         );
     Widget::render(table, area, buf);
+}
+
+/// ` · voters {1,2,3} · learner {4}`, or ` · JOINT {1,2,3} → {1,2,3,4}`
+/// while a change is pending (both configurations must agree); empty when
+/// the nodes do not report membership.
+fn membership_title(app: &App) -> String {
+    let Some(view) = app.membership() else {
+        return String::new();
+    };
+    let mut title = if view.is_joint() {
+        format!(
+            " · JOINT {} → {}",
+            id_set(&view.previous_voters),
+            id_set(&view.voters)
+        )
+    } else {
+        format!(" · voters {}", id_set(&view.voters))
+    };
+    if !view.learners.is_empty() {
+        let noun = if view.learners.len() == 1 {
+            "learner"
+        } else {
+            "learners"
+        };
+        title.push_str(&format!(" · {noun} {}", id_set(&view.learners)));
+    }
+    title
 }
 
 fn render_write_rate(app: &App, area: Rect, buf: &mut Buffer) {

@@ -265,3 +265,30 @@ fn every_keymap_row_is_in_the_help_overlay() {
         }
     }
 }
+
+/// `a`, node 4 catching up: its role is LEARNER, the table's title names
+/// the voters and the learner, the timeline the step with its figures.
+#[test]
+fn a_learner_catching_up() {
+    let app = fixtures::learner_catching_up();
+    let screen = draw(&app, 120, 32);
+    assert!(
+        screen.contains(" Nodes · voters {1,2,3} · learner {4} "),
+        "{screen}"
+    );
+    let row = screen.lines().find(|l| l.contains(" 4  4104 ")).unwrap();
+    assert!(row.contains("LEARNER"), "{row}");
+    assert_screen!("learner", screen);
+    assert_screen!("learner_80x24", draw(&app, 80, 24));
+}
+
+/// The promotion pending: the title says JOINT with both voter sets.
+#[test]
+fn a_joint_configuration() {
+    let screen = draw(&fixtures::joint_promotion(), 120, 32);
+    assert!(
+        screen.contains(" Nodes · JOINT {1,2,3} → {1,2,3,4} "),
+        "{screen}"
+    );
+    assert_screen!("joint", screen);
+}

@@ -1,8 +1,9 @@
 //! End to end on the real binary: the dashboard in a tmux pane drives a fresh
 //! 3-node cluster (kill the leader, see a new one, write, restart the old
-//! leader, see the digests converge, quit), refuses a wipe that would lose
-//! acknowledged writes and re-admits an allowed one, and the nodes die
-//! with a dashboard killed by SIGKILL.
+//! leader, see the digests converge, quit), refuses a replacement that would
+//! lose acknowledged writes and carries out an allowed one, adds a fourth
+//! node that becomes a voter, and the nodes die with a dashboard killed by
+//! SIGKILL.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{free_base_port, Tmux, NODES};
+use common::{free_base_port, Tmux, DASHBOARD_NODES_MAX, NODES};
 
 /// Starting three processes and electing a leader, on a loaded CI machine.
 const FIRST_LEADER_WAIT_MS: u64 = 60_000;
@@ -62,7 +63,13 @@ fn assert_no_node_left(data_dir: &Path, within: Duration) {
 
 fn log_excerpts(log_dir: &Path) -> String {
     let mut out = String::new();
-    for name in ["tui.log", "node-1.out", "node-2.out", "node-3.out"] {
+    for name in [
+        "tui.log",
+        "node-1.out",
+        "node-2.out",
+        "node-3.out",
+        "node-4.out",
+    ] {
         let text = std::fs::read_to_string(log_dir.join(name)).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(15).collect();
         out.push_str(&format!(
@@ -71,6 +78,16 @@ fn log_excerpts(log_dir: &Path) -> String {
         ));
     }
     out
+}
+
+/// The timeline line the dashboard logged (in full, where the screen wraps
+/// it) that contains every one of `parts`.
+fn timeline_line(log_dir: &Path, parts: &[&str]) -> Option<String> {
+    let log = std::fs::read_to_string(log_dir.join("tui.log")).ok()?;
+    log.lines()
+        .filter(|line| line.contains("\"event\":\"timeline\""))
+        .find(|line| parts.iter().all(|part| line.contains(part)))
+        .map(str::to_string)
 }
 
 /// Polls the screen until `done` returns a value, or fails with the screen and logs.
@@ -110,25 +127,36 @@ fn table_rows(screen: &str) -> Vec<(u64, String, String)> {
                 .find(|t| t.len() == 12 && t.chars().all(|c| c.is_ascii_hexdigit()))?;
             Some((id, tokens.join(" "), digest.to_string()))
         })
-        .filter(|(id, _, _)| (1..=u64::from(NODES)).contains(id))
+        .filter(|(id, _, _)| (1..=u64::from(DASHBOARD_NODES_MAX)).contains(id))
         .collect()
 }
 
-fn converged_on_three_rows(screen: &str) -> Option<String> {
+/// The digest when the header says CONVERGED with every node up and the
+/// table has exactly `count` running rows with that digest.
+fn converged_on_rows(screen: &str, count: usize) -> Option<String> {
     let header = screen.lines().next()?;
-    if !header.contains("CONVERGED") || header.contains("of 3 up") {
+    if !header.contains("CONVERGED") || header.contains(" up") {
         return None;
     }
     let rows = table_rows(screen);
     let all_running = rows.iter().all(|(_, text, _)| text.contains("running"));
     let first = rows.first()?.2.clone();
-    (rows.len() == 3 && all_running && rows.iter().all(|(_, _, d)| *d == first)).then_some(first)
+    (rows.len() == count && all_running && rows.iter().all(|(_, _, d)| *d == first))
+        .then_some(first)
+}
+
+fn converged_on_three_rows(screen: &str) -> Option<String> {
+    converged_on_rows(screen, 3)
 }
 
 /// A fresh dashboard in a 120x40 tmux pane; after it exits the pane shows
 /// its exit code and the terminal modes it left.
 fn start_dashboard(data_dir: &Path, log_dir: &Path) -> Tmux {
-    let base_port = free_base_port();
+    start_dashboard_on(free_base_port(), data_dir, log_dir)
+}
+
+/// `start_dashboard` with node i's client port at `base_port + i`.
+fn start_dashboard_on(base_port: u16, data_dir: &Path, log_dir: &Path) -> Tmux {
     let command = format!(
         "'{bin}' tui --fresh --base-port {base_port} --data-dir '{data}' --log-dir '{logs}'; \
          echo raftkv-exit-code=$?; stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\\n' ' '; \
@@ -318,27 +346,221 @@ fn dashboard_refuses_a_wipe_that_would_lose_writes_and_readmits_an_allowed_one()
         |screen| screen.contains("verified 50 keys on 3 nodes").then_some(()),
     );
 
-    // Every node holds the log now: wiping F leaves a quorum of intact copies.
+    // Every node holds the log now: replacing F leaves a quorum of intact
+    // copies. F is stopped, removed, wiped, and joins as a new incarnation.
+    let identity = data_dir.join(format!("node-{f}")).join("identity");
+    let old_identity = std::fs::read(&identity).expect("F's identity file");
     tmux.send(&f.to_string());
     tmux.send("R");
+    let promoted = format!("4/4 node {f} added as learner;");
     wait_for(
         &tmux,
-        "F re-admitted as a voter",
+        "F replaced: a learner, then a voter",
         STEP_WAIT_MS,
         &log_dir,
-        |screen| {
-            screen
-                .contains(&format!("node {f}: voter again"))
-                .then_some(())
-        },
+        |_| timeline_line(&log_dir, &[&promoted, "promoted; voters {1,2,3}"]),
     );
     wait_for(
         &tmux,
-        "CONVERGED on three rows after the re-admission",
+        "CONVERGED on three rows after the replacement",
         STEP_WAIT_MS,
         &log_dir,
         converged_on_three_rows,
     );
+    let new_identity = std::fs::read(&identity).expect("F's new identity file");
+    assert_ne!(
+        old_identity, new_identity,
+        "F came back as a new incarnation"
+    );
+    assert!(
+        !tmux.screen().contains("DATA LOSS") && !tmux.screen().contains("DIVERGED"),
+        "{}",
+        tmux.screen()
+    );
+    let verified = "verified 50 keys on 3 nodes";
+    let before = tmux.screen().matches(verified).count();
+    tmux.send("v");
+    wait_for(
+        &tmux,
+        "50 of 50 keys verified after the replacement",
+        STEP_WAIT_MS,
+        &log_dir,
+        |screen| (screen.matches(verified).count() > before).then_some(()),
+    );
+    quit_cleanly(&tmux, &data_dir, &log_dir);
+}
+
+/// `a` adds node 4: it starts empty with `--join`, is listed as a learner,
+/// catches up and is promoted; the cluster converges on four rows and
+/// `raftkv kv member list` shows four voters. `-` then removes it again and
+/// the table is back to three converged rows.
+#[test]
+fn a_adds_a_fourth_voter_and_minus_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir: PathBuf = dir.path().join("data");
+    let log_dir: PathBuf = dir.path().join("logs");
+    let base_port = free_base_port();
+    let tmux = start_dashboard_on(base_port, &data_dir, &log_dir);
+    wait_for(
+        &tmux,
+        "CONVERGED on three rows",
+        FIRST_LEADER_WAIT_MS,
+        &log_dir,
+        converged_on_three_rows,
+    );
+    tmux.send("w");
+    wait_for(&tmux, "50 keys written", STEP_WAIT_MS, &log_dir, |screen| {
+        screen.contains("wrote 50 keys").then_some(())
+    });
+    tmux.send("a");
+    wait_for(&tmux, "node 4 promoted", STEP_WAIT_MS, &log_dir, |_| {
+        timeline_line(
+            &log_dir,
+            &["node 4 added as learner;", "promoted; voters {1,2,3,4}"],
+        )
+    });
+    wait_for(
+        &tmux,
+        "CONVERGED on four rows",
+        STEP_WAIT_MS,
+        &log_dir,
+        |screen| converged_on_rows(screen, 4),
+    );
+    assert!(
+        tmux.screen().contains("Nodes · voters {1,2,3,4}"),
+        "{}",
+        tmux.screen()
+    );
+    let listed = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args([
+            "kv",
+            "--cluster",
+            &format!("127.0.0.1:{}", base_port + 1),
+            "member",
+            "list",
+        ])
+        .output()
+        .expect("run raftkv kv member list");
+    let table = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert_eq!(
+        table
+            .lines()
+            .filter(|line| line.contains(" voter "))
+            .count(),
+        4,
+        "{table}"
+    );
+
+    tmux.send("4");
+    tmux.send("-");
+    wait_for(
+        &tmux,
+        "node 4 removed and gone from the table",
+        STEP_WAIT_MS,
+        &log_dir,
+        |screen| screen.contains("node 4 removed and stopped").then_some(()),
+    );
+    wait_for(
+        &tmux,
+        "CONVERGED on three rows after the removal",
+        STEP_WAIT_MS,
+        &log_dir,
+        converged_on_three_rows,
+    );
+    quit_cleanly(&tmux, &data_dir, &log_dir);
+}
+
+/// Growing 3 -> 5 under the write load and shrinking back: `a` twice
+/// with `W` on, a fault on an added node (its links pass through the
+/// proxy: cut off, it falls behind; healed, it catches up), the quality
+/// gate on five nodes, then `-` twice, CONVERGED on three rows.
+#[test]
+fn growing_to_five_under_load_with_faults_and_the_gate_then_shrinking_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir: PathBuf = dir.path().join("data");
+    let log_dir: PathBuf = dir.path().join("logs");
+    let (tmux, _leader) = start_converged(&data_dir, &log_dir);
+    tmux.send("W");
+    for (id, voters) in [(4, "{1,2,3,4}"), (5, "{1,2,3,4,5}")] {
+        tmux.send("a");
+        let added = format!("node {id} added as learner;");
+        let promoted = format!("promoted; voters {voters}");
+        wait_for(
+            &tmux,
+            "a node promoted under load",
+            STEP_WAIT_MS,
+            &log_dir,
+            |_| timeline_line(&log_dir, &[&added, &promoted]),
+        );
+    }
+    tmux.send("W");
+    wait_for(
+        &tmux,
+        "CONVERGED on five rows",
+        STEP_WAIT_MS,
+        &log_dir,
+        |screen| converged_on_rows(screen, 5),
+    );
+
+    // Node 5 cut off: a write leaves it behind; healed, it catches up.
+    tmux.send("5");
+    tmux.send("p");
+    wait_for(&tmux, "node 5 cut", STEP_WAIT_MS, &log_dir, |screen| {
+        row_text(screen, 5).filter(|text| text.contains(" cut "))
+    });
+    tmux.send("w");
+    wait_for(
+        &tmux,
+        "node 5 behind the others",
+        STEP_WAIT_MS,
+        &log_dir,
+        |screen| (screen.contains("wrote 50 keys") && screen.contains("SYNCING")).then_some(()),
+    );
+    tmux.send("h");
+    wait_for(
+        &tmux,
+        "CONVERGED on five rows after the heal",
+        STEP_WAIT_MS,
+        &log_dir,
+        |screen| converged_on_rows(screen, 5),
+    );
+
+    tmux.send("d");
+    wait_for(
+        &tmux,
+        "the quality gate to pass on five nodes",
+        STEP_WAIT_MS,
+        &log_dir,
+        |screen| screen.contains("quality gate: 8/8 PASS").then_some(()),
+    );
+    wait_for(
+        &tmux,
+        "CONVERGED on five rows after the gate",
+        STEP_WAIT_MS,
+        &log_dir,
+        |screen| converged_on_rows(screen, 5),
+    );
+
+    for (id, rows) in [(5, 4), (4, 3)] {
+        tmux.send(&id.to_string());
+        tmux.send("-");
+        let removed = format!("node {id} removed and stopped");
+        wait_for(&tmux, "a node removed", STEP_WAIT_MS, &log_dir, |_| {
+            timeline_line(&log_dir, &[&removed])
+        });
+        wait_for(
+            &tmux,
+            "CONVERGED after a removal",
+            STEP_WAIT_MS,
+            &log_dir,
+            |screen| converged_on_rows(screen, rows),
+        );
+    }
     assert!(
         !tmux.screen().contains("DATA LOSS") && !tmux.screen().contains("DIVERGED"),
         "{}",

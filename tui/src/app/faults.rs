@@ -129,7 +129,7 @@ impl App {
     }
 
     /// The effect that gives the proxy the links every node's faults ask for.
-    fn links_effect(&self) -> Effect {
+    pub(super) fn links_effect(&self) -> Effect {
         Effect::SetLinks {
             links: link_modes(&self.node_faults()),
         }

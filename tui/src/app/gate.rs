@@ -67,6 +67,14 @@ impl App {
             self.refuse("quitting: no quality gate now".into());
             return Vec::new();
         }
+        if let Some(op) = &self.member_op {
+            // The gate kills and restarts the leader: not in mid-change.
+            let id = op.id();
+            self.refuse(format!(
+                "a membership change of node {id} is running: press d again once it has finished"
+            ));
+            return Vec::new();
+        }
         if self.bulk_in_flight.is_some() || self.verify_running {
             self.refuse(
                 "a write or verification is running: press d again once it has finished".into(),

@@ -18,7 +18,7 @@ pub struct KeyBinding {
     pub codes: &'static [KeyCode],
     pub input: KeyInput,
     /// Its lines in the `?` help; `None` when another row's lines explain it
-    /// (`→` with `←`, `-` with `+`, Esc in the text of `?`).
+    /// (`→` with `←`, `_` with `+`, Esc in the text of `?`).
     pub help: Option<Help>,
     pub footer: Option<Footer>,
     /// Kills, stops or restarts node processes: left out of the footer when
@@ -151,16 +151,26 @@ pub const KEYMAP: &[KeyBinding] = &[
         )
         .with_footer("restart", WhileRoom)
         .controlling_processes(),
+    key("a", &[KeyCode::Char('a')], Input::AddNode)
+        .with_help(
+            "a -",
+            &["add a node: a learner, then a voter (a); remove the selected (-)"],
+        )
+        .with_footer("add", IfRoomLeft)
+        .controlling_processes(),
+    key("-", &[KeyCode::Char('-')], Input::RemoveSelected)
+        .with_footer("remove", IfRoomLeft)
+        .controlling_processes(),
     // The most dangerous key is the first to give way on a narrow screen.
-    key("R", &[KeyCode::Char('R')], Input::WipeAndRestartSelected)
+    key("R", &[KeyCode::Char('R')], Input::ReplaceSelected)
         .with_help(
             "R",
             &[
-                "wipe the selected node's data, restart it as a non-voter until",
-                "re-admitted; refused unless a quorum of the others hold the log",
+                "replace the selected node with an empty disk (stop, remove,",
+                "wipe, join anew); refused if quorum or writes would be lost",
             ],
         )
-        .with_footer("wipe", IfRoomLeft)
+        .with_footer("replace", IfRoomLeft)
         .controlling_processes(),
     key("p", &[KeyCode::Char('p')], Input::ToggleIsolateSelected)
         .with_help(
@@ -193,8 +203,8 @@ pub const KEYMAP: &[KeyBinding] = &[
         .controlling_processes(),
     key("w", &[KeyCode::Char('w')], Input::BulkWrite)
         .with_help(
-            "w + -",
-            &["write a batch of keys through the leader (+ - change its size)"],
+            "w + _",
+            &["write a batch of keys through the leader (+ _ change its size)"],
         )
         .with_footer("write {count}", WhileRoom),
     // `=` is `+` without shift.
@@ -203,7 +213,8 @@ pub const KEYMAP: &[KeyBinding] = &[
         &[KeyCode::Char('+'), KeyCode::Char('=')],
         Input::BulkWriteCountUp,
     ),
-    key("-", &[KeyCode::Char('-')], Input::BulkWriteCountDown),
+    // `_` is `-` with shift, as `+` is `=` with shift (`-` removes a node).
+    key("_", &[KeyCode::Char('_')], Input::BulkWriteCountDown),
     key("W", &[KeyCode::Char('W')], Input::ToggleWriteLoad)
         .with_help("W", &["continuous write load on/off"])
         .with_footer("load", WhileRoom),
@@ -364,7 +375,9 @@ mod tests {
             Input::KillSelected,
             Input::StopSelected,
             Input::RestartSelected,
-            Input::WipeAndRestartSelected,
+            Input::ReplaceSelected,
+            Input::AddNode,
+            Input::RemoveSelected,
             Input::ToggleIsolateSelected,
             Input::ToggleInboundCutSelected,
             Input::TogglePauseSelected,

@@ -5,7 +5,9 @@
 //! `update` sends a person's `Input` and a background `Report` to the module
 //! that owns the concern:
 //! - `keymap`: every key, its input, footer label, help text and hint;
-//! - `nodes`: the node processes (kill, stop, restart, wipe and its refusal);
+//! - `nodes`: the node processes (kill, stop, restart, and the refusal to
+//!   wipe a holder of the committed log);
+//! - `membership`: members added, removed and replaced (`a - R`);
 //! - `faults`: partitions, one-way links, slow links and pauses (`p o l z h`);
 //! - `workload`: bulk writes, the continuous load, verification;
 //! - `observer`: status polls, node log events, integrity alarms, the timeline's
@@ -15,6 +17,7 @@
 mod faults;
 mod gate;
 pub mod keymap;
+mod membership;
 mod nodes;
 mod observer;
 mod workload;
@@ -28,6 +31,7 @@ use raftkv_node::fault_proxy::{Link, LinkMode};
 use crate::gate_record::GateRecord;
 use crate::integrity::IntegrityWatch;
 use crate::live_history::HistoryVerdict;
+use crate::membership::MemberChange;
 use crate::poll::{LogLine, StatusReport};
 use crate::scenario::{GateOutcome, GateProgress};
 use crate::supervisor::ProcessReport;
@@ -35,6 +39,7 @@ use crate::supervisor::ProcessReport;
 pub use faults::{LeaderFault, SLOW_LINK};
 pub use gate::{GateView, GATE_RUNNING_REFUSAL};
 pub use keymap::action_for_key;
+pub use membership::{MemberOp, MEMBER_CHANGE_DEADLINE_MS};
 pub use nodes::{NodeConfig, NodeView, ProcessState, ATTACHED_REFUSAL};
 pub use observer::{Convergence, LeaderKill};
 pub use workload::{
@@ -94,7 +99,13 @@ pub enum Input {
     KillSelected,
     StopSelected,
     RestartSelected,
-    WipeAndRestartSelected,
+    /// Replace the selected node with an empty disk (`R`): stop, remove,
+    /// wipe, join again as a new incarnation.
+    ReplaceSelected,
+    /// Start the next free node id empty, joining as a learner (`a`).
+    AddNode,
+    /// Remove the selected node from the configuration, then stop it (`-`).
+    RemoveSelected,
     /// Cut every peer link to and from the selected node, or heal them (`p`).
     ToggleIsolateSelected,
     /// The selected node keeps sending but receives nothing, or hears again (`o`).
@@ -120,6 +131,9 @@ pub enum Input {
 
 /// What the clock and the background work (pollers, supervisor, jobs, the
 /// gate) report.
+// A status (with the membership lists) is the largest; reports live only
+// from their channel to `update`, so boxing would buy nothing (as `Action`).
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Report {
     /// Time passes (sparkline buckets, quit deadline, message expiry).
@@ -137,6 +151,12 @@ pub enum Report {
     EvidenceExported(Result<PathBuf, String>),
     /// The load's history has been checked again.
     HistoryChecked(HistoryVerdict),
+    /// The leader took a membership change (`Ok(its address)`, once
+    /// committed), or why not.
+    MemberChanged {
+        change: MemberChange,
+        result: Result<String, String>,
+    },
 }
 
 /// Everything that can happen to the dashboard: a person's input or a report.
@@ -175,6 +195,23 @@ pub enum Effect {
     Start {
         id: u64,
         wipe_data: bool,
+    },
+    /// Start node `id` with `--join via` (no `--cluster`): a node added at
+    /// runtime, a replacement, or a later restart of either.
+    Join {
+        id: u64,
+        via: String,
+        wipe_data: bool,
+    },
+    /// Send a membership change to the leader among `addrs` (retried until
+    /// `MEMBER_CHANGE_DEADLINE_MS`); the answer comes back as `MemberChanged`.
+    ChangeMembership {
+        change: MemberChange,
+        addrs: Vec<String>,
+    },
+    /// Node `id` left the cluster: the runtime stops counting it a member.
+    Forget {
+        id: u64,
     },
     BulkWrite {
         count: u64,
@@ -285,6 +322,13 @@ pub struct App {
     /// The last verdict on the load's history; a problem, once seen, stays.
     pub history_verdict: Option<HistoryVerdict>,
 
+    // ----- membership -----
+    /// The change `a`, `-` or `R` is carrying out (one at a time).
+    pub member_op: Option<MemberOp>,
+    /// Every id `a` may start, with its address (the supervised layout's
+    /// ids up to its cap; empty when attached).
+    pub addable: Vec<NodeConfig>,
+
     // ----- gate -----
     /// The quality gate, from `d` until well after it ends.
     pub gate: Option<GateView>,
@@ -323,6 +367,8 @@ impl App {
             leader_fault: None,
             drawn_leader: None,
             history_verdict: None,
+            member_op: None,
+            addable: Vec::new(),
             gate: None,
             integrity: IntegrityWatch::new(crate::poll::STATUS_DEADLINE_MS),
             membership_events_shown: BTreeSet::new(),
@@ -381,7 +427,9 @@ impl App {
             Input::KillSelected => self.kill_selected(),
             Input::StopSelected => self.stop_selected(),
             Input::RestartSelected => self.restart_selected(),
-            Input::WipeAndRestartSelected => self.wipe_and_restart_selected(),
+            Input::ReplaceSelected => self.replace_selected(),
+            Input::AddNode => self.add_node(),
+            Input::RemoveSelected => self.remove_selected(),
             Input::ToggleIsolateSelected => self.toggle_isolate_selected(),
             Input::ToggleInboundCutSelected => self.toggle_inbound_cut_selected(),
             Input::TogglePauseSelected => self.toggle_pause_selected(),
@@ -439,6 +487,11 @@ impl App {
             Report::HistoryChecked(verdict) => {
                 self.on_history_checked(verdict);
                 Vec::new()
+            }
+            Report::MemberChanged { change, result } => {
+                let effects = self.on_member_changed(change, result);
+                self.observe_cluster();
+                effects
             }
         }
     }

@@ -1,7 +1,8 @@
 //! The node processes as the dashboard sees and controls them: each node's
-//! view (process state, last status, log tail), the selection, and the keys
-//! that kill, stop, restart and wipe a node, with the `R` refusal that keeps
-//! a quorum of intact copies of the committed log.
+//! view (process state, last status, log tail), the selection, the keys
+//! that kill, stop and restart a node, and the refusal (for `R`, in
+//! `membership`) to wipe a node when too few intact copies of the committed
+//! log would remain.
 
 use std::collections::VecDeque;
 
@@ -94,6 +95,11 @@ pub struct NodeView {
     pub rejoining_since_ms: Option<u64>,
     /// Election timeouts logged since the node last had a leader.
     pub election_timeouts_in_a_row: u32,
+    /// Started with `--join` (added at runtime, or a replacement): later
+    /// starts join too.
+    pub joined: bool,
+    /// Its removal committed: no longer a member, its process is stopping.
+    pub removed: bool,
 }
 
 impl NodeView {
@@ -114,6 +120,8 @@ impl NodeView {
             paused_at_ms: None,
             rejoining_since_ms: None,
             election_timeouts_in_a_row: 0,
+            joined: false,
+            removed: false,
         }
     }
 
@@ -339,10 +347,14 @@ impl App {
             return Vec::new();
         }
         let row = self.selected;
+        let id = self.nodes[row].config.id;
+        if let Some(why) = self.member_op_holds(row) {
+            self.refuse(format!("r refused: node {id} is {why}"));
+            return Vec::new();
+        }
         if self.nodes[row].is_down() {
             return self.start_row(row, false);
         }
-        let id = self.nodes[row].config.id;
         if self.nodes[row].is_restarting() {
             self.refuse(format!("node {id} is already restarting"));
             return Vec::new();
@@ -356,7 +368,7 @@ impl App {
             return Vec::new();
         }
         let down: Vec<usize> = (0..self.nodes.len())
-            .filter(|r| self.nodes[*r].is_down())
+            .filter(|r| self.nodes[*r].is_down() && self.member_op_holds(*r).is_none())
             .collect();
         if !down.is_empty() {
             return down
@@ -365,35 +377,6 @@ impl App {
                 .collect();
         }
         self.restart_running_row(row, false)
-    }
-
-    pub(super) fn wipe_and_restart_selected(&mut self) -> Vec<Effect> {
-        if self.refuse_process_control() {
-            return Vec::new();
-        }
-        let row = self.selected;
-        let id = self.nodes[row].config.id;
-        if self.nodes[row].is_restarting() {
-            self.refuse(format!("node {id} is already restarting"));
-            return Vec::new();
-        }
-        if let Some(why) = self.wipe_refusal(row) {
-            // In the timeline too: a refused wipe is part of the story.
-            self.tell(Tone::Warn, why);
-            return Vec::new();
-        }
-        match self.nodes[row].process {
-            ProcessState::Stopping { .. } => {
-                self.nodes[row].restart_pending = Some(true);
-                self.tell(
-                    Tone::Action,
-                    format!("node {id} restarts with an empty data dir once it has stopped"),
-                );
-                Vec::new()
-            }
-            _ if self.nodes[row].is_down() => self.start_row(row, true),
-            _ => self.restart_running_row(row, true),
-        }
     }
 
     /// Graceful stop now, start again when the exit is seen.
@@ -435,20 +418,23 @@ impl App {
             format!("restart node {id}")
         };
         self.tell(Tone::Action, text);
-        vec![Effect::Start { id, wipe_data }]
+        vec![self.restart_effect(row, wipe_data)]
     }
     /// the other nodes that still hold it must be at least a quorum.
     pub fn wipe_refusal(&self, row: usize) -> Option<String> {
         let committed = self.integrity.committed_max();
         let id = self.nodes[row].config.id;
+        // Only voters' copies count: a learner's vote never elects anyone.
+        let voters = self.voter_ids();
         let holders: Vec<u64> = self
             .nodes
             .iter()
             .enumerate()
-            .filter(|(r, n)| *r != row && n.holds_committed_log(committed))
+            .filter(|(r, n)| *r != row && voters.contains(&n.id()))
+            .filter(|(_, n)| n.holds_committed_log(committed))
             .map(|(_, n)| n.config.id)
             .collect();
-        let quorum = self.nodes.len() / 2 + 1;
+        let quorum = voters.len() / 2 + 1;
         if holders.len() >= quorum {
             return None;
         }
@@ -523,6 +509,10 @@ impl App {
                 self.should_exit = true;
             }
             return Vec::new();
+        }
+        if let Some(effects) = self.member_op_on_exit(row) {
+            self.observe_cluster();
+            return effects;
         }
         if let Some(wipe_data) = self.nodes[row].restart_pending {
             return self.start_row(row, wipe_data);

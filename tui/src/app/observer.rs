@@ -204,11 +204,18 @@ impl App {
         if let Some(alarm) = self.integrity.first_alarm() {
             return Convergence::Alarm(alarm.clone());
         }
-        let candidates = self.quorum_candidates();
-        if candidates.len() < self.majority() {
+        // The voters decide; a learner's vote and copy count for nothing.
+        let voters = self.voter_ids();
+        let candidates: Vec<u64> = self
+            .quorum_candidates()
+            .into_iter()
+            .filter(|id| voters.contains(id))
+            .collect();
+        let majority = voters.len() / 2 + 1;
+        if candidates.len() < majority {
             return Convergence::NoQuorum {
                 candidates,
-                majority: self.majority(),
+                majority,
             };
         }
         if self.leader().is_none() {
@@ -216,9 +223,9 @@ impl App {
         }
         // A paused node is known not to answer: the others' agreement is
         // still worth saying, as for a node that is down.
-        let silent: Vec<u64> = self
-            .nodes
-            .iter()
+        // Only members count: a removed node's state stops at its removal.
+        let members = || self.nodes.iter().filter(|n| !n.removed);
+        let silent: Vec<u64> = members()
             .filter(|n| {
                 n.process.is_alive() && !n.faults.paused && n.live_status(self.now_ms).is_none()
             })
@@ -227,9 +234,7 @@ impl App {
         if !silent.is_empty() {
             return Convergence::Unknown { silent };
         }
-        let live: Vec<(u64, &NodeStatus)> = self
-            .nodes
-            .iter()
+        let live: Vec<(u64, &NodeStatus)> = members()
             .filter_map(|n| n.live_status(self.now_ms).map(|s| (n.config.id, s)))
             .collect();
         let max = live.iter().map(|(_, s)| s.applied_index).max().unwrap_or(0);
@@ -246,7 +251,7 @@ impl App {
                 index: max,
                 digest,
                 nodes_up: live.len(),
-                nodes_total: self.nodes.len(),
+                nodes_total: members().count(),
             }
         } else {
             Convergence::Syncing { lag: max - min }
@@ -319,7 +324,10 @@ impl App {
         let node = &mut self.nodes[row];
         let id = node.config.id;
         let wiped_before = node.wiped_at_ms.is_some_and(|wiped| wiped < at_ms);
-        if !status.is_registered() {
+        // A replacement holds the log again once promoted, which the
+        // membership observer says (`observe_membership`).
+        let replacing = self.member_op.as_ref().is_some_and(|op| op.id() == id);
+        if !status.is_registered() || replacing {
             return;
         }
         node.wiped_at_ms = None;
@@ -362,6 +370,7 @@ impl App {
             return;
         }
         if let Some(event) = line.event.as_deref() {
+            self.member_op_on_log(line.id, event);
             self.on_log_event(event, &line);
         }
     }
@@ -556,6 +565,8 @@ impl App {
             let (id, term) = (self.nodes[row].config.id, leader.term);
             self.announce_leader(id, term, self.now_ms);
         }
+        // A promotion is told before the convergence it leads to.
+        self.observe_membership();
         let convergence = self.convergence();
         let announce = match &convergence {
             Convergence::Converged {

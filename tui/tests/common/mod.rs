@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 /// Nodes the binary starts by default.
 pub const NODES: u16 = 3;
+/// Nodes the dashboard may run after `a` (its cap): their ports are free too.
+pub const DASHBOARD_NODES_MAX: u16 = 5;
 /// Peer ports sit this far above client ports.
 pub const PEER_PORT_OFFSET: u16 = 100;
 /// Base ports tried before giving up.
@@ -23,14 +25,17 @@ const SCREEN_POLL_MS: u64 = 100;
 static RESERVED_BASES: Mutex<Vec<u16>> = Mutex::new(Vec::new());
 
 /// A base port P whose client ports P+1..P+N and peer ports P+101..P+100+N
-/// are free now and far from every base handed out before in this process.
+/// (N = `DASHBOARD_NODES_MAX`, for the nodes the dashboard may add) are
+/// free now and far from every base handed out before in this process.
 pub fn free_base_port() -> u16 {
     let mut reserved = RESERVED_BASES.lock().unwrap();
     for _ in 0..BASE_PORT_ATTEMPTS_MAX {
         let probe = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = probe.local_addr().unwrap().port().saturating_sub(1);
         drop(probe);
-        if base < 1024 || u32::from(base) + u32::from(PEER_PORT_OFFSET + NODES) > 65_535 {
+        if base < 1024
+            || u32::from(base) + u32::from(PEER_PORT_OFFSET + DASHBOARD_NODES_MAX) > 65_535
+        {
             continue;
         }
         if reserved
@@ -39,7 +44,7 @@ pub fn free_base_port() -> u16 {
         {
             continue;
         }
-        let ports = (1..=NODES).flat_map(|i| [base + i, base + PEER_PORT_OFFSET + i]);
+        let ports = (1..=DASHBOARD_NODES_MAX).flat_map(|i| [base + i, base + PEER_PORT_OFFSET + i]);
         let free = ports
             .map(|port| TcpListener::bind(("127.0.0.1", port)))
             .collect::<Result<Vec<_>, _>>()

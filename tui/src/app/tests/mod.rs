@@ -61,6 +61,24 @@ pub(crate) mod fixtures {
         }
     }
 
+    /// `status` with a configuration: its voters, learners, the voters
+    /// before a pending change, and the configuration's index.
+    pub(crate) fn with_members(
+        status: NodeStatus,
+        voters: &[u64],
+        learners: &[u64],
+        previous_voters: &[u64],
+        index: u64,
+    ) -> NodeStatus {
+        NodeStatus {
+            voters: voters.to_vec(),
+            learners: learners.to_vec(),
+            previous_voters: previous_voters.to_vec(),
+            membership_index: index,
+            ..status
+        }
+    }
+
     pub(crate) fn poll(app: &mut App, at_ms: u64, status: NodeStatus) -> Vec<Effect> {
         let id = status.id;
         app.update(
@@ -443,6 +461,107 @@ pub(crate) mod fixtures {
         app
     }
 
+    /// Every id up to 5 may be added (as the dashboard's layout allows).
+    pub(crate) fn allow_five(app: &mut App) {
+        app.set_addable(config(5));
+    }
+
+    /// `healthy` with configurations in the statuses (voters {1,2,3} at
+    /// index 3), then `a`: node 4 started with `--join` through the leader,
+    /// listed as a learner at index 108 and catching up (applied 60 of 110).
+    pub(crate) fn learner_catching_up() -> App {
+        let mut app = healthy();
+        allow_five(&mut app);
+        let at = T0 + 3_400;
+        for id in 1..=3 {
+            let role = if id == 2 {
+                Role::Leader
+            } else {
+                Role::Follower
+            };
+            let s = with_members(
+                status(id, role, 2, 2, 107, DIGEST_A),
+                &[1, 2, 3],
+                &[],
+                &[],
+                3,
+            );
+            poll(&mut app, at, s);
+        }
+        let effects = key(&mut app, T0 + 4_000, KeyCode::Char('a'));
+        assert_eq!(
+            effects[0],
+            Effect::Join {
+                id: 4,
+                via: "127.0.0.1:7002".into(),
+                wipe_data: true
+            }
+        );
+        process(&mut app, T0 + 4_020, 4, ProcessEvent::Started { pid: 4104 });
+        let at = T0 + 4_300;
+        let mut four = with_members(
+            status(4, Role::Follower, 2, 2, 60, DIGEST_B),
+            &[1, 2, 3],
+            &[4],
+            &[],
+            108,
+        );
+        four.incarnation = Some(INCARNATION_NEW.into());
+        four.uptime_ms = 280;
+        poll(&mut app, at, four);
+        for id in 1..=3 {
+            let role = if id == 2 {
+                Role::Leader
+            } else {
+                Role::Follower
+            };
+            let mut s = with_members(
+                status(id, role, 2, 2, 110, DIGEST_A),
+                &[1, 2, 3],
+                &[4],
+                &[],
+                108,
+            );
+            if id == 2 {
+                s.match_indexes = vec![(1, 110), (3, 110), (4, 60)];
+            }
+            poll(&mut app, at, s);
+        }
+        app.update(Report::Tick, T0 + 4_310);
+        app
+    }
+
+    /// `learner_catching_up`, then node 4 caught up and the leader proposed
+    /// its promotion: voters {1,2,3,4} while {1,2,3} must still agree.
+    pub(crate) fn joint_promotion() -> App {
+        let mut app = learner_catching_up();
+        let at = T0 + 4_600;
+        for id in 1..=4 {
+            let role = if id == 2 {
+                Role::Leader
+            } else {
+                Role::Follower
+            };
+            let mut s = with_members(
+                status(id, role, 2, 2, 112, DIGEST_A),
+                &[1, 2, 3, 4],
+                &[],
+                &[1, 2, 3],
+                112,
+            );
+            if id == 2 {
+                s.match_indexes = vec![(1, 112), (3, 112), (4, 112)];
+            }
+            if id == 4 {
+                s.incarnation = Some(INCARNATION_NEW.into());
+                s.pid = 4104;
+            }
+            poll(&mut app, at, s);
+        }
+        app.update(Report::Tick, T0 + 4_610);
+        app
+    }
+
     /// Nodes 1 and 3 at the same applied index with different digests.
     pub(crate) fn diverged() -> App {
         let mut app = healthy();
@@ -504,6 +623,7 @@ fn gate_progress(app: &mut App, at_ms: u64, record: GateRecord) {
 mod faults;
 mod gate;
 mod keys;
+mod membership;
 mod nodes;
 mod observer;
 mod workload;

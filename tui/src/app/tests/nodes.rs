@@ -218,30 +218,28 @@ fn r_while_a_node_is_stopping_queues_the_restart() {
 }
 
 #[test]
-fn capital_r_wipes_and_restarts_running_or_dead_nodes() {
+fn capital_r_stops_a_running_node_and_removes_a_dead_one_first() {
     let mut app = healthy();
     key(&mut app, T0 + 4_000, KeyCode::Char('1'));
     assert_eq!(
         key(&mut app, T0 + 4_001, KeyCode::Char('R')),
         vec![Effect::Stop { id: 1 }]
     );
-    assert_eq!(app.nodes[0].restart_pending, Some(true));
     assert!(key(&mut app, T0 + 4_002, KeyCode::Char('R')).is_empty());
-    assert_eq!(flash_text(&app), "node 1 is already restarting");
     assert_eq!(
-        exited(&mut app, T0 + 4_100, 1, ExitKind::Code(0)),
-        vec![Effect::Start {
-            id: 1,
-            wipe_data: true
-        }]
+        flash_text(&app),
+        "R refused: replacing node 1 is still in progress"
+    );
+    let removal = exited(&mut app, T0 + 4_100, 1, ExitKind::Code(0));
+    assert!(
+        matches!(&removal[..], [Effect::ChangeMembership { .. }]),
+        "{removal:?}"
     );
     let mut dead = leader_killed();
-    assert_eq!(
-        key(&mut dead, T0 + 11_000, KeyCode::Char('R')),
-        vec![Effect::Start {
-            id: 2,
-            wipe_data: true
-        }]
+    let removal = key(&mut dead, T0 + 11_000, KeyCode::Char('R'));
+    assert!(
+        matches!(&removal[..], [Effect::ChangeMembership { .. }]),
+        "{removal:?}"
     );
 }
 
@@ -278,65 +276,15 @@ fn capital_r_is_refused_when_too_few_intact_holders_of_the_committed_log_would_r
     assert_eq!(flash_text(&app), refusal);
     assert_eq!(timeline_text(&app).last().unwrap(), refusal);
     assert!(app.nodes[0].wiped_at_ms.is_none() && !app.nodes[0].is_restarting());
-    // Wiping node 2 (behind, holds nothing committed) is fine: 1 and 3 hold it.
+    // Node 2 (behind, holds nothing committed) would not lose the log, but
+    // replacing it removes it first, and only node 1 is up to agree.
     key(&mut app, T0 + 4_100, KeyCode::Char('2'));
+    assert!(key(&mut app, T0 + 4_101, KeyCode::Char('R')).is_empty());
     assert_eq!(
-        key(&mut app, T0 + 4_101, KeyCode::Char('R')),
-        vec![Effect::Start {
-            id: 2,
-            wipe_data: true
-        }]
+        flash_text(&app),
+        "R refused: replacing node 2 removes it first, and the voters {1,2,3} would have 1 up \
+         and connected (node 1); a quorum of them is 2"
     );
-}
-
-#[test]
-fn capital_r_is_allowed_while_a_quorum_holds_the_log_and_a_wiped_node_counts_again_once_readmitted()
-{
-    let mut app = healthy();
-    key(&mut app, T0 + 4_000, KeyCode::Char('1'));
-    assert_eq!(
-        key(&mut app, T0 + 4_001, KeyCode::Char('R')),
-        vec![Effect::Stop { id: 1 }]
-    );
-    // Until the wipe happens node 1 is already no holder: R on node 2 waits.
-    key(&mut app, T0 + 4_002, KeyCode::Char('2'));
-    assert!(key(&mut app, T0 + 4_003, KeyCode::Char('R')).is_empty());
-    assert!(
-        flash_text(&app).contains("would leave 1 intact holder"),
-        "{}",
-        flash_text(&app)
-    );
-    assert!(flash_text(&app).contains("(up to index 107: node 3)"));
-    assert_eq!(
-        exited(&mut app, T0 + 4_100, 1, ExitKind::Code(0)),
-        vec![Effect::Start {
-            id: 1,
-            wipe_data: true
-        }]
-    );
-    assert!(timeline_text(&app)
-        .contains(&"node 1: data dir wiped, restarting with an empty disk".to_string()));
-    assert_eq!(app.nodes[0].wiped_at_ms, Some(T0 + 4_100));
-    process(&mut app, T0 + 4_120, 1, ProcessEvent::Started { pid: 4201 });
-    // Back with an empty disk, not yet re-admitted: still no holder.
-    let mut fresh = fixtures::status(1, crate::status::Role::Follower, 2, 2, 0, DIGEST_C);
-    fresh.incarnation = Some(INCARNATION_NEW.into());
-    fresh.registered = Some(false);
-    poll(&mut app, T0 + 4_300, fresh.clone());
-    assert!(key(&mut app, T0 + 4_301, KeyCode::Char('R')).is_empty());
-    assert!(flash_text(&app).starts_with("R refused: wiping node 2"));
-    // Caught up and re-admitted: a voter and a holder again.
-    let mut readmitted = fixtures::status(1, crate::status::Role::Follower, 2, 2, 107, DIGEST_A);
-    readmitted.incarnation = Some(INCARNATION_NEW.into());
-    readmitted.registered = Some(true);
-    poll(&mut app, T0 + 4_500, readmitted);
-    assert!(app.nodes[0].wiped_at_ms.is_none());
-    assert!(timeline_text(&app).contains(&"node 1: voter again (incarnation a41f..)".to_string()));
-    assert_eq!(
-        key(&mut app, T0 + 4_600, KeyCode::Char('R')),
-        vec![Effect::Stop { id: 2 }]
-    );
-    assert!(app.integrity.alarms().is_empty());
 }
 
 /// Issue #10's sequence, typed faster than the dashboard polls: node 3

@@ -78,7 +78,7 @@ fn plus_and_minus_step_the_batch_size_within_bounds() {
     assert_eq!(app.bulk_write_count, 10_000);
     assert!(flash_text(&app).starts_with("bulk write size stays 10000"));
     for _ in 0..10 {
-        key(&mut app, T0 + 4_002, KeyCode::Char('-'));
+        key(&mut app, T0 + 4_002, KeyCode::Char('_'));
     }
     assert_eq!(app.bulk_write_count, 10);
     assert_eq!(
