@@ -24,6 +24,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+mod incremental;
+pub use incremental::{IncrementalChecker, IncrementalStats, NIL_STAND_IN};
+
 /// A value written to or read from a register. Values are unique per write.
 pub type Value = u64;
 
