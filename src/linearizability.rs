@@ -25,7 +25,7 @@
 use std::collections::{HashMap, HashSet};
 
 mod incremental;
-pub use incremental::{IncrementalChecker, IncrementalStats, NIL_STAND_IN};
+pub use incremental::{IncrementalChecker, IncrementalStats};
 
 /// A value written to or read from a register. Values are unique per write.
 pub type Value = u64;

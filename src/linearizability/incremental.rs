@@ -23,8 +23,10 @@
 //! the values in `possible` as concurrent writes just before everything
 //! else (any of them can be the last, so the register starts from any one
 //! of them), the floating writes, and the operations after T. The window's
-//! times are shifted up to make room for those writes, and a read of nil is
-//! a read of a stand-in value written by one of them when nil is possible.
+//! times are shifted up to make room for those writes. Nil is never among
+//! several possible values: nil cannot be written, so once any write must
+//! have taken effect the register cannot hold nil again, and a window
+//! starting from nil alone is the history itself.
 //!
 //! The settled point advances to the invocation of the oldest operation of
 //! the key still running (or past everything when none runs) as far as no
@@ -40,10 +42,6 @@ use super::{
     NIL,
 };
 
-/// Stands for nil in a window that starts from several possible values
-/// (nil cannot be written). No recorded write may use it.
-pub const NIL_STAND_IN: Value = u64::MAX;
-
 /// Ids of the operations a window adds (the possible values' writes and
 /// the probing read) count down from here; recorded ids stay below.
 const WINDOW_ID_MIN: u64 = u64::MAX - (1 << 32);
@@ -55,6 +53,8 @@ const WINDOW_ID_MIN: u64 = u64::MAX - (1 << 32);
 #[derive(Default)]
 pub struct IncrementalChecker {
     registers: BTreeMap<u64, Register>,
+    /// Keys with operations added since the last check.
+    changed: BTreeSet<u64>,
     violation: Option<CheckError>,
     /// Operations added that take part in checks (ok ones, unknown writes).
     operations: u64,
@@ -65,7 +65,8 @@ struct Register {
     /// Every settled operation completed before this time; every later
     /// operation must be invoked after it.
     settled_at: u64,
-    /// The values the register may hold at `settled_at` (never empty).
+    /// The values the register may hold at `settled_at`: never empty, and
+    /// holding nil only as `{nil}` (before any write took effect).
     possible: BTreeSet<Value>,
     /// Unknown writes invoked before `settled_at` that may still take effect.
     floating: Vec<Operation>,
@@ -74,8 +75,6 @@ struct Register {
     /// Every value written on this key, so a value written twice is caught
     /// across the settled point too.
     written: HashSet<Value>,
-    /// Operations added since the last check.
-    changed: bool,
     settled_operations: u64,
 }
 
@@ -87,7 +86,6 @@ impl Default for Register {
             floating: Vec::new(),
             pending: Vec::new(),
             written: HashSet::new(),
-            changed: false,
             settled_operations: 0,
         }
     }
@@ -138,10 +136,10 @@ impl IncrementalChecker {
             ));
         }
         if let OpKind::Write(value) = operation.kind {
-            if value == NIL || value == NIL_STAND_IN || !register.written.insert(value) {
+            if value == NIL || !register.written.insert(value) {
                 return Err(malformed(
                     &operation,
-                    "a value is written twice (or nil, or the checker's stand-in for nil)",
+                    "a value is written twice (or nil is written)",
                 ));
             }
         }
@@ -151,8 +149,8 @@ impl IncrementalChecker {
         );
         if takes_part {
             self.operations += 1;
+            self.changed.insert(operation.key);
             register.pending.push(operation);
-            register.changed = true;
         }
         Ok(())
     }
@@ -168,11 +166,10 @@ impl IncrementalChecker {
             running.entry(operation.key).or_default().push(operation);
         }
         let mut stats = IncrementalStats::default();
-        for (&key, register) in &mut self.registers {
-            if !register.changed {
+        for key in std::mem::take(&mut self.changed) {
+            let Some(register) = self.registers.get_mut(&key) else {
                 continue;
-            }
-            register.changed = false;
+            };
             let running = running.get(&key).map(Vec::as_slice).unwrap_or(&[]);
             let result = register
                 .settle(key, running, &mut stats)
@@ -383,7 +380,10 @@ impl Register {
                 possible: self.possible.clone(),
             };
         }
-        let stand_in = |value: Value| if value == NIL { NIL_STAND_IN } else { value };
+        debug_assert!(
+            !self.possible.contains(&NIL),
+            "nil is only ever possible alone"
+        );
         let starts = self.possible.len() as u64;
         // Starting writes: invoked at 1..=n, completed at n+1..=2n, so each
         // overlaps all others and any of them can be the last.
@@ -396,23 +396,19 @@ impl Register {
                 id: u64::MAX - i as u64,
                 client: u64::MAX,
                 key,
-                kind: OpKind::Write(stand_in(value)),
+                kind: OpKind::Write(value),
                 invoke: 1 + i as u64,
                 complete: Some(1 + starts + i as u64),
                 outcome: Outcome::Ok,
             })
             .collect();
         window.extend(recorded.map(|o| Operation {
-            kind: match o.kind {
-                OpKind::Read(value) => OpKind::Read(stand_in(value)),
-                write => write,
-            },
             invoke: o.invoke.saturating_add(shift),
             complete: o.complete.map(|c| c.saturating_add(shift)),
             ..o
         }));
         if let Some(value) = probe {
-            window.push(probe_read(key, &window, stand_in(value), starts));
+            window.push(probe_read(key, &window, value, starts));
         }
         Window {
             operations: window,
@@ -483,16 +479,7 @@ fn explain_window(error: CheckError, shift: u64, possible: &BTreeSet<Value>) -> 
             operations,
         };
     }
-    let values: Vec<String> = possible
-        .iter()
-        .map(|&v| {
-            if v == NIL {
-                "nil".to_string()
-            } else {
-                v.to_string()
-            }
-        })
-        .collect();
+    let values: Vec<String> = possible.iter().map(u64::to_string).collect();
     let unshift = |operations: Vec<Operation>| -> Vec<Operation> {
         operations
             .into_iter()
@@ -508,9 +495,8 @@ fn explain_window(error: CheckError, shift: u64, possible: &BTreeSet<Value>) -> 
         key,
         explanation: format!(
             "starting from the settled point where the key may hold {{{}}} (times in this \
-             sentence are {shift} us late, {} stands for nil): {explanation}",
-            values.join(", "),
-            NIL_STAND_IN
+             sentence are {shift} late): {explanation}",
+            values.join(", ")
         ),
         evidence: unshift(evidence),
         operations: unshift(operations),
