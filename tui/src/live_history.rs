@@ -248,4 +248,34 @@ mod tests {
         assert_eq!(later.ops, 8);
         assert_eq!(later.problem, Some(problem));
     }
+
+    /// A bulk write's key read back without its acknowledged value (lost,
+    /// or overwritten by a value the dashboard never wrote) breaks the
+    /// verdict; an unknown write read back either way does not.
+    #[test]
+    fn a_bulk_key_read_back_without_its_acknowledged_write_is_a_violation() {
+        let recorded = |outcome: Outcome, seen: Option<u64>| {
+            let recorder = Recorder::new(Instant::now());
+            let write =
+                recorder.invoke(BULK_CLIENT_ID_FIRST, "dash:1:000007", RecordKind::Write(7));
+            recorder.complete(write, outcome, None);
+            let mut live = LiveCheck::default();
+            live.step(&recorder);
+            let read = recorder.invoke(
+                BULK_CLIENT_ID_FIRST,
+                "dash:1:000007",
+                RecordKind::Read(None),
+            );
+            recorder.complete(read, Outcome::Ok, Some(seen));
+            live.step(&recorder).expect("a new read").problem
+        };
+        assert_eq!(recorded(Outcome::Ok, Some(7)), None);
+        let lost = recorded(Outcome::Ok, None).expect("a lost write is a problem");
+        assert!(lost.starts_with("key dash:1:000007: "), "{lost}");
+        let foreign = crate::jobs::UNRECOGNISED_VALUE;
+        assert!(recorded(Outcome::Ok, Some(foreign)).is_some());
+        assert_eq!(recorded(Outcome::Unknown, Some(7)), None);
+        assert_eq!(recorded(Outcome::Unknown, None), None);
+        assert!(recorded(Outcome::Failed, Some(7)).is_some());
+    }
 }
