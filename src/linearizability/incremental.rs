@@ -143,13 +143,16 @@ impl IncrementalChecker {
                 ));
             }
         }
+        // Even an operation that never took effect changes the verdict when
+        // it was running at the last check: a running write may have taken
+        // effect, a failed one did not, and a read may have seen its value.
+        self.changed.insert(operation.key);
         let takes_part = matches!(
             (operation.outcome, operation.kind),
             (Outcome::Ok, _) | (Outcome::Unknown, OpKind::Write(_))
         );
         if takes_part {
             self.operations += 1;
-            self.changed.insert(operation.key);
             register.pending.push(operation);
         }
         Ok(())
@@ -644,6 +647,24 @@ mod tests {
         ));
     }
 
+    /// Seen while running, it may have taken effect; once it failed, the
+    /// read of its value has no write to come from.
+    #[test]
+    fn a_running_write_that_fails_takes_its_readers_down_with_it() {
+        let mut checker = IncrementalChecker::new();
+        checker.add(op(2, Read(1), 3, Some(4), Done)).unwrap();
+        let running = op(1, Write(1), 1, None, Unknown);
+        checker
+            .check(std::slice::from_ref(&running))
+            .expect("it may have landed");
+        checker.add(op(1, Write(1), 1, Some(6), Failed)).unwrap();
+        let error = checker.check(&[]).unwrap_err();
+        assert!(
+            matches!(error, CheckError::NotLinearizable { .. }),
+            "{error}"
+        );
+    }
+
     #[test]
     fn a_value_written_twice_across_the_settled_point_is_malformed() {
         let mut checker = IncrementalChecker::new();
@@ -761,7 +782,17 @@ mod tests {
                 .collect();
             if !reads.is_empty() {
                 let read = reads[rng.range(0, reads.len() as u64) as usize];
-                timeline[read].operation.kind = Read(rng.range(0, count + 1));
+                // Nil or a value some write (of any outcome) wrote: the
+                // subtle violations, not values nobody wrote.
+                let writes: Vec<Value> = timeline
+                    .iter()
+                    .filter_map(|t| match t.operation.kind {
+                        Write(value) => Some(value),
+                        Read(_) => None,
+                    })
+                    .collect();
+                let pick = rng.range(0, writes.len() as u64 + 1) as usize;
+                timeline[read].operation.kind = Read(writes.get(pick).copied().unwrap_or(NIL));
             }
         }
         timeline
@@ -792,8 +823,8 @@ mod tests {
         let (mut settled, mut operations) = (0u64, 0u64);
         for round in 0..3_000 {
             let keys = rng.range(1, 4);
-            let clients = rng.range(1, 6);
-            let timeline = random_timeline(&mut rng, 80, keys, clients);
+            let clients = rng.range(1, 8);
+            let timeline = random_timeline(&mut rng, 120, keys, clients);
             let mut order: Vec<usize> = (0..timeline.len()).collect();
             order.sort_by_key(|&i| timeline[i].finished);
             let end = timeline.iter().map(|t| t.finished).max().unwrap_or(0);
@@ -801,8 +832,10 @@ mod tests {
             let mut added = 0;
             let mut now = 0;
             let mut verdict = Ok(());
+            // Checks a few times per history, or after nearly every event.
+            let gap_max = end / [4, 40][rng.range(0, 2) as usize] + 2;
             while now <= end {
-                now += rng.range(1, end / 4 + 2);
+                now += rng.range(1, gap_max);
                 while added < order.len() && timeline[order[added]].finished <= now {
                     checker
                         .add(timeline[order[added]].operation.clone())
