@@ -24,6 +24,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+mod incremental;
+pub use incremental::{IncrementalChecker, IncrementalStats};
+
 /// A value written to or read from a register. Values are unique per write.
 pub type Value = u64;
 
@@ -204,63 +207,92 @@ fn show_value(value: Value) -> String {
 /// Checks every key's history; stops at the first key that fails.
 pub fn check_history(operations: &[Operation]) -> Result<CheckStats, CheckError> {
     let mut invoke_times = HashSet::new();
-    // (key, value) -> the earliest completion of an ok read that observed it.
-    let mut first_observed: HashMap<(u64, Value), u64> = HashMap::new();
     for operation in operations {
         validate(operation, &mut invoke_times)?;
-        if let (Outcome::Ok, OpKind::Read(value), Some(complete)) =
-            (operation.outcome, operation.kind, operation.complete)
-        {
-            let earliest = first_observed
-                .entry((operation.key, value))
-                .or_insert(complete);
-            *earliest = (*earliest).min(complete);
-        }
     }
     let mut by_key: std::collections::BTreeMap<u64, Vec<Operation>> = Default::default();
     for operation in operations {
-        let mut operation = operation.clone();
-        let keep = match (operation.outcome, operation.kind) {
-            (Outcome::Failed, _) | (Outcome::Unknown, OpKind::Read(_)) => false,
-            (Outcome::Ok, _) => true,
-            (Outcome::Unknown, OpKind::Write(value)) => {
-                match first_observed.get(&(operation.key, value)) {
-                    None => false,
-                    Some(&observed) => {
-                        let complete = operation.complete.unwrap_or(u64::MAX).min(observed);
-                        // A read that completed before the write was invoked
-                        // observed it: keep the interval empty-free and let
-                        // the search reject it (the read precedes the write).
-                        operation.complete = Some(complete.max(operation.invoke + 1));
-                        true
-                    }
-                }
-            }
-        };
-        if keep {
-            by_key.entry(operation.key).or_default().push(operation);
-        }
+        by_key
+            .entry(operation.key)
+            .or_default()
+            .push(operation.clone());
     }
     let mut stats = CheckStats::default();
-    for (key, mut key_operations) in by_key {
-        key_operations.sort_by_key(|o| o.invoke);
-        stats.keys += 1;
-        stats.operations += key_operations.len() as u64;
-        let zones = check_register_zones(key, &key_operations);
-        let search = search_register(key, &key_operations);
-        stats.search_steps += search.steps;
-        match (search.verdict, zones) {
-            (None, Ok(())) => stats.searches_undecided += 1,
-            (None, Err(error)) => return Err(error),
-            (Some(Ok(())), Ok(())) => {}
-            (Some(Err(error)), Err(_)) => return Err(error),
-            (Some(verdict), _) => {
-                return Err(CheckError::CheckersDisagree {
-                    key,
-                    search_says_linearizable: verdict.is_ok(),
-                    operations: key_operations,
-                })
+    for (key, key_operations) in by_key {
+        let checked = prepare_register(key_operations);
+        if checked.is_empty() {
+            continue;
+        }
+        stats.add(&check_register(key, checked)?);
+    }
+    Ok(stats)
+}
+
+impl CheckStats {
+    fn add(&mut self, other: &CheckStats) {
+        self.keys += other.keys;
+        self.operations += other.operations;
+        self.search_steps += other.search_steps;
+        self.searches_undecided += other.searches_undecided;
+    }
+}
+
+/// One key's operations as the search sees them, by invocation: failed
+/// operations and unknown reads left out, unknown writes kept only when
+/// observed, and then completing no later than their first observer.
+fn prepare_register(operations: Vec<Operation>) -> Vec<Operation> {
+    // value -> the earliest completion of an ok read that observed it.
+    let mut first_observed: HashMap<Value, u64> = HashMap::new();
+    for operation in &operations {
+        if let (Outcome::Ok, OpKind::Read(value), Some(complete)) =
+            (operation.outcome, operation.kind, operation.complete)
+        {
+            let earliest = first_observed.entry(value).or_insert(complete);
+            *earliest = (*earliest).min(complete);
+        }
+    }
+    let mut kept: Vec<Operation> = operations
+        .into_iter()
+        .filter_map(|mut operation| match (operation.outcome, operation.kind) {
+            (Outcome::Failed, _) | (Outcome::Unknown, OpKind::Read(_)) => None,
+            (Outcome::Ok, _) => Some(operation),
+            (Outcome::Unknown, OpKind::Write(value)) => {
+                let observed = *first_observed.get(&value)?;
+                let complete = operation.complete.unwrap_or(u64::MAX).min(observed);
+                // A read that completed before the write was invoked
+                // observed it: keep the interval non-empty and let the
+                // search reject it (the read precedes the write).
+                operation.complete = Some(complete.max(operation.invoke + 1));
+                Some(operation)
             }
+        })
+        .collect();
+    kept.sort_by_key(|o| o.invoke);
+    kept
+}
+
+/// Checks one key's prepared operations with the search, backed by the
+/// zone check; the two must agree whenever the search decides.
+fn check_register(key: u64, operations: Vec<Operation>) -> Result<CheckStats, CheckError> {
+    let mut stats = CheckStats {
+        keys: 1,
+        operations: operations.len() as u64,
+        ..CheckStats::default()
+    };
+    let zones = check_register_zones(key, &operations);
+    let search = search_register(key, &operations);
+    stats.search_steps += search.steps;
+    match (search.verdict, zones) {
+        (None, Ok(())) => stats.searches_undecided += 1,
+        (None, Err(error)) => return Err(error),
+        (Some(Ok(())), Ok(())) => {}
+        (Some(Err(error)), Err(_)) => return Err(error),
+        (Some(verdict), _) => {
+            return Err(CheckError::CheckersDisagree {
+                key,
+                search_says_linearizable: verdict.is_ok(),
+                operations,
+            })
         }
     }
     Ok(stats)

@@ -170,7 +170,8 @@ struct Workers {
     gate_stop: Option<CancellationToken>,
     /// Where the supervised nodes' peer links pass (None when attached).
     fault_proxy: Option<FaultProxy>,
-    /// Every operation of the load's clients on the contended keys.
+    /// Every operation of the load's clients on the contended keys, and of
+    /// the bulk writes and their reads back.
     history: Recorder,
     /// Loads started so far: each gets new client ids (values stay unique).
     load_sessions: u64,
@@ -180,6 +181,8 @@ struct Workers {
     member_tx: mpsc::Sender<Report>,
     /// Node ids whose status is polled and whose logs are tailed.
     watched: BTreeSet<u64>,
+    /// Bulk writes started so far: each gets new client ids.
+    bulk_writes: u64,
 }
 
 impl Workers {
@@ -194,15 +197,17 @@ impl Workers {
         }
     }
 
-    /// The load's history and its verdict, into an evidence bundle.
-    /// Nothing is written when the load has not run.
+    /// The history of the load and the bulk writes, and its verdict, into
+    /// an evidence bundle. Nothing is written when neither has run.
     fn export_history(&self, dir: &Path) -> Result<(), String> {
         let records = self.history.records();
         if records.is_empty() {
             return Ok(());
         }
         let readme = "\nhistory.jsonl   Every operation the dashboard's load (W) sent to the contended\n\
-                      \x20               keys live:0-4: client, key, read or write, unique value,\n\
+                      \x20               keys live:0-4, and every write of the bulk writes (w; the\n\
+                      \x20               value is the key's number) and the reads of their keys\n\
+                      \x20               afterwards: client, key, read or write, unique value,\n\
                       \x20               invoke and complete time (us), outcome (ok, failed, unknown).\n\
                       verdict.txt     That history checked for linearizability per key (the\n\
                       \x20               checker of the simulator and `raftkv chaos`;\n\
@@ -368,10 +373,17 @@ impl Workers {
                 vec![Report::Process(report).into()]
             }
             Effect::BulkWrite { count } => {
+                let history = jobs::BulkHistory {
+                    recorder: self.history.clone(),
+                    first_client: live_history::BULK_CLIENT_ID_FIRST
+                        + self.bulk_writes * jobs::BULK_WRITERS_MAX,
+                };
+                self.bulk_writes += 1;
                 jobs::spawn_bulk_write(
                     self.addrs.clone(),
                     self.keys.clone(),
                     count,
+                    history,
                     self.write_tx.clone(),
                     self.cancel.clone(),
                     &self.tracker,
@@ -666,6 +678,7 @@ async fn run_with_terminal<B: Backend>(
         log_tx: senders.log,
         member_tx: senders.member,
         watched: plan.nodes.iter().map(|n| n.id).collect(),
+        bulk_writes: 0,
     };
     live_history::spawn_checker(history, senders.history, cancel.clone(), &tracker);
     let mut app = App::new(plan.mode, plan.nodes, now_ms, plan.notes);
@@ -873,6 +886,7 @@ mod tests {
             log_tx: senders.log.clone(),
             member_tx: senders.member.clone(),
             watched: BTreeSet::new(),
+            bulk_writes: 0,
         };
         let nodes = vec![NodeConfig {
             id: 1,

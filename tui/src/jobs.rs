@@ -1,19 +1,22 @@
 //! Background jobs the dashboard starts: bulk writes and the continuous
 //! write load through the leader, and verification of every written key on
 //! every node through READONLY local reads. They report through bounded
-//! channels and stop when cancelled.
+//! channels and stop when cancelled. Bulk writes record every write, and
+//! the reads of their keys afterwards, in the live history.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use raftkv::linearizability::Outcome;
 use raftkv_node::client::{ClientError, ClusterClient};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::{BulkWriteResult, NodeVerification, VerifyResult, WriteReport};
+use crate::chaos::{RecordKind, Recorder};
 use crate::clock;
 use crate::key_check::{self, KeyCheck};
 use crate::status::{NodeStatus, StatusFetcher};
@@ -28,6 +31,12 @@ pub const LOAD_WRITERS: usize = 4;
 pub const ACK_FLUSH_INTERVAL_MS: u64 = 100;
 /// The continuous load gives up when no write succeeded for this long.
 pub const LOAD_FAILING_MS_MAX: u64 = 30_000;
+/// Keys a bulk write reads back into the history afterwards, at most
+/// (evenly spaced over its keys when it wrote more).
+pub const BULK_READ_BACK_KEYS_MAX: u64 = 1_000;
+/// Recorded for a read-back value that is not the one the dashboard wrote
+/// to that key: no write wrote it, so the check rejects it.
+pub const UNRECOGNISED_VALUE: u64 = u64::MAX;
 /// A node gets this long to apply everything committed before it is checked.
 pub const VERIFY_CATCH_UP_MS: u64 = 5_000;
 /// How often a lagging node's applied index is re-read while verifying.
@@ -112,8 +121,8 @@ struct WriterTally {
 }
 
 impl WriterTally {
-    fn record_error(&mut self, error: &ClientError) {
-        if error.is_outcome_unknown() {
+    fn record_error(&mut self, error: &ClientError, outcome: Outcome) {
+        if outcome == Outcome::Unknown {
             self.outcome_unknown += 1;
         } else {
             self.failed += 1;
@@ -122,15 +131,50 @@ impl WriterTally {
     }
 }
 
+/// How a failed bulk write ended, for the history and the counts.
+///
+/// The bulk writes' client resends a SET whose attempt may have taken
+/// effect (`-UNCERTAIN`, a connection lost after sending), unlike the
+/// contended-key clients (`without_resending_ambiguous_writes`). Here that
+/// is safe: each key is written once, by one writer, with one value, so a
+/// second copy landing changes nothing a read can see. An acknowledgement
+/// after a resend is therefore recorded ok: the write took effect between
+/// its invocation and its completion (once, or twice to the same value).
+/// What the client cannot tell is whether an earlier ambiguous attempt took
+/// effect when the last attempt failed, so only a deadline that passed with
+/// no ambiguous attempt (`maybe_applied` false: every attempt was refused
+/// or never sent) is failed for sure; every other error is unknown, which
+/// the checker treats as maybe applied at any time after the invocation.
+pub fn bulk_write_outcome(error: &ClientError) -> Outcome {
+    match error {
+        ClientError::DeadlineExceeded {
+            maybe_applied: false,
+            ..
+        }
+        | ClientError::NoAddresses => Outcome::Failed,
+        _ => Outcome::Unknown,
+    }
+}
+
+/// Where a bulk write records what it does: the live history, and the
+/// client ids it uses there (`BULK_WRITERS_MAX` of them from `first_client`).
+#[derive(Clone)]
+pub struct BulkHistory {
+    pub recorder: Recorder,
+    pub first_client: u64,
+}
+
 fn write_client(addrs: &[String]) -> ClusterClient {
     ClusterClient::new(addrs.to_vec(), Duration::from_millis(WRITE_DEADLINE_MS))
 }
 
-/// Writes `count` new keys through the leader, then reports `BulkFinished`.
+/// Writes `count` new keys through the leader, reports `BulkFinished`,
+/// then reads (a sample of) them back, all recorded in `history`.
 pub fn spawn_bulk_write(
     addrs: Vec<String>,
     keys: KeySpace,
     count: u64,
+    history: BulkHistory,
     reports: mpsc::Sender<WriteReport>,
     cancel: CancellationToken,
     tracker: &TaskTracker,
@@ -145,6 +189,7 @@ pub fn spawn_bulk_write(
                 write_client(&addrs),
                 keys.clone(),
                 share,
+                (&history.recorder, history.first_client + writer),
                 reports.clone(),
                 cancel.clone(),
             )
@@ -173,30 +218,116 @@ pub fn spawn_bulk_write(
             let status = StatusFetcher::new(via.clone()).fetch(deadline).await;
             result.via_status = status.ok().map(Box::new);
         }
-        let _ = reports.send(WriteReport::BulkFinished(result)).await;
+        if reports
+            .send(WriteReport::BulkFinished(result))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        // A lost acknowledged write shows up in the live verdict only if
+        // something reads the key after it: read the keys back, through
+        // the leader (linearizable reads), as the same clients.
+        let sample = sample_evenly(seqs, BULK_READ_BACK_KEYS_MAX);
+        let readers = (0..writers).map(|reader| {
+            let share: Vec<u64> = sample
+                .iter()
+                .copied()
+                .skip(reader as usize)
+                .step_by(writers as usize)
+                .collect();
+            read_back_share(
+                write_client(&addrs),
+                keys.clone(),
+                share,
+                (&history.recorder, history.first_client + reader),
+                cancel.clone(),
+            )
+        });
+        futures::future::join_all(readers).await;
     });
 }
 
+/// At most `max` of `seqs`, evenly spaced (all of them when they fit).
+fn sample_evenly(seqs: Range<u64>, max: u64) -> Vec<u64> {
+    let len = seqs.end - seqs.start;
+    if len <= max {
+        return seqs.collect();
+    }
+    (0..max).map(|i| seqs.start + i * len / max).collect()
+}
+
+/// Reads `share` back, each read recorded with the value it saw.
+async fn read_back_share(
+    mut client: ClusterClient,
+    keys: KeySpace,
+    share: Vec<u64>,
+    (history, client_id): (&Recorder, u64),
+    cancel: CancellationToken,
+) {
+    for seq in share {
+        let key = keys.key(seq);
+        let op = history.invoke(client_id, &key, RecordKind::Read(None));
+        let result = tokio::select! {
+            () = cancel.cancelled() => {
+                history.complete(op, Outcome::Unknown, None);
+                return;
+            }
+            result = client.get(&key) => result,
+        };
+        match result {
+            Ok(value) => {
+                let seen = value.map(|bytes| {
+                    if bytes == keys.value(seq).as_bytes() {
+                        seq
+                    } else {
+                        UNRECOGNISED_VALUE
+                    }
+                });
+                history.complete(op, Outcome::Ok, Some(seen));
+            }
+            Err(error) if error.is_outcome_unknown() => {
+                history.complete(op, Outcome::Unknown, None)
+            }
+            Err(_) => history.complete(op, Outcome::Failed, None),
+        }
+    }
+}
+
+/// Writes `share`, each write recorded with its key's sequence number as
+/// the value (unique on its key: every key is written once).
 async fn write_share(
     mut client: ClusterClient,
     keys: KeySpace,
     share: Vec<u64>,
+    (history, client_id): (&Recorder, u64),
     reports: mpsc::Sender<WriteReport>,
     cancel: CancellationToken,
 ) -> WriterTally {
     let mut tally = WriterTally::default();
     let mut acks = AckBuffer::new();
     for seq in share {
+        let key = keys.key(seq);
+        let op = history.invoke(client_id, &key, RecordKind::Write(seq));
         let result = tokio::select! {
-            () = cancel.cancelled() => break,
-            result = client.set(keys.key(seq), keys.value(seq)) => result,
+            () = cancel.cancelled() => {
+                // Sent or not, nobody will learn how it ended.
+                history.complete(op, Outcome::Unknown, None);
+                break;
+            }
+            result = client.set(&key, keys.value(seq)) => result,
         };
         match result {
             Ok(()) => {
+                history.complete(op, Outcome::Ok, None);
                 tally.acked += 1;
                 acks.push(seq);
             }
-            Err(error) => tally.record_error(&error),
+            Err(error) => {
+                let outcome = bulk_write_outcome(&error);
+                history.complete(op, outcome, None);
+                tally.record_error(&error, outcome);
+            }
         }
         if !acks.flush(&reports, false).await {
             break;
@@ -378,6 +509,36 @@ mod tests {
         assert_eq!(keys.allocate(1), 51..52);
         let other_run = KeySpace::new(1_714_557_700_000);
         assert_ne!(keys.key(1), other_run.key(1));
+    }
+
+    #[test]
+    fn a_large_bulk_write_reads_back_an_even_sample() {
+        assert_eq!(sample_evenly(5..9, 10), vec![5, 6, 7, 8]);
+        assert_eq!(sample_evenly(0..10, 4), vec![0, 2, 5, 7]);
+        let sample = sample_evenly(1..10_001, BULK_READ_BACK_KEYS_MAX);
+        assert_eq!(sample.len() as u64, BULK_READ_BACK_KEYS_MAX);
+        assert_eq!((sample[0], sample[999]), (1, 9_991));
+    }
+
+    /// A resent write is ok once acknowledged; a failure is failed for sure
+    /// only when no attempt may have taken effect.
+    #[test]
+    fn a_bulk_write_is_failed_for_sure_only_when_no_attempt_was_ambiguous() {
+        let deadline = |maybe_applied| ClientError::DeadlineExceeded {
+            command: "SET".into(),
+            deadline_ms: 5_000,
+            attempts: 3,
+            maybe_applied,
+            last: Box::new(ClientError::NoAddresses),
+        };
+        assert_eq!(bulk_write_outcome(&deadline(false)), Outcome::Failed);
+        assert_eq!(bulk_write_outcome(&deadline(true)), Outcome::Unknown);
+        let refused = ClientError::Server {
+            addr: "127.0.0.1:1".into(),
+            message: "ERR refused".into(),
+        };
+        // An error reply may follow an earlier attempt that took effect.
+        assert_eq!(bulk_write_outcome(&refused), Outcome::Unknown);
     }
 
     #[test]

@@ -90,6 +90,14 @@ fn timeline_line(log_dir: &Path, parts: &[&str]) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The text of `name` in the (one) evidence bundle under `evidence_dir`.
+fn exported_file(evidence_dir: &Path, name: &str) -> Option<String> {
+    std::fs::read_dir(evidence_dir)
+        .ok()?
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path().join(name)).ok())
+        .next()
+}
+
 /// Polls the screen until `done` returns a value, or fails with the screen and logs.
 fn wait_for<T>(
     tmux: &Tmux,
@@ -237,6 +245,44 @@ fn dashboard_in_tmux_survives_leader_kill_and_converges() {
     wait_for(&tmux, "50 keys written", STEP_WAIT_MS, &log_dir, |screen| {
         screen.contains("wrote 50 keys").then_some(())
     });
+    // The bulk write is in the live history: 50 writes, then 50 reads of
+    // the same keys, checked.
+    wait_for(
+        &tmux,
+        "the live verdict on 100 ops",
+        STEP_WAIT_MS,
+        &log_dir,
+        |screen| {
+            screen
+                .contains("history 100 ops · LINEARIZABLE")
+                .then_some(())
+        },
+    );
+    tmux.send("e");
+    let history = wait_for(
+        &tmux,
+        "the exported history",
+        STEP_WAIT_MS,
+        &log_dir,
+        |_| {
+            exported_file(&log_dir.join("evidence"), "verdict.txt")
+                .and_then(|_| exported_file(&log_dir.join("evidence"), "history.jsonl"))
+        },
+    );
+    let lines: Vec<&str> = history.lines().collect();
+    let count = |op: &str| {
+        lines
+            .iter()
+            .filter(|l| l.contains("\"key\":\"dash:") && l.contains(&format!("\"op\":\"{op}\"")))
+            .count()
+    };
+    assert_eq!(
+        (lines.len(), count("write"), count("read")),
+        (100, 50, 50),
+        "{history}"
+    );
+    let verdict = exported_file(&log_dir.join("evidence"), "verdict.txt").unwrap();
+    assert!(verdict.contains("linearizable: YES"), "{verdict}");
     // k selected the killed node, so r restarts it.
     tmux.send("r");
     let digest = wait_for(

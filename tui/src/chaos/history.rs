@@ -3,7 +3,7 @@
 //! outcome), as `history.jsonl` lines, and its check by the core's
 //! linearizability checker (`raftkv::linearizability`, the simulator's).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -110,6 +110,24 @@ pub struct Recorder {
 struct RecorderState {
     records: Vec<Record>,
     last_us: u64,
+    /// Indexes of the records that ended (ok, failed or unknown), in the
+    /// order they ended: what an incremental check takes in, once each.
+    finished: Vec<usize>,
+    /// Indexes of the records invoked and not ended yet.
+    in_flight: BTreeSet<usize>,
+}
+
+/// What happened since an incremental check last looked (`Recorder::progress`).
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    /// Records that ended since then, with their indexes.
+    pub finished: Vec<(usize, Record)>,
+    /// Records still running, with their indexes.
+    pub in_flight: Vec<(usize, Record)>,
+    /// Pass this to the next `progress` call.
+    pub finished_next: usize,
+    /// Records in the history.
+    pub total: usize,
 }
 
 impl Recorder {
@@ -118,6 +136,8 @@ impl Recorder {
             inner: Arc::new(Mutex::new(RecorderState {
                 records: Vec::new(),
                 last_us: 0,
+                finished: Vec::new(),
+                in_flight: BTreeSet::new(),
             })),
             started,
         }
@@ -141,7 +161,9 @@ impl Recorder {
             complete_us: None,
             outcome: Outcome::Unknown,
         });
-        state.records.len() - 1
+        let index = state.records.len() - 1;
+        state.in_flight.insert(index);
+        index
     }
 
     /// Records how operation `index` ended (a read with the value it saw).
@@ -155,6 +177,29 @@ impl Recorder {
         }
         if let (RecordKind::Read(seen), Some(value)) = (&mut record.kind, read) {
             *seen = value;
+        }
+        if state.in_flight.remove(&index) {
+            state.finished.push(index);
+        }
+    }
+
+    /// The records that ended after the first `finished_from` that ended,
+    /// and those still running, taken at one instant.
+    pub fn progress(&self, finished_from: usize) -> Progress {
+        let state = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let from = finished_from.min(state.finished.len());
+        Progress {
+            finished: state.finished[from..]
+                .iter()
+                .map(|&i| (i, state.records[i].clone()))
+                .collect(),
+            in_flight: state
+                .in_flight
+                .iter()
+                .map(|&i| (i, state.records[i].clone()))
+                .collect(),
+            finished_next: state.finished.len(),
+            total: state.records.len(),
         }
     }
 
@@ -402,12 +447,22 @@ mod tests {
         let recorder = Recorder::new(Instant::now());
         let a = recorder.invoke(1, "k", RecordKind::Write(5));
         let b = recorder.invoke(2, "k", RecordKind::Read(None));
+        assert_eq!(recorder.progress(0).in_flight.len(), 2);
         recorder.complete(b, Outcome::Ok, Some(Some(5)));
         recorder.complete(a, Outcome::Unknown, None);
         let records = recorder.records();
         assert!(records[0].invoke_us < records[1].invoke_us);
         assert_eq!(records[0].complete_us, None);
         assert_eq!(records[1].kind, RecordKind::Read(Some(5)));
+        // Both ended, the read first; nothing runs.
+        let progress = recorder.progress(0);
+        let ended: Vec<usize> = progress.finished.iter().map(|(i, _)| *i).collect();
+        assert_eq!(ended, vec![b, a]);
+        assert!(progress.in_flight.is_empty());
+        assert!(recorder
+            .progress(progress.finished_next)
+            .finished
+            .is_empty());
         assert_eq!(
             tally(&records),
             Tally {

@@ -6,6 +6,7 @@
 //! checked for linearizability per key. Exit 0 only when all of that holds.
 //! `--check FILE` re-checks a saved `history.jsonl`.
 
+mod checker_bench;
 mod history;
 mod nemesis;
 mod plot;
@@ -67,12 +68,24 @@ pub struct ChaosArgs {
     /// Check a saved history.jsonl instead of running (exit 0: linearizable).
     #[arg(long, value_name = "FILE")]
     pub check: Option<PathBuf>,
+    /// Instead of running: time one check (full and incremental) of
+    /// generated histories of these sizes, e.g. 10000,100000,1000000.
+    #[arg(
+        long,
+        value_name = "OPS,...",
+        value_delimiter = ',',
+        conflicts_with = "check"
+    )]
+    pub bench_checker: Option<Vec<u64>>,
 }
 
 /// Runs `raftkv chaos`; returns the exit status.
 pub fn run(args: ChaosArgs) -> i32 {
     if let Some(path) = &args.check {
         return check_file(path);
+    }
+    if let Some(sizes) = &args.bench_checker {
+        return checker_bench::run(sizes);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
