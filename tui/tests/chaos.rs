@@ -92,6 +92,56 @@ fn a_short_seeded_chaos_run_passes_and_writes_its_bundle() {
 
 /// Writes 1 then 2 are acknowledged one after the other; a read that
 /// starts after both returns 1: a stale read of key `accounts:7`.
+/// The membership nemesis alone: nodes replaced by empty disks and the
+/// cluster grown by one and shrunk back while clients write; the run must
+/// end with nodes 1-3 the voters, converged, and the history linearizable.
+#[test]
+fn membership_faults_lose_nothing_and_end_with_the_members_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let base_port = free_base_port().to_string();
+    let output = raftkv(
+        &[
+            "chaos",
+            "--duration",
+            "12",
+            "--seed",
+            "3",
+            "--nemesis",
+            "replace,grow",
+            "--base-port",
+            &base_port,
+            "--out",
+            "chaos",
+        ],
+        dir.path(),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "chaos failed ({:?}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    let bundle = std::fs::read_dir(dir.path().join("chaos"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let verdict = std::fs::read_to_string(bundle.join("verdict.txt")).unwrap();
+    for line in ["linearizable: YES", "converged: YES", "VERDICT: PASS"] {
+        assert!(verdict.contains(line), "{line:?} not in:\n{verdict}");
+    }
+    let nemesis = std::fs::read_to_string(bundle.join("nemesis.jsonl")).unwrap();
+    for kind in ["\"replace\"", "\"grow\""] {
+        assert!(nemesis.contains(kind), "no {kind} fault in 12 s: {nemesis}");
+    }
+    assert!(
+        stdout.contains("removed, its disk to be wiped"),
+        "a node was replaced: {stdout}"
+    );
+}
+
 #[test]
 fn check_rejects_a_planted_stale_read_and_names_the_key() {
     let dir = tempfile::tempdir().unwrap();

@@ -51,7 +51,7 @@ pub struct ChaosArgs {
     #[arg(long, default_value_t = 8)]
     pub clients: u64,
     /// Fault kinds the nemesis draws from (comma-separated).
-    #[arg(long, default_value = "kill,pause,partition,oneway,slow")]
+    #[arg(long, default_value = "kill,pause,partition,oneway,slow,replace,grow")]
     pub nemesis: String,
     /// Seed of the nemesis schedule and the workload's choices.
     #[arg(long, default_value_t = 1)]
@@ -267,12 +267,23 @@ async fn settle(addrs: &[(u64, String)]) -> Result<NodeStatus, String> {
                     && s.applied_index == leader.applied_index
                     && s.digest == leader.digest
             });
-            if agreed {
+            // Every node a voter again, and nobody else (a node older
+            // than the membership fields reports none).
+            let ids: Vec<u64> = addrs.iter().map(|(id, _)| *id).collect();
+            let members_back = leader.voters.is_empty()
+                || (leader.voters == ids
+                    && leader.learners.is_empty()
+                    && leader.previous_voters.is_empty());
+            if agreed && members_back {
                 return Ok(leader.clone());
             }
         }
+        let voters = leaders
+            .first()
+            .map(|l| l.voters.clone())
+            .unwrap_or_default();
         last = format!(
-            "{} of {} nodes answer, {} leaders",
+            "{} of {} nodes answer, {} leaders, voters {voters:?}",
             all.len(),
             addrs.len(),
             leaders.len()
@@ -308,6 +319,10 @@ async fn run_chaos(args: ChaosArgs) -> Result<bool, String> {
         fresh: true,
         requirepass: None,
     })?;
+    if kinds.contains(&nemesis::FaultKind::Grow) {
+        // Node nodes+1 may join: its ports and proxy links are reserved.
+        layout.allow_members_up_to(args.nodes + 1)?;
+    }
     layout.create_dirs()?;
     layout.check_ports_free()?;
     layout.wipe_all_data()?;
@@ -361,7 +376,9 @@ async fn run_chaos(args: ChaosArgs) -> Result<bool, String> {
         let _ = task.await;
     }
     let workload_ran = started.elapsed();
-    nemesis.heal_everything(&mut supervisor, &proxy).await;
+    nemesis
+        .heal_everything(&mut supervisor, &proxy, &addrs)
+        .await;
     let settled = settle(&addrs).await;
     if settled.is_ok() {
         // The last word on every key, read through the leader.

@@ -3,11 +3,14 @@
 //! get a second fault half-way through their hold, and both are healed
 //! together. Faults act through the supervisor (kill -9 and restart,
 //! SIGSTOP and SIGCONT) and the fault proxy (isolation, halves, one-way,
-//! slow links), as in the dashboard.
+//! slow links), as in the dashboard, and through membership changes
+//! (a node replaced by an empty disk, the cluster grown by one node and
+//! shrunk back).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use raftkv_node::client::ClusterClient;
 use raftkv_node::fault_proxy::{FaultProxy, LinkMode};
 use serde_json::{json, Value};
 
@@ -21,6 +24,9 @@ const GAP_MS: (u64, u64) = (500, 1_500);
 const OVERLAP_ONE_IN: u64 = 3;
 /// A killed node's restart waits at most this for the old process to exit.
 const EXIT_WAIT_MS: u64 = 5_000;
+/// How long a membership change is retried (through elections and other
+/// faults) before the nemesis gives up on it.
+const MEMBER_CHANGE_DEADLINE_MS: u64 = 5_000;
 
 /// The faults the nemesis can draw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,6 +43,13 @@ pub enum FaultKind {
     OneWay,
     /// Every link of a node slowed by 40 ms + up to 20 ms.
     Slow,
+    /// A node (the leader half of the time) is removed from the cluster
+    /// and its disk wiped; at the heal the same id joins again with an
+    /// empty disk (a new incarnation: learner, then voter).
+    Replace,
+    /// One more node joins (learner, then voter); at the heal it is
+    /// removed again.
+    Grow,
 }
 
 impl FaultKind {
@@ -47,9 +60,19 @@ impl FaultKind {
             FaultKind::Partition => "partition",
             FaultKind::OneWay => "oneway",
             FaultKind::Slow => "slow",
+            FaultKind::Replace => "replace",
+            FaultKind::Grow => "grow",
         }
     }
+
+    /// A change of membership rather than of processes or links.
+    pub fn is_membership(self) -> bool {
+        matches!(self, FaultKind::Replace | FaultKind::Grow)
+    }
 }
+
+/// Every fault `--nemesis` may name, as the error messages list them.
+const FAULT_NAMES: &str = "kill, pause, partition, oneway, slow, replace, grow";
 
 /// `--nemesis kill,pause,...`: the kinds, or what is wrong.
 pub fn parse_kinds(text: &str) -> Result<Vec<FaultKind>, String> {
@@ -59,20 +82,23 @@ pub fn parse_kinds(text: &str) -> Result<Vec<FaultKind>, String> {
         FaultKind::Partition,
         FaultKind::OneWay,
         FaultKind::Slow,
+        FaultKind::Replace,
+        FaultKind::Grow,
     ];
     let mut kinds = Vec::new();
     for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let kind = all.iter().find(|k| k.name() == name).ok_or_else(|| {
-            format!("--nemesis {name}: unknown fault (kill, pause, partition, oneway, slow)")
-        })?;
+        let kind = all
+            .iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| format!("--nemesis {name}: unknown fault ({FAULT_NAMES})"))?;
         if !kinds.contains(kind) {
             kinds.push(*kind);
         }
     }
     if kinds.is_empty() {
-        return Err(
-            "--nemesis: name at least one fault (kill, pause, partition, oneway, slow)".into(),
-        );
+        return Err(format!(
+            "--nemesis: name at least one fault ({FAULT_NAMES})"
+        ));
     }
     Ok(kinds)
 }
@@ -131,6 +157,12 @@ enum Undo {
     Restart(u64),
     Resume(u64),
     OpenLinks,
+    /// Start the removed node again, empty, joining the cluster.
+    Rejoin(u64),
+    /// Remove the node the cluster grew by, and stop it.
+    Shrink(u64),
+    /// The fault did not take (a membership change refused).
+    Nothing,
 }
 
 pub struct Nemesis {
@@ -139,6 +171,10 @@ pub struct Nemesis {
     nodes: u64,
     started: Instant,
     events: Vec<NemesisEvent>,
+    /// Nodes removed by `Replace` and not back yet.
+    removed: BTreeSet<u64>,
+    /// The node `Grow` added, while it is a member.
+    grown: Option<u64>,
 }
 
 impl Nemesis {
@@ -149,6 +185,8 @@ impl Nemesis {
             nodes,
             started,
             events: Vec::new(),
+            removed: BTreeSet::new(),
+            grown: None,
         }
     }
 
@@ -184,7 +222,7 @@ impl Nemesis {
             }
             tokio::time::sleep(hold - hold / 2).await;
             for (undo, event) in undos.into_iter().rev() {
-                heal(undo, supervisor, proxy).await;
+                self.heal(undo, supervisor, proxy, addrs).await;
                 self.events[event].end_us = Some(self.now_us());
             }
         }
@@ -200,7 +238,12 @@ impl Nemesis {
     ) -> (Undo, usize) {
         let kind = self.kinds[self.rng.below(self.kinds.len() as u64) as usize];
         let leader = leader_of(addrs).await;
-        let (what, nodes, undo) = self.inject(kind, leader, supervisor, proxy);
+        let (what, nodes, undo) = if kind.is_membership() {
+            self.change_membership(kind, leader, supervisor, addrs)
+                .await
+        } else {
+            self.inject(kind, leader, supervisor, proxy)
+        };
         println!("  {:>6.1} s  {what}", self.started.elapsed().as_secs_f64());
         self.events.push(NemesisEvent {
             kind,
@@ -309,19 +352,170 @@ impl Nemesis {
                     Undo::OpenLinks,
                 )
             }
+            FaultKind::Replace | FaultKind::Grow => {
+                unreachable!("membership faults go through change_membership")
+            }
+        }
+    }
+
+    /// Puts one membership fault in place: removes a running member (the
+    /// leader half of the time) and wipes it, or adds node `nodes + 1`.
+    /// A change the cluster does not take in time changes nothing here
+    /// (the end of the run puts the membership right if it took later).
+    async fn change_membership(
+        &mut self,
+        kind: FaultKind,
+        leader: Option<u64>,
+        supervisor: &mut Supervisor,
+        addrs: &[(u64, String)],
+    ) -> (String, Vec<u64>, Undo) {
+        if kind == FaultKind::Grow {
+            let id = self.nodes + 1;
+            if self.grown.is_some() || supervisor.pid(id).is_some() {
+                return (
+                    format!("grow: node {id} is a member already"),
+                    vec![],
+                    Undo::Nothing,
+                );
+            }
+            return match supervisor.join(id, via(addrs, id)) {
+                Ok(_) => {
+                    self.grown = Some(id);
+                    (
+                        format!("grow: node {id} joins (learner, then voter)"),
+                        vec![id],
+                        Undo::Shrink(id),
+                    )
+                }
+                Err(e) => (
+                    format!("grow: node {id} not started: {e}"),
+                    vec![],
+                    Undo::Nothing,
+                ),
+            };
+        }
+        let running: Vec<u64> = (1..=self.nodes)
+            .filter(|id| supervisor.pid(*id).is_some() && !self.removed.contains(id))
+            .collect();
+        if running.is_empty() {
+            return ("replace: no running member".into(), vec![], Undo::Nothing);
+        }
+        let id = match leader {
+            Some(id) if running.contains(&id) && self.rng.below(2) == 0 => id,
+            _ => running[self.rng.below(running.len() as u64) as usize],
+        };
+        let role = if Some(id) == leader { " (leader)" } else { "" };
+        match member_change(addrs, "RAFT.REMOVE", id).await {
+            Ok(()) => {
+                let _ = supervisor.kill(id);
+                supervisor.forget(id);
+                self.removed.insert(id);
+                (
+                    format!("replace node {id}{role}: removed, its disk to be wiped"),
+                    vec![id],
+                    Undo::Rejoin(id),
+                )
+            }
+            Err(e) => (
+                format!("replace node {id}{role}: removal not taken ({e})"),
+                vec![],
+                Undo::Nothing,
+            ),
+        }
+    }
+
+    /// Undoes one fault.
+    async fn heal(
+        &mut self,
+        undo: Undo,
+        supervisor: &mut Supervisor,
+        proxy: &FaultProxy,
+        addrs: &[(u64, String)],
+    ) {
+        match undo {
+            Undo::Rejoin(id) => {
+                wait_exited(supervisor, id).await;
+                match supervisor.join(id, via(addrs, id)) {
+                    Ok(_) => {
+                        self.removed.remove(&id);
+                    }
+                    Err(e) => eprintln!("raftkv chaos: node {id} cannot join again: {e}"),
+                }
+            }
+            Undo::Shrink(id) => {
+                if member_change(addrs, "RAFT.REMOVE", id).await.is_ok() {
+                    let _ = supervisor.kill(id);
+                    supervisor.forget(id);
+                    self.grown = None;
+                }
+            }
+            Undo::Nothing => {}
+            other => heal(other, supervisor, proxy).await,
         }
     }
 
     /// After the run: every link open, every paused node resumed, every
-    /// node running.
-    pub async fn heal_everything(&mut self, supervisor: &mut Supervisor, proxy: &FaultProxy) {
+    /// node running, and the membership back to nodes 1 to `nodes`: a
+    /// node the leader does not list (a removal that took after the
+    /// nemesis gave up on it, or a rejoin that failed) joins again with an
+    /// empty disk, and a member beyond them (a grown node whose removal
+    /// did not take) is removed.
+    pub async fn heal_everything(
+        &mut self,
+        supervisor: &mut Supervisor,
+        proxy: &FaultProxy,
+        addrs: &[(u64, String)],
+    ) {
         proxy.heal();
         for id in 1..=self.nodes {
             let _ = supervisor.resume(id);
-            if supervisor.pid(id).is_none() {
+            if supervisor.pid(id).is_none() && !self.removed.contains(&id) {
                 heal(Undo::Restart(id), supervisor, proxy).await;
             }
         }
+        for _ in 0..MEMBERSHIP_REPAIR_ROUNDS {
+            let Some(members) = leader_members(addrs).await else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            };
+            let missing: Vec<u64> = (1..=self.nodes)
+                .filter(|id| !members.contains(id))
+                .collect();
+            let extra: Vec<u64> = members
+                .iter()
+                .copied()
+                .filter(|id| *id > self.nodes)
+                .collect();
+            if missing.is_empty() && extra.is_empty() {
+                if let Some(id) = self.grown.take() {
+                    let _ = supervisor.kill(id);
+                    supervisor.forget(id);
+                }
+                return;
+            }
+            for id in extra {
+                if member_change(addrs, "RAFT.REMOVE", id).await.is_ok() {
+                    let _ = supervisor.kill(id);
+                    supervisor.forget(id);
+                    self.grown = None;
+                }
+            }
+            for id in missing {
+                let _ = supervisor.kill(id);
+                wait_exited(supervisor, id).await;
+                match supervisor.join(id, via(addrs, id)) {
+                    Ok(_) => {
+                        self.removed.remove(&id);
+                    }
+                    Err(e) => eprintln!("raftkv chaos: node {id} cannot join again: {e}"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(MEMBER_CHANGE_DEADLINE_MS / 5)).await;
+        }
+        eprintln!(
+            "raftkv chaos: the membership is not back to nodes 1 to {}",
+            self.nodes
+        );
     }
 
     /// `faults: 12 (kill 3, pause 2, ...)`.
@@ -357,6 +551,9 @@ fn set_halves(proxy: &FaultProxy, nodes: u64, minority: &[u64]) {
     }
 }
 
+/// How many times the end of a run tries to put the membership right.
+const MEMBERSHIP_REPAIR_ROUNDS: usize = 10;
+
 async fn heal(undo: Undo, supervisor: &mut Supervisor, proxy: &FaultProxy) {
     match undo {
         Undo::OpenLinks => proxy.heal(),
@@ -364,17 +561,57 @@ async fn heal(undo: Undo, supervisor: &mut Supervisor, proxy: &FaultProxy) {
             let _ = supervisor.resume(id);
         }
         Undo::Restart(id) => {
-            let started = Instant::now();
-            while supervisor.pid(id).is_some()
-                && started.elapsed() < Duration::from_millis(EXIT_WAIT_MS)
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            wait_exited(supervisor, id).await;
             if let Err(error) = supervisor.start(id, false) {
                 eprintln!("raftkv chaos: cannot restart node {id}: {error}");
             }
         }
+        Undo::Rejoin(_) | Undo::Shrink(_) | Undo::Nothing => {}
     }
+}
+
+/// Waits (a bounded time) for node `id`'s process to be gone.
+async fn wait_exited(supervisor: &Supervisor, id: u64) {
+    let started = Instant::now();
+    while supervisor.pid(id).is_some() && started.elapsed() < Duration::from_millis(EXIT_WAIT_MS) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The client address a node joins through: the first other node's.
+fn via(addrs: &[(u64, String)], joining: u64) -> String {
+    addrs
+        .iter()
+        .find(|(id, _)| *id != joining)
+        .map(|(_, addr)| addr.clone())
+        .unwrap_or_default()
+}
+
+/// Sends `RAFT.REMOVE id` (or another change) to the leader, retried
+/// through redirects and `-TRYAGAIN` for `MEMBER_CHANGE_DEADLINE_MS`.
+async fn member_change(addrs: &[(u64, String)], command: &str, id: u64) -> Result<(), String> {
+    let mut client = ClusterClient::new(
+        addrs.iter().map(|(_, addr)| addr.clone()).collect(),
+        Duration::from_millis(MEMBER_CHANGE_DEADLINE_MS),
+    );
+    let id = id.to_string();
+    client
+        .command(&[command.as_bytes(), id.as_bytes()])
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The members (voters and learners) the leader lists, if a leader answers.
+async fn leader_members(addrs: &[(u64, String)]) -> Option<Vec<u64>> {
+    let leader = super::statuses(addrs)
+        .await
+        .into_iter()
+        .filter(|s| s.is_leader())
+        .max_by_key(|s| s.term)?;
+    let mut members = leader.voters.clone();
+    members.extend(&leader.learners);
+    (!leader.voters.is_empty()).then_some(members)
 }
 
 /// The leader the nodes report now, if one does.
@@ -399,7 +636,11 @@ mod tests {
         );
         assert_eq!(
             parse_kinds("kill,flood").unwrap_err(),
-            "--nemesis flood: unknown fault (kill, pause, partition, oneway, slow)"
+            "--nemesis flood: unknown fault (kill, pause, partition, oneway, slow, replace, grow)"
+        );
+        assert_eq!(
+            parse_kinds("replace,grow").unwrap(),
+            vec![FaultKind::Replace, FaultKind::Grow]
         );
         assert!(parse_kinds("").is_err());
     }
