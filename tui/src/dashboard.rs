@@ -393,11 +393,17 @@ impl Workers {
             Effect::SetWriteLoad { on: true } => {
                 if self.load_stop.is_none() {
                     let stop = self.cancel.child_token();
+                    let history = jobs::BulkHistory {
+                        recorder: self.history.clone(),
+                        first_client: live_history::LOAD_CLIENT_ID_FIRST
+                            + self.load_sessions * jobs::LOAD_WRITERS as u64,
+                    };
                     jobs::spawn_write_load(
                         self.addrs.clone(),
                         self.keys.clone(),
+                        history,
                         self.write_tx.clone(),
-                        stop.clone(),
+                        (stop.clone(), self.cancel.clone()),
                         &self.tracker,
                     );
                     let first = self.load_sessions * live_history::CLIENTS + 1;

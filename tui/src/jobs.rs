@@ -118,6 +118,9 @@ struct WriterTally {
     outcome_unknown: u64,
     first_error: Option<String>,
     via: Option<String>,
+    /// Load writers: the keys written that may hold their value (acked or
+    /// unknown), to read back once the load stops.
+    written: Vec<u64>,
 }
 
 impl WriterTally {
@@ -339,39 +342,61 @@ async fn write_share(
 }
 
 /// Writes new keys through the leader until `stop` (or `cancel`) fires,
-/// then reports `LoadStopped`.
+/// then reports `LoadStopped`; every write is recorded in `history` (as a
+/// bulk write's are), and once stopped each writer reads (a sample of) the
+/// keys it wrote back, recorded too, unless `cancel` fired.
 pub fn spawn_write_load(
     addrs: Vec<String>,
     keys: KeySpace,
+    history: BulkHistory,
     reports: mpsc::Sender<WriteReport>,
-    stop: CancellationToken,
+    (stop, cancel): (CancellationToken, CancellationToken),
     tracker: &TaskTracker,
 ) {
     tracker.spawn(async move {
-        let writers = (0..LOAD_WRITERS).map(|_| {
+        let writers = (0..LOAD_WRITERS as u64).map(|writer| {
             load_writer(
                 write_client(&addrs),
                 keys.clone(),
+                (&history.recorder, history.first_client + writer),
                 reports.clone(),
                 stop.clone(),
             )
         });
         let tallies = futures::future::join_all(writers).await;
         let outcome_unknown = tallies.iter().map(|t| t.outcome_unknown).sum();
-        let error = tallies.into_iter().find_map(|t| t.first_error);
+        let error = tallies.iter().find_map(|t| t.first_error.clone());
         let _ = reports
             .send(WriteReport::LoadStopped {
                 outcome_unknown,
                 error,
             })
             .await;
+        let per_writer = BULK_READ_BACK_KEYS_MAX / LOAD_WRITERS as u64;
+        let readers = tallies.into_iter().enumerate().map(|(writer, tally)| {
+            let written = tally.written.len() as u64;
+            let sample: Vec<u64> = sample_evenly(0..written, per_writer)
+                .into_iter()
+                .map(|i| tally.written[i as usize])
+                .collect();
+            read_back_share(
+                write_client(&addrs),
+                keys.clone(),
+                sample,
+                (&history.recorder, history.first_client + writer as u64),
+                cancel.clone(),
+            )
+        });
+        futures::future::join_all(readers).await;
     });
 }
 
-/// One load writer; `first_error` is set only when it gave up.
+/// One load writer; `first_error` is set only when it gave up. Each write
+/// is recorded with its key's sequence number as the value.
 async fn load_writer(
     mut client: ClusterClient,
     keys: KeySpace,
+    (history, client_id): (&Recorder, u64),
     reports: mpsc::Sender<WriteReport>,
     stop: CancellationToken,
 ) -> WriterTally {
@@ -380,10 +405,24 @@ async fn load_writer(
     let mut last_success = Instant::now();
     loop {
         let seq = keys.allocate(1).start;
+        let key = keys.key(seq);
+        let op = history.invoke(client_id, &key, RecordKind::Write(seq));
         let result = tokio::select! {
-            () = stop.cancelled() => break,
-            result = client.set(keys.key(seq), keys.value(seq)) => result,
+            () = stop.cancelled() => {
+                // Sent or not, nobody will learn how it ended.
+                history.complete(op, Outcome::Unknown, None);
+                tally.written.push(seq);
+                break;
+            }
+            result = client.set(&key, keys.value(seq)) => result,
         };
+        match &result {
+            Ok(()) => history.complete(op, Outcome::Ok, None),
+            Err(error) => history.complete(op, bulk_write_outcome(error), None),
+        }
+        if !matches!(&result, Err(e) if bulk_write_outcome(e) == Outcome::Failed) {
+            tally.written.push(seq);
+        }
         match result {
             Ok(()) => {
                 acks.push(seq);

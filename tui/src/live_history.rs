@@ -26,6 +26,9 @@ pub const CHECK_INTERVAL_MS: u64 = 2_000;
 /// Client ids of the bulk writes start here (the load's are small numbers);
 /// each bulk write takes `jobs::BULK_WRITERS_MAX` new ones.
 pub const BULK_CLIENT_ID_FIRST: u64 = 1_000_000;
+/// The first client id of the write load's writers (`W`): each load takes
+/// `jobs::LOAD_WRITERS` new ids from here.
+pub const LOAD_CLIENT_ID_FIRST: u64 = 2_000_000_000;
 
 /// The verdict on the history so far.
 #[derive(Clone, Debug, PartialEq, Eq)]

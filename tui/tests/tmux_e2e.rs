@@ -612,6 +612,35 @@ fn growing_to_five_under_load_with_faults_and_the_gate_then_shrinking_back() {
         "{}",
         tmux.screen()
     );
+    // The load's own writers are in the live history: their writes, and
+    // once W stopped them, their reads back, from client ids of their own.
+    tmux.send("e");
+    let history = wait_for(
+        &tmux,
+        "the exported history",
+        STEP_WAIT_MS,
+        &log_dir,
+        |_| {
+            exported_file(&log_dir.join("evidence"), "verdict.txt")
+                .and_then(|_| exported_file(&log_dir.join("evidence"), "history.jsonl"))
+        },
+    );
+    let load_ops = |op: &str| {
+        history
+            .lines()
+            .filter(|l| {
+                l.contains("\"client\":2000000000") && l.contains(&format!("\"op\":\"{op}\""))
+            })
+            .count()
+    };
+    assert!(
+        load_ops("write") > 0 && load_ops("read") > 0,
+        "the first load writer's writes and reads back: {} and {}",
+        load_ops("write"),
+        load_ops("read")
+    );
+    let verdict = exported_file(&log_dir.join("evidence"), "verdict.txt").unwrap();
+    assert!(verdict.contains("linearizable: YES"), "{verdict}");
     quit_cleanly(&tmux, &data_dir, &log_dir);
 }
 
