@@ -366,7 +366,9 @@ async fn run_chaos(args: ChaosArgs) -> Result<bool, String> {
         &recorder,
         &stop,
     );
-    let mut nemesis = nemesis::Nemesis::new(args.seed, kinds, args.nodes, started);
+    let spare = args.nodes + 1;
+    let mut nemesis = nemesis::Nemesis::new(args.seed, kinds, args.nodes, started)
+        .with_spare(spare, layout.client_addr(spare).to_string());
     let deadline = started + Duration::from_secs(args.duration);
     nemesis
         .run_until(deadline, &mut supervisor, &proxy, &addrs)

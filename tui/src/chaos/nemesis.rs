@@ -175,6 +175,8 @@ pub struct Nemesis {
     removed: BTreeSet<u64>,
     /// The node `Grow` added, while it is a member.
     grown: Option<u64>,
+    /// The id and client address `Grow` adds a node under.
+    spare: Option<(u64, String)>,
 }
 
 impl Nemesis {
@@ -187,7 +189,20 @@ impl Nemesis {
             events: Vec::new(),
             removed: BTreeSet::new(),
             grown: None,
+            spare: None,
         }
+    }
+
+    /// The id and client address a grown node runs under (`nodes + 1`).
+    pub fn with_spare(mut self, id: u64, client_addr: String) -> Nemesis {
+        self.spare = Some((id, client_addr));
+        self
+    }
+
+    /// The client addresses of every node that may be a member: the
+    /// starting nodes and the spare (it may even be the leader).
+    fn all_addrs(&self, addrs: &[(u64, String)]) -> Vec<(u64, String)> {
+        addrs.iter().cloned().chain(self.spare.clone()).collect()
     }
 
     pub fn events(&self) -> &[NemesisEvent] {
@@ -378,7 +393,8 @@ impl Nemesis {
                     Undo::Nothing,
                 );
             }
-            return match supervisor.join(id, via(addrs, id)) {
+            let via = join_via(&self.all_addrs(addrs), id).await;
+            return match supervisor.join(id, via) {
                 Ok(_) => {
                     self.grown = Some(id);
                     (
@@ -405,7 +421,22 @@ impl Nemesis {
             _ => running[self.rng.below(running.len() as u64) as usize],
         };
         let role = if Some(id) == leader { " (leader)" } else { "" };
-        match member_change(addrs, "RAFT.REMOVE", id).await {
+        // One node out at a time: the last replacement must be a voter
+        // again (and no change pending) before the next node goes.
+        let all = self.all_addrs(addrs);
+        let settled = leader_status(&all).await.is_some_and(|leader| {
+            (1..=self.nodes).all(|n| leader.voters.contains(&n))
+                && leader.learners.is_empty()
+                && leader.previous_voters.is_empty()
+        });
+        if !settled {
+            return (
+                format!("replace node {id}{role}: skipped, the membership is still changing"),
+                vec![],
+                Undo::Nothing,
+            );
+        }
+        match member_change(&all, "RAFT.REMOVE", id).await {
             Ok(()) => {
                 let _ = supervisor.kill(id);
                 supervisor.forget(id);
@@ -435,7 +466,8 @@ impl Nemesis {
         match undo {
             Undo::Rejoin(id) => {
                 wait_exited(supervisor, id).await;
-                match supervisor.join(id, via(addrs, id)) {
+                let via = join_via(&self.all_addrs(addrs), id).await;
+                match supervisor.join(id, via) {
                     Ok(_) => {
                         self.removed.remove(&id);
                     }
@@ -443,7 +475,10 @@ impl Nemesis {
                 }
             }
             Undo::Shrink(id) => {
-                if member_change(addrs, "RAFT.REMOVE", id).await.is_ok() {
+                if member_change(&self.all_addrs(addrs), "RAFT.REMOVE", id)
+                    .await
+                    .is_ok()
+                {
                     let _ = supervisor.kill(id);
                     supervisor.forget(id);
                     self.grown = None;
@@ -473,8 +508,9 @@ impl Nemesis {
                 heal(Undo::Restart(id), supervisor, proxy).await;
             }
         }
+        let all = self.all_addrs(addrs);
         for _ in 0..MEMBERSHIP_REPAIR_ROUNDS {
-            let Some(members) = leader_members(addrs).await else {
+            let Some(members) = leader_members(&all).await else {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             };
@@ -494,7 +530,7 @@ impl Nemesis {
                 return;
             }
             for id in extra {
-                if member_change(addrs, "RAFT.REMOVE", id).await.is_ok() {
+                if member_change(&all, "RAFT.REMOVE", id).await.is_ok() {
                     let _ = supervisor.kill(id);
                     supervisor.forget(id);
                     self.grown = None;
@@ -503,7 +539,8 @@ impl Nemesis {
             for id in missing {
                 let _ = supervisor.kill(id);
                 wait_exited(supervisor, id).await;
-                match supervisor.join(id, via(addrs, id)) {
+                let via = join_via(&all, id).await;
+                match supervisor.join(id, via) {
                     Ok(_) => {
                         self.removed.remove(&id);
                     }
@@ -578,13 +615,28 @@ async fn wait_exited(supervisor: &Supervisor, id: u64) {
     }
 }
 
-/// The client address a node joins through: the first other node's.
-fn via(addrs: &[(u64, String)], joining: u64) -> String {
+/// The client address a node joins through: the leader's, else the first
+/// other node's.
+async fn join_via(addrs: &[(u64, String)], joining: u64) -> String {
+    if let Some(leader) = leader_status(addrs).await.filter(|l| l.id != joining) {
+        if let Some((_, addr)) = addrs.iter().find(|(id, _)| *id == leader.id) {
+            return addr.clone();
+        }
+    }
     addrs
         .iter()
         .find(|(id, _)| *id != joining)
         .map(|(_, addr)| addr.clone())
         .unwrap_or_default()
+}
+
+/// The status of the node that leads in the highest term, if one answers.
+async fn leader_status(addrs: &[(u64, String)]) -> Option<crate::status::NodeStatus> {
+    super::statuses(addrs)
+        .await
+        .into_iter()
+        .filter(|s| s.is_leader())
+        .max_by_key(|s| s.term)
 }
 
 /// Sends `RAFT.REMOVE id` (or another change) to the leader, retried
@@ -604,11 +656,7 @@ async fn member_change(addrs: &[(u64, String)], command: &str, id: u64) -> Resul
 
 /// The members (voters and learners) the leader lists, if a leader answers.
 async fn leader_members(addrs: &[(u64, String)]) -> Option<Vec<u64>> {
-    let leader = super::statuses(addrs)
-        .await
-        .into_iter()
-        .filter(|s| s.is_leader())
-        .max_by_key(|s| s.term)?;
+    let leader = leader_status(addrs).await?;
     let mut members = leader.voters.clone();
     members.extend(&leader.learners);
     (!leader.voters.is_empty()).then_some(members)
