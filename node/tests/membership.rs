@@ -124,11 +124,21 @@ async fn the_cluster_grows_from_three_to_five_and_back_under_writes() {
     cluster.kill(1);
     cluster.kill(four);
     cluster.start_node(four);
-    wait_for("node 4 back and caught up", || async {
-        let status = ClusterClient::status(&cluster.node(four).client_addr)
+    let mut client = ClusterClient::new(cluster.client_addrs(), Duration::from_secs(20));
+    client.set("after-restart", "yes").await.unwrap();
+    // The leader hears node 4's acks (so node 4 can dial it): its match
+    // index for node 4 reaches the write.
+    wait_for("the leader's match index for node 4", || async {
+        let (leader, addr) = leader_now(&cluster).await?;
+        let commit: u64 = ClusterClient::status(&addr)
             .await
+            .ok()?
+            .get("commit_index")?
+            .parse()
             .ok()?;
-        (status.get("voters")? == "1,2,3,4,5").then_some(())
+        let members = members_of(&cluster, leader).await?;
+        let matched = members.iter().find(|m| m.id == four)?.match_index?;
+        (leader == four || matched >= commit).then_some(())
     })
     .await;
     assert_eq!(

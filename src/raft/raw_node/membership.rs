@@ -317,7 +317,14 @@ impl RawNode {
             .config
             .voters
             .iter()
-            .map(|id| incarnations.get(id).map(|&inc| Member::voter(*id, inc)))
+            .map(|id| {
+                let inc = *incarnations.get(id)?;
+                let peer_addr = self.config.voter_peer_addrs.get(id).cloned();
+                Some(Member {
+                    peer_addr: peer_addr.unwrap_or_default(),
+                    ..Member::voter(*id, inc)
+                })
+            })
             .collect();
         membership::from_members(&members?)
     }
