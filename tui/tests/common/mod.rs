@@ -16,6 +16,9 @@ pub const NODES: u16 = 3;
 pub const DASHBOARD_NODES_MAX: u16 = 5;
 /// Peer ports sit this far above client ports.
 pub const PEER_PORT_OFFSET: u16 = 100;
+/// Base ports are drawn from this range (below the ephemeral ports).
+const BASE_PORT_LOW: u64 = 12_000;
+const BASE_PORT_HIGH: u64 = 32_000;
 /// Base ports tried before giving up.
 const BASE_PORT_ATTEMPTS_MAX: u32 = 200;
 /// How often a waiting test reads the screen again.
@@ -28,11 +31,20 @@ static RESERVED_BASES: Mutex<Vec<u16>> = Mutex::new(Vec::new());
 /// (N = `DASHBOARD_NODES_MAX`, for the nodes the dashboard may add) are
 /// free now and far from every base handed out before in this process.
 pub fn free_base_port() -> u16 {
-    let mut reserved = RESERVED_BASES.lock().unwrap();
+    let mut reserved = RESERVED_BASES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // Below the kernel's ephemeral range (32768 and up on Linux), where the
+    // busy sockets of outgoing connections never sit.
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut draw = clock ^ (u64::from(std::process::id()) << 32);
     for _ in 0..BASE_PORT_ATTEMPTS_MAX {
-        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = probe.local_addr().unwrap().port().saturating_sub(1);
-        drop(probe);
+        draw = draw
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let base = (BASE_PORT_LOW + (draw >> 33) % (BASE_PORT_HIGH - BASE_PORT_LOW)) as u16;
         if base < 1024
             || u32::from(base) + u32::from(PEER_PORT_OFFSET + DASHBOARD_NODES_MAX) > 65_535
         {
