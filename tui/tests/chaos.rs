@@ -17,39 +17,37 @@ fn raftkv(args: &[&str], dir: &Path) -> Output {
         .expect("run raftkv")
 }
 
-#[test]
-fn a_short_seeded_chaos_run_passes_and_writes_its_bundle() {
-    let dir = tempfile::tempdir().unwrap();
+/// Runs `raftkv chaos <args>` on free ports in `dir`, writing its bundle
+/// under `dir/chaos`; fails the test unless it exits 0. Returns stdout
+/// and the bundle's directory.
+fn chaos_run(args: &[&str], dir: &Path) -> (String, std::path::PathBuf) {
     let base_port = free_base_port().to_string();
-    let output = raftkv(
-        &[
-            "chaos",
-            "--duration",
-            "15",
-            "--seed",
-            "1",
-            "--base-port",
-            &base_port,
-            "--data-dir",
-            "data",
-            "--out",
-            "chaos",
-        ],
-        dir.path(),
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut all = vec!["chaos", "--base-port", &base_port, "--out", "chaos"];
+    all.extend_from_slice(args);
+    let output = raftkv(&all, dir);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
         "chaos failed ({:?}):\n{stdout}\n{stderr}",
         output.status
     );
-    let bundles: Vec<_> = std::fs::read_dir(dir.path().join("chaos"))
+    let bundles: Vec<_> = std::fs::read_dir(dir.join("chaos"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(bundles.len(), 1, "{bundles:?}");
-    let bundle = &bundles[0];
+    (stdout, bundles[0].clone())
+}
+
+#[test]
+fn a_short_seeded_chaos_run_passes_and_writes_its_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, bundle) = chaos_run(
+        &["--duration", "15", "--seed", "1", "--data-dir", "data"],
+        dir.path(),
+    );
+    let bundle = &bundle;
     let verdict = std::fs::read_to_string(bundle.join("verdict.txt")).unwrap();
     for line in [
         "linearizable: YES",
@@ -98,36 +96,17 @@ fn a_short_seeded_chaos_run_passes_and_writes_its_bundle() {
 #[test]
 fn membership_faults_lose_nothing_and_end_with_the_members_back() {
     let dir = tempfile::tempdir().unwrap();
-    let base_port = free_base_port().to_string();
-    let output = raftkv(
+    let (stdout, bundle) = chaos_run(
         &[
-            "chaos",
             "--duration",
             "12",
             "--seed",
             "3",
             "--nemesis",
             "replace,grow",
-            "--base-port",
-            &base_port,
-            "--out",
-            "chaos",
         ],
         dir.path(),
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "chaos failed ({:?}):\n{stdout}\n{stderr}",
-        output.status
-    );
-    let bundle = std::fs::read_dir(dir.path().join("chaos"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
     let verdict = std::fs::read_to_string(bundle.join("verdict.txt")).unwrap();
     for line in ["linearizable: YES", "converged: YES", "VERDICT: PASS"] {
         assert!(verdict.contains(line), "{line:?} not in:\n{verdict}");

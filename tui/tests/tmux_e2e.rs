@@ -98,6 +98,16 @@ fn exported_file(evidence_dir: &Path, name: &str) -> Option<String> {
         .next()
 }
 
+/// Presses `e` and waits for the bundle's verdict.txt and history.jsonl;
+/// returns the history.
+fn export_history(tmux: &Tmux, log_dir: &Path) -> String {
+    tmux.send("e");
+    wait_for(tmux, "the exported history", STEP_WAIT_MS, log_dir, |_| {
+        exported_file(&log_dir.join("evidence"), "verdict.txt")
+            .and_then(|_| exported_file(&log_dir.join("evidence"), "history.jsonl"))
+    })
+}
+
 /// Polls the screen until `done` returns a value, or fails with the screen and logs.
 fn wait_for<T>(
     tmux: &Tmux,
@@ -258,17 +268,7 @@ fn dashboard_in_tmux_survives_leader_kill_and_converges() {
                 .then_some(())
         },
     );
-    tmux.send("e");
-    let history = wait_for(
-        &tmux,
-        "the exported history",
-        STEP_WAIT_MS,
-        &log_dir,
-        |_| {
-            exported_file(&log_dir.join("evidence"), "verdict.txt")
-                .and_then(|_| exported_file(&log_dir.join("evidence"), "history.jsonl"))
-        },
-    );
+    let history = export_history(&tmux, &log_dir);
     let lines: Vec<&str> = history.lines().collect();
     let count = |op: &str| {
         lines
@@ -614,17 +614,7 @@ fn growing_to_five_under_load_with_faults_and_the_gate_then_shrinking_back() {
     );
     // The load's own writers are in the live history: their writes, and
     // once W stopped them, their reads back, from client ids of their own.
-    tmux.send("e");
-    let history = wait_for(
-        &tmux,
-        "the exported history",
-        STEP_WAIT_MS,
-        &log_dir,
-        |_| {
-            exported_file(&log_dir.join("evidence"), "verdict.txt")
-                .and_then(|_| exported_file(&log_dir.join("evidence"), "history.jsonl"))
-        },
-    );
+    let history = export_history(&tmux, &log_dir);
     let load_ops = |op: &str| {
         history
             .lines()
