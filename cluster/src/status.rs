@@ -277,8 +277,8 @@ pub fn frame_text(frame: Frame) -> Result<String, String> {
 }
 
 /// A status with plain values (term 0, empty log and digest, no pid) for
-/// tests to override with struct-update syntax.
-#[cfg(test)]
+/// tests to override with struct-update syntax. Public (not `cfg(test)`)
+/// because the dashboard's and the benchmarks' tests use it too.
 pub fn example_status(id: u64, role: Role) -> NodeStatus {
     NodeStatus {
         id,
@@ -307,20 +307,22 @@ pub fn example_status(id: u64, role: Role) -> NodeStatus {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
+/// RAFT.STATUS fields from literal pairs, for tests (here and in the
+/// dashboard) to parse.
+pub fn example_fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
 
-    pub(crate) fn fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn status_fields_parse_and_missing_ones_are_named() {
-        let map = fields(&[
+        let map = example_fields(&[
             ("id", "2"),
             ("role", "leader"),
             ("term", "4"),
@@ -363,7 +365,7 @@ pub(crate) mod tests {
 
     #[test]
     fn membership_fields_parse_and_say_when_a_change_is_pending() {
-        let mut map = fields(&[
+        let mut map = example_fields(&[
             ("id", "1"),
             ("role", "leader"),
             ("term", "5"),
@@ -419,7 +421,7 @@ pub(crate) mod tests {
 
     #[test]
     fn incarnation_fields_parse_when_present_and_bad_ones_are_named() {
-        let mut map = fields(&[
+        let mut map = example_fields(&[
             ("id", "1"),
             ("role", "leader"),
             ("term", "5"),
