@@ -50,13 +50,18 @@ pub fn vote_body(last_index: Index, last_term: Term) -> Body {
     }
 }
 
-pub fn entry(index: Index, term: Term) -> Entry {
-    Entry {
+/// A follower's answer to a snapshot chunk: the offset it wants next, and
+/// whether it has the whole snapshot.
+pub fn snapshot_reply(index: Index, next_offset: u64, done: bool) -> Body {
+    Body::SnapshotReply {
         index,
-        term,
-        kind: EntryKind::Normal,
-        data: Bytes::from(format!("{index}@{term}")),
+        next_offset,
+        done,
     }
+}
+
+pub fn entry(index: Index, term: Term) -> Entry {
+    Entry::normal(index, term, format!("{index}@{term}"))
 }
 
 /// Entries 1..=n with the given terms.

@@ -23,13 +23,7 @@ fn leader_of_term_3_over(terms: &[u64], bug: Option<PlantedBug>) -> RawNode {
 fn planted_vote_twice_grants_a_second_vote_in_one_term() {
     for (bug, second_granted) in [(None, false), (Some(PlantedBug::VoteTwice), true)] {
         let mut node = node_with_log(with_bug(plain_config(1, &[1, 2, 3]), bug), &[], 1, 0);
-        let request = Body::Vote {
-            last_index: 0,
-            last_term: 0,
-            leadership_transfer: false,
-            commit: 0,
-            commit_term: 0,
-        };
+        let request = vote_body(0, 0);
         node.step(message(2, 1, 2, request.clone())).expect("voter");
         drain(&mut node);
         node.step(message(3, 1, 2, request)).expect("voter");

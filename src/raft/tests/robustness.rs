@@ -164,14 +164,7 @@ fn paper_7_snapshot_transfer_beyond_snapshot_bytes_max_is_abandoned() {
     node.step(message(1, 2, 1, snapshot_chunk(5, 1, 0, b"123456", false)))
         .expect("voter");
     let ready = drain(&mut node);
-    assert_eq!(
-        ready.messages[0].body,
-        Body::SnapshotReply {
-            index: 5,
-            next_offset: 6,
-            done: false
-        }
-    );
+    assert_eq!(ready.messages[0].body, snapshot_reply(5, 6, false));
     // The next chunk would grow the buffer past the bound.
     node.step(message(1, 2, 1, snapshot_chunk(5, 1, 6, b"789", true)))
         .expect("voter");
@@ -185,14 +178,7 @@ fn paper_7_snapshot_transfer_beyond_snapshot_bytes_max_is_abandoned() {
     node.step(message(1, 2, 1, snapshot_chunk(5, 1, 6, b"789", true)))
         .expect("voter");
     let ready = drain(&mut node);
-    assert_eq!(
-        ready.messages[0].body,
-        Body::SnapshotReply {
-            index: 5,
-            next_offset: 0,
-            done: false
-        }
-    );
+    assert_eq!(ready.messages[0].body, snapshot_reply(5, 0, false));
     // One chunk alone past the bound is refused too.
     node.step(message(
         1,
@@ -280,11 +266,7 @@ fn snapshot_reply_with_a_garbage_offset_does_not_overflow_the_chunk_bounds() {
         unreachable!("matched above")
     };
     let term = cluster.node(1).status().term;
-    let garbage = Body::SnapshotReply {
-        index: meta.index,
-        next_offset: u64::MAX,
-        done: false,
-    };
+    let garbage = snapshot_reply(meta.index, u64::MAX, false);
     cluster
         .node_mut(1)
         .step(message(3, 1, term, garbage))
