@@ -711,65 +711,13 @@ fn split_inline(line: &[u8], mut out: Option<&mut Vec<Bytes>>) -> Result<usize, 
             }
         };
         match line[index] {
-            b'"' => {
-                index += 1;
-                loop {
-                    match line.get(index) {
-                        None => return Err(FrameError::UnbalancedQuotes),
-                        Some(b'\\')
-                            if line.get(index + 1) == Some(&b'x')
-                                && line.get(index + 2..index + 4).is_some_and(is_hex_pair) =>
-                        {
-                            push(hex_value(line[index + 2]) * 16 + hex_value(line[index + 3]));
-                            index += 4;
-                        }
-                        Some(b'\\') if index + 1 < line.len() => {
-                            push(match line[index + 1] {
-                                b'n' => b'\n',
-                                b'r' => b'\r',
-                                b't' => b'\t',
-                                b'b' => 0x08,
-                                b'a' => 0x07,
-                                other => other,
-                            });
-                            index += 2;
-                        }
-                        Some(b'"') => {
-                            index += 1;
-                            if index < line.len() && !line[index].is_ascii_whitespace() {
-                                return Err(FrameError::UnbalancedQuotes);
-                            }
-                            break;
-                        }
-                        Some(&byte) => {
-                            push(byte);
-                            index += 1;
-                        }
-                    }
-                }
-            }
-            b'\'' => {
-                index += 1;
-                loop {
-                    match line.get(index) {
-                        None => return Err(FrameError::UnbalancedQuotes),
-                        Some(b'\\') if line.get(index + 1) == Some(&b'\'') => {
-                            push(b'\'');
-                            index += 2;
-                        }
-                        Some(b'\'') => {
-                            index += 1;
-                            if index < line.len() && !line[index].is_ascii_whitespace() {
-                                return Err(FrameError::UnbalancedQuotes);
-                            }
-                            break;
-                        }
-                        Some(&byte) => {
-                            push(byte);
-                            index += 1;
-                        }
-                    }
-                }
+            quote @ (b'"' | b'\'') => {
+                let escape = if quote == b'"' {
+                    double_quoted_escape
+                } else {
+                    single_quoted_escape
+                };
+                index = split_quoted(line, index + 1, quote, escape, &mut push)?;
             }
             _ => {
                 while index < line.len() && !line[index].is_ascii_whitespace() {
@@ -783,6 +731,72 @@ fn split_inline(line: &[u8], mut out: Option<&mut Vec<Bytes>>) -> Result<usize, 
             out.push(Bytes::copy_from_slice(&current));
         }
     }
+}
+
+/// Decodes the escape sequence whose backslash is at an index of a line:
+/// the byte it stands for and its length, or `None` when it is not one.
+type QuotedEscape = fn(&[u8], usize) -> Option<(u8, usize)>;
+
+/// Reads a quoted argument from `index`, just after its opening `quote`,
+/// up to the closing one, which must be followed by whitespace or the end.
+/// `escape` decodes the backslash at an index into a byte and the length
+/// of its sequence, or declines (the backslash then stands for itself).
+/// Returns the index after the closing quote.
+fn split_quoted(
+    line: &[u8],
+    mut index: usize,
+    quote: u8,
+    escape: QuotedEscape,
+    push: &mut impl FnMut(u8),
+) -> Result<usize, FrameError> {
+    loop {
+        match line.get(index) {
+            None => return Err(FrameError::UnbalancedQuotes),
+            Some(&byte) if byte == quote => {
+                index += 1;
+                if index < line.len() && !line[index].is_ascii_whitespace() {
+                    return Err(FrameError::UnbalancedQuotes);
+                }
+                return Ok(index);
+            }
+            Some(&byte) => {
+                let escaped = if byte == b'\\' {
+                    escape(line, index)
+                } else {
+                    None
+                };
+                let (byte, length) = escaped.unwrap_or((byte, 1));
+                push(byte);
+                index += length;
+            }
+        }
+    }
+}
+
+/// In "double quotes": `\xHH`, and `\n \r \t \b \a`; any other escaped
+/// byte stands for itself.
+fn double_quoted_escape(line: &[u8], index: usize) -> Option<(u8, usize)> {
+    if line.get(index + 1) == Some(&b'x') && line.get(index + 2..index + 4).is_some_and(is_hex_pair)
+    {
+        return Some((
+            hex_value(line[index + 2]) * 16 + hex_value(line[index + 3]),
+            4,
+        ));
+    }
+    let byte = match *line.get(index + 1)? {
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        b'b' => 0x08,
+        b'a' => 0x07,
+        other => other,
+    };
+    Some((byte, 2))
+}
+
+/// In 'single quotes' only `\'` is an escape.
+fn single_quoted_escape(line: &[u8], index: usize) -> Option<(u8, usize)> {
+    (line.get(index + 1) == Some(&b'\'')).then_some((b'\'', 2))
 }
 
 fn is_hex_pair(pair: &[u8]) -> bool {
