@@ -1127,29 +1127,13 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::ClusterArgs;
-    use crate::supervisor::NodeProgram;
 
     #[tokio::test]
     async fn the_dashboard_serves_the_gates_process_requests() {
         let dir = tempfile::tempdir().unwrap();
-        let layout = ClusterLayout::new(&ClusterArgs {
-            nodes: 1,
-            base_port: 7000,
-            data_dir: dir.path().join("data"),
-            log_dir: dir.path().join("logs"),
-            fresh: false,
-            requirepass: None,
-        })
-        .unwrap();
-        layout.create_dirs().unwrap();
         // A stand-in node: the requests, not the node, are under test.
-        let program = NodeProgram {
-            program: "/bin/sh".into(),
-            leading_args: vec!["-c".into(), "exec sleep 30".into(), "sh".into()],
-        };
-        let (reports_tx, _reports) = mpsc::channel(8);
-        let mut supervisor = Supervisor::new(layout, program, reports_tx, 1_000);
+        let (mut supervisor, _reports) =
+            Supervisor::stand_in(dir.path(), 1, "exec sleep 30", 1_000);
         let (requests_tx, mut requests) = mpsc::channel(4);
         let mut control = ProcessControl::Dashboard(requests_tx);
 
