@@ -372,28 +372,16 @@ impl Gate {
                 }
             },
         };
-        let keys = KEYS_PER_PHASE + 1..=2 * KEYS_PER_PHASE;
-        let result = match self.write_keys("5.1", &leader, keys).await {
-            Ok(ms) => {
-                self.record.measurements.second_writes_ms = Some(ms);
-                self.verify_keys("5.2", survivors, 1..=2 * KEYS_PER_PHASE).await.map(|figure| {
-                    format!(
-                        "{KEYS_PER_PHASE} more keys written through new leader node {} (term {}) in {}; {figure}",
-                        leader.id,
-                        leader.term,
-                        evidence::format_ms(ms)
-                    )
-                })
-            }
-            Err(e) => Err(e),
-        };
-        self.verdict(
-            5,
-            match result {
-                Ok(figure) => ItemResult::pass(figure, "timeline.jsonl steps 5.1-5.2"),
-                Err(e) => ItemResult::fail(e, "timeline.jsonl steps 5.1-5.2"),
-            },
-        );
+        self.write_and_verify(WriteItem {
+            item: 5,
+            steps: ("5.1", "5.2"),
+            leader: &leader,
+            keys: KEYS_PER_PHASE + 1..=2 * KEYS_PER_PHASE,
+            nodes: survivors,
+            written: "more keys written through new leader",
+            measured: |measurements| &mut measurements.second_writes_ms,
+        })
+        .await;
     }
 
     // ----- item 6 ---------------------------------------------------------------
