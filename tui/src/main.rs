@@ -6,6 +6,7 @@
 
 mod app;
 mod chaos;
+mod columns;
 mod dashboard;
 mod digest;
 mod evidence;
