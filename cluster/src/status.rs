@@ -320,6 +320,23 @@ pub fn example_fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 mod tests {
     use super::*;
 
+    /// The fields of node 1 leading term 5 at index 54, with `more`.
+    fn leader_1_fields(more: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut map = example_fields(&[
+            ("id", "1"),
+            ("role", "leader"),
+            ("term", "5"),
+            ("leader_id", "1"),
+            ("commit_index", "54"),
+            ("applied_index", "54"),
+            ("last_index", "54"),
+            ("keys", "50"),
+            ("digest", "9c41"),
+        ]);
+        map.extend(example_fields(more));
+        map
+    }
+
     #[test]
     fn status_fields_parse_and_missing_ones_are_named() {
         let map = example_fields(&[
@@ -365,16 +382,7 @@ mod tests {
 
     #[test]
     fn membership_fields_parse_and_say_when_a_change_is_pending() {
-        let mut map = example_fields(&[
-            ("id", "1"),
-            ("role", "leader"),
-            ("term", "5"),
-            ("leader_id", "1"),
-            ("commit_index", "54"),
-            ("applied_index", "54"),
-            ("last_index", "54"),
-            ("keys", "50"),
-            ("digest", "9c41"),
+        let mut map = leader_1_fields(&[
             ("match_index_2", "54"),
             ("match_index_4", "12"),
             ("voters", "1,2,3,4"),
@@ -421,16 +429,7 @@ mod tests {
 
     #[test]
     fn incarnation_fields_parse_when_present_and_bad_ones_are_named() {
-        let mut map = example_fields(&[
-            ("id", "1"),
-            ("role", "leader"),
-            ("term", "5"),
-            ("leader_id", "1"),
-            ("commit_index", "54"),
-            ("applied_index", "54"),
-            ("last_index", "54"),
-            ("keys", "50"),
-            ("digest", "9c41"),
+        let mut map = leader_1_fields(&[
             ("incarnation", "a41f0c9d22e3b871"),
             ("registered", "0"),
             ("strangers", "2,3"),
