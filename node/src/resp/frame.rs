@@ -441,17 +441,28 @@ fn check_blob(
             max_bytes: bounds.limits.frame_bytes_max,
         });
     }
-    let buffered = *src.get_ref();
-    if buffered.len() < payload_end + 2 {
+    check_blob_payload(src.get_ref(), kind, payload_start..payload_end)?;
+    src.set_position((payload_end + 2) as u64);
+    Ok(())
+}
+
+/// A blob's payload at `payload` is all buffered and followed by CRLF; a
+/// verbatim string's (`=`) starts with its three-letter format and `:`.
+/// Shared by `check` and `parse`, so parsing sees what checking passed.
+fn check_blob_payload(
+    buffered: &[u8],
+    kind: u8,
+    payload: std::ops::Range<usize>,
+) -> Result<(), FrameError> {
+    if buffered.len() < payload.end + 2 {
         return Err(FrameError::Incomplete);
     }
-    if &buffered[payload_end..payload_end + 2] != b"\r\n" {
+    if &buffered[payload.end..payload.end + 2] != b"\r\n" {
         return Err(FrameError::MissingCrlf);
     }
-    if kind == b'=' && (length_bytes < 4 || buffered[payload_start + 3] != b':') {
+    if kind == b'=' && (payload.len() < 4 || buffered[payload.start + 3] != b':') {
         return Err(FrameError::InvalidVerbatim);
     }
-    src.set_position((payload_end + 2) as u64);
     Ok(())
 }
 
@@ -564,15 +575,7 @@ fn parse_blob(src: &mut Cursor<&[u8]>, kind: u8) -> Result<Frame, FrameError> {
         .checked_add(length as usize)
         .ok_or(FrameError::InvalidBulkLength)?;
     let buffered = *src.get_ref();
-    if buffered.len() < end + 2 {
-        return Err(FrameError::Incomplete);
-    }
-    if &buffered[end..end + 2] != b"\r\n" {
-        return Err(FrameError::MissingCrlf);
-    }
-    if kind == b'=' && (length < 4 || buffered[start + 3] != b':') {
-        return Err(FrameError::InvalidVerbatim);
-    }
+    check_blob_payload(buffered, kind, start..end)?;
     let bytes = Bytes::copy_from_slice(&buffered[start..end]);
     src.set_position((end + 2) as u64);
     Ok(Frame::Bulk(bytes))
