@@ -50,6 +50,17 @@ pub fn vote_body(last_index: Index, last_term: Term) -> Body {
     }
 }
 
+/// An append from a leader: `entries` after (prev_index, prev_term), and
+/// the leader's commit index.
+pub fn append(prev_index: Index, prev_term: Term, entries: Vec<Entry>, commit: Index) -> Body {
+    Body::Append {
+        prev_index,
+        prev_term,
+        entries,
+        commit,
+    }
+}
+
 /// A follower's answer to a snapshot chunk: the offset it wants next, and
 /// whether it has the whole snapshot.
 pub fn snapshot_reply(index: Index, next_offset: u64, done: bool) -> Body {

@@ -64,12 +64,7 @@ fn planted_skip_log_matching_appends_after_a_mismatched_entry() {
             3,
             0,
         );
-        let append = Body::Append {
-            prev_index: 3,
-            prev_term: 3,
-            entries: vec![entry(4, 3)],
-            commit: 0,
-        };
+        let append = append(3, 3, vec![entry(4, 3)], 0);
         node.step(message(1, 2, 3, append)).expect("voter");
         let ready = drain(&mut node);
         let reply = all_messages(&ready)
