@@ -607,16 +607,13 @@ fn get_u8(src: &mut Cursor<&[u8]>) -> Result<u8, FrameError> {
 /// terminator within `line_max` bytes is an error rather than a reason to
 /// keep buffering.
 fn get_line<'a>(src: &mut Cursor<&'a [u8]>, line_max: usize) -> Result<&'a [u8], FrameError> {
-    let buffered: &'a [u8] = src.get_ref();
-    let start = src.position() as usize;
-    let rest = &buffered[start.min(buffered.len())..];
-    let search_bytes = rest.len().min(line_max.saturating_add(2));
-    match rest[..search_bytes].iter().position(|&byte| byte == b'\n') {
+    let (rest, newline) = find_newline(src, line_max);
+    match newline {
         Some(newline) => {
             if newline == 0 || rest[newline - 1] != b'\r' {
                 return Err(FrameError::MissingCrlf);
             }
-            src.set_position((start + newline + 1) as u64);
+            src.set_position(src.position() + newline as u64 + 1);
             Ok(&rest[..newline - 1])
         }
         None if rest.len() > line_max.saturating_add(1) => Err(FrameError::LineTooLong {
@@ -626,18 +623,27 @@ fn get_line<'a>(src: &mut Cursor<&'a [u8]>, line_max: usize) -> Result<&'a [u8],
     }
 }
 
+/// The unread bytes, and where the first `\n` stands among them when it is
+/// within a line of `line_max` bytes and its terminator (searching no
+/// further, so a long line costs no more than its bound).
+fn find_newline<'a>(src: &Cursor<&'a [u8]>, line_max: usize) -> (&'a [u8], Option<usize>) {
+    let buffered: &'a [u8] = src.get_ref();
+    let start = src.position() as usize;
+    let rest = &buffered[start.min(buffered.len())..];
+    let search_bytes = rest.len().min(line_max.saturating_add(2));
+    let newline = rest[..search_bytes].iter().position(|&byte| byte == b'\n');
+    (rest, newline)
+}
+
 /// An inline command line ends at `\n`, with an optional `\r` before it.
 fn get_inline_line<'a>(
     src: &mut Cursor<&'a [u8]>,
     line_max: usize,
 ) -> Result<&'a [u8], FrameError> {
-    let buffered: &'a [u8] = src.get_ref();
-    let start = src.position() as usize;
-    let rest = &buffered[start.min(buffered.len())..];
-    let search_bytes = rest.len().min(line_max.saturating_add(2));
-    match rest[..search_bytes].iter().position(|&byte| byte == b'\n') {
+    let (rest, newline) = find_newline(src, line_max);
+    match newline {
         Some(newline) => {
-            src.set_position((start + newline + 1) as u64);
+            src.set_position(src.position() + newline as u64 + 1);
             let line = &rest[..newline];
             Ok(line.strip_suffix(b"\r").unwrap_or(line))
         }
