@@ -230,16 +230,28 @@ impl Gate {
 
     // ----- item 4 ---------------------------------------------------------------
 
-    pub(super) async fn item4_new_leader(&mut self, killed: Option<Killed>) -> Option<Leader> {
-        let Some(killed) = killed else {
+    /// Items 4 to 6 need the node item 3 killed. Without one the item fails,
+    /// saying why: the cluster is attached (no process to kill), or no
+    /// `what` (leader, node) was killed.
+    fn killed_or_fail(
+        &mut self,
+        item: usize,
+        killed: Option<Killed>,
+        what: &str,
+    ) -> Option<Killed> {
+        if killed.is_none() {
             let why = if self.ctx.processes.can_control() {
-                "not run: no leader was killed (item 3)"
+                format!("not run: no {what} was killed (item 3)")
             } else {
-                ATTACHED
+                ATTACHED.to_string()
             };
-            self.verdict(4, ItemResult::fail(why, "timeline.jsonl"));
-            return None;
-        };
+            self.verdict(item, ItemResult::fail(why, "timeline.jsonl"));
+        }
+        killed
+    }
+
+    pub(super) async fn item4_new_leader(&mut self, killed: Option<Killed>) -> Option<Leader> {
+        let killed = self.killed_or_fail(4, killed, "leader")?;
         self.emit(
             "4.1",
             StepKind::Step,
@@ -344,13 +356,7 @@ impl Gate {
         survivors: &[u64],
         killed: Option<Killed>,
     ) {
-        let Some(killed) = killed else {
-            let why = if self.ctx.processes.can_control() {
-                "not run: no leader was killed (item 3)"
-            } else {
-                ATTACHED
-            };
-            self.verdict(5, ItemResult::fail(why, "timeline.jsonl"));
+        let Some(killed) = self.killed_or_fail(5, killed, "leader") else {
             return;
         };
         let leader = match new_leader {
@@ -387,13 +393,7 @@ impl Gate {
     // ----- item 6 ---------------------------------------------------------------
 
     pub(super) async fn item6_restart_and_verify(&mut self, killed: Option<Killed>) {
-        let Some(killed) = killed else {
-            let why = if self.ctx.processes.can_control() {
-                "not run: no node was killed (item 3)"
-            } else {
-                ATTACHED
-            };
-            self.verdict(6, ItemResult::fail(why, "timeline.jsonl"));
+        let Some(killed) = self.killed_or_fail(6, killed, "node") else {
             return;
         };
         if self.aborted() {
