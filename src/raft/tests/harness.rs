@@ -61,6 +61,12 @@ pub fn append(prev_index: Index, prev_term: Term, entries: Vec<Entry>, commit: I
     }
 }
 
+/// A ReadIndex answer: the read with `context` may be served once `index`
+/// is applied.
+pub fn read_state(context: u64, index: Index) -> ReadState {
+    ReadState { context, index }
+}
+
 /// A follower's answer to a snapshot chunk: the offset it wants next, and
 /// whether it has the whole snapshot.
 pub fn snapshot_reply(index: Index, next_offset: u64, done: bool) -> Body {

@@ -3,7 +3,7 @@
 
 use super::harness::*;
 use crate::message::{AppendOutcome, Body};
-use crate::raft::{Config, PlantedBug, RawNode, ReadState};
+use crate::raft::{Config, PlantedBug, RawNode};
 
 fn with_bug(mut config: Config, bug: Option<PlantedBug>) -> Config {
     config.planted_bug = bug;
@@ -88,11 +88,7 @@ fn planted_read_without_quorum_answers_before_any_heartbeat_round() {
         leader.read_index(5).expect("leader");
         let ready = drain(&mut leader);
         assert_eq!(
-            ready.read_states
-                == vec![ReadState {
-                    context: 5,
-                    index: 0
-                }],
+            ready.read_states == vec![read_state(5, 0)],
             immediate,
             "{bug:?}"
         );
