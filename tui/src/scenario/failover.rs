@@ -81,16 +81,20 @@ impl Gate {
         Some(killed)
     }
 
+    /// Node `id` has no process (its supervisor knows no pid for it).
+    async fn has_exited(&mut self, id: u64) -> Result<bool, String> {
+        Ok(self
+            .ctx
+            .processes
+            .request(id, ProcessOp::Pid)
+            .await?
+            .is_none())
+    }
+
     async fn wait_until_exited(&mut self, id: u64) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_millis(KILL_DEADLINE_MS);
         loop {
-            if self
-                .ctx
-                .processes
-                .request(id, ProcessOp::Pid)
-                .await?
-                .is_none()
-            {
+            if self.has_exited(id).await? {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -502,13 +506,7 @@ impl Gate {
                 Ok(status) => last = format!("applied index {} of {target}", status.applied_index),
                 Err(e) => last = e,
             }
-            if self
-                .ctx
-                .processes
-                .request(id, ProcessOp::Pid)
-                .await?
-                .is_none()
-            {
+            if self.has_exited(id).await? {
                 return Err(self.why_node_died(id));
             }
             if Instant::now() >= deadline {
