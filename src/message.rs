@@ -67,6 +67,18 @@ pub struct Entry {
     pub data: Bytes,
 }
 
+impl Entry {
+    /// A client command's entry (`EntryKind::Normal`) carrying `data`.
+    pub fn normal(index: Index, term: Term, data: impl Into<Bytes>) -> Entry {
+        Entry {
+            index,
+            term,
+            kind: EntryKind::Normal,
+            data: data.into(),
+        }
+    }
+}
+
 /// What a snapshot covers: everything up to and including `index`, whose
 /// entry had `term`. `members` is the configuration in force there (always
 /// a committed one), in id order; empty before the cluster's first

@@ -566,25 +566,8 @@ mod tests {
         assert!(checker.check(&[]).is_err());
     }
 
-    #[test]
-    fn overlapping_writes_at_the_settled_point_leave_both_values_possible() {
-        for (seen, legal) in [(1, true), (2, true), (NIL, false)] {
-            let mut checker = IncrementalChecker::new();
-            feed(
-                &mut checker,
-                &[
-                    op(1, Write(1), 1, Some(5), Done),
-                    op(2, Write(2), 2, Some(6), Done),
-                ],
-            )
-            .expect("linearizable");
-            let later = [
-                op(3, Read(seen), 10, Some(11), Done),
-                op(4, Read(seen), 12, Some(13), Done),
-            ];
-            assert_eq!(feed(&mut checker, &later).is_ok(), legal, "read {seen}");
-        }
-        // Once one read fixed the value, the other cannot appear.
+    /// A checker fed two writes (1 and 2) that overlap in time.
+    fn after_two_overlapping_writes() -> IncrementalChecker {
         let mut checker = IncrementalChecker::new();
         feed(
             &mut checker,
@@ -594,6 +577,21 @@ mod tests {
             ],
         )
         .expect("linearizable");
+        checker
+    }
+
+    #[test]
+    fn overlapping_writes_at_the_settled_point_leave_both_values_possible() {
+        for (seen, legal) in [(1, true), (2, true), (NIL, false)] {
+            let mut checker = after_two_overlapping_writes();
+            let later = [
+                op(3, Read(seen), 10, Some(11), Done),
+                op(4, Read(seen), 12, Some(13), Done),
+            ];
+            assert_eq!(feed(&mut checker, &later).is_ok(), legal, "read {seen}");
+        }
+        // Once one read fixed the value, the other cannot appear.
+        let mut checker = after_two_overlapping_writes();
         feed(&mut checker, &[op(3, Read(1), 10, Some(11), Done)]).expect("1 may be last");
         assert!(feed(&mut checker, &[op(4, Read(2), 12, Some(13), Done)]).is_err());
     }

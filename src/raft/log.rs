@@ -502,12 +502,7 @@ mod tests {
     use super::*;
 
     fn entry(index: Index, term: Term) -> Entry {
-        Entry {
-            index,
-            term,
-            kind: EntryKind::Normal,
-            data: Bytes::new(),
-        }
+        Entry::normal(index, term, Bytes::new())
     }
 
     fn log_with_terms(terms: &[Term]) -> RaftLog {
@@ -572,12 +567,7 @@ mod tests {
     #[test]
     fn batches_respect_count_and_byte_bounds() {
         let entries = (1..=5)
-            .map(|i| Entry {
-                index: i,
-                term: 1,
-                kind: EntryKind::Normal,
-                data: Bytes::from(vec![0u8; 10]),
-            })
+            .map(|i| Entry::normal(i, 1, vec![0u8; 10]))
             .collect();
         let log = RaftLog::restore(None, entries, 0).expect("valid");
         assert_eq!(log.entries_from(1, 3, 1000).map(|b| b.len()), Some(3));

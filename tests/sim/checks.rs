@@ -343,12 +343,7 @@ mod tests {
     use super::*;
 
     fn entry(index: Index, term: Term, data: &'static [u8]) -> Entry {
-        Entry {
-            index,
-            term,
-            kind: EntryKind::Normal,
-            data: Bytes::from_static(data),
-        }
+        Entry::normal(index, term, Bytes::from_static(data))
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use raftkv_node::client::ClusterClient;
 
 use crate::clock::format_duration_ms;
+use crate::columns::format_columns;
 use crate::dashboard::{parse_addr_list_arg, AddrList};
 use crate::digest::state_digest;
 use crate::membership::{self, MemberChange};
@@ -237,19 +238,7 @@ pub fn status_table(addrs: &[String], statuses: &[Result<NodeStatus, String>]) -
             }
         }
     }
-    let widths: Vec<usize> = (0..11)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
+    let mut out = format_columns(&rows);
     for error in errors {
         out.push_str(&error);
         out.push('\n');

@@ -5,10 +5,8 @@
 //! supervisor re-executes this binary as `raftkv node ...`); `kv` is a client.
 
 mod app;
-mod bench;
 mod chaos;
-mod clock;
-mod cluster;
+mod columns;
 mod dashboard;
 mod digest;
 mod evidence;
@@ -20,12 +18,14 @@ mod kv_cli;
 mod live_history;
 mod membership;
 mod plan;
-mod poll;
 mod scenario;
-mod status;
-mod supervisor;
 mod ui;
 mod up;
+
+// The cluster modules live in raftkv-cluster (shared with raftkv-bench) and
+// the benchmarks in raftkv-bench; they keep their `crate::` paths here.
+use raftkv_bench as bench;
+use raftkv_cluster::{clock, cluster, poll, status, supervisor};
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

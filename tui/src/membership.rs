@@ -9,6 +9,7 @@ use raftkv_node::client::{ClusterClient, Connection};
 use raftkv_node::driver::status::MemberView;
 use raftkv_node::resp::Frame;
 
+use crate::columns::format_columns;
 use crate::status::NodeStatus;
 
 /// First wait after CLUSTERDOWN, a refused connection or (when retried)
@@ -345,19 +346,7 @@ pub fn member_table(list: &MemberList) -> String {
                 .map_or("-".to_string(), |index| index.to_string()),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
+    let mut out = format_columns(&rows);
     if let Some(status) = &list.status {
         let who = if status.is_leader() {
             format!("leader node {}", status.id)

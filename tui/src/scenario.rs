@@ -36,8 +36,8 @@ use crate::cluster::ClusterLayout;
 use crate::digest::state_digest;
 use crate::evidence::{self, Bundle};
 use crate::gate_record::{
-    self, BenchResult, CatchUp, DigestRow, Election, GateNode, GateRecord, ItemResult, RunMode,
-    StepKind, TimelineEntry, Verdict,
+    self, BenchResult, CatchUp, DigestRow, Election, GateNode, GateRecord, ItemResult,
+    Measurements, RunMode, StepKind, TimelineEntry, Verdict,
 };
 use crate::integrity::{Alarm, IntegrityWatch};
 use crate::key_check;
@@ -308,6 +308,22 @@ struct Leader {
     id: u64,
     term: u64,
     addr: String,
+}
+
+/// One of the gate's write items (2: the first keys through the leader,
+/// 5: more through the new leader after the kill).
+struct WriteItem<'a> {
+    item: usize,
+    /// The timeline steps of the writes and of their check.
+    steps: (&'a str, &'a str),
+    leader: &'a Leader,
+    keys: RangeInclusive<u64>,
+    /// The nodes every gate key so far is checked on.
+    nodes: &'a [u64],
+    /// What the figure says was written, and through whom.
+    written: &'a str,
+    /// Where the writes' duration is kept.
+    measured: fn(&mut Measurements) -> &mut Option<u64>,
 }
 
 /// The killed leader.
@@ -656,29 +672,50 @@ impl Gate {
                 leader.id, leader.addr, leader.term
             ),
         );
-        let keys = 1..=KEYS_PER_PHASE;
-        let result = match self.write_keys("2.3", &leader, keys.clone()).await {
+        self.write_and_verify(WriteItem {
+            item: 2,
+            steps: ("2.3", "2.4"),
+            leader: &leader,
+            keys: 1..=KEYS_PER_PHASE,
+            nodes: &ids,
+            written: "keys written through leader",
+            measured: |measurements| &mut measurements.first_writes_ms,
+        })
+        .await;
+        Some(leader)
+    }
+
+    /// A write item (2 and 5): SETs its keys through its leader, keeps the
+    /// ms that took, checks every gate key so far on its nodes, and gives
+    /// the item its verdict.
+    async fn write_and_verify(&mut self, write: WriteItem<'_>) {
+        let (write_step, verify_step) = write.steps;
+        let through = *write.keys.end();
+        let result = match self.write_keys(write_step, write.leader, write.keys).await {
             Ok(ms) => {
-                self.record.measurements.first_writes_ms = Some(ms);
-                self.verify_keys("2.4", &ids, 1..=KEYS_PER_PHASE).await.map(|figure| {
-                    format!(
-                        "{KEYS_PER_PHASE} keys written through leader node {} (term {}) in {}; {figure}",
-                        leader.id,
-                        leader.term,
-                        evidence::format_ms(ms)
-                    )
-                })
+                *(write.measured)(&mut self.record.measurements) = Some(ms);
+                self.verify_keys(verify_step, write.nodes, 1..=through)
+                    .await
+                    .map(|figure| {
+                        format!(
+                            "{KEYS_PER_PHASE} {} node {} (term {}) in {}; {figure}",
+                            write.written,
+                            write.leader.id,
+                            write.leader.term,
+                            evidence::format_ms(ms)
+                        )
+                    })
             }
             Err(e) => Err(e),
         };
+        let timeline_steps = format!("timeline.jsonl steps {write_step}-{verify_step}");
         self.verdict(
-            2,
+            write.item,
             match result {
-                Ok(figure) => ItemResult::pass(figure, "timeline.jsonl steps 2.3-2.4"),
-                Err(e) => ItemResult::fail(e, "timeline.jsonl steps 2.3-2.4"),
+                Ok(figure) => ItemResult::pass(figure, timeline_steps),
+                Err(e) => ItemResult::fail(e, timeline_steps),
             },
         );
-        Some(leader)
     }
 
     /// SETs the gate keys `keys` through `leader`; returns the ms it took.
@@ -1127,29 +1164,13 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::ClusterArgs;
-    use crate::supervisor::NodeProgram;
 
     #[tokio::test]
     async fn the_dashboard_serves_the_gates_process_requests() {
         let dir = tempfile::tempdir().unwrap();
-        let layout = ClusterLayout::new(&ClusterArgs {
-            nodes: 1,
-            base_port: 7000,
-            data_dir: dir.path().join("data"),
-            log_dir: dir.path().join("logs"),
-            fresh: false,
-            requirepass: None,
-        })
-        .unwrap();
-        layout.create_dirs().unwrap();
         // A stand-in node: the requests, not the node, are under test.
-        let program = NodeProgram {
-            program: "/bin/sh".into(),
-            leading_args: vec!["-c".into(), "exec sleep 30".into(), "sh".into()],
-        };
-        let (reports_tx, _reports) = mpsc::channel(8);
-        let mut supervisor = Supervisor::new(layout, program, reports_tx, 1_000);
+        let (mut supervisor, _reports) =
+            Supervisor::stand_in(dir.path(), 1, "exec sleep 30", 1_000);
         let (requests_tx, mut requests) = mpsc::channel(4);
         let mut control = ProcessControl::Dashboard(requests_tx);
 

@@ -441,17 +441,28 @@ fn check_blob(
             max_bytes: bounds.limits.frame_bytes_max,
         });
     }
-    let buffered = *src.get_ref();
-    if buffered.len() < payload_end + 2 {
+    check_blob_payload(src.get_ref(), kind, payload_start..payload_end)?;
+    src.set_position((payload_end + 2) as u64);
+    Ok(())
+}
+
+/// A blob's payload at `payload` is all buffered and followed by CRLF; a
+/// verbatim string's (`=`) starts with its three-letter format and `:`.
+/// Shared by `check` and `parse`, so parsing sees what checking passed.
+fn check_blob_payload(
+    buffered: &[u8],
+    kind: u8,
+    payload: std::ops::Range<usize>,
+) -> Result<(), FrameError> {
+    if buffered.len() < payload.end + 2 {
         return Err(FrameError::Incomplete);
     }
-    if &buffered[payload_end..payload_end + 2] != b"\r\n" {
+    if &buffered[payload.end..payload.end + 2] != b"\r\n" {
         return Err(FrameError::MissingCrlf);
     }
-    if kind == b'=' && (length_bytes < 4 || buffered[payload_start + 3] != b':') {
+    if kind == b'=' && (payload.len() < 4 || buffered[payload.start + 3] != b':') {
         return Err(FrameError::InvalidVerbatim);
     }
-    src.set_position((payload_end + 2) as u64);
     Ok(())
 }
 
@@ -564,15 +575,7 @@ fn parse_blob(src: &mut Cursor<&[u8]>, kind: u8) -> Result<Frame, FrameError> {
         .checked_add(length as usize)
         .ok_or(FrameError::InvalidBulkLength)?;
     let buffered = *src.get_ref();
-    if buffered.len() < end + 2 {
-        return Err(FrameError::Incomplete);
-    }
-    if &buffered[end..end + 2] != b"\r\n" {
-        return Err(FrameError::MissingCrlf);
-    }
-    if kind == b'=' && (length < 4 || buffered[start + 3] != b':') {
-        return Err(FrameError::InvalidVerbatim);
-    }
+    check_blob_payload(buffered, kind, start..end)?;
     let bytes = Bytes::copy_from_slice(&buffered[start..end]);
     src.set_position((end + 2) as u64);
     Ok(Frame::Bulk(bytes))
@@ -604,16 +607,13 @@ fn get_u8(src: &mut Cursor<&[u8]>) -> Result<u8, FrameError> {
 /// terminator within `line_max` bytes is an error rather than a reason to
 /// keep buffering.
 fn get_line<'a>(src: &mut Cursor<&'a [u8]>, line_max: usize) -> Result<&'a [u8], FrameError> {
-    let buffered: &'a [u8] = src.get_ref();
-    let start = src.position() as usize;
-    let rest = &buffered[start.min(buffered.len())..];
-    let search_bytes = rest.len().min(line_max.saturating_add(2));
-    match rest[..search_bytes].iter().position(|&byte| byte == b'\n') {
+    let (rest, newline) = find_newline(src, line_max);
+    match newline {
         Some(newline) => {
             if newline == 0 || rest[newline - 1] != b'\r' {
                 return Err(FrameError::MissingCrlf);
             }
-            src.set_position((start + newline + 1) as u64);
+            src.set_position(src.position() + newline as u64 + 1);
             Ok(&rest[..newline - 1])
         }
         None if rest.len() > line_max.saturating_add(1) => Err(FrameError::LineTooLong {
@@ -623,18 +623,27 @@ fn get_line<'a>(src: &mut Cursor<&'a [u8]>, line_max: usize) -> Result<&'a [u8],
     }
 }
 
+/// The unread bytes, and where the first `\n` stands among them when it is
+/// within a line of `line_max` bytes and its terminator (searching no
+/// further, so a long line costs no more than its bound).
+fn find_newline<'a>(src: &Cursor<&'a [u8]>, line_max: usize) -> (&'a [u8], Option<usize>) {
+    let buffered: &'a [u8] = src.get_ref();
+    let start = src.position() as usize;
+    let rest = &buffered[start.min(buffered.len())..];
+    let search_bytes = rest.len().min(line_max.saturating_add(2));
+    let newline = rest[..search_bytes].iter().position(|&byte| byte == b'\n');
+    (rest, newline)
+}
+
 /// An inline command line ends at `\n`, with an optional `\r` before it.
 fn get_inline_line<'a>(
     src: &mut Cursor<&'a [u8]>,
     line_max: usize,
 ) -> Result<&'a [u8], FrameError> {
-    let buffered: &'a [u8] = src.get_ref();
-    let start = src.position() as usize;
-    let rest = &buffered[start.min(buffered.len())..];
-    let search_bytes = rest.len().min(line_max.saturating_add(2));
-    match rest[..search_bytes].iter().position(|&byte| byte == b'\n') {
+    let (rest, newline) = find_newline(src, line_max);
+    match newline {
         Some(newline) => {
-            src.set_position((start + newline + 1) as u64);
+            src.set_position(src.position() + newline as u64 + 1);
             let line = &rest[..newline];
             Ok(line.strip_suffix(b"\r").unwrap_or(line))
         }
@@ -711,65 +720,13 @@ fn split_inline(line: &[u8], mut out: Option<&mut Vec<Bytes>>) -> Result<usize, 
             }
         };
         match line[index] {
-            b'"' => {
-                index += 1;
-                loop {
-                    match line.get(index) {
-                        None => return Err(FrameError::UnbalancedQuotes),
-                        Some(b'\\')
-                            if line.get(index + 1) == Some(&b'x')
-                                && line.get(index + 2..index + 4).is_some_and(is_hex_pair) =>
-                        {
-                            push(hex_value(line[index + 2]) * 16 + hex_value(line[index + 3]));
-                            index += 4;
-                        }
-                        Some(b'\\') if index + 1 < line.len() => {
-                            push(match line[index + 1] {
-                                b'n' => b'\n',
-                                b'r' => b'\r',
-                                b't' => b'\t',
-                                b'b' => 0x08,
-                                b'a' => 0x07,
-                                other => other,
-                            });
-                            index += 2;
-                        }
-                        Some(b'"') => {
-                            index += 1;
-                            if index < line.len() && !line[index].is_ascii_whitespace() {
-                                return Err(FrameError::UnbalancedQuotes);
-                            }
-                            break;
-                        }
-                        Some(&byte) => {
-                            push(byte);
-                            index += 1;
-                        }
-                    }
-                }
-            }
-            b'\'' => {
-                index += 1;
-                loop {
-                    match line.get(index) {
-                        None => return Err(FrameError::UnbalancedQuotes),
-                        Some(b'\\') if line.get(index + 1) == Some(&b'\'') => {
-                            push(b'\'');
-                            index += 2;
-                        }
-                        Some(b'\'') => {
-                            index += 1;
-                            if index < line.len() && !line[index].is_ascii_whitespace() {
-                                return Err(FrameError::UnbalancedQuotes);
-                            }
-                            break;
-                        }
-                        Some(&byte) => {
-                            push(byte);
-                            index += 1;
-                        }
-                    }
-                }
+            quote @ (b'"' | b'\'') => {
+                let escape = if quote == b'"' {
+                    double_quoted_escape
+                } else {
+                    single_quoted_escape
+                };
+                index = split_quoted(line, index + 1, quote, escape, &mut push)?;
             }
             _ => {
                 while index < line.len() && !line[index].is_ascii_whitespace() {
@@ -783,6 +740,72 @@ fn split_inline(line: &[u8], mut out: Option<&mut Vec<Bytes>>) -> Result<usize, 
             out.push(Bytes::copy_from_slice(&current));
         }
     }
+}
+
+/// Decodes the escape sequence whose backslash is at an index of a line:
+/// the byte it stands for and its length, or `None` when it is not one.
+type QuotedEscape = fn(&[u8], usize) -> Option<(u8, usize)>;
+
+/// Reads a quoted argument from `index`, just after its opening `quote`,
+/// up to the closing one, which must be followed by whitespace or the end.
+/// `escape` decodes the backslash at an index into a byte and the length
+/// of its sequence, or declines (the backslash then stands for itself).
+/// Returns the index after the closing quote.
+fn split_quoted(
+    line: &[u8],
+    mut index: usize,
+    quote: u8,
+    escape: QuotedEscape,
+    push: &mut impl FnMut(u8),
+) -> Result<usize, FrameError> {
+    loop {
+        match line.get(index) {
+            None => return Err(FrameError::UnbalancedQuotes),
+            Some(&byte) if byte == quote => {
+                index += 1;
+                if index < line.len() && !line[index].is_ascii_whitespace() {
+                    return Err(FrameError::UnbalancedQuotes);
+                }
+                return Ok(index);
+            }
+            Some(&byte) => {
+                let escaped = if byte == b'\\' {
+                    escape(line, index)
+                } else {
+                    None
+                };
+                let (byte, length) = escaped.unwrap_or((byte, 1));
+                push(byte);
+                index += length;
+            }
+        }
+    }
+}
+
+/// In "double quotes": `\xHH`, and `\n \r \t \b \a`; any other escaped
+/// byte stands for itself.
+fn double_quoted_escape(line: &[u8], index: usize) -> Option<(u8, usize)> {
+    if line.get(index + 1) == Some(&b'x') && line.get(index + 2..index + 4).is_some_and(is_hex_pair)
+    {
+        return Some((
+            hex_value(line[index + 2]) * 16 + hex_value(line[index + 3]),
+            4,
+        ));
+    }
+    let byte = match *line.get(index + 1)? {
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        b'b' => 0x08,
+        b'a' => 0x07,
+        other => other,
+    };
+    Some((byte, 2))
+}
+
+/// In 'single quotes' only `\'` is an escape.
+fn single_quoted_escape(line: &[u8], index: usize) -> Option<(u8, usize)> {
+    (line.get(index + 1) == Some(&b'\'')).then_some((b'\'', 2))
 }
 
 fn is_hex_pair(pair: &[u8]) -> bool {

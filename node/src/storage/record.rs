@@ -255,15 +255,9 @@ pub(super) fn decode_record(payload: &[u8]) -> Result<Record, String> {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use raftkv::message::EntryKind;
 
     fn entry(index: Index, term: Term, data: &'static [u8]) -> Entry {
-        Entry {
-            index,
-            term,
-            kind: EntryKind::Normal,
-            data: Bytes::from_static(data),
-        }
+        Entry::normal(index, term, Bytes::from_static(data))
     }
 
     #[test]
@@ -362,12 +356,7 @@ mod tests {
 
     #[test]
     fn an_oversized_entry_is_refused_and_leaves_the_buffer_unchanged() {
-        let huge = Entry {
-            index: 1,
-            term: 1,
-            kind: EntryKind::Normal,
-            data: Bytes::from(vec![7u8; RECORD_BYTES_MAX + 1]),
-        };
+        let huge = Entry::normal(1, 1, vec![7u8; RECORD_BYTES_MAX + 1]);
         let mut buffer = vec![1, 2, 3];
         let error = encode_record(&mut buffer, &RecordRef::Entry(&huge)).unwrap_err();
         assert!(

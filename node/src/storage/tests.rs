@@ -6,19 +6,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use raftkv::message::{Entry, EntryKind, Index, Snapshot, SnapshotMeta, Term};
+use raftkv::message::{Entry, Index, Snapshot, SnapshotMeta, Term};
 use raftkv::raft::{HardState, InitialState, Rng};
 
 use super::record::{frame_at, Framed};
 use super::*;
 
 fn entry(index: Index, term: Term) -> Entry {
-    Entry {
-        index,
-        term,
-        kind: EntryKind::Normal,
-        data: Bytes::from(format!("set key{index} value-{index}-{term}")),
-    }
+    Entry::normal(index, term, format!("set key{index} value-{index}-{term}"))
 }
 
 fn entries(indexes: std::ops::RangeInclusive<Index>, term: Term) -> Vec<Entry> {

@@ -480,16 +480,9 @@ fn create_segment(wal_dir: &Path, number: u64) -> Result<File, StorageError> {
 mod tests {
     use super::*;
     use crate::storage::record::RECORD_BYTES_MAX;
-    use bytes::Bytes;
-    use raftkv::message::EntryKind;
 
     fn entry(index: Index) -> Entry {
-        Entry {
-            index,
-            term: 1,
-            kind: EntryKind::Normal,
-            data: Bytes::from(format!("value-{index}")),
-        }
+        Entry::normal(index, 1, format!("value-{index}"))
     }
 
     /// Two sync batches of three entries each, as bytes, with record offsets.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use raftkv::message::{Body, Entry, EntryKind, Message};
+use raftkv::message::{Body, Entry, Message};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -191,12 +191,7 @@ fn append_with(from: u64, to: u64, term: u64, data: Bytes) -> Message {
         body: Body::Append {
             prev_index: 0,
             prev_term: 0,
-            entries: vec![Entry {
-                index: 1,
-                term,
-                kind: EntryKind::Normal,
-                data,
-            }],
+            entries: vec![Entry::normal(1, term, data)],
             commit: 0,
         },
     }

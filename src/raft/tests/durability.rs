@@ -10,13 +10,7 @@ use crate::raft::{Config, InitialState, RawNode, Rng, Role};
 #[test]
 fn durability_vote_reply_leaves_only_after_the_vote_is_persisted() {
     let mut node = node_with_log(plain_config(1, &[1, 2, 3]), &[], 1, 0);
-    let request = Body::Vote {
-        last_index: 0,
-        last_term: 0,
-        leadership_transfer: false,
-        commit: 0,
-        commit_term: 0,
-    };
+    let request = vote_body(0, 0);
     node.step(message(2, 1, 2, request.clone())).expect("voter");
     let ready = node.ready();
     assert_eq!(ready.hard_state.map(|hs| (hs.term, hs.vote)), Some((2, 2)));

@@ -212,12 +212,7 @@ fn paper_5_1_higher_term_makes_a_leader_step_down_and_clears_the_vote() {
 #[test]
 fn paper_5_1_lower_term_request_is_answered_with_the_current_term_and_changes_nothing() {
     let mut node = node_with_log(plain_config(1, &[1, 2, 3]), &[1, 2], 3, 0);
-    let stale = Body::Append {
-        prev_index: 2,
-        prev_term: 2,
-        entries: vec![entry(3, 2)],
-        commit: 3,
-    };
+    let stale = append(2, 2, vec![entry(3, 2)], 3);
     node.step(message(2, 1, 2, stale)).expect("voter");
     let ready = drain(&mut node);
     assert!(ready.entries.is_empty() && ready.hard_state.is_none());

@@ -50,13 +50,35 @@ pub fn vote_body(last_index: Index, last_term: Term) -> Body {
     }
 }
 
-pub fn entry(index: Index, term: Term) -> Entry {
-    Entry {
-        index,
-        term,
-        kind: EntryKind::Normal,
-        data: Bytes::from(format!("{index}@{term}")),
+/// An append from a leader: `entries` after (prev_index, prev_term), and
+/// the leader's commit index.
+pub fn append(prev_index: Index, prev_term: Term, entries: Vec<Entry>, commit: Index) -> Body {
+    Body::Append {
+        prev_index,
+        prev_term,
+        entries,
+        commit,
     }
+}
+
+/// A ReadIndex answer: the read with `context` may be served once `index`
+/// is applied.
+pub fn read_state(context: u64, index: Index) -> ReadState {
+    ReadState { context, index }
+}
+
+/// A follower's answer to a snapshot chunk: the offset it wants next, and
+/// whether it has the whole snapshot.
+pub fn snapshot_reply(index: Index, next_offset: u64, done: bool) -> Body {
+    Body::SnapshotReply {
+        index,
+        next_offset,
+        done,
+    }
+}
+
+pub fn entry(index: Index, term: Term) -> Entry {
+    Entry::normal(index, term, format!("{index}@{term}"))
 }
 
 /// Entries 1..=n with the given terms.

@@ -258,18 +258,8 @@ fn a_malformed_entry_is_dropped(kind: EntryKind) {
     let mut bad = entry(1, 1);
     bad.kind = kind;
     bad.data = bytes::Bytes::from_static(b"not a configuration");
-    node.step(message(
-        2,
-        1,
-        1,
-        Body::Append {
-            prev_index: 0,
-            prev_term: 0,
-            entries: vec![bad],
-            commit: 0,
-        },
-    ))
-    .expect("voter");
+    node.step(message(2, 1, 1, append(0, 0, vec![bad], 0)))
+        .expect("voter");
     drain(&mut node);
     assert_eq!(node.status().last_index, 0);
 }

@@ -3,7 +3,7 @@
 
 use super::harness::*;
 use crate::message::{AppendOutcome, Body};
-use crate::raft::{Config, PlantedBug, RawNode, ReadState};
+use crate::raft::{Config, PlantedBug, RawNode};
 
 fn with_bug(mut config: Config, bug: Option<PlantedBug>) -> Config {
     config.planted_bug = bug;
@@ -23,13 +23,7 @@ fn leader_of_term_3_over(terms: &[u64], bug: Option<PlantedBug>) -> RawNode {
 fn planted_vote_twice_grants_a_second_vote_in_one_term() {
     for (bug, second_granted) in [(None, false), (Some(PlantedBug::VoteTwice), true)] {
         let mut node = node_with_log(with_bug(plain_config(1, &[1, 2, 3]), bug), &[], 1, 0);
-        let request = Body::Vote {
-            last_index: 0,
-            last_term: 0,
-            leadership_transfer: false,
-            commit: 0,
-            commit_term: 0,
-        };
+        let request = vote_body(0, 0);
         node.step(message(2, 1, 2, request.clone())).expect("voter");
         drain(&mut node);
         node.step(message(3, 1, 2, request)).expect("voter");
@@ -70,12 +64,7 @@ fn planted_skip_log_matching_appends_after_a_mismatched_entry() {
             3,
             0,
         );
-        let append = Body::Append {
-            prev_index: 3,
-            prev_term: 3,
-            entries: vec![entry(4, 3)],
-            commit: 0,
-        };
+        let append = append(3, 3, vec![entry(4, 3)], 0);
         node.step(message(1, 2, 3, append)).expect("voter");
         let ready = drain(&mut node);
         let reply = all_messages(&ready)
@@ -99,11 +88,7 @@ fn planted_read_without_quorum_answers_before_any_heartbeat_round() {
         leader.read_index(5).expect("leader");
         let ready = drain(&mut leader);
         assert_eq!(
-            ready.read_states
-                == vec![ReadState {
-                    context: 5,
-                    index: 0
-                }],
+            ready.read_states == vec![read_state(5, 0)],
             immediate,
             "{bug:?}"
         );

@@ -2,7 +2,7 @@
 
 use super::harness::*;
 use crate::message::{AppendOutcome, Body, Message};
-use crate::raft::{Config, ProposeError, RawNode, ReadState, Role};
+use crate::raft::{Config, ProposeError, RawNode, Role};
 
 /// A 3-voter leader of term 2 whose no-op is committed (by node 2's ack).
 fn settled_leader() -> RawNode {
@@ -58,13 +58,7 @@ fn read_index_waits_for_a_majority_to_confirm_a_round_sent_after_the_request() {
         "a round sent before the read confirms nothing"
     );
     ack_round(&mut leader, 2, round);
-    assert_eq!(
-        drain(&mut leader).read_states,
-        vec![ReadState {
-            context: 7,
-            index: 2
-        }]
-    );
+    assert_eq!(drain(&mut leader).read_states, vec![read_state(7, 2)]);
 }
 
 #[test]
@@ -82,13 +76,7 @@ fn read_index_batches_reads_that_wait_for_the_same_round() {
     );
     ack_round(&mut leader, 3, first_round);
     let ready = drain(&mut leader);
-    assert_eq!(
-        ready.read_states,
-        vec![ReadState {
-            context: 1,
-            index: 2
-        }]
-    );
+    assert_eq!(ready.read_states, vec![read_state(1, 2)]);
     let second_round = *heartbeat_rounds(&ready.messages)
         .last()
         .expect("the next round goes out at once");
@@ -121,13 +109,7 @@ fn read_index_new_leader_answers_no_read_before_committing_in_its_term() {
         .last()
         .expect("the read's round starts after the commit");
     ack_round(&mut leader, 3, round);
-    assert_eq!(
-        drain(&mut leader).read_states,
-        vec![ReadState {
-            context: 9,
-            index: 2
-        }]
-    );
+    assert_eq!(drain(&mut leader).read_states, vec![read_state(9, 2)]);
 }
 
 #[test]
@@ -143,21 +125,9 @@ fn read_index_single_voter_is_immediate_once_its_term_commits() {
         "the no-op is not committed yet"
     );
     node.advance(ready.ack());
-    assert_eq!(
-        drain(&mut node).read_states,
-        vec![ReadState {
-            context: 4,
-            index: 1
-        }]
-    );
+    assert_eq!(drain(&mut node).read_states, vec![read_state(4, 1)]);
     node.read_index(5).expect("leader");
-    assert_eq!(
-        drain(&mut node).read_states,
-        vec![ReadState {
-            context: 5,
-            index: 1
-        }]
-    );
+    assert_eq!(drain(&mut node).read_states, vec![read_state(5, 1)]);
 }
 
 #[test]

@@ -4,20 +4,6 @@ use super::harness::*;
 use crate::message::{AppendOutcome, Body, Message};
 use crate::raft::{Config, RawNode, Role};
 
-fn append(
-    prev_index: u64,
-    prev_term: u64,
-    entries: Vec<crate::message::Entry>,
-    commit: u64,
-) -> Body {
-    Body::Append {
-        prev_index,
-        prev_term,
-        entries,
-        commit,
-    }
-}
-
 fn reply_to(ready: &crate::raft::Ready, to: u64) -> Message {
     all_messages(ready)
         .into_iter()

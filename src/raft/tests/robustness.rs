@@ -105,21 +105,16 @@ fn paper_5_3_append_reaching_beyond_index_max_is_dropped() {
         entries: Vec::new(),
     };
     let mut node = RawNode::new(plain_config(2, &[1, 2, 3]), initial, 5).expect("restores");
-    let too_far = Body::Append {
-        prev_index: INDEX_MAX - 1,
-        prev_term: 1,
-        entries: vec![entry(INDEX_MAX, 1), entry(INDEX_MAX + 1, 1)],
-        commit: 0,
-    };
+    let too_far = append(
+        INDEX_MAX - 1,
+        1,
+        vec![entry(INDEX_MAX, 1), entry(INDEX_MAX + 1, 1)],
+        0,
+    );
     node.step(message(1, 2, 1, too_far)).expect("voter");
     let ready = drain(&mut node);
     assert!(ready.entries.is_empty() && all_messages(&ready).is_empty());
-    let last = Body::Append {
-        prev_index: INDEX_MAX - 1,
-        prev_term: 1,
-        entries: vec![entry(INDEX_MAX, 1)],
-        commit: 0,
-    };
+    let last = append(INDEX_MAX - 1, 1, vec![entry(INDEX_MAX, 1)], 0);
     node.step(message(1, 2, 1, last)).expect("voter");
     assert_eq!(node.status().last_index, INDEX_MAX);
 }
@@ -130,18 +125,8 @@ fn malformed_messages_change_nothing_not_even_the_term() {
     // looked at: it is not evidence of a newer term or a live leader.
     let mut node = node_with_log(plain_config(2, &[1, 2, 3]), &[1], 1, 0);
     let before = node.status();
-    let gap = Body::Append {
-        prev_index: 1,
-        prev_term: 1,
-        entries: vec![entry(3, 5)],
-        commit: 0,
-    };
-    let entry_term_above_message = Body::Append {
-        prev_index: 1,
-        prev_term: 1,
-        entries: vec![entry(2, 9)],
-        commit: 0,
-    };
+    let gap = append(1, 1, vec![entry(3, 5)], 0);
+    let entry_term_above_message = append(1, 1, vec![entry(2, 9)], 0);
     let snapshot_term_above_message = snapshot_chunk(4, 9, 0, b"s", true);
     let offset_overflow = snapshot_chunk(4, 1, u64::MAX, b"s", false);
     for body in [
@@ -164,14 +149,7 @@ fn paper_7_snapshot_transfer_beyond_snapshot_bytes_max_is_abandoned() {
     node.step(message(1, 2, 1, snapshot_chunk(5, 1, 0, b"123456", false)))
         .expect("voter");
     let ready = drain(&mut node);
-    assert_eq!(
-        ready.messages[0].body,
-        Body::SnapshotReply {
-            index: 5,
-            next_offset: 6,
-            done: false
-        }
-    );
+    assert_eq!(ready.messages[0].body, snapshot_reply(5, 6, false));
     // The next chunk would grow the buffer past the bound.
     node.step(message(1, 2, 1, snapshot_chunk(5, 1, 6, b"789", true)))
         .expect("voter");
@@ -185,14 +163,7 @@ fn paper_7_snapshot_transfer_beyond_snapshot_bytes_max_is_abandoned() {
     node.step(message(1, 2, 1, snapshot_chunk(5, 1, 6, b"789", true)))
         .expect("voter");
     let ready = drain(&mut node);
-    assert_eq!(
-        ready.messages[0].body,
-        Body::SnapshotReply {
-            index: 5,
-            next_offset: 0,
-            done: false
-        }
-    );
+    assert_eq!(ready.messages[0].body, snapshot_reply(5, 0, false));
     // One chunk alone past the bound is refused too.
     node.step(message(
         1,
@@ -280,11 +251,7 @@ fn snapshot_reply_with_a_garbage_offset_does_not_overflow_the_chunk_bounds() {
         unreachable!("matched above")
     };
     let term = cluster.node(1).status().term;
-    let garbage = Body::SnapshotReply {
-        index: meta.index,
-        next_offset: u64::MAX,
-        done: false,
-    };
+    let garbage = snapshot_reply(meta.index, u64::MAX, false);
     cluster
         .node_mut(1)
         .step(message(3, 1, term, garbage))

@@ -90,14 +90,7 @@ fn paper_7_snapshot_not_beyond_the_commit_index_is_acknowledged_without_rollback
     assert!(ready.snapshot.is_none());
     assert_eq!(node.status().last_index, 3);
     let reply = ready.persisted_messages.first().expect("reply");
-    assert_eq!(
-        reply.body,
-        Body::SnapshotReply {
-            index: 2,
-            next_offset: 3,
-            done: true
-        }
-    );
+    assert_eq!(reply.body, snapshot_reply(2, 3, true));
 }
 
 #[test]
@@ -131,11 +124,7 @@ fn paper_7_snapshot_keeps_matching_entries_after_it_or_drops_the_log() {
         .contains(&Event::SnapshotInstalled { index: 3, term: 2 }));
     assert_eq!(
         ready.persisted_messages.first().map(|m| &m.body),
-        Some(&Body::SnapshotReply {
-            index: 3,
-            next_offset: 5,
-            done: true
-        })
+        Some(&snapshot_reply(3, 5, true))
     );
     let status = node.status();
     assert_eq!(
@@ -171,27 +160,13 @@ fn paper_7_out_of_order_chunk_is_answered_with_the_expected_offset() {
     node.step(message(1, 2, 1, chunk(4, b"5678", true)))
         .expect("voter");
     let ready = drain(&mut node);
-    assert_eq!(
-        ready.messages[0].body,
-        Body::SnapshotReply {
-            index: 5,
-            next_offset: 0,
-            done: false
-        }
-    );
+    assert_eq!(ready.messages[0].body, snapshot_reply(5, 0, false));
     node.step(message(1, 2, 1, chunk(0, b"1234", false)))
         .expect("voter");
     node.step(message(1, 2, 1, chunk(0, b"1234", false)))
         .expect("voter");
     let ready = drain(&mut node);
-    assert_eq!(
-        ready.messages[1].body,
-        Body::SnapshotReply {
-            index: 5,
-            next_offset: 4,
-            done: false
-        }
-    );
+    assert_eq!(ready.messages[1].body, snapshot_reply(5, 4, false));
     node.step(message(1, 2, 1, chunk(4, b"5678", true)))
         .expect("voter");
     let ready = drain(&mut node);

@@ -131,7 +131,7 @@ mod tests {
     use super::*;
     use crate::clock;
     use crate::poll::parse_event_line;
-    use crate::status::tests::fields;
+    use crate::status::example_fields as fields;
 
     fn status(id: u64, role: &str, term: u64, leader_id: u64) -> NodeStatus {
         let id_text = id.to_string();

@@ -81,16 +81,20 @@ impl Gate {
         Some(killed)
     }
 
+    /// Node `id` has no process (its supervisor knows no pid for it).
+    async fn has_exited(&mut self, id: u64) -> Result<bool, String> {
+        Ok(self
+            .ctx
+            .processes
+            .request(id, ProcessOp::Pid)
+            .await?
+            .is_none())
+    }
+
     async fn wait_until_exited(&mut self, id: u64) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_millis(KILL_DEADLINE_MS);
         loop {
-            if self
-                .ctx
-                .processes
-                .request(id, ProcessOp::Pid)
-                .await?
-                .is_none()
-            {
+            if self.has_exited(id).await? {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -230,16 +234,28 @@ impl Gate {
 
     // ----- item 4 ---------------------------------------------------------------
 
-    pub(super) async fn item4_new_leader(&mut self, killed: Option<Killed>) -> Option<Leader> {
-        let Some(killed) = killed else {
+    /// Items 4 to 6 need the node item 3 killed. Without one the item fails,
+    /// saying why: the cluster is attached (no process to kill), or no
+    /// `what` (leader, node) was killed.
+    fn killed_or_fail(
+        &mut self,
+        item: usize,
+        killed: Option<Killed>,
+        what: &str,
+    ) -> Option<Killed> {
+        if killed.is_none() {
             let why = if self.ctx.processes.can_control() {
-                "not run: no leader was killed (item 3)"
+                format!("not run: no {what} was killed (item 3)")
             } else {
-                ATTACHED
+                ATTACHED.to_string()
             };
-            self.verdict(4, ItemResult::fail(why, "timeline.jsonl"));
-            return None;
-        };
+            self.verdict(item, ItemResult::fail(why, "timeline.jsonl"));
+        }
+        killed
+    }
+
+    pub(super) async fn item4_new_leader(&mut self, killed: Option<Killed>) -> Option<Leader> {
+        let killed = self.killed_or_fail(4, killed, "leader")?;
         self.emit(
             "4.1",
             StepKind::Step,
@@ -344,13 +360,7 @@ impl Gate {
         survivors: &[u64],
         killed: Option<Killed>,
     ) {
-        let Some(killed) = killed else {
-            let why = if self.ctx.processes.can_control() {
-                "not run: no leader was killed (item 3)"
-            } else {
-                ATTACHED
-            };
-            self.verdict(5, ItemResult::fail(why, "timeline.jsonl"));
+        let Some(killed) = self.killed_or_fail(5, killed, "leader") else {
             return;
         };
         let leader = match new_leader {
@@ -372,40 +382,22 @@ impl Gate {
                 }
             },
         };
-        let keys = KEYS_PER_PHASE + 1..=2 * KEYS_PER_PHASE;
-        let result = match self.write_keys("5.1", &leader, keys).await {
-            Ok(ms) => {
-                self.record.measurements.second_writes_ms = Some(ms);
-                self.verify_keys("5.2", survivors, 1..=2 * KEYS_PER_PHASE).await.map(|figure| {
-                    format!(
-                        "{KEYS_PER_PHASE} more keys written through new leader node {} (term {}) in {}; {figure}",
-                        leader.id,
-                        leader.term,
-                        evidence::format_ms(ms)
-                    )
-                })
-            }
-            Err(e) => Err(e),
-        };
-        self.verdict(
-            5,
-            match result {
-                Ok(figure) => ItemResult::pass(figure, "timeline.jsonl steps 5.1-5.2"),
-                Err(e) => ItemResult::fail(e, "timeline.jsonl steps 5.1-5.2"),
-            },
-        );
+        self.write_and_verify(WriteItem {
+            item: 5,
+            steps: ("5.1", "5.2"),
+            leader: &leader,
+            keys: KEYS_PER_PHASE + 1..=2 * KEYS_PER_PHASE,
+            nodes: survivors,
+            written: "more keys written through new leader",
+            measured: |measurements| &mut measurements.second_writes_ms,
+        })
+        .await;
     }
 
     // ----- item 6 ---------------------------------------------------------------
 
     pub(super) async fn item6_restart_and_verify(&mut self, killed: Option<Killed>) {
-        let Some(killed) = killed else {
-            let why = if self.ctx.processes.can_control() {
-                "not run: no node was killed (item 3)"
-            } else {
-                ATTACHED
-            };
-            self.verdict(6, ItemResult::fail(why, "timeline.jsonl"));
+        let Some(killed) = self.killed_or_fail(6, killed, "node") else {
             return;
         };
         if self.aborted() {
@@ -514,13 +506,7 @@ impl Gate {
                 Ok(status) => last = format!("applied index {} of {target}", status.applied_index),
                 Err(e) => last = e,
             }
-            if self
-                .ctx
-                .processes
-                .request(id, ProcessOp::Pid)
-                .await?
-                .is_none()
-            {
+            if self.has_exited(id).await? {
                 return Err(self.why_node_died(id));
             }
             if Instant::now() >= deadline {

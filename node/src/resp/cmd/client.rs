@@ -8,14 +8,7 @@ use crate::resp::backend::Backend;
 use crate::resp::session::Session;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "client",
-    arity: -2,
-    flags: &["stale", "loading"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec = Spec::keyless("client", -2, &["stale", "loading"]);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Client {

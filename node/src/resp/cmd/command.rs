@@ -8,14 +8,7 @@ use super::{spec_of, Args, CommandError, Context, Execution, Spec, SPECS};
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "command",
-    arity: -1,
-    flags: &["stale", "loading"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec = Spec::keyless("command", -1, &["stale", "loading"]);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum CommandTable {

@@ -5,14 +5,7 @@ use bytes::Bytes;
 use super::{Args, CommandError, Execution, Spec};
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "echo",
-    arity: 2,
-    flags: &["fast", "stale"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec = Spec::keyless("echo", 2, &["fast", "stale"]);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Echo {

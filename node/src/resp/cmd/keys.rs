@@ -8,14 +8,7 @@ use crate::resp::backend::Backend;
 use crate::resp::glob::glob_match;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "keys",
-    arity: 2,
-    flags: &["readonly"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec = Spec::keyless("keys", 2, &["readonly"]);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Keys {

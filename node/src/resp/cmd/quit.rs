@@ -3,14 +3,7 @@
 use super::{Args, CommandError, Execution, Spec};
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "quit",
-    arity: -1,
-    flags: &["fast", "stale"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec = Spec::keyless("quit", -1, &["fast", "stale"]);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Quit;

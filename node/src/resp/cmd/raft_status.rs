@@ -6,14 +6,7 @@ use super::{Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "raft.status",
-    arity: 1,
-    flags: &["fast", "stale", "loading"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec = Spec::keyless("raft.status", 1, &["fast", "stale", "loading"]);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RaftStatus;

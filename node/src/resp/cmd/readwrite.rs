@@ -4,14 +4,7 @@ use super::{Args, CommandError, Context, Execution, Spec};
 use crate::resp::backend::Backend;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "readwrite",
-    arity: 1,
-    flags: &["fast", "stale"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec = Spec::keyless("readwrite", 1, &["fast", "stale"]);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ReadWrite;

@@ -12,14 +12,7 @@ use crate::resp::backend::Backend;
 use crate::resp::glob::glob_match;
 use crate::resp::Frame;
 
-pub(crate) const SPEC: Spec = Spec {
-    name: "scan",
-    arity: -2,
-    flags: &["readonly"],
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-};
+pub(crate) const SPEC: Spec = Spec::keyless("scan", -2, &["readonly"]);
 
 /// Keys walked per call when COUNT is not given.
 pub(crate) const SCAN_COUNT_DEFAULT: usize = 10;

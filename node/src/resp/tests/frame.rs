@@ -413,6 +413,14 @@ fn inline_commands_split_like_redis() {
 }
 
 #[test]
+fn inline_escapes_that_are_not_escapes_stand_for_themselves() {
+    let limits = Limits::default();
+    let (frames, _) =
+        decode_requests(b"ECHO 'a\\b' \"q\\\"x\" \"\\xZZ\" \"\\q\"\r\n", &limits).unwrap();
+    assert_eq!(frames, vec![request(&["ECHO", "a\\b", "q\"x", "xZZ", "q"])]);
+}
+
+#[test]
 fn inline_commands_with_unbalanced_quotes_are_refused() {
     let limits = Limits::default();
     for line in [

@@ -6,29 +6,6 @@ use crate::app::membership::quorum_refusal;
 use crate::membership::MemberChange;
 use crate::status::Role;
 
-/// Every node of `healthy` answers with a configuration (voters {1,2,3}).
-fn healthy_with_members() -> App {
-    let mut app = healthy();
-    allow_five(&mut app);
-    let at = T0 + 3_400;
-    for id in 1..=3 {
-        let role = if id == 2 {
-            Role::Leader
-        } else {
-            Role::Follower
-        };
-        let status = with_members(
-            status(id, role, 2, 2, 107, DIGEST_A),
-            &[1, 2, 3],
-            &[],
-            &[],
-            3,
-        );
-        poll(&mut app, at, status);
-    }
-    app
-}
-
 fn changed(
     app: &mut App,
     at_ms: u64,

@@ -348,8 +348,8 @@ pub(crate) mod fixtures {
         app
     }
 
-    /// `election`, node 1 wins term 3; then r restarts the old leader (node 2).
-    pub(crate) fn restarting() -> App {
+    /// `election`, and node 1's log says it won term 3.
+    pub(crate) fn elected() -> App {
         let mut app = election();
         log_event(
             &mut app,
@@ -358,6 +358,12 @@ pub(crate) mod fixtures {
             log_events::BECAME_LEADER,
             &[("term", "3")],
         );
+        app
+    }
+
+    /// `elected`, node 1 answers as leader; then r restarts the old leader (node 2).
+    pub(crate) fn restarting() -> App {
+        let mut app = elected();
         let at = T0 + 10_500;
         poll(&mut app, at, status(1, Role::Leader, 3, 1, 108, DIGEST_A));
         poll(&mut app, at, status(3, Role::Follower, 3, 1, 108, DIGEST_A));
@@ -466,10 +472,9 @@ pub(crate) mod fixtures {
         app.set_addable(config(5));
     }
 
-    /// `healthy` with configurations in the statuses (voters {1,2,3} at
-    /// index 3), then `a`: node 4 started with `--join` through the leader,
-    /// listed as a learner at index 108 and catching up (applied 60 of 110).
-    pub(crate) fn learner_catching_up() -> App {
+    /// `healthy`, five nodes allowed, and every node answers with a
+    /// configuration (voters {1,2,3} at index 3).
+    pub(crate) fn healthy_with_members() -> App {
         let mut app = healthy();
         allow_five(&mut app);
         let at = T0 + 3_400;
@@ -479,15 +484,23 @@ pub(crate) mod fixtures {
             } else {
                 Role::Follower
             };
-            let s = with_members(
+            let status = with_members(
                 status(id, role, 2, 2, 107, DIGEST_A),
                 &[1, 2, 3],
                 &[],
                 &[],
                 3,
             );
-            poll(&mut app, at, s);
+            poll(&mut app, at, status);
         }
+        app
+    }
+
+    /// `healthy_with_members`, then `a`: node 4 started with `--join`
+    /// through the leader, listed as a learner at index 108 and catching up
+    /// (applied 60 of 110).
+    pub(crate) fn learner_catching_up() -> App {
+        let mut app = healthy_with_members();
         let effects = key(&mut app, T0 + 4_000, KeyCode::Char('a'));
         assert_eq!(
             effects[0],

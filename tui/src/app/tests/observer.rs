@@ -8,14 +8,7 @@ use super::*;
 use crate::key_check::KeyCheck;
 #[test]
 fn failover_is_timed_from_the_kill() {
-    let mut app = election();
-    log_event(
-        &mut app,
-        T0 + 10_412,
-        1,
-        log_events::BECAME_LEADER,
-        &[("term", "3")],
-    );
+    let mut app = elected();
     let timeline = timeline_text(&app);
     assert!(timeline.contains(&"node 1 lost the leader after 180 ms of silence, term 2 (181 ms after node 2 was killed)".to_string()), "{timeline:#?}");
     assert!(

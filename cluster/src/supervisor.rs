@@ -16,7 +16,7 @@ use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 use crate::clock;
-use crate::cluster::ClusterLayout;
+use crate::cluster::{ClusterArgs, ClusterLayout};
 
 /// Control messages a child's watcher accepts; a few at most are ever pending.
 const CONTROL_QUEUE_MAX: usize = 8;
@@ -151,6 +151,35 @@ impl Supervisor {
             reports,
             stop_grace_ms,
         }
+    }
+
+    /// For tests of the code that drives processes, not nodes: a
+    /// supervisor of `nodes` stand-in nodes with their dirs under `dir`.
+    /// Each stand-in is `/bin/sh -c script`, which ignores the node
+    /// arguments; `trap` in the script decides what SIGTERM does.
+    pub fn stand_in(
+        dir: &Path,
+        nodes: u64,
+        script: &str,
+        stop_grace_ms: u64,
+    ) -> (Supervisor, mpsc::Receiver<ProcessReport>) {
+        let layout = ClusterLayout::new(&ClusterArgs {
+            nodes,
+            base_port: 7000,
+            data_dir: dir.join("data"),
+            log_dir: dir.join("logs"),
+            fresh: false,
+            requirepass: None,
+        })
+        .expect("a stand-in layout");
+        layout.create_dirs().expect("stand-in dirs");
+        let program = NodeProgram {
+            program: "/bin/sh".into(),
+            leading_args: vec!["-c".into(), script.into(), "sh".into()],
+        };
+        let (reports_tx, reports) = mpsc::channel(16);
+        let supervisor = Supervisor::new(layout, program, reports_tx, stop_grace_ms);
+        (supervisor, reports)
     }
 
     #[cfg(test)]
@@ -425,31 +454,15 @@ async fn watch_child(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::ClusterArgs;
 
-    /// A stand-in node: a shell that ignores the node arguments. `trap` makes it
-    /// exit with code 0 on SIGTERM, or ignore SIGTERM, as the test needs.
+    /// Two stand-in nodes running `script` (see `Supervisor::stand_in`).
     fn supervisor(
         script: &str,
         grace_ms: u64,
     ) -> (Supervisor, mpsc::Receiver<ProcessReport>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let layout = ClusterLayout::new(&ClusterArgs {
-            nodes: 2,
-            base_port: 7000,
-            data_dir: dir.path().join("data"),
-            log_dir: dir.path().join("logs"),
-            fresh: false,
-            requirepass: None,
-        })
-        .unwrap();
-        layout.create_dirs().unwrap();
-        let program = NodeProgram {
-            program: "/bin/sh".into(),
-            leading_args: vec!["-c".into(), script.into(), "sh".into()],
-        };
-        let (tx, rx) = mpsc::channel(16);
-        (Supervisor::new(layout, program, tx, grace_ms), rx, dir)
+        let (supervisor, reports) = Supervisor::stand_in(dir.path(), 2, script, grace_ms);
+        (supervisor, reports, dir)
     }
 
     /// Waits until the stand-in has printed `ready` (its traps are set) `count` times.

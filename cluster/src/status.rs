@@ -277,8 +277,8 @@ pub fn frame_text(frame: Frame) -> Result<String, String> {
 }
 
 /// A status with plain values (term 0, empty log and digest, no pid) for
-/// tests to override with struct-update syntax.
-#[cfg(test)]
+/// tests to override with struct-update syntax. Public (not `cfg(test)`)
+/// because the dashboard's and the benchmarks' tests use it too.
 pub fn example_status(id: u64, role: Role) -> NodeStatus {
     NodeStatus {
         id,
@@ -307,20 +307,39 @@ pub fn example_status(id: u64, role: Role) -> NodeStatus {
     }
 }
 
+/// RAFT.STATUS fields from literal pairs, for tests (here and in the
+/// dashboard) to parse.
+pub fn example_fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
-    pub(crate) fn fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    /// The fields of node 1 leading term 5 at index 54, with `more`.
+    fn leader_1_fields(more: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut map = example_fields(&[
+            ("id", "1"),
+            ("role", "leader"),
+            ("term", "5"),
+            ("leader_id", "1"),
+            ("commit_index", "54"),
+            ("applied_index", "54"),
+            ("last_index", "54"),
+            ("keys", "50"),
+            ("digest", "9c41"),
+        ]);
+        map.extend(example_fields(more));
+        map
     }
 
     #[test]
     fn status_fields_parse_and_missing_ones_are_named() {
-        let map = fields(&[
+        let map = example_fields(&[
             ("id", "2"),
             ("role", "leader"),
             ("term", "4"),
@@ -363,16 +382,7 @@ pub(crate) mod tests {
 
     #[test]
     fn membership_fields_parse_and_say_when_a_change_is_pending() {
-        let mut map = fields(&[
-            ("id", "1"),
-            ("role", "leader"),
-            ("term", "5"),
-            ("leader_id", "1"),
-            ("commit_index", "54"),
-            ("applied_index", "54"),
-            ("last_index", "54"),
-            ("keys", "50"),
-            ("digest", "9c41"),
+        let mut map = leader_1_fields(&[
             ("match_index_2", "54"),
             ("match_index_4", "12"),
             ("voters", "1,2,3,4"),
@@ -419,16 +429,7 @@ pub(crate) mod tests {
 
     #[test]
     fn incarnation_fields_parse_when_present_and_bad_ones_are_named() {
-        let mut map = fields(&[
-            ("id", "1"),
-            ("role", "leader"),
-            ("term", "5"),
-            ("leader_id", "1"),
-            ("commit_index", "54"),
-            ("applied_index", "54"),
-            ("last_index", "54"),
-            ("keys", "50"),
-            ("digest", "9c41"),
+        let mut map = leader_1_fields(&[
             ("incarnation", "a41f0c9d22e3b871"),
             ("registered", "0"),
             ("strangers", "2,3"),

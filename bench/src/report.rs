@@ -686,7 +686,7 @@ fn wiped_json(report: &WipedCatchupReport) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::load::{OpKind, Tally};
+    use crate::load::{OpKind, Tally};
     use std::time::Duration;
 
     #[test]

@@ -1,4 +1,4 @@
-//! `raftkv bench`: closed-loop load against a cluster (one it starts, or one
+//! raftkv-bench, `raftkv bench`: closed-loop load against a cluster (one it starts, or one
 //! it attaches to) with the elections it caused, leader-failover trials,
 //! follower catch-up (also from an empty data dir) and node memory, with
 //! hdrhistogram latencies and a human or JSON report.
@@ -25,7 +25,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cluster::parse_addr_list;
+use raftkv_cluster::cluster::parse_addr_list;
+// The cluster modules under their own names, as the benchmarks were
+// written when they lived in the dashboard crate beside them.
+use raftkv_cluster::{clock, cluster, poll, status, supervisor};
 
 use self::load::{LoadSpec, ProgressStyle, Workload, KEYSPACE_MAX};
 use self::local::LocalCluster;
