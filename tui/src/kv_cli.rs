@@ -128,7 +128,8 @@ async fn execute(args: KvArgs) -> Result<(), String> {
 }
 
 /// `raftkv kv member ...`: prints the table or what the change did; a
-/// refusal (`-ERR`) or a `-TRYAGAIN` is the error, with the node's reason.
+/// refusal (`-ERR`), or a `-TRYAGAIN` still answered at the deadline, is
+/// the error, with the node's reason.
 async fn member(
     addrs: &[String],
     command: MemberCommand,
@@ -160,7 +161,7 @@ async fn member(
         MemberCommand::Promote { id } => MemberChange::Promote { id },
         MemberCommand::Remove { id } => MemberChange::Remove { id },
     };
-    let leader = membership::send_change(addrs, &change, false, deadline)
+    let leader = membership::send_change(addrs, &change, true, deadline)
         .await
         .map_err(|error| error.to_string())?;
     println!("{}", change_done(&change, &leader));

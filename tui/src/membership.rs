@@ -162,9 +162,11 @@ fn moved_address(message: &str) -> Option<String> {
 /// Sends `change` to the leader among `addrs` (following MOVED, waiting out
 /// CLUSTERDOWN and unreachable nodes) until it answers `+OK`, which a leader
 /// does once the configuration entry is committed. A `-TRYAGAIN` is
-/// retried when `retry_tryagain` (the dashboard) and returned otherwise
-/// (`raftkv kv member`, which says it and exits). Returns the address of
-/// the leader that took it.
+/// retried when `retry_tryagain` (the dashboard, and `raftkv kv member`
+/// within its deadline: the confirming copy of the previous change commits
+/// within a round trip) and returned otherwise; one still answered when the
+/// deadline passes is returned as such. Returns the address of the leader
+/// that took it.
 pub async fn send_change(
     addrs: &[String],
     change: &MemberChange,
@@ -180,6 +182,8 @@ pub async fn send_change(
     let mut redirects_in_row = 0u32;
     let mut backoff_ms = CHANGE_BACKOFF_INITIAL_MS;
     let mut last = "no node tried".to_string();
+    // The leader's last `-TRYAGAIN`, said as such if the deadline passes.
+    let mut last_tryagain: Option<(String, String)> = None;
     while started.elapsed() < deadline && !addrs.is_empty() {
         let target = hint
             .take()
@@ -208,6 +212,7 @@ pub async fn send_change(
                     "TRYAGAIN" if retry_tryagain => {
                         redirects_in_row = 0;
                         last = format!("{target}: {message}");
+                        last_tryagain = Some((target.clone(), reason.to_string()));
                         hint = Some(target.clone());
                     }
                     "TRYAGAIN" => {
@@ -244,6 +249,13 @@ pub async fn send_change(
             tokio::time::sleep(remaining.min(Duration::from_millis(backoff_ms))).await;
             backoff_ms = (backoff_ms * 2).min(CHANGE_BACKOFF_MAX_MS);
         }
+    }
+    if let Some((addr, reason)) = last_tryagain {
+        return Err(ChangeError::TryAgain {
+            change: name,
+            addr,
+            reason,
+        });
     }
     Err(ChangeError::NoLeader {
         change: name,
