@@ -112,11 +112,14 @@ impl PeerAddresses {
         previous_voters: &[NodeId],
         leader: NodeId,
     ) -> Option<(WantedLinks, bool)> {
-        let key = (members.to_vec(), previous_voters.to_vec(), leader);
-        if self.linked_for.as_ref() == Some(&key) {
+        // Compared before anything is copied: this runs on every status change.
+        let unchanged = self.linked_for.as_ref().is_some_and(|(m, p, l)| {
+            m.as_slice() == members && p.as_slice() == previous_voters && *l == leader
+        });
+        if unchanged {
             return None;
         }
-        self.linked_for = Some(key);
+        self.linked_for = Some((members.to_vec(), previous_voters.to_vec(), leader));
         let own = self.own_id;
         let mut wanted: WantedLinks = if members.is_empty() {
             self.known_ids()

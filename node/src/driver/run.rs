@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use raftkv::kv::{Command, KvStore, Reply};
-use raftkv::message::NO_INCARNATION;
-use raftkv::message::{Entry, EntryKind, Index, Message, NodeId};
+use raftkv::message::{Entry, EntryKind, Index, Message, NodeId, NO_INCARNATION};
 use raftkv::pipeline::{
     Pipeline, PipelineConfig, ReadFailure, ReadyIo, SnapshotTurn, WalJob, WalWrite,
 };
@@ -624,8 +623,13 @@ impl NodeIo {
     /// Opens and closes peer links as the configuration changes, and logs
     /// each new newest configuration.
     fn link_peers(&mut self, status: &Status) {
-        let shown = (status.membership_index, status.members.clone());
-        if self.membership_logged.as_ref() != Some(&shown) && !status.members.is_empty() {
+        let logged = self
+            .membership_logged
+            .as_ref()
+            .is_some_and(|(index, members)| {
+                *index == status.membership_index && *members == status.members
+            });
+        if !logged && !status.members.is_empty() {
             info!(
                 event = log_events::MEMBERSHIP_CHANGED,
                 index = status.membership_index,
@@ -633,7 +637,7 @@ impl NodeIo {
                 learners = ?status.learners(),
                 previous_voters = ?status.previous_voters
             );
-            self.membership_logged = Some(shown);
+            self.membership_logged = Some((status.membership_index, status.members.clone()));
         }
         if let Some((wanted, accept_any)) =
             self.peers
