@@ -593,27 +593,27 @@ impl RawNode {
     }
 
     fn send(&mut self, to: NodeId, body: Body) {
-        debug_assert_ne!(to, self.config.id, "never send to self");
-        self.messages.push(Message {
-            from: self.config.id,
-            to,
-            term: self.term,
-            incarnation: self.config.incarnation,
-            body,
-        });
+        let message = self.message(to, body);
+        self.messages.push(message);
     }
 
     /// Queues a message that promises durable state (a granted vote, an
     /// append ack): it leaves only after the Ready is persisted.
     fn send_after_persist(&mut self, to: NodeId, body: Body) {
+        let message = self.message(to, body);
+        self.persisted_messages.push(message);
+    }
+
+    /// A message from this node in its current term.
+    fn message(&self, to: NodeId, body: Body) -> Message {
         debug_assert_ne!(to, self.config.id, "never send to self");
-        self.persisted_messages.push(Message {
+        Message {
             from: self.config.id,
             to,
             term: self.term,
             incarnation: self.config.incarnation,
             body,
-        });
+        }
     }
 
     fn debug_check(&self) {

@@ -1091,7 +1091,7 @@ impl Sim {
         if !self.history.get(op).open {
             return Ok(());
         }
-        let key = self.history.get(op).key;
+        let key = self.history.get(op).op.key;
         let value = match running.kv.get(&key_bytes(key)) {
             None => NIL,
             Some(bytes) => parse_value(bytes).ok_or_else(|| {
@@ -1118,7 +1118,7 @@ impl Sim {
             self.history.fail(op);
         }
         trace!(self, "READ op={op} failed: {why:?}");
-        let client = self.history.get(op).client as usize;
+        let client = self.history.get(op).op.client as usize;
         if self.clients[client].op.is_some_and(|(o, _)| o == op) {
             if let ReadFailure::Refused(error) = why {
                 self.redirect_client(client, error);
@@ -1653,7 +1653,7 @@ impl Sim {
 
     /// The client is free again once its operation ended (or was abandoned).
     fn release_client(&mut self, op: OpId) {
-        let client = self.history.get(op).client as usize;
+        let client = self.history.get(op).op.client as usize;
         if self.clients[client].op.is_some_and(|(o, _)| o == op) {
             self.clients[client].op = None;
         }
@@ -1671,7 +1671,8 @@ impl Sim {
             }
             self.clients[c].op = None;
             self.clients[c].leader_hint = NO_NODE;
-            if matches!(self.history.get(op).kind, OpKind::Read(_)) && self.history.get(op).open {
+            if matches!(self.history.get(op).op.kind, OpKind::Read(_)) && self.history.get(op).open
+            {
                 self.history.fail(op);
             }
             trace!(self, "client {c} TIMEOUT op={op}");
@@ -1807,7 +1808,7 @@ impl Sim {
             };
             match self.checker.applied(proposal.index) {
                 Some(record) if record.term == proposal.term => {
-                    let value = self.history.get(op).kind;
+                    let value = self.history.get(op).op.kind;
                     if entry_value(&record.data).map(OpKind::Write) != Some(value) {
                         return Err(self.failure(
                             FailureKind::Safety,
@@ -1829,7 +1830,7 @@ impl Sim {
             let applied = self.checker.applied(proposal.index);
             let held = applied.is_some_and(|a| {
                 a.term == proposal.term
-                    && entry_value(&a.data).map(OpKind::Write) == Some(record.kind)
+                    && entry_value(&a.data).map(OpKind::Write) == Some(record.op.kind)
             });
             if !held || proposal.index > final_index {
                 return Err(self.failure(

@@ -16,14 +16,11 @@ pub struct Proposal {
     pub index: Index,
 }
 
+/// One operation as the checker will see it (its id is its place in the
+/// history), and what the simulator knows about it besides.
 #[derive(Clone, Debug)]
 pub struct OpRecord {
-    pub client: u64,
-    pub key: u64,
-    pub kind: OpKind,
-    pub invoke: u64,
-    pub complete: Option<u64>,
-    pub outcome: Outcome,
+    pub op: Operation,
     pub proposal: Option<Proposal>,
     /// True while the outcome may still change (not yet definite).
     pub open: bool,
@@ -78,38 +75,33 @@ impl History {
 
     /// Starts a write of a fresh unique value; returns its id and value.
     pub fn invoke_write(&mut self, client: u64, key: u64) -> (OpId, Value) {
-        let op = self.ops.len() as OpId;
         // Values are unique per write and never NIL.
-        let value = op + 1;
-        let invoke = self.tick_clock();
-        self.ops.push(OpRecord {
-            client,
-            key,
-            kind: OpKind::Write(value),
-            invoke,
-            complete: None,
-            outcome: Outcome::Unknown,
-            proposal: None,
-            open: true,
-        });
+        let value = self.ops.len() as Value + 1;
         debug_assert_ne!(value, NIL);
-        (op, value)
+        (self.invoke(client, key, OpKind::Write(value)), value)
     }
 
     pub fn invoke_read(&mut self, client: u64, key: u64) -> OpId {
-        let op = self.ops.len() as OpId;
+        self.invoke(client, key, OpKind::Read(NIL))
+    }
+
+    fn invoke(&mut self, client: u64, key: u64, kind: OpKind) -> OpId {
+        let id = self.ops.len() as OpId;
         let invoke = self.tick_clock();
         self.ops.push(OpRecord {
-            client,
-            key,
-            kind: OpKind::Read(NIL),
-            invoke,
-            complete: None,
-            outcome: Outcome::Unknown,
+            op: Operation {
+                id,
+                client,
+                key,
+                kind,
+                invoke,
+                complete: None,
+                outcome: Outcome::Unknown,
+            },
             proposal: None,
             open: true,
         });
-        op
+        id
     }
 
     pub fn set_proposal(&mut self, op: OpId, proposal: Proposal) {
@@ -119,11 +111,7 @@ impl History {
     /// The operation definitely did not take effect.
     pub fn fail(&mut self, op: OpId) {
         let now = self.tick_clock();
-        let record = &mut self.ops[op as usize];
-        debug_assert!(record.open);
-        record.outcome = Outcome::Failed;
-        record.complete = Some(now);
-        record.open = false;
+        self.finish(op, Outcome::Failed, now);
     }
 
     /// A write took effect by now.
@@ -135,21 +123,22 @@ impl History {
     /// A write took effect by logical time `at`, which is after its
     /// invocation (it was applied then).
     pub fn complete_write_at(&mut self, op: OpId, at: u64) {
-        let record = &mut self.ops[op as usize];
-        debug_assert!(record.open && at > record.invoke);
-        record.outcome = Outcome::Ok;
-        record.complete = Some(at);
-        record.open = false;
+        debug_assert!(at > self.get(op).op.invoke);
+        self.finish(op, Outcome::Ok, at);
     }
 
     /// A read returned `value` now.
     pub fn complete_read(&mut self, op: OpId, value: Value) {
         let now = self.tick_clock();
+        self.ops[op as usize].op.kind = OpKind::Read(value);
+        self.finish(op, Outcome::Ok, now);
+    }
+
+    fn finish(&mut self, op: OpId, outcome: Outcome, at: u64) {
         let record = &mut self.ops[op as usize];
         debug_assert!(record.open);
-        record.kind = OpKind::Read(value);
-        record.outcome = Outcome::Ok;
-        record.complete = Some(now);
+        record.op.outcome = outcome;
+        record.op.complete = Some(at);
         record.open = false;
     }
 
@@ -158,7 +147,7 @@ impl History {
         self.ops
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.open && matches!(r.kind, OpKind::Write(_)))
+            .filter(|(_, r)| r.open && matches!(r.op.kind, OpKind::Write(_)))
             .map(|(op, r)| (op as OpId, r.proposal))
             .collect()
     }
@@ -166,7 +155,7 @@ impl History {
     pub fn stats(&self) -> HistoryStats {
         let mut stats = HistoryStats::default();
         for record in &self.ops {
-            match (record.kind, record.outcome) {
+            match (record.op.kind, record.op.outcome) {
                 (OpKind::Write(_), Outcome::Ok) => stats.writes_ok += 1,
                 (OpKind::Write(_), Outcome::Failed) => stats.writes_failed += 1,
                 (OpKind::Write(_), Outcome::Unknown) => stats.writes_unknown += 1,
@@ -182,18 +171,12 @@ impl History {
     pub fn operations(&self) -> Vec<Operation> {
         self.ops
             .iter()
-            .enumerate()
-            .map(|(op, r)| Operation {
-                id: op as u64,
-                client: r.client,
-                key: r.key,
-                kind: r.kind,
-                invoke: r.invoke,
-                complete: r.complete,
-                outcome: match (r.kind, r.outcome) {
+            .map(|r| Operation {
+                outcome: match (r.op.kind, r.op.outcome) {
                     (OpKind::Read(_), Outcome::Unknown) => Outcome::Failed,
                     (_, outcome) => outcome,
                 },
+                ..r.op.clone()
             })
             .collect()
     }
@@ -203,7 +186,7 @@ impl History {
         self.ops
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.outcome == Outcome::Ok && matches!(r.kind, OpKind::Write(_)))
+            .filter(|(_, r)| r.op.outcome == Outcome::Ok && matches!(r.op.kind, OpKind::Write(_)))
             .map(|(op, r)| (op as OpId, r))
     }
 }

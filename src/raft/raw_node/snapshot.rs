@@ -112,14 +112,7 @@ impl RawNode {
         if index <= self.log.committed() {
             self.incoming_snapshot = None;
             let next_offset = offset + chunk.len() as u64;
-            self.send_after_persist(
-                from,
-                Body::SnapshotReply {
-                    index,
-                    next_offset,
-                    done: true,
-                },
-            );
+            self.ack_snapshot(from, index, next_offset);
             return;
         }
         let same_transfer = self.incoming_snapshot.as_ref().is_some_and(|incoming| {
@@ -188,13 +181,17 @@ impl RawNode {
         let term = snapshot.meta.term;
         self.log.install_snapshot(snapshot);
         self.events.push(Event::SnapshotInstalled { index, term });
-        self.send_after_persist(
-            from,
-            Body::SnapshotReply {
-                index,
-                next_offset,
-                done: true,
-            },
-        );
+        self.ack_snapshot(from, index, next_offset);
+    }
+
+    /// The snapshot at `index` is durable here (or not needed): the leader
+    /// may go on from it once this Ready is persisted.
+    fn ack_snapshot(&mut self, leader: NodeId, index: Index, next_offset: u64) {
+        let reply = Body::SnapshotReply {
+            index,
+            next_offset,
+            done: true,
+        };
+        self.send_after_persist(leader, reply);
     }
 }

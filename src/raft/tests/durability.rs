@@ -27,8 +27,7 @@ fn durability_vote_reply_leaves_only_after_the_vote_is_persisted() {
 
 #[test]
 fn durability_restart_keeps_term_vote_and_log() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(2);
+    let mut cluster = Cluster::with_leader(3, 2);
     cluster.propose(2, "a");
     let before = cluster.node(3).status();
     cluster.crash(3);
@@ -45,12 +44,7 @@ fn durability_restart_keeps_term_vote_and_log() {
 fn restored_node_redelivers_committed_entries_after_its_snapshot() {
     let entries = entries_with_terms(&[1, 1, 1]);
     let initial = InitialState {
-        hard_state: crate::raft::HardState {
-            term: 1,
-            vote: 0,
-            vote_incarnation: 0,
-            commit: 2,
-        },
+        hard_state: hard_state(1, 0, 2),
         snapshot: None,
         entries,
     };

@@ -162,10 +162,7 @@ fn paper_5_4_1_vote_refused_to_less_up_to_date_log() {
         node.step(vote_request(2, 1, 3, last_index, last_term))
             .expect("voter");
         let ready = drain(&mut node);
-        let reply = all_messages(&ready)
-            .into_iter()
-            .find(|m| m.to == 2)
-            .expect("a reply");
+        let reply = message_to(&ready, 2);
         assert_eq!(
             reply.body,
             Body::VoteReply { granted },
@@ -290,8 +287,7 @@ fn single_voter_elects_itself_and_commits_once_persisted() {
 
 #[test]
 fn five_node_cluster_commits_with_three_and_not_with_two() {
-    let mut cluster = Cluster::new(5, |_| {});
-    cluster.elect(1);
+    let mut cluster = Cluster::with_leader(5, 1);
     cluster.propose(1, "a");
     assert_eq!(cluster.node(5).status().commit_index, 2);
     cluster.crash(4);
@@ -404,8 +400,7 @@ fn prevote_refused_to_a_stale_log_changes_nothing() {
 
 #[test]
 fn prevote_rejoining_node_cannot_depose_a_healthy_leader() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
+    let mut cluster = Cluster::with_leader(3, 1);
     let term = cluster.node(1).status().term;
     cluster.isolate(3);
     cluster.run(200);
@@ -422,8 +417,7 @@ fn prevote_rejoining_node_cannot_depose_a_healthy_leader() {
 
 #[test]
 fn check_quorum_partitioned_leader_steps_down() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
+    let mut cluster = Cluster::with_leader(3, 1);
     let term = cluster.node(1).status().term;
     cluster.isolate(1);
     let min = cluster.peer(1).config.election_ticks_min;
@@ -516,12 +510,7 @@ fn restart_after_entries_outlived_a_torn_hard_state_resumes_in_their_term_withou
     // The hard state (term 3, vote 2) was written, then a Ready with
     // entries of term 4 was torn before its hard state reached the disk.
     let initial = InitialState {
-        hard_state: crate::raft::HardState {
-            term: 3,
-            vote: 2,
-            vote_incarnation: 0,
-            commit: 1,
-        },
+        hard_state: hard_state(3, 2, 1),
         snapshot: None,
         entries: entries_with_terms(&[1, 4]),
     };

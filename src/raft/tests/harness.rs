@@ -105,16 +105,21 @@ pub fn registered_start(voters: &[NodeId]) -> Option<Snapshot> {
     })
 }
 
+/// A hard state of incarnation-less votes (`vote` 0: none).
+pub fn hard_state(term: Term, vote: NodeId, commit: Index) -> HardState {
+    HardState {
+        term,
+        vote,
+        vote_incarnation: 0,
+        commit,
+    }
+}
+
 /// A node restored from a durable log with `terms`, at `term`, in a
 /// cluster with a registry (`registered_start`).
 pub fn node_with_log(config: Config, terms: &[Term], term: Term, commit: Index) -> RawNode {
     let initial = InitialState {
-        hard_state: HardState {
-            term,
-            vote: 0,
-            vote_incarnation: 0,
-            commit,
-        },
+        hard_state: hard_state(term, 0, commit),
         snapshot: registered_start(&config.voters),
         entries: entries_with_terms(terms),
     };
@@ -136,6 +141,14 @@ pub fn all_messages(ready: &Ready) -> Vec<Message> {
         .chain(ready.persisted_messages.iter())
         .cloned()
         .collect()
+}
+
+/// The first message in `ready` addressed to `to`.
+pub fn message_to(ready: &Ready, to: NodeId) -> Message {
+    all_messages(ready)
+        .into_iter()
+        .find(|m| m.to == to)
+        .unwrap_or_else(|| panic!("no message to {to}"))
 }
 
 /// Ticks `node` until it starts a campaign (bounded by the max timeout).
@@ -276,6 +289,13 @@ impl Cluster {
         }
     }
 
+    /// A default cluster of nodes 1..=size in which `leader` was elected.
+    pub fn with_leader(size: u64, leader: NodeId) -> Self {
+        let mut cluster = Cluster::new(size, |_| {});
+        cluster.elect(leader);
+        cluster
+    }
+
     /// A brand-new cluster: nothing durable anywhere, no member registry.
     pub fn unregistered(size: u64, configure: impl Fn(&mut Config)) -> Self {
         let mut cluster = Cluster::new(size, configure);
@@ -295,12 +315,7 @@ impl Cluster {
             let id = offset as NodeId + 1;
             let peer = cluster.peers.get_mut(&id).expect("known node");
             peer.durable = Durable {
-                hard_state: HardState {
-                    term: *term,
-                    vote: 0,
-                    vote_incarnation: 0,
-                    commit: 0,
-                },
+                hard_state: hard_state(*term, 0, 0),
                 snapshot: registered_start(&peer.config.voters),
                 entries: entries_with_terms(terms),
             };
@@ -481,6 +496,15 @@ impl Cluster {
         self.process(id);
         self.deliver_all();
         placed
+    }
+
+    /// Proposes `{prefix}0` .. `{prefix}{count - 1}` on `id`, one at a time;
+    /// returns the index of the last.
+    pub fn propose_numbered(&mut self, id: NodeId, prefix: &str, count: usize) -> Index {
+        (0..count)
+            .map(|i| self.propose(id, &format!("{prefix}{i}")).1)
+            .last()
+            .expect("at least one proposal")
     }
 
     /// Starts node `id` with an empty disk and no voters, as a node

@@ -97,13 +97,9 @@ fn a_candidate_that_lost_its_disk_gets_no_vote() {
 /// must not form a quorum, and once node 3 is back nothing is lost.
 #[test]
 fn the_wiped_disk_sequence_loses_no_committed_entry() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(3);
+    let mut cluster = Cluster::with_leader(3, 3);
     cluster.crash(2);
-    let mut last = 0;
-    for i in 0..50 {
-        last = cluster.propose(3, &format!("key-{i}")).1;
-    }
+    let last = cluster.propose_numbered(3, "key-", 50);
     assert_eq!(cluster.node(3).status().commit_index, last);
     cluster.crash(3);
     cluster.crash(1);
@@ -128,11 +124,8 @@ fn the_wiped_disk_sequence_loses_no_committed_entry() {
 
 #[test]
 fn a_wiped_follower_is_caught_up_as_a_non_voter_then_readmitted() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
-    for i in 0..10 {
-        cluster.propose(1, &format!("value-{i}"));
-    }
+    let mut cluster = Cluster::with_leader(3, 1);
+    cluster.propose_numbered(1, "value-", 10);
     let snapshot_index = cluster.compact(1);
     cluster.crash(3);
     cluster.wipe(3);
@@ -174,8 +167,7 @@ fn a_wiped_follower_is_caught_up_as_a_non_voter_then_readmitted() {
 
 #[test]
 fn acks_of_a_wiped_node_do_not_count_towards_commit_until_it_is_readmitted() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
+    let mut cluster = Cluster::with_leader(3, 1);
     cluster.propose(1, "before");
     cluster.crash(2);
     cluster.crash(3);

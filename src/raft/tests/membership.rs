@@ -23,8 +23,7 @@ fn add_learner(id: u64) -> ConfChange {
 
 /// A cluster of 3 led by node 1, one entry committed.
 fn led_by_1() -> Cluster {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
+    let mut cluster = Cluster::with_leader(3, 1);
     cluster.propose(1, "before");
     cluster
 }
@@ -248,8 +247,7 @@ fn changes_are_refused_with_their_reason() {
         cluster.change(2, ConfChange::Remove { id: 3 }),
         Err(ConfChangeError::NotLeader { leader: 1 })
     );
-    let mut single = Cluster::new(1, |_| {});
-    single.elect(1);
+    let mut single = Cluster::with_leader(1, 1);
     assert_eq!(
         single.change(1, ConfChange::Remove { id: 1 }),
         Err(ConfChangeError::LastVoter { id: 1 })

@@ -28,10 +28,7 @@ fn planted_vote_twice_grants_a_second_vote_in_one_term() {
         drain(&mut node);
         node.step(message(3, 1, 2, request)).expect("voter");
         let ready = drain(&mut node);
-        let reply = all_messages(&ready)
-            .into_iter()
-            .find(|m| m.to == 3)
-            .expect("reply");
+        let reply = message_to(&ready, 3);
         assert_eq!(
             reply.body,
             Body::VoteReply {
@@ -67,10 +64,7 @@ fn planted_skip_log_matching_appends_after_a_mismatched_entry() {
         let append = append(3, 3, vec![entry(4, 3)], 0);
         node.step(message(1, 2, 3, append)).expect("voter");
         let ready = drain(&mut node);
-        let reply = all_messages(&ready)
-            .into_iter()
-            .find(|m| m.to == 1)
-            .expect("reply");
+        let reply = message_to(&ready, 1);
         let was_accepted = matches!(
             reply.body,
             Body::AppendReply {

@@ -132,8 +132,7 @@ fn read_index_single_voter_is_immediate_once_its_term_commits() {
 
 #[test]
 fn read_index_is_refused_by_followers_and_dropped_when_leadership_is_lost() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
+    let mut cluster = Cluster::with_leader(3, 1);
     assert_eq!(
         cluster.node_mut(2).read_index(1),
         Err(ProposeError::NotLeader { leader: 1 })
@@ -152,8 +151,7 @@ fn read_index_is_refused_by_followers_and_dropped_when_leadership_is_lost() {
 
 #[test]
 fn read_index_in_a_cluster_covers_every_acknowledged_write() {
-    let mut cluster = Cluster::new(5, |_| {});
-    cluster.elect(2);
+    let mut cluster = Cluster::with_leader(5, 2);
     let (_, index) = cluster.propose(2, "w");
     cluster.node_mut(2).read_index(99).expect("leader");
     cluster.process(2);

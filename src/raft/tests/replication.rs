@@ -126,8 +126,7 @@ fn paper_5_3_follower_commit_is_capped_by_what_the_message_verified() {
 
 #[test]
 fn paper_5_3_heartbeat_commit_is_capped_at_the_followers_match() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
+    let mut cluster = Cluster::with_leader(3, 1);
     cluster.isolate(3);
     cluster.propose(1, "a");
     cluster.propose(1, "b");
@@ -369,8 +368,7 @@ fn replication_pipelines_at_most_inflight_appends_max_and_batches_within_bounds(
 
 #[test]
 fn lost_appends_are_resent_after_a_stall() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
+    let mut cluster = Cluster::with_leader(3, 1);
     cluster.cut_links.insert((1, 3));
     cluster.propose(1, "a");
     cluster.propose(1, "b");
@@ -402,11 +400,8 @@ fn proposals_are_refused_on_followers_and_when_overloaded() {
 
 #[test]
 fn restart_reapplies_committed_entries_from_the_snapshot() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
-    for i in 0..5 {
-        cluster.propose(1, &format!("v{i}"));
-    }
+    let mut cluster = Cluster::with_leader(3, 1);
+    cluster.propose_numbered(1, "v", 5);
     cluster.run(2);
     cluster.crash(2);
     cluster.restart(2);

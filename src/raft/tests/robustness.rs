@@ -95,12 +95,7 @@ fn paper_5_3_append_reaching_beyond_index_max_is_dropped() {
         data: Bytes::new(),
     };
     let initial = InitialState {
-        hard_state: crate::raft::HardState {
-            term: 1,
-            vote: 0,
-            vote_incarnation: 0,
-            commit: INDEX_MAX - 1,
-        },
+        hard_state: hard_state(1, 0, INDEX_MAX - 1),
         snapshot: Some(snapshot),
         entries: Vec::new(),
     };
@@ -195,9 +190,7 @@ fn leader_sending_a_snapshot_to_3(configure: impl Fn(&mut Config)) -> (Cluster, 
     let mut cluster = Cluster::new(3, configure);
     cluster.elect(1);
     cluster.isolate(3);
-    for i in 0..6 {
-        cluster.propose(1, &format!("value-{i}"));
-    }
+    cluster.propose_numbered(1, "value-", 6);
     cluster.compact(1);
     cluster.heal();
     for _ in 0..100 {

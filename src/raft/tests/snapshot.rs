@@ -11,9 +11,7 @@ fn paper_7_lagging_follower_is_caught_up_by_a_chunked_snapshot() {
     let mut cluster = Cluster::new(3, |c| c.snapshot_chunk_bytes_max = 8);
     cluster.elect(1);
     cluster.isolate(3);
-    for i in 0..10 {
-        cluster.propose(1, &format!("value-{i}"));
-    }
+    cluster.propose_numbered(1, "value-", 10);
     let snapshot_index = cluster.compact(1);
     assert_eq!(cluster.node(1).status().first_index, snapshot_index + 1);
     cluster.propose(1, "after-compaction");
@@ -44,9 +42,7 @@ fn paper_7_transfer_survives_lost_chunks_and_a_newer_compaction() {
     let mut cluster = Cluster::new(3, |c| c.snapshot_chunk_bytes_max = 4);
     cluster.elect(1);
     cluster.isolate(3);
-    for i in 0..6 {
-        cluster.propose(1, &format!("v{i}"));
-    }
+    cluster.propose_numbered(1, "v", 6);
     cluster.compact(1);
     cluster.heal();
     // Drop the first chunk, then compact again while the transfer is on.
@@ -178,8 +174,7 @@ fn paper_7_out_of_order_chunk_is_answered_with_the_expected_offset() {
 
 #[test]
 fn compaction_is_refused_beyond_applied_or_below_the_first_index() {
-    let mut cluster = Cluster::new(1, |_| {});
-    cluster.elect(1);
+    let mut cluster = Cluster::with_leader(1, 1);
     cluster.propose(1, "a");
     let applied = cluster.node(1).status().applied_index;
     let refused = cluster.node_mut(1).compact(applied + 1, Bytes::new());
@@ -200,11 +195,8 @@ fn compaction_is_refused_beyond_applied_or_below_the_first_index() {
 
 #[test]
 fn a_reconnect_to_an_intact_follower_costs_one_probe_and_no_commit() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
-    for i in 0..5 {
-        cluster.propose(1, &format!("value-{i}"));
-    }
+    let mut cluster = Cluster::with_leader(3, 1);
+    cluster.propose_numbered(1, "value-", 5);
     let committed = cluster.node(1).status().commit_index;
     cluster.node_mut(1).peer_reconnected(2);
     cluster.process(1);

@@ -6,8 +6,7 @@ use crate::raft::{Event, ProposeError, Role, StepDownReason};
 
 #[test]
 fn transfer_hands_leadership_to_a_caught_up_target() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
+    let mut cluster = Cluster::with_leader(3, 1);
     cluster.propose(1, "a");
     let term = cluster.node(1).status().term;
     cluster.node_mut(1).transfer_leadership(2).expect("leader");
@@ -28,8 +27,7 @@ fn transfer_hands_leadership_to_a_caught_up_target() {
 
 #[test]
 fn transfer_catches_the_target_up_first_and_refuses_proposals_meanwhile() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
+    let mut cluster = Cluster::with_leader(3, 1);
     cluster.isolate(3);
     cluster.propose(1, "a");
     cluster.propose(1, "b");
@@ -49,8 +47,7 @@ fn transfer_catches_the_target_up_first_and_refuses_proposals_meanwhile() {
 
 #[test]
 fn transfer_aborts_after_an_election_timeout_and_leadership_resumes() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
+    let mut cluster = Cluster::with_leader(3, 1);
     cluster.isolate(3);
     let term = cluster.node(1).status().term;
     cluster.node_mut(1).transfer_leadership(3).expect("leader");
@@ -68,8 +65,7 @@ fn transfer_aborts_after_an_election_timeout_and_leadership_resumes() {
 
 #[test]
 fn transfer_refuses_invalid_targets_and_non_leaders() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
+    let mut cluster = Cluster::with_leader(3, 1);
     assert_eq!(
         cluster.node_mut(1).transfer_leadership(1),
         Err(ProposeError::InvalidTarget)
@@ -86,8 +82,7 @@ fn transfer_refuses_invalid_targets_and_non_leaders() {
 
 #[test]
 fn transfer_is_reported_aborted_when_the_leader_loses_its_quorum() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
+    let mut cluster = Cluster::with_leader(3, 1);
     let term = cluster.node(1).status().term;
     cluster.isolate(1);
     cluster.node_mut(1).transfer_leadership(2).expect("leader");
