@@ -263,16 +263,10 @@ impl U256 {
         U256(out)
     }
 
+    /// a - b = a + (!b + 1), modulo 2^256.
     fn wrapping_sub(self, other: U256) -> U256 {
-        let mut out = [0u64; 4];
-        let mut borrow = false;
-        for i in (0..4).rev() {
-            let (diff, b1) = self.0[i].overflowing_sub(other.0[i]);
-            let (diff, b2) = diff.overflowing_sub(borrow as u64);
-            out[i] = diff;
-            borrow = b1 || b2;
-        }
-        U256(out)
+        let inverted = U256(other.0.map(|word| !word));
+        self.wrapping_add(inverted).wrapping_add(U256([0, 0, 0, 1]))
     }
 }
 
@@ -877,6 +871,27 @@ mod tests {
 
     fn full_scan_digest(store: &KvStore) -> String {
         hex(&digest_with_expiry(store.iter_with_expiry()))
+    }
+
+    #[test]
+    fn u256_wraps_around_and_borrows_across_words() {
+        let one = U256([0, 0, 0, 1]);
+        let max = U256([u64::MAX; 4]);
+        assert_eq!(U256::default().wrapping_sub(one), max);
+        assert_eq!(max.wrapping_add(one), U256::default());
+        assert_eq!(
+            U256([0, 1, 0, 0]).wrapping_sub(one),
+            U256([0, 0, u64::MAX, u64::MAX])
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn u256_subtraction_undoes_addition(a: [u64; 4], b: [u64; 4]) {
+            let (a, b) = (U256(a), U256(b));
+            prop_assert_eq!(a.wrapping_add(b).wrapping_sub(b), a);
+            prop_assert_eq!(a.wrapping_sub(b).wrapping_add(b), a);
+        }
     }
 
     /// The test vectors of DESIGN.md, computed independently of raftkv.
