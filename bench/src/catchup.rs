@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use raftkv_node::log_events;
 
 use super::fill::FillReport;
-use super::load::{self, ProgressStyle};
+use super::load;
 use super::local::{Converged, LocalCluster};
 use super::resp_target::RaftkvTarget;
 use super::BenchArgs;
@@ -248,14 +248,9 @@ async fn run_round(
             vec![cluster.client_addr(leader)],
             Duration::from_millis(args.request_timeout_ms),
         ));
-        let progress = if args.json {
-            ProgressStyle::Quiet
-        } else {
-            ProgressStyle::live("catch-up writes")
-        };
         let result = load::run_load(
             target,
-            args.load_spec(Some(entries), progress),
+            args.load_spec(Some(entries), args.progress("catch-up writes")),
             Arc::new(args.workload(0.0)),
         )
         .await?;

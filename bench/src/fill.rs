@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::load::{self, LoadSpec, ProgressStyle, Workload, KEY_BYTES};
+use super::load::{self, LoadSpec, Workload, KEY_BYTES};
 use super::local::{convergence, Converged, CONVERGE_TIMEOUT_MS, STATUS_DEADLINE_MS};
 use super::resp_target::RaftkvTarget;
 use super::BenchArgs;
@@ -58,15 +58,10 @@ pub(crate) async fn fill(
         addrs.to_vec(),
         Duration::from_millis(args.request_timeout_ms),
     ));
-    let progress = if args.json {
-        ProgressStyle::Quiet
-    } else {
-        ProgressStyle::live("fill")
-    };
     let spec = LoadSpec {
         clients: FILL_CLIENTS,
         pipeline: FILL_PIPELINE,
-        ..args.load_spec(Some(keys), progress)
+        ..args.load_spec(Some(keys), args.progress("fill"))
     };
     let result = load::run_load(
         target,

@@ -325,6 +325,16 @@ impl BenchArgs {
         Workload::new(self.keyspace, read_ratio, self.value_size, self.seed)
     }
 
+    /// A live progress line labelled `label`, or none with `--json` (stdout
+    /// then carries only the report).
+    fn progress(&self, label: &str) -> ProgressStyle {
+        if self.json {
+            ProgressStyle::Quiet
+        } else {
+            ProgressStyle::live(label)
+        }
+    }
+
     fn load_spec(&self, ops: Option<u64>, progress: ProgressStyle) -> LoadSpec {
         LoadSpec {
             clients: self.clients,
@@ -384,15 +394,10 @@ async fn run_plan(
 ) -> Result<BenchReport, String> {
     let mut report = BenchReport::new(machine.clone());
     if let Some(throughput) = plan.throughput {
-        let progress = if args.json {
-            ProgressStyle::Quiet
-        } else {
-            ProgressStyle::live("load")
-        };
         let timeout = Duration::from_millis(args.request_timeout_ms);
         let spec = LoadSpec {
             duration: throughput.duration_s.map(Duration::from_secs),
-            ..args.load_spec(throughput.ops, progress)
+            ..args.load_spec(throughput.ops, args.progress("load"))
         };
         let workload = Arc::new(args.workload(args.read_ratio));
         let result = match args.target {
