@@ -493,9 +493,19 @@ mod tests {
             .map_err(|e| e.to_string())
     }
 
+    /// The plan of a command line that parses and is valid.
+    fn plan_of(line: &str) -> Plan {
+        parse(line).unwrap().plan().unwrap()
+    }
+
+    /// Why a command line that parses is refused.
+    fn plan_error(line: &str) -> String {
+        parse(line).unwrap().plan().unwrap_err()
+    }
+
     #[test]
     fn defaults_run_a_throughput_test_only() {
-        let plan = parse("").unwrap().plan().unwrap();
+        let plan = plan_of("");
         assert_eq!(
             plan,
             Plan {
@@ -510,16 +520,16 @@ mod tests {
                 catchup_wiped: false,
             }
         );
-        let plan = parse("--failover 3 --catchup 100").unwrap().plan().unwrap();
+        let plan = plan_of("--failover 3 --catchup 100");
         assert_eq!(plan.throughput, None);
         assert_eq!(plan.failover_trials, Some(3));
-        let plan = parse("--failover 3 --ops 50").unwrap().plan().unwrap();
+        let plan = plan_of("--failover 3 --ops 50");
         assert_eq!(plan.throughput.unwrap().ops, Some(50));
     }
 
     #[test]
     fn a_duration_replaces_the_default_ops_or_bounds_the_given_ones() {
-        let plan = parse("--duration 60").unwrap().plan().unwrap();
+        let plan = plan_of("--duration 60");
         assert_eq!(
             plan.throughput,
             Some(Throughput {
@@ -527,7 +537,7 @@ mod tests {
                 duration_s: Some(60)
             })
         );
-        let plan = parse("--duration 5 --ops 10").unwrap().plan().unwrap();
+        let plan = plan_of("--duration 5 --ops 10");
         assert_eq!(
             plan.throughput,
             Some(Throughput {
@@ -535,54 +545,32 @@ mod tests {
                 duration_s: Some(5)
             })
         );
-        let plan = parse("--memory 10 --duration 2").unwrap().plan().unwrap();
+        let plan = plan_of("--memory 10 --duration 2");
         assert!(plan.throughput.is_some() && plan.memory);
     }
 
     #[test]
     fn memory_and_wiped_catch_up_share_one_fill() {
-        let plan = parse("--memory 1000 --catchup-wiped 1000")
-            .unwrap()
-            .plan()
-            .unwrap();
+        let plan = plan_of("--memory 1000 --catchup-wiped 1000");
         assert_eq!(plan.fill_keys, Some(1000));
         assert!(plan.memory && plan.catchup_wiped);
         assert_eq!(plan.throughput, None);
-        let error = parse("--memory 1000 --catchup-wiped 2000")
-            .unwrap()
-            .plan()
-            .unwrap_err();
+        let error = plan_error("--memory 1000 --catchup-wiped 2000");
         assert!(error.contains("same number of keys"), "{error}");
         // Memory only reads the nodes: an attached cluster is fine.
-        let plan = parse("--attach 127.0.0.1:7001 --memory 10")
-            .unwrap()
-            .plan()
-            .unwrap();
+        let plan = plan_of("--attach 127.0.0.1:7001 --memory 10");
         assert_eq!(plan.fill_keys, Some(10));
-        let error = parse("--attach 127.0.0.1:7001 --catchup-wiped 10")
-            .unwrap()
-            .plan()
-            .unwrap_err();
+        let error = plan_error("--attach 127.0.0.1:7001 --catchup-wiped 10");
         assert!(error.contains("drop --attach"), "{error}");
     }
 
     #[test]
     fn killing_modes_refuse_attach_and_say_why() {
-        let error = parse("--attach 127.0.0.1:7001 --failover 2")
-            .unwrap()
-            .plan()
-            .unwrap_err();
+        let error = plan_error("--attach 127.0.0.1:7001 --failover 2");
         assert!(error.contains("nodes it started itself"), "{error}");
-        let error = parse("--attach 127.0.0.1:7001 --catchup 10")
-            .unwrap()
-            .plan()
-            .unwrap_err();
+        let error = plan_error("--attach 127.0.0.1:7001 --catchup 10");
         assert!(error.contains("drop --attach"), "{error}");
-        assert!(parse("--nodes 1 --failover 1")
-            .unwrap()
-            .plan()
-            .unwrap_err()
-            .contains("at least 3"));
+        assert!(plan_error("--nodes 1 --failover 1").contains("at least 3"));
         // Cluster-shape flags make no sense with --attach.
         assert!(parse("--attach 127.0.0.1:7001 --nodes 5").is_err());
     }
@@ -590,17 +578,11 @@ mod tests {
     #[cfg(feature = "etcd")]
     #[test]
     fn the_etcd_target_needs_attach_and_runs_loads_only() {
-        let error = parse("--target etcd").unwrap().plan().unwrap_err();
+        let error = plan_error("--target etcd");
         assert!(error.contains("--attach"), "{error}");
-        let error = parse("--target etcd --attach 127.0.0.1:2379 --failover 3")
-            .unwrap()
-            .plan()
-            .unwrap_err();
+        let error = plan_error("--target etcd --attach 127.0.0.1:2379 --failover 3");
         assert!(error.contains("compare.sh"), "{error}");
-        let plan = parse("--target etcd --attach 127.0.0.1:2379 --clients 64 --ops 10")
-            .unwrap()
-            .plan()
-            .unwrap();
+        let plan = plan_of("--target etcd --attach 127.0.0.1:2379 --clients 64 --ops 10");
         assert_eq!(plan.throughput.unwrap().ops, Some(10));
     }
 
@@ -621,7 +603,7 @@ mod tests {
             ("--catchup-wiped 0", "--catchup-wiped"),
             ("--memory 0", "--memory"),
         ] {
-            let error = parse(line).unwrap().plan().unwrap_err();
+            let error = plan_error(line);
             assert!(error.starts_with(flag), "{line}: {error}");
         }
     }
