@@ -180,18 +180,8 @@ struct Throughput {
 impl BenchArgs {
     /// Checks every bound and combination; the error says which flag and why.
     fn plan(&self) -> Result<Plan, String> {
-        if self.clients == 0 || self.clients > CLIENTS_MAX {
-            return Err(format!(
-                "--clients {}: use 1 to {CLIENTS_MAX}",
-                self.clients
-            ));
-        }
-        if self.pipeline == 0 || self.pipeline > PIPELINE_MAX {
-            return Err(format!(
-                "--pipeline {}: use 1 to {PIPELINE_MAX}",
-                self.pipeline
-            ));
-        }
+        check_count("--clients", self.clients, CLIENTS_MAX, "")?;
+        check_count("--pipeline", self.pipeline, PIPELINE_MAX, "")?;
         if self.value_size > VALUE_SIZE_BYTES_MAX {
             return Err(format!(
                 "--value-size {}: at most {VALUE_SIZE_BYTES_MAX} bytes (a node's bulk string limit)",
@@ -204,12 +194,7 @@ impl BenchArgs {
                 self.read_ratio
             ));
         }
-        if self.keyspace == 0 || self.keyspace > KEYSPACE_MAX {
-            return Err(format!(
-                "--keyspace {}: use 1 to {KEYSPACE_MAX} keys",
-                self.keyspace
-            ));
-        }
+        check_count("--keyspace", self.keyspace, KEYSPACE_MAX, " keys")?;
         if self.ops == Some(0) {
             return Err("--ops 0: give at least one operation".into());
         }
@@ -217,43 +202,21 @@ impl BenchArgs {
             return Err("--request-timeout-ms and --stall-timeout-ms must be above 0".into());
         }
         if let Some(trials) = self.failover {
-            if trials == 0 || trials > FAILOVER_TRIALS_MAX {
-                return Err(format!(
-                    "--failover {trials}: use 1 to {FAILOVER_TRIALS_MAX} trials"
-                ));
-            }
-            if self.failover_clients == 0 || self.failover_clients > CLIENTS_MAX {
-                return Err(format!(
-                    "--failover-clients {}: use 1 to {CLIENTS_MAX}",
-                    self.failover_clients
-                ));
-            }
+            check_count("--failover", trials, FAILOVER_TRIALS_MAX, " trials")?;
+            check_count("--failover-clients", self.failover_clients, CLIENTS_MAX, "")?;
         }
         if let Some(entries) = self.catchup {
-            if entries == 0 || entries > CATCHUP_ENTRIES_MAX {
-                return Err(format!(
-                    "--catchup {entries}: use 1 to {CATCHUP_ENTRIES_MAX} entries"
-                ));
-            }
+            check_count("--catchup", entries, CATCHUP_ENTRIES_MAX, " entries")?;
         }
         if let Some(seconds) = self.duration {
-            if seconds == 0 || seconds > DURATION_S_MAX {
-                return Err(format!(
-                    "--duration {seconds}: use 1 to {DURATION_S_MAX} seconds"
-                ));
-            }
+            check_count("--duration", seconds, DURATION_S_MAX, " seconds")?;
         }
         for (flag, keys) in [
             ("--catchup-wiped", self.catchup_wiped),
             ("--memory", self.memory),
         ] {
             if let Some(keys) = keys {
-                if keys == 0 || keys > fill::FILL_KEYS_MAX {
-                    return Err(format!(
-                        "{flag} {keys}: use 1 to {} keys",
-                        fill::FILL_KEYS_MAX
-                    ));
-                }
+                check_count(flag, keys, fill::FILL_KEYS_MAX, " keys")?;
             }
         }
         let fill_keys = match (self.memory, self.catchup_wiped) {
@@ -345,6 +308,18 @@ impl BenchArgs {
             progress,
         }
     }
+}
+
+/// `flag value` must count 1 to `max`; the error names the flag and the
+/// range (`unit`, e.g. " keys", follows the range).
+fn check_count<T>(flag: &str, value: T, max: T, unit: &str) -> Result<(), String>
+where
+    T: Copy + PartialOrd + From<u8> + std::fmt::Display,
+{
+    if value < T::from(1) || value > max {
+        return Err(format!("{flag} {value}: use 1 to {max}{unit}"));
+    }
+    Ok(())
 }
 
 /// Runs the benchmark the flags describe and prints its report. Must run on
