@@ -478,6 +478,14 @@ mod tests {
         parse(line).unwrap().plan().unwrap_err()
     }
 
+    /// Asserts that a command line parses but is refused for a reason that
+    /// mentions `why`.
+    #[track_caller]
+    fn assert_refused(line: &str, why: &str) {
+        let error = plan_error(line);
+        assert!(error.contains(why), "{line}: {error}");
+    }
+
     #[test]
     fn defaults_run_a_throughput_test_only() {
         let plan = plan_of("");
@@ -530,22 +538,24 @@ mod tests {
         assert_eq!(plan.fill_keys, Some(1000));
         assert!(plan.memory && plan.catchup_wiped);
         assert_eq!(plan.throughput, None);
-        let error = plan_error("--memory 1000 --catchup-wiped 2000");
-        assert!(error.contains("same number of keys"), "{error}");
+        assert_refused("--memory 1000 --catchup-wiped 2000", "same number of keys");
         // Memory only reads the nodes: an attached cluster is fine.
         let plan = plan_of("--attach 127.0.0.1:7001 --memory 10");
         assert_eq!(plan.fill_keys, Some(10));
-        let error = plan_error("--attach 127.0.0.1:7001 --catchup-wiped 10");
-        assert!(error.contains("drop --attach"), "{error}");
+        assert_refused(
+            "--attach 127.0.0.1:7001 --catchup-wiped 10",
+            "drop --attach",
+        );
     }
 
     #[test]
     fn killing_modes_refuse_attach_and_say_why() {
-        let error = plan_error("--attach 127.0.0.1:7001 --failover 2");
-        assert!(error.contains("nodes it started itself"), "{error}");
-        let error = plan_error("--attach 127.0.0.1:7001 --catchup 10");
-        assert!(error.contains("drop --attach"), "{error}");
-        assert!(plan_error("--nodes 1 --failover 1").contains("at least 3"));
+        assert_refused(
+            "--attach 127.0.0.1:7001 --failover 2",
+            "nodes it started itself",
+        );
+        assert_refused("--attach 127.0.0.1:7001 --catchup 10", "drop --attach");
+        assert_refused("--nodes 1 --failover 1", "at least 3");
         // Cluster-shape flags make no sense with --attach.
         assert!(parse("--attach 127.0.0.1:7001 --nodes 5").is_err());
     }
@@ -553,10 +563,11 @@ mod tests {
     #[cfg(feature = "etcd")]
     #[test]
     fn the_etcd_target_needs_attach_and_runs_loads_only() {
-        let error = plan_error("--target etcd");
-        assert!(error.contains("--attach"), "{error}");
-        let error = plan_error("--target etcd --attach 127.0.0.1:2379 --failover 3");
-        assert!(error.contains("compare.sh"), "{error}");
+        assert_refused("--target etcd", "--attach");
+        assert_refused(
+            "--target etcd --attach 127.0.0.1:2379 --failover 3",
+            "compare.sh",
+        );
         let plan = plan_of("--target etcd --attach 127.0.0.1:2379 --clients 64 --ops 10");
         assert_eq!(plan.throughput.unwrap().ops, Some(10));
     }
