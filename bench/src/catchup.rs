@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use raftkv_node::log_events;
 
 use super::fill::FillReport;
-use super::load::{self, ProgressStyle};
-use super::local::LocalCluster;
+use super::load;
+use super::local::{Converged, LocalCluster};
 use super::resp_target::RaftkvTarget;
 use super::BenchArgs;
 use crate::poll::{parse_event_line, FileTail};
@@ -97,18 +97,26 @@ pub(crate) struct StoppedFollower {
     pub(crate) follower: u64,
 }
 
-/// kill -9 a follower of the converged cluster and wait for its exit.
-async fn kill_a_follower(cluster: &mut LocalCluster) -> Result<(u64, u64), String> {
+/// kill -9 a follower of the converged cluster and wait for its exit;
+/// returns the follower and the state the cluster had converged to.
+async fn kill_a_follower(cluster: &mut LocalCluster) -> Result<(u64, Converged), String> {
     let before = cluster.wait_converged().await?;
-    let leader = before.leader;
     let follower = cluster
         .ids()
         .into_iter()
-        .find(|id| *id != leader)
+        .find(|id| *id != before.leader)
         .ok_or("catch-up needs a follower, and the cluster has one node")?;
     cluster.kill(follower)?;
     cluster.wait_exited(follower).await?;
-    Ok((follower, leader))
+    Ok((follower, before))
+}
+
+/// Whether the lines `follower` logged since `tail` was last read say it
+/// installed a snapshot.
+fn installed_snapshot(tail: &mut FileTail, follower: u64) -> bool {
+    tail.read_new_lines().iter().any(|line| {
+        parse_event_line(follower, line, 0).event.as_deref() == Some(log_events::SNAPSHOT_INSTALLED)
+    })
 }
 
 /// `--wiped-before-fill`: kill -9 a follower and delete its data dir before
@@ -132,7 +140,10 @@ pub(crate) async fn run_wiped(
 ) -> Result<WipedCatchupReport, String> {
     let (follower, leader) = match stopped {
         Some(stopped) => (stopped.follower, leader),
-        None => kill_a_follower(cluster).await?,
+        None => {
+            let (follower, before) = kill_a_follower(cluster).await?;
+            (follower, before.leader)
+        }
     };
     let leader_now = leader_settled(cluster, leader).await?;
     let wipe_started = Instant::now();
@@ -167,9 +178,7 @@ pub(crate) async fn run_wiped(
         }
     })?;
     let status = cluster.status(follower).await?;
-    let via_snapshot = follower_tail.read_new_lines().iter().any(|line| {
-        parse_event_line(follower, line, 0).event.as_deref() == Some(log_events::SNAPSHOT_INSTALLED)
-    });
+    let via_snapshot = installed_snapshot(&mut follower_tail, follower);
     let (snapshots_sent, snapshot_sent_bytes) =
         snapshots_sent_to(&leader_tail.read_new_lines(), leader, follower);
     let snapshot_file_bytes = newest_snapshot_bytes(&cluster.node_data_dir(follower));
@@ -231,29 +240,17 @@ async fn run_round(
     args: &BenchArgs,
     entries: u64,
 ) -> Result<CatchupRound, String> {
-    let before = cluster.wait_converged().await?;
+    let (follower, before) = kill_a_follower(cluster).await?;
     let leader = before.leader;
-    let follower = cluster
-        .ids()
-        .into_iter()
-        .find(|id| *id != leader)
-        .ok_or("catch-up needs a follower, and the cluster has one node")?;
-    cluster.kill(follower)?;
-    cluster.wait_exited(follower).await?;
 
     let (written, write_ops_per_sec) = if entries > 0 {
         let target = Arc::new(RaftkvTarget::new(
             vec![cluster.client_addr(leader)],
             Duration::from_millis(args.request_timeout_ms),
         ));
-        let progress = if args.json {
-            ProgressStyle::Quiet
-        } else {
-            ProgressStyle::live("catch-up writes")
-        };
         let result = load::run_load(
             target,
-            args.load_spec(Some(entries), progress),
+            args.load_spec(Some(entries), args.progress("catch-up writes")),
             Arc::new(args.workload(0.0)),
         )
         .await?;
@@ -274,9 +271,7 @@ async fn run_round(
         None,
     )
     .await?;
-    let via_snapshot = tail.read_new_lines().iter().any(|line| {
-        parse_event_line(follower, line, 0).event.as_deref() == Some(log_events::SNAPSHOT_INSTALLED)
-    });
+    let via_snapshot = installed_snapshot(&mut tail, follower);
     cluster.wait_converged().await?;
     Ok(CatchupRound {
         follower,

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::load::{self, LoadSpec, ProgressStyle, Workload, KEY_BYTES};
-use super::local::{convergence, Converged, CONVERGE_TIMEOUT_MS, STATUS_DEADLINE_MS};
+use super::load::{self, LoadSpec, Workload, KEY_BYTES};
+use super::local::{wait_for_convergence, Converged, STATUS_DEADLINE_MS};
 use super::resp_target::RaftkvTarget;
 use super::BenchArgs;
 use crate::status::StatusFetcher;
@@ -58,15 +58,10 @@ pub(crate) async fn fill(
         addrs.to_vec(),
         Duration::from_millis(args.request_timeout_ms),
     ));
-    let progress = if args.json {
-        ProgressStyle::Quiet
-    } else {
-        ProgressStyle::live("fill")
-    };
     let spec = LoadSpec {
         clients: FILL_CLIENTS,
         pipeline: FILL_PIPELINE,
-        ..args.load_spec(Some(keys), progress)
+        ..args.load_spec(Some(keys), args.progress("fill"))
     };
     let result = load::run_load(
         target,
@@ -97,37 +92,28 @@ pub(crate) async fn fill(
 /// index applied and the same digest; returns that state and the number of
 /// keys the leader holds.
 pub(crate) async fn wait_converged(addrs: &[String]) -> Result<(Converged, u64), String> {
-    let deadline = Instant::now() + Duration::from_millis(CONVERGE_TIMEOUT_MS);
     let mut fetchers: Vec<StatusFetcher> = addrs
         .iter()
         .map(|addr| StatusFetcher::new(addr.clone()))
         .collect();
-    loop {
-        let mut statuses = BTreeMap::new();
-        for (index, fetcher) in fetchers.iter_mut().enumerate() {
-            let status = fetcher
-                .fetch(Duration::from_millis(STATUS_DEADLINE_MS))
-                .await
-                .map_err(|e| format!("{}: {e}", addrs[index]));
-            statuses.insert(index as u64, status);
-        }
-        let reason = match convergence(&statuses) {
-            Ok(converged) => {
-                let keys = statuses
-                    .values()
-                    .filter_map(|status| status.as_ref().ok())
-                    .find(|status| status.id == converged.leader)
-                    .map_or(0, |status| status.keys);
-                return Ok((converged, keys));
+    let poll_interval = Duration::from_millis(FILL_CONVERGE_POLL_MS);
+    let (converged, statuses) =
+        wait_for_convergence(addrs.len(), poll_interval, " of the fill", async || {
+            let mut statuses = BTreeMap::new();
+            for (index, fetcher) in fetchers.iter_mut().enumerate() {
+                let status = fetcher
+                    .fetch(Duration::from_millis(STATUS_DEADLINE_MS))
+                    .await
+                    .map_err(|e| format!("{}: {e}", addrs[index]));
+                statuses.insert(index as u64, status);
             }
-            Err(reason) => reason,
-        };
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "the nodes did not converge within {} s of the fill: {reason}",
-                CONVERGE_TIMEOUT_MS / 1000
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(FILL_CONVERGE_POLL_MS)).await;
-    }
+            Ok(statuses)
+        })
+        .await?;
+    let keys = statuses
+        .values()
+        .filter_map(|status| status.as_ref().ok())
+        .find(|status| status.id == converged.leader)
+        .map_or(0, |status| status.keys);
+    Ok((converged, keys))
 }

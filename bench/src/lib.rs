@@ -180,18 +180,8 @@ struct Throughput {
 impl BenchArgs {
     /// Checks every bound and combination; the error says which flag and why.
     fn plan(&self) -> Result<Plan, String> {
-        if self.clients == 0 || self.clients > CLIENTS_MAX {
-            return Err(format!(
-                "--clients {}: use 1 to {CLIENTS_MAX}",
-                self.clients
-            ));
-        }
-        if self.pipeline == 0 || self.pipeline > PIPELINE_MAX {
-            return Err(format!(
-                "--pipeline {}: use 1 to {PIPELINE_MAX}",
-                self.pipeline
-            ));
-        }
+        check_count("--clients", self.clients, CLIENTS_MAX, "")?;
+        check_count("--pipeline", self.pipeline, PIPELINE_MAX, "")?;
         if self.value_size > VALUE_SIZE_BYTES_MAX {
             return Err(format!(
                 "--value-size {}: at most {VALUE_SIZE_BYTES_MAX} bytes (a node's bulk string limit)",
@@ -204,12 +194,7 @@ impl BenchArgs {
                 self.read_ratio
             ));
         }
-        if self.keyspace == 0 || self.keyspace > KEYSPACE_MAX {
-            return Err(format!(
-                "--keyspace {}: use 1 to {KEYSPACE_MAX} keys",
-                self.keyspace
-            ));
-        }
+        check_count("--keyspace", self.keyspace, KEYSPACE_MAX, " keys")?;
         if self.ops == Some(0) {
             return Err("--ops 0: give at least one operation".into());
         }
@@ -217,43 +202,21 @@ impl BenchArgs {
             return Err("--request-timeout-ms and --stall-timeout-ms must be above 0".into());
         }
         if let Some(trials) = self.failover {
-            if trials == 0 || trials > FAILOVER_TRIALS_MAX {
-                return Err(format!(
-                    "--failover {trials}: use 1 to {FAILOVER_TRIALS_MAX} trials"
-                ));
-            }
-            if self.failover_clients == 0 || self.failover_clients > CLIENTS_MAX {
-                return Err(format!(
-                    "--failover-clients {}: use 1 to {CLIENTS_MAX}",
-                    self.failover_clients
-                ));
-            }
+            check_count("--failover", trials, FAILOVER_TRIALS_MAX, " trials")?;
+            check_count("--failover-clients", self.failover_clients, CLIENTS_MAX, "")?;
         }
         if let Some(entries) = self.catchup {
-            if entries == 0 || entries > CATCHUP_ENTRIES_MAX {
-                return Err(format!(
-                    "--catchup {entries}: use 1 to {CATCHUP_ENTRIES_MAX} entries"
-                ));
-            }
+            check_count("--catchup", entries, CATCHUP_ENTRIES_MAX, " entries")?;
         }
         if let Some(seconds) = self.duration {
-            if seconds == 0 || seconds > DURATION_S_MAX {
-                return Err(format!(
-                    "--duration {seconds}: use 1 to {DURATION_S_MAX} seconds"
-                ));
-            }
+            check_count("--duration", seconds, DURATION_S_MAX, " seconds")?;
         }
         for (flag, keys) in [
             ("--catchup-wiped", self.catchup_wiped),
             ("--memory", self.memory),
         ] {
             if let Some(keys) = keys {
-                if keys == 0 || keys > fill::FILL_KEYS_MAX {
-                    return Err(format!(
-                        "{flag} {keys}: use 1 to {} keys",
-                        fill::FILL_KEYS_MAX
-                    ));
-                }
+                check_count(flag, keys, fill::FILL_KEYS_MAX, " keys")?;
             }
         }
         let fill_keys = match (self.memory, self.catchup_wiped) {
@@ -325,6 +288,16 @@ impl BenchArgs {
         Workload::new(self.keyspace, read_ratio, self.value_size, self.seed)
     }
 
+    /// A live progress line labelled `label`, or none with `--json` (stdout
+    /// then carries only the report).
+    fn progress(&self, label: &str) -> ProgressStyle {
+        if self.json {
+            ProgressStyle::Quiet
+        } else {
+            ProgressStyle::live(label)
+        }
+    }
+
     fn load_spec(&self, ops: Option<u64>, progress: ProgressStyle) -> LoadSpec {
         LoadSpec {
             clients: self.clients,
@@ -335,6 +308,18 @@ impl BenchArgs {
             progress,
         }
     }
+}
+
+/// `flag value` must count 1 to `max`; the error names the flag and the
+/// range (`unit`, e.g. " keys", follows the range).
+fn check_count<T>(flag: &str, value: T, max: T, unit: &str) -> Result<(), String>
+where
+    T: Copy + PartialOrd + From<u8> + std::fmt::Display,
+{
+    if value < T::from(1) || value > max {
+        return Err(format!("{flag} {value}: use 1 to {max}{unit}"));
+    }
+    Ok(())
 }
 
 /// Runs the benchmark the flags describe and prints its report. Must run on
@@ -384,15 +369,10 @@ async fn run_plan(
 ) -> Result<BenchReport, String> {
     let mut report = BenchReport::new(machine.clone());
     if let Some(throughput) = plan.throughput {
-        let progress = if args.json {
-            ProgressStyle::Quiet
-        } else {
-            ProgressStyle::live("load")
-        };
         let timeout = Duration::from_millis(args.request_timeout_ms);
         let spec = LoadSpec {
             duration: throughput.duration_s.map(Duration::from_secs),
-            ..args.load_spec(throughput.ops, progress)
+            ..args.load_spec(throughput.ops, args.progress("load"))
         };
         let workload = Arc::new(args.workload(args.read_ratio));
         let result = match args.target {
@@ -488,9 +468,27 @@ mod tests {
             .map_err(|e| e.to_string())
     }
 
+    /// The plan of a command line that parses and is valid.
+    fn plan_of(line: &str) -> Plan {
+        parse(line).unwrap().plan().unwrap()
+    }
+
+    /// Why a command line that parses is refused.
+    fn plan_error(line: &str) -> String {
+        parse(line).unwrap().plan().unwrap_err()
+    }
+
+    /// Asserts that a command line parses but is refused for a reason that
+    /// mentions `why`.
+    #[track_caller]
+    fn assert_refused(line: &str, why: &str) {
+        let error = plan_error(line);
+        assert!(error.contains(why), "{line}: {error}");
+    }
+
     #[test]
     fn defaults_run_a_throughput_test_only() {
-        let plan = parse("").unwrap().plan().unwrap();
+        let plan = plan_of("");
         assert_eq!(
             plan,
             Plan {
@@ -505,16 +503,16 @@ mod tests {
                 catchup_wiped: false,
             }
         );
-        let plan = parse("--failover 3 --catchup 100").unwrap().plan().unwrap();
+        let plan = plan_of("--failover 3 --catchup 100");
         assert_eq!(plan.throughput, None);
         assert_eq!(plan.failover_trials, Some(3));
-        let plan = parse("--failover 3 --ops 50").unwrap().plan().unwrap();
+        let plan = plan_of("--failover 3 --ops 50");
         assert_eq!(plan.throughput.unwrap().ops, Some(50));
     }
 
     #[test]
     fn a_duration_replaces_the_default_ops_or_bounds_the_given_ones() {
-        let plan = parse("--duration 60").unwrap().plan().unwrap();
+        let plan = plan_of("--duration 60");
         assert_eq!(
             plan.throughput,
             Some(Throughput {
@@ -522,7 +520,7 @@ mod tests {
                 duration_s: Some(60)
             })
         );
-        let plan = parse("--duration 5 --ops 10").unwrap().plan().unwrap();
+        let plan = plan_of("--duration 5 --ops 10");
         assert_eq!(
             plan.throughput,
             Some(Throughput {
@@ -530,54 +528,34 @@ mod tests {
                 duration_s: Some(5)
             })
         );
-        let plan = parse("--memory 10 --duration 2").unwrap().plan().unwrap();
+        let plan = plan_of("--memory 10 --duration 2");
         assert!(plan.throughput.is_some() && plan.memory);
     }
 
     #[test]
     fn memory_and_wiped_catch_up_share_one_fill() {
-        let plan = parse("--memory 1000 --catchup-wiped 1000")
-            .unwrap()
-            .plan()
-            .unwrap();
+        let plan = plan_of("--memory 1000 --catchup-wiped 1000");
         assert_eq!(plan.fill_keys, Some(1000));
         assert!(plan.memory && plan.catchup_wiped);
         assert_eq!(plan.throughput, None);
-        let error = parse("--memory 1000 --catchup-wiped 2000")
-            .unwrap()
-            .plan()
-            .unwrap_err();
-        assert!(error.contains("same number of keys"), "{error}");
+        assert_refused("--memory 1000 --catchup-wiped 2000", "same number of keys");
         // Memory only reads the nodes: an attached cluster is fine.
-        let plan = parse("--attach 127.0.0.1:7001 --memory 10")
-            .unwrap()
-            .plan()
-            .unwrap();
+        let plan = plan_of("--attach 127.0.0.1:7001 --memory 10");
         assert_eq!(plan.fill_keys, Some(10));
-        let error = parse("--attach 127.0.0.1:7001 --catchup-wiped 10")
-            .unwrap()
-            .plan()
-            .unwrap_err();
-        assert!(error.contains("drop --attach"), "{error}");
+        assert_refused(
+            "--attach 127.0.0.1:7001 --catchup-wiped 10",
+            "drop --attach",
+        );
     }
 
     #[test]
     fn killing_modes_refuse_attach_and_say_why() {
-        let error = parse("--attach 127.0.0.1:7001 --failover 2")
-            .unwrap()
-            .plan()
-            .unwrap_err();
-        assert!(error.contains("nodes it started itself"), "{error}");
-        let error = parse("--attach 127.0.0.1:7001 --catchup 10")
-            .unwrap()
-            .plan()
-            .unwrap_err();
-        assert!(error.contains("drop --attach"), "{error}");
-        assert!(parse("--nodes 1 --failover 1")
-            .unwrap()
-            .plan()
-            .unwrap_err()
-            .contains("at least 3"));
+        assert_refused(
+            "--attach 127.0.0.1:7001 --failover 2",
+            "nodes it started itself",
+        );
+        assert_refused("--attach 127.0.0.1:7001 --catchup 10", "drop --attach");
+        assert_refused("--nodes 1 --failover 1", "at least 3");
         // Cluster-shape flags make no sense with --attach.
         assert!(parse("--attach 127.0.0.1:7001 --nodes 5").is_err());
     }
@@ -585,17 +563,12 @@ mod tests {
     #[cfg(feature = "etcd")]
     #[test]
     fn the_etcd_target_needs_attach_and_runs_loads_only() {
-        let error = parse("--target etcd").unwrap().plan().unwrap_err();
-        assert!(error.contains("--attach"), "{error}");
-        let error = parse("--target etcd --attach 127.0.0.1:2379 --failover 3")
-            .unwrap()
-            .plan()
-            .unwrap_err();
-        assert!(error.contains("compare.sh"), "{error}");
-        let plan = parse("--target etcd --attach 127.0.0.1:2379 --clients 64 --ops 10")
-            .unwrap()
-            .plan()
-            .unwrap();
+        assert_refused("--target etcd", "--attach");
+        assert_refused(
+            "--target etcd --attach 127.0.0.1:2379 --failover 3",
+            "compare.sh",
+        );
+        let plan = plan_of("--target etcd --attach 127.0.0.1:2379 --clients 64 --ops 10");
         assert_eq!(plan.throughput.unwrap().ops, Some(10));
     }
 
@@ -616,7 +589,7 @@ mod tests {
             ("--catchup-wiped 0", "--catchup-wiped"),
             ("--memory 0", "--memory"),
         ] {
-            let error = parse(line).unwrap().plan().unwrap_err();
+            let error = plan_error(line);
             assert!(error.starts_with(flag), "{line}: {error}");
         }
     }

@@ -192,30 +192,18 @@ impl LocalCluster {
     /// Waits until every running node reports the same leader, applied
     /// index (equal to the leader's commit index) and digest.
     pub(crate) async fn wait_converged(&mut self) -> Result<Converged, String> {
-        let deadline = Instant::now() + Duration::from_millis(CONVERGE_TIMEOUT_MS);
-        loop {
+        let nodes = self.ids().len();
+        let poll_interval = Duration::from_millis(CONVERGE_POLL_MS);
+        let (converged, _) = wait_for_convergence(nodes, poll_interval, "", async || {
             self.check_exits()?;
             let mut statuses = BTreeMap::new();
             for id in self.supervisor.running_ids() {
                 statuses.insert(id, self.status(id).await);
             }
-            let missing = self.ids().len() - statuses.len();
-            let reason = if missing > 0 {
-                format!("{missing} node(s) not running")
-            } else {
-                match convergence(&statuses) {
-                    Ok(converged) => return Ok(converged),
-                    Err(reason) => reason,
-                }
-            };
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "the nodes did not converge within {} s: {reason}",
-                    CONVERGE_TIMEOUT_MS / 1000
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(CONVERGE_POLL_MS)).await;
-        }
+            Ok(statuses)
+        })
+        .await?;
+        Ok(converged)
     }
 
     /// kill -9 of node `id`; its exit is expected from now on.
@@ -284,10 +272,46 @@ impl LocalCluster {
     }
 }
 
+/// Every node's RAFT.STATUS answer, or why it gave none, by node.
+pub(crate) type Statuses = BTreeMap<u64, Result<NodeStatus, String>>;
+
+/// Polls `nodes` nodes every `poll_interval` until the statuses
+/// `read_statuses` returns converge (see `convergence`); returns the state
+/// they agree on and those statuses. Fewer statuses than `nodes` means some
+/// nodes are not running. An error from `read_statuses` ends the wait at
+/// once; after `CONVERGE_TIMEOUT_MS` it fails with the last reason the
+/// nodes differed, `after` (e.g. " of the fill") saying what they were
+/// given that time after.
+pub(crate) async fn wait_for_convergence(
+    nodes: usize,
+    poll_interval: Duration,
+    after: &str,
+    mut read_statuses: impl AsyncFnMut() -> Result<Statuses, String>,
+) -> Result<(Converged, Statuses), String> {
+    let deadline = Instant::now() + Duration::from_millis(CONVERGE_TIMEOUT_MS);
+    loop {
+        let statuses = read_statuses().await?;
+        let missing = nodes.saturating_sub(statuses.len());
+        let reason = if missing > 0 {
+            format!("{missing} node(s) not running")
+        } else {
+            match convergence(&statuses) {
+                Ok(converged) => return Ok((converged, statuses)),
+                Err(reason) => reason,
+            }
+        };
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the nodes did not converge within {} s{after}: {reason}",
+                CONVERGE_TIMEOUT_MS / 1000
+            ));
+        }
+        tokio::time::sleep(poll_interval).await;
+    }
+}
+
 /// The converged state of these statuses, or what is still different.
-pub(crate) fn convergence(
-    statuses: &BTreeMap<u64, Result<NodeStatus, String>>,
-) -> Result<Converged, String> {
+pub(crate) fn convergence(statuses: &Statuses) -> Result<Converged, String> {
     let mut answered = Vec::new();
     for result in statuses.values() {
         match result {

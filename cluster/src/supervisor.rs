@@ -518,33 +518,32 @@ mod tests {
 
     #[tokio::test]
     async fn graceful_stop_sends_sigterm_then_escalates() {
-        let (mut sup, mut rx, _dir) = supervisor(
-            "trap 'exit 0' TERM; echo ready; while :; do sleep 0.05; done",
-            5_000,
-        );
-        sup.start(1, false).unwrap();
-        wait_ready(&sup, 1, 1).await;
-        sup.stop(1).unwrap();
-        assert_eq!(
-            next_report(&mut rx).await.event,
-            ProcessEvent::Exited {
-                exit: ExitKind::Code(0)
-            }
-        );
-
-        let (mut stubborn, mut rx, _dir) = supervisor(
-            "trap '' TERM; echo ready; while :; do sleep 0.05; done",
-            200,
-        );
-        stubborn.start(2, false).unwrap();
-        wait_ready(&stubborn, 2, 1).await;
-        stubborn.stop(2).unwrap();
-        assert_eq!(
-            next_report(&mut rx).await.event,
-            ProcessEvent::Exited {
-                exit: ExitKind::Signal(libc::SIGKILL)
-            }
-        );
+        // (script, grace, node, its exit): a node that exits on SIGTERM, and
+        // a stubborn one that ignores it and is killed once the grace is over.
+        for (script, grace_ms, id, exit) in [
+            (
+                "trap 'exit 0' TERM; echo ready; while :; do sleep 0.05; done",
+                5_000,
+                1,
+                ExitKind::Code(0),
+            ),
+            (
+                "trap '' TERM; echo ready; while :; do sleep 0.05; done",
+                200,
+                2,
+                ExitKind::Signal(libc::SIGKILL),
+            ),
+        ] {
+            let (mut sup, mut rx, _dir) = supervisor(script, grace_ms);
+            sup.start(id, false).unwrap();
+            wait_ready(&sup, id, 1).await;
+            sup.stop(id).unwrap();
+            assert_eq!(
+                next_report(&mut rx).await.event,
+                ProcessEvent::Exited { exit },
+                "{script}"
+            );
+        }
     }
 
     #[tokio::test]
