@@ -406,6 +406,19 @@ mod tests {
         .is_err()
     }
 
+    /// Asserts that `stream` (named `what`) is closed or reset before the
+    /// arrival deadline.
+    async fn assert_ends(stream: &mut TcpStream, what: &str) {
+        let mut byte = [0u8; 1];
+        let ended = tokio::time::timeout(
+            Duration::from_millis(ARRIVAL_DEADLINE_MS),
+            stream.read(&mut byte),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{what} ends before the deadline"));
+        assert!(matches!(ended, Ok(0) | Err(_)), "{what}: {ended:?}");
+    }
+
     #[tokio::test]
     async fn an_open_link_carries_bytes_both_ways() {
         let (_proxy, mut stream) = proxied_pair().await;
@@ -434,24 +447,11 @@ mod tests {
     async fn a_severed_link_resets_its_connections_and_refuses_new_ones_until_healed() {
         let (proxy, mut stream) = proxied_pair().await;
         proxy.set_node(2, LinkMode::Sever);
-        let mut byte = [0u8; 1];
-        let ended = tokio::time::timeout(
-            Duration::from_millis(ARRIVAL_DEADLINE_MS),
-            stream.read(&mut byte),
-        )
-        .await
-        .expect("the connection ends before the deadline");
-        assert!(matches!(ended, Ok(0) | Err(_)), "{ended:?}");
+        assert_ends(&mut stream, "the connection").await;
         let addr = proxy.listen_addr((1, 2)).unwrap();
         let mut again = TcpStream::connect(addr).await.unwrap();
         let _ = again.write_all(b"x").await;
-        let refused = tokio::time::timeout(
-            Duration::from_millis(ARRIVAL_DEADLINE_MS),
-            again.read(&mut byte),
-        )
-        .await
-        .expect("a new connection ends before the deadline");
-        assert!(matches!(refused, Ok(0) | Err(_)), "{refused:?}");
+        assert_ends(&mut again, "a new connection").await;
         proxy.heal();
         let mut healed = TcpStream::connect(addr).await.unwrap();
         healed.write_all(b"ok").await.unwrap();

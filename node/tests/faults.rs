@@ -33,15 +33,25 @@ async fn write_n(cluster: &Cluster, prefix: &str, n: u32) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn torn_wal_tail_is_truncated_and_the_node_recovers() {
+/// A cluster of 3 that took `n` writes of `prefix`N = vN, with one follower
+/// killed once it had them all; returns the cluster, the follower's id and
+/// its newest WAL segment.
+async fn cluster_with_a_stopped_follower(prefix: &str, n: u32) -> (Cluster, u64, PathBuf) {
     let mut cluster = Cluster::start(3);
     let (leader, _) = wait_for_leader(&cluster).await;
-    write_n(&cluster, "t", 50).await;
+    write_n(&cluster, prefix, n).await;
     wait_converged(&cluster).await;
-    let victim = (1..=3).find(|id| *id != leader).unwrap();
-    cluster.kill(victim);
-    let segment = wal_segments(&cluster.node(victim).data_dir).pop().unwrap();
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    cluster.kill(follower);
+    let segment = wal_segments(&cluster.node(follower).data_dir)
+        .pop()
+        .unwrap();
+    (cluster, follower, segment)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torn_wal_tail_is_truncated_and_the_node_recovers() {
+    let (mut cluster, victim, segment) = cluster_with_a_stopped_follower("t", 50).await;
     // A half-written record: a length and checksum promising more bytes than follow.
     let mut file = std::fs::OpenOptions::new()
         .append(true)
@@ -69,13 +79,7 @@ async fn torn_wal_tail_is_truncated_and_the_node_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_record_mid_log_refuses_to_start_and_touches_nothing() {
-    let mut cluster = Cluster::start(3);
-    let (leader, _) = wait_for_leader(&cluster).await;
-    write_n(&cluster, "c", 200).await;
-    wait_converged(&cluster).await;
-    let victim = (1..=3).find(|id| *id != leader).unwrap();
-    cluster.kill(victim);
-    let segment = wal_segments(&cluster.node(victim).data_dir).pop().unwrap();
+    let (cluster, victim, segment) = cluster_with_a_stopped_follower("c", 200).await;
     let mut bytes = std::fs::read(&segment).unwrap();
     // The segment is preallocated: its records end where the zeros begin.
     let records_end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
@@ -83,19 +87,7 @@ async fn corrupt_record_mid_log_refuses_to_start_and_touches_nothing() {
     bytes[middle] ^= 0xff;
     std::fs::write(&segment, &bytes).unwrap();
 
-    let status = cluster
-        .command(victim)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .unwrap();
-    assert!(
-        !status.status.success(),
-        "a node with a corrupt WAL must refuse to start"
-    );
-    let stderr = String::from_utf8_lossy(&status.stderr);
-    let name = segment.file_name().unwrap().to_string_lossy().to_string();
-    assert!(stderr.contains(&name), "error names the file: {stderr}");
+    let stderr = cluster.refused_start_stderr(victim, &segment, "a corrupt WAL");
     assert!(stderr.contains("corrupt"), "error says corrupt: {stderr}");
     assert!(
         stderr.contains("byte") || stderr.contains("offset"),

@@ -53,20 +53,25 @@ async fn stepped_down(cluster: &Cluster, id: u64) {
     .await
 }
 
+/// Every key:NNNN = value-N of `range` on node `id`, read locally.
+async fn node_holds(cluster: &Cluster, id: u64, range: std::ops::RangeInclusive<u32>) {
+    let dump = ClusterClient::dump(&cluster.node(id).client_addr)
+        .await
+        .unwrap();
+    for i in range {
+        let key = format!("key:{i:04}");
+        assert!(
+            dump.iter().any(|(k, v)| k.as_ref() == key.as_bytes()
+                && v.as_ref() == format!("value-{i}").as_bytes()),
+            "node {id} misses {key}"
+        );
+    }
+}
+
 /// Every key:NNNN = value-N of `range` on every node, read locally.
 async fn every_node_holds(cluster: &Cluster, range: std::ops::RangeInclusive<u32>) {
     for id in cluster.live_ids() {
-        let dump = ClusterClient::dump(&cluster.node(id).client_addr)
-            .await
-            .unwrap();
-        for i in range.clone() {
-            let key = format!("key:{i:04}");
-            assert!(
-                dump.iter().any(|(k, v)| k.as_ref() == key.as_bytes()
-                    && v.as_ref() == format!("value-{i}").as_bytes()),
-                "node {id} misses {key}"
-            );
-        }
+        node_holds(cluster, id, range.clone()).await;
     }
 }
 
@@ -103,17 +108,8 @@ async fn an_isolated_leader_steps_down_the_others_go_on_and_it_rejoins_after_the
     proxy.heal();
     wait_for_leader(&cluster).await;
     let (_, digest) = wait_converged(&cluster).await;
-    let dump = raftkv_node::client::ClusterClient::dump(&cluster.node(leader).client_addr)
-        .await
-        .unwrap();
-    for i in 1..=40u32 {
-        let key = format!("key:{i:04}");
-        assert!(
-            dump.iter().any(|(k, v)| k.as_ref() == key.as_bytes()
-                && v.as_ref() == format!("value-{i}").as_bytes()),
-            "the old leader misses {key} after the heal"
-        );
-    }
+    // The old leader holds what the others took while it was cut off.
+    node_holds(&cluster, leader, 1..=40).await;
     assert_eq!(digest.len(), 64);
     let stepped_down = log_events(&cluster.log_path(leader), STEPPED_DOWN);
     assert!(
@@ -138,24 +134,33 @@ async fn one_way_partitions_either_way_move_leadership_and_lose_nothing() {
     for id in cluster.live_ids().into_iter().filter(|id| *id != first) {
         proxy.set((id, first), LinkMode::Stall);
     }
-    let (second, term) = other_leader(&cluster, first, term).await;
-    stepped_down(&cluster, first).await;
-    write_keys(&cluster, 11..=20).await;
-    proxy.heal();
-    wait_for_leader(&cluster).await;
-    wait_converged(&cluster).await;
-    every_node_holds(&cluster, 1..=20).await;
+    let (second, term) = leadership_moves_and_heals(&cluster, &proxy, first, term, 11..=20).await;
 
     for id in cluster.live_ids().into_iter().filter(|id| *id != second) {
         proxy.set((second, id), LinkMode::Stall);
     }
-    other_leader(&cluster, second, term).await;
-    stepped_down(&cluster, second).await;
-    write_keys(&cluster, 21..=30).await;
+    leadership_moves_and_heals(&cluster, &proxy, second, term, 21..=30).await;
+}
+
+/// With a one-way partition around leader `old` (in `term`) set on `proxy`:
+/// another node takes over in a higher term and `old` steps down; the keys
+/// of `range` are written; after the heal every node converges holding
+/// every key up to the end of `range`. Returns the new leader and its term.
+async fn leadership_moves_and_heals(
+    cluster: &Cluster,
+    proxy: &FaultProxy,
+    old: u64,
+    term: u64,
+    range: std::ops::RangeInclusive<u32>,
+) -> (u64, u64) {
+    let (new, new_term) = other_leader(cluster, old, term).await;
+    stepped_down(cluster, old).await;
+    write_keys(cluster, range.clone()).await;
     proxy.heal();
-    wait_for_leader(&cluster).await;
-    wait_converged(&cluster).await;
-    every_node_holds(&cluster, 1..=30).await;
+    wait_for_leader(cluster).await;
+    wait_converged(cluster).await;
+    every_node_holds(cluster, 1..=*range.end()).await;
+    (new, new_term)
 }
 
 /// SIGSTOP the leader; the others elect and take a new value of a key;

@@ -34,13 +34,7 @@ async fn cluster_with_a_stopped_snapshotted_follower() -> (Cluster, u64) {
     let mut cluster =
         Cluster::start_with(3, vec!["--snapshot-entries-threshold".into(), "100".into()]);
     let (leader, _) = wait_for_leader(&cluster).await;
-    let mut client = cluster.client();
-    for i in 1..=KEYS {
-        client
-            .set(format!("key:{i:04}"), format!("value-{i}"))
-            .await
-            .unwrap_or_else(|e| panic!("SET key:{i:04}: {e}"));
-    }
+    write_keys(&cluster, 1..=KEYS).await;
     wait_converged(&cluster).await;
     let follower = (1..=3).find(|id| *id != leader).unwrap();
     let log = cluster.log_path(follower);
@@ -99,19 +93,11 @@ async fn a_corrupt_snapshot_file_is_refused_with_its_name() {
     bytes[middle] ^= 0x40;
     std::fs::write(&file, &bytes).unwrap();
 
-    let output = cluster
-        .command(follower)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .unwrap();
-    assert!(
-        !output.status.success(),
-        "a node whose only snapshot is corrupt (its log is compacted) must refuse to start"
+    let stderr = cluster.refused_start_stderr(
+        follower,
+        &file,
+        "its only snapshot is corrupt (its log is compacted)",
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let name = file.file_name().unwrap().to_string_lossy().to_string();
-    assert!(stderr.contains(&name), "the error names the file: {stderr}");
     assert!(
         !stderr.contains("panicked"),
         "a clear error, not a panic: {stderr}"

@@ -215,15 +215,7 @@ async fn write_all(
     mut bytes: Bytes,
 ) -> Result<(), ClientError> {
     while !bytes.is_empty() {
-        let written = tokio::time::timeout(io_timeout, writer.write(&bytes))
-            .await
-            .map_err(|_| timeout_error(addr, io_timeout))?
-            .map_err(|source| io_error(addr, source))?;
-        if written == 0 {
-            return Err(ClientError::Closed {
-                addr: addr.to_string(),
-            });
-        }
+        let written = transfer(addr, io_timeout, writer.write(&bytes)).await?;
         bytes.advance(written);
     }
     Ok(())
@@ -246,28 +238,32 @@ async fn read_frame(
             return Ok(frame);
         }
         buffer.reserve(READ_CHUNK_BYTES);
-        let read = tokio::time::timeout(io_timeout, reader.read_buf(buffer))
-            .await
-            .map_err(|_| timeout_error(addr, io_timeout))?
-            .map_err(|source| io_error(addr, source))?;
-        if read == 0 {
-            return Err(ClientError::Closed {
-                addr: addr.to_string(),
-            });
-        }
+        transfer(addr, io_timeout, reader.read_buf(buffer)).await?;
     }
 }
 
-fn timeout_error(addr: &str, io_timeout: Duration) -> ClientError {
-    ClientError::Timeout {
-        addr: addr.to_string(),
-        timeout_ms: io_timeout.as_millis() as u64,
+/// One socket read or write (`io`) on the connection to `addr`, within
+/// `io_timeout`; the bytes it moved. Moving none means `addr` closed the
+/// connection.
+async fn transfer(
+    addr: &str,
+    io_timeout: Duration,
+    io: impl std::future::Future<Output = std::io::Result<usize>>,
+) -> Result<usize, ClientError> {
+    let moved = tokio::time::timeout(io_timeout, io)
+        .await
+        .map_err(|_| ClientError::Timeout {
+            addr: addr.to_string(),
+            timeout_ms: io_timeout.as_millis() as u64,
+        })?
+        .map_err(|source| ClientError::Io {
+            addr: addr.to_string(),
+            source,
+        })?;
+    if moved == 0 {
+        return Err(ClientError::Closed {
+            addr: addr.to_string(),
+        });
     }
-}
-
-fn io_error(addr: &str, source: std::io::Error) -> ClientError {
-    ClientError::Io {
-        addr: addr.to_string(),
-        source,
-    }
+    Ok(moved)
 }

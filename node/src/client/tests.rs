@@ -15,7 +15,11 @@ use crate::resp::{Frame, Limits};
 
 const DEADLINE: Duration = Duration::from_secs(5);
 
+/// A leader's reply to a write whose outcome it cannot know.
+const UNCERTAIN_REPLY: &str = "UNCERTAIN outcome unknown: leadership lost";
+
 /// What the fake server does with one request.
+#[derive(Clone)]
 enum Action {
     Reply(Frame),
     /// Reply, then close the connection (a node that restarted meanwhile).
@@ -139,6 +143,22 @@ fn ok() -> Action {
 
 fn error(message: &str) -> Action {
     Action::Reply(Frame::error(message))
+}
+
+/// A script that meets the first `count` requests with `first` and every
+/// later one with `then` (a node that fails for a while, then answers).
+fn first_then(
+    count: usize,
+    first: Action,
+    then: Action,
+) -> impl Fn(&[String], usize) -> Action + Send + Sync + 'static {
+    move |_, number| {
+        if number < count {
+            first.clone()
+        } else {
+            then.clone()
+        }
+    }
 }
 
 async fn refused_addr() -> String {
@@ -309,14 +329,7 @@ async fn moved_is_followed_and_the_leader_remembered() {
 
 #[tokio::test]
 async fn clusterdown_is_retried_until_a_leader_answers() {
-    let server = FakeServer::start(|_, number| {
-        if number < 2 {
-            error("CLUSTERDOWN no leader")
-        } else {
-            ok()
-        }
-    })
-    .await;
+    let server = FakeServer::start(first_then(2, error("CLUSTERDOWN no leader"), ok())).await;
     let mut client = client(&[&server.addr]);
     client.set("k", "v").await.unwrap();
     assert_eq!(server.count("SET"), 3);
@@ -324,13 +337,11 @@ async fn clusterdown_is_retried_until_a_leader_answers() {
 
 #[tokio::test]
 async fn tryagain_is_retried() {
-    let server = FakeServer::start(|_, number| {
-        if number == 0 {
-            error("TRYAGAIN leadership transfer in progress")
-        } else {
-            Action::Reply(Frame::Integer(1))
-        }
-    })
+    let server = FakeServer::start(first_then(
+        1,
+        error("TRYAGAIN leadership transfer in progress"),
+        Action::Reply(Frame::Integer(1)),
+    ))
     .await;
     let mut client = client(&[&server.addr]);
     assert_eq!(client.del("k").await.unwrap(), 1);
@@ -348,8 +359,7 @@ async fn an_unreachable_address_is_skipped() {
 
 #[tokio::test]
 async fn uncertain_incr_is_returned_not_retried() {
-    let server =
-        FakeServer::start(|_, _| error("UNCERTAIN outcome unknown: leadership lost")).await;
+    let server = FakeServer::start(|_, _| error(UNCERTAIN_REPLY)).await;
     let mut client = client(&[&server.addr]);
     let error = client.incr("counter").await.unwrap_err();
     assert!(
@@ -363,14 +373,7 @@ async fn uncertain_incr_is_returned_not_retried() {
 
 #[tokio::test]
 async fn uncertain_set_is_retried() {
-    let server = FakeServer::start(|_, number| {
-        if number == 0 {
-            error("UNCERTAIN outcome unknown: leadership lost")
-        } else {
-            ok()
-        }
-    })
-    .await;
+    let server = FakeServer::start(first_then(1, error(UNCERTAIN_REPLY), ok())).await;
     let mut client = client(&[&server.addr]);
     client.set("k", "v").await.unwrap();
     assert_eq!(server.count("SET"), 2);
@@ -380,21 +383,13 @@ async fn uncertain_set_is_retried() {
 /// outcome-unknown after one attempt, on UNCERTAIN and on a lost reply.
 #[tokio::test]
 async fn without_resending_ambiguous_writes_an_uncertain_set_is_returned() {
-    let server = FakeServer::start(|_, number| {
-        if number == 0 {
-            error("UNCERTAIN outcome unknown: leadership lost")
-        } else {
-            ok()
-        }
-    })
-    .await;
+    let server = FakeServer::start(first_then(1, error(UNCERTAIN_REPLY), ok())).await;
     let mut strict = client(&[&server.addr]).without_resending_ambiguous_writes();
     let error = strict.set("k", "v").await.unwrap_err();
     assert!(error.is_outcome_unknown(), "{error:?}");
     assert_eq!(server.count("SET"), 1);
 
-    let server =
-        FakeServer::start(|_, number| if number == 0 { Action::Close } else { ok() }).await;
+    let server = FakeServer::start(first_then(1, Action::Close, ok())).await;
     let mut strict = client(&[&server.addr]).without_resending_ambiguous_writes();
     assert!(strict.set("k", "v").await.unwrap_err().is_outcome_unknown());
     assert_eq!(server.count("SET"), 1);
@@ -402,8 +397,7 @@ async fn without_resending_ambiguous_writes_an_uncertain_set_is_returned() {
 
 #[tokio::test]
 async fn a_connection_lost_after_sending_makes_incr_uncertain_and_set_retry() {
-    let server =
-        FakeServer::start(|_, number| if number == 0 { Action::Close } else { ok() }).await;
+    let server = FakeServer::start(first_then(1, Action::Close, ok())).await;
     let mut client = client(&[&server.addr]);
     let error = client.incr("counter").await.unwrap_err();
     assert!(
@@ -412,8 +406,7 @@ async fn a_connection_lost_after_sending_makes_incr_uncertain_and_set_retry() {
     );
     assert_eq!(server.count("INCR"), 1);
 
-    let server =
-        FakeServer::start(|_, number| if number == 0 { Action::Close } else { ok() }).await;
+    let server = FakeServer::start(first_then(1, Action::Close, ok())).await;
     let mut client = self::client(&[&server.addr]);
     client.set("k", "v").await.unwrap();
     assert_eq!(server.count("SET"), 2);

@@ -106,28 +106,43 @@ impl Replay {
 
     fn apply_snapshot_marker(&mut self, index: Index, term: Term, discard_log: bool) {
         self.compacted = Some((index, term));
-        let (Some(first), Some(last)) = (self.entries.first().map(|e| e.index), self.last_index())
-        else {
+        let Some(first) = self.entries.first().map(|e| e.index) else {
             return;
         };
         if discard_log || index >= first {
             // The first entry changes; its origin is no longer known.
             self.first_entry_at = None;
         }
-        if discard_log || index >= last {
+        if discard_log {
+            self.entries.clear();
+        } else {
+            // A log that begins after index + 1 is kept: it begins in a
+            // segment written before this snapshot whose older neighbours
+            // were deleted; a later snapshot record covers the difference,
+            // or alignment reports it.
+            self.drop_entries_covered_by(index, term);
+        }
+    }
+
+    /// Drops the entries a snapshot through (`index`, `term`) covers; a log
+    /// that begins after `index` is left as it is. A log that disagrees with
+    /// the snapshot at `index` is from another history and cannot follow
+    /// it: it is dropped whole, and the answer is true.
+    fn drop_entries_covered_by(&mut self, index: Index, term: Term) -> bool {
+        let (Some(first), Some(last)) = (self.entries.first().map(|e| e.index), self.last_index())
+        else {
+            return false;
+        };
+        if index >= last {
             self.entries.clear();
         } else if index >= first {
-            if self.term_at(index) == Some(term) {
-                self.entries.drain(..=(index - first) as usize);
-            } else {
-                // The log disagrees with the snapshot: it is from another
-                // history and cannot follow it.
+            if self.term_at(index) != Some(term) {
                 self.entries.clear();
+                return true;
             }
+            self.entries.drain(..=(index - first) as usize);
         }
-        // index < first - 1: the log begins in a segment written before
-        // this snapshot whose older neighbours were deleted; a later
-        // snapshot record covers the difference, or alignment reports it.
+        false
     }
 }
 
@@ -181,10 +196,7 @@ pub(super) fn align_with_snapshot(
         }
     }
 
-    let mut discarded = false;
-    if let (Some(first), Some(last)) =
-        (replay.entries.first().map(|e| e.index), replay.last_index())
-    {
+    if let Some(first) = replay.entries.first().map(|e| e.index) {
         if first > snapshot_index + 1 {
             let (file, offset) = replay
                 .first_entry_at
@@ -198,17 +210,8 @@ pub(super) fn align_with_snapshot(
                 ),
             });
         }
-        if snapshot_index >= last {
-            replay.entries.clear();
-        } else if snapshot_index >= first {
-            if replay.term_at(snapshot_index) == Some(snapshot_term) {
-                replay.entries.drain(..=(snapshot_index - first) as usize);
-            } else {
-                replay.entries.clear();
-                discarded = true;
-            }
-        }
     }
+    let discarded = replay.drop_entries_covered_by(snapshot_index, snapshot_term);
     let compacted_index = replay.compacted.map(|(index, _)| index).unwrap_or(0);
     let marker_to_complete =
         (snapshot_index > compacted_index).then_some((snapshot_index, snapshot_term, discarded));

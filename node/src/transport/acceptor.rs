@@ -10,15 +10,12 @@ use futures::{SinkExt, StreamExt};
 use raftkv::message::Message;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::handshake::{HandshakeError, Hello, HelloReply, HELLO_BYTES_MAX};
-use super::{bump, Inbound, LinkError, Shared, HANDSHAKES_PENDING_MAX, HANDSHAKE_TIMEOUT_MS};
+use super::handshake::{HandshakeError, Hello, HelloReply};
+use super::{bump, run_handshake, Inbound, Link, LinkError, Shared, HANDSHAKES_PENDING_MAX};
 use crate::log_events;
-
-type Link = Framed<TcpStream, LengthDelimitedCodec>;
 
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop
 /// does not spin.
@@ -83,26 +80,12 @@ async fn accept_handshake(
     // Only reading happens here, but the reply and small writes go out
     // without delay either way.
     let _ = stream.set_nodelay(true);
-    let codec = LengthDelimitedCodec::builder()
-        .max_frame_length(HELLO_BYTES_MAX)
-        .new_codec();
-    let mut framed = Framed::new(stream, codec);
-    let result = tokio::time::timeout(
-        Duration::from_millis(HANDSHAKE_TIMEOUT_MS),
-        check_and_reply(shared, &mut framed),
-    )
-    .await
-    .unwrap_or(Err(LinkError::Timeout {
-        ms: HANDSHAKE_TIMEOUT_MS,
-        stage: "handshake",
-    }));
+    let result = run_handshake(shared, stream, async |framed| {
+        check_and_reply(shared, framed).await
+    })
+    .await;
     match result {
-        Ok(hello) => {
-            framed
-                .codec_mut()
-                .set_max_frame_length(shared.frame_bytes_max);
-            Some((framed, hello))
-        }
+        Ok(link) => Some(link),
         Err(error) => {
             bump(&shared.counters.handshakes_rejected, 1);
             tracing::warn!(event = log_events::PEER_REJECTED, remote = %remote, reason = %error);

@@ -10,17 +10,14 @@ use futures::{SinkExt, StreamExt};
 use raftkv::message::Message;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
-use super::handshake::{HandshakeError, Hello, HelloReply, HELLO_BYTES_MAX};
+use super::handshake::{HandshakeError, Hello, HelloReply};
 use super::{
-    bump, encode_frame, FrameError, Inbound, LinkError, PeerLink, Shared, BATCH_MESSAGES_MAX,
-    CONNECT_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, RECONNECT_BACKOFF_INITIAL_MS, WRITE_STALL_TIMEOUT_MS,
+    bump, encode_frame, run_handshake, FrameError, Inbound, Link, LinkError, PeerLink, Shared,
+    BATCH_MESSAGES_MAX, CONNECT_TIMEOUT_MS, RECONNECT_BACKOFF_INITIAL_MS, WRITE_STALL_TIMEOUT_MS,
 };
 use crate::log_events;
-
-type Link = Framed<TcpStream, LengthDelimitedCodec>;
 
 /// Capped exponential backoff: `initial_ms`, doubled per failure, at most `max_ms`.
 #[derive(Debug)]
@@ -180,23 +177,10 @@ async fn dial(shared: &Shared, peer_id: u64, link: &PeerLink) -> Result<(Link, H
             stage: "connect",
         })??;
     stream.set_nodelay(true)?;
-    let codec = LengthDelimitedCodec::builder()
-        .max_frame_length(HELLO_BYTES_MAX)
-        .new_codec();
-    let mut framed = Framed::new(stream, codec);
-    let hello = tokio::time::timeout(
-        Duration::from_millis(HANDSHAKE_TIMEOUT_MS),
-        exchange_hello(shared, peer_id, &mut framed),
-    )
+    run_handshake(shared, stream, async |framed| {
+        exchange_hello(shared, peer_id, framed).await
+    })
     .await
-    .map_err(|_| LinkError::Timeout {
-        ms: HANDSHAKE_TIMEOUT_MS,
-        stage: "handshake",
-    })??;
-    framed
-        .codec_mut()
-        .set_max_frame_length(shared.frame_bytes_max);
-    Ok((framed, hello))
 }
 
 async fn exchange_hello(

@@ -46,8 +46,9 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use parking_lot::{Mutex, RwLock};
 use raftkv::message::Message;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -237,6 +238,37 @@ struct Counters {
 
 fn bump(counter: &AtomicU64, by: u64) {
     counter.fetch_add(by, Ordering::Relaxed);
+}
+
+/// A peer connection carrying length-delimited frames.
+type Link = Framed<TcpStream, LengthDelimitedCodec>;
+
+/// Runs one side of the handshake (`side`) on a fresh connection within
+/// `HANDSHAKE_TIMEOUT_MS`. Until it succeeds frames are bounded by
+/// `HELLO_BYTES_MAX`, so an unauthenticated peer cannot make us buffer more;
+/// the link it returns takes frames up to `frame_bytes_max`.
+async fn run_handshake(
+    shared: &Shared,
+    stream: TcpStream,
+    side: impl AsyncFnOnce(&mut Link) -> Result<Hello, LinkError>,
+) -> Result<(Link, Hello), LinkError> {
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(HELLO_BYTES_MAX)
+        .new_codec();
+    let mut framed = Framed::new(stream, codec);
+    let hello = tokio::time::timeout(
+        std::time::Duration::from_millis(HANDSHAKE_TIMEOUT_MS),
+        side(&mut framed),
+    )
+    .await
+    .map_err(|_| LinkError::Timeout {
+        ms: HANDSHAKE_TIMEOUT_MS,
+        stage: "handshake",
+    })??;
+    framed
+        .codec_mut()
+        .set_max_frame_length(shared.frame_bytes_max);
+    Ok((framed, hello))
 }
 
 fn read(counter: &AtomicU64) -> u64 {

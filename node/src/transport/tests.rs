@@ -34,14 +34,18 @@ impl TestNode {
             .expect("transport tasks end after shutdown");
     }
 
-    /// Waits for the first inbound item matching `wanted`, skipping others.
-    async fn expect(&mut self, what: &str, wanted: impl Fn(&Inbound) -> bool) -> Inbound {
+    /// Waits for the first inbound item that `wanted` picks (answers Some
+    /// for), skipping others; returns what it picked.
+    async fn expect<T>(&mut self, what: &str, wanted: impl Fn(Inbound) -> Option<T>) -> T {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, self.inbound.recv()).await {
-                Ok(Some(item)) if wanted(&item) => return item,
-                Ok(Some(_)) => continue,
+                Ok(Some(item)) => {
+                    if let Some(picked) = wanted(item) {
+                        return picked;
+                    }
+                }
                 Ok(None) => panic!("inbound channel closed while waiting for {what}"),
                 Err(_) => panic!("no {what} within {DEADLINE:?}"),
             }
@@ -49,62 +53,62 @@ impl TestNode {
     }
 
     async fn expect_message(&mut self, from: u64, term: u64) -> Message {
-        let item = self
-            .expect(
-                &format!("message from {from} term {term}"),
-                |item| matches!(item, Inbound::Message(m) if m.from == from && m.term == term),
-            )
-            .await;
-        match item {
-            Inbound::Message(message) => message,
-            other => unreachable!("{other:?}"),
-        }
+        self.expect(
+            &format!("message from {from} term {term}"),
+            |item| match item {
+                Inbound::Message(m) if m.from == from && m.term == term => Some(m),
+                _ => None,
+            },
+        )
+        .await
     }
 
+    /// Waits for the next message, whoever sent it.
+    async fn expect_any_message(&mut self) -> Message {
+        self.expect("a message", |item| match item {
+            Inbound::Message(message) => Some(message),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for PeerUp from `id`; returns the client address it announced.
     async fn expect_up(&mut self, id: u64) -> String {
-        match self
-            .expect(
-                &format!("PeerUp {id}"),
-                |item| matches!(item, Inbound::PeerUp { id: i, .. } if *i == id),
-            )
-            .await
-        {
-            Inbound::PeerUp { client_addr, .. } => client_addr,
-            other => unreachable!("{other:?}"),
-        }
+        self.expect(&format!("PeerUp {id}"), |item| match item {
+            Inbound::PeerUp {
+                id: up,
+                client_addr,
+                ..
+            } if up == id => Some(client_addr),
+            _ => None,
+        })
+        .await
     }
 
     /// Waits for PeerUp from every id in `ids`, in any order.
     async fn expect_ups(&mut self, ids: &[u64]) -> std::collections::BTreeMap<u64, String> {
         let mut seen = std::collections::BTreeMap::new();
         while seen.len() < ids.len() {
-            let item = self
-                .expect(
-                    &format!("PeerUp from all of {ids:?}"),
-                    |item| matches!(item, Inbound::PeerUp { id, .. } if ids.contains(id)),
-                )
+            let (id, client_addr) = self
+                .expect(&format!("PeerUp from all of {ids:?}"), |item| match item {
+                    Inbound::PeerUp {
+                        id, client_addr, ..
+                    } if ids.contains(&id) => Some((id, client_addr)),
+                    _ => None,
+                })
                 .await;
-            if let Inbound::PeerUp {
-                id, client_addr, ..
-            } = item
-            {
-                seen.insert(id, client_addr);
-            }
+            seen.insert(id, client_addr);
         }
         seen
     }
 
+    /// Waits for PeerDown of `id`; returns its reason.
     async fn expect_down(&mut self, id: u64) -> String {
-        match self
-            .expect(
-                &format!("PeerDown {id}"),
-                |item| matches!(item, Inbound::PeerDown { id: i, .. } if *i == id),
-            )
-            .await
-        {
-            Inbound::PeerDown { reason, .. } => reason,
-            other => unreachable!("{other:?}"),
-        }
+        self.expect(&format!("PeerDown {id}"), |item| match item {
+            Inbound::PeerDown { id: down, reason } if down == id => Some(reason),
+            _ => None,
+        })
+        .await
     }
 }
 
@@ -301,10 +305,7 @@ async fn many_messages_arrive_in_order() {
         nodes[0].transport.send(heartbeat(1, 2, term));
     }
     for term in 1..=count {
-        let item = nodes[1]
-            .expect("a message", |item| matches!(item, Inbound::Message(_)))
-            .await;
-        assert_eq!(item, Inbound::Message(heartbeat(1, 2, term)));
+        assert_eq!(nodes[1].expect_any_message().await, heartbeat(1, 2, term));
     }
     assert_eq!(nodes[0].transport.stats().dropped_total(), 0);
     for node in &nodes {
@@ -638,10 +639,7 @@ async fn an_oversized_message_is_dropped_and_the_link_stays_up() {
         .transport
         .send(append_with(1, 2, 1, Bytes::from(vec![0u8; 4096])));
     nodes[0].transport.send(heartbeat(1, 2, 2));
-    let item = nodes[1]
-        .expect("a message", |item| matches!(item, Inbound::Message(_)))
-        .await;
-    assert_eq!(item, Inbound::Message(heartbeat(1, 2, 2)));
+    assert_eq!(nodes[1].expect_any_message().await, heartbeat(1, 2, 2));
     let stats = nodes[0].transport.stats();
     assert_eq!(stats.dropped_oversized, 1);
     assert_eq!(stats.peers[0].connects, 1);

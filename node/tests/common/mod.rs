@@ -238,6 +238,27 @@ impl Cluster {
         self.log_dir.join(format!("node-{id}.log"))
     }
 
+    /// Runs node `id` in the foreground and expects it to refuse to start
+    /// because of `file` (`why`: what is wrong with it): it must exit
+    /// unsuccessfully and name the file in its error. Returns that error
+    /// output for further checks.
+    pub fn refused_start_stderr(&self, id: u64, file: &Path, why: &str) -> String {
+        let output = self
+            .command(id)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run raftkv-node");
+        assert!(
+            !output.status.success(),
+            "{why}: node {id} must refuse to start"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        assert!(stderr.contains(&name), "the error names {name}: {stderr}");
+        stderr
+    }
+
     pub fn stderr_text(&self, id: u64) -> String {
         std::fs::read_to_string(self.log_dir.join(format!("node-{id}.out"))).unwrap_or_default()
     }

@@ -39,9 +39,7 @@ fn node_ids_are_forty_hex_digits_and_differ_per_member() {
 #[tokio::test]
 async fn slots_shards_nodes_show_one_shard_with_the_leader_as_master() {
     let server = TestServer::start(Limits::default()).await;
-    server.node.set_role(Role::Follower {
-        leader_client_addr: Some("127.0.0.1:7002".into()),
-    });
+    server.node.follow("127.0.0.1:7002");
     let mut client = server.connect().await;
     assert_eq!(
         client.call(&["CLUSTER", "SLOTS"]).await,
@@ -102,9 +100,7 @@ async fn slots_shards_nodes_show_one_shard_with_the_leader_as_master() {
 #[tokio::test]
 async fn moved_names_the_slot_of_the_first_key() {
     let server = TestServer::start(Limits::default()).await;
-    server.node.set_role(Role::Follower {
-        leader_client_addr: Some("127.0.0.1:7002".into()),
-    });
+    server.node.follow("127.0.0.1:7002");
     let mut client = server.connect().await;
     assert_eq!(
         client.call(&["SET", "foo", "1"]).await,

@@ -18,22 +18,21 @@ async fn ttls_are_set_read_and_removed_as_in_redis() {
     c.call(&["SET", "plain", "v"]).await;
     assert_eq!(c.call(&["TTL", "plain"]).await, Frame::Integer(-1));
     assert_eq!(c.call(&["EXPIRETIME", "plain"]).await, Frame::Integer(-1));
-    assert_eq!(
-        c.call(&["EXPIRE", "plain", "50", "XX"]).await,
-        Frame::Integer(0)
-    );
-    assert_eq!(
-        c.call(&["EXPIRE", "plain", "50", "NX"]).await,
-        Frame::Integer(1)
-    );
-    assert_eq!(
-        c.call(&["EXPIRE", "plain", "10", "GT"]).await,
-        Frame::Integer(0)
-    );
-    assert_eq!(
-        c.call(&["EXPIRE", "plain", "10", "LT"]).await,
-        Frame::Integer(1)
-    );
+    // XX sets only over an expiry, NX only where there is none, GT only a
+    // longer one, LT only a shorter one; each case meets the expiry the case
+    // before it left.
+    for (seconds, condition, applied) in [
+        ("50", "XX", 0),
+        ("50", "NX", 1),
+        ("10", "GT", 0),
+        ("10", "LT", 1),
+    ] {
+        assert_eq!(
+            c.call(&["EXPIRE", "plain", seconds, condition]).await,
+            Frame::Integer(applied),
+            "EXPIRE plain {seconds} {condition}"
+        );
+    }
     assert_eq!(c.call(&["TTL", "plain"]).await, Frame::Integer(10));
     assert_eq!(c.call(&["PERSIST", "plain"]).await, Frame::Integer(1));
     assert_eq!(c.call(&["PERSIST", "plain"]).await, Frame::Integer(0));

@@ -57,6 +57,13 @@ impl FakeNode {
     pub(crate) fn set_role(&self, role: Role) {
         *self.role.lock() = role;
     }
+
+    /// Makes this node a follower that knows its leader's client address.
+    pub(crate) fn follow(&self, leader_client_addr: &str) {
+        self.set_role(Role::Follower {
+            leader_client_addr: Some(leader_client_addr.into()),
+        });
+    }
 }
 
 impl Backend for FakeNode {

@@ -23,9 +23,7 @@ async fn members_lists_each_member_as_field_value_pairs_with_the_leaders_match_i
     // The fake leads with match indexes 7 and 9 for nodes 2 and 3.
     assert_eq!(members[1].match_index, Some(7));
     assert_eq!(members[2].match_index, Some(9));
-    server.node.set_role(Role::Follower {
-        leader_client_addr: Some("127.0.0.1:7002".into()),
-    });
+    server.node.follow("127.0.0.1:7002");
     let members = parse_members(client.call(&["RAFT.MEMBERS"]).await).expect("well formed");
     assert_eq!(members.len(), 3, "a follower answers too");
     assert!(members.iter().all(|m| m.match_index.is_none()));
@@ -92,9 +90,7 @@ async fn changes_reach_the_leader_with_their_arguments_checked() {
 async fn a_follower_redirects_changes_and_a_busy_leader_says_try_again() {
     let server = TestServer::start(Limits::default()).await;
     let mut client = server.connect().await;
-    server.node.set_role(Role::Follower {
-        leader_client_addr: Some("127.0.0.1:7002".into()),
-    });
+    server.node.follow("127.0.0.1:7002");
     assert_eq!(
         client.call(&["RAFT.PROMOTE", "4"]).await,
         Frame::Error("MOVED 0 127.0.0.1:7002".into())

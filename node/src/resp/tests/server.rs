@@ -133,9 +133,7 @@ async fn a_read_before_a_write_in_a_pipeline_sees_the_old_value() {
 async fn node_errors_become_moved_clusterdown_uncertain_tryagain() {
     let server = TestServer::start(Limits::default()).await;
     let mut client = server.connect().await;
-    server.node.set_role(Role::Follower {
-        leader_client_addr: Some("127.0.0.1:7001".into()),
-    });
+    server.node.follow("127.0.0.1:7001");
     assert_eq!(
         client.call(&["SET", "k", "v"]).await,
         Frame::error("MOVED 7629 127.0.0.1:7001")
@@ -182,9 +180,7 @@ async fn readonly_serves_reads_locally_until_readwrite() {
     let server = TestServer::start(Limits::default()).await;
     let mut client = server.connect().await;
     assert_eq!(client.call(&["SET", "k", "v"]).await, Frame::ok());
-    server.node.set_role(Role::Follower {
-        leader_client_addr: Some("127.0.0.1:7001".into()),
-    });
+    server.node.follow("127.0.0.1:7001");
     assert_eq!(
         client.call(&["GET", "k"]).await,
         Frame::error("MOVED 7629 127.0.0.1:7001")
