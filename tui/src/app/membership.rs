@@ -325,11 +325,9 @@ impl App {
     /// `-`: RAFT.REMOVE of the selected node through the leader; its
     /// process stops once the removal committed.
     pub(super) fn remove_selected(&mut self) -> Vec<Effect> {
-        if self.refuse_process_control() {
+        let Some((row, id)) = self.selected_for_process_control() else {
             return Vec::new();
-        }
-        let row = self.selected;
-        let id = self.nodes[row].id();
+        };
         if let Some(why) = self.member_change_refusal() {
             self.refuse(format!("- refused: {why}"));
             return Vec::new();
@@ -367,11 +365,9 @@ impl App {
     /// the old member, wipe its data dir and start the same id with
     /// `--join` (a new incarnation: learner, then voter).
     pub(super) fn replace_selected(&mut self) -> Vec<Effect> {
-        if self.refuse_process_control() {
+        let Some((row, id)) = self.selected_for_process_control() else {
             return Vec::new();
-        }
-        let row = self.selected;
-        let id = self.nodes[row].id();
+        };
         if self.nodes[row].is_restarting() {
             self.refuse(format!("node {id} is already restarting"));
             return Vec::new();
