@@ -255,6 +255,14 @@ impl App {
         addrs
     }
 
+    /// RAFT.REMOVE of node `id`, sent to `change_addrs`.
+    fn remove_member_effect(&self, id: u64) -> Effect {
+        Effect::ChangeMembership {
+            change: MemberChange::Remove { id },
+            addrs: self.change_addrs(),
+        }
+    }
+
     // ----- a ------------------------------------------------------------------
 
     /// `a`: the next free id starts empty and joins through the leader.
@@ -353,10 +361,7 @@ impl App {
             Tone::Action,
             format!("remove node {id}: RAFT.REMOVE {id} through the leader; its process stops once the removal committed"),
         );
-        vec![Effect::ChangeMembership {
-            change: MemberChange::Remove { id },
-            addrs: self.change_addrs(),
-        }]
+        vec![self.remove_member_effect(id)]
     }
 
     // ----- R ------------------------------------------------------------------
@@ -436,10 +441,7 @@ impl App {
             Tone::Action,
             format!("replace node {id}: 2/4 RAFT.REMOVE {id} through the leader"),
         );
-        vec![Effect::ChangeMembership {
-            change: MemberChange::Remove { id },
-            addrs: self.change_addrs(),
-        }]
+        vec![self.remove_member_effect(id)]
     }
 
     /// `R`, step 3: the same id starts with an empty disk and joins.
