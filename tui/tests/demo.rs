@@ -83,23 +83,17 @@ fn run_with_deadline(mut command: Command) -> Output {
     }
 }
 
-fn demo_args(base_port: u16) -> Vec<String> {
-    [
-        "demo",
-        "--nodes",
-        "3",
-        "--base-port",
-        &base_port.to_string(),
-        "--data-dir",
-        "data",
-        "--log-dir",
-        "logs",
-        "--out",
-        "evidence",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+/// `raftkv demo` of three nodes on a free block of ports, with its data,
+/// logs and bundles in `dir`.
+fn demo(dir: &Path) -> Command {
+    let mut command = raftkv(dir);
+    command
+        .args(["demo", "--nodes", "3"])
+        .args(["--base-port", &free_base_port().to_string()])
+        .args(["--data-dir", "data"])
+        .args(["--log-dir", "logs"])
+        .args(["--out", "evidence"]);
+    command
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -206,9 +200,8 @@ fn demo_passes_on_a_fresh_cluster_and_every_figure_is_traceable() {
     .status
     .success());
 
-    let mut command = raftkv(dir.path());
+    let mut command = demo(dir.path());
     command
-        .args(demo_args(free_base_port()))
         .args(["--git-tag", "v0.3.0-gate-test"])
         .env("GIT_COMMITTER_NAME", "raftkv test")
         .env("GIT_COMMITTER_EMAIL", "test@raftkv.invalid");
@@ -359,10 +352,8 @@ fn demo_passes_on_a_fresh_cluster_and_every_figure_is_traceable() {
 #[test]
 fn a_node_that_cannot_catch_up_fails_items_6_and_7_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = raftkv(dir.path());
-    command
-        .args(demo_args(free_base_port()))
-        .arg("--sabotage-catchup");
+    let mut command = demo(dir.path());
+    command.arg("--sabotage-catchup");
     let output = run_with_deadline(command);
     let stdout = text(&output.stdout);
     assert_eq!(
@@ -406,10 +397,8 @@ fn the_plan_flag_prints_docs_demo_md() {
 #[test]
 fn git_tag_outside_a_repository_is_refused_before_anything_starts() {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = raftkv(dir.path());
-    command
-        .args(demo_args(free_base_port()))
-        .args(["--git-tag", "v0.3.0"]);
+    let mut command = demo(dir.path());
+    command.args(["--git-tag", "v0.3.0"]);
     let output = run_with_deadline(command);
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output.stderr);
