@@ -415,30 +415,27 @@ mod tests {
 
     #[test]
     fn convergence_needs_a_current_leader_and_equal_state() {
-        let ok = vec![
-            Ok(status(1, Role::Follower, 4, 107, "abc")),
-            Ok(status(2, Role::Leader, 4, 107, "abc")),
-        ];
+        // Node 2 leads term 4 at applied index 107 in every case.
+        let leader = || Ok(status(2, Role::Leader, 4, 107, "abc"));
+        let ok = [Ok(status(1, Role::Follower, 4, 107, "abc")), leader()];
         assert!(converged(&ok)
             .unwrap()
             .contains("2 nodes at applied index 107"));
-        let behind = vec![
-            Ok(status(1, Role::Follower, 4, 100, "old")),
-            Ok(status(2, Role::Leader, 4, 107, "abc")),
+        let refusals = [
+            (
+                [Ok(status(1, Role::Follower, 4, 100, "old")), leader()],
+                "applied index 100",
+            ),
+            (
+                [Ok(status(1, Role::Candidate, 5, 107, "abc")), leader()],
+                "no leader",
+            ),
+            ([leader(), Err("refused".into())], "refused"),
         ];
-        assert!(converged(&behind)
-            .unwrap_err()
-            .contains("applied index 100"));
-        let stale_leader = vec![
-            Ok(status(1, Role::Candidate, 5, 107, "abc")),
-            Ok(status(2, Role::Leader, 4, 107, "abc")),
-        ];
-        assert!(converged(&stale_leader).unwrap_err().contains("no leader"));
-        let down = vec![
-            Ok(status(2, Role::Leader, 4, 107, "abc")),
-            Err("refused".into()),
-        ];
-        assert!(converged(&down).unwrap_err().contains("refused"));
+        for (statuses, expected) in refusals {
+            let error = converged(&statuses).unwrap_err();
+            assert!(error.contains(expected), "{error}");
+        }
     }
 
     #[test]

@@ -526,6 +526,14 @@ impl Gate {
         }
     }
 
+    /// The leader all nodes agree on, given the time a cluster needs to
+    /// start and elect one.
+    async fn wait_for_cluster_leader(&mut self) -> Result<Leader, String> {
+        let ids = self.all_ids();
+        self.wait_for_leader(&ids, 0, CLUSTER_READY_DEADLINE_MS)
+            .await
+    }
+
     async fn run(&mut self) {
         if let Ok(bundle) = &self.bundle {
             let dir = bundle.dir.display().to_string();
@@ -654,10 +662,7 @@ impl Gate {
             "wait until the nodes agree on one leader",
         );
         let ids = self.all_ids();
-        let leader = match self
-            .wait_for_leader(&ids, 0, CLUSTER_READY_DEADLINE_MS)
-            .await
-        {
+        let leader = match self.wait_for_cluster_leader().await {
             Ok(leader) => leader,
             Err(e) => {
                 self.verdict(2, ItemResult::fail(e, "timeline.jsonl step 2.2"));

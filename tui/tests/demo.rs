@@ -10,23 +10,17 @@ use std::time::{Duration, Instant};
 use raftkv_node::log_events;
 
 mod common;
+/// The gate's item names and the digest a fresh run ends with, as the binary
+/// itself defines them.
+#[path = "../src/plan.rs"]
+#[allow(dead_code)]
+mod plan;
 
 use common::{free_base_port, Tmux};
+use plan::{FRESH_FINAL_DIGEST, ITEM_NAMES};
 
 /// A whole demo run must end within this (it normally takes seconds).
 const DEMO_DEADLINE: Duration = Duration::from_secs(180);
-/// The DESIGN.md digest of key:0001..key:0100 = value-1..value-100.
-const FRESH_FINAL_DIGEST: &str = "f9de357db9c61f71fae95744165a192bd493832bd09207da42c26293f1c136b4";
-const ITEM_NAMES: [&str; 8] = [
-    "Demo plan written",
-    "Writes to leader work",
-    "Leader kill triggers detection",
-    "New leader elected",
-    "Writes to new leader work",
-    "All data verified on all nodes",
-    "State hashes match at every step",
-    "Month 3 report written",
-];
 
 /// Kills the demo (and through the parent-death signal its nodes) if a test
 /// fails before it ends.
@@ -89,23 +83,17 @@ fn run_with_deadline(mut command: Command) -> Output {
     }
 }
 
-fn demo_args(base_port: u16) -> Vec<String> {
-    [
-        "demo",
-        "--nodes",
-        "3",
-        "--base-port",
-        &base_port.to_string(),
-        "--data-dir",
-        "data",
-        "--log-dir",
-        "logs",
-        "--out",
-        "evidence",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+/// `raftkv demo` of three nodes on a free block of ports, with its data,
+/// logs and bundles in `dir`.
+fn demo(dir: &Path) -> Command {
+    let mut command = raftkv(dir);
+    command
+        .args(["demo", "--nodes", "3"])
+        .args(["--base-port", &free_base_port().to_string()])
+        .args(["--data-dir", "data"])
+        .args(["--log-dir", "logs"])
+        .args(["--out", "evidence"]);
+    command
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -212,9 +200,8 @@ fn demo_passes_on_a_fresh_cluster_and_every_figure_is_traceable() {
     .status
     .success());
 
-    let mut command = raftkv(dir.path());
+    let mut command = demo(dir.path());
     command
-        .args(demo_args(free_base_port()))
         .args(["--git-tag", "v0.3.0-gate-test"])
         .env("GIT_COMMITTER_NAME", "raftkv test")
         .env("GIT_COMMITTER_EMAIL", "test@raftkv.invalid");
@@ -365,10 +352,8 @@ fn demo_passes_on_a_fresh_cluster_and_every_figure_is_traceable() {
 #[test]
 fn a_node_that_cannot_catch_up_fails_items_6_and_7_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = raftkv(dir.path());
-    command
-        .args(demo_args(free_base_port()))
-        .arg("--sabotage-catchup");
+    let mut command = demo(dir.path());
+    command.arg("--sabotage-catchup");
     let output = run_with_deadline(command);
     let stdout = text(&output.stdout);
     assert_eq!(
@@ -412,10 +397,8 @@ fn the_plan_flag_prints_docs_demo_md() {
 #[test]
 fn git_tag_outside_a_repository_is_refused_before_anything_starts() {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = raftkv(dir.path());
-    command
-        .args(demo_args(free_base_port()))
-        .args(["--git-tag", "v0.3.0"]);
+    let mut command = demo(dir.path());
+    command.args(["--git-tag", "v0.3.0"]);
     let output = run_with_deadline(command);
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output.stderr);

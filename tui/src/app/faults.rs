@@ -213,11 +213,9 @@ impl App {
         cut_text: &str,
         heal_text: &str,
     ) -> Vec<Effect> {
-        if self.refuse_process_control() {
+        let Some((row, id)) = self.selected_for_process_control() else {
             return Vec::new();
-        }
-        let row = self.selected;
-        let id = self.nodes[row].config.id;
+        };
         let faults = &self.nodes[row].faults;
         let cut = match kind {
             LeaderFaultKind::InboundCut => !faults.inbound_cut,
@@ -241,11 +239,9 @@ impl App {
 
     /// `l`: slows every link of the selected node, or makes them fast again.
     pub(super) fn toggle_slow_selected(&mut self) -> Vec<Effect> {
-        if self.refuse_process_control() {
+        let Some((row, id)) = self.selected_for_process_control() else {
             return Vec::new();
-        }
-        let row = self.selected;
-        let id = self.nodes[row].config.id;
+        };
         let slow = !self.nodes[row].faults.slow;
         self.nodes[row].faults.slow = slow;
         let text = match (slow, SLOW_LINK) {
@@ -264,11 +260,9 @@ impl App {
     /// `z`: SIGSTOP the selected node (it keeps its sockets and its belief
     /// that it leads), or SIGCONT it.
     pub(super) fn toggle_pause_selected(&mut self) -> Vec<Effect> {
-        if self.refuse_process_control() {
+        let Some((row, id)) = self.selected_for_process_control() else {
             return Vec::new();
-        }
-        let row = self.selected;
-        let id = self.nodes[row].config.id;
+        };
         if !matches!(self.nodes[row].process, ProcessState::Running { .. }) {
             let why = if self.nodes[row].faults.paused {
                 format!("node {id} is not running any more: nothing to resume")

@@ -82,11 +82,8 @@ impl App {
             return Vec::new();
         }
         let mut effects = Vec::new();
-        if self.load_on {
-            // The checkpoints need a cluster that stands still.
-            self.load_on = false;
-            effects.push(Effect::SetWriteLoad { on: false });
-        }
+        // The checkpoints need a cluster that stands still.
+        effects.extend(self.stop_write_load());
         if self.any_fault() {
             // The gate measures failover on a healthy network.
             effects.extend(self.heal_all());

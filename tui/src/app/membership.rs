@@ -255,6 +255,14 @@ impl App {
         addrs
     }
 
+    /// RAFT.REMOVE of node `id`, sent to `change_addrs`.
+    fn remove_member_effect(&self, id: u64) -> Effect {
+        Effect::ChangeMembership {
+            change: MemberChange::Remove { id },
+            addrs: self.change_addrs(),
+        }
+    }
+
     // ----- a ------------------------------------------------------------------
 
     /// `a`: the next free id starts empty and joins through the leader.
@@ -325,11 +333,9 @@ impl App {
     /// `-`: RAFT.REMOVE of the selected node through the leader; its
     /// process stops once the removal committed.
     pub(super) fn remove_selected(&mut self) -> Vec<Effect> {
-        if self.refuse_process_control() {
+        let Some((row, id)) = self.selected_for_process_control() else {
             return Vec::new();
-        }
-        let row = self.selected;
-        let id = self.nodes[row].id();
+        };
         if let Some(why) = self.member_change_refusal() {
             self.refuse(format!("- refused: {why}"));
             return Vec::new();
@@ -355,10 +361,7 @@ impl App {
             Tone::Action,
             format!("remove node {id}: RAFT.REMOVE {id} through the leader; its process stops once the removal committed"),
         );
-        vec![Effect::ChangeMembership {
-            change: MemberChange::Remove { id },
-            addrs: self.change_addrs(),
-        }]
+        vec![self.remove_member_effect(id)]
     }
 
     // ----- R ------------------------------------------------------------------
@@ -367,11 +370,9 @@ impl App {
     /// the old member, wipe its data dir and start the same id with
     /// `--join` (a new incarnation: learner, then voter).
     pub(super) fn replace_selected(&mut self) -> Vec<Effect> {
-        if self.refuse_process_control() {
+        let Some((row, id)) = self.selected_for_process_control() else {
             return Vec::new();
-        }
-        let row = self.selected;
-        let id = self.nodes[row].id();
+        };
         if self.nodes[row].is_restarting() {
             self.refuse(format!("node {id} is already restarting"));
             return Vec::new();
@@ -440,10 +441,7 @@ impl App {
             Tone::Action,
             format!("replace node {id}: 2/4 RAFT.REMOVE {id} through the leader"),
         );
-        vec![Effect::ChangeMembership {
-            change: MemberChange::Remove { id },
-            addrs: self.change_addrs(),
-        }]
+        vec![self.remove_member_effect(id)]
     }
 
     /// `R`, step 3: the same id starts with an empty disk and joins.

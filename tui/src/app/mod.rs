@@ -556,10 +556,7 @@ impl App {
             return Vec::new();
         }
         let mut effects = Vec::new();
-        if self.load_on {
-            self.load_on = false;
-            effects.push(Effect::SetWriteLoad { on: false });
-        }
+        effects.extend(self.stop_write_load());
         if self.gate_running() {
             effects.push(Effect::AbortGate);
         }

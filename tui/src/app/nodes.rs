@@ -236,6 +236,16 @@ impl App {
         false
     }
 
+    /// The selected row and its node's id, for a key that controls the
+    /// node's process; `None` when `refuse_process_control` refused.
+    pub(super) fn selected_for_process_control(&mut self) -> Option<(usize, u64)> {
+        if self.refuse_process_control() {
+            return None;
+        }
+        let row = self.selected;
+        Some((row, self.nodes[row].id()))
+    }
+
     pub(super) fn kill_leader(&mut self) -> Vec<Effect> {
         if self.refuse_process_control() {
             return Vec::new();
@@ -310,11 +320,9 @@ impl App {
     }
 
     pub(super) fn stop_selected(&mut self) -> Vec<Effect> {
-        if self.refuse_process_control() {
+        let Some((row, id)) = self.selected_for_process_control() else {
             return Vec::new();
-        }
-        let row = self.selected;
-        let id = self.nodes[row].config.id;
+        };
         match self.nodes[row].process {
             ProcessState::Running { pid } => {
                 let is_leader = self.leader().is_some_and(|(r, _)| r == row);
@@ -343,11 +351,9 @@ impl App {
     }
 
     pub(super) fn restart_selected(&mut self) -> Vec<Effect> {
-        if self.refuse_process_control() {
+        let Some((row, id)) = self.selected_for_process_control() else {
             return Vec::new();
-        }
-        let row = self.selected;
-        let id = self.nodes[row].config.id;
+        };
         if let Some(why) = self.member_op_holds(row) {
             self.refuse(format!("r refused: node {id} is {why}"));
             return Vec::new();

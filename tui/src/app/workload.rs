@@ -257,6 +257,15 @@ impl App {
         }
     }
 
+    /// Turns the write load off; the effect that stops it, when it ran.
+    pub(super) fn stop_write_load(&mut self) -> Option<Effect> {
+        if !self.load_on {
+            return None;
+        }
+        self.load_on = false;
+        Some(Effect::SetWriteLoad { on: false })
+    }
+
     pub(super) fn toggle_write_load(&mut self) -> Vec<Effect> {
         if self.load_on {
             self.load_on = false;

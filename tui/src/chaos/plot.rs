@@ -109,21 +109,14 @@ pub fn latency_svg(path: &Path, records: &[Record], events: &[NemesisEvent]) -> 
             .draw_series(ok(false).map(|r| Circle::new(point(r), 2, GREEN.mix(0.5).filled())))?
             .label("read ok")
             .legend(|(x, y)| Circle::new((x, y), 3, GREEN.filled()));
+        let with_outcome = |outcome: Outcome| records.iter().filter(move |r| r.outcome == outcome);
         chart
-            .draw_series(
-                records
-                    .iter()
-                    .filter(|r| r.outcome == Outcome::Failed)
-                    .map(|r| Cross::new(point(r), 4, RED)),
-            )?
+            .draw_series(with_outcome(Outcome::Failed).map(|r| Cross::new(point(r), 4, RED)))?
             .label("failed")
             .legend(|(x, y)| Cross::new((x, y), 4, RED));
         chart
             .draw_series(
-                records
-                    .iter()
-                    .filter(|r| r.outcome == Outcome::Unknown)
-                    .map(|r| TriangleMarker::new(point(r), 4, MAGENTA)),
+                with_outcome(Outcome::Unknown).map(|r| TriangleMarker::new(point(r), 4, MAGENTA)),
             )?
             .label("unknown outcome")
             .legend(|(x, y)| TriangleMarker::new((x, y), 4, MAGENTA));

@@ -167,27 +167,27 @@ mod tests {
 
     #[test]
     fn leader_disagreements_and_silence_are_explained() {
-        let two = vec![
-            (1, Ok(status(1, "leader", 2, 1))),
-            (2, Ok(status(2, "leader", 3, 2))),
+        // Every node answers; each case says how the refusal begins.
+        let refusals = [
+            (
+                [status(1, "leader", 2, 1), status(2, "leader", 3, 2)],
+                "2 nodes claim leadership: node 1 (term 2), node 2 (term 3)",
+            ),
+            (
+                [status(1, "candidate", 4, 0), status(2, "follower", 3, 0)],
+                "no leader yet (node 1 candidate in term 4",
+            ),
+            (
+                [status(1, "leader", 3, 1), status(2, "follower", 2, 3)],
+                "node 2 follows node 3 in term 2",
+            ),
         ];
-        assert!(agreed_leader(&two, 3, 0)
-            .unwrap_err()
-            .contains("2 nodes claim leadership: node 1 (term 2), node 2 (term 3)"));
-        let none = vec![
-            (1, Ok(status(1, "candidate", 4, 0))),
-            (2, Ok(status(2, "follower", 3, 0))),
-        ];
-        assert!(agreed_leader(&none, 3, 0)
-            .unwrap_err()
-            .starts_with("no leader yet (node 1 candidate in term 4"));
-        let stray = vec![
-            (1, Ok(status(1, "leader", 3, 1))),
-            (2, Ok(status(2, "follower", 2, 3))),
-        ];
-        assert!(agreed_leader(&stray, 3, 0)
-            .unwrap_err()
-            .contains("node 2 follows node 3 in term 2"));
+        for (answers, expected) in refusals {
+            let polled: Vec<(u64, Result<NodeStatus, String>)> =
+                answers.into_iter().map(|s| (s.id, Ok(s))).collect();
+            let error = agreed_leader(&polled, 3, 0).unwrap_err();
+            assert!(error.starts_with(expected), "{error}");
+        }
         let silent = vec![
             (1, Ok(status(1, "leader", 3, 1))),
             (2, Err("connection refused".to_string())),

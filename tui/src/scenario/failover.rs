@@ -33,11 +33,7 @@ impl Gate {
             return None;
         }
         // The leader may have changed since item 2: kill the current one.
-        let ids = self.all_ids();
-        let leader = match self
-            .wait_for_leader(&ids, 0, CLUSTER_READY_DEADLINE_MS)
-            .await
-        {
+        let leader = match self.wait_for_cluster_leader().await {
             Ok(leader) => leader,
             Err(e) => {
                 self.verdict(
