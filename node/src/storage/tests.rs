@@ -105,10 +105,7 @@ fn all_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 /// Returns the segment path and the offset of each entry's record.
 fn three_single_entry_batches(dir: &Path) -> (PathBuf, Vec<usize>) {
     let (mut storage, _, _) = open(dir);
-    for index in 1..=3 {
-        storage.append(&[entry(index, 1)]).unwrap();
-        storage.sync().unwrap();
-    }
+    append_one_by_one(&mut storage, 1..=3);
     drop(storage);
     let path = segment_paths(dir).remove(0);
     let offsets = record_offsets(&fs::read(&path).unwrap());
@@ -116,6 +113,21 @@ fn three_single_entry_batches(dir: &Path) -> (PathBuf, Vec<usize>) {
     assert_eq!(offsets.len(), 6);
     let entry_offsets = vec![offsets[1], offsets[3], offsets[5]];
     (path, entry_offsets)
+}
+
+/// Thirty single-entry batches, synced one by one into 256-byte segments,
+/// so the log spans several segment files.
+fn thirty_batches_in_small_segments(dir: &Path) {
+    let (mut storage, _, _) = open_small(dir, 256);
+    append_one_by_one(&mut storage, 1..=30);
+}
+
+/// Appends each index as an entry of term 1 in a batch of its own, synced.
+fn append_one_by_one(storage: &mut Storage, indexes: std::ops::RangeInclusive<Index>) {
+    for index in indexes {
+        storage.append(&[entry(index, 1)]).unwrap();
+        storage.sync().unwrap();
+    }
 }
 
 fn expect_corrupt(dir: &Path) -> (PathBuf, u64, String, String) {
@@ -518,12 +530,7 @@ fn garbage_length_in_a_middle_record_is_corruption_and_at_the_tail_is_torn() {
 #[test]
 fn damage_in_an_earlier_segment_is_corruption_even_at_its_end() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut storage, _, _) = open_small(dir.path(), 256);
-    for index in 1..=30 {
-        storage.append(&[entry(index, 1)]).unwrap();
-        storage.sync().unwrap();
-    }
-    drop(storage);
+    thirty_batches_in_small_segments(dir.path());
     let segments = segment_paths(dir.path());
     assert!(segments.len() >= 3);
     let first = &segments[0];
@@ -539,12 +546,7 @@ fn damage_in_an_earlier_segment_is_corruption_even_at_its_end() {
 #[test]
 fn a_missing_segment_is_corruption() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut storage, _, _) = open_small(dir.path(), 256);
-    for index in 1..=30 {
-        storage.append(&[entry(index, 1)]).unwrap();
-        storage.sync().unwrap();
-    }
-    drop(storage);
+    thirty_batches_in_small_segments(dir.path());
     fs::remove_file(&segment_paths(dir.path())[1]).unwrap();
     let (file, _, what, _) = expect_corrupt(dir.path());
     assert_eq!(file, dir.path().join("wal/00000002.wal"));

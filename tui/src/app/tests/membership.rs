@@ -228,28 +228,10 @@ fn minus_removes_through_the_leader_then_stops_the_node() {
     ));
     // Removed, still running: it no longer counts for convergence.
     let at = T0 + 4_100;
-    poll(
-        &mut app,
-        at,
-        with_members(
-            status(1, Role::Follower, 2, 2, 109, DIGEST_B),
-            &[1, 2],
-            &[],
-            &[],
-            108,
-        ),
-    );
-    poll(
-        &mut app,
-        at,
-        with_members(
-            status(2, Role::Leader, 2, 2, 109, DIGEST_B),
-            &[1, 2],
-            &[],
-            &[],
-            108,
-        ),
-    );
+    for (id, role) in [(1, Role::Follower), (2, Role::Leader)] {
+        let settled = status(id, role, 2, 2, 109, DIGEST_B);
+        poll(&mut app, at, with_members(settled, &[1, 2], &[], &[], 108));
+    }
     poll(
         &mut app,
         at,
@@ -388,28 +370,14 @@ fn capital_r_replaces_a_node_stop_remove_wipe_join_promote() {
     fresh.incarnation = Some(INCARNATION_NEW.into());
     fresh.pid = 4201;
     poll(&mut app, T0 + 4_300, fresh);
-    poll(
-        &mut app,
-        T0 + 4_300,
-        with_members(
-            status(2, Role::Leader, 2, 2, 110, DIGEST_A),
-            &[2, 3],
-            &[1],
-            &[],
-            110,
-        ),
-    );
-    poll(
-        &mut app,
-        T0 + 4_300,
-        with_members(
-            status(3, Role::Follower, 2, 2, 110, DIGEST_A),
-            &[2, 3],
-            &[1],
-            &[],
-            110,
-        ),
-    );
+    for (id, role) in [(2, Role::Leader), (3, Role::Follower)] {
+        let settled = status(id, role, 2, 2, 110, DIGEST_A);
+        poll(
+            &mut app,
+            T0 + 4_300,
+            with_members(settled, &[2, 3], &[1], &[], 110),
+        );
+    }
     assert!(app.is_learner(1));
     let mut caught_up = with_members(
         status(1, Role::Follower, 2, 2, 112, DIGEST_A),
@@ -421,28 +389,14 @@ fn capital_r_replaces_a_node_stop_remove_wipe_join_promote() {
     caught_up.incarnation = Some(INCARNATION_NEW.into());
     caught_up.pid = 4201;
     poll(&mut app, T0 + 4_500, caught_up);
-    poll(
-        &mut app,
-        T0 + 4_500,
-        with_members(
-            status(2, Role::Leader, 2, 2, 112, DIGEST_A),
-            &[1, 2, 3],
-            &[],
-            &[],
-            112,
-        ),
-    );
-    poll(
-        &mut app,
-        T0 + 4_500,
-        with_members(
-            status(3, Role::Follower, 2, 2, 112, DIGEST_A),
-            &[1, 2, 3],
-            &[],
-            &[],
-            112,
-        ),
-    );
+    for (id, role) in [(2, Role::Leader), (3, Role::Follower)] {
+        let settled = status(id, role, 2, 2, 112, DIGEST_A);
+        poll(
+            &mut app,
+            T0 + 4_500,
+            with_members(settled, &[1, 2, 3], &[], &[], 112),
+        );
+    }
     assert_eq!(app.member_op, None);
     let texts = timeline_text(&app);
     for expected in [
