@@ -85,7 +85,7 @@ impl RaftLog {
                 )
             })?,
         };
-        let mut memberships = Memberships::new(base);
+        let mut memberships = Memberships::new(base, snapshot_index);
         for entry in &entries {
             record_membership(&mut memberships, entry);
         }
@@ -446,7 +446,8 @@ impl RaftLog {
         self.memberships.newest()
     }
 
-    /// Index of the newest configuration entry (0: none after the snapshot).
+    /// Index of the newest configuration entry, or where the snapshot's
+    /// configuration is known in force (0: none, bootstrap).
     pub fn newest_membership_index(&self) -> Index {
         self.memberships.newest_index()
     }

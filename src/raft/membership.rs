@@ -197,14 +197,21 @@ pub fn voters(membership: &Membership) -> impl Iterator<Item = &Member> {
 pub(crate) struct Memberships {
     /// The configuration at the snapshot index.
     base: Membership,
+    /// Where `base` is known to be in force: the index of the entry it came
+    /// from when this log compacted it, else the snapshot's index; 0 for an
+    /// empty base. It never moves back, so a configuration index keeps
+    /// ordering configurations after compaction.
+    base_index: Index,
     /// (index, configuration) of each configuration entry after the
     /// snapshot, ascending.
     entries: Vec<(Index, Membership)>,
 }
 
 impl Memberships {
-    pub fn new(base: Membership) -> Self {
+    /// A log whose snapshot at `snapshot_index` carries `base`.
+    pub fn new(base: Membership, snapshot_index: Index) -> Self {
         Memberships {
+            base_index: if base.is_empty() { 0 } else { snapshot_index },
             base,
             entries: Vec::new(),
         }
@@ -224,13 +231,17 @@ impl Memberships {
     /// The log through `index` became a snapshot: fold what it covers into
     /// the base.
     pub fn compact_to(&mut self, index: Index) {
-        self.base = self.at(index).clone();
+        if let Some((at, membership)) = self.entries.iter().rev().find(|&&(at, _)| at <= index) {
+            self.base_index = *at;
+            self.base = membership.clone();
+        }
         self.entries.retain(|&(at, _)| at > index);
     }
 
     /// The snapshot installed at `index` carries `base`; entries kept after
     /// it keep their configurations.
     pub fn install(&mut self, index: Index, base: Membership) {
+        self.base_index = if base.is_empty() { 0 } else { index };
         self.base = base;
         self.entries.retain(|&(at, _)| at > index);
     }
@@ -249,9 +260,10 @@ impl Memberships {
         self.entries.last().map_or(&self.base, |(_, m)| m)
     }
 
-    /// Index of the newest configuration entry (0 when only the base exists).
+    /// Index of the newest configuration entry; when only the base exists,
+    /// where the base is known in force (0 for none: bootstrap).
     pub fn newest_index(&self) -> Index {
-        self.entries.last().map_or(0, |&(at, _)| at)
+        self.entries.last().map_or(self.base_index, |&(at, _)| at)
     }
 }
 
@@ -308,7 +320,8 @@ mod tests {
 
     #[test]
     fn the_configuration_at_an_index_is_the_newest_at_or_before_it() {
-        let mut all = Memberships::new(voters_of(&[(1, 10)]));
+        let mut all = Memberships::new(voters_of(&[(1, 10)]), 2);
+        assert_eq!(all.newest_index(), 2, "the snapshot's configuration");
         all.record(5, voters_of(&[(1, 11)]));
         all.record(9, voters_of(&[(1, 12)]));
         assert_eq!(all.at(4), &voters_of(&[(1, 10)]));
@@ -319,16 +332,26 @@ mod tests {
         assert_eq!(all.newest(), &voters_of(&[(1, 11)]));
         all.compact_to(6);
         assert_eq!(all.at(6), &voters_of(&[(1, 11)]));
-        assert_eq!(all.newest_index(), 0);
+        assert_eq!(all.newest_index(), 5, "the compacted entry's index stays");
+        all.compact_to(7);
+        assert_eq!(all.newest_index(), 5, "no configuration entry in 7");
     }
 
     #[test]
     fn installing_a_snapshot_keeps_later_entries_only() {
-        let mut all = Memberships::new(Membership::new());
+        let mut all = Memberships::new(Membership::new(), 0);
+        assert_eq!(all.newest_index(), 0, "bootstrap: no configuration");
         all.record(3, voters_of(&[(1, 1)]));
         all.record(8, voters_of(&[(1, 2)]));
         all.install(5, voters_of(&[(1, 1)]));
         assert_eq!(all.at(5), &voters_of(&[(1, 1)]));
         assert_eq!(all.newest(), &voters_of(&[(1, 2)]));
+        assert_eq!(all.newest_index(), 8);
+        all.install(9, voters_of(&[(1, 2)]));
+        assert_eq!(
+            all.newest_index(),
+            9,
+            "the installed snapshot's configuration is in force at its index"
+        );
     }
 }

@@ -196,8 +196,9 @@ pub enum Event {
         incarnation: Incarnation,
         registered: Incarnation,
     },
-    /// The committed configuration now names `incarnation` for `peer` (the
-    /// commit index reached `index`): it counts as a voter again.
+    /// The committed configuration now names `incarnation` for voter `peer`
+    /// where it named another life before (the commit index reached
+    /// `index`): it counts as a voter again.
     MemberReadmitted {
         peer: NodeId,
         incarnation: Incarnation,
@@ -291,7 +292,9 @@ pub struct Status {
     /// configuration): the voters of the one before it, whose majority
     /// every decision needs as well. Empty otherwise.
     pub previous_voters: Vec<NodeId>,
-    /// Log index of the newest configuration entry (0: the snapshot's).
+    /// Log index of the newest configuration entry; once compacted, where
+    /// the snapshot's configuration is known in force. Never moves back
+    /// for the same configuration; 0 before the cluster's first one.
     pub membership_index: Index,
 }
 

@@ -579,9 +579,14 @@ impl RawNode {
         let index: Index = self.log.committed();
         for (&peer, member) in committed {
             let previous = self.membership_reported.get(&peer);
-            if previous.is_some_and(|p| {
-                p.incarnation != NO_INCARNATION && p.incarnation != member.incarnation
-            }) {
+            // A learner whose life is not known yet (a replacement added
+            // back) is not a re-admission: it counts once promoted.
+            let readmitted = member.is_voter()
+                && member.incarnation != NO_INCARNATION
+                && previous.is_some_and(|p| {
+                    p.incarnation != NO_INCARNATION && p.incarnation != member.incarnation
+                });
+            if readmitted {
                 self.events.push(Event::MemberReadmitted {
                     peer,
                     incarnation: member.incarnation,

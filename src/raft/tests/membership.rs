@@ -355,7 +355,12 @@ fn the_configuration_is_restored_from_a_snapshot() {
     let mut cluster = cluster_with_joiner();
     grow_to_four(&mut cluster);
     cluster.propose(1, "after growing");
+    let config_index = cluster.node(2).status().membership_index;
+    assert!(config_index > 0);
     let snapshot_index = cluster.compact(2);
+    // The configuration index survives compaction: a status never says a
+    // compacted configuration is older than it is.
+    assert_eq!(cluster.node(2).status().membership_index, config_index);
     let meta = &cluster
         .peer(2)
         .durable
@@ -370,6 +375,11 @@ fn the_configuration_is_restored_from_a_snapshot() {
     cluster.crash(2);
     cluster.restart(2);
     assert_eq!(cluster.node(2).status().voters(), vec![1, 2, 3, 4]);
+    assert_eq!(
+        cluster.node(2).status().membership_index,
+        snapshot_index,
+        "restored: in force at the snapshot's index"
+    );
     // A node that receives the snapshot from a leader takes it too.
     cluster.add_joiner(5, |_| {});
     let snapshot_index = cluster.compact(1);
@@ -379,6 +389,10 @@ fn the_configuration_is_restored_from_a_snapshot() {
     assert_eq!(
         (learner.voters(), learner.learners()),
         (vec![1, 2, 3, 4], vec![5])
+    );
+    assert_eq!(
+        learner.membership_index,
+        cluster.node(1).status().membership_index
     );
 }
 
@@ -415,6 +429,38 @@ fn a_member_is_replaced_by_a_new_incarnation() {
         (MemberRole::Voter, incarnation)
     );
     assert_eq!(cluster.state_of(3), cluster.state_of(1));
+}
+
+/// A node that learns the removal of a member and its re-addition as a
+/// learner (life not yet known) in one commit reports no re-admission:
+/// the new life counts only once promoted, and no incarnation 0 is ever
+/// announced as re-admitted.
+#[test]
+fn a_replacement_learned_at_once_is_not_reported_as_a_readmission() {
+    let mut cluster = Cluster::with_leader(5, 1);
+    cluster.propose(1, "before");
+    cluster.crash(5);
+    cluster.isolate(2);
+    cluster
+        .change(1, ConfChange::Remove { id: 5 })
+        .expect("removed");
+    settle(&mut cluster, 1);
+    cluster.wipe(5);
+    cluster.restart(5);
+    cluster.change(1, add_learner(5)).expect("added back");
+    settle(&mut cluster, 1);
+    cluster.heal();
+    assert!(cluster.run_until(200, |c| c.node(2).status().commit_index
+        >= c.node(1).status().membership_index));
+    for id in [1, 2, 3, 4] {
+        let readmissions: Vec<&Event> = cluster
+            .events_of(id)
+            .iter()
+            .filter(|e| matches!(e, Event::MemberReadmitted { .. }))
+            .collect();
+        assert!(readmissions.is_empty(), "node {id}: {readmissions:?}");
+    }
+    assert!(cluster.node(2).status().learners().contains(&5));
 }
 
 /// Growing 3 -> 5 and shrinking back to 3, each step committed, with
