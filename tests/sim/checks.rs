@@ -67,6 +67,11 @@ impl SafetyChecker {
         self.leaders_by_term.len()
     }
 
+    /// The highest term any node was leader of so far.
+    pub fn newest_leader_term(&self) -> Option<Term> {
+        self.leaders_by_term.keys().next_back().copied()
+    }
+
     /// Election Safety.
     pub fn observe_leader(&mut self, term: Term, node: NodeId) -> Result<(), Violation> {
         match self.leaders_by_term.insert(term, node) {

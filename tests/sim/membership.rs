@@ -4,9 +4,9 @@
 //! `MEMBER_SLOTS` voters, while every other fault goes on. A member whose
 //! removal is committed (or a joiner the cluster never added) is stopped
 //! and its disk discarded, so adding its id again is a replacement by a
-//! new incarnation. Wipes and removals are drawn only while the members
-//! whose disks are intact keep a majority of every configuration that may
-//! still decide (`voter_sets_in_play`).
+//! new incarnation. Wipes, removals and promotions are drawn only while
+//! the members whose disks are intact keep a majority of every
+//! configuration that may still decide (`voter_sets_in_play`).
 
 use std::collections::BTreeSet;
 
@@ -29,8 +29,11 @@ pub const STRIKE_AFTER_CHANGE_PROBABILITY: f64 = 0.2;
 
 impl Sim {
     /// The configuration of the running leader of the highest term, once it
-    /// is settled: no change pending, and an entry of its term committed
-    /// and applied (so no entry its log lacks can ever commit).
+    /// is settled: no change pending, an entry of its term committed and
+    /// applied (so no entry its log lacks can ever commit), and no leader
+    /// of a later term was ever elected (a deposed leader, even one still
+    /// running, knows nothing of what a later leader committed: that one's
+    /// configuration may still decide).
     pub(super) fn settled_leader_status(&self) -> Option<Status> {
         let leader = self.current_leader()?;
         let status = self.nodes[leader].running.as_ref()?.raw.status();
@@ -38,7 +41,9 @@ impl Sim {
             .checker
             .applied(status.applied_index)
             .is_some_and(|record| record.term == status.term);
+        let newest_term = self.checker.newest_leader_term() == Some(status.term);
         let settled = status.role == Role::Leader
+            && newest_term
             && applied_in_term
             && !status.joint()
             && status.membership_index <= status.applied_index
@@ -102,6 +107,20 @@ impl Sim {
         })
     }
 
+    /// True while promoting learner `id` leaves the intact voters a
+    /// majority of the new voter set: a learner that lost its disk since
+    /// the leader last heard from it is named by its old life, which no
+    /// longer answers, and two such voters of four would leave the change
+    /// unable ever to commit.
+    fn may_promote(&self, voters: &[NodeId], id: NodeId) -> bool {
+        let new_voters: Vec<NodeId> = voters.iter().copied().chain([id]).collect();
+        let intact = new_voters
+            .iter()
+            .filter(|v| !self.unreadmitted.contains(v))
+            .count();
+        intact > new_voters.len() / 2
+    }
+
     /// One membership change asked of the current leader: add a learner in
     /// an empty slot, promote a learner, or remove a member.
     pub(super) fn change_membership(&mut self) -> Result<(), Failure> {
@@ -146,9 +165,13 @@ impl Sim {
                 let i = empty_slots[self.rng.range(0, empty_slots.len() as u64) as usize];
                 return self.add_learner(leader, i);
             }
-            1 if !learners.is_empty() => ConfChange::Promote {
-                id: learners[self.rng.range(0, learners.len() as u64) as usize],
-            },
+            1 if !learners.is_empty() => {
+                let id = learners[self.rng.range(0, learners.len() as u64) as usize];
+                if !self.may_promote(&voters, id) {
+                    return Ok(());
+                }
+                ConfChange::Promote { id }
+            }
             2 if !removable.is_empty() => ConfChange::Remove {
                 id: removable[self.rng.range(0, removable.len() as u64) as usize],
             },
