@@ -80,6 +80,10 @@ async fn an_isolated_leader_steps_down_the_others_go_on_and_it_rejoins_after_the
     let (cluster, proxy) = proxied_cluster(3).await;
     let (leader, term) = wait_for_leader(&cluster).await;
     write_keys(&cluster, 1..=20).await;
+    let leading = ClusterClient::status(&cluster.node(leader).client_addr)
+        .await
+        .expect("the leader answers");
+    assert_eq!(leading["role"], "leader");
 
     proxy.set_node(leader, LinkMode::Sever);
     let (new_leader, new_term) = wait_for("a new leader among the others", || async {
@@ -93,16 +97,21 @@ async fn an_isolated_leader_steps_down_the_others_go_on_and_it_rejoins_after_the
         new_term > term,
         "new leader {new_leader} in term {new_term}"
     );
-    wait_for(
+    let deposed = wait_for(
         "the isolated leader to step down (check-quorum)",
         || async {
             let all = statuses(&cluster).await;
-            all.get(&leader)
-                .is_some_and(|s| s["role"] != "leader")
-                .then_some(())
+            all.get(&leader).filter(|s| s["role"] != "leader").cloned()
         },
     )
     .await;
+    // Its silence counts from when it last led, which was after the
+    // status read above, not from its start.
+    let contact_ms = field(&deposed, "leader_contact_ms");
+    assert!(
+        contact_ms + field(&leading, "uptime_ms") <= field(&deposed, "uptime_ms"),
+        "leader_contact_ms {contact_ms} of the deposed leader reaches back before it last led"
+    );
     write_keys(&cluster, 21..=40).await;
 
     proxy.heal();

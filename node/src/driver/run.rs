@@ -522,6 +522,10 @@ impl Driver {
         let status = self.io.raw.status();
         let key = self.status_key(&status);
         let contact = if status.role == Role::Leader {
+            // A leader is in contact with itself: once deposed (cut off,
+            // say), its silence counts from when it last led, not from
+            // its start.
+            self.io.leader_contact = Some(Instant::now());
             None
         } else {
             self.io.leader_contact
