@@ -150,6 +150,15 @@ impl IntegrityWatch {
             .unwrap_or(0)
     }
 
+    /// The highest term any status has reported so far (0 before the first).
+    pub fn newest_term(&self) -> u64 {
+        self.committed_by_term
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The highest commit index reported in a term below `term`: every leader
     /// of `term` must hold it.
     fn committed_before(&self, term: u64) -> Option<&Seen> {

@@ -432,12 +432,21 @@ impl App {
         let id = self.nodes[row].config.id;
         // Only voters' copies count: a learner's vote never elects anyone.
         let voters = self.voter_ids();
+        // The leader of the newest term holds every committed entry (Leader
+        // Completeness) even when its last poll is older than the commit
+        // index another node reported since, as it is under write load.
+        let newest_term = self.integrity.newest_term();
+        let leads_newest_term = |n: &NodeView| {
+            n.live_status(self.now_ms)
+                .is_some_and(|s| s.is_leader() && s.term >= newest_term)
+                && n.holds_committed_log(0)
+        };
         let holders: Vec<u64> = self
             .nodes
             .iter()
             .enumerate()
             .filter(|(r, n)| *r != row && voters.contains(&n.id()))
-            .filter(|(_, n)| n.holds_committed_log(committed))
+            .filter(|(_, n)| n.holds_committed_log(committed) || leads_newest_term(n))
             .map(|(_, n)| n.config.id)
             .collect();
         let quorum = voters.len() / 2 + 1;

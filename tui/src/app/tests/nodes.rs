@@ -287,6 +287,63 @@ fn capital_r_is_refused_when_too_few_intact_holders_of_the_committed_log_would_r
     );
 }
 
+/// Under write load the leader's last poll is older than the commit index
+/// a follower reported since: the leader of the newest term still holds
+/// every committed entry, and the refusal counts it.
+#[test]
+fn the_leader_of_the_newest_term_counts_as_a_holder_when_its_poll_is_older() {
+    let mut app = started();
+    let at = T0 + 600;
+    for (id, role) in [
+        (1, crate::status::Role::Follower),
+        (2, crate::status::Role::Leader),
+        (3, crate::status::Role::Follower),
+    ] {
+        poll(
+            &mut app,
+            at,
+            fixtures::status(id, role, 2, 2, 100, DIGEST_A),
+        );
+    }
+    key(&mut app, T0 + 700, KeyCode::Char('k'));
+    exited(&mut app, T0 + 710, 2, ExitKind::Signal(9));
+    // Node 1 leads term 3; node 3 then reports a commit index above
+    // node 1's last poll.
+    poll(
+        &mut app,
+        T0 + 900,
+        fixtures::status(1, crate::status::Role::Leader, 3, 1, 140, DIGEST_A),
+    );
+    poll(
+        &mut app,
+        T0 + 950,
+        fixtures::status(3, crate::status::Role::Follower, 3, 1, 150, DIGEST_B),
+    );
+    assert_eq!(app.integrity.committed_max(), 150);
+    key(&mut app, T0 + 960, KeyCode::Char('3'));
+    assert!(key(&mut app, T0 + 961, KeyCode::Char('R')).is_empty());
+    assert_eq!(
+        flash_text(&app),
+        "R refused: wiping node 3 would leave 1 intact holder of the committed log (up to \
+         index 150: node 1); a quorum is 2. Restart the stopped nodes first and let them \
+         catch up."
+    );
+    // A leader of an older term is no holder: it may lack what a later
+    // leader committed.
+    poll(
+        &mut app,
+        T0 + 970,
+        fixtures::status(3, crate::status::Role::Follower, 4, 0, 150, DIGEST_B),
+    );
+    assert!(key(&mut app, T0 + 980, KeyCode::Char('R')).is_empty());
+    assert!(
+        flash_text(&app)
+            .contains("would leave 0 intact holders of the committed log (up to index 150: none)"),
+        "{}",
+        flash_text(&app)
+    );
+}
+
 /// Issue #10's sequence, typed faster than the dashboard polls: node 3
 /// stopped, 50 writes, the leader killed before any poll saw the writes'
 /// commit index. The status read at the end of the bulk write is what makes
