@@ -519,9 +519,17 @@ impl App {
         self.record_at(self.now_ms, tone, text);
     }
 
+    /// Adds an event in time order: node logs are read some milliseconds
+    /// apart, so an event can arrive after a later one from another node.
     fn record_at(&mut self, at_ms: u64, tone: Tone, text: String) {
         tracing::info!(event = "timeline", text = %text);
-        self.timeline.push_back(TimelineEvent { at_ms, tone, text });
+        let after = self
+            .timeline
+            .iter()
+            .rposition(|e| e.at_ms <= at_ms)
+            .map_or(0, |i| i + 1);
+        self.timeline
+            .insert(after, TimelineEvent { at_ms, tone, text });
         while self.timeline.len() > TIMELINE_EVENTS_MAX {
             self.timeline.pop_front();
         }

@@ -460,3 +460,41 @@ fn a_history_violation_is_told_once_and_stays() {
         vec!["history of 2000 ops NOT LINEARIZABLE: key live:3: read 1 after write 2 was acknowledged"]
     );
 }
+
+/// Node logs are read apart: an event that arrives after a later one from
+/// another node still takes its place in time in the events pane.
+#[test]
+fn events_read_late_from_another_node_are_shown_in_time_order() {
+    let mut app = healthy();
+    log_event(
+        &mut app,
+        T0 + 5_000,
+        2,
+        log_events::SNAPSHOT_SENT,
+        &[("to", "3"), ("index", "40")],
+    );
+    log_event(
+        &mut app,
+        T0 + 4_950,
+        3,
+        log_events::SNAPSHOT_INSTALLED,
+        &[("index", "40")],
+    );
+    let timeline = timeline_text(&app);
+    let last_two: Vec<&str> = timeline[timeline.len() - 2..]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        last_two,
+        [
+            "node 3 installed a snapshot at index 40",
+            "node 2 sent a snapshot to node 3 (index 40)"
+        ]
+    );
+    assert!(app
+        .timeline
+        .iter()
+        .zip(app.timeline.iter().skip(1))
+        .all(|(a, b)| a.at_ms <= b.at_ms));
+}
