@@ -656,7 +656,7 @@ async fn run_with_terminal<B: Backend>(
         )),
         None => None,
     };
-    let history = Recorder::new(std::time::Instant::now());
+    let history = Recorder::bounded(std::time::Instant::now(), live_history::RECORDS_MAX);
     let mut workers = Workers {
         supervisor,
         fault_proxy,
@@ -886,7 +886,7 @@ mod tests {
             process_requests_tx: senders.process_requests,
             gate_stop: None,
             fault_proxy: None,
-            history: Recorder::new(std::time::Instant::now()),
+            history: Recorder::bounded(std::time::Instant::now(), live_history::RECORDS_MAX),
             load_sessions: 0,
             status_tx: senders.status.clone(),
             log_tx: senders.log.clone(),

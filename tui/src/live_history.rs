@@ -30,10 +30,18 @@ pub const BULK_CLIENT_ID_FIRST: u64 = 1_000_000;
 /// `jobs::LOAD_WRITERS` new ids from here.
 pub const LOAD_CLIENT_ID_FIRST: u64 = 2_000_000_000;
 
+/// Operations the dashboard's history keeps (`Recorder::bounded`): about
+/// 575 bytes each with the checker's state, 690 MB in all when full
+/// (docs/BENCHMARKS.md), where 30 minutes of load took 8.4 GB unbounded.
+/// A longer checked run is `raftkv chaos`'s job.
+pub const RECORDS_MAX: usize = 1_000_000;
+
 /// The verdict on the history so far.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryVerdict {
     pub ops: u64,
+    /// Operations not recorded (nor checked) since the history filled up.
+    pub not_recorded: u64,
     /// `None`: linearizable, no acknowledged write lost. `Some`: what breaks
     /// it (the key first).
     pub problem: Option<String>,
@@ -86,6 +94,8 @@ pub struct LiveCheck {
     finished_next: usize,
     /// Records in the history at the last check.
     checked_total: usize,
+    /// Operations not recorded at the last check (the history is full).
+    not_recorded: u64,
     /// The verdict once it is a problem: it stays.
     problem: Option<HistoryVerdict>,
 }
@@ -94,14 +104,19 @@ impl LiveCheck {
     /// Checks what was recorded since the last call; `None` when nothing was.
     pub fn step(&mut self, recorder: &Recorder) -> Option<HistoryVerdict> {
         let progress = recorder.progress(self.finished_next);
-        if progress.finished.is_empty() && progress.total == self.checked_total {
+        if progress.finished.is_empty()
+            && progress.total == self.checked_total
+            && progress.not_recorded == self.not_recorded
+        {
             return None;
         }
         self.finished_next = progress.finished_next;
         self.checked_total = progress.total;
+        self.not_recorded = progress.not_recorded;
         if let Some(problem) = &self.problem {
             return Some(HistoryVerdict {
                 ops: progress.total as u64,
+                not_recorded: progress.not_recorded,
                 ..problem.clone()
             });
         }
@@ -119,11 +134,13 @@ impl LiveCheck {
         let Err(error) = result else {
             return Some(HistoryVerdict {
                 ops: progress.total as u64,
+                not_recorded: progress.not_recorded,
                 problem: None,
             });
         };
         let verdict = HistoryVerdict {
             ops: progress.total as u64,
+            not_recorded: progress.not_recorded,
             problem: Some(self.describe(&error, recorder)),
         };
         self.problem = Some(verdict.clone());
@@ -201,6 +218,7 @@ mod tests {
         };
         HistoryVerdict {
             ops: records.len() as u64,
+            not_recorded: 0,
             problem,
         }
     }
@@ -227,6 +245,7 @@ mod tests {
             judge(&records),
             HistoryVerdict {
                 ops: 3,
+                not_recorded: 0,
                 problem: None
             }
         );
@@ -255,6 +274,7 @@ mod tests {
         read(Some(1));
         let fine = HistoryVerdict {
             ops: 2,
+            not_recorded: 0,
             problem: None,
         };
         assert_eq!(live.step(&recorder), Some(fine));
@@ -281,6 +301,31 @@ mod tests {
         let later = live.step(&recorder).expect("a new read");
         assert_eq!(later.ops, 8);
         assert_eq!(later.problem, Some(problem));
+    }
+
+    /// Once the history is full, the check reports the operations left out
+    /// even when nothing new was recorded.
+    #[test]
+    fn the_live_check_reports_what_a_full_history_left_out() {
+        let recorder = Recorder::bounded(Instant::now(), 1);
+        let mut live = LiveCheck::default();
+        let write = recorder.invoke(1, "live:0", RecordKind::Write(1));
+        recorder.complete(write, Outcome::Ok, None);
+        assert_eq!(live.step(&recorder).map(|v| v.not_recorded), Some(0));
+        for value in 2..=4 {
+            let op = recorder.invoke(1, "live:0", RecordKind::Write(value));
+            recorder.complete(op, Outcome::Ok, None);
+        }
+        let verdict = live.step(&recorder).expect("operations left out");
+        assert_eq!(
+            verdict,
+            HistoryVerdict {
+                ops: 1,
+                not_recorded: 3,
+                problem: None
+            }
+        );
+        assert_eq!(live.step(&recorder), None, "nothing new");
     }
 
     /// A bulk write's key read back without its acknowledged value (lost,

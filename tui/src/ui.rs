@@ -213,8 +213,16 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
             None => ("LINEARIZABLE".to_string(), Color::Green),
             Some(problem) => (format!("NOT LINEARIZABLE ({problem})"), Color::Red),
         };
+        let full = if verdict.not_recorded > 0 {
+            format!(
+                " (full: {} more not checked)",
+                crate::plan::thousands(verdict.not_recorded)
+            )
+        } else {
+            String::new()
+        };
         second.push(Span::raw(format!(
-            " · history {} ops · ",
+            " · history {} ops{full} · ",
             crate::plan::thousands(verdict.ops)
         )));
         second.push(Span::styled(text, Style::new().fg(color).bold()));
@@ -225,6 +233,42 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
     };
     second.push(Span::styled(mode, Style::new().fg(Color::DarkGray)));
     Paragraph::new(vec![Line::from(first), Line::from(second)]).render(area, buf);
+}
+
+/// Widths of the node table's number columns that do not depend on the
+/// terminal's width.
+const TERM_WIDTH: usize = 5;
+const KEYS_WIDTH: usize = 6;
+const LAG_WIDTH: usize = 6;
+
+/// `value` in at most `width` characters: in full when it fits, else with
+/// three significant digits and a unit (6067644 in 6 is "6.07M"), never
+/// cut short into another number.
+fn fit_number(value: u64, width: usize) -> String {
+    let full = value.to_string();
+    if full.len() <= width {
+        return full;
+    }
+    for (unit, scale) in [
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+    ] {
+        let scaled = value as f64 / scale;
+        let text = match scaled {
+            s if s < 9.995 => format!("{s:.2}{unit}"),
+            s if s < 99.95 => format!("{s:.1}{unit}"),
+            s if s < 999.5 => format!("{s:.0}{unit}"),
+            _ => continue,
+        };
+        if text.len() <= width {
+            return text;
+        }
+    }
+    full
 }
 
 /// The process column, short or long.
@@ -281,6 +325,8 @@ fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
         .map(|(_, status)| status.strangers.clone())
         .unwrap_or_default();
     let digest_chars = if wide { 12 } else { 8 };
+    let commit_width = if wide { 8 } else { 6 };
+    let applied_width = if wide { 8 } else { 7 };
     let mut header = vec!["  ID"];
     if wide {
         header.push("PID");
@@ -297,7 +343,9 @@ fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
         let marker = if selected { "▶" } else { " " };
         let live = node.live_status(app.now_ms);
         let shown = live.or(node.status.as_ref());
-        let number = |value: Option<u64>| value.map_or("—".to_string(), |v| v.to_string());
+        let number = |value: Option<u64>, width: usize| {
+            value.map_or("—".to_string(), |v| fit_number(v, width))
+        };
         let stranger = leader_strangers.contains(&node.config.id);
         let joining = app.joining().is_some_and(|j| j.id == node.id());
         let role = match (live, node.process.is_alive()) {
@@ -316,7 +364,7 @@ fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
             Some(status) => contact_label(status.leader_contact_ms),
             None => "—".into(),
         };
-        let lag = app.lag_of(row).map_or("—".to_string(), |l| l.to_string());
+        let lag = number(app.lag_of(row), LAG_WIDTH);
         let pid = node
             .process
             .pid()
@@ -337,10 +385,10 @@ fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
         }
         cells.extend([
             Cell::from(role),
-            Cell::from(number(shown.map(|s| s.term))),
-            Cell::from(number(shown.map(|s| s.commit_index))),
-            Cell::from(number(shown.map(|s| s.applied_index))),
-            Cell::from(number(shown.map(|s| s.keys))),
+            Cell::from(number(shown.map(|s| s.term), TERM_WIDTH)),
+            Cell::from(number(shown.map(|s| s.commit_index), commit_width)),
+            Cell::from(number(shown.map(|s| s.applied_index), applied_width)),
+            Cell::from(number(shown.map(|s| s.keys), KEYS_WIDTH)),
             Cell::from(shown.map_or("—".to_string(), |s| short_digest(&s.digest, digest_chars))),
             Cell::from(contact),
             Cell::from(lag),
@@ -373,13 +421,13 @@ fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
     }
     widths.extend([
         Constraint::Length(if wide { 12 } else { 9 }),
-        Constraint::Length(5),
-        Constraint::Length(if wide { 8 } else { 6 }),
-        Constraint::Length(if wide { 8 } else { 7 }),
-        Constraint::Length(6),
+        Constraint::Length(TERM_WIDTH as u16),
+        Constraint::Length(commit_width as u16),
+        Constraint::Length(applied_width as u16),
+        Constraint::Length(KEYS_WIDTH as u16),
         Constraint::Length(digest_chars as u16),
         Constraint::Length(7),
-        Constraint::Length(6),
+        Constraint::Length(LAG_WIDTH as u16),
     ]);
     let mode = match app.mode {
         Mode::Supervised => " Nodes",
@@ -793,4 +841,4 @@ fn render_help(app: &App, area: Rect, buf: &mut Buffer) {
 
 #[cfg(test)]
 #[path = "ui_tests.rs"]
-mod tests;
+pub(crate) mod tests;

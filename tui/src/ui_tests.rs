@@ -10,7 +10,7 @@ use crate::app::keymap::KEYMAP;
 use crate::app::tests::fixtures;
 use crate::app::App;
 
-fn draw(app: &App, width: u16, height: u16) -> String {
+pub(crate) fn draw(app: &App, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     terminal
         .draw(|frame| frame.render_widget(app, frame.area()))
@@ -51,6 +51,7 @@ fn the_history_verdict_is_in_the_header() {
     let mut app = fixtures::healthy();
     app.history_verdict = Some(crate::live_history::HistoryVerdict {
         ops: 48_211,
+        not_recorded: 0,
         problem: None,
     });
     let screen = draw(&app, 120, 32);
@@ -291,4 +292,19 @@ fn a_joint_configuration() {
         "{screen}"
     );
     assert_screen!("joint", screen);
+}
+
+/// A number wider than its column is shortened with a unit, never cut into
+/// another number (6067644 keys once showed as 606764).
+#[test]
+fn numbers_wider_than_their_column_keep_their_magnitude() {
+    use super::fit_number;
+    assert_eq!(fit_number(606_764, 6), "606764");
+    assert_eq!(fit_number(6_067_644, 6), "6.07M");
+    assert_eq!(fit_number(60_676_440, 6), "60.7M");
+    assert_eq!(fit_number(606_764_400, 6), "607M");
+    assert_eq!(fit_number(1_234_567, 5), "1.23M");
+    assert_eq!(fit_number(999_999, 5), "1.00M");
+    assert_eq!(fit_number(8_008_017, 8), "8008017");
+    assert_eq!(fit_number(u64::MAX, 6), "18.4E");
 }

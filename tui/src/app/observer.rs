@@ -484,6 +484,20 @@ impl App {
     /// A new verdict on the load's history. A violation is said once in the
     /// timeline and stays in the header for the rest of the session.
     pub(super) fn on_history_checked(&mut self, verdict: HistoryVerdict) {
+        let was_full = self
+            .history_verdict
+            .as_ref()
+            .is_some_and(|v| v.not_recorded > 0);
+        if verdict.not_recorded > 0 && !was_full {
+            self.record(
+                Tone::Warn,
+                format!(
+                    "the live history is full at {} ops: later ones are not recorded or checked \
+                     (a memory bound; `raftkv chaos` checks long runs)",
+                    crate::plan::thousands(verdict.ops)
+                ),
+            );
+        }
         let had_problem = self
             .history_verdict
             .as_ref()
@@ -491,6 +505,7 @@ impl App {
         if had_problem {
             if let Some(shown) = &mut self.history_verdict {
                 shown.ops = shown.ops.max(verdict.ops);
+                shown.not_recorded = shown.not_recorded.max(verdict.not_recorded);
             }
             return;
         }

@@ -105,10 +105,18 @@ pub fn outcome_name(outcome: Outcome) -> &'static str {
 pub struct Recorder {
     inner: Arc<Mutex<RecorderState>>,
     started: Instant,
+    /// Records kept at most (`Recorder::bounded`): the history is full then.
+    records_max: usize,
 }
+
+/// What `Recorder::invoke` returns for an operation not recorded because
+/// the history is full; `complete` ignores it.
+pub const NOT_RECORDED: usize = usize::MAX;
 
 struct RecorderState {
     records: Vec<Record>,
+    /// Operations invoked once the history was full, not recorded.
+    not_recorded: u64,
     last_us: u64,
     /// Indexes of the records that ended (ok, failed or unknown), in the
     /// order they ended: what an incremental check takes in, once each.
@@ -128,18 +136,31 @@ pub struct Progress {
     pub finished_next: usize,
     /// Records in the history.
     pub total: usize,
+    /// Operations not recorded since the history became full.
+    pub not_recorded: u64,
 }
 
 impl Recorder {
     pub fn new(started: Instant) -> Recorder {
+        Recorder::bounded(started, usize::MAX)
+    }
+
+    /// A recorder that keeps at most `records_max` operations. Past that,
+    /// operations are not recorded, and a read that was running when the
+    /// history filled up ends unknown: it may have seen a write that is not
+    /// recorded. So the history stays one a correct store produces (every
+    /// operation invoked before it filled), and checking it stays sound.
+    pub fn bounded(started: Instant, records_max: usize) -> Recorder {
         Recorder {
             inner: Arc::new(Mutex::new(RecorderState {
                 records: Vec::new(),
+                not_recorded: 0,
                 last_us: 0,
                 finished: Vec::new(),
                 in_flight: BTreeSet::new(),
             })),
             started,
+            records_max,
         }
     }
 
@@ -149,9 +170,14 @@ impl Recorder {
         now
     }
 
-    /// Records an invocation; returns its index for `complete`.
+    /// Records an invocation; returns its index for `complete`
+    /// (`NOT_RECORDED` once the history is full).
     pub fn invoke(&self, client: u64, key: &str, kind: RecordKind) -> usize {
         let mut state = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if state.records.len() >= self.records_max {
+            state.not_recorded += 1;
+            return NOT_RECORDED;
+        }
         let invoke_us = self.now_us(&mut state);
         state.records.push(Record {
             client,
@@ -168,14 +194,23 @@ impl Recorder {
 
     /// Records how operation `index` ended (a read with the value it saw).
     pub fn complete(&self, index: usize, outcome: Outcome, read: Option<Option<u64>>) {
+        if index == NOT_RECORDED {
+            return;
+        }
         let mut state = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let complete_us = self.now_us(&mut state);
+        let full = state.records.len() >= self.records_max;
         let record = &mut state.records[index];
-        record.outcome = outcome;
-        if outcome != Outcome::Unknown {
+        let is_read = matches!(record.kind, RecordKind::Read(_));
+        record.outcome = if full && is_read {
+            Outcome::Unknown
+        } else {
+            outcome
+        };
+        if record.outcome != Outcome::Unknown {
             record.complete_us = Some(complete_us);
         }
-        if let (RecordKind::Read(seen), Some(value)) = (&mut record.kind, read) {
+        if let (RecordKind::Read(seen), Some(value), false) = (&mut record.kind, read, full) {
             *seen = value;
         }
         if state.in_flight.remove(&index) {
@@ -200,6 +235,7 @@ impl Recorder {
                 .collect(),
             finished_next: state.finished.len(),
             total: state.records.len(),
+            not_recorded: state.not_recorded,
         }
     }
 
@@ -440,6 +476,34 @@ mod tests {
         let mut nil = records.clone();
         nil[2].kind = RecordKind::Read(None);
         assert_eq!(lost_writes(&nil), vec![("chaos:0".to_string(), None, 1)]);
+    }
+
+    /// A full history records nothing more, and a read that was running
+    /// when it filled ends unknown: it may have seen an unrecorded write.
+    #[test]
+    fn a_full_recorder_keeps_its_history_checkable() {
+        let recorder = Recorder::bounded(Instant::now(), 3);
+        let first = recorder.invoke(1, "k", RecordKind::Write(1));
+        recorder.complete(first, Outcome::Ok, None);
+        let running_read = recorder.invoke(2, "k", RecordKind::Read(None));
+        let running_write = recorder.invoke(3, "k", RecordKind::Write(2));
+        let unrecorded = recorder.invoke(4, "k", RecordKind::Write(3));
+        assert_eq!(unrecorded, NOT_RECORDED);
+        recorder.complete(unrecorded, Outcome::Ok, None);
+        // The read saw the write nobody recorded.
+        recorder.complete(running_read, Outcome::Ok, Some(Some(3)));
+        recorder.complete(running_write, Outcome::Ok, None);
+        let records = recorder.records();
+        assert_eq!(records.len(), 3);
+        assert_eq!(
+            (records[1].kind.clone(), records[1].outcome),
+            (RecordKind::Read(None), Outcome::Unknown)
+        );
+        assert_eq!(records[2].outcome, Outcome::Ok, "writes keep their outcome");
+        assert!(check(&records).passed());
+        let progress = recorder.progress(0);
+        assert_eq!((progress.total, progress.not_recorded), (3, 1));
+        assert_eq!(progress.finished.len(), 3);
     }
 
     #[test]

@@ -437,11 +437,16 @@ fn readmission_events_read_as_sentences_once_each() {
 fn a_history_violation_is_told_once_and_stays() {
     use crate::live_history::HistoryVerdict;
     let mut app = healthy();
-    let ok = |ops| HistoryVerdict { ops, problem: None };
+    let ok = |ops| HistoryVerdict {
+        ops,
+        not_recorded: 0,
+        problem: None,
+    };
     app.update(Report::HistoryChecked(ok(1_000)), T0 + 4_000);
     assert_eq!(app.history_verdict, Some(ok(1_000)));
     let bad = HistoryVerdict {
         ops: 2_000,
+        not_recorded: 0,
         problem: Some("key live:3: read 1 after write 2 was acknowledged".into()),
     };
     app.update(Report::HistoryChecked(bad.clone()), T0 + 6_000);
@@ -458,6 +463,38 @@ fn a_history_violation_is_told_once_and_stays() {
     assert_eq!(
         told,
         vec!["history of 2000 ops NOT LINEARIZABLE: key live:3: read 1 after write 2 was acknowledged"]
+    );
+}
+
+/// A history that filled up is said once in the timeline, and the header
+/// says how many operations went unchecked since.
+#[test]
+fn a_full_history_is_told_once_and_shown_in_the_header() {
+    use crate::live_history::HistoryVerdict;
+    let mut app = healthy();
+    let verdict = |not_recorded| HistoryVerdict {
+        ops: 1_000_000,
+        not_recorded,
+        problem: None,
+    };
+    app.update(Report::HistoryChecked(verdict(0)), T0 + 4_000);
+    app.update(Report::HistoryChecked(verdict(12)), T0 + 6_000);
+    app.update(Report::HistoryChecked(verdict(4_000)), T0 + 8_000);
+    let told: Vec<String> = timeline_text(&app)
+        .into_iter()
+        .filter(|t| t.contains("history is full"))
+        .collect();
+    assert_eq!(
+        told,
+        vec![
+            "the live history is full at 1,000,000 ops: later ones are not recorded or checked \
+             (a memory bound; `raftkv chaos` checks long runs)"
+        ]
+    );
+    let screen = crate::ui::tests::draw(&app, 140, 32);
+    assert!(
+        screen.contains("history 1,000,000 ops (full: 4,000 more not checked) · LINEARIZABLE"),
+        "{screen}"
     );
 }
 
