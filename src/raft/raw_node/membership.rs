@@ -272,15 +272,17 @@ impl RawNode {
     }
 
     /// True when this node's incarnation is a member for good: the newest
-    /// configuration names it, so does the one before it if that one names
-    /// its id (the second copy of a re-admission), and that entry is known
-    /// committed. Then a majority holds a log that names it twice, and no
-    /// future leader's log names another incarnation for it.
+    /// configuration names it and that entry is known committed, so every
+    /// future leader's log holds it (Leader Completeness) and none names
+    /// another incarnation for it. The second copy a leader appends is not
+    /// waited for: a leader whose log compacted the first copy away sees
+    /// nothing left to confirm and may never append it.
     pub(super) fn registered(&self) -> bool {
         let (id, own) = (self.config.id, self.config.incarnation);
-        let named = |m: &Membership| m.get(&id).map(|member| member.incarnation);
-        named(self.log.newest_membership()) == Some(own)
-            && named(self.log.membership_before_newest()).is_none_or(|i| i == own)
+        self.log
+            .newest_membership()
+            .get(&id)
+            .is_some_and(|member| member.incarnation == own)
             && !self.log.membership_change_pending()
     }
 

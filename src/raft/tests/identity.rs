@@ -255,3 +255,39 @@ fn a_malformed_entry_is_dropped(kind: EntryKind) {
     drain(&mut node);
     assert_eq!(node.status().last_index, 0);
 }
+
+/// A re-admission whose first copy is committed makes the node registered,
+/// whether or not the second copy follows: a leader whose log compacted
+/// the first copy away sees nothing left to confirm and may never append
+/// it, and the node would show as a non-voter for good.
+#[test]
+fn a_committed_readmission_registers_the_node_without_its_second_copy() {
+    let voters = [1, 2, 3];
+    let readmitted: Membership = voters
+        .iter()
+        .map(|&id| (id, Member::voter(id, if id == 3 { 1003 } else { id })))
+        .collect();
+    let restored = |commit| {
+        let mut config = plain_config(3, &voters);
+        config.incarnation = 1003;
+        let initial = crate::raft::InitialState {
+            hard_state: hard_state(1, 0, commit),
+            snapshot: registered_start(&voters),
+            entries: vec![
+                entry(1, 1),
+                crate::message::Entry {
+                    index: 2,
+                    term: 1,
+                    kind: EntryKind::Config,
+                    data: membership::encode(&readmitted),
+                },
+            ],
+        };
+        crate::raft::RawNode::new(config, initial, 7).expect("valid initial state")
+    };
+    assert!(
+        !restored(1).status().registered,
+        "not before the re-admission is known committed"
+    );
+    assert!(restored(2).status().registered);
+}
