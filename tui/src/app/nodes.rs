@@ -426,27 +426,49 @@ impl App {
         self.tell(Tone::Action, text);
         vec![self.restart_effect(row, wipe_data)]
     }
-    /// the other nodes that still hold it must be at least a quorum.
+
+    /// Why wiping the node in `row` (`R`) is refused, if it is: the other
+    /// voters that hold the committed log, or are being brought up to date
+    /// with it, must be at least a quorum. A wiped node counts for nothing
+    /// until re-admitted, so with fewer the cluster would lose writes or
+    /// stay unavailable until a stopped node returns.
+    ///
+    /// Holders: a voter whose last seen log reaches the highest commit
+    /// index seen (a stopped one too: its disk outlives its process); the
+    /// leader of the newest term, which holds every committed entry
+    /// (Leader Completeness); and a live follower of that leader, which it
+    /// streams every entry to. Under write load a poll is always a few
+    /// entries behind the commit index another node reported since, so
+    /// without the last two a running cluster would look like it held the
+    /// log nowhere.
     pub fn wipe_refusal(&self, row: usize) -> Option<String> {
         let committed = self.integrity.committed_max();
         let id = self.nodes[row].config.id;
         // Only voters' copies count: a learner's vote never elects anyone.
         let voters = self.voter_ids();
-        // The leader of the newest term holds every committed entry (Leader
-        // Completeness) even when its last poll is older than the commit
-        // index another node reported since, as it is under write load.
         let newest_term = self.integrity.newest_term();
-        let leads_newest_term = |n: &NodeView| {
-            n.live_status(self.now_ms)
-                .is_some_and(|s| s.is_leader() && s.term >= newest_term)
-                && n.holds_committed_log(0)
+        let leader = self
+            .nodes
+            .iter()
+            .filter(|n| n.holds_committed_log(0))
+            .filter_map(|n| n.live_status(self.now_ms))
+            .find(|s| s.is_leader() && s.term >= newest_term)
+            .map(|s| (s.id, s.term));
+        let kept_up_to_date = |n: &NodeView| {
+            let Some((leader_id, term)) = leader else {
+                return false;
+            };
+            n.holds_committed_log(0)
+                && n.live_status(self.now_ms).is_some_and(|s| {
+                    s.term == term && (s.id == leader_id || s.leader_id == leader_id)
+                })
         };
         let holders: Vec<u64> = self
             .nodes
             .iter()
             .enumerate()
             .filter(|(r, n)| *r != row && voters.contains(&n.id()))
-            .filter(|(_, n)| n.holds_committed_log(committed) || leads_newest_term(n))
+            .filter(|(_, n)| n.holds_committed_log(committed) || kept_up_to_date(n))
             .map(|(_, n)| n.config.id)
             .collect();
         let quorum = voters.len() / 2 + 1;

@@ -344,6 +344,64 @@ fn the_leader_of_the_newest_term_counts_as_a_holder_when_its_poll_is_older() {
     );
 }
 
+/// Under write load every poll lags the commit index seen last: a live
+/// follower of the newest term's leader counts as a holder, as the leader
+/// streams it everything; one that lost its leader does not.
+#[test]
+fn a_live_follower_of_the_leader_counts_as_a_holder_under_write_load() {
+    use crate::status::Role;
+    let mut app = started();
+    let at = T0 + 600;
+    poll(
+        &mut app,
+        at,
+        fixtures::status(2, Role::Leader, 2, 2, 100, DIGEST_A),
+    );
+    poll(
+        &mut app,
+        at,
+        fixtures::status(1, Role::Follower, 2, 2, 95, DIGEST_B),
+    );
+    poll(
+        &mut app,
+        at,
+        fixtures::status(3, Role::Follower, 2, 2, 110, DIGEST_B),
+    );
+    assert_eq!(app.integrity.committed_max(), 110);
+    key(&mut app, T0 + 700, KeyCode::Char('3'));
+    assert_eq!(
+        key(&mut app, T0 + 701, KeyCode::Char('R')),
+        vec![Effect::Stop { id: 3 }],
+        "{}",
+        flash_text(&app)
+    );
+
+    let mut app = started();
+    poll(
+        &mut app,
+        at,
+        fixtures::status(2, Role::Leader, 2, 2, 100, DIGEST_A),
+    );
+    poll(
+        &mut app,
+        at,
+        fixtures::status(1, Role::Follower, 2, 0, 95, DIGEST_B),
+    );
+    poll(
+        &mut app,
+        at,
+        fixtures::status(3, Role::Follower, 2, 2, 110, DIGEST_B),
+    );
+    key(&mut app, T0 + 700, KeyCode::Char('3'));
+    assert!(key(&mut app, T0 + 701, KeyCode::Char('R')).is_empty());
+    assert!(
+        flash_text(&app)
+            .contains("would leave 1 intact holder of the committed log (up to index 110: node 2)"),
+        "{}",
+        flash_text(&app)
+    );
+}
+
 /// Issue #10's sequence, typed faster than the dashboard polls: node 3
 /// stopped, 50 writes, the leader killed before any poll saw the writes'
 /// commit index. The status read at the end of the bulk write is what makes
