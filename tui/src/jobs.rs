@@ -527,12 +527,16 @@ async fn verify_node(
     keys: &KeySpace,
 ) -> Result<KeyCheck, String> {
     wait_applied(addr, target, Duration::from_millis(VERIFY_CATCH_UP_MS)).await?;
-    let expected: Vec<(String, String)> = ranges
-        .iter()
-        .flat_map(|range| range.clone())
-        .map(|seq| (keys.key(seq), keys.value(seq)))
-        .collect();
-    key_check::read_back(addr, &expected).await
+    let mut seqs = ranges.iter().flat_map(|range| range.clone());
+    let chunks = std::iter::from_fn(move || {
+        let chunk: Vec<(String, String)> = seqs
+            .by_ref()
+            .take(key_check::READ_BACK_KEYS_PER_REQUEST_MAX)
+            .map(|seq| (keys.key(seq), keys.value(seq)))
+            .collect();
+        (!chunk.is_empty()).then_some(chunk)
+    });
+    key_check::read_back_chunks(addr, chunks).await
 }
 
 #[cfg(test)]

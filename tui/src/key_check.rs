@@ -130,6 +130,18 @@ impl KeyCheck {
 /// and compares them with the expected values. `Err` when the node could not
 /// be asked or answered something other than values.
 pub async fn read_back(addr: &str, expected: &[(String, String)]) -> Result<KeyCheck, String> {
+    let chunks = expected
+        .chunks(READ_BACK_KEYS_PER_REQUEST_MAX)
+        .map(<[_]>::to_vec);
+    read_back_chunks(addr, chunks).await
+}
+
+/// [`read_back`] of (key, value) pairs made one MGET's worth at a time, so
+/// verifying millions of keys holds a few hundred in memory, not all.
+pub async fn read_back_chunks(
+    addr: &str,
+    chunks: impl Iterator<Item = Vec<(String, String)>>,
+) -> Result<KeyCheck, String> {
     let timeout = Duration::from_millis(NODE_QUERY_TIMEOUT_MS);
     let mut connection = Connection::connect(addr, timeout)
         .await
@@ -143,9 +155,9 @@ pub async fn read_back(addr: &str, expected: &[(String, String)]) -> Result<KeyC
         other => return Err(format!("{addr} answered READONLY with {other:?}")),
     }
     let mut check = KeyCheck::default();
-    for chunk in expected.chunks(READ_BACK_KEYS_PER_REQUEST_MAX) {
-        let values = mget(&mut connection, addr, chunk).await?;
-        check.compare(chunk, &values);
+    for chunk in chunks {
+        let values = mget(&mut connection, addr, &chunk).await?;
+        check.compare(&chunk, &values);
     }
     Ok(check)
 }
