@@ -156,12 +156,19 @@ impl NodeView {
     /// seen as a registered voter, and its last seen log reaches `committed`.
     /// Running, stopped and killed nodes all count: a disk outlives its process.
     pub fn holds_committed_log(&self, committed: u64) -> bool {
-        self.wiped_at_ms.is_none()
-            && self.restart_pending != Some(true)
+        self.is_intact()
             && self
                 .status
                 .as_ref()
-                .is_some_and(|s| s.is_registered() && s.last_index >= committed)
+                .is_some_and(|s| s.last_index >= committed)
+    }
+
+    /// Not wiped (nor about to be) since it was last seen as a registered
+    /// voter: its disk still holds whatever log it had.
+    pub fn is_intact(&self) -> bool {
+        self.wiped_at_ms.is_none()
+            && self.restart_pending != Some(true)
+            && self.status.as_ref().is_some_and(|s| s.is_registered())
     }
 
     /// The node says it is not (yet) a voter: it came back with an empty disk.
@@ -440,7 +447,9 @@ impl App {
     /// streams every entry to. Under write load a poll is always a few
     /// entries behind the commit index another node reported since, so
     /// without the last two a running cluster would look like it held the
-    /// log nowhere.
+    /// log nowhere. Counting them holds even when the node to wipe is that
+    /// leader: with every other voter intact, any quorum that committed an
+    /// entry meets any quorum that can elect among the rest.
     pub fn wipe_refusal(&self, row: usize) -> Option<String> {
         let committed = self.integrity.committed_max();
         let id = self.nodes[row].config.id;
@@ -450,7 +459,7 @@ impl App {
         let leader = self
             .nodes
             .iter()
-            .filter(|n| n.holds_committed_log(0))
+            .filter(|n| n.is_intact())
             .filter_map(|n| n.live_status(self.now_ms))
             .find(|s| s.is_leader() && s.term >= newest_term)
             .map(|s| (s.id, s.term));
@@ -458,7 +467,7 @@ impl App {
             let Some((leader_id, term)) = leader else {
                 return false;
             };
-            n.holds_committed_log(0)
+            n.is_intact()
                 && n.live_status(self.now_ms).is_some_and(|s| {
                     s.term == term && (s.id == leader_id || s.leader_id == leader_id)
                 })
