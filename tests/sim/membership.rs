@@ -41,9 +41,9 @@ impl Sim {
             .checker
             .applied(status.applied_index)
             .is_some_and(|record| record.term == status.term);
-        let newest_term = self.checker.newest_leader_term() == Some(status.term);
+        let of_newest_term = self.checker.newest_leader_term() == Some(status.term);
         let settled = status.role == Role::Leader
-            && newest_term
+            && of_newest_term
             && applied_in_term
             && !status.joint()
             && status.membership_index <= status.applied_index
